@@ -1,0 +1,62 @@
+"""Connections to the warehouse: one URL, derived from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from replenish.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+
+def database_url(settings: Settings | None = None, *, start: bool = True) -> str:
+    """The warehouse URL: REPLENISH_DATABASE_URL, or the embedded server (started on demand)."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url
+    from replenish import embedded_pg
+
+    server = embedded_pg.start(settings) if start else embedded_pg.status(settings)
+    return server.url(settings.embedded_database)
+
+
+def sqlalchemy_url(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
+@lru_cache(maxsize=4)
+def _engine(url: str) -> Engine:
+    from sqlalchemy import create_engine
+
+    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, future=True)
+
+
+def engine(settings: Settings | None = None) -> Engine:
+    return _engine(database_url(settings))
+
+
+@contextmanager
+def begin(settings: Settings | None = None) -> Iterator[Connection]:
+    """A transaction: committed on success, rolled back on any error."""
+    with engine(settings).begin() as conn:
+        yield conn
+
+
+def url_parts(url: str) -> dict[str, object]:
+    """Host, port, user, password and database of a postgres URL (for dbt profiles)."""
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "user": parts.username or "postgres",
+        "password": parts.password or "",
+        "dbname": (parts.path or "/postgres").lstrip("/") or "postgres",
+    }

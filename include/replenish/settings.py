@@ -1,0 +1,106 @@
+"""Typed settings for every part of the platform (env prefix ``REPLENISH_``).
+
+One module on purpose: the dbt profile, the GX datasource, Airflow and the
+platform all derive their connection and folders from here, so they cannot
+disagree about which database or which folder they use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    # In a checkout (editable install) the package lives in <repo>/include/replenish;
+    # the repo root is the natural home. Installed elsewhere, fall back to the cwd.
+    here = Path(__file__).resolve()
+    repo = here.parents[2]
+    if (repo / "pyproject.toml").exists() and (repo / "dbt_project").exists():
+        return repo
+    return Path.cwd()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REPLENISH_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Project root (dags/, dbt_project/).")
+    state_dir: Path | None = Field(default=None, description="Git-ignored state: embedded DB, exports, outbox.")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user:pass@host:port/db. Unset: an embedded PostgreSQL under state_dir.",
+    )
+    embedded_port: int = Field(default=54329, description="TCP port of the embedded server on 127.0.0.1.")
+    embedded_database: str = "replenish"
+
+    seed: int = Field(default=20160102, description="Seed of the generated retailer around the bakery panel.")
+    ddop_version: str = "0.7.6"
+
+    today: dt.date | None = Field(
+        default=None,
+        description="The platform's 'today' (dispatch never sends orders for past delivery dates). Default: real date.",
+    )
+    timezone: str = "Europe/Berlin"
+
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    sendgrid_sandbox: bool = False
+    mail_from: str = "replenish@example.com"
+    platform_base_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def state(self) -> Path:
+        return (self.state_dir or self.home / ".state").resolve()
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state / "cache"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.state / "exports"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.state / "outbox"
+
+    @property
+    def edi_outbound_dir(self) -> Path:
+        return self.state / "edi_outbound"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.state / "models"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.state / "pgdata"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state / "airflow"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self.home / "dbt_project"
+
+    @property
+    def dbt_profiles_dir(self) -> Path:
+        return self.state / "dbt_profiles"
+
+    def business_today(self) -> dt.date:
+        return self.today or dt.date.today()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
