@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home, description="Project root (dags/, dbt_project/).")
     state_dir: Path | None = Field(default=None, description="Git-ignored state: embedded DB, exports, outbox.")
 
+    exports_root: Path | None = Field(
+        default=None, description="Where the POS/MMS exports land (<root>/<date>/<system>/<entity>.csv)."
+    )
     database_url: str | None = Field(
         default=None,
         description="postgresql://user:pass@host:port/db. Unset: an embedded PostgreSQL under state_dir.",
@@ -63,7 +66,7 @@ class Settings(BaseSettings):
 
     @property
     def exports_dir(self) -> Path:
-        return self.state / "exports"
+        return (self.exports_root or self.state / "exports").resolve()
 
     @property
     def outbox_dir(self) -> Path:

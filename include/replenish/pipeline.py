@@ -1,0 +1,176 @@
+"""The nightly job's stages, as plain functions.
+
+The Airflow DAG only wires these together; the CLI and tests call the same
+functions, so there is one implementation of each stage. Each stage is
+re-runnable for a business date and records what it did in ``ops.stage_results``
+(one row per run and stage, replaced on a retry), which is what ``replenish run
+--json`` and ``replenish status`` report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+
+from replenish.database import begin, engine
+from replenish.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+OPS_DDL = """
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE TABLE IF NOT EXISTS ops.stage_results (
+    run_id        text        NOT NULL,
+    business_date date        NOT NULL,
+    stage         text        NOT NULL,
+    status        text        NOT NULL,
+    summary       jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    finished_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, stage)
+);
+"""
+
+
+def ensure_ops_schema() -> None:
+    with begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('replenish.ops_ddl'))"))
+        for stmt in OPS_DDL.split(";"):
+            if stmt.strip():
+                conn.execute(text(stmt))
+
+
+def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[str, Any],
+                 status: str = "success") -> dict[str, Any]:
+    ensure_ops_schema()
+    with begin() as conn:
+        conn.execute(
+            text(
+                """
+                INSERT INTO ops.stage_results (run_id, business_date, stage, status, summary)
+                VALUES (:run_id, :d, :stage, :status, CAST(:summary AS jsonb))
+                ON CONFLICT (run_id, stage) DO UPDATE
+                   SET status = EXCLUDED.status, summary = EXCLUDED.summary, finished_at = now()
+                """
+            ),
+            {"run_id": run_id, "d": business_date, "stage": stage, "status": status,
+             "summary": json.dumps(summary, default=str)},
+        )
+    return summary
+
+
+def stage_results(run_id: str) -> dict[str, Any]:
+    ensure_ops_schema()
+    with begin() as conn:
+        rows = conn.execute(
+            text("SELECT stage, status, summary FROM ops.stage_results WHERE run_id = :r ORDER BY finished_at"),
+            {"r": run_id},
+        ).all()
+    return {r.stage: {"status": r.status, **r.summary} for r in rows}
+
+
+def available_export_dates(settings: Settings | None = None) -> list[dt.date]:
+    settings = settings or get_settings()
+    root = settings.exports_dir
+    if not root.exists():
+        return []
+    dates = []
+    for child in root.iterdir():
+        try:
+            dates.append(dt.date.fromisoformat(child.name))
+        except ValueError:
+            continue
+    return sorted(dates)
+
+
+def loaded_dates() -> set[dt.date]:
+    from replenish.extract import ensure_raw_schema
+
+    ensure_raw_schema(engine())
+    with begin() as conn:
+        rows = conn.execute(text("SELECT DISTINCT business_date FROM raw.load_batches")).all()
+    return {r[0] for r in rows}
+
+
+def extract(business_date: dt.date, run_id: str, *, source: str | None = None,
+            backfill: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+    """Load the day's exports into ``raw``; first catch up on earlier days never loaded.
+
+    The day itself is always reloaded (replace, never append), so a re-run is a no-op
+    on counts. Earlier days are loaded only once: the nightly run must not rewrite
+    history every night, but a fresh installation needs it.
+    """
+    from pathlib import Path
+
+    from replenish.extract import CsvExportConnector, ensure_raw_schema, load_days
+
+    settings = get_settings()
+    root = Path(source) if source else settings.exports_dir
+    if not (root / business_date.isoformat()).exists():
+        raise FileNotFoundError(
+            f"no exports for business date {business_date} under {root} "
+            "(run `replenish data import-bakery`, or point REPLENISH_EXPORTS_ROOT at the export folder)"
+        )
+    ensure_raw_schema(engine())
+    days = [business_date]
+    if backfill:
+        done = loaded_dates()
+        history = [d for d in available_export_dates(settings) if d < business_date and d not in done]
+        days = history + days
+    summary = load_days(engine(), CsvExportConnector(root), days, progress=progress)
+    result = summary.to_dict()
+    result["backfilled_days"] = len(days) - 1
+    return record_stage(run_id, business_date, "extract", result)
+
+
+def transform(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    """``dbt build`` (models + tests) for the business date; a full refresh on an empty warehouse."""
+    from replenish.warehouse import run_dbt_build
+
+    with begin() as conn:
+        has_marts = conn.execute(
+            text("SELECT to_regclass('marts.fct_daily_demand') IS NOT NULL")
+        ).scalar()
+    summary = run_dbt_build(business_date, full_refresh=not has_marts)
+    return record_stage(run_id, business_date, "transform", summary.to_dict())
+
+
+def validate(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Quality gate: failed blocking checks block automation for the affected stores."""
+    from replenish.quality import run_quality_gate
+
+    result = run_quality_gate(business_date, run_id).to_dict()
+    status = "blocked" if result.get("is_automation_blocked") else "success"
+    return record_stage(run_id, business_date, "validate", result, status=status)
+
+
+def _automation_blocked(business_date: dt.date, run_id: str) -> bool:
+    res = stage_results(run_id).get("validate")
+    if res is None:
+        return True  # no gate result: never let the run look clean
+    return bool(res.get("is_automation_blocked"))
+
+
+def forecast(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Forecasts for the business date as origin; flagged when the quality gate blocked automation."""
+    from ml.predict import predict_for_date
+
+    blocked = _automation_blocked(business_date, run_id)
+    result = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked)
+    summary = result if isinstance(result, dict) else {"rows": int(result)}
+    summary["is_flagged"] = blocked
+    return record_stage(run_id, business_date, "forecast", summary)
+
+
+def train(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    from ml.predict import train_and_register
+
+    result = train_and_register(engine(), business_date)
+    summary = result if isinstance(result, dict) else {"result": str(result)}
+    return record_stage(run_id, business_date, "train", summary)

@@ -1,0 +1,60 @@
+"""What ``replenish status`` reports: warehouse table counts and the last runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from replenish.database import begin
+
+WAREHOUSE_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ops", "forecast", "orders")
+
+
+def table_counts() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    with begin() as conn:
+        tables = conn.execute(
+            text(
+                """
+                SELECT table_schema, table_name FROM information_schema.tables
+                WHERE table_schema = ANY(:schemas) AND table_type = 'BASE TABLE'
+                ORDER BY 1, 2
+                """
+            ),
+            {"schemas": list(WAREHOUSE_SCHEMAS)},
+        ).all()
+        for schema, name in tables:
+            counts[f"{schema}.{name}"] = int(
+                conn.execute(text(f'SELECT count(*) FROM "{schema}"."{name}"')).scalar() or 0
+            )
+    return counts
+
+
+def last_runs(limit: int = 10) -> list[dict[str, Any]]:
+    with begin() as conn:
+        exists = conn.execute(text("SELECT to_regclass('ops.stage_results') IS NOT NULL")).scalar()
+        if not exists:
+            return []
+        rows = conn.execute(
+            text(
+                """
+                SELECT run_id, business_date, min(finished_at) AS started, max(finished_at) AS finished,
+                       jsonb_object_agg(stage, status) AS stages
+                FROM ops.stage_results GROUP BY run_id, business_date
+                ORDER BY max(finished_at) DESC LIMIT :n
+                """
+            ),
+            {"n": limit},
+        ).all()
+    runs = []
+    for r in rows:
+        states = set(r.stages.values())
+        state = "blocked" if "blocked" in states else ("failed" if "failed" in states else "success")
+        runs.append({"run_id": r.run_id, "business_date": r.business_date.isoformat(),
+                     "finished_at": r.finished.isoformat(), "state": state, "stages": r.stages})
+    return runs
+
+
+def collect_status(limit: int = 10) -> dict[str, Any]:
+    return {"tables": table_counts(), "runs": last_runs(limit)}

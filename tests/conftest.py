@@ -1,0 +1,25 @@
+"""Test settings: a dedicated database on the embedded server (or the machine's server).
+
+Set before anything imports ``replenish.settings`` (its settings are cached).
+With REPLENISH_TEST_EXTERNAL_PG set, the suite runs against the PostgreSQL on
+127.0.0.1:5432 instead (database ``replenish_test``, created if missing).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("REPLENISH_EMBEDDED_DATABASE", "replenish_test")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+
+if os.environ.get("REPLENISH_TEST_EXTERNAL_PG"):
+    import psycopg2
+
+    _admin = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    _admin.autocommit = True
+    with _admin.cursor() as _cur:
+        _cur.execute("SELECT 1 FROM pg_database WHERE datname = 'replenish_test'")
+        if _cur.fetchone() is None:
+            _cur.execute("CREATE DATABASE replenish_test")
+    _admin.close()
+    os.environ["REPLENISH_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/replenish_test"
