@@ -3,8 +3,9 @@
 The Airflow DAG only wires these together; the CLI and tests call the same
 functions, so there is one implementation of each stage. Each stage is
 re-runnable for a business date and records what it did in ``ops.stage_results``
-(one row per run and stage, replaced on a retry), which is what ``replenish run
---json`` and ``replenish status`` report.
+(one row per business date and stage, replaced by a retry or a re-run, so that
+re-running a date leaves every table's row count unchanged), which is what
+``replenish run --json`` and ``replenish status`` report.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS ops.stage_results (
     status        text        NOT NULL,
     summary       jsonb       NOT NULL DEFAULT '{}'::jsonb,
     finished_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (run_id, stage)
+    PRIMARY KEY (business_date, stage)
 );
 """
 
@@ -55,8 +56,8 @@ def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[
                 """
                 INSERT INTO ops.stage_results (run_id, business_date, stage, status, summary)
                 VALUES (:run_id, :d, :stage, :status, CAST(:summary AS jsonb))
-                ON CONFLICT (run_id, stage) DO UPDATE
-                   SET status = EXCLUDED.status, summary = EXCLUDED.summary, finished_at = now()
+                ON CONFLICT (business_date, stage) DO UPDATE
+                   SET run_id = EXCLUDED.run_id, status = EXCLUDED.status, summary = EXCLUDED.summary, finished_at = now()
                 """
             ),
             {"run_id": run_id, "d": business_date, "stage": stage, "status": status,

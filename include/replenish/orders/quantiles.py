@@ -1,0 +1,36 @@
+"""Quantile for a service level from the forecast's P10/P50/P90.
+
+Interpolation is done in standard-normal z space: q(s) = P50 + (P90-P50) * z(s)/z(0.9) for s >= 0.5 and
+q(s) = P50 - (P50-P10) * z(1-s)/z(0.9) for s < 0.5. It hits P10/P50/P90 exactly at 0.1/0.5/0.9,
+is monotone, allows asymmetric intervals, and extrapolates beyond P90 (service levels 0.95, 0.98...) with
+a normal tail instead of silently clamping at P90. Levels are clipped to [0.01, 0.995]. Result >= 0.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+
+Z90 = NormalDist().inv_cdf(0.9)
+LEVEL_MIN, LEVEL_MAX = 0.01, 0.995
+
+
+def level_weight(levels: np.ndarray) -> np.ndarray:
+    """Signed weight w(s) = z(s)/z(0.9) (vectorised over the distinct levels)."""
+    lv = np.clip(np.asarray(levels, dtype="float64"), LEVEL_MIN, LEVEL_MAX)
+    lv = np.round(lv, 4)
+    uniq, inv = np.unique(lv, return_inverse=True)
+    nd = NormalDist()
+    w = np.array([nd.inv_cdf(float(u)) / Z90 for u in uniq])
+    return w[inv]
+
+
+def quantile_from_weight(p10, p50, p90, w) -> np.ndarray:
+    p10, p50, p90, w = (np.asarray(a, dtype="float64") for a in (p10, p50, p90, w))
+    q = np.where(w >= 0, p50 + w * (p90 - p50), p50 + w * (p50 - p10))
+    return np.maximum(q, 0.0)
+
+
+def quantile(p10, p50, p90, level) -> np.ndarray:
+    return quantile_from_weight(p10, p50, p90, level_weight(np.atleast_1d(level)))

@@ -1,0 +1,187 @@
+"""Stage functions the DAG calls: propose -> release -> dispatch (tables in schema orders)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import text
+
+from replenish.orders import calendar as cal
+from replenish.orders.dispatcher import DispatchConfig, drain
+from replenish.orders.outbox import approve
+from replenish.orders.proposals import compute_proposals
+from replenish.orders.release import OrderFacts, LineFacts, evaluate, load_rules
+from replenish.orders.store import ensure_schema, upsert_proposals
+
+
+def _engine():
+    from replenish.database import engine
+    return engine()
+
+
+def load_inputs(conn, business_date: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    params = pd.read_sql(text("SELECT * FROM marts.dim_replenishment_parameters"), conn)
+    hol = pd.read_sql(text("SELECT calendar_date FROM marts.dim_calendar WHERE is_public_holiday"), conn)
+    holidays = set(pd.to_datetime(hol["calendar_date"]).dt.date)
+    sched = params.groupby(["store_id", "supplier_id"], as_index=False).agg(
+        order_weekdays=("order_weekdays", "first"), cutoff_time=("cutoff_time", "first"),
+        lead_time_days=("lead_time_days", "max"), channel=("channel", "first"))
+    opps = cal.opportunities(sched, business_date, holidays)
+    if not opps:
+        return pd.DataFrame(), pd.DataFrame()
+    o = pd.DataFrame([{"store_id": x.store_id, "supplier_id": x.supplier_id, "order_date": x.order_date,
+                       "cutoff_at": x.cutoff_at, "delivery_date": x.delivery_date,
+                       "next_delivery_date": x.next_delivery_date} for x in opps])
+    params["store_id"], params["supplier_id"] = params["store_id"].astype(str), params["supplier_id"].astype(str)
+    lines = params.merge(o, on=["store_id", "supplier_id"]).merge(sched[["store_id", "supplier_id", "channel"]]
+                                                                    .astype({"store_id": str, "supplier_id": str}),
+                                                                    on=["store_id", "supplier_id"], suffixes=("", "_o"))
+    inv = pd.read_sql(text("""SELECT DISTINCT ON (store_id, item_id) store_id::text, item_id::text, as_of_date, on_hand_qty
+        FROM marts.fct_inventory_position WHERE as_of_date <= :d ORDER BY store_id, item_id, as_of_date DESC"""),
+                      conn, params={"d": business_date})
+    lines["item_id"] = lines["item_id"].astype(str)
+    lines = lines.merge(inv, on=["store_id", "item_id"], how="left")
+    lines["as_of_date"] = lines["as_of_date"].fillna(pd.Timestamp(business_date))
+    lines["on_hand_qty"] = lines["on_hand_qty"].fillna(0)
+    oo = pd.read_sql(text("SELECT store_id::text, item_id::text, due_date, open_qty FROM marts.fct_open_orders "
+                          "WHERE open_qty > 0"), conn)
+    if not oo.empty:
+        m = lines[["store_id", "item_id", "delivery_date", "shelf_life_days"]].reset_index().merge(oo, on=["store_id", "item_id"])
+        due, dl = pd.to_datetime(m["due_date"]), pd.to_datetime(m["delivery_date"])
+        m = m[due < dl]
+        m["exp"] = m["open_qty"].where((dl[m.index] - due[m.index]).dt.days >= m["shelf_life_days"].fillna(10_000), 0)
+        agg = m.groupby("index")[["open_qty", "exp"]].sum()
+        lines["on_order_qty"] = agg["open_qty"].reindex(lines.index).fillna(0).to_numpy()
+        lines["on_order_expiring_qty"] = agg["exp"].reindex(lines.index).fillna(0).to_numpy()
+    fc = pd.read_sql(text("""SELECT DISTINCT ON (store_id, item_id, target_date) store_id::text, item_id::text,
+            target_date, p10, p50, p90, is_flagged FROM forecast.forecasts WHERE origin_date <= :d
+        ORDER BY store_id, item_id, target_date, origin_date DESC"""), conn, params={"d": business_date})
+    return lines, fc
+
+
+def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up") -> dict:
+    eng = _engine()
+    with eng.begin() as conn:
+        ensure_schema(conn)
+        lines, fc = load_inputs(conn, business_date)
+        if lines.empty:
+            return {"orders": 0, "lines": 0}
+        res = compute_proposals(lines, fc, mov_policy=mov_policy, explain=False)
+        first = lines.groupby(["store_id", "supplier_id"], as_index=False)[["cutoff_at", "channel"]].first()
+        orders = res.orders.astype({"store_id": str, "supplier_id": str}).merge(first, on=["store_id", "supplier_id"], how="left")
+        reasons = res.lines.groupby("order_id")["cap_below_moq"].any()
+        orders["reasons"] = [r + (["cap_below_moq"] if reasons.get(oid, False) else [])
+                             for r, oid in zip(orders["reasons"], orders["order_id"])]
+        active = res.orders.loc[res.orders.order_value_cents > 0, "order_id"]
+        existing = {r[0] for r in conn.execute(text("SELECT order_id FROM orders.purchase_orders WHERE order_date = :d"),
+                                               {"d": business_date})}
+        keep = set(active) | existing
+        ln = res.lines[res.lines.order_id.isin(keep) & ((res.lines.proposed_qty > 0) | res.lines.order_id.isin(existing))]
+        out = upsert_proposals(conn, orders[orders.order_id.isin(keep)], ln, run_id=run_id)
+    return {"orders": out["orders_created"], "lines": out["lines_written"], **out}
+
+
+def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.datetime | None = None) -> dict:
+    rules = load_rules(rules_path)  # malformed -> RuleConfigError before touching anything
+    now = now or dt.datetime.now(dt.timezone.utc)
+    eng = _engine()
+    auto = review = 0
+    reasons_count: dict[str, int] = {}
+    with eng.begin() as conn:
+        ensure_schema(conn)
+        orders = conn.execute(text("SELECT * FROM orders.purchase_orders WHERE order_date = :d AND status = 'proposed' "
+                                   "FOR UPDATE SKIP LOCKED"), {"d": business_date}).mappings().all()
+        gate = _safe(conn, "SELECT store_id::text, NOT bool_or(is_automation_blocked) FROM ops.quality_gate "
+                           "WHERE business_date = :d GROUP BY store_id", {"d": business_date})
+        stats: dict[tuple, list[int]] = {}
+        for o in orders:
+            lines = conn.execute(text("SELECT item_id, final_qty, explanation FROM orders.order_lines WHERE order_id = :o"),
+                                 {"o": o["order_id"]}).mappings().all()
+            facts = OrderFacts(o["order_id"], o["store_id"], o["supplier_id"], float(o["order_value"] or 0),
+                               gate.get(o["store_id"]), _snapshot_age(conn, o["store_id"], now),
+                               _allows_auto(conn, o["store_id"], o["supplier_id"]),
+                               [LineFacts(l["item_id"], int(l["final_qty"]),
+                                          usual_qty=_usual(conn, o["store_id"], o["supplier_id"], l["item_id"]),
+                                          interval_width=(l["explanation"] or {}).get("interval_width"))
+                                for l in lines], tuple(o["reasons"] or ()))
+            why = evaluate(facts, rules)
+            key = (o["supplier_id"], o["store_id"])
+            stats.setdefault(key, [0, 0])[0] += 1
+            if why:
+                from replenish.orders.store import set_status
+                set_status(conn, o["order_id"], "in_review", f"release:{run_id}", reasons=why)
+                review += 1
+                for r in why:
+                    code = r.split(":")[0]
+                    reasons_count[code] = reasons_count.get(code, 0) + 1
+            else:
+                approve(conn, o["order_id"], actor=f"release:{run_id}:rules-v{rules.version}", auto=True)
+                stats[key][1] += 1
+                auto += 1
+        for (sup, store), (n, a) in stats.items():
+            conn.execute(text("""INSERT INTO orders.release_stats VALUES (:r, :d, :s, :st, :n, :a, :t, :v)
+                ON CONFLICT (run_id, supplier_id, store_id) DO UPDATE SET orders = excluded.orders,
+                auto_released = excluded.auto_released, touchless_rate = excluded.touchless_rate"""),
+                         {"r": run_id, "d": business_date, "s": sup, "st": store, "n": n, "a": a,
+                          "t": a / n if n else None, "v": rules.version})
+    return {"auto": auto, "review": review, "reasons": reasons_count}
+
+
+def _safe(conn, sql, params):
+    try:
+        with conn.begin_nested():
+            return dict(conn.execute(text(sql), params).fetchall())
+    except Exception:  # noqa: BLE001 - upstream table not built yet -> gate missing -> review
+        return {}
+
+
+def _snapshot_age(conn, store_id, now):
+    try:
+        with conn.begin_nested():
+            ts = conn.execute(text("SELECT max(snapshot_at) FROM marts.fct_inventory_position WHERE store_id::text = :s"),
+                              {"s": store_id}).scalar()
+    except Exception:  # noqa: BLE001
+        return None
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.timezone.utc)
+    return (now - ts).total_seconds() / 3600
+
+
+def _allows_auto(conn, store_id, supplier_id) -> bool:
+    try:
+        with conn.begin_nested():
+            v = conn.execute(text("SELECT bool_and(allows_auto_order) FROM marts.dim_replenishment_parameters "
+                                  "WHERE store_id::text = :s AND supplier_id::text = :p"),
+                             {"s": store_id, "p": supplier_id}).scalar()
+    except Exception:  # noqa: BLE001
+        return False
+    return bool(v)
+
+
+def _usual(conn, store_id, supplier_id, item_id):
+    v = conn.execute(text("""SELECT avg(final_qty) FROM (SELECT l.final_qty FROM orders.order_lines l
+        JOIN orders.purchase_orders p USING (order_id) WHERE p.store_id = :s AND p.supplier_id = :p AND l.item_id = :i
+        AND p.status IN ('sent', 'acknowledged') ORDER BY p.delivery_date DESC LIMIT 4) x"""),
+                     {"s": store_id, "p": supplier_id, "i": item_id}).scalar()
+    return None if v is None else float(v)
+
+
+def default_channels(settings=None) -> dict:
+    from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel
+    from replenish.settings import get_settings
+    s = settings or get_settings()
+    return {"email": EmailChannel.from_settings(s), "api": SupplierApiChannel(), "edifact": EdifactChannel(s.edi_outbound_dir)}
+
+
+def dispatch(run_id: str | None = None, limit: int | None = None, *, channels=None, cfg: DispatchConfig | None = None,
+             hooks=None) -> dict:
+    from replenish.settings import get_settings
+    eng = _engine()
+    with eng.begin() as conn:
+        ensure_schema(conn)
+    c = drain(eng, channels or default_channels(), business_today=get_settings().business_today(), run_id=run_id,
+              limit=limit, cfg=cfg, hooks=hooks)
+    return {"sent": c["sent"], "failed": c["failed"], "dead": c["dead"], "deduplicated": c["deduplicated"]}

@@ -1,0 +1,248 @@
+"""Persistence of proposals: orders.purchase_orders / order_lines / order_events (+ DDL of all order tables).
+
+Idempotent per (store, supplier, delivery date): the order id is deterministic and the table has a
+unique key on the triple, so a re-run never creates a second order. A re-run only touches orders still
+open (``proposed`` / ``in_review``); lines edited by a user keep their final_qty (the new proposal is
+still recorded in proposed_qty/explanation). Anything past review is locked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+OPEN_STATUSES = ("proposed", "in_review")
+STATUSES = ("proposed", "in_review", "approved", "auto_approved", "queued", "sending", "sent", "acknowledged",
+            "rejected", "failed", "retry", "dead_letter", "cancelled")
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS orders;
+CREATE TABLE IF NOT EXISTS orders.purchase_orders (
+    order_id text PRIMARY KEY,
+    store_id text NOT NULL,
+    supplier_id text NOT NULL,
+    delivery_date date NOT NULL,
+    next_delivery_date date,
+    order_date date NOT NULL,
+    cutoff_at timestamptz,
+    status text NOT NULL DEFAULT 'proposed',
+    version int NOT NULL DEFAULT 1,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    run_id text,
+    released_by text,
+    reasons text[] NOT NULL DEFAULT '{}',
+    channel text,
+    order_value numeric(14, 2),
+    UNIQUE (store_id, supplier_id, delivery_date)
+);
+CREATE TABLE IF NOT EXISTS orders.order_lines (
+    order_id text NOT NULL REFERENCES orders.purchase_orders(order_id),
+    item_id text NOT NULL,
+    proposed_qty int NOT NULL CHECK (proposed_qty >= 0),
+    final_qty int NOT NULL CHECK (final_qty >= 0),
+    explanation jsonb,
+    edited_by text,
+    edited_at timestamptz,
+    edit_reason text,
+    PRIMARY KEY (order_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS orders.order_events (
+    event_id bigserial PRIMARY KEY,
+    order_id text NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor text NOT NULL,
+    event text NOT NULL,
+    from_value text,
+    to_value text
+);
+CREATE OR REPLACE FUNCTION orders.forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'orders.order_events is append-only'; END $$;
+DROP TRIGGER IF EXISTS order_events_append_only ON orders.order_events;
+CREATE TRIGGER order_events_append_only BEFORE UPDATE OR DELETE ON orders.order_events
+    FOR EACH ROW EXECUTE FUNCTION orders.forbid_change();
+CREATE TABLE IF NOT EXISTS orders.outbox (
+    message_id bigserial PRIMARY KEY,
+    order_id text NOT NULL REFERENCES orders.purchase_orders(order_id),
+    idempotency_key text NOT NULL UNIQUE,
+    channel text NOT NULL,
+    payload jsonb NOT NULL,
+    status text NOT NULL DEFAULT 'pending',
+    attempts int NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at timestamptz,
+    sent_by_run text
+);
+CREATE TABLE IF NOT EXISTS orders.sent_ledger (
+    idempotency_key text NOT NULL,
+    channel text NOT NULL,
+    state text NOT NULL,            -- 'sending' (claim) or 'sent' (marker)
+    external_ref text,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (idempotency_key, channel, state)
+);
+CREATE TABLE IF NOT EXISTS orders.alerts (
+    alert_id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    order_id text,
+    kind text NOT NULL,
+    message text
+);
+CREATE TABLE IF NOT EXISTS orders.release_stats (
+    run_id text NOT NULL,
+    business_date date NOT NULL,
+    supplier_id text NOT NULL,
+    store_id text NOT NULL,
+    orders int NOT NULL,
+    auto_released int NOT NULL,
+    touchless_rate numeric(6, 4),
+    rules_version text,
+    PRIMARY KEY (run_id, supplier_id, store_id)
+);
+"""
+
+
+def ensure_schema(conn: Connection) -> None:
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('orders.ensure_schema'))")
+    conn.exec_driver_sql(DDL)
+
+
+def add_event(conn: Connection, order_id: str, actor: str, event: str, from_value=None, to_value=None) -> None:
+    conn.execute(text("INSERT INTO orders.order_events (order_id, actor, event, from_value, to_value) "
+                      "VALUES (:o, :a, :e, :f, :t)"),
+                 {"o": order_id, "a": actor, "e": event, "f": None if from_value is None else str(from_value),
+                  "t": None if to_value is None else str(to_value)})
+
+
+def set_status(conn: Connection, order_id: str, new: str, actor: str, *, expect=None, reasons=None) -> str:
+    """Move an order to ``new`` (optionally only from ``expect`` statuses); records an event."""
+    row = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o FOR UPDATE"),
+                       {"o": order_id}).first()
+    if row is None:
+        raise KeyError(order_id)
+    old = row[0]
+    if expect is not None and old not in expect:
+        raise ValueError(f"order {order_id} is {old!r}, expected one of {tuple(expect)}")
+    conn.execute(text("UPDATE orders.purchase_orders SET status = :s, updated_at = now(), "
+                      "reasons = COALESCE(:r, reasons) WHERE order_id = :o"),
+                 {"s": new, "o": order_id, "r": reasons})
+    add_event(conn, order_id, actor, "status", old, new)
+    return old
+
+
+def upsert_proposals(conn: Connection, orders: pd.DataFrame, lines: pd.DataFrame, *, run_id: str,
+                     actor: str = "system:propose") -> dict:
+    """Write a proposal result. Returns counts: orders_created, orders_updated, lines_written, locked."""
+    if orders.empty:
+        return {"orders_created": 0, "orders_updated": 0, "lines_written": 0, "locked": 0}
+    o = orders.copy()
+    for c in ("cutoff_at", "channel", "next_delivery_date"):
+        if c not in o:
+            o[c] = None
+    o["reasons"] = o["reasons"] if "reasons" in o else [[] for _ in range(len(o))]
+    orec = [{"order_id": r.order_id, "store_id": str(r.store_id), "supplier_id": str(r.supplier_id),
+             "delivery_date": pd.Timestamp(r.delivery_date).date(), "order_date": pd.Timestamp(r.order_date).date(),
+             "next_delivery_date": None if pd.isna(r.next_delivery_date) else pd.Timestamp(r.next_delivery_date).date(),
+             "cutoff_at": None if r.cutoff_at is None or pd.isna(r.cutoff_at) else pd.Timestamp(r.cutoff_at).to_pydatetime(),
+             "run_id": run_id, "reasons": list(r.reasons), "channel": r.channel,
+             "value": int(r.order_value_cents) / 100 if "order_value_cents" in o else None}
+            for r in o.itertuples(index=False)]
+    # executemany cannot RETURNING portably: insert one by one would be slow -> use a temp table.
+    conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _po_in (LIKE orders.purchase_orders INCLUDING DEFAULTS) "
+                         "ON COMMIT DROP")
+    conn.exec_driver_sql("TRUNCATE _po_in")
+    conn.execute(text("""INSERT INTO _po_in (order_id, store_id, supplier_id, delivery_date, next_delivery_date,
+            order_date, cutoff_at, run_id, reasons, channel, order_value)
+        VALUES (:order_id, :store_id, :supplier_id, :delivery_date, :next_delivery_date, :order_date, :cutoff_at,
+                :run_id, :reasons, :channel, :value)"""), orec)
+    created = [r[0] for r in conn.exec_driver_sql("""
+        INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date, next_delivery_date,
+            order_date, cutoff_at, run_id, reasons, channel, order_value)
+        SELECT order_id, store_id, supplier_id, delivery_date, next_delivery_date, order_date, cutoff_at, run_id,
+               reasons, channel, order_value FROM _po_in
+        ON CONFLICT (store_id, supplier_id, delivery_date) DO NOTHING RETURNING order_id""").fetchall()]
+    # map to the stored order id (in case an order was created under another id for the same triple)
+    idmap = dict(conn.exec_driver_sql("""SELECT i.order_id, p.order_id FROM _po_in i JOIN orders.purchase_orders p
+        USING (store_id, supplier_id, delivery_date)""").fetchall())
+    locked = conn.exec_driver_sql("""SELECT count(*) FROM _po_in i JOIN orders.purchase_orders p
+        USING (store_id, supplier_id, delivery_date) WHERE p.status NOT IN ('proposed', 'in_review')""").scalar()
+
+    if "explanation" not in lines:
+        from replenish.orders.proposals import render_explanations
+        lines = lines.assign(explanation=render_explanations(lines))
+    ln = lines[["order_id", "item_id", "proposed_qty", "explanation"]]
+    lrec = [{"o": idmap.get(a, a), "i": str(b), "q": int(c), "e": e}
+            for a, b, c, e in zip(ln["order_id"], ln["item_id"], ln["proposed_qty"], ln["explanation"])]
+    conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _ol_in (order_id text, item_id text, proposed_qty int, "
+                         "explanation jsonb) ON COMMIT DROP")
+    conn.exec_driver_sql("TRUNCATE _ol_in")
+    if lrec:
+        conn.execute(text("INSERT INTO _ol_in VALUES (:o, :i, :q, CAST(:e AS jsonb))"), lrec)
+    changed = conn.exec_driver_sql("""
+        INSERT INTO orders.order_lines AS l (order_id, item_id, proposed_qty, final_qty, explanation)
+        SELECT t.order_id, t.item_id, t.proposed_qty, t.proposed_qty, t.explanation
+        FROM _ol_in t JOIN orders.purchase_orders p ON p.order_id = t.order_id
+        WHERE p.status IN ('proposed', 'in_review')
+        ON CONFLICT (order_id, item_id) DO UPDATE SET
+            proposed_qty = excluded.proposed_qty,
+            explanation = excluded.explanation,
+            final_qty = CASE WHEN l.edited_by IS NULL THEN excluded.proposed_qty ELSE l.final_qty END
+        WHERE l.proposed_qty IS DISTINCT FROM excluded.proposed_qty
+           OR l.explanation IS DISTINCT FROM excluded.explanation
+        RETURNING l.order_id""").fetchall()
+    vanished = conn.exec_driver_sql("""
+        UPDATE orders.order_lines l SET proposed_qty = 0,
+            final_qty = CASE WHEN l.edited_by IS NULL THEN 0 ELSE l.final_qty END
+        FROM orders.purchase_orders p
+        WHERE p.order_id = l.order_id AND p.status IN ('proposed', 'in_review') AND l.proposed_qty <> 0
+          AND l.order_id IN (SELECT order_id FROM _ol_in)
+          AND NOT EXISTS (SELECT 1 FROM _ol_in t WHERE t.order_id = l.order_id AND t.item_id = l.item_id)
+        RETURNING l.order_id""").fetchall()
+    created_set = set(created)
+    updated = sorted({r[0] for r in changed + vanished} - created_set)
+    for oid in created:
+        add_event(conn, oid, actor, "created", None, run_id)
+    for oid in updated:
+        v = conn.execute(text("""UPDATE orders.purchase_orders p SET version = p.version + 1, updated_at = now(),
+            run_id = :r, reasons = i.reasons, order_value = i.order_value FROM _po_in i
+            WHERE p.order_id = :o AND i.store_id = p.store_id AND i.supplier_id = p.supplier_id
+              AND i.delivery_date = p.delivery_date RETURNING p.version"""), {"o": oid, "r": run_id}).scalar()
+        add_event(conn, oid, actor, "reproposed", None if v is None else v - 1, v)
+    return {"orders_created": len(created), "orders_updated": len(updated), "lines_written": len(changed),
+            "locked": int(locked or 0)}
+
+
+def edit_line(conn: Connection, order_id: str, item_id: str, qty: int, *, actor: str, reason: str | None = None) -> None:
+    """A user edit: only while the order is open; the edit survives later re-runs."""
+    if int(qty) != qty or qty < 0:
+        raise ValueError("final quantity must be a non-negative integer")
+    st = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o FOR UPDATE"),
+                      {"o": order_id}).scalar()
+    if st not in OPEN_STATUSES:
+        raise PermissionError(f"order {order_id} is {st!r}: locked")
+    old = conn.execute(text("""UPDATE orders.order_lines l SET final_qty = :q, edited_by = :a, edited_at = now(),
+        edit_reason = :r FROM orders.order_lines o WHERE l.order_id = o.order_id AND l.item_id = o.item_id
+        AND l.order_id = :o AND l.item_id = :i RETURNING o.final_qty"""),
+                       {"q": int(qty), "a": actor, "r": reason, "o": order_id, "i": str(item_id)}).scalar()
+    if old is None:
+        raise KeyError((order_id, item_id))
+    conn.execute(text("UPDATE orders.purchase_orders SET version = version + 1, updated_at = now() "
+                      "WHERE order_id = :o"), {"o": order_id})
+    add_event(conn, order_id, actor, f"line_edited:{item_id}", old, qty)
+
+
+def load_order(conn: Connection, order_id: str) -> tuple[dict, list[dict]]:
+    head = conn.execute(text("SELECT * FROM orders.purchase_orders WHERE order_id = :o"), {"o": order_id}).mappings().first()
+    lines = conn.execute(text("SELECT * FROM orders.order_lines WHERE order_id = :o ORDER BY item_id"),
+                         {"o": order_id}).mappings().all()
+    return dict(head) if head else {}, [dict(r) for r in lines]
+
+
+def explanation_of(line: dict) -> dict:
+    e = line.get("explanation")
+    return e if isinstance(e, dict) else json.loads(e or "{}")

@@ -1,0 +1,228 @@
+import datetime as dt
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel
+from replenish.orders.dispatcher import DispatchConfig, SimulatedCrash, drain
+from replenish.orders.outbox import approve
+from replenish.orders.proposals import compute_proposals
+from replenish.orders.store import edit_line, ensure_schema, load_order, upsert_proposals
+
+D = dt.date(2030, 3, 4)
+
+
+@pytest.fixture(scope="module")
+def eng():
+    from replenish.database import engine
+    e = engine()
+    with e.begin() as c:
+        ensure_schema(c)
+    return e
+
+
+def _proposal(store, p50=10.0, items=("I1", "I2")):
+    lines = pd.DataFrame([dict(store_id=store, item_id=i, supplier_id="P1", order_date=D, as_of_date=D,
+                               delivery_date=D + dt.timedelta(days=1), next_delivery_date=D + dt.timedelta(days=2),
+                               on_hand_qty=0.0, pack_size=1, moq=0, max_order_qty=np.nan, service_level=0.5,
+                               shelf_life_days=30, unit_price=2.0, unit_cost=1.0, min_order_value=0.0) for i in items])
+    fc = pd.DataFrame([dict(store_id=store, item_id=i, target_date=D + dt.timedelta(days=1), p10=p50 / 2, p50=p50,
+                            p90=p50 * 1.5) for i in items])
+    r = compute_proposals(lines, fc, explain=False)
+    return r.orders.assign(channel="api"), r.lines
+
+
+def _count(eng, sql, **p):
+    with eng.connect() as c:
+        return c.execute(text(sql), p).scalar()
+
+
+def test_rerun_is_idempotent_and_keeps_edits(eng):
+    store = "T" + uuid.uuid4().hex[:8]
+    o, l = _proposal(store)
+    with eng.begin() as c:
+        first = upsert_proposals(c, o, l, run_id="r1")
+    assert first["orders_created"] == 1
+    oid = o.order_id[0]
+    with eng.begin() as c:
+        second = upsert_proposals(c, o, l, run_id="r2")
+    assert second == {"orders_created": 0, "orders_updated": 0, "lines_written": 0, "locked": 0}
+    with eng.begin() as c:
+        edit_line(c, oid, "I1", 3, actor="alice", reason="shelf full")
+    o2, l2 = _proposal(store, p50=20.0)
+    with eng.begin() as c:
+        third = upsert_proposals(c, o2, l2, run_id="r3")
+    assert third["orders_created"] == 0 and third["orders_updated"] == 1
+    with eng.connect() as c:
+        head, lines = load_order(c, oid)
+    by = {x["item_id"]: x for x in lines}
+    assert by["I1"]["final_qty"] == 3 and by["I1"]["proposed_qty"] == 20   # edit kept, proposal recorded
+    assert by["I2"]["final_qty"] == 20
+    assert _count(eng, "SELECT count(*) FROM orders.purchase_orders WHERE store_id = :s", s=store) == 1
+    assert "why 20" in by["I2"]["explanation"]["why"]
+    # locked once sent (queued here): a re-run changes nothing
+    with eng.begin() as c:
+        approve(c, oid, actor="bob")
+    o3, l3 = _proposal(store, p50=99.0)
+    with eng.begin() as c:
+        fourth = upsert_proposals(c, o3, l3, run_id="r4")
+    assert fourth["locked"] == 1 and fourth["lines_written"] == 0
+    with eng.begin() as c, pytest.raises(PermissionError):
+        edit_line(c, oid, "I1", 5, actor="alice")
+    with eng.begin() as c, pytest.raises(Exception, match="append-only"):
+        c.execute(text("DELETE FROM orders.order_events WHERE order_id = :o"), {"o": oid})
+
+
+class _Server:
+    """Local HTTP server on 127.0.0.1 recording requests; `mode` controls the answer."""
+
+    def __init__(self, mode="ok"):
+        self.requests, self.orders, self.mode = [], {}, mode
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                if outer.mode == "down":
+                    self.send_response(503); self.end_headers(); return
+                key = self.headers.get("Idempotency-Key")
+                if key:
+                    outer.orders.setdefault(key, outer.requests[-1]["body"])  # dedupe by key
+                self.send_response(202 if "/mail/send" in self.path else 201)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                if "/mail/send" not in self.path:
+                    self.wfile.write(json.dumps({"supplier_order_ref": f"SUP-{key}"}).encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def _queued(eng, channel, api_url=None, email=None):
+    store = "T" + uuid.uuid4().hex[:8]
+    o, l = _proposal(store)
+    with eng.begin() as c:
+        upsert_proposals(c, o.assign(channel=channel), l, run_id="r1")
+        oid = o.order_id[0]
+        approve(c, oid, actor="bob")
+        c.execute(text("UPDATE orders.outbox SET payload = jsonb_set(payload, '{supplier}', CAST(:s AS jsonb)) "
+                       "WHERE order_id = :o"), {"o": oid, "s": json.dumps({"api_url": api_url, "email": email})})
+    return oid
+
+
+def _drain_only(eng, oid, channels, **kw):
+    # only this test's message: push every other pending message out of reach for the call
+    with eng.begin() as c:
+        c.execute(text("UPDATE orders.outbox SET next_attempt_at = now() + interval '1 day' "
+                       "WHERE order_id <> :o AND status IN ('pending', 'retry')"), {"o": oid})
+    return drain(eng, channels, business_today=D, **kw)
+
+
+def test_kill_after_send_does_not_duplicate_at_supplier(eng):
+    srv = _Server()
+    try:
+        oid = _queued(eng, "api", api_url=srv.url + "/orders")
+        ch = {"api": SupplierApiChannel()}
+
+        def crash(_):
+            raise SimulatedCrash()
+        with pytest.raises(SimulatedCrash):
+            _drain_only(eng, oid, ch, hooks={"after_send": crash})
+        assert _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid) == "queued"
+        res = _drain_only(eng, oid, ch)
+        assert res["sent"] == 1
+        assert len(srv.requests) == 2 and {r["headers"]["Idempotency-Key"] for r in srv.requests} == {oid}
+        assert list(srv.orders) == [oid]                      # one order at the supplier
+        assert _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid) == "sent"
+        assert _drain_only(eng, oid, ch)["sent"] == 0         # nothing left
+    finally:
+        srv.close()
+
+
+def test_supplier_down_retries_then_dead_letter(eng):
+    srv = _Server(mode="down")
+    try:
+        oid = _queued(eng, "api", api_url=srv.url + "/orders")
+        cfg = DispatchConfig(max_attempts=3, base_delay_s=0, jitter=0)
+        results = [_drain_only(eng, oid, {"api": SupplierApiChannel()}, cfg=cfg) for _ in range(3)]
+        assert [r["failed"] for r in results] == [1, 1, 0] and results[2]["dead"] == 1
+        assert len(srv.requests) == 3
+        with eng.connect() as c:
+            st = c.execute(text("SELECT status, attempts, last_error FROM orders.outbox WHERE order_id = :o"), {"o": oid}).one()
+            assert st[0] == "dead_letter" and st[1] == 3 and "503" in st[2]
+            assert c.execute(text("SELECT count(*) FROM orders.alerts WHERE order_id = :o AND kind = 'dead_letter'"),
+                             {"o": oid}).scalar() == 1
+            assert c.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"), {"o": oid}).scalar() == "dead_letter"
+    finally:
+        srv.close()
+
+
+def test_past_delivery_is_never_sent(eng):
+    srv = _Server()
+    try:
+        oid = _queued(eng, "api", api_url=srv.url + "/orders")
+        with eng.begin() as c:
+            c.execute(text("UPDATE orders.outbox SET next_attempt_at = now() + interval '1 day' "
+                           "WHERE order_id <> :o AND status IN ('pending', 'retry')"), {"o": oid})
+        res = drain(eng, {"api": SupplierApiChannel()}, business_today=D + dt.timedelta(days=5))
+        assert res["dead"] == 1 and srv.requests == []
+    finally:
+        srv.close()
+
+
+def test_sendgrid_email_with_ledger_dedupe(eng, tmp_path):
+    srv = _Server()
+    try:
+        oid = _queued(eng, "email", email="orders@supplier.test")
+        ch = {"email": EmailChannel(api_key="SG.test", base_url=srv.url, mail_from="r@x.test", outbox_dir=tmp_path)}
+
+        def crash(_):
+            raise SimulatedCrash()
+        with pytest.raises(SimulatedCrash):
+            _drain_only(eng, oid, ch, hooks={"after_send": crash})
+        assert _drain_only(eng, oid, ch) == {"sent": 1, "failed": 0, "dead": 0, "deduplicated": 1}
+        assert len(srv.requests) == 1                          # ledger marker prevented a second mail
+        req = srv.requests[0]
+        assert req["path"] == "/v3/mail/send" and req["headers"]["Authorization"] == "Bearer SG.test"
+        body = req["body"]
+        assert body["custom_args"] == {"order_id": oid} and body["headers"]["X-Replenish-Order-Id"] == oid
+        assert body["attachments"][0]["filename"] == f"{oid}.csv" and body["personalizations"][0]["to"][0]["email"] == "orders@supplier.test"
+    finally:
+        srv.close()
+
+
+def test_email_without_key_writes_eml(eng, tmp_path):
+    oid = _queued(eng, "email", email="orders@supplier.test")
+    ch = {"email": EmailChannel(api_key=None, base_url="http://127.0.0.1:9", mail_from="r@x.test", outbox_dir=tmp_path)}
+    assert _drain_only(eng, oid, ch)["sent"] == 1
+    assert (tmp_path / f"{oid}.eml").exists()
+
+
+def test_edifact_file_and_existing_file_counts_as_sent(eng, tmp_path):
+    oid = _queued(eng, "edifact")
+    ch = {"edifact": EdifactChannel(tmp_path)}
+
+    def crash(_):
+        raise SimulatedCrash()
+    with pytest.raises(SimulatedCrash):
+        _drain_only(eng, oid, ch, hooks={"after_send": crash})
+    f = tmp_path / f"{oid}.edi"
+    first = f.read_text()
+    assert f"BGM+220+{oid}+9'" in first and "UNH+" in first and "ORDERS:D:96A:UN" in first and "QTY+21:10:PCE" in first
+    res = _drain_only(eng, oid, ch)
+    assert res["sent"] == 1 and res["deduplicated"] == 1 and f.read_text() == first
+    assert len(list(tmp_path.glob("*.edi"))) == 1

@@ -1,0 +1,179 @@
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from replenish.orders import calendar as cal
+from replenish.orders.proposals import compute_proposals
+from replenish.orders.quantiles import quantile
+from replenish.orders.release import LineFacts, OrderFacts, RuleConfigError, evaluate, load_rules, parse_rules
+
+D = dt.date(2024, 3, 4)  # Monday
+
+
+def _line(**kw):
+    base = dict(store_id="S1", item_id="I1", supplier_id="P1", order_date=D, as_of_date=D,
+                delivery_date=D + dt.timedelta(days=1), next_delivery_date=D + dt.timedelta(days=2),
+                on_hand_qty=0.0, on_order_qty=0.0, pack_size=1, moq=0, max_order_qty=np.nan,
+                service_level=0.5, shelf_life_days=30, unit_price=2.0, unit_cost=1.0, min_order_value=0.0)
+    base.update(kw)
+    return base
+
+
+def _fc(store="S1", item="I1", days=range(1, 8), p50=10.0, p10=None, p90=None):
+    return pd.DataFrame([{"store_id": store, "item_id": item, "target_date": D + dt.timedelta(days=d),
+                          "p10": p10 if p10 is not None else p50 * 0.5, "p50": p50,
+                          "p90": p90 if p90 is not None else p50 * 1.5} for d in days])
+
+
+def run(lines, fc=None, **kw):
+    return compute_proposals(pd.DataFrame(lines), _fc() if fc is None else fc, **kw)
+
+
+# --- calendar ---------------------------------------------------------------------------------------------
+def test_calendar_not_an_order_day():
+    assert cal.opportunity("S", "P", D + dt.timedelta(days=1), order_weekdays="1|3|5", lead_time_days=1) is None
+
+
+def test_calendar_coverage_across_weekdays():
+    o = cal.opportunity("S", "P", D, order_weekdays="1|3|5", cutoff_time="10:30", lead_time_days=1)
+    assert (o.delivery_date, o.next_delivery_date, o.coverage_days) == (dt.date(2024, 3, 5), dt.date(2024, 3, 7), 2)
+    f = cal.opportunity("S", "P", dt.date(2024, 3, 8), order_weekdays="1|3|5", lead_time_days=1)
+    assert (f.delivery_date, f.next_delivery_date) == (dt.date(2024, 3, 9), dt.date(2024, 3, 12))
+
+
+def test_calendar_cutoff_is_berlin_local():
+    o = cal.opportunity("S", "P", D, order_weekdays="1", cutoff_time="10:30", lead_time_days=2)
+    assert o.cutoff_at.utcoffset() == dt.timedelta(hours=1)  # CET in March before DST
+    assert o.is_past_cutoff(dt.datetime(2024, 3, 4, 9, 31, tzinfo=dt.timezone.utc))
+    assert not o.is_past_cutoff(dt.datetime(2024, 3, 4, 9, 29, tzinfo=dt.timezone.utc))
+    s = cal.opportunity("S", "P", dt.date(2024, 7, 1), order_weekdays="1", cutoff_time="10:30", lead_time_days=2)
+    assert s.cutoff_at.utcoffset() == dt.timedelta(hours=2)
+
+
+def test_calendar_holiday_shifts_delivery_and_window():
+    # Good Friday 2024-03-29 and Easter Monday 2024-04-01
+    hol = {dt.date(2024, 3, 29), dt.date(2024, 4, 1)}
+    o = cal.opportunity("S", "P", dt.date(2024, 3, 28), order_weekdays=range(1, 8), lead_time_days=1, holidays=hol)
+    assert o.delivery_date == dt.date(2024, 3, 30)            # Fri holiday -> Sat
+    assert o.next_delivery_date == dt.date(2024, 3, 31)
+    o2 = cal.opportunity("S", "P", dt.date(2024, 3, 31), order_weekdays=range(1, 8), lead_time_days=1, holidays=hol)
+    assert (o2.delivery_date, o2.next_delivery_date) == (dt.date(2024, 4, 2), dt.date(2024, 4, 3))
+    # the Saturday order would also deliver Apr 2 after the Monday holiday: next delivery skips the collapse
+    o3 = cal.opportunity("S", "P", dt.date(2024, 3, 30), order_weekdays=range(1, 8), lead_time_days=2, holidays=hol)
+    assert o3.delivery_date == dt.date(2024, 4, 2) and o3.next_delivery_date == dt.date(2024, 4, 3)
+
+
+# --- quantiles ---------------------------------------------------------------------------------------------
+def test_quantile_hits_anchors_and_extrapolates():
+    q = quantile([4, 4, 4, 4], [10, 10, 10, 10], [20, 20, 20, 20], [0.1, 0.5, 0.9, 0.98])
+    assert np.allclose(q[:3], [4, 10, 20]) and q[3] > 20
+
+
+# --- rounding steps ------------------------------------------------------------------------------------------
+def test_net_need_rounds_up_to_whole_units():
+    r = run([_line(on_hand_qty=5.5)], _fc(p50=10.2))          # 10.2 - 5.5 = 4.7 -> 5
+    assert r.lines.proposed_qty[0] == 5
+
+
+def test_moq_raises_need():
+    assert run([_line(on_hand_qty=7, moq=6)]).lines.proposed_qty[0] == 6   # need 3 -> MOQ 6
+
+
+def test_pack_rounds_up_never_fractional():
+    assert run([_line(on_hand_qty=3, moq=5, pack_size=4)]).lines.proposed_qty[0] == 8  # 7 -> 7 -> 8
+
+
+def test_cap_max_order_qty_floored_to_packs():
+    assert run([_line(max_order_qty=7, pack_size=3)], _fc(p50=50)).lines.proposed_qty[0] == 6
+
+
+def test_cap_below_moq_gives_zero_and_flag():
+    r = run([_line(max_order_qty=4, moq=5)], _fc(p50=50))
+    assert r.lines.proposed_qty[0] == 0 and bool(r.lines.cap_below_moq[0])
+
+
+def test_shelf_life_cap_limits_long_windows():
+    r = run([_line(next_delivery_date=D + dt.timedelta(days=6), shelf_life_days=2)], _fc(p50=10))
+    assert r.lines.proposed_qty[0] == 20   # 5 coverage days but only 2 sellable
+
+
+def test_zero_need_orders_nothing():
+    assert run([_line(on_hand_qty=100)]).lines.proposed_qty[0] == 0
+
+
+def test_demand_before_delivery_and_expiry_reduce_position():
+    # delivery in 2 days: 10 units sold before; on hand 25 -> position 15 -> need 10-15 <0 -> 0
+    r = run([_line(on_hand_qty=25, delivery_date=D + dt.timedelta(days=2), next_delivery_date=D + dt.timedelta(days=3))])
+    assert r.lines.proposed_qty[0] == 0
+    # shelf life 1: all on hand expires, only the delivery day is covered, newsvendor cr = (2-1)/2 = 0.5 -> P50
+    p = run([_line(on_hand_qty=25, shelf_life_days=1, next_delivery_date=D + dt.timedelta(days=3))])
+    assert p.lines.proposed_qty[0] == 10
+    e = json.loads(p.lines.explanation[0])
+    assert e["rule"] == "newsvendor" and e["expiring"] == 25.0 and e["coverage_days"] == 1
+
+
+def test_newsvendor_high_margin_orders_more():
+    lo = run([_line(shelf_life_days=1, unit_price=1.25, unit_cost=1.0)]).lines.proposed_qty[0]  # cr 0.2
+    hi = run([_line(shelf_life_days=1, unit_price=10.0, unit_cost=1.0)]).lines.proposed_qty[0]  # cr 0.9
+    assert lo < 10 < hi and hi == 15
+
+
+def test_explanation_has_steps_and_why():
+    e = json.loads(run([_line(on_hand_qty=3, moq=5, pack_size=4)]).lines.explanation[0])
+    assert e["steps"] == {"net_need": 7, "moq": [5, 7], "pack": [4, 8], "cap": [None, 8], "cap_below_moq": False,
+                          "top_up_packs": 0}
+    assert e["quantile"] == "P50" and e["why"].startswith("why 8:") and e["on_hand"] == 3.0
+
+
+def test_mov_top_up_in_pack_steps_and_hold():
+    lines = [_line(item_id="I1", pack_size=6, min_order_value=40.0), _line(item_id="I2", pack_size=6, min_order_value=40.0)]
+    fc = pd.concat([_fc(item="I1", p50=10), _fc(item="I2", p50=3)])
+    r = run(lines, fc)                                   # 12 + 6 units at 1.00 = 18 < 40 -> top up
+    assert r.orders.order_value_cents[0] >= 4000 and (r.lines.proposed_qty % 6 == 0).all()
+    assert r.orders.mov_status[0] == "topped_up"
+    h = run(lines, fc, mov_policy="hold")
+    assert h.orders.mov_status[0] == "hold" and h.orders.reasons[0] == ["below_min_order_value"]
+
+
+# --- release rules --------------------------------------------------------------------------------------------
+def _facts(**kw):
+    base = dict(order_id="O", store_id="S1", supplier_id="P1", order_value=100.0, quality_gate_passed=True,
+                snapshot_age_hours=2.0, allows_auto_order=True,
+                lines=[LineFacts("I1", 10, usual_qty=10, interval_width=0.5)])
+    base.update(kw)
+    return OrderFacts(**base)
+
+
+def test_release_all_conditions_hold():
+    assert evaluate(_facts(), load_rules()) == []
+
+
+def test_release_reasons():
+    rules = load_rules()
+    why = evaluate(_facts(quality_gate_passed=False, snapshot_age_hours=100, allows_auto_order=False,
+                          order_value=1e6, lines=[LineFacts("I1", 40, usual_qty=10, interval_width=3, is_promotion=True)]),
+                   rules)
+    assert {"quality_gate_blocked", "stock_snapshot_stale", "supplier_manual_only", "order_value_over_limit",
+            "quantity_unusual:I1", "forecast_interval_wide:I1", "promotion:I1"} <= set(why)
+
+
+def test_release_category_override():
+    rules = load_rules()
+    line = LineFacts("I1", 10, usual_qty=10, interval_width=1.8, category="bakery")
+    assert evaluate(_facts(lines=[line]), rules) == []
+
+
+def test_malformed_rules_name_the_rule():
+    good = {"version": 1, "defaults": dict(load_rules().defaults), "overrides": []}
+    bad = dict(good, overrides=[{"name": "dairy-strict", "match": {"category": "dairy"}, "set": {"max_deviation_pct": "ten"}}])
+    with pytest.raises(RuleConfigError, match="dairy-strict"):
+        parse_rules(bad)
+    with pytest.raises(RuleConfigError, match="on_cutoff"):
+        parse_rules(dict(good, defaults=dict(good["defaults"], on_cutoff="maybe")))
+    with pytest.raises(RuleConfigError, match="version"):
+        parse_rules({"defaults": good["defaults"]})
+    with pytest.raises(RuleConfigError, match="'x'.*unknown setting"):
+        parse_rules(dict(good, overrides=[{"name": "x", "match": {"store_id": "S"}, "set": {"bogus": 1}}]))
