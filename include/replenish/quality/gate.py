@@ -415,8 +415,11 @@ def _write_results(eng: Engine, result: GateResult, reasons: dict[int, list[str]
             rows.append({"store_id": s, "check": c, "success": False,
                          "observed": {"unexpected_rows": c.store_rows.get(s, [])[:_ROWS_KEPT]}})
     with eng.begin() as conn:
+        # A re-run of a business date replaces its results (as Airflow replaces the run itself),
+        # so repeating a date leaves row counts unchanged and the latest verdict is the only one.
         for table in ("quality_results", "quality_gate", "quality_runs"):
-            conn.execute(text(f"DELETE FROM ops.{table} WHERE run_id = :r"), {"r": result.run_id})
+            conn.execute(text(f"DELETE FROM ops.{table} WHERE run_id = :r OR business_date = :d"),
+                         {"r": result.run_id, "d": result.business_date})
         conn.execute(
             text("""INSERT INTO ops.quality_runs (run_id, business_date, is_automation_blocked_any,
                         checks_failed_blocking, checks_failed_warning, created_at)
