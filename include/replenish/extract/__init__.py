@@ -1,0 +1,47 @@
+"""Extract: load the daily export files (docs/file-contract.md) into the raw layer."""
+
+from replenish.extract.connectors import (
+    Connector,
+    CsvExportConnector,
+    ExportFileError,
+    MalformedRow,
+    MmsDatabaseConnector,
+    RawFrame,
+    parse_csv_bytes,
+    populate_mms_source,
+)
+from replenish.extract.contract import ENTITIES, Column, EntitySpec, entities_for, get_entity
+from replenish.extract.loader import (
+    EntityCounts,
+    LoadInvariantError,
+    LoadSummary,
+    load_day,
+    load_days,
+    validate_frame,
+)
+from replenish.extract.schema import RAW_SCHEMA, ensure_raw_schema, raw_schema_ddl
+
+__all__ = [
+    "Column",
+    "Connector",
+    "CsvExportConnector",
+    "ENTITIES",
+    "EntityCounts",
+    "EntitySpec",
+    "ExportFileError",
+    "LoadInvariantError",
+    "LoadSummary",
+    "MalformedRow",
+    "MmsDatabaseConnector",
+    "RAW_SCHEMA",
+    "RawFrame",
+    "ensure_raw_schema",
+    "entities_for",
+    "get_entity",
+    "load_day",
+    "load_days",
+    "parse_csv_bytes",
+    "populate_mms_source",
+    "raw_schema_ddl",
+    "validate_frame",
+]

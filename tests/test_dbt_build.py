@@ -1,0 +1,128 @@
+"""dbt warehouse end to end: fixture exports -> raw loader -> ``dbt build`` -> marts (slow: ~1-2 min).
+
+Runs in its own database (``replenish_dbt_test`` on the test server) with its own state folder, so
+it never touches the demo warehouse or other tests' tables.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from replenish.database import database_url, sqlalchemy_url
+from replenish.settings import Settings, get_settings
+
+extract = pytest.importorskip("replenish.extract")
+extract_fixtures = pytest.importorskip("extract_fixtures")
+
+TEST_DB = "replenish_dbt_test"
+D = date(2019, 4, 29)  # a Monday
+DAYS = [D - timedelta(days=2), D - timedelta(days=1), D]
+MARTS = ("fct_daily_demand", "fct_demand_drivers", "dim_calendar", "dim_stores", "dim_items", "dim_suppliers",
+         "dim_replenishment_parameters", "fct_inventory_position", "fct_open_orders")
+
+
+@pytest.fixture(scope="module")
+def wh(tmp_path_factory):
+    base = database_url()
+    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEST_DB}).first():
+            conn.execute(text(f'DROP DATABASE "{TEST_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
+    admin.dispose()
+    url = base.rsplit("/", 1)[0] + "/" + TEST_DB
+    state = tmp_path_factory.mktemp("dbt_state")
+    settings = Settings(home=get_settings().home, state_dir=state, database_url=url)
+    eng = create_engine(sqlalchemy_url(url), future=True)
+    root = state / "exports"
+    for d in DAYS:
+        extract_fixtures.write_export_day(root, d)
+    extract.ensure_raw_schema(eng)
+    extract.load_days(eng, extract.CsvExportConnector(root), DAYS)
+    yield settings, eng
+    eng.dispose()
+
+
+def counts(eng) -> dict[str, int]:
+    with eng.connect() as c:
+        return {t: c.execute(text(f"SELECT count(*) FROM marts.{t}")).scalar_one() for t in MARTS}
+
+
+def q(eng, sql: str):
+    with eng.connect() as c:
+        return c.execute(text(sql)).mappings().all()
+
+
+def test_write_profile(wh):
+    from replenish.warehouse import write_profile
+
+    settings, _ = wh
+    path = write_profile(settings)
+    assert path == settings.dbt_profiles_dir / "profiles.yml"
+    body = path.read_text()
+    assert "replenish:" in body and TEST_DB in body and "schema: marts" in body and "threads: 2" in body
+
+
+def test_build_full_refresh_then_incremental_is_rerunnable(wh):
+    from replenish.warehouse import run_dbt_build
+
+    settings, eng = wh
+    first = run_dbt_build(D, full_refresh=True, settings=settings)
+    assert first.success and first.models_passed >= 28 and first.tests_failed == 0 and first.tests_errored == 0
+    assert first.counts.get("unit_test", {}).get("success", 0) + first.counts.get("unit_test", {}).get("pass", 0) >= 5
+    after_full = counts(eng)
+    assert all(n > 0 for n in after_full.values()), after_full
+    # 3 days x 3 store/item pairs; drivers run to D + 14
+    assert after_full["fct_daily_demand"] == 9
+    assert after_full["fct_demand_drivers"] == 3 * (2 + 1 + 14)
+
+    second = run_dbt_build(D, settings=settings)  # incremental re-run of the same day
+    assert second.success
+    assert counts(eng) == after_full
+    third = run_dbt_build(D, settings=settings)
+    assert third.success and counts(eng) == after_full
+
+    # marts content
+    rows = q(eng, "SELECT * FROM marts.fct_daily_demand WHERE demand_date = '2019-04-29' ORDER BY store_id, item_id")
+    by_key = {(r["store_id"], r["item_id"]): r for r in rows}
+    assert by_key[(1, 101)]["is_stockout"] is True  # on hand -1
+    assert by_key[(1, 100)]["is_stockout"] is False
+    assert by_key[(1, 100)]["is_promotion"] is True
+    assert by_key[(1, 100)]["waste_qty"] == 1
+    assert by_key[(1, 100)]["is_school_holiday"] is True  # store 1 is in HH
+    assert all(r["iso_weekday"] == 1 for r in rows)  # Monday, whatever the POS label says
+
+    cal = {(r["calendar_date"], r["region"]): r for r in q(eng, "SELECT * FROM marts.dim_calendar")}
+    assert cal[(date(2019, 4, 29), "BY")]["iso_weekday"] == 1
+    assert cal[(date(2019, 4, 28), "BY")]["iso_weekday"] == 7
+    assert cal[(date(2019, 4, 28), "BY")]["weekday_label_source"] == "Mon"
+    assert cal[(date(2019, 4, 28), "BY")]["is_weekday_label_consistent"] is False
+
+    inv = q(eng, "SELECT * FROM marts.fct_inventory_position WHERE store_id = 1 AND item_id = 100")
+    assert len(inv) == 1 and inv[0]["as_of_date"] == D and inv[0]["on_hand_qty"] == 12
+    assert inv[0]["open_order_qty"] == 24  # PO of D due D+1; older POs are due by D -> overdue
+    oo = q(eng, "SELECT * FROM marts.fct_open_orders ORDER BY po_id, line_no")
+    assert {(r["po_id"], r["line_no"]) for r in oo} >= {(f"PO-{D}-1", 1), (f"PO-{D}-1", 2)}
+
+    drivers = q(eng, f"SELECT * FROM marts.fct_demand_drivers WHERE driver_date = '{D + timedelta(days=1)}' "
+                     "AND store_id = 1 AND item_id = 100")
+    assert drivers[0]["is_weather_forecast"] is True and drivers[0]["is_promotion"] is True
+
+
+def test_build_error_names_failing_nodes(wh):
+    from replenish.warehouse import DbtBuildError, run_dbt_build
+
+    settings, eng = wh
+    with eng.begin() as c:  # pack_size 0 violates the accepted_range test on stg_mms__item_suppliers
+        c.execute(text("UPDATE raw.mms_item_suppliers SET pack_size = 0 WHERE item_id = 100"))
+    try:
+        with pytest.raises(DbtBuildError) as err:
+            run_dbt_build(D, settings=settings, select="stg_mms__item_suppliers")
+        assert any("stg_mms__item_suppliers" in n for n in err.value.failed_nodes)
+        assert err.value.summary is not None and err.value.summary.tests_failed >= 1
+    finally:
+        with eng.begin() as c:
+            c.execute(text("UPDATE raw.mms_item_suppliers SET pack_size = 6 WHERE item_id = 100"))
