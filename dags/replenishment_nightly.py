@@ -1,4 +1,4 @@
-"""Nightly replenishment: extract -> dbt build -> quality gate -> forecast.
+"""Nightly replenishment: extract -> dbt build -> quality gate -> forecast -> propose -> release -> dispatch.
 
 The data interval is the business day (Europe/Berlin). Tasks only call
 ``replenish.pipeline``; every import of project code happens inside a task so
@@ -65,8 +65,28 @@ def replenishment_nightly():
         day, run_id = _business_date()
         return pipeline.forecast(day, run_id)
 
-    e, t, v, f = extract(), transform(), validate(), forecast()
-    e >> t >> v >> f
+    @task
+    def propose() -> dict:
+        from replenish import pipeline
+
+        day, run_id = _business_date()
+        return pipeline.propose(day, run_id)
+
+    @task
+    def release() -> dict:
+        from replenish import pipeline
+
+        day, run_id = _business_date()
+        return pipeline.release(day, run_id)
+
+    @task
+    def dispatch() -> dict:
+        from replenish import pipeline
+
+        day, run_id = _business_date()
+        return pipeline.dispatch(day, run_id)
+
+    extract() >> transform() >> validate() >> forecast() >> propose() >> release() >> dispatch()
 
 
 replenishment_nightly()

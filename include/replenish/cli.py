@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -40,9 +41,41 @@ def _setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_json_fd: int | None = None
+
+
+@contextmanager
+def _stdout_for_json(as_json: bool) -> Iterator[None]:
+    """With --json, stdout must carry one JSON document only.
+
+    dbt, Airflow and GX print to file descriptor 1 directly, so redirecting
+    ``sys.stdout`` is not enough: point fd 1 at stderr for the duration of the
+    work and keep a duplicate of the real stdout for the document.
+    """
+    global _json_fd
+    if not as_json:
+        yield
+        return
+    sys.stdout.flush()
+    _json_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(_json_fd, 1)
+        os.close(_json_fd)
+        _json_fd = None
+
+
 def _emit(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(doc, default=str, indent=2) + "\n")
+        payload = (json.dumps(doc, default=str, indent=2) + "\n").encode()
+        if _json_fd is not None:
+            os.write(_json_fd, payload)
+        else:
+            sys.stdout.write(payload.decode())
+            sys.stdout.flush()
     else:
         err.print_json(json.dumps(doc, default=str))
 
@@ -146,8 +179,9 @@ def ingest(
     from replenish import pipeline
 
     day = _parse_date(date, "--date")
-    result = pipeline.extract(day, f"ingest__{uuid.uuid4().hex[:12]}", source=source, backfill=False)
-    _emit(result, as_json)
+    with _stdout_for_json(as_json):
+        result = pipeline.extract(day, f"ingest__{uuid.uuid4().hex[:12]}", source=source, backfill=False)
+        _emit(result, as_json)
 
 
 # -------------------------------------------------------------------------- run
@@ -169,16 +203,17 @@ def run(
     runs = []
     day = start
     failed = False
-    while day <= end:
-        err.print(f"[bold]nightly run for business date {day}[/bold]")
-        res = run_dag("replenishment_nightly", day)
-        res["business_date"] = day.isoformat()
-        res["stages"] = pipeline.stage_results(res["run_id"])
-        runs.append(res)
-        failed = failed or "success" not in res["state"]
-        day += dt.timedelta(days=1)
-    doc = runs[0] if len(runs) == 1 else {"runs": runs}
-    _emit(doc, as_json)
+    with _stdout_for_json(as_json):
+        while day <= end:
+            err.print(f"[bold]nightly run for business date {day}[/bold]")
+            res = run_dag("replenishment_nightly", day)
+            res["business_date"] = day.isoformat()
+            res["stages"] = pipeline.stage_results(res["run_id"])
+            runs.append(res)
+            failed = failed or "success" not in res["state"]
+            day += dt.timedelta(days=1)
+        doc = runs[0] if len(runs) == 1 else {"runs": runs}
+        _emit(doc, as_json)
     if failed:
         raise typer.Exit(1)
 
@@ -189,7 +224,8 @@ def status(as_json: bool = typer.Option(False, "--json"), limit: int = 10) -> No
     """Row count of every warehouse table and the last runs with their state."""
     from replenish.status import collect_status
 
-    _emit(collect_status(limit=limit), as_json)
+    with _stdout_for_json(as_json):
+        _emit(collect_status(limit=limit), as_json)
 
 
 # ------------------------------------------------------------------------- demo
@@ -201,28 +237,53 @@ def demo(as_json: bool = typer.Option(False, "--json")) -> None:
     from replenish.data.exports import ensure_exports
     from replenish.database import database_url
     from replenish.orchestration import run_dag
-
-    err.print(f"database: {database_url()}")
-    with _progress("writing daily exports") as update:
-        ensure_exports(progress=update)
-    last = pipeline.available_export_dates()[-1]
-    err.print(f"[bold]nightly run for the last business date of the data: {last}[/bold] "
-              "(the first run backfills the history)")
-    res = run_dag("replenishment_nightly", last)
-    stages = pipeline.stage_results(res["run_id"])
-    summary = {"business_date": last.isoformat(), "run_id": res["run_id"], "state": res["state"],
-               "tasks": res["tasks"], "stages": stages}
-    _emit(summary, as_json)
     from replenish.settings import get_settings
 
-    s = get_settings()
+    settings = get_settings()
+    with _stdout_for_json(as_json):
+        err.print(f"database: {database_url()}")
+        with _progress("writing daily exports") as update:
+            ensure_exports(progress=update)
+        last = pipeline.available_export_dates()[-1]
+        if settings.today is None:
+            # The data ends in 2019: make that "today" so the demo's orders are not in the past
+            # and really dispatch (to the outbox folder, without a SendGrid key).
+            settings.today = last
+        err.print(f"[bold]nightly run for the last business date of the data: {last}[/bold] "
+                  "(the first run backfills the history, a few minutes)")
+        res = run_dag("replenishment_nightly", last)
+        stages = pipeline.stage_results(res["run_id"])
+        summary = _demo_summary(last, res, stages)
+        _emit(summary if not as_json else {**summary, "stages": stages}, as_json)
     err.print("\n[bold]Where to look next[/bold]")
-    err.print("  replenish status              table counts and last runs")
-    err.print(f"  {s.reports_dir}            forecast report")
-    err.print("  raw.quarantine                rejected rows with file, line, field and reason")
-    err.print("  ops.quality_results           every quality check of the run")
+    err.print("  replenish status --json        table counts and last runs")
+    err.print("  replenish run --date D --json  one business date again (idempotent)")
+    err.print(f"  {settings.reports_dir}  forecast report (HTML)")
+    err.print(f"  {settings.outbox_dir}  mails written without a SendGrid key")
+    err.print(f"  {settings.edi_outbound_dir}  EDIFACT ORDERS files")
+    err.print("  SQL: raw.quarantine, ops.quality_results, forecast.forecasts, orders.purchase_orders")
     if "success" not in res["state"]:
         raise typer.Exit(1)
+
+
+def _demo_summary(day: dt.date, res: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
+    ex, tr, va = stages.get("extract", {}), stages.get("transform", {}), stages.get("validate", {})
+    return {
+        "business_date": day.isoformat(),
+        "state": res["state"],
+        "rows_loaded": ex.get("rows_loaded"),
+        "rows_quarantined": ex.get("rows_quarantined"),
+        "days_loaded": ex.get("days"),
+        "dbt_models": tr.get("models", {}).get("passed"),
+        "dbt_tests": tr.get("tests"),
+        "checks_failed_blocking": va.get("failed_blocking"),
+        "checks_failed_warning": va.get("failed_warning"),
+        "automation_blocked_stores": va.get("blocked_store_ids"),
+        "forecast": {k: v for k, v in stages.get("forecast", {}).items() if k != "status"},
+        "proposals": stages.get("proposals"),
+        "release": stages.get("release"),
+        "dispatch": stages.get("dispatch"),
+    }
 
 
 # ------------------------------------------------------------------------ bench
@@ -233,11 +294,12 @@ def bench_forecast(as_json: bool = typer.Option(False, "--json")) -> None:
     from ml.bench import format_table, run_forecast_bench
     from replenish.data.bakery import load_panel
 
-    result = run_forecast_bench(load_panel())
-    if as_json:
-        _emit(result, True)
-    else:
-        typer.echo(format_table(result))
+    with _stdout_for_json(as_json):
+        result = run_forecast_bench(load_panel())
+        if as_json:
+            _emit(result, True)
+        else:
+            typer.echo(format_table(result))
 
 
 if __name__ == "__main__":  # pragma: no cover

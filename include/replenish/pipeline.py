@@ -57,7 +57,8 @@ def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[
                 INSERT INTO ops.stage_results (run_id, business_date, stage, status, summary)
                 VALUES (:run_id, :d, :stage, :status, CAST(:summary AS jsonb))
                 ON CONFLICT (business_date, stage) DO UPDATE
-                   SET run_id = EXCLUDED.run_id, status = EXCLUDED.status, summary = EXCLUDED.summary, finished_at = now()
+                   SET run_id = EXCLUDED.run_id, status = EXCLUDED.status,
+                       summary = EXCLUDED.summary, finished_at = now()
                 """
             ),
             {"run_id": run_id, "d": business_date, "stage": stage, "status": status,
@@ -175,3 +176,24 @@ def train(business_date: dt.date, run_id: str) -> dict[str, Any]:
     result = train_and_register(engine(), business_date)
     summary = result if isinstance(result, dict) else {"result": str(result)}
     return record_stage(run_id, business_date, "train", summary)
+
+
+def propose(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Order proposals for the order opportunities of the business date (idempotent per delivery)."""
+    from replenish.orders import propose as _propose
+
+    return record_stage(run_id, business_date, "proposals", _propose(business_date, run_id))
+
+
+def release(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Release rules: auto-approve (into the outbox) or route to review with reason codes."""
+    from replenish.orders import release as _release
+
+    return record_stage(run_id, business_date, "release", _release(business_date, run_id))
+
+
+def dispatch(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Drain the outbox; counts only what this call sent. Past delivery dates are never sent."""
+    from replenish.orders import dispatch as _dispatch
+
+    return record_stage(run_id, business_date, "dispatch", _dispatch(run_id=run_id))
