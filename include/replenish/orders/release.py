@@ -123,6 +123,7 @@ class LineFacts:
     is_promotion: bool = False
     is_new_item: bool = False
     forecast_flagged: bool = False
+    forecast_fallback: bool = False      # flagged because no trained model was available (item-profile fallback)
 
 
 @dataclass
@@ -136,6 +137,8 @@ class OrderFacts:
     allows_auto_order: bool
     lines: list[LineFacts]
     proposal_reasons: tuple[str, ...] = ()
+    snapshot_date: Any = None            # local (Europe/Berlin) date of the stock snapshot
+    business_date: Any = None            # the business date being processed; snapshot must be of that date
 
 
 def evaluate(order: OrderFacts, rules: RuleSet) -> list[str]:
@@ -148,7 +151,8 @@ def evaluate(order: OrderFacts, rules: RuleSet) -> list[str]:
         reasons.append("quality_gate_missing")
     elif not order.quality_gate_passed:
         reasons.append("quality_gate_blocked")
-    if order.snapshot_age_hours is None or order.snapshot_age_hours > r["max_snapshot_age_hours"]:
+    if (order.snapshot_age_hours is None or order.snapshot_age_hours > r["max_snapshot_age_hours"]
+            or (order.business_date is not None and order.snapshot_date != order.business_date)):
         reasons.append("stock_snapshot_stale")
     if not order.allows_auto_order:
         reasons.append("supplier_manual_only")
@@ -170,7 +174,8 @@ def evaluate(order: OrderFacts, rules: RuleSet) -> list[str]:
         if ln.is_new_item and lr["block_on_new_item"]:
             reasons.append(f"new_item:{ln.item_id}")
         if ln.forecast_flagged:
-            reasons.append(f"forecast_flagged:{ln.item_id}")
+            # a flagged forecast is either from a run whose quality gate blocked automation or a fallback
+            reasons.append(f"forecast_fallback:{ln.item_id}" if ln.forecast_fallback else "quality_gate_blocked")
     return list(dict.fromkeys(reasons))
 
 

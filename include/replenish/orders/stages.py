@@ -12,7 +12,7 @@ from replenish.orders.dispatcher import DispatchConfig, drain
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
 from replenish.orders.release import OrderFacts, LineFacts, evaluate, load_rules
-from replenish.orders.store import ensure_schema, upsert_proposals
+from replenish.orders.store import ensure_schema, set_status, upsert_proposals
 
 
 def _engine():
@@ -82,40 +82,69 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up") 
     return {"orders": out["orders_created"], "lines": out["lines_written"], **out}
 
 
+BERLIN = "Europe/Berlin"
+USUAL_N = 4                 # deliveries averaged for the usual quantity
+SALES_LOOKBACK_DAYS = 28    # fallback: mean daily sales over this window x coverage days
+
+
+def _reevaluable_sql() -> str:
+    # 'proposed', or 'in_review' put there by a previous release run and untouched by a person (no events of
+    # other actors, no line edits): re-running release after fixed facts/rules re-decides those.
+    return """SELECT * FROM orders.purchase_orders p WHERE order_date = :d AND (status = 'proposed' OR (
+        status = 'in_review' AND NOT EXISTS (SELECT 1 FROM orders.order_events e WHERE e.order_id = p.order_id
+            AND e.actor NOT LIKE 'system:%%' AND e.actor NOT LIKE 'release:%%')
+        AND NOT EXISTS (SELECT 1 FROM orders.order_lines l WHERE l.order_id = p.order_id AND l.edited_by IS NOT NULL)))
+        ORDER BY order_id FOR UPDATE SKIP LOCKED""".replace("%%", "%")
+
+
 def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.datetime | None = None) -> dict:
     rules = load_rules(rules_path)  # malformed -> RuleConfigError before touching anything
-    now = now or dt.datetime.now(dt.timezone.utc)
     eng = _engine()
     auto = review = 0
     reasons_count: dict[str, int] = {}
     with eng.begin() as conn:
         ensure_schema(conn)
-        orders = conn.execute(text("SELECT * FROM orders.purchase_orders WHERE order_date = :d AND status = 'proposed' "
-                                   "FOR UPDATE SKIP LOCKED"), {"d": business_date}).mappings().all()
+        orders = conn.execute(text(_reevaluable_sql()), {"d": business_date}).mappings().all()
         gate = _safe(conn, "SELECT store_id::text, NOT bool_or(is_automation_blocked) FROM ops.quality_gate "
                            "WHERE business_date = :d GROUP BY store_id", {"d": business_date})
+        categories = _safe(conn, "SELECT DISTINCT ON (item_id) item_id::text, category FROM marts.dim_items "
+                                 "ORDER BY item_id, snapshot_date DESC", {})
         stats: dict[tuple, list[int]] = {}
         for o in orders:
             lines = conn.execute(text("SELECT item_id, final_qty, explanation FROM orders.order_lines WHERE order_id = :o"),
                                  {"o": o["order_id"]}).mappings().all()
+            snap_age, snap_date = _snapshot(conn, o["store_id"], business_date, now)
+            lf = []
+            for ln in lines:
+                expl = ln["explanation"] or {}
+                cov = int(expl.get("coverage_days") or 1)
+                usual, new_item = _usual(conn, o["store_id"], o["supplier_id"], ln["item_id"], o["delivery_date"],
+                                         business_date, cov)
+                flagged, fallback = _forecast_flag(conn, o["store_id"], ln["item_id"], business_date,
+                                                   o["delivery_date"], cov)
+                lf.append(LineFacts(ln["item_id"], int(ln["final_qty"]), category=categories.get(str(ln["item_id"])),
+                                    usual_qty=usual, interval_width=expl.get("interval_width"),
+                                    is_promotion=_promotion(conn, o["store_id"], ln["item_id"], o["delivery_date"]),
+                                    is_new_item=new_item, forecast_flagged=flagged, forecast_fallback=fallback))
             facts = OrderFacts(o["order_id"], o["store_id"], o["supplier_id"], float(o["order_value"] or 0),
-                               gate.get(o["store_id"]), _snapshot_age(conn, o["store_id"], now),
-                               _allows_auto(conn, o["store_id"], o["supplier_id"]),
-                               [LineFacts(l["item_id"], int(l["final_qty"]),
-                                          usual_qty=_usual(conn, o["store_id"], o["supplier_id"], l["item_id"]),
-                                          interval_width=(l["explanation"] or {}).get("interval_width"))
-                                for l in lines], tuple(o["reasons"] or ()))
+                               gate.get(o["store_id"]), snap_age,
+                               _allows_auto(conn, o["store_id"], o["supplier_id"]), lf,
+                               tuple(r for r in (o["reasons"] or ()) if r in _PROPOSAL_REASONS)
+                               if o["status"] == "in_review" else tuple(o["reasons"] or ()),
+                               snapshot_date=snap_date, business_date=business_date)
             why = evaluate(facts, rules)
             key = (o["supplier_id"], o["store_id"])
             stats.setdefault(key, [0, 0])[0] += 1
             if why:
-                from replenish.orders.store import set_status
-                set_status(conn, o["order_id"], "in_review", f"release:{run_id}", reasons=why)
+                if o["status"] != "in_review" or list(o["reasons"] or ()) != why:
+                    set_status(conn, o["order_id"], "in_review", f"release:{run_id}", reasons=why)
                 review += 1
                 for r in why:
                     code = r.split(":")[0]
                     reasons_count[code] = reasons_count.get(code, 0) + 1
             else:
+                conn.execute(text("UPDATE orders.purchase_orders SET reasons = '{}' WHERE order_id = :o"),
+                             {"o": o["order_id"]})
                 approve(conn, o["order_id"], actor=f"release:{run_id}:rules-v{rules.version}", auto=True)
                 stats[key][1] += 1
                 auto += 1
@@ -128,6 +157,10 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
     return {"auto": auto, "review": review, "reasons": reasons_count}
 
 
+# reasons written by propose (kept when an in_review order is re-evaluated; release reasons are recomputed)
+_PROPOSAL_REASONS = ("below_min_order_value", "cap_below_moq")
+
+
 def _safe(conn, sql, params):
     try:
         with conn.begin_nested():
@@ -136,18 +169,34 @@ def _safe(conn, sql, params):
         return {}
 
 
-def _snapshot_age(conn, store_id, now):
+def _scalar(conn, sql, params):
     try:
         with conn.begin_nested():
-            ts = conn.execute(text("SELECT max(snapshot_at) FROM marts.fct_inventory_position WHERE store_id::text = :s"),
-                              {"s": store_id}).scalar()
-    except Exception:  # noqa: BLE001
+            return conn.execute(text(sql), params).first()
+    except Exception:  # noqa: BLE001 - upstream table missing -> unknown
         return None
+
+
+def snapshot_freshness(ts: dt.datetime | None, business_date: dt.date, now: dt.datetime | None = None):
+    """(age in hours, local Europe/Berlin date) of a stock snapshot, judged against the business date.
+
+    The reference time is the end of the business day in Berlin (the data may be historical: the wall clock
+    says nothing about it), or ``now`` when that is earlier (a run during the business day)."""
+    from zoneinfo import ZoneInfo
     if ts is None:
-        return None
+        return None, None
+    tz = ZoneInfo(BERLIN)
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=dt.timezone.utc)
-    return (now - ts).total_seconds() / 3600
+    eod = dt.datetime.combine(business_date + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    ref = min(now, eod) if now is not None else eod
+    return max((ref - ts).total_seconds() / 3600, 0.0), ts.astimezone(tz).date()
+
+
+def _snapshot(conn, store_id, business_date, now=None):
+    row = _scalar(conn, "SELECT max(snapshot_at) FROM marts.fct_inventory_position WHERE store_id::text = :s "
+                        "AND as_of_date <= :d", {"s": store_id, "d": business_date})
+    return snapshot_freshness(row[0] if row else None, business_date, now)
 
 
 def _allows_auto(conn, store_id, supplier_id) -> bool:
@@ -161,12 +210,54 @@ def _allows_auto(conn, store_id, supplier_id) -> bool:
     return bool(v)
 
 
-def _usual(conn, store_id, supplier_id, item_id):
+def _usual(conn, store_id, supplier_id, item_id, delivery_date, business_date, coverage_days=1):
+    """(usual quantity, is_new_item). Sources in order: our own sent orders (last 4 before the delivery);
+    the retailer's order history raw.mms_purchase_orders (deduped per po_id/line_no, last export wins): mean
+    of the last 4 deliveries of the same store x item on the delivery's weekday, else the last 4 deliveries;
+    else the mean daily sales of the last 28 days x coverage days. No history anywhere -> (None, True)."""
     v = conn.execute(text("""SELECT avg(final_qty) FROM (SELECT l.final_qty FROM orders.order_lines l
         JOIN orders.purchase_orders p USING (order_id) WHERE p.store_id = :s AND p.supplier_id = :p AND l.item_id = :i
-        AND p.status IN ('sent', 'acknowledged') ORDER BY p.delivery_date DESC LIMIT 4) x"""),
-                     {"s": store_id, "p": supplier_id, "i": item_id}).scalar()
-    return None if v is None else float(v)
+        AND p.status IN ('sent', 'acknowledged') AND p.delivery_date < :dd ORDER BY p.delivery_date DESC LIMIT 4) x"""),
+                     {"s": store_id, "p": supplier_id, "i": item_id, "dd": delivery_date}).scalar()
+    if v is not None:
+        return float(v), False
+    row = _scalar(conn, """WITH h AS (
+            SELECT DISTINCT ON (po_id, line_no) due_date, quantity FROM raw.mms_purchase_orders
+            WHERE store_id::text = :s AND item_id::text = :i AND due_date < :dd AND order_date <= :bd
+            ORDER BY po_id, line_no, _business_date DESC, _loaded_at DESC),
+        d AS (SELECT due_date, sum(quantity) AS qty FROM h GROUP BY due_date)
+        SELECT (SELECT avg(qty) FROM (SELECT qty FROM d WHERE extract(isodow FROM due_date) = extract(isodow FROM CAST(:dd AS date))
+                                      ORDER BY due_date DESC LIMIT :n) a),
+               (SELECT avg(qty) FROM (SELECT qty FROM d ORDER BY due_date DESC LIMIT :n) b)""",
+                  {"s": store_id, "i": item_id, "dd": delivery_date, "bd": business_date, "n": USUAL_N})
+    if row is not None and (row[0] is not None or row[1] is not None):
+        return float(row[0] if row[0] is not None else row[1]), False
+    row = _scalar(conn, """SELECT avg(units_sold) FROM marts.fct_daily_demand WHERE store_id::text = :s
+        AND item_id::text = :i AND demand_date <= :bd AND demand_date > CAST(:bd AS date) - :lb""",
+                  {"s": store_id, "i": item_id, "bd": business_date, "lb": SALES_LOOKBACK_DAYS})
+    if row is not None and row[0] is not None:
+        return float(row[0]) * max(int(coverage_days), 1), False
+    return None, True
+
+
+def _promotion(conn, store_id, item_id, delivery_date) -> bool:
+    row = _scalar(conn, "SELECT bool_or(is_promotion) FROM marts.fct_demand_drivers WHERE store_id::text = :s "
+                        "AND item_id::text = :i AND driver_date = :dd", {"s": store_id, "i": item_id, "dd": delivery_date})
+    return bool(row and row[0])
+
+
+def _forecast_flag(conn, store_id, item_id, business_date, delivery_date, coverage_days=1) -> tuple[bool, bool]:
+    """(flagged, fallback) of the forecast used for the coverage window (latest origin <= business date).
+    fallback = flagged rows without a model version (item-profile fallback, no trained model)."""
+    row = _scalar(conn, """SELECT bool_or(is_flagged), bool_or(is_flagged AND model_version IS NULL) FROM (
+            SELECT DISTINCT ON (target_date) is_flagged, model_version FROM forecast.forecasts
+            WHERE store_id::text = :s AND item_id::text = :i AND origin_date <= :bd
+              AND target_date >= :dd AND target_date < CAST(:dd AS date) + :c
+            ORDER BY target_date, origin_date DESC) f""",
+                  {"s": store_id, "i": item_id, "bd": business_date, "dd": delivery_date, "c": max(int(coverage_days), 1)})
+    if row is None or row[0] is None:
+        return False, False
+    return bool(row[0]), bool(row[1])
 
 
 def default_channels(settings=None) -> dict:

@@ -1,0 +1,1 @@
+"""Replenish forecasting: direct multi-horizon global LightGBM quantile model, baselines, backtest, bench."""

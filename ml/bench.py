@@ -1,0 +1,173 @@
+"""Forecast bench per shared/BENCHMARK.md (see ``run_forecast_bench``).
+
+Protocol, identical for every learned method: fitted ONCE on data dated <= 2018-12-31, then for every origin o in
+2019-01-01..2019-04-29 it forecasts o+1..o+7 from the history dated <= o (parameters frozen, state/features
+updated with the new actuals). Baselines are recomputed per origin. Rows whose target date is after 2019-04-30 are
+not scored, so every method is scored on the same (store, item, target date, horizon) rows.
+- statsforecast: AutoETS(season_length=7) fitted per series once; per origin ``model.forward`` re-runs the
+  fixed-parameter filter on the history <= o (80% interval -> P10/P90). Refitting per origin would cost
+  ~119 x the fit time; frozen parameters keep it bounded and match the protocol of the others.
+- mlforecast: LightGBM, lags 7 and 14, rolling means 7/28 of lag 7, dayofweek; point = default L2 LGBMRegressor,
+  P10/P90 = quantile LGBMRegressors on the same features. Per origin ``predict(h=7, new_df=history <= o)``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ml.backtest import metrics, metrics_by
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TRAIN_END = "2018-12-31"
+TEST_START, TEST_END = "2019-01-01", "2019-04-30"
+HORIZONS = list(range(1, 8))
+
+
+def _ours(frame, origins, cfg=None):
+    from ml.config import ForecastConfig
+    from ml.model import ForecastModel
+
+    cfg = cfg or ForecastConfig(origin_stride=6, horizons=HORIZONS)
+    m = ForecastModel(cfg).fit(frame, end_date=TRAIN_END)
+    return m.predict(frame, origins, HORIZONS)
+
+
+def _statsforecast(frame, origins):
+    import pandas as pd
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    f = frame[frame["y"].notna()].copy()
+    f["unique_id"] = f["store_id"].astype(str) + "_" + f["item_id"].astype(str)
+    train = f[f["date"] <= pd.Timestamp(TRAIN_END)].rename(columns={"date": "ds"})[["unique_id", "ds", "y"]]
+    sf = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=2)
+    sf.fit(train)
+    uids = list(sf.uids) if hasattr(sf, "uids") else sorted(train["unique_id"].unique())
+    out = []
+    for i, uid in enumerate(uids):
+        s = f[f["unique_id"] == uid].sort_values("date")
+        model = sf.fitted_[i, 0]
+        ys, ds = s["y"].to_numpy(float), s["date"].to_numpy()
+        sid, iid = int(s["store_id"].iloc[0]), int(s["item_id"].iloc[0])
+        for o in origins:
+            n = int(np.searchsorted(ds, np.datetime64(o), side="right"))
+            r = model.forward(y=ys[:n], h=len(HORIZONS), level=[80])
+            td = pd.Timestamp(o) + pd.to_timedelta(HORIZONS, unit="D")
+            out.append(pd.DataFrame({"store_id": sid, "item_id": iid, "origin": pd.Timestamp(o), "target_date": td,
+                                     "horizon": HORIZONS, "p50": r["mean"], "p10": r["lo-80"], "p90": r["hi-80"]}))
+    return pd.concat(out, ignore_index=True)
+
+
+def _mlforecast(frame, origins):
+    import lightgbm as lgb
+    import pandas as pd
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean
+
+    f = frame[frame["y"].notna()].copy()
+    f["unique_id"] = f["store_id"].astype(str) + "_" + f["item_id"].astype(str)
+    f = f.rename(columns={"date": "ds"})[["unique_id", "ds", "y", "store_id", "item_id"]]
+    keys = f[["unique_id", "store_id", "item_id"]].drop_duplicates()
+    models = {"p50": lgb.LGBMRegressor(n_jobs=2, verbose=-1),
+              "p10": lgb.LGBMRegressor(objective="quantile", alpha=0.1, n_jobs=2, verbose=-1),
+              "p90": lgb.LGBMRegressor(objective="quantile", alpha=0.9, n_jobs=2, verbose=-1)}
+    fc = MLForecast(models=models, freq="D", lags=[7, 14],
+                    lag_transforms={7: [RollingMean(window_size=7), RollingMean(window_size=28)]},
+                    date_features=["dayofweek"])
+    fc.fit(f[f["ds"] <= pd.Timestamp(TRAIN_END)][["unique_id", "ds", "y"]])
+    out = []
+    for o in origins:
+        hist = f[(f["ds"] <= pd.Timestamp(o)) & (f["ds"] > pd.Timestamp(o) - pd.Timedelta(days=60))]
+        p = fc.predict(h=len(HORIZONS), new_df=hist[["unique_id", "ds", "y"]])
+        p["origin"] = pd.Timestamp(o)
+        out.append(p)
+    p = pd.concat(out, ignore_index=True).merge(keys, on="unique_id")
+    p["horizon"] = (p["ds"] - p["origin"]).dt.days
+    return p.rename(columns={"ds": "target_date"})[["store_id", "item_id", "origin", "target_date", "horizon",
+                                                   "p10", "p50", "p90"]]
+
+
+def run_forecast_bench(panel: pd.DataFrame, methods: list[str] | None = None, ours_cfg=None) -> dict:
+    """Run every method on the same rows; returns {"methods": {name: {...metrics, seconds, by_horizon}},
+    "ratios": {peer: ours_wape / peer_wape}, "protocol": str, "n_rows": int}."""
+    import pandas as pd
+
+    from ml.baselines import mean_last4_same_weekday, seasonal_naive
+    from ml.data import panel_to_frame
+
+    frame = panel_to_frame(panel) if "demand" in panel.columns else panel
+    origins = pd.date_range(TEST_START, TEST_END, freq="D")[:-1]
+    last = pd.Timestamp(TEST_END)
+    truth = frame[["store_id", "item_id", "date", "y"]].rename(columns={"date": "target_date"})
+    runners = {
+        "seasonal_naive": lambda: seasonal_naive(frame, origins, HORIZONS),
+        "mean_last4_same_weekday": lambda: mean_last4_same_weekday(frame, origins, HORIZONS),
+        "statsforecast_autoets": lambda: _statsforecast(frame, origins),
+        "mlforecast_lgbm": lambda: _mlforecast(frame, origins),
+        "ours": lambda: _ours(frame, origins, ours_cfg),
+    }
+    methods = methods or list(runners)
+    res: dict = {"methods": {}, "ratios": {}, "forecasts": {}}
+    keys = None
+    for name in methods:
+        t0 = time.perf_counter()
+        fc = runners[name]()
+        secs = time.perf_counter() - t0
+        fc = fc[(fc["target_date"] <= last) & fc["horizon"].isin(HORIZONS)]
+        fc = fc.drop(columns=[c for c in ("y",) if c in fc]).merge(truth, on=["store_id", "item_id", "target_date"])
+        k = fc[["store_id", "item_id", "origin", "horizon"]]
+        if keys is None:
+            keys = k
+        elif len(k) != len(keys):
+            raise RuntimeError(f"{name} scored {len(k)} rows, expected {len(keys)}")
+        bh = metrics_by(fc, "horizon")
+        res["methods"][name] = {**metrics(fc), "seconds": round(secs, 1),
+                                "wape_by_horizon": {int(r.horizon): round(r.wape, 4) for r in bh.itertuples()},
+                                "wape_h1_2": metrics(fc[fc["horizon"] <= 2])["wape"]}
+        res["forecasts"][name] = fc
+    if "ours" in res["methods"]:
+        ow = res["methods"]["ours"]["wape"]
+        for name, m in res["methods"].items():
+            if name != "ours":
+                res["ratios"][name] = round(ow / m["wape"], 3)
+    res["n_rows"] = int(len(keys)) if keys is not None else 0
+    res["protocol"] = (f"fit once on data <= {TRAIN_END}; origins {TEST_START}..{origins[-1].date()} daily; "
+                       f"h=1..7; targets <= {TEST_END}; inputs dated <= origin")
+    return res
+
+
+def format_table(result: dict) -> str:
+    hs = HORIZONS
+    head = f"{'method':<26}{'WAPE':>7}{'h1-2':>7}" + "".join(f"{'h' + str(h):>7}" for h in hs) + \
+        f"{'bias':>8}{'cover':>7}{'pinb':>7}{'secs':>8}{'ours/x':>8}"
+    lines = [head, "-" * len(head)]
+    for name, m in result["methods"].items():
+        cov = f"{m['coverage']:.3f}" if "coverage" in m else "  -  "
+        pin = f"{m['pinball']:.3f}" if "pinball" in m else "  -  "
+        ratio = result["ratios"].get(name)
+        lines.append(f"{name:<26}{m['wape']:>7.3f}{m['wape_h1_2']:>7.3f}" +
+                     "".join(f"{m['wape_by_horizon'].get(h, float('nan')):>7.3f}" for h in hs) +
+                     f"{m['bias']:>+8.3f}{cov:>7}{pin:>7}{m['seconds']:>8.1f}" +
+                     (f"{ratio:>8.3f}" if ratio is not None else f"{'':>8}"))
+    lines.append(f"rows per method: {result['n_rows']}; {result['protocol']}")
+    return "\n".join(lines)
+
+
+def to_json(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "forecasts"}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    from ml.data import load_bakery_panel
+
+    r = run_forecast_bench(load_bakery_panel(), methods=sys.argv[1:] or None)
+    print(format_table(r))
+    print(json.dumps(to_json(r), indent=1, default=str))

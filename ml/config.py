@@ -1,0 +1,61 @@
+"""One typed forecast configuration, shared by training and prediction (features are declared once)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, Field
+
+# Known-in-advance drivers, named in the neutral frame (see ml.data).
+DRIVER_COLUMNS = [
+    "is_holiday", "is_holiday_next2days", "is_school_holiday", "rain", "temperature",
+    "promotion", "promotion_lastweek", "price",
+]
+
+
+class LightGBMParams(BaseModel):
+    learning_rate: float = 0.08
+    num_leaves: int = 31
+    min_data_in_leaf: int = 200
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+    num_boost_round: int = 200
+    num_threads: int = 2
+    seed: int = 7
+    max_bin: int = 127
+    verbose: int = -1
+
+
+class ForecastConfig(BaseModel):
+    """Everything that defines the features and the model; stored as JSON with every model version."""
+
+    horizons: list[int] = Field(default_factory=lambda: list(range(1, 15)))
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    # target-derived features, all relative to the origin o (never data dated > o)
+    last_value: bool = True
+    rolling_windows: list[int] = Field(default_factory=lambda: [7, 28])   # mean of y over (o-w, o]
+    rolling_std_window: int = 28
+    same_weekday_counts: list[int] = Field(default_factory=lambda: [1, 4, 8])  # last k same weekdays of target, <= o
+    year_ago_window: int = 7            # mean of y around t-364 (centred, ends <= o for h <= 360)
+    scale_window: int = 28              # target / features are divided by mean over this window at o
+    # known-in-advance features at the target date
+    calendar: list[str] = Field(default_factory=lambda: ["dow", "dom", "month", "doy", "week"])
+    drivers: list[str] = Field(default_factory=lambda: list(DRIVER_COLUMNS))
+    categoricals: list[str] = Field(default_factory=lambda: ["store_id", "item_id"])
+    # censored demand: stock-out days are masked from the training loss and from target-derived features
+    mask_stockouts: bool = True
+    # short history: series with fewer observed days than this in the last 56 days use the item profile
+    min_history_days: int = 21
+    # training sample: every `origin_stride`-th origin of the training window
+    origin_stride: int = 3
+    lgbm: LightGBMParams = Field(default_factory=LightGBMParams)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:10]
+
+    @property
+    def max_horizon(self) -> int:
+        return max(self.horizons)

@@ -1,0 +1,209 @@
+"""Direct multi-horizon features for (origin o, horizon h) -> target date t = o + h.
+
+Target-derived features read y only through :func:`y_at`, which asserts that every source date is <= o
+(the leakage guard). Known-in-advance drivers and the calendar are read at the target date t.
+:func:`check_no_lookahead` is an end-to-end guard: rebuilding with every y after the origin scrambled must
+give identical features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ml.config import ForecastConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class LeakageError(AssertionError):
+    """A feature read data dated after the forecast origin."""
+
+
+@dataclass
+class Grid:
+    """Series x dates arrays on a full daily grid (dates extend max_horizon past the last row)."""
+
+    keys: pd.DataFrame                  # store_id, item_id per series row
+    dates: pd.DatetimeIndex
+    y: np.ndarray                       # observed y, NaN if missing or (masked) stock-out
+    y_raw: np.ndarray                   # observed y as recorded (sales), NaN if missing
+    stockout: np.ndarray
+    drivers: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def date_index(self, d) -> int:
+        import pandas as pd
+
+        return int((pd.Timestamp(d) - self.dates[0]).days)
+
+
+def make_grid(frame: pd.DataFrame, cfg: ForecastConfig) -> Grid:
+    import pandas as pd
+
+    f = frame.copy()
+    f["date"] = pd.to_datetime(f["date"]).astype("datetime64[ns]")
+    keys = f[["store_id", "item_id"]].drop_duplicates().sort_values(["store_id", "item_id"]).reset_index(drop=True)
+    dates = pd.date_range(f["date"].min(), f["date"].max() + pd.Timedelta(days=cfg.max_horizon), freq="D")
+    sidx = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(f[["store_id", "item_id"]]))
+    didx = ((f["date"] - dates[0]).dt.days).to_numpy()
+    shape = (len(keys), len(dates))
+
+    def fill(col, default=np.nan):
+        a = np.full(shape, default, dtype=float)
+        if col in f:
+            a[sidx, didx] = f[col].to_numpy(dtype=float)
+        return a
+
+    y_raw = fill("y")
+    so = fill("is_stockout", 0.0)
+    so = np.nan_to_num(so) > 0
+    y = y_raw.copy()
+    if cfg.mask_stockouts:
+        y[so] = np.nan
+    drivers = {c: fill(c) for c in cfg.drivers}
+    return Grid(keys=keys, dates=dates, y=y, y_raw=y_raw, stockout=so, drivers=drivers)
+
+
+def y_at(a: np.ndarray, src: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """a[:, src] with NaN outside the grid. The guard: every source index must be <= its origin index."""
+    if np.any(src > origin):
+        raise LeakageError(f"feature reads data {int(np.max(src - origin))} day(s) after the origin")
+    out = np.full((a.shape[0], len(src)), np.nan)
+    ok = (src >= 0) & (src < a.shape[1])
+    out[:, ok] = a[:, src[ok]]
+    return out
+
+
+def _at_target(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    out = np.full((a.shape[0], len(t)), np.nan)
+    ok = (t >= 0) & (t < a.shape[1])
+    out[:, ok] = a[:, t[ok]]
+    return out
+
+
+def _window_mean(cs: np.ndarray, cn: np.ndarray, o: np.ndarray, w: int) -> np.ndarray:
+    """Mean of observed y over (o-w, o], from cumulative sums (cs[:, i] = sum of y[:, :i])."""
+    hi = y_at(cs, o + 1, o + 1)         # cumulative sums shifted by one: index o+1 covers dates <= o
+    lo = np.clip(o + 1 - w, 0, None)
+    s = hi - cs[:, lo]
+    n = y_at(cn, o + 1, o + 1) - cn[:, lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, s / np.maximum(n, 1), np.nan), n
+
+
+ExtraFeature = Callable[[Grid, np.ndarray, int], tuple[str, np.ndarray]]
+
+
+def build_features(grid: Grid, origins: Sequence, cfg: ForecastConfig, horizons: Sequence[int] | None = None,
+                   extra: Sequence[ExtraFeature] = ()) -> pd.DataFrame:
+    """One row per (series, origin, horizon). Columns: keys, origin, target_date, horizon, scale, y (target, raw
+    sales at t if known), stockout (at t), features (see :func:`feature_columns`). y-like features are scaled."""
+    import pandas as pd
+
+    horizons = list(horizons or cfg.horizons)
+    o = np.array(sorted({grid.date_index(d) for d in origins}), dtype=int)
+    o = o[(o >= 0) & (o < len(grid.dates))]
+    y = grid.y
+    obs = ~np.isnan(y)
+    cs = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(np.nan_to_num(y), axis=1)], axis=1)
+    cn = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(obs, axis=1)], axis=1)
+    cs2 = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(np.nan_to_num(y) ** 2, axis=1)], axis=1)
+    # the last observed value at or before o (forward-filled)
+    idx = np.where(obs, np.arange(y.shape[1])[None, :], -1)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    last_obs = np.take_along_axis(np.nan_to_num(y), np.maximum(idx, 0), axis=1)
+    last_obs[idx < 0] = np.nan
+
+    # features at the origin (do not depend on h)
+    base: dict[str, np.ndarray] = {}
+    scale, n_scale = _window_mean(cs, cn, o, cfg.scale_window)
+    long_mean, _ = _window_mean(cs, cn, o, 365)
+    scale = np.where(np.isnan(scale) | (scale <= 0), long_mean, scale)
+    scale = np.where(np.isnan(scale) | (scale <= 0), 1.0, scale)
+    if cfg.last_value:
+        base["last"] = y_at(last_obs, o, o) / scale
+    for w in cfg.rolling_windows:
+        base[f"mean_{w}"] = _window_mean(cs, cn, o, w)[0] / scale
+    w = cfg.rolling_std_window
+    m, n = _window_mean(cs, cn, o, w)
+    s2 = y_at(cs2, o + 1, o + 1) - cs2[:, np.clip(o + 1 - w, 0, None)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        base[f"std_{w}"] = np.sqrt(np.maximum(s2 / np.maximum(n, 1) - m**2, 0)) / scale
+    base["n_obs_56"] = _window_mean(cs, cn, o, 56)[1]
+    base["log_scale"] = np.log1p(scale)
+
+    out = []
+    S = len(grid.keys)
+    for h in horizons:
+        t = o + h
+        feats = dict(base)
+        lag0 = 7 * int(np.ceil(h / 7))          # the last same weekday as t at or before o
+        sw = np.stack([y_at(y, t - lag0 - 7 * j, o) for j in range(max(cfg.same_weekday_counts))])
+        with np.errstate(invalid="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                for k in cfg.same_weekday_counts:
+                    feats[f"sw_mean_{k}"] = (sw[0] if k == 1 else np.nanmean(sw[:k], axis=0)) / scale
+                if cfg.year_ago_window:
+                    half = cfg.year_ago_window // 2
+                    ya = np.stack([y_at(y, t - 364 + d, o) for d in range(-half, half + 1)])
+                    feats["year_ago"] = np.nanmean(ya, axis=0) / scale
+        for c in cfg.drivers:
+            feats[c] = _at_target(grid.drivers[c], t)
+        td = pd.DatetimeIndex(grid.dates[0] + pd.to_timedelta(t, unit="D"))
+        cal = {"dow": td.dayofweek, "dom": td.day, "month": td.month, "doy": td.dayofyear,
+               "week": td.isocalendar().week.to_numpy().astype(int)}
+        for c in cfg.calendar:
+            feats[c] = np.broadcast_to(np.asarray(cal[c], dtype=float)[None, :], (S, len(o)))
+        for fn in extra:
+            name, val = fn(grid, o, h)
+            feats[name] = val
+        df = pd.DataFrame({k: np.asarray(v, dtype=float).ravel() for k, v in feats.items()})
+        df.insert(0, "horizon", h)
+        df.insert(0, "target_date", np.tile(td.to_numpy(), S))
+        df.insert(0, "origin", np.tile(grid.dates[o].to_numpy(), S))
+        df.insert(0, "item_id", np.repeat(grid.keys["item_id"].to_numpy(), len(o)))
+        df.insert(0, "store_id", np.repeat(grid.keys["store_id"].to_numpy(), len(o)))
+        df["scale"] = scale.ravel()
+        df["y"] = _at_target(grid.y_raw, t).ravel()
+        df["stockout"] = _at_target(grid.stockout.astype(float), t).ravel() > 0
+        out.append(df)
+    return pd.concat(out, ignore_index=True)
+
+
+def feature_columns(cfg: ForecastConfig) -> list[str]:
+    cols = ["horizon"]
+    if cfg.last_value:
+        cols.append("last")
+    cols += [f"mean_{w}" for w in cfg.rolling_windows] + [f"std_{cfg.rolling_std_window}", "n_obs_56", "log_scale"]
+    cols += [f"sw_mean_{k}" for k in cfg.same_weekday_counts]
+    if cfg.year_ago_window:
+        cols.append("year_ago")
+    return cols + list(cfg.drivers) + list(cfg.calendar) + list(cfg.categoricals)
+
+
+def check_no_lookahead(frame: pd.DataFrame, origin, cfg: ForecastConfig, extra: Sequence[ExtraFeature] = (),
+                       seed: int = 0) -> None:
+    """End-to-end guard: scramble every y (and stock-out flag) dated after ``origin``; the features built at
+    ``origin`` must not change. Raises LeakageError otherwise."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    after = pd.to_datetime(frame["date"]) > pd.Timestamp(origin)
+    scrambled = frame.copy()
+    scrambled.loc[after, "y"] = rng.uniform(0, 1e6, int(after.sum()))
+    scrambled.loc[after, "is_stockout"] = rng.uniform(size=int(after.sum())) < 0.5
+    cols = [c for c in feature_columns(cfg) if c not in cfg.categoricals] + ["scale"]
+    a = build_features(make_grid(frame, cfg), [origin], cfg, extra=extra)
+    b = build_features(make_grid(scrambled, cfg), [origin], cfg, extra=extra)
+    extra_cols = [c for c in a.columns if c not in cols and c not in
+                  ("store_id", "item_id", "origin", "target_date", "y", "stockout")]
+    for c in cols + extra_cols:
+        if not np.allclose(a[c].to_numpy(float), b[c].to_numpy(float), equal_nan=True):
+            raise LeakageError(f"feature {c!r} changes when data after the origin {origin} changes")

@@ -1,0 +1,156 @@
+"""Global LightGBM, horizon as a feature, one quantile model per quantile (P10/P50/P90).
+
+Target = y / scale (scale = mean of the last 28 observed days at the origin); stock-out target rows are
+masked from the training loss (weight 0 -> dropped) and stock-out days are NaN in target-derived features.
+Series with a short history use :func:`item_profile_fallback` (never errors, never zero).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ml.config import ForecastConfig
+from ml.features import build_features, feature_columns, make_grid
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class ForecastModel:
+    cfg: ForecastConfig
+    boosters: dict[float, object] = field(default_factory=dict)
+    train_start: str | None = None
+    train_end: str | None = None
+    fit_seconds: float = 0.0
+    n_train_rows: int = 0
+
+    # ---------------------------------------------------------------- training
+    def fit(self, frame: pd.DataFrame, end_date=None, start_origin=None) -> ForecastModel:
+        """Train on origins o with o + h <= end_date (only rows whose target is known by end_date)."""
+        import lightgbm as lgb
+        import pandas as pd
+
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        frame = frame[pd.to_datetime(frame["date"]) <= pd.Timestamp(end_date)] if end_date is not None else frame
+        end = pd.to_datetime(frame.loc[frame["y"].notna(), "date"]).max()
+        grid = make_grid(frame, cfg)
+        first = pd.Timestamp(start_origin) if start_origin is not None else grid.dates[0] + pd.Timedelta(days=56)
+        origins = pd.date_range(first, end - pd.Timedelta(days=1), freq=f"{cfg.origin_stride}D")
+        X = build_features(grid, origins, cfg)
+        X = X[X["target_date"] <= end]
+        keep = X["y"].notna() & (X["n_obs_56"] >= cfg.min_history_days)
+        if cfg.mask_stockouts:
+            keep &= ~X["stockout"]
+        X = X[keep]
+        cols = feature_columns(cfg)
+        target = (X["y"] / X["scale"]).to_numpy()
+        data = X[cols].astype(float)
+        for q in cfg.quantiles:
+            params = cfg.lgbm.model_dump()
+            rounds = params.pop("num_boost_round")
+            params.update(objective="quantile", alpha=q)
+            ds = lgb.Dataset(data, label=target, categorical_feature=list(cfg.categoricals), free_raw_data=False)
+            self.boosters[q] = lgb.train(params, ds, num_boost_round=rounds)
+        self.train_start = str(grid.dates[0].date())
+        self.train_end = str(end.date())
+        self.n_train_rows = len(X)
+        self.fit_seconds = time.perf_counter() - t0
+        return self
+
+    # ---------------------------------------------------------------- prediction
+    def predict_features(self, X: pd.DataFrame) -> pd.DataFrame:
+        cfg = self.cfg
+        cols = feature_columns(cfg)
+        out = X[["store_id", "item_id", "origin", "target_date", "horizon", "y"]].copy()
+        preds = np.column_stack([self.boosters[q].predict(X[cols].astype(float), num_threads=cfg.lgbm.num_threads)
+                                 for q in cfg.quantiles]) * X["scale"].to_numpy()[:, None]
+        preds = np.sort(np.maximum(preds, 0.0), axis=1)       # non-negative, non-crossing
+        names = [f"p{int(round(q * 100))}" for q in cfg.quantiles]
+        for i, n in enumerate(names):
+            out[n] = preds[:, i]
+        out["is_fallback"] = False
+        short = (X["n_obs_56"] < cfg.min_history_days).to_numpy()
+        out["_short"] = short
+        return out
+
+    def predict(self, frame: pd.DataFrame, origins, horizons=None) -> pd.DataFrame:
+        """Forecasts for every series of ``frame`` at each origin (columns p10/p50/p90 for default quantiles)."""
+        grid = make_grid(frame, self.cfg)
+        X = build_features(grid, origins, self.cfg, horizons)
+        out = self.predict_features(X)
+        if out["_short"].any():
+            fb = item_profile_fallback(frame, out.loc[out["_short"]], self.cfg)
+            out.loc[out["_short"], fb.columns] = fb.to_numpy()
+            out.loc[out["_short"], "is_fallback"] = True
+        return out.drop(columns="_short").reset_index(drop=True)
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = {"cfg": self.cfg.model_dump(), "boosters": {q: b.model_to_string() for q, b in self.boosters.items()},
+                "train_start": self.train_start, "train_end": self.train_end}
+        path.write_bytes(pickle.dumps(blob))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ForecastModel:
+        import lightgbm as lgb
+
+        blob = pickle.loads(Path(path).read_bytes())
+        m = cls(ForecastConfig.model_validate(blob["cfg"]))
+        m.boosters = {q: lgb.Booster(model_str=s) for q, s in blob["boosters"].items()}
+        m.train_start, m.train_end = blob["train_start"], blob["train_end"]
+        return m
+
+
+def item_profile_fallback(frame: pd.DataFrame, rows: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:
+    """Short-history forecast: the item's weekday profile over all stores (last 8 weeks before the origin, mean
+    per store), scaled by the series' own level relative to the item over the days it has been observed.
+    Quantiles are the item-level P10/P50/P90 of y / profile. Never errors, never zero (floor 1 unit... or 0.1)."""
+    import pandas as pd
+
+    names = [f"p{int(round(q * 100))}" for q in cfg.quantiles]
+    f = frame[frame["y"].notna()].copy()
+    if cfg.mask_stockouts and "is_stockout" in f:
+        f = f[~f["is_stockout"].astype(bool)]
+    f["date"] = pd.to_datetime(f["date"])
+    f["dow"] = f["date"].dt.dayofweek
+    res = np.zeros((len(rows), len(names)))
+    global_mean = float(f["y"].mean()) if len(f) else 1.0
+    global_mean = global_mean if np.isfinite(global_mean) and global_mean > 0 else 1.0
+    for (origin, item), grp in rows.groupby(["origin", "item_id"], sort=False):
+        hist = f[(f["date"] <= origin) & (f["date"] > origin - pd.Timedelta(days=56)) & (f["item_id"] == item)]
+        if hist.empty:
+            hist = f[(f["date"] <= origin) & (f["item_id"] == item)]
+        if hist.empty:
+            hist = f[f["date"] <= origin]
+        if hist.empty:
+            res[rows.index.get_indexer(grp.index)] = global_mean
+            continue
+        prof = hist.groupby("dow")["y"].mean() if len(hist) else pd.Series(dtype=float)
+        level = hist["y"].mean()
+        ratio = (hist["y"] / hist["dow"].map(prof)).replace([np.inf, -np.inf], np.nan).dropna()
+        qs = np.nanquantile(ratio, cfg.quantiles) if len(ratio) else np.ones(len(names))
+        for key, sub in grp.groupby(["store_id"], sort=False):
+            own = f[(f["store_id"] == key[0]) & (f["item_id"] == item) & (f["date"] <= origin)]
+            if len(own):
+                same_days = hist[hist["date"].isin(own["date"])]
+                ref = same_days["y"].mean() if len(same_days) else level
+                s = float(own["y"].mean() / ref) if ref and np.isfinite(ref) and ref > 0 else 1.0
+            else:
+                s = 1.0
+            dows = pd.to_datetime(sub["target_date"]).dt.dayofweek
+            base = dows.map(prof).fillna(level).to_numpy() * s
+            vals = base[:, None] * np.asarray(qs)[None, :]
+            res[rows.index.get_indexer(sub.index)] = vals
+    res = np.sort(np.maximum(np.nan_to_num(res, nan=global_mean), 0.1), axis=1)
+    return pd.DataFrame(res, columns=names, index=rows.index)

@@ -1,0 +1,94 @@
+"""Training + registration and the nightly prediction that writes ``forecast.forecasts``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ml.config import ForecastConfig
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+BACKTEST_DAYS = 28
+
+
+def artifact_dir() -> Path:
+    try:
+        from replenish.settings import get_settings
+
+        return Path(get_settings().cache_dir) / "models"
+    except Exception:  # noqa: BLE001
+        return Path(".state/cache/models")
+
+
+def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = None, frame=None) -> dict:
+    """Backtest (train on data <= end_date - 28d, origins daily over the last 28 days, h=1..7), then fit on all
+    data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model)."""
+    import pandas as pd
+
+    from ml.backtest import metrics
+    from ml.data import mart_to_frame
+    from ml.model import ForecastModel
+    from ml.registry import register_model
+
+    cfg = cfg or ForecastConfig()
+    end = pd.Timestamp(end_date)
+    frame = frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon)
+    frame = frame[pd.to_datetime(frame["date"]) <= end]
+    bt_start = end - pd.Timedelta(days=BACKTEST_DAYS)
+    bt = ForecastModel(cfg).fit(frame, end_date=bt_start)
+    P = bt.predict(frame, pd.date_range(bt_start + pd.Timedelta(days=1), end - pd.Timedelta(days=1)), range(1, 8))
+    P = P[P["target_date"] <= end]
+    m = metrics(P)
+    model = ForecastModel(cfg).fit(frame, end_date=end)
+    version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+    path = model.save(artifact_dir() / f"{version}.pkl")
+    promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
+                              model.train_end, m, str(path))
+    log.info("model %s backtest %s promoted=%s", version, m, promoted)
+    return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
+
+
+def predict_for_date(engine: Engine, business_date, run_id: str, automation_blocked: bool, frame=None) -> int:
+    """Forecast h=1..max_horizon from origin ``business_date`` with the current model and replace the rows of
+    that origin in forecast.forecasts (delete + insert in one transaction). Without a current model every series
+    gets the item-profile fallback. Rows are flagged when automation is blocked or the fallback was used."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    from ml.data import mart_to_frame
+    from ml.model import ForecastModel, item_profile_fallback
+    from ml.registry import current_model, ensure_schema
+
+    ensure_schema(engine)
+    origin = pd.Timestamp(business_date)
+    rec = current_model(engine)
+    model = ForecastModel.load(Path(rec.artifact_path)) if rec and Path(rec.artifact_path).exists() else None
+    cfg = model.cfg if model else ForecastConfig()
+    frame = frame if frame is not None else mart_to_frame(engine, origin, cfg.max_horizon)
+    if model is not None:
+        P = model.predict(frame, [origin])
+        version = rec.version
+    else:
+        keys = frame[["store_id", "item_id"]].drop_duplicates()
+        P = pd.concat([keys.assign(origin=origin, horizon=h, target_date=origin + pd.Timedelta(days=h))
+                       for h in cfg.horizons], ignore_index=True)
+        fb = item_profile_fallback(frame, P, cfg)
+        P = pd.concat([P, fb], axis=1).assign(is_fallback=True)
+        version = None
+    P["is_flagged"] = bool(automation_blocked) | P["is_fallback"].astype(bool)
+    rows = [{"s": int(r.store_id), "i": int(r.item_id), "o": origin.date(), "t": pd.Timestamp(r.target_date).date(),
+             "h": int(r.horizon), "p10": float(r.p10), "p50": float(r.p50), "p90": float(r.p90), "v": version,
+             "f": bool(r.is_flagged), "r": run_id} for r in P.itertuples()]
+    with engine.begin() as conn:
+        conn.execute(text("delete from forecast.forecasts where origin_date = :o"), {"o": origin.date()})
+        if rows:
+            conn.execute(text(
+                "insert into forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, p10, p50, p90,"
+                " model_version, is_flagged, run_id) values (:s, :i, :o, :t, :h, :p10, :p50, :p90, :v, :f, :r)"),
+                rows)
+    return len(rows)
