@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint typecheck bench bench-forecast clean
+.PHONY: install demo test test-external-pg test-fast lint typecheck bench bench-forecast bench-proposals clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
+# The same database-facing tests against the machine's PostgreSQL on 127.0.0.1:5432.
+test-external-pg: install
+	REPLENISH_TEST_EXTERNAL_PG=1 $(BIN)/pytest -q tests/test_extract_loader.py tests/test_quality_gate.py \
+		tests/test_orders_db.py tests/test_dbt_build.py
+
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
@@ -33,7 +38,10 @@ typecheck: install
 bench-forecast: install
 	$(BIN)/replenish bench forecast
 
-bench: bench-forecast
+bench-proposals: install
+	$(BIN)/replenish bench proposals
+
+bench: bench-forecast bench-proposals
 
 clean:
 	-$(BIN)/replenish db stop

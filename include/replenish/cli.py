@@ -252,6 +252,11 @@ def demo(as_json: bool = typer.Option(False, "--json")) -> None:
         err.print(f"[bold]nightly run for the last business date of the data: {last}[/bold] "
                   "(the first run backfills the history, a few minutes)")
         res = run_dag("replenishment_nightly", last)
+        if not _has_current_model():
+            # First installation: train once (the weekly DAG), then predict again with the model.
+            err.print("[bold]training the first forecast model (weekly DAG forecast_training)[/bold]")
+            run_dag("forecast_training", last)
+            res = run_dag("replenishment_nightly", last)
         stages = pipeline.stage_results(res["run_id"])
         summary = _demo_summary(last, res, stages)
         _emit(summary if not as_json else {**summary, "stages": stages}, as_json)
@@ -264,6 +269,13 @@ def demo(as_json: bool = typer.Option(False, "--json")) -> None:
     err.print("  SQL: raw.quarantine, ops.quality_results, forecast.forecasts, orders.purchase_orders")
     if "success" not in res["state"]:
         raise typer.Exit(1)
+
+
+def _has_current_model() -> bool:
+    from ml.registry import current_model
+    from replenish.database import engine
+
+    return current_model(engine()) is not None
 
 
 def _demo_summary(day: dt.date, res: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
@@ -300,6 +312,19 @@ def bench_forecast(as_json: bool = typer.Option(False, "--json")) -> None:
             _emit(result, True)
         else:
             typer.echo(format_table(result))
+
+
+@bench_app.command("proposals")
+def bench_proposals_cmd(
+    lines: int = typer.Option(1_000_000, help="store x item lines"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Proposal computation (forecast -> rounding -> explanations) for N store x item lines."""
+    _setup_logging()
+    from replenish.orders.proposals import bench_proposals
+
+    with _stdout_for_json(as_json):
+        _emit(bench_proposals(lines), as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover
