@@ -21,6 +21,7 @@ D = dt.date(2030, 3, 4)
 @pytest.fixture(scope="module")
 def eng():
     from replenish.database import engine
+
     e = engine()
     with e.begin() as c:
         ensure_schema(c)
@@ -28,12 +29,35 @@ def eng():
 
 
 def _proposal(store, p50=10.0, items=("I1", "I2")):
-    lines = pd.DataFrame([dict(store_id=store, item_id=i, supplier_id="P1", order_date=D, as_of_date=D,
-                               delivery_date=D + dt.timedelta(days=1), next_delivery_date=D + dt.timedelta(days=2),
-                               on_hand_qty=0.0, pack_size=1, moq=0, max_order_qty=np.nan, service_level=0.5,
-                               shelf_life_days=30, unit_price=2.0, unit_cost=1.0, min_order_value=0.0) for i in items])
-    fc = pd.DataFrame([dict(store_id=store, item_id=i, target_date=D + dt.timedelta(days=1), p10=p50 / 2, p50=p50,
-                            p90=p50 * 1.5) for i in items])
+    lines = pd.DataFrame(
+        [
+            dict(
+                store_id=store,
+                item_id=i,
+                supplier_id="P1",
+                order_date=D,
+                as_of_date=D,
+                delivery_date=D + dt.timedelta(days=1),
+                next_delivery_date=D + dt.timedelta(days=2),
+                on_hand_qty=0.0,
+                pack_size=1,
+                moq=0,
+                max_order_qty=np.nan,
+                service_level=0.5,
+                shelf_life_days=30,
+                unit_price=2.0,
+                unit_cost=1.0,
+                min_order_value=0.0,
+            )
+            for i in items
+        ]
+    )
+    fc = pd.DataFrame(
+        [
+            dict(store_id=store, item_id=i, target_date=D + dt.timedelta(days=1), p10=p50 / 2, p50=p50, p90=p50 * 1.5)
+            for i in items
+        ]
+    )
     r = compute_proposals(lines, fc, explain=False)
     return r.orders.assign(channel="api"), r.lines
 
@@ -45,13 +69,13 @@ def _count(eng, sql, **p):
 
 def test_rerun_is_idempotent_and_keeps_edits(eng):
     store = "T" + uuid.uuid4().hex[:8]
-    o, l = _proposal(store)
+    o, lines = _proposal(store)
     with eng.begin() as c:
-        first = upsert_proposals(c, o, l, run_id="r1")
+        first = upsert_proposals(c, o, lines, run_id="r1")
     assert first["orders_created"] == 1
     oid = o.order_id[0]
     with eng.begin() as c:
-        second = upsert_proposals(c, o, l, run_id="r2")
+        second = upsert_proposals(c, o, lines, run_id="r2")
     assert second == {"orders_created": 0, "orders_updated": 0, "lines_written": 0, "locked": 0}
     with eng.begin() as c:
         edit_line(c, oid, "I1", 3, actor="alice", reason="shelf full")
@@ -62,7 +86,7 @@ def test_rerun_is_idempotent_and_keeps_edits(eng):
     with eng.connect() as c:
         head, lines = load_order(c, oid)
     by = {x["item_id"]: x for x in lines}
-    assert by["I1"]["final_qty"] == 3 and by["I1"]["proposed_qty"] == 20   # edit kept, proposal recorded
+    assert by["I1"]["final_qty"] == 3 and by["I1"]["proposed_qty"] == 20  # edit kept, proposal recorded
     assert by["I2"]["final_qty"] == 20
     assert _count(eng, "SELECT count(*) FROM orders.purchase_orders WHERE store_id = :s", s=store) == 1
     assert "why 20" in by["I2"]["explanation"]["why"]
@@ -94,7 +118,9 @@ class _Server:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
                 if outer.mode == "down":
-                    self.send_response(503); self.end_headers(); return
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 key = self.headers.get("Idempotency-Key")
                 if key:
                     outer.orders.setdefault(key, outer.requests[-1]["body"])  # dedupe by key
@@ -114,21 +140,31 @@ class _Server:
 
 def _queued(eng, channel, api_url=None, email=None):
     store = "T" + uuid.uuid4().hex[:8]
-    o, l = _proposal(store)
+    o, lines = _proposal(store)
     with eng.begin() as c:
-        upsert_proposals(c, o.assign(channel=channel), l, run_id="r1")
+        upsert_proposals(c, o.assign(channel=channel), lines, run_id="r1")
         oid = o.order_id[0]
         approve(c, oid, actor="bob")
-        c.execute(text("UPDATE orders.outbox SET payload = jsonb_set(payload, '{supplier}', CAST(:s AS jsonb)) "
-                       "WHERE order_id = :o"), {"o": oid, "s": json.dumps({"api_url": api_url, "email": email})})
+        c.execute(
+            text(
+                "UPDATE orders.outbox SET payload = jsonb_set(payload, '{supplier}', CAST(:s AS jsonb)) "
+                "WHERE order_id = :o"
+            ),
+            {"o": oid, "s": json.dumps({"api_url": api_url, "email": email})},
+        )
     return oid
 
 
 def _drain_only(eng, oid, channels, **kw):
     # only this test's message: push every other pending message out of reach for the call
     with eng.begin() as c:
-        c.execute(text("UPDATE orders.outbox SET next_attempt_at = now() + interval '1 day' "
-                       "WHERE order_id <> :o AND status IN ('pending', 'retry')"), {"o": oid})
+        c.execute(
+            text(
+                "UPDATE orders.outbox SET next_attempt_at = now() + interval '1 day' "
+                "WHERE order_id <> :o AND status IN ('pending', 'retry')"
+            ),
+            {"o": oid},
+        )
     return drain(eng, channels, business_today=D, **kw)
 
 
@@ -140,15 +176,16 @@ def test_kill_after_send_does_not_duplicate_at_supplier(eng):
 
         def crash(_):
             raise SimulatedCrash()
+
         with pytest.raises(SimulatedCrash):
             _drain_only(eng, oid, ch, hooks={"after_send": crash})
         assert _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid) == "queued"
         res = _drain_only(eng, oid, ch)
         assert res["sent"] == 1
         assert len(srv.requests) == 2 and {r["headers"]["Idempotency-Key"] for r in srv.requests} == {oid}
-        assert list(srv.orders) == [oid]                      # one order at the supplier
+        assert list(srv.orders) == [oid]  # one order at the supplier
         assert _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid) == "sent"
-        assert _drain_only(eng, oid, ch)["sent"] == 0         # nothing left
+        assert _drain_only(eng, oid, ch)["sent"] == 0  # nothing left
     finally:
         srv.close()
 
@@ -162,11 +199,20 @@ def test_supplier_down_retries_then_dead_letter(eng):
         assert [r["failed"] for r in results] == [1, 1, 0] and results[2]["dead"] == 1
         assert len(srv.requests) == 3
         with eng.connect() as c:
-            st = c.execute(text("SELECT status, attempts, last_error FROM orders.outbox WHERE order_id = :o"), {"o": oid}).one()
+            st = c.execute(
+                text("SELECT status, attempts, last_error FROM orders.outbox WHERE order_id = :o"), {"o": oid}
+            ).one()
             assert st[0] == "dead_letter" and st[1] == 3 and "503" in st[2]
-            assert c.execute(text("SELECT count(*) FROM orders.alerts WHERE order_id = :o AND kind = 'dead_letter'"),
-                             {"o": oid}).scalar() == 1
-            assert c.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"), {"o": oid}).scalar() == "dead_letter"
+            assert (
+                c.execute(
+                    text("SELECT count(*) FROM orders.alerts WHERE order_id = :o AND kind = 'dead_letter'"), {"o": oid}
+                ).scalar()
+                == 1
+            )
+            assert (
+                c.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"), {"o": oid}).scalar()
+                == "dead_letter"
+            )
     finally:
         srv.close()
 
@@ -176,8 +222,13 @@ def test_past_delivery_is_never_sent(eng):
     try:
         oid = _queued(eng, "api", api_url=srv.url + "/orders")
         with eng.begin() as c:
-            c.execute(text("UPDATE orders.outbox SET next_attempt_at = now() + interval '1 day' "
-                           "WHERE order_id <> :o AND status IN ('pending', 'retry')"), {"o": oid})
+            c.execute(
+                text(
+                    "UPDATE orders.outbox SET next_attempt_at = now() + interval '1 day' "
+                    "WHERE order_id <> :o AND status IN ('pending', 'retry')"
+                ),
+                {"o": oid},
+            )
         res = drain(eng, {"api": SupplierApiChannel()}, business_today=D + dt.timedelta(days=5))
         assert res["dead"] == 1 and srv.requests == []
     finally:
@@ -192,15 +243,19 @@ def test_sendgrid_email_with_ledger_dedupe(eng, tmp_path):
 
         def crash(_):
             raise SimulatedCrash()
+
         with pytest.raises(SimulatedCrash):
             _drain_only(eng, oid, ch, hooks={"after_send": crash})
         assert _drain_only(eng, oid, ch) == {"sent": 1, "failed": 0, "dead": 0, "deduplicated": 1}
-        assert len(srv.requests) == 1                          # ledger marker prevented a second mail
+        assert len(srv.requests) == 1  # ledger marker prevented a second mail
         req = srv.requests[0]
         assert req["path"] == "/v3/mail/send" and req["headers"]["Authorization"] == "Bearer SG.test"
         body = req["body"]
         assert body["custom_args"] == {"order_id": oid} and body["headers"]["X-Replenish-Order-Id"] == oid
-        assert body["attachments"][0]["filename"] == f"{oid}.csv" and body["personalizations"][0]["to"][0]["email"] == "orders@supplier.test"
+        assert (
+            body["attachments"][0]["filename"] == f"{oid}.csv"
+            and body["personalizations"][0]["to"][0]["email"] == "orders@supplier.test"
+        )
     finally:
         srv.close()
 
@@ -218,6 +273,7 @@ def test_edifact_file_and_existing_file_counts_as_sent(eng, tmp_path):
 
     def crash(_):
         raise SimulatedCrash()
+
     with pytest.raises(SimulatedCrash):
         _drain_only(eng, oid, ch, hooks={"after_send": crash})
     f = tmp_path / f"{oid}.edi"

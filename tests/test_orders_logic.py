@@ -14,18 +14,43 @@ D = dt.date(2024, 3, 4)  # Monday
 
 
 def _line(**kw):
-    base = dict(store_id="S1", item_id="I1", supplier_id="P1", order_date=D, as_of_date=D,
-                delivery_date=D + dt.timedelta(days=1), next_delivery_date=D + dt.timedelta(days=2),
-                on_hand_qty=0.0, on_order_qty=0.0, pack_size=1, moq=0, max_order_qty=np.nan,
-                service_level=0.5, shelf_life_days=30, unit_price=2.0, unit_cost=1.0, min_order_value=0.0)
+    base = dict(
+        store_id="S1",
+        item_id="I1",
+        supplier_id="P1",
+        order_date=D,
+        as_of_date=D,
+        delivery_date=D + dt.timedelta(days=1),
+        next_delivery_date=D + dt.timedelta(days=2),
+        on_hand_qty=0.0,
+        on_order_qty=0.0,
+        pack_size=1,
+        moq=0,
+        max_order_qty=np.nan,
+        service_level=0.5,
+        shelf_life_days=30,
+        unit_price=2.0,
+        unit_cost=1.0,
+        min_order_value=0.0,
+    )
     base.update(kw)
     return base
 
 
 def _fc(store="S1", item="I1", days=range(1, 8), p50=10.0, p10=None, p90=None):
-    return pd.DataFrame([{"store_id": store, "item_id": item, "target_date": D + dt.timedelta(days=d),
-                          "p10": p10 if p10 is not None else p50 * 0.5, "p50": p50,
-                          "p90": p90 if p90 is not None else p50 * 1.5} for d in days])
+    return pd.DataFrame(
+        [
+            {
+                "store_id": store,
+                "item_id": item,
+                "target_date": D + dt.timedelta(days=d),
+                "p10": p10 if p10 is not None else p50 * 0.5,
+                "p50": p50,
+                "p90": p90 if p90 is not None else p50 * 1.5,
+            }
+            for d in days
+        ]
+    )
 
 
 def run(lines, fc=None, **kw):
@@ -47,8 +72,8 @@ def test_calendar_coverage_across_weekdays():
 def test_calendar_cutoff_is_berlin_local():
     o = cal.opportunity("S", "P", D, order_weekdays="1", cutoff_time="10:30", lead_time_days=2)
     assert o.cutoff_at.utcoffset() == dt.timedelta(hours=1)  # CET in March before DST
-    assert o.is_past_cutoff(dt.datetime(2024, 3, 4, 9, 31, tzinfo=dt.timezone.utc))
-    assert not o.is_past_cutoff(dt.datetime(2024, 3, 4, 9, 29, tzinfo=dt.timezone.utc))
+    assert o.is_past_cutoff(dt.datetime(2024, 3, 4, 9, 31, tzinfo=dt.UTC))
+    assert not o.is_past_cutoff(dt.datetime(2024, 3, 4, 9, 29, tzinfo=dt.UTC))
     s = cal.opportunity("S", "P", dt.date(2024, 7, 1), order_weekdays="1", cutoff_time="10:30", lead_time_days=2)
     assert s.cutoff_at.utcoffset() == dt.timedelta(hours=2)
 
@@ -57,7 +82,7 @@ def test_calendar_holiday_shifts_delivery_and_window():
     # Good Friday 2024-03-29 and Easter Monday 2024-04-01
     hol = {dt.date(2024, 3, 29), dt.date(2024, 4, 1)}
     o = cal.opportunity("S", "P", dt.date(2024, 3, 28), order_weekdays=range(1, 8), lead_time_days=1, holidays=hol)
-    assert o.delivery_date == dt.date(2024, 3, 30)            # Fri holiday -> Sat
+    assert o.delivery_date == dt.date(2024, 3, 30)  # Fri holiday -> Sat
     assert o.next_delivery_date == dt.date(2024, 3, 31)
     o2 = cal.opportunity("S", "P", dt.date(2024, 3, 31), order_weekdays=range(1, 8), lead_time_days=1, holidays=hol)
     assert (o2.delivery_date, o2.next_delivery_date) == (dt.date(2024, 4, 2), dt.date(2024, 4, 3))
@@ -74,12 +99,12 @@ def test_quantile_hits_anchors_and_extrapolates():
 
 # --- rounding steps ------------------------------------------------------------------------------------------
 def test_net_need_rounds_up_to_whole_units():
-    r = run([_line(on_hand_qty=5.5)], _fc(p50=10.2))          # 10.2 - 5.5 = 4.7 -> 5
+    r = run([_line(on_hand_qty=5.5)], _fc(p50=10.2))  # 10.2 - 5.5 = 4.7 -> 5
     assert r.lines.proposed_qty[0] == 5
 
 
 def test_moq_raises_need():
-    assert run([_line(on_hand_qty=7, moq=6)]).lines.proposed_qty[0] == 6   # need 3 -> MOQ 6
+    assert run([_line(on_hand_qty=7, moq=6)]).lines.proposed_qty[0] == 6  # need 3 -> MOQ 6
 
 
 def test_pack_rounds_up_never_fractional():
@@ -97,7 +122,7 @@ def test_cap_below_moq_gives_zero_and_flag():
 
 def test_shelf_life_cap_limits_long_windows():
     r = run([_line(next_delivery_date=D + dt.timedelta(days=6), shelf_life_days=2)], _fc(p50=10))
-    assert r.lines.proposed_qty[0] == 20   # 5 coverage days but only 2 sellable
+    assert r.lines.proposed_qty[0] == 20  # 5 coverage days but only 2 sellable
 
 
 def test_zero_need_orders_nothing():
@@ -106,7 +131,9 @@ def test_zero_need_orders_nothing():
 
 def test_demand_before_delivery_and_expiry_reduce_position():
     # delivery in 2 days: 10 units sold before; on hand 25 -> position 15 -> need 10-15 <0 -> 0
-    r = run([_line(on_hand_qty=25, delivery_date=D + dt.timedelta(days=2), next_delivery_date=D + dt.timedelta(days=3))])
+    r = run(
+        [_line(on_hand_qty=25, delivery_date=D + dt.timedelta(days=2), next_delivery_date=D + dt.timedelta(days=3))]
+    )
     assert r.lines.proposed_qty[0] == 0
     # shelf life 1: all on hand expires, only the delivery day is covered, newsvendor cr = (2-1)/2 = 0.5 -> P50
     p = run([_line(on_hand_qty=25, shelf_life_days=1, next_delivery_date=D + dt.timedelta(days=3))])
@@ -123,15 +150,24 @@ def test_newsvendor_high_margin_orders_more():
 
 def test_explanation_has_steps_and_why():
     e = json.loads(run([_line(on_hand_qty=3, moq=5, pack_size=4)]).lines.explanation[0])
-    assert e["steps"] == {"net_need": 7, "moq": [5, 7], "pack": [4, 8], "cap": [None, 8], "cap_below_moq": False,
-                          "top_up_packs": 0}
+    assert e["steps"] == {
+        "net_need": 7,
+        "moq": [5, 7],
+        "pack": [4, 8],
+        "cap": [None, 8],
+        "cap_below_moq": False,
+        "top_up_packs": 0,
+    }
     assert e["quantile"] == "P50" and e["why"].startswith("why 8:") and e["on_hand"] == 3.0
 
 
 def test_mov_top_up_in_pack_steps_and_hold():
-    lines = [_line(item_id="I1", pack_size=6, min_order_value=40.0), _line(item_id="I2", pack_size=6, min_order_value=40.0)]
+    lines = [
+        _line(item_id="I1", pack_size=6, min_order_value=40.0),
+        _line(item_id="I2", pack_size=6, min_order_value=40.0),
+    ]
     fc = pd.concat([_fc(item="I1", p50=10), _fc(item="I2", p50=3)])
-    r = run(lines, fc)                                   # 12 + 6 units at 1.00 = 18 < 40 -> top up
+    r = run(lines, fc)  # 12 + 6 units at 1.00 = 18 < 40 -> top up
     assert r.orders.order_value_cents[0] >= 4000 and (r.lines.proposed_qty % 6 == 0).all()
     assert r.orders.mov_status[0] == "topped_up"
     h = run(lines, fc, mov_policy="hold")
@@ -140,9 +176,16 @@ def test_mov_top_up_in_pack_steps_and_hold():
 
 # --- release rules --------------------------------------------------------------------------------------------
 def _facts(**kw):
-    base = dict(order_id="O", store_id="S1", supplier_id="P1", order_value=100.0, quality_gate_passed=True,
-                snapshot_age_hours=2.0, allows_auto_order=True,
-                lines=[LineFacts("I1", 10, usual_qty=10, interval_width=0.5)])
+    base = dict(
+        order_id="O",
+        store_id="S1",
+        supplier_id="P1",
+        order_value=100.0,
+        quality_gate_passed=True,
+        snapshot_age_hours=2.0,
+        allows_auto_order=True,
+        lines=[LineFacts("I1", 10, usual_qty=10, interval_width=0.5)],
+    )
     base.update(kw)
     return OrderFacts(**base)
 
@@ -153,11 +196,25 @@ def test_release_all_conditions_hold():
 
 def test_release_reasons():
     rules = load_rules()
-    why = evaluate(_facts(quality_gate_passed=False, snapshot_age_hours=100, allows_auto_order=False,
-                          order_value=1e6, lines=[LineFacts("I1", 40, usual_qty=10, interval_width=3, is_promotion=True)]),
-                   rules)
-    assert {"quality_gate_blocked", "stock_snapshot_stale", "supplier_manual_only", "order_value_over_limit",
-            "quantity_unusual:I1", "forecast_interval_wide:I1", "promotion:I1"} <= set(why)
+    why = evaluate(
+        _facts(
+            quality_gate_passed=False,
+            snapshot_age_hours=100,
+            allows_auto_order=False,
+            order_value=1e6,
+            lines=[LineFacts("I1", 40, usual_qty=10, interval_width=3, is_promotion=True)],
+        ),
+        rules,
+    )
+    assert {
+        "quality_gate_blocked",
+        "stock_snapshot_stale",
+        "supplier_manual_only",
+        "order_value_over_limit",
+        "quantity_unusual:I1",
+        "forecast_interval_wide:I1",
+        "promotion:I1",
+    } <= set(why)
 
 
 def test_release_category_override():
@@ -168,7 +225,9 @@ def test_release_category_override():
 
 def test_malformed_rules_name_the_rule():
     good = {"version": 1, "defaults": dict(load_rules().defaults), "overrides": []}
-    bad = dict(good, overrides=[{"name": "dairy-strict", "match": {"category": "dairy"}, "set": {"max_deviation_pct": "ten"}}])
+    bad = dict(
+        good, overrides=[{"name": "dairy-strict", "match": {"category": "dairy"}, "set": {"max_deviation_pct": "ten"}}]
+    )
     with pytest.raises(RuleConfigError, match="dairy-strict"):
         parse_rules(bad)
     with pytest.raises(RuleConfigError, match="on_cutoff"):

@@ -57,8 +57,12 @@ def parse_cutoff(value: str | dt.time | None) -> dt.time:
     return dt.time.fromisoformat(str(value))
 
 
-def delivery_for(order_date: dt.date, lead_time_days: int, holidays: frozenset[dt.date],
-                 delivery_weekdays: frozenset[int] | None = None) -> dt.date:
+def delivery_for(
+    order_date: dt.date,
+    lead_time_days: int,
+    holidays: frozenset[dt.date],
+    delivery_weekdays: frozenset[int] | None = None,
+) -> dt.date:
     day = order_date + dt.timedelta(days=int(lead_time_days))
     for _ in range(_MAX_SCAN_DAYS):
         if day not in holidays and (delivery_weekdays is None or day.isoweekday() in delivery_weekdays):
@@ -67,9 +71,17 @@ def delivery_for(order_date: dt.date, lead_time_days: int, holidays: frozenset[d
     raise ValueError(f"no delivery day within {_MAX_SCAN_DAYS} days after {order_date}")
 
 
-def opportunity(store_id: str, supplier_id: str, business_date: dt.date, *, order_weekdays,
-                cutoff_time=None, lead_time_days: int, holidays: Iterable[dt.date] = (),
-                delivery_weekdays: Iterable[int] | None = None) -> OrderOpportunity | None:
+def opportunity(
+    store_id: str,
+    supplier_id: str,
+    business_date: dt.date,
+    *,
+    order_weekdays,
+    cutoff_time=None,
+    lead_time_days: int,
+    holidays: Iterable[dt.date] = (),
+    delivery_weekdays: Iterable[int] | None = None,
+) -> OrderOpportunity | None:
     """The order opportunity on ``business_date`` or None when it is not an order day."""
     weekdays = parse_weekdays(order_weekdays)
     if business_date.isoweekday() not in weekdays:
@@ -99,9 +111,15 @@ def opportunities(schedules, business_date: dt.date, holidays: Iterable[dt.date]
     hol = frozenset(holidays)
     out = []
     for r in records:
-        opp = opportunity(r["store_id"], r["supplier_id"], business_date, order_weekdays=r["order_weekdays"],
-                          cutoff_time=r.get("cutoff_time"), lead_time_days=int(r["lead_time_days"]),
-                          holidays=hol)
+        opp = opportunity(
+            r["store_id"],
+            r["supplier_id"],
+            business_date,
+            order_weekdays=r["order_weekdays"],
+            cutoff_time=r.get("cutoff_time"),
+            lead_time_days=int(r["lead_time_days"]),
+            holidays=hol,
+        )
         if opp is not None:
             out.append(opp)
     return out

@@ -43,45 +43,73 @@ def backoff_seconds(attempts: int, cfg: DispatchConfig, rng: random.Random | Non
 
 def _ledger(engine: Engine, key: str, channel: str, state: str, ref: str | None = None) -> None:
     with engine.begin() as c:
-        c.execute(text("INSERT INTO orders.sent_ledger (idempotency_key, channel, state, external_ref) "
-                       "VALUES (:k, :c, :s, :r) ON CONFLICT DO NOTHING"), {"k": key, "c": channel, "s": state, "r": ref})
+        c.execute(
+            text(
+                "INSERT INTO orders.sent_ledger (idempotency_key, channel, state, external_ref) "
+                "VALUES (:k, :c, :s, :r) ON CONFLICT DO NOTHING"
+            ),
+            {"k": key, "c": channel, "s": state, "r": ref},
+        )
 
 
 def _ledger_state(conn: Connection, key: str, channel: str) -> dict[str, str | None]:
-    return dict(conn.execute(text("SELECT state, external_ref FROM orders.sent_ledger WHERE idempotency_key = :k "
-                                  "AND channel = :c"), {"k": key, "c": channel}).fetchall())
+    return dict(
+        conn.execute(
+            text("SELECT state, external_ref FROM orders.sent_ledger WHERE idempotency_key = :k AND channel = :c"),
+            {"k": key, "c": channel},
+        ).fetchall()
+    )
 
 
 def _alert(conn: Connection, order_id: str, kind: str, message: str) -> None:
-    conn.execute(text("INSERT INTO orders.alerts (order_id, kind, message) VALUES (:o, :k, :m)"),
-                 {"o": order_id, "k": kind, "m": message})
+    conn.execute(
+        text("INSERT INTO orders.alerts (order_id, kind, message) VALUES (:o, :k, :m)"),
+        {"o": order_id, "k": kind, "m": message},
+    )
 
 
-def drain(engine: Engine, channels: dict, *, business_today: dt.date, run_id: str | None = None,
-          limit: int | None = None, cfg: DispatchConfig | None = None, hooks: dict | None = None,
-          now: dt.datetime | None = None) -> dict:
+def drain(
+    engine: Engine,
+    channels: dict,
+    *,
+    business_today: dt.date,
+    run_id: str | None = None,
+    limit: int | None = None,
+    cfg: DispatchConfig | None = None,
+    hooks: dict | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
     cfg = cfg or DispatchConfig()
     hooks = hooks or {}
     counts = {"sent": 0, "failed": 0, "dead": 0, "deduplicated": 0}
     seen: set[int] = set()
     while limit is None or len(seen) < limit:
         with engine.begin() as conn:
-            row = conn.execute(text("""
+            row = (
+                conn.execute(
+                    text("""
                 SELECT o.message_id, o.order_id, o.idempotency_key, o.channel, o.payload, o.attempts,
                        p.delivery_date, p.status AS order_status
                 FROM orders.outbox o JOIN orders.purchase_orders p ON p.order_id = o.order_id
                 WHERE o.status IN ('pending', 'retry') AND o.next_attempt_at <= COALESCE(:now, now())
                   AND NOT (o.message_id = ANY(:seen))
                 ORDER BY o.next_attempt_at, o.message_id
-                FOR UPDATE OF o SKIP LOCKED LIMIT 1"""), {"now": now, "seen": list(seen) or [0]}).mappings().first()
+                FOR UPDATE OF o SKIP LOCKED LIMIT 1"""),
+                    {"now": now, "seen": list(seen) or [0]},
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 break
             seen.add(row["message_id"])
             mid, oid, key, chname = row["message_id"], row["order_id"], row["idempotency_key"], row["channel"]
             actor = f"dispatcher:{run_id or 'adhoc'}"
             if row["delivery_date"] < business_today:
-                conn.execute(text("UPDATE orders.outbox SET status = 'dead_letter', last_error = :e WHERE message_id = :m"),
-                             {"e": f"delivery date {row['delivery_date']} before business today {business_today}", "m": mid})
+                conn.execute(
+                    text("UPDATE orders.outbox SET status = 'dead_letter', last_error = :e WHERE message_id = :m"),
+                    {"e": f"delivery date {row['delivery_date']} before business today {business_today}", "m": mid},
+                )
                 set_status(conn, oid, "dead_letter", actor)
                 _alert(conn, oid, "delivery_date_passed", f"not sent: delivery {row['delivery_date']} is in the past")
                 counts["dead"] += 1
@@ -107,25 +135,33 @@ def drain(engine: Engine, channels: dict, *, business_today: dt.date, run_id: st
                         _ledger(engine, key, chname, "sent", ref)
                 if "after_send" in hooks:
                     hooks["after_send"](oid)
-                conn.execute(text("""UPDATE orders.outbox SET status = 'sent', attempts = :a, sent_at = now(),
-                    last_error = NULL, sent_by_run = :r WHERE message_id = :m"""), {"a": attempts, "r": run_id, "m": mid})
+                conn.execute(
+                    text("""UPDATE orders.outbox SET status = 'sent', attempts = :a, sent_at = now(),
+                    last_error = NULL, sent_by_run = :r WHERE message_id = :m"""),
+                    {"a": attempts, "r": run_id, "m": mid},
+                )
                 set_status(conn, oid, "sent", actor)
                 add_event(conn, oid, actor, "sent_ref", None, ref)
                 counts["sent"] += 1
             except Exception as exc:  # noqa: BLE001 - every send failure is recorded, SimulatedCrash is not
                 err = f"{exc.__class__.__name__}: {exc}"[:1000]
                 if attempts >= cfg.max_attempts:
-                    conn.execute(text("""UPDATE orders.outbox SET status = 'dead_letter', attempts = :a, last_error = :e
-                        WHERE message_id = :m"""), {"a": attempts, "e": err, "m": mid})
+                    conn.execute(
+                        text("""UPDATE orders.outbox SET status = 'dead_letter', attempts = :a, last_error = :e
+                        WHERE message_id = :m"""),
+                        {"a": attempts, "e": err, "m": mid},
+                    )
                     set_status(conn, oid, "failed", actor)
                     set_status(conn, oid, "dead_letter", actor)
                     _alert(conn, oid, "dead_letter", f"gave up after {attempts} attempts: {err}")
                     counts["dead"] += 1
                 else:
                     delay = backoff_seconds(attempts, cfg)
-                    conn.execute(text("""UPDATE orders.outbox SET status = 'retry', attempts = :a, last_error = :e,
+                    conn.execute(
+                        text("""UPDATE orders.outbox SET status = 'retry', attempts = :a, last_error = :e,
                         next_attempt_at = COALESCE(:now, now()) + make_interval(secs => :d) WHERE message_id = :m"""),
-                                 {"a": attempts, "e": err, "m": mid, "d": delay, "now": now})
+                        {"a": attempts, "e": err, "m": mid, "d": delay, "now": now},
+                    )
                     set_status(conn, oid, "failed", actor)
                     set_status(conn, oid, "retry", actor)
                     counts["failed"] += 1

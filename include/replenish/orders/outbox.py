@@ -17,39 +17,71 @@ from replenish.orders.store import OPEN_STATUSES, add_event, set_status
 
 
 def build_payload(conn: Connection, order_id: str) -> dict:
-    head = conn.execute(text("SELECT * FROM orders.purchase_orders WHERE order_id = :o"), {"o": order_id}).mappings().one()
-    lines = conn.execute(text("SELECT item_id, final_qty FROM orders.order_lines WHERE order_id = :o AND final_qty > 0 "
-                              "ORDER BY item_id"), {"o": order_id}).fetchall()
+    head = (
+        conn.execute(text("SELECT * FROM orders.purchase_orders WHERE order_id = :o"), {"o": order_id}).mappings().one()
+    )
+    lines = conn.execute(
+        text(
+            "SELECT item_id, final_qty FROM orders.order_lines WHERE order_id = :o AND final_qty > 0 ORDER BY item_id"
+        ),
+        {"o": order_id},
+    ).fetchall()
     supplier = supplier_contact(conn, head["supplier_id"])
-    return {"order_id": order_id, "store_id": head["store_id"], "supplier_id": head["supplier_id"],
-            "order_date": head["order_date"].isoformat(), "delivery_date": head["delivery_date"].isoformat(),
-            "version": head["version"], "supplier": supplier,
-            "lines": [{"item_id": i, "qty": int(q)} for i, q in lines]}
+    return {
+        "order_id": order_id,
+        "store_id": head["store_id"],
+        "supplier_id": head["supplier_id"],
+        "order_date": head["order_date"].isoformat(),
+        "delivery_date": head["delivery_date"].isoformat(),
+        "version": head["version"],
+        "supplier": supplier,
+        "lines": [{"item_id": i, "qty": int(q)} for i, q in lines],
+    }
 
 
 def supplier_contact(conn: Connection, supplier_id: str) -> dict:
     """email / api_url from marts.dim_suppliers when those columns exist (tolerant: table built elsewhere)."""
-    cols = {r[0] for r in conn.execute(text(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema='marts' AND table_name='dim_suppliers'"))}
+    cols = {
+        r[0]
+        for r in conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema='marts' AND table_name='dim_suppliers'"
+            )
+        )
+    }
     want = [c for c in ("email", "api_url", "edi_id") if c in cols]
     if not want or "supplier_id" not in cols:
         return {}
-    row = conn.execute(text(f"SELECT {', '.join(want)} FROM marts.dim_suppliers WHERE supplier_id::text = :s LIMIT 1"),
-                       {"s": str(supplier_id)}).mappings().first()
+    row = (
+        conn.execute(
+            text(f"SELECT {', '.join(want)} FROM marts.dim_suppliers WHERE supplier_id::text = :s LIMIT 1"),
+            {"s": str(supplier_id)},
+        )
+        .mappings()
+        .first()
+    )
     return dict(row) if row else {}
 
 
 def approve(conn: Connection, order_id: str, *, actor: str, auto: bool = False, channel: str | None = None) -> int:
     """Approve + enqueue atomically (the caller's transaction). Returns the outbox message id."""
     set_status(conn, order_id, "auto_approved" if auto else "approved", actor, expect=OPEN_STATUSES)
-    conn.execute(text("UPDATE orders.purchase_orders SET released_by = :a WHERE order_id = :o"),
-                 {"a": actor, "o": order_id})
-    ch = channel or conn.execute(text("SELECT COALESCE(channel, 'email') FROM orders.purchase_orders WHERE order_id = :o"),
-                                 {"o": order_id}).scalar()
+    conn.execute(
+        text("UPDATE orders.purchase_orders SET released_by = :a WHERE order_id = :o"), {"a": actor, "o": order_id}
+    )
+    ch = (
+        channel
+        or conn.execute(
+            text("SELECT COALESCE(channel, 'email') FROM orders.purchase_orders WHERE order_id = :o"), {"o": order_id}
+        ).scalar()
+    )
     payload = build_payload(conn, order_id)
-    mid = conn.execute(text("""INSERT INTO orders.outbox (order_id, idempotency_key, channel, payload)
+    mid = conn.execute(
+        text("""INSERT INTO orders.outbox (order_id, idempotency_key, channel, payload)
         VALUES (:o, :o, :c, CAST(:p AS jsonb)) RETURNING message_id"""),
-                       {"o": order_id, "c": ch, "p": json.dumps(payload)}).scalar()
+        {"o": order_id, "c": ch, "p": json.dumps(payload)},
+    ).scalar()
     set_status(conn, order_id, "queued", actor)
     return int(mid)
 

@@ -30,7 +30,6 @@ Per line (one row = store x item x supplier for one delivery):
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 
@@ -43,8 +42,20 @@ MILLI = 1000
 BIG = np.int64(2**62)
 
 REQUIRED_LINE_COLUMNS = (
-    "store_id", "item_id", "supplier_id", "order_date", "delivery_date", "next_delivery_date", "as_of_date",
-    "on_hand_qty", "pack_size", "moq", "service_level", "shelf_life_days", "unit_price", "unit_cost",
+    "store_id",
+    "item_id",
+    "supplier_id",
+    "order_date",
+    "delivery_date",
+    "next_delivery_date",
+    "as_of_date",
+    "on_hand_qty",
+    "pack_size",
+    "moq",
+    "service_level",
+    "shelf_life_days",
+    "unit_price",
+    "unit_cost",
 )
 
 
@@ -81,8 +92,9 @@ def _fmt_milli(v: int) -> str:
     return f"{v // MILLI}.{v % MILLI:03d}" if v >= 0 else "-" + _fmt_milli(-v)
 
 
-def compute_proposals(lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_policy: str = "top_up",
-                      explain: bool = True) -> ProposalResult:
+def compute_proposals(
+    lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_policy: str = "top_up", explain: bool = True
+) -> ProposalResult:
     """``lines``: REQUIRED_LINE_COLUMNS (+ optional on_order_qty, on_order_expiring_qty, expiring_qty,
     max_order_qty, min_order_value). ``forecasts``: store_id, item_id, target_date, p10, p50, p90
     (+ optional is_flagged). Returns line and order frames with int quantities and explanations."""
@@ -118,8 +130,7 @@ def compute_proposals(lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_polic
     window_days = window_end - deliv
 
     # forecasts -> line index (inner join on store x item)
-    keys = pd.DataFrame({"store_id": L["store_id"].to_numpy(), "item_id": L["item_id"].to_numpy(),
-                         "_li": np.arange(n)})
+    keys = pd.DataFrame({"store_id": L["store_id"].to_numpy(), "item_id": L["item_id"].to_numpy(), "_li": np.arange(n)})
     fcols = ["store_id", "item_id", "target_date", "p10", "p50", "p90"]
     has_flag = "is_flagged" in forecasts.columns
     F = forecasts[fcols + (["is_flagged"] if has_flag else [])].merge(keys, on=["store_id", "item_id"])
@@ -140,8 +151,16 @@ def compute_proposals(lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_polic
     p50_cov = _sum(in_cov, p50 * MILLI)
     width_cov = _sum(in_cov, np.maximum(p90 - p10, 0) * MILLI)
     cov_days = np.bincount(li[in_cov], minlength=n)
-    flagged = (np.bincount(li[in_cov], weights=F["is_flagged"].fillna(False).to_numpy(dtype="float64")[in_cov],
-                           minlength=n) > 0) if has_flag else np.zeros(n, bool)
+    flagged = (
+        (
+            np.bincount(
+                li[in_cov], weights=F["is_flagged"].fillna(False).to_numpy(dtype="float64")[in_cov], minlength=n
+            )
+            > 0
+        )
+        if has_flag
+        else np.zeros(n, bool)
+    )
 
     position = np.maximum(on_hand + on_order - expiring - before_m, 0)
     raw_need = np.maximum(demand - position, 0)
@@ -150,16 +169,18 @@ def compute_proposals(lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_polic
     after_pack = _ceil_div(after_moq, pack) * pack
     cap_max = np.where(np.isnan(maxq), BIG, (np.nan_to_num(maxq).astype("int64") // pack) * pack)
     shelf_limited = shelf < window_days
-    cap_shelf = np.where(shelf_limited,
-                         _ceil_div(_ceil_div(np.maximum(sellable - position, 0), MILLI), pack) * pack, BIG)
+    cap_shelf = np.where(
+        shelf_limited, _ceil_div(_ceil_div(np.maximum(sellable - position, 0), MILLI), pack) * pack, BIG
+    )
     cap = np.minimum(cap_max, cap_shelf)
     after_cap = np.minimum(after_pack, cap)
     cap_below_moq = (after_cap > 0) & (after_cap < moq)
     qty = np.where(cap_below_moq, 0, after_cap)
 
     # supplier level: store x supplier x delivery
-    okeys = pd.DataFrame({"store_id": L["store_id"].to_numpy(), "supplier_id": L["supplier_id"].to_numpy(),
-                          "delivery_date": deliv})
+    okeys = pd.DataFrame(
+        {"store_id": L["store_id"].to_numpy(), "supplier_id": L["supplier_id"].to_numpy(), "delivery_date": deliv}
+    )
     ocode, ouniq = pd.MultiIndex.from_frame(okeys).factorize()
     n_orders = len(ouniq)
     mov_c = _cents(L["min_order_value"]) if "min_order_value" in L else np.zeros(n, "int64")
@@ -173,32 +194,60 @@ def compute_proposals(lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_polic
         value = np.bincount(ocode, weights=qty * cost_c, minlength=n_orders).astype("int64")
     still_below = (value > 0) & (value < mov_order)
 
-    out = pd.DataFrame({
-        "store_id": L["store_id"].to_numpy(), "item_id": L["item_id"].to_numpy(),
-        "supplier_id": L["supplier_id"].to_numpy(),
-        "delivery_date": L["delivery_date"].to_numpy(), "order_idx": ocode,
-        "proposed_qty": qty, "quantile_level": np.round(level, 4), "demand_milli": demand,
-        "position_milli": position, "interval_width": np.where(p50_cov > 0, width_cov / np.maximum(p50_cov, 1), np.inf),
-        "forecast_flagged": flagged, "forecast_incomplete": cov_days < window_days, "cap_below_moq": cap_below_moq,
-        "is_perishable": perishable, "line_value_cents": qty * cost_c,
-    })
+    out = pd.DataFrame(
+        {
+            "store_id": L["store_id"].to_numpy(),
+            "item_id": L["item_id"].to_numpy(),
+            "supplier_id": L["supplier_id"].to_numpy(),
+            "delivery_date": L["delivery_date"].to_numpy(),
+            "order_idx": ocode,
+            "proposed_qty": qty,
+            "quantile_level": np.round(level, 4),
+            "demand_milli": demand,
+            "position_milli": position,
+            "interval_width": np.where(p50_cov > 0, width_cov / np.maximum(p50_cov, 1), np.inf),
+            "forecast_flagged": flagged,
+            "forecast_incomplete": cov_days < window_days,
+            "cap_below_moq": cap_below_moq,
+            "is_perishable": perishable,
+            "line_value_cents": qty * cost_c,
+        }
+    )
     first = pd.Series(np.arange(n)).groupby(ocode).first().to_numpy()
-    orders = pd.DataFrame({
-        "store_id": L["store_id"].to_numpy()[first], "supplier_id": L["supplier_id"].to_numpy()[first],
-        "order_date": L["order_date"].to_numpy()[first], "delivery_date": L["delivery_date"].to_numpy()[first],
-        "next_delivery_date": L["next_delivery_date"].to_numpy()[first],
-        "order_value_cents": value, "min_order_value_cents": mov_order,
-        "mov_status": np.where(still_below, "hold", np.where(below, "topped_up", "ok")),
-    })
-    orders["order_id"] = [order_id_for(s, p, d) for s, p, d in
-                          zip(orders["store_id"], orders["supplier_id"], orders["delivery_date"])]
+    orders = pd.DataFrame(
+        {
+            "store_id": L["store_id"].to_numpy()[first],
+            "supplier_id": L["supplier_id"].to_numpy()[first],
+            "order_date": L["order_date"].to_numpy()[first],
+            "delivery_date": L["delivery_date"].to_numpy()[first],
+            "next_delivery_date": L["next_delivery_date"].to_numpy()[first],
+            "order_value_cents": value,
+            "min_order_value_cents": mov_order,
+            "mov_status": np.where(still_below, "hold", np.where(below, "topped_up", "ok")),
+        }
+    )
+    orders["order_id"] = [
+        order_id_for(s, p, d)
+        for s, p, d in zip(orders["store_id"], orders["supplier_id"], orders["delivery_date"], strict=True)
+    ]
     out["order_id"] = orders["order_id"].to_numpy()[ocode]
     orders["reasons"] = [["below_min_order_value"] if h else [] for h in still_below]
-    for name, arr in (("on_hand_milli", on_hand), ("on_order_milli", on_order), ("expiring_milli", expiring),
-                      ("before_milli", before_m), ("raw_need_milli", raw_need), ("net_need", net_need),
-                      ("moq", moq), ("after_moq", after_moq), ("pack_size", pack), ("after_pack", after_pack),
-                      ("cap", cap), ("after_cap", after_cap), ("top_up_packs", top_up_packs),
-                      ("coverage_days", window_days)):
+    for name, arr in (
+        ("on_hand_milli", on_hand),
+        ("on_order_milli", on_order),
+        ("expiring_milli", expiring),
+        ("before_milli", before_m),
+        ("raw_need_milli", raw_need),
+        ("net_need", net_need),
+        ("moq", moq),
+        ("after_moq", after_moq),
+        ("pack_size", pack),
+        ("after_pack", after_pack),
+        ("cap", cap),
+        ("after_cap", after_cap),
+        ("top_up_packs", top_up_packs),
+        ("coverage_days", window_days),
+    ):
         out[name] = arr
     if explain:
         out["explanation"] = render_explanations(out)
@@ -242,16 +291,54 @@ _TEMPLATE = (
 def render_explanations(df: pd.DataFrame) -> list[str]:
     """Explanation JSON per line from the numeric explanation columns of compute_proposals()."""
     a = {c: df[c].to_numpy() for c in df.columns}
-    return _explanations(a["quantile_level"].astype("float64"), a["on_hand_milli"], a["on_order_milli"],
-                         a["expiring_milli"], a["before_milli"], a["demand_milli"], a["position_milli"],
-                         a["raw_need_milli"], a["net_need"], a["moq"], a["after_moq"], a["pack_size"],
-                         a["after_pack"], a["cap"], a["after_cap"], a["cap_below_moq"], a["top_up_packs"],
-                         a["proposed_qty"], a["coverage_days"], a["is_perishable"],
-                         np.round(a["interval_width"].astype("float64"), 4))
+    return _explanations(
+        a["quantile_level"].astype("float64"),
+        a["on_hand_milli"],
+        a["on_order_milli"],
+        a["expiring_milli"],
+        a["before_milli"],
+        a["demand_milli"],
+        a["position_milli"],
+        a["raw_need_milli"],
+        a["net_need"],
+        a["moq"],
+        a["after_moq"],
+        a["pack_size"],
+        a["after_pack"],
+        a["cap"],
+        a["after_cap"],
+        a["cap_below_moq"],
+        a["top_up_packs"],
+        a["proposed_qty"],
+        a["coverage_days"],
+        a["is_perishable"],
+        np.round(a["interval_width"].astype("float64"), 4),
+    )
 
 
-def _explanations(level, on_hand, on_order, expiring, before, demand, position, raw_need, net_need, moq,
-                  after_moq, pack, after_pack, cap, after_cap, cap_below_moq, top_up, qty, window_days, perishable, iw=None):
+def _explanations(
+    level,
+    on_hand,
+    on_order,
+    expiring,
+    before,
+    demand,
+    position,
+    raw_need,
+    net_need,
+    moq,
+    after_moq,
+    pack,
+    after_pack,
+    cap,
+    after_cap,
+    cap_below_moq,
+    top_up,
+    qty,
+    window_days,
+    perishable,
+    iw=None,
+):
     """One JSON document per line, rendered with a single %-template per row (json.dumps per row is too
     slow for 1M lines). Every value is numeric or a fixed token, so no escaping is needed."""
     f = lambda a: (a / MILLI).tolist()  # noqa: E731  (display only; the arithmetic stayed integer)
@@ -260,18 +347,81 @@ def _explanations(level, on_hand, on_order, expiring, before, demand, position, 
     capl = np.where(cap >= BIG // 2, -1, cap).tolist()
     rule = np.where(perishable, "newsvendor", "service_level").tolist()
     t = _TEMPLATE
-    iws = ["null" if not np.isfinite(v) else repr(v) for v in (iw if iw is not None else np.full(len(qty), np.inf)).tolist()]
+    iws = [
+        "null" if not np.isfinite(v) else repr(v)
+        for v in (iw if iw is not None else np.full(len(qty), np.inf)).tolist()
+    ]
     res = []
-    for (l, p, r, dm, wd, oh, oo, ex, bf, pos, rn, nn, mq, am, pk, ap, cp, ac, cbm, tu, q, w) in zip(
-            lv, pct, rule, f(demand), window_days.tolist(), f(on_hand), f(on_order), f(expiring), f(before),
-            f(position), f(raw_need), net_need.tolist(), moq.tolist(), after_moq.tolist(), pack.tolist(),
-            after_pack.tolist(), capl, after_cap.tolist(), cap_below_moq.tolist(), top_up.tolist(), qty.tolist(), iws):
+    for lvl, p, r, dm, wd, oh, oo, ex, bf, pos, rn, nn, mq, am, pk, ap, cp, ac, cbm, tu, q, w in zip(
+        lv,
+        pct,
+        rule,
+        f(demand),
+        window_days.tolist(),
+        f(on_hand),
+        f(on_order),
+        f(expiring),
+        f(before),
+        f(position),
+        f(raw_need),
+        net_need.tolist(),
+        moq.tolist(),
+        after_moq.tolist(),
+        pack.tolist(),
+        after_pack.tolist(),
+        capl,
+        after_cap.tolist(),
+        cap_below_moq.tolist(),
+        top_up.tolist(),
+        qty.tolist(),
+        iws, strict=False,
+    ):
         c = "null" if cp < 0 else str(cp)
-        res.append(t % (l, p, r, dm, wd, oh, oo, ex, bf, pos, rn, nn, mq, am, pk, ap, c, ac,
-                        "true" if cbm else "false", tu, q, w,
-                        q, p, dm, wd, pos, oh, oo, ex, bf, nn, mq, am, pk, ap, "none" if cp < 0 else c, ac,
-                        "; below MOQ after cap -> 0" if cbm else "",
-                        f"; +{tu} pack(s) to reach minimum order value" if tu else ""))
+        res.append(
+            t
+            % (
+                lvl,
+                p,
+                r,
+                dm,
+                wd,
+                oh,
+                oo,
+                ex,
+                bf,
+                pos,
+                rn,
+                nn,
+                mq,
+                am,
+                pk,
+                ap,
+                c,
+                ac,
+                "true" if cbm else "false",
+                tu,
+                q,
+                w,
+                q,
+                p,
+                dm,
+                wd,
+                pos,
+                oh,
+                oo,
+                ex,
+                bf,
+                nn,
+                mq,
+                am,
+                pk,
+                ap,
+                "none" if cp < 0 else c,
+                ac,
+                "; below MOQ after cap -> 0" if cbm else "",
+                f"; +{tu} pack(s) to reach minimum order value" if tu else "",
+            )
+        )
     return res
 
 
@@ -286,23 +436,38 @@ def bench_proposals(n_lines: int = 1_000_000, days: int = 7, seed: int = 0) -> d
     base = pd.Timestamp("2024-03-04")
     lead = rng.integers(1, 3, n_lines)
     cov = rng.integers(1, 4, n_lines)
-    lines = pd.DataFrame({
-        "store_id": store, "item_id": item, "supplier_id": item % 20,
-        "order_date": base, "as_of_date": base,
-        "delivery_date": base + pd.to_timedelta(lead, "D"),
-        "next_delivery_date": base + pd.to_timedelta(lead + cov, "D"),
-        "on_hand_qty": rng.integers(0, 40, n_lines).astype(float), "on_order_qty": rng.integers(0, 10, n_lines).astype(float),
-        "pack_size": rng.choice([1, 6, 12], n_lines), "moq": rng.choice([0, 6, 12], n_lines),
-        "max_order_qty": np.where(rng.random(n_lines) < 0.5, np.nan, 200.0),
-        "service_level": rng.choice([0.9, 0.95, 0.98], n_lines), "shelf_life_days": rng.choice([1, 3, 30], n_lines),
-        "unit_price": 2.49, "unit_cost": 1.10, "min_order_value": 50.0,
-    })
+    lines = pd.DataFrame(
+        {
+            "store_id": store,
+            "item_id": item,
+            "supplier_id": item % 20,
+            "order_date": base,
+            "as_of_date": base,
+            "delivery_date": base + pd.to_timedelta(lead, "D"),
+            "next_delivery_date": base + pd.to_timedelta(lead + cov, "D"),
+            "on_hand_qty": rng.integers(0, 40, n_lines).astype(float),
+            "on_order_qty": rng.integers(0, 10, n_lines).astype(float),
+            "pack_size": rng.choice([1, 6, 12], n_lines),
+            "moq": rng.choice([0, 6, 12], n_lines),
+            "max_order_qty": np.where(rng.random(n_lines) < 0.5, np.nan, 200.0),
+            "service_level": rng.choice([0.9, 0.95, 0.98], n_lines),
+            "shelf_life_days": rng.choice([1, 3, 30], n_lines),
+            "unit_price": 2.49,
+            "unit_cost": 1.10,
+            "min_order_value": 50.0,
+        }
+    )
     p50 = rng.gamma(2.0, 3.0, n_lines * days)
-    fc = pd.DataFrame({
-        "store_id": np.repeat(store, days), "item_id": np.repeat(item, days),
-        "target_date": base + pd.to_timedelta(np.tile(np.arange(1, days + 1), n_lines), "D"),
-        "p10": p50 * 0.6, "p50": p50, "p90": p50 * 1.5,
-    })
+    fc = pd.DataFrame(
+        {
+            "store_id": np.repeat(store, days),
+            "item_id": np.repeat(item, days),
+            "target_date": base + pd.to_timedelta(np.tile(np.arange(1, days + 1), n_lines), "D"),
+            "p10": p50 * 0.6,
+            "p50": p50,
+            "p90": p50 * 1.5,
+        }
+    )
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     res = compute_proposals(lines, fc, explain=False)
@@ -313,6 +478,13 @@ def bench_proposals(n_lines: int = 1_000_000, days: int = 7, seed: int = 0) -> d
     render_per_100k = time.perf_counter() - t1
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak = rss1 * 1024  # ru_maxrss is KiB on Linux (process peak, includes the synthetic inputs)
-    return {"n_lines": n_lines, "forecast_rows": len(fc), "seconds": round(seconds, 2),
-            "explanation_render_seconds_per_100k": round(render_per_100k, 2),
-            "peak_rss_mb": round(peak / 2**20, 1), "rss_growth_mb": round((rss1 - rss0) / 1024, 1), "orders": len(res.orders), "lines_with_qty": int((res.lines.proposed_qty > 0).sum())}
+    return {
+        "n_lines": n_lines,
+        "forecast_rows": len(fc),
+        "seconds": round(seconds, 2),
+        "explanation_render_seconds_per_100k": round(render_per_100k, 2),
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "rss_growth_mb": round((rss1 - rss0) / 1024, 1),
+        "orders": len(res.orders),
+        "lines_with_qty": int((res.lines.proposed_qty > 0).sum()),
+    }

@@ -20,9 +20,15 @@ import yaml
 RULES_PATH = Path(__file__).with_name("release_rules.yml")
 CUTOFF_ACTIONS = ("send", "skip", "escalate")
 _SCHEMA: dict[str, tuple[type, ...]] = {
-    "auto_release": (bool,), "max_deviation_pct": (int, float), "max_deviation_units": (int, float),
-    "max_order_value": (int, float), "max_interval_width": (int, float), "max_snapshot_age_hours": (int, float),
-    "block_on_promotion": (bool,), "block_on_new_item": (bool,), "on_cutoff": (str,),
+    "auto_release": (bool,),
+    "max_deviation_pct": (int, float),
+    "max_deviation_units": (int, float),
+    "max_order_value": (int, float),
+    "max_interval_width": (int, float),
+    "max_snapshot_age_hours": (int, float),
+    "block_on_promotion": (bool,),
+    "block_on_new_item": (bool,),
+    "on_cutoff": (str,),
 }
 _MATCH_KEYS = ("supplier_id", "store_id", "category")
 
@@ -61,8 +67,9 @@ def _check_values(rule_name: str, values: Any, *, complete: bool) -> dict[str, A
             raise RuleConfigError(f"rule {rule_name!r}: unknown setting {k!r} (allowed: {sorted(_SCHEMA)})")
         types = _SCHEMA[k]
         if not isinstance(v, types) or (bool in types) != isinstance(v, bool):
-            raise RuleConfigError(f"rule {rule_name!r}: setting {k!r} must be {'/'.join(t.__name__ for t in types)}, "
-                                  f"got {v!r}")
+            raise RuleConfigError(
+                f"rule {rule_name!r}: setting {k!r} must be {'/'.join(t.__name__ for t in types)}, got {v!r}"
+            )
         if isinstance(v, (int, float)) and not isinstance(v, bool) and (v < 0 or math.isnan(v)):
             raise RuleConfigError(f"rule {rule_name!r}: setting {k!r} must be >= 0, got {v!r}")
         if k == "on_cutoff" and v not in CUTOFF_ACTIONS:
@@ -99,8 +106,9 @@ def parse_rules(doc: Any, source: str = "<rules>") -> RuleSet:
         match = r.get("match")
         if not isinstance(match, dict) or not match or set(match) - set(_MATCH_KEYS):
             raise RuleConfigError(f"rule {label!r}: 'match' must be a non-empty mapping of {_MATCH_KEYS}")
-        overrides.append(Rule(name, {k: str(v) for k, v in match.items()},
-                              _check_values(label, r.get("set"), complete=False)))
+        overrides.append(
+            Rule(name, {k: str(v) for k, v in match.items()}, _check_values(label, r.get("set"), complete=False))
+        )
     return RuleSet(str(doc["version"]), defaults, overrides)
 
 
@@ -118,12 +126,12 @@ class LineFacts:
     item_id: str
     qty: int
     category: str | None = None
-    usual_qty: float | None = None       # mean of the last 4 orders, else recent sales over the window
+    usual_qty: float | None = None  # mean of the last 4 orders, else recent sales over the window
     interval_width: float | None = None
     is_promotion: bool = False
     is_new_item: bool = False
     forecast_flagged: bool = False
-    forecast_fallback: bool = False      # flagged because no trained model was available (item-profile fallback)
+    forecast_fallback: bool = False  # flagged because no trained model was available (item-profile fallback)
 
 
 @dataclass
@@ -132,13 +140,13 @@ class OrderFacts:
     store_id: str
     supplier_id: str
     order_value: float
-    quality_gate_passed: bool | None     # None = no gate row: treated as blocked
-    snapshot_age_hours: float | None     # None = unknown: treated as stale
+    quality_gate_passed: bool | None  # None = no gate row: treated as blocked
+    snapshot_age_hours: float | None  # None = unknown: treated as stale
     allows_auto_order: bool
     lines: list[LineFacts]
     proposal_reasons: tuple[str, ...] = ()
-    snapshot_date: Any = None            # local (Europe/Berlin) date of the stock snapshot
-    business_date: Any = None            # the business date being processed; snapshot must be of that date
+    snapshot_date: Any = None  # local (Europe/Berlin) date of the stock snapshot
+    business_date: Any = None  # the business date being processed; snapshot must be of that date
 
 
 def evaluate(order: OrderFacts, rules: RuleSet) -> list[str]:
@@ -151,8 +159,11 @@ def evaluate(order: OrderFacts, rules: RuleSet) -> list[str]:
         reasons.append("quality_gate_missing")
     elif not order.quality_gate_passed:
         reasons.append("quality_gate_blocked")
-    if (order.snapshot_age_hours is None or order.snapshot_age_hours > r["max_snapshot_age_hours"]
-            or (order.business_date is not None and order.snapshot_date != order.business_date)):
+    if (
+        order.snapshot_age_hours is None
+        or order.snapshot_age_hours > r["max_snapshot_age_hours"]
+        or (order.business_date is not None and order.snapshot_date != order.business_date)
+    ):
         reasons.append("stock_snapshot_stale")
     if not order.allows_auto_order:
         reasons.append("supplier_manual_only")

@@ -11,12 +11,13 @@ from replenish.orders import calendar as cal
 from replenish.orders.dispatcher import DispatchConfig, drain
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
-from replenish.orders.release import OrderFacts, LineFacts, evaluate, load_rules
+from replenish.orders.release import LineFacts, OrderFacts, evaluate, load_rules
 from replenish.orders.store import ensure_schema, set_status, upsert_proposals
 
 
 def _engine():
     from replenish.database import engine
+
     return engine()
 
 
@@ -25,38 +26,66 @@ def load_inputs(conn, business_date: dt.date) -> tuple[pd.DataFrame, pd.DataFram
     hol = pd.read_sql(text("SELECT calendar_date FROM marts.dim_calendar WHERE is_public_holiday"), conn)
     holidays = set(pd.to_datetime(hol["calendar_date"]).dt.date)
     sched = params.groupby(["store_id", "supplier_id"], as_index=False).agg(
-        order_weekdays=("order_weekdays", "first"), cutoff_time=("cutoff_time", "first"),
-        lead_time_days=("lead_time_days", "max"), channel=("channel", "first"))
+        order_weekdays=("order_weekdays", "first"),
+        cutoff_time=("cutoff_time", "first"),
+        lead_time_days=("lead_time_days", "max"),
+        channel=("channel", "first"),
+    )
     opps = cal.opportunities(sched, business_date, holidays)
     if not opps:
         return pd.DataFrame(), pd.DataFrame()
-    o = pd.DataFrame([{"store_id": x.store_id, "supplier_id": x.supplier_id, "order_date": x.order_date,
-                       "cutoff_at": x.cutoff_at, "delivery_date": x.delivery_date,
-                       "next_delivery_date": x.next_delivery_date} for x in opps])
+    o = pd.DataFrame(
+        [
+            {
+                "store_id": x.store_id,
+                "supplier_id": x.supplier_id,
+                "order_date": x.order_date,
+                "cutoff_at": x.cutoff_at,
+                "delivery_date": x.delivery_date,
+                "next_delivery_date": x.next_delivery_date,
+            }
+            for x in opps
+        ]
+    )
     params["store_id"], params["supplier_id"] = params["store_id"].astype(str), params["supplier_id"].astype(str)
-    lines = params.merge(o, on=["store_id", "supplier_id"]).merge(sched[["store_id", "supplier_id", "channel"]]
-                                                                    .astype({"store_id": str, "supplier_id": str}),
-                                                                    on=["store_id", "supplier_id"], suffixes=("", "_o"))
-    inv = pd.read_sql(text("""SELECT DISTINCT ON (store_id, item_id) store_id::text, item_id::text, as_of_date, on_hand_qty
+    lines = params.merge(o, on=["store_id", "supplier_id"]).merge(
+        sched[["store_id", "supplier_id", "channel"]].astype({"store_id": str, "supplier_id": str}),
+        on=["store_id", "supplier_id"],
+        suffixes=("", "_o"),
+    )
+    inv = pd.read_sql(
+        text("""SELECT DISTINCT ON (store_id, item_id) store_id::text, item_id::text, as_of_date, on_hand_qty
         FROM marts.fct_inventory_position WHERE as_of_date <= :d ORDER BY store_id, item_id, as_of_date DESC"""),
-                      conn, params={"d": business_date})
+        conn,
+        params={"d": business_date},
+    )
     lines["item_id"] = lines["item_id"].astype(str)
     lines = lines.merge(inv, on=["store_id", "item_id"], how="left")
     lines["as_of_date"] = lines["as_of_date"].fillna(pd.Timestamp(business_date))
     lines["on_hand_qty"] = lines["on_hand_qty"].fillna(0)
-    oo = pd.read_sql(text("SELECT store_id::text, item_id::text, due_date, open_qty FROM marts.fct_open_orders "
-                          "WHERE open_qty > 0"), conn)
+    oo = pd.read_sql(
+        text("SELECT store_id::text, item_id::text, due_date, open_qty FROM marts.fct_open_orders WHERE open_qty > 0"),
+        conn,
+    )
     if not oo.empty:
-        m = lines[["store_id", "item_id", "delivery_date", "shelf_life_days"]].reset_index().merge(oo, on=["store_id", "item_id"])
+        m = (
+            lines[["store_id", "item_id", "delivery_date", "shelf_life_days"]]
+            .reset_index()
+            .merge(oo, on=["store_id", "item_id"])
+        )
         due, dl = pd.to_datetime(m["due_date"]), pd.to_datetime(m["delivery_date"])
         m = m[due < dl]
         m["exp"] = m["open_qty"].where((dl[m.index] - due[m.index]).dt.days >= m["shelf_life_days"].fillna(10_000), 0)
         agg = m.groupby("index")[["open_qty", "exp"]].sum()
         lines["on_order_qty"] = agg["open_qty"].reindex(lines.index).fillna(0).to_numpy()
         lines["on_order_expiring_qty"] = agg["exp"].reindex(lines.index).fillna(0).to_numpy()
-    fc = pd.read_sql(text("""SELECT DISTINCT ON (store_id, item_id, target_date) store_id::text, item_id::text,
+    fc = pd.read_sql(
+        text("""SELECT DISTINCT ON (store_id, item_id, target_date) store_id::text, item_id::text,
             target_date, p10, p50, p90, is_flagged FROM forecast.forecasts WHERE origin_date <= :d
-        ORDER BY store_id, item_id, target_date, origin_date DESC"""), conn, params={"d": business_date})
+        ORDER BY store_id, item_id, target_date, origin_date DESC"""),
+        conn,
+        params={"d": business_date},
+    )
     return lines, fc
 
 
@@ -69,22 +98,32 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up") 
             return {"orders": 0, "lines": 0}
         res = compute_proposals(lines, fc, mov_policy=mov_policy, explain=False)
         first = lines.groupby(["store_id", "supplier_id"], as_index=False)[["cutoff_at", "channel"]].first()
-        orders = res.orders.astype({"store_id": str, "supplier_id": str}).merge(first, on=["store_id", "supplier_id"], how="left")
+        orders = res.orders.astype({"store_id": str, "supplier_id": str}).merge(
+            first, on=["store_id", "supplier_id"], how="left"
+        )
         reasons = res.lines.groupby("order_id")["cap_below_moq"].any()
-        orders["reasons"] = [r + (["cap_below_moq"] if reasons.get(oid, False) else [])
-                             for r, oid in zip(orders["reasons"], orders["order_id"])]
+        orders["reasons"] = [
+            r + (["cap_below_moq"] if reasons.get(oid, False) else [])
+            for r, oid in zip(orders["reasons"], orders["order_id"], strict=False)
+        ]
         active = res.orders.loc[res.orders.order_value_cents > 0, "order_id"]
-        existing = {r[0] for r in conn.execute(text("SELECT order_id FROM orders.purchase_orders WHERE order_date = :d"),
-                                               {"d": business_date})}
+        existing = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT order_id FROM orders.purchase_orders WHERE order_date = :d"), {"d": business_date}
+            )
+        }
         keep = set(active) | existing
-        ln = res.lines[res.lines.order_id.isin(keep) & ((res.lines.proposed_qty > 0) | res.lines.order_id.isin(existing))]
+        ln = res.lines[
+            res.lines.order_id.isin(keep) & ((res.lines.proposed_qty > 0) | res.lines.order_id.isin(existing))
+        ]
         out = upsert_proposals(conn, orders[orders.order_id.isin(keep)], ln, run_id=run_id)
     return {"orders": out["orders_created"], "lines": out["lines_written"], **out}
 
 
 BERLIN = "Europe/Berlin"
-USUAL_N = 4                 # deliveries averaged for the usual quantity
-SALES_LOOKBACK_DAYS = 28    # fallback: mean daily sales over this window x coverage days
+USUAL_N = 4  # deliveries averaged for the usual quantity
+SALES_LOOKBACK_DAYS = 28  # fallback: mean daily sales over this window x coverage days
 
 
 def _reevaluable_sql() -> str:
@@ -105,33 +144,67 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
     with eng.begin() as conn:
         ensure_schema(conn)
         orders = conn.execute(text(_reevaluable_sql()), {"d": business_date}).mappings().all()
-        gate = _safe(conn, "SELECT store_id::text, NOT bool_or(is_automation_blocked) FROM ops.quality_gate "
-                           "WHERE business_date = :d GROUP BY store_id", {"d": business_date})
-        categories = _safe(conn, "SELECT DISTINCT ON (item_id) item_id::text, category FROM marts.dim_items "
-                                 "ORDER BY item_id, snapshot_date DESC", {})
+        gate = _safe(
+            conn,
+            "SELECT store_id::text, NOT bool_or(is_automation_blocked) FROM ops.quality_gate "
+            "WHERE business_date = :d GROUP BY store_id",
+            {"d": business_date},
+        )
+        categories = _safe(
+            conn,
+            "SELECT DISTINCT ON (item_id) item_id::text, category FROM marts.dim_items "
+            "ORDER BY item_id, snapshot_date DESC",
+            {},
+        )
         stats: dict[tuple, list[int]] = {}
         for o in orders:
-            lines = conn.execute(text("SELECT item_id, final_qty, explanation FROM orders.order_lines WHERE order_id = :o"),
-                                 {"o": o["order_id"]}).mappings().all()
+            lines = (
+                conn.execute(
+                    text("SELECT item_id, final_qty, explanation FROM orders.order_lines WHERE order_id = :o"),
+                    {"o": o["order_id"]},
+                )
+                .mappings()
+                .all()
+            )
             snap_age, snap_date = _snapshot(conn, o["store_id"], business_date, now)
             lf = []
             for ln in lines:
                 expl = ln["explanation"] or {}
                 cov = int(expl.get("coverage_days") or 1)
-                usual, new_item = _usual(conn, o["store_id"], o["supplier_id"], ln["item_id"], o["delivery_date"],
-                                         business_date, cov)
-                flagged, fallback = _forecast_flag(conn, o["store_id"], ln["item_id"], business_date,
-                                                   o["delivery_date"], cov)
-                lf.append(LineFacts(ln["item_id"], int(ln["final_qty"]), category=categories.get(str(ln["item_id"])),
-                                    usual_qty=usual, interval_width=expl.get("interval_width"),
-                                    is_promotion=_promotion(conn, o["store_id"], ln["item_id"], o["delivery_date"]),
-                                    is_new_item=new_item, forecast_flagged=flagged, forecast_fallback=fallback))
-            facts = OrderFacts(o["order_id"], o["store_id"], o["supplier_id"], float(o["order_value"] or 0),
-                               gate.get(o["store_id"]), snap_age,
-                               _allows_auto(conn, o["store_id"], o["supplier_id"]), lf,
-                               tuple(r for r in (o["reasons"] or ()) if r in _PROPOSAL_REASONS)
-                               if o["status"] == "in_review" else tuple(o["reasons"] or ()),
-                               snapshot_date=snap_date, business_date=business_date)
+                usual, new_item = _usual(
+                    conn, o["store_id"], o["supplier_id"], ln["item_id"], o["delivery_date"], business_date, cov
+                )
+                flagged, fallback = _forecast_flag(
+                    conn, o["store_id"], ln["item_id"], business_date, o["delivery_date"], cov
+                )
+                lf.append(
+                    LineFacts(
+                        ln["item_id"],
+                        int(ln["final_qty"]),
+                        category=categories.get(str(ln["item_id"])),
+                        usual_qty=usual,
+                        interval_width=expl.get("interval_width"),
+                        is_promotion=_promotion(conn, o["store_id"], ln["item_id"], o["delivery_date"]),
+                        is_new_item=new_item,
+                        forecast_flagged=flagged,
+                        forecast_fallback=fallback,
+                    )
+                )
+            facts = OrderFacts(
+                o["order_id"],
+                o["store_id"],
+                o["supplier_id"],
+                float(o["order_value"] or 0),
+                gate.get(o["store_id"]),
+                snap_age,
+                _allows_auto(conn, o["store_id"], o["supplier_id"]),
+                lf,
+                tuple(r for r in (o["reasons"] or ()) if r in _PROPOSAL_REASONS)
+                if o["status"] == "in_review"
+                else tuple(o["reasons"] or ()),
+                snapshot_date=snap_date,
+                business_date=business_date,
+            )
             why = evaluate(facts, rules)
             key = (o["supplier_id"], o["store_id"])
             stats.setdefault(key, [0, 0])[0] += 1
@@ -143,17 +216,30 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
                     code = r.split(":")[0]
                     reasons_count[code] = reasons_count.get(code, 0) + 1
             else:
-                conn.execute(text("UPDATE orders.purchase_orders SET reasons = '{}' WHERE order_id = :o"),
-                             {"o": o["order_id"]})
+                conn.execute(
+                    text("UPDATE orders.purchase_orders SET reasons = '{}' WHERE order_id = :o"), {"o": o["order_id"]}
+                )
                 approve(conn, o["order_id"], actor=f"release:{run_id}:rules-v{rules.version}", auto=True)
                 stats[key][1] += 1
                 auto += 1
+        # One touchless figure per business date: a re-run replaces it instead of adding rows.
+        conn.execute(text("DELETE FROM orders.release_stats WHERE business_date = :d"), {"d": business_date})
         for (sup, store), (n, a) in stats.items():
-            conn.execute(text("""INSERT INTO orders.release_stats VALUES (:r, :d, :s, :st, :n, :a, :t, :v)
+            conn.execute(
+                text("""INSERT INTO orders.release_stats VALUES (:r, :d, :s, :st, :n, :a, :t, :v)
                 ON CONFLICT (run_id, supplier_id, store_id) DO UPDATE SET orders = excluded.orders,
                 auto_released = excluded.auto_released, touchless_rate = excluded.touchless_rate"""),
-                         {"r": run_id, "d": business_date, "s": sup, "st": store, "n": n, "a": a,
-                          "t": a / n if n else None, "v": rules.version})
+                {
+                    "r": run_id,
+                    "d": business_date,
+                    "s": sup,
+                    "st": store,
+                    "n": n,
+                    "a": a,
+                    "t": a / n if n else None,
+                    "v": rules.version,
+                },
+            )
     return {"auto": auto, "review": review, "reasons": reasons_count}
 
 
@@ -183,28 +269,36 @@ def snapshot_freshness(ts: dt.datetime | None, business_date: dt.date, now: dt.d
     The reference time is the end of the business day in Berlin (the data may be historical: the wall clock
     says nothing about it), or ``now`` when that is earlier (a run during the business day)."""
     from zoneinfo import ZoneInfo
+
     if ts is None:
         return None, None
     tz = ZoneInfo(BERLIN)
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=dt.timezone.utc)
+        ts = ts.replace(tzinfo=dt.UTC)
     eod = dt.datetime.combine(business_date + dt.timedelta(days=1), dt.time(), tzinfo=tz)
     ref = min(now, eod) if now is not None else eod
     return max((ref - ts).total_seconds() / 3600, 0.0), ts.astimezone(tz).date()
 
 
 def _snapshot(conn, store_id, business_date, now=None):
-    row = _scalar(conn, "SELECT max(snapshot_at) FROM marts.fct_inventory_position WHERE store_id::text = :s "
-                        "AND as_of_date <= :d", {"s": store_id, "d": business_date})
+    row = _scalar(
+        conn,
+        "SELECT max(snapshot_at) FROM marts.fct_inventory_position WHERE store_id::text = :s AND as_of_date <= :d",
+        {"s": store_id, "d": business_date},
+    )
     return snapshot_freshness(row[0] if row else None, business_date, now)
 
 
 def _allows_auto(conn, store_id, supplier_id) -> bool:
     try:
         with conn.begin_nested():
-            v = conn.execute(text("SELECT bool_and(allows_auto_order) FROM marts.dim_replenishment_parameters "
-                                  "WHERE store_id::text = :s AND supplier_id::text = :p"),
-                             {"s": store_id, "p": supplier_id}).scalar()
+            v = conn.execute(
+                text(
+                    "SELECT bool_and(allows_auto_order) FROM marts.dim_replenishment_parameters "
+                    "WHERE store_id::text = :s AND supplier_id::text = :p"
+                ),
+                {"s": store_id, "p": supplier_id},
+            ).scalar()
     except Exception:  # noqa: BLE001
         return False
     return bool(v)
@@ -215,46 +309,62 @@ def _usual(conn, store_id, supplier_id, item_id, delivery_date, business_date, c
     the retailer's order history raw.mms_purchase_orders (deduped per po_id/line_no, last export wins): mean
     of the last 4 deliveries of the same store x item on the delivery's weekday, else the last 4 deliveries;
     else the mean daily sales of the last 28 days x coverage days. No history anywhere -> (None, True)."""
-    v = conn.execute(text("""SELECT avg(final_qty) FROM (SELECT l.final_qty FROM orders.order_lines l
+    v = conn.execute(
+        text("""SELECT avg(final_qty) FROM (SELECT l.final_qty FROM orders.order_lines l
         JOIN orders.purchase_orders p USING (order_id) WHERE p.store_id = :s AND p.supplier_id = :p AND l.item_id = :i
         AND p.status IN ('sent', 'acknowledged') AND p.delivery_date < :dd ORDER BY p.delivery_date DESC LIMIT 4) x"""),
-                     {"s": store_id, "p": supplier_id, "i": item_id, "dd": delivery_date}).scalar()
+        {"s": store_id, "p": supplier_id, "i": item_id, "dd": delivery_date},
+    ).scalar()
     if v is not None:
         return float(v), False
-    row = _scalar(conn, """WITH h AS (
+    row = _scalar(
+        conn,
+        """WITH h AS (
             SELECT DISTINCT ON (po_id, line_no) due_date, quantity FROM raw.mms_purchase_orders
             WHERE store_id::text = :s AND item_id::text = :i AND due_date < :dd AND order_date <= :bd
             ORDER BY po_id, line_no, _business_date DESC, _loaded_at DESC),
         d AS (SELECT due_date, sum(quantity) AS qty FROM h GROUP BY due_date)
-        SELECT (SELECT avg(qty) FROM (SELECT qty FROM d WHERE extract(isodow FROM due_date) = extract(isodow FROM CAST(:dd AS date))
+        SELECT (SELECT avg(qty) FROM (SELECT qty FROM d
+                                      WHERE extract(isodow FROM due_date) = extract(isodow FROM CAST(:dd AS date))
                                       ORDER BY due_date DESC LIMIT :n) a),
                (SELECT avg(qty) FROM (SELECT qty FROM d ORDER BY due_date DESC LIMIT :n) b)""",
-                  {"s": store_id, "i": item_id, "dd": delivery_date, "bd": business_date, "n": USUAL_N})
+        {"s": store_id, "i": item_id, "dd": delivery_date, "bd": business_date, "n": USUAL_N},
+    )
     if row is not None and (row[0] is not None or row[1] is not None):
         return float(row[0] if row[0] is not None else row[1]), False
-    row = _scalar(conn, """SELECT avg(units_sold) FROM marts.fct_daily_demand WHERE store_id::text = :s
+    row = _scalar(
+        conn,
+        """SELECT avg(units_sold) FROM marts.fct_daily_demand WHERE store_id::text = :s
         AND item_id::text = :i AND demand_date <= :bd AND demand_date > CAST(:bd AS date) - :lb""",
-                  {"s": store_id, "i": item_id, "bd": business_date, "lb": SALES_LOOKBACK_DAYS})
+        {"s": store_id, "i": item_id, "bd": business_date, "lb": SALES_LOOKBACK_DAYS},
+    )
     if row is not None and row[0] is not None:
         return float(row[0]) * max(int(coverage_days), 1), False
     return None, True
 
 
 def _promotion(conn, store_id, item_id, delivery_date) -> bool:
-    row = _scalar(conn, "SELECT bool_or(is_promotion) FROM marts.fct_demand_drivers WHERE store_id::text = :s "
-                        "AND item_id::text = :i AND driver_date = :dd", {"s": store_id, "i": item_id, "dd": delivery_date})
+    row = _scalar(
+        conn,
+        "SELECT bool_or(is_promotion) FROM marts.fct_demand_drivers WHERE store_id::text = :s "
+        "AND item_id::text = :i AND driver_date = :dd",
+        {"s": store_id, "i": item_id, "dd": delivery_date},
+    )
     return bool(row and row[0])
 
 
 def _forecast_flag(conn, store_id, item_id, business_date, delivery_date, coverage_days=1) -> tuple[bool, bool]:
     """(flagged, fallback) of the forecast used for the coverage window (latest origin <= business date).
     fallback = flagged rows without a model version (item-profile fallback, no trained model)."""
-    row = _scalar(conn, """SELECT bool_or(is_flagged), bool_or(is_flagged AND model_version IS NULL) FROM (
+    row = _scalar(
+        conn,
+        """SELECT bool_or(is_flagged), bool_or(is_flagged AND model_version IS NULL) FROM (
             SELECT DISTINCT ON (target_date) is_flagged, model_version FROM forecast.forecasts
             WHERE store_id::text = :s AND item_id::text = :i AND origin_date <= :bd
               AND target_date >= :dd AND target_date < CAST(:dd AS date) + :c
             ORDER BY target_date, origin_date DESC) f""",
-                  {"s": store_id, "i": item_id, "bd": business_date, "dd": delivery_date, "c": max(int(coverage_days), 1)})
+        {"s": store_id, "i": item_id, "bd": business_date, "dd": delivery_date, "c": max(int(coverage_days), 1)},
+    )
     if row is None or row[0] is None:
         return False, False
     return bool(row[0]), bool(row[1])
@@ -263,16 +373,30 @@ def _forecast_flag(conn, store_id, item_id, business_date, delivery_date, covera
 def default_channels(settings=None) -> dict:
     from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel
     from replenish.settings import get_settings
+
     s = settings or get_settings()
-    return {"email": EmailChannel.from_settings(s), "api": SupplierApiChannel(), "edifact": EdifactChannel(s.edi_outbound_dir)}
+    return {
+        "email": EmailChannel.from_settings(s),
+        "api": SupplierApiChannel(),
+        "edifact": EdifactChannel(s.edi_outbound_dir),
+    }
 
 
-def dispatch(run_id: str | None = None, limit: int | None = None, *, channels=None, cfg: DispatchConfig | None = None,
-             hooks=None) -> dict:
+def dispatch(
+    run_id: str | None = None, limit: int | None = None, *, channels=None, cfg: DispatchConfig | None = None, hooks=None
+) -> dict:
     from replenish.settings import get_settings
+
     eng = _engine()
     with eng.begin() as conn:
         ensure_schema(conn)
-    c = drain(eng, channels or default_channels(), business_today=get_settings().business_today(), run_id=run_id,
-              limit=limit, cfg=cfg, hooks=hooks)
+    c = drain(
+        eng,
+        channels or default_channels(),
+        business_today=get_settings().business_today(),
+        run_id=run_id,
+        limit=limit,
+        cfg=cfg,
+        hooks=hooks,
+    )
     return {"sent": c["sent"], "failed": c["failed"], "dead": c["dead"], "deduplicated": c["deduplicated"]}

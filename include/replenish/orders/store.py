@@ -15,8 +15,21 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 OPEN_STATUSES = ("proposed", "in_review")
-STATUSES = ("proposed", "in_review", "approved", "auto_approved", "queued", "sending", "sent", "acknowledged",
-            "rejected", "failed", "retry", "dead_letter", "cancelled")
+STATUSES = (
+    "proposed",
+    "in_review",
+    "approved",
+    "auto_approved",
+    "queued",
+    "sending",
+    "sent",
+    "acknowledged",
+    "rejected",
+    "failed",
+    "retry",
+    "dead_letter",
+    "cancelled",
+)
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS orders;
@@ -113,30 +126,44 @@ def ensure_schema(conn: Connection) -> None:
 
 
 def add_event(conn: Connection, order_id: str, actor: str, event: str, from_value=None, to_value=None) -> None:
-    conn.execute(text("INSERT INTO orders.order_events (order_id, actor, event, from_value, to_value) "
-                      "VALUES (:o, :a, :e, :f, :t)"),
-                 {"o": order_id, "a": actor, "e": event, "f": None if from_value is None else str(from_value),
-                  "t": None if to_value is None else str(to_value)})
+    conn.execute(
+        text(
+            "INSERT INTO orders.order_events (order_id, actor, event, from_value, to_value) VALUES (:o, :a, :e, :f, :t)"
+        ),
+        {
+            "o": order_id,
+            "a": actor,
+            "e": event,
+            "f": None if from_value is None else str(from_value),
+            "t": None if to_value is None else str(to_value),
+        },
+    )
 
 
 def set_status(conn: Connection, order_id: str, new: str, actor: str, *, expect=None, reasons=None) -> str:
     """Move an order to ``new`` (optionally only from ``expect`` statuses); records an event."""
-    row = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o FOR UPDATE"),
-                       {"o": order_id}).first()
+    row = conn.execute(
+        text("SELECT status FROM orders.purchase_orders WHERE order_id = :o FOR UPDATE"), {"o": order_id}
+    ).first()
     if row is None:
         raise KeyError(order_id)
     old = row[0]
     if expect is not None and old not in expect:
         raise ValueError(f"order {order_id} is {old!r}, expected one of {tuple(expect)}")
-    conn.execute(text("UPDATE orders.purchase_orders SET status = :s, updated_at = now(), "
-                      "reasons = COALESCE(:r, reasons) WHERE order_id = :o"),
-                 {"s": new, "o": order_id, "r": reasons})
+    conn.execute(
+        text(
+            "UPDATE orders.purchase_orders SET status = :s, updated_at = now(), "
+            "reasons = COALESCE(:r, reasons) WHERE order_id = :o"
+        ),
+        {"s": new, "o": order_id, "r": reasons},
+    )
     add_event(conn, order_id, actor, "status", old, new)
     return old
 
 
-def upsert_proposals(conn: Connection, orders: pd.DataFrame, lines: pd.DataFrame, *, run_id: str,
-                     actor: str = "system:propose") -> dict:
+def upsert_proposals(
+    conn: Connection, orders: pd.DataFrame, lines: pd.DataFrame, *, run_id: str, actor: str = "system:propose"
+) -> dict:
     """Write a proposal result. Returns counts: orders_created, orders_updated, lines_written, locked."""
     if orders.empty:
         return {"orders_created": 0, "orders_updated": 0, "lines_written": 0, "locked": 0}
@@ -145,41 +172,66 @@ def upsert_proposals(conn: Connection, orders: pd.DataFrame, lines: pd.DataFrame
         if c not in o:
             o[c] = None
     o["reasons"] = o["reasons"] if "reasons" in o else [[] for _ in range(len(o))]
-    orec = [{"order_id": r.order_id, "store_id": str(r.store_id), "supplier_id": str(r.supplier_id),
-             "delivery_date": pd.Timestamp(r.delivery_date).date(), "order_date": pd.Timestamp(r.order_date).date(),
-             "next_delivery_date": None if pd.isna(r.next_delivery_date) else pd.Timestamp(r.next_delivery_date).date(),
-             "cutoff_at": None if r.cutoff_at is None or pd.isna(r.cutoff_at) else pd.Timestamp(r.cutoff_at).to_pydatetime(),
-             "run_id": run_id, "reasons": list(r.reasons), "channel": r.channel,
-             "value": int(r.order_value_cents) / 100 if "order_value_cents" in o else None}
-            for r in o.itertuples(index=False)]
+    orec = [
+        {
+            "order_id": r.order_id,
+            "store_id": str(r.store_id),
+            "supplier_id": str(r.supplier_id),
+            "delivery_date": pd.Timestamp(r.delivery_date).date(),
+            "order_date": pd.Timestamp(r.order_date).date(),
+            "next_delivery_date": None if pd.isna(r.next_delivery_date) else pd.Timestamp(r.next_delivery_date).date(),
+            "cutoff_at": None
+            if r.cutoff_at is None or pd.isna(r.cutoff_at)
+            else pd.Timestamp(r.cutoff_at).to_pydatetime(),
+            "run_id": run_id,
+            "reasons": list(r.reasons),
+            "channel": r.channel,
+            "value": int(r.order_value_cents) / 100 if "order_value_cents" in o else None,
+        }
+        for r in o.itertuples(index=False)
+    ]
     # executemany cannot RETURNING portably: insert one by one would be slow -> use a temp table.
-    conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _po_in (LIKE orders.purchase_orders INCLUDING DEFAULTS) "
-                         "ON COMMIT DROP")
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS _po_in (LIKE orders.purchase_orders INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
     conn.exec_driver_sql("TRUNCATE _po_in")
-    conn.execute(text("""INSERT INTO _po_in (order_id, store_id, supplier_id, delivery_date, next_delivery_date,
+    conn.execute(
+        text("""INSERT INTO _po_in (order_id, store_id, supplier_id, delivery_date, next_delivery_date,
             order_date, cutoff_at, run_id, reasons, channel, order_value)
         VALUES (:order_id, :store_id, :supplier_id, :delivery_date, :next_delivery_date, :order_date, :cutoff_at,
-                :run_id, :reasons, :channel, :value)"""), orec)
-    created = [r[0] for r in conn.exec_driver_sql("""
+                :run_id, :reasons, :channel, :value)"""),
+        orec,
+    )
+    created = [
+        r[0]
+        for r in conn.exec_driver_sql("""
         INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date, next_delivery_date,
             order_date, cutoff_at, run_id, reasons, channel, order_value)
         SELECT order_id, store_id, supplier_id, delivery_date, next_delivery_date, order_date, cutoff_at, run_id,
                reasons, channel, order_value FROM _po_in
-        ON CONFLICT (store_id, supplier_id, delivery_date) DO NOTHING RETURNING order_id""").fetchall()]
+        ON CONFLICT (store_id, supplier_id, delivery_date) DO NOTHING RETURNING order_id""").fetchall()
+    ]
     # map to the stored order id (in case an order was created under another id for the same triple)
-    idmap = dict(conn.exec_driver_sql("""SELECT i.order_id, p.order_id FROM _po_in i JOIN orders.purchase_orders p
-        USING (store_id, supplier_id, delivery_date)""").fetchall())
+    idmap = dict(
+        conn.exec_driver_sql("""SELECT i.order_id, p.order_id FROM _po_in i JOIN orders.purchase_orders p
+        USING (store_id, supplier_id, delivery_date)""").fetchall()
+    )
     locked = conn.exec_driver_sql("""SELECT count(*) FROM _po_in i JOIN orders.purchase_orders p
         USING (store_id, supplier_id, delivery_date) WHERE p.status NOT IN ('proposed', 'in_review')""").scalar()
 
     if "explanation" not in lines:
         from replenish.orders.proposals import render_explanations
+
         lines = lines.assign(explanation=render_explanations(lines))
     ln = lines[["order_id", "item_id", "proposed_qty", "explanation"]]
-    lrec = [{"o": idmap.get(a, a), "i": str(b), "q": int(c), "e": e}
-            for a, b, c, e in zip(ln["order_id"], ln["item_id"], ln["proposed_qty"], ln["explanation"])]
-    conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _ol_in (order_id text, item_id text, proposed_qty int, "
-                         "explanation jsonb) ON COMMIT DROP")
+    lrec = [
+        {"o": idmap.get(a, a), "i": str(b), "q": int(c), "e": e}
+        for a, b, c, e in zip(ln["order_id"], ln["item_id"], ln["proposed_qty"], ln["explanation"], strict=False)
+    ]
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS _ol_in (order_id text, item_id text, proposed_qty int, "
+        "explanation jsonb) ON COMMIT DROP"
+    )
     conn.exec_driver_sql("TRUNCATE _ol_in")
     if lrec:
         conn.execute(text("INSERT INTO _ol_in VALUES (:o, :i, :q, CAST(:e AS jsonb))"), lrec)
@@ -208,38 +260,59 @@ def upsert_proposals(conn: Connection, orders: pd.DataFrame, lines: pd.DataFrame
     for oid in created:
         add_event(conn, oid, actor, "created", None, run_id)
     for oid in updated:
-        v = conn.execute(text("""UPDATE orders.purchase_orders p SET version = p.version + 1, updated_at = now(),
+        v = conn.execute(
+            text("""UPDATE orders.purchase_orders p SET version = p.version + 1, updated_at = now(),
             run_id = :r, reasons = i.reasons, order_value = i.order_value FROM _po_in i
             WHERE p.order_id = :o AND i.store_id = p.store_id AND i.supplier_id = p.supplier_id
-              AND i.delivery_date = p.delivery_date RETURNING p.version"""), {"o": oid, "r": run_id}).scalar()
+              AND i.delivery_date = p.delivery_date RETURNING p.version"""),
+            {"o": oid, "r": run_id},
+        ).scalar()
         add_event(conn, oid, actor, "reproposed", None if v is None else v - 1, v)
-    return {"orders_created": len(created), "orders_updated": len(updated), "lines_written": len(changed),
-            "locked": int(locked or 0)}
+    return {
+        "orders_created": len(created),
+        "orders_updated": len(updated),
+        "lines_written": len(changed),
+        "locked": int(locked or 0),
+    }
 
 
-def edit_line(conn: Connection, order_id: str, item_id: str, qty: int, *, actor: str, reason: str | None = None) -> None:
+def edit_line(
+    conn: Connection, order_id: str, item_id: str, qty: int, *, actor: str, reason: str | None = None
+) -> None:
     """A user edit: only while the order is open; the edit survives later re-runs."""
     if int(qty) != qty or qty < 0:
         raise ValueError("final quantity must be a non-negative integer")
-    st = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o FOR UPDATE"),
-                      {"o": order_id}).scalar()
+    st = conn.execute(
+        text("SELECT status FROM orders.purchase_orders WHERE order_id = :o FOR UPDATE"), {"o": order_id}
+    ).scalar()
     if st not in OPEN_STATUSES:
         raise PermissionError(f"order {order_id} is {st!r}: locked")
-    old = conn.execute(text("""UPDATE orders.order_lines l SET final_qty = :q, edited_by = :a, edited_at = now(),
+    old = conn.execute(
+        text("""UPDATE orders.order_lines l SET final_qty = :q, edited_by = :a, edited_at = now(),
         edit_reason = :r FROM orders.order_lines o WHERE l.order_id = o.order_id AND l.item_id = o.item_id
         AND l.order_id = :o AND l.item_id = :i RETURNING o.final_qty"""),
-                       {"q": int(qty), "a": actor, "r": reason, "o": order_id, "i": str(item_id)}).scalar()
+        {"q": int(qty), "a": actor, "r": reason, "o": order_id, "i": str(item_id)},
+    ).scalar()
     if old is None:
         raise KeyError((order_id, item_id))
-    conn.execute(text("UPDATE orders.purchase_orders SET version = version + 1, updated_at = now() "
-                      "WHERE order_id = :o"), {"o": order_id})
+    conn.execute(
+        text("UPDATE orders.purchase_orders SET version = version + 1, updated_at = now() WHERE order_id = :o"),
+        {"o": order_id},
+    )
     add_event(conn, order_id, actor, f"line_edited:{item_id}", old, qty)
 
 
 def load_order(conn: Connection, order_id: str) -> tuple[dict, list[dict]]:
-    head = conn.execute(text("SELECT * FROM orders.purchase_orders WHERE order_id = :o"), {"o": order_id}).mappings().first()
-    lines = conn.execute(text("SELECT * FROM orders.order_lines WHERE order_id = :o ORDER BY item_id"),
-                         {"o": order_id}).mappings().all()
+    head = (
+        conn.execute(text("SELECT * FROM orders.purchase_orders WHERE order_id = :o"), {"o": order_id})
+        .mappings()
+        .first()
+    )
+    lines = (
+        conn.execute(text("SELECT * FROM orders.order_lines WHERE order_id = :o ORDER BY item_id"), {"o": order_id})
+        .mappings()
+        .all()
+    )
     return dict(head) if head else {}, [dict(r) for r in lines]
 
 

@@ -26,6 +26,8 @@ class Channel(Protocol):
 def order_csv(payload: dict[str, Any]) -> str:
     rows = ["order_id;store_id;supplier_id;delivery_date;item_id;quantity"]
     for ln in payload["lines"]:
-        rows.append(f"{payload['order_id']};{payload['store_id']};{payload['supplier_id']};"
-                    f"{payload['delivery_date']};{ln['item_id']};{ln['qty']}")
+        rows.append(
+            f"{payload['order_id']};{payload['store_id']};{payload['supplier_id']};"
+            f"{payload['delivery_date']};{ln['item_id']};{ln['qty']}"
+        )
     return "\n".join(rows) + "\n"

@@ -15,27 +15,36 @@ from replenish.orders.channels.base import ChannelError, order_csv
 
 
 def _html(payload: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(str(ln['item_id']))}</td><td>{int(ln['qty'])}</td></tr>"
-                   for ln in payload["lines"])
-    return (f"<p>Purchase order <b>{html.escape(payload['order_id'])}</b> for store "
-            f"{html.escape(str(payload['store_id']))}, delivery {payload['delivery_date']}.</p>"
-            f"<table><tr><th>Item</th><th>Qty</th></tr>{rows}</table>")
+    rows = "".join(
+        f"<tr><td>{html.escape(str(ln['item_id']))}</td><td>{int(ln['qty'])}</td></tr>" for ln in payload["lines"]
+    )
+    return (
+        f"<p>Purchase order <b>{html.escape(payload['order_id'])}</b> for store "
+        f"{html.escape(str(payload['store_id']))}, delivery {payload['delivery_date']}.</p>"
+        f"<table><tr><th>Item</th><th>Qty</th></tr>{rows}</table>"
+    )
 
 
 class EmailChannel:
     name = "email"
     uses_ledger = True
 
-    def __init__(self, *, api_key: str | None, base_url: str, mail_from: str, outbox_dir: str | Path,
-                 sandbox: bool = False):
+    def __init__(
+        self, *, api_key: str | None, base_url: str, mail_from: str, outbox_dir: str | Path, sandbox: bool = False
+    ):
         self.api_key, self.base_url, self.mail_from = api_key, base_url, mail_from
         self.outbox_dir, self.sandbox = Path(outbox_dir), sandbox
 
     @classmethod
     def from_settings(cls, settings) -> EmailChannel:
         key = settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else None
-        return cls(api_key=key, base_url=settings.sendgrid_base_url, mail_from=settings.mail_from,
-                   outbox_dir=settings.outbox_dir, sandbox=settings.sendgrid_sandbox)
+        return cls(
+            api_key=key,
+            base_url=settings.sendgrid_base_url,
+            mail_from=settings.mail_from,
+            outbox_dir=settings.outbox_dir,
+            sandbox=settings.sendgrid_sandbox,
+        )
 
     def already_sent(self, idempotency_key: str) -> str | None:
         if not self.api_key:
@@ -57,13 +66,26 @@ class EmailChannel:
             return self._write_eml(payload, idempotency_key, to, subject, csv_text)
         from python_http_client.exceptions import HTTPError
         from sendgrid import SendGridAPIClient
-        from sendgrid.helpers.mail import (Attachment, CustomArg, Disposition, FileContent, FileName, FileType,
-                                           Header, Mail, MailSettings, SandBoxMode)
+        from sendgrid.helpers.mail import (
+            Attachment,
+            CustomArg,
+            Disposition,
+            FileContent,
+            FileName,
+            FileType,
+            Header,
+            Mail,
+            MailSettings,
+            SandBoxMode,
+        )
 
         mail = Mail(from_email=self.mail_from, to_emails=to, subject=subject, html_content=_html(payload))
-        mail.attachment = Attachment(FileContent(base64.b64encode(csv_text.encode()).decode()),
-                                     FileName(f"{payload['order_id']}.csv"), FileType("text/csv"),
-                                     Disposition("attachment"))
+        mail.attachment = Attachment(
+            FileContent(base64.b64encode(csv_text.encode()).decode()),
+            FileName(f"{payload['order_id']}.csv"),
+            FileType("text/csv"),
+            Disposition("attachment"),
+        )
         mail.custom_arg = CustomArg("order_id", idempotency_key)
         mail.header = Header("X-Replenish-Order-Id", idempotency_key)
         if self.sandbox:
@@ -73,7 +95,9 @@ class EmailChannel:
         try:
             resp = SendGridAPIClient(api_key=self.api_key, host=self.base_url).send(mail)
         except HTTPError as exc:
-            raise ChannelError(f"SendGrid HTTP {getattr(exc, 'status_code', '?')}: {getattr(exc, 'body', exc)}") from exc
+            raise ChannelError(
+                f"SendGrid HTTP {getattr(exc, 'status_code', '?')}: {getattr(exc, 'body', exc)}"
+            ) from exc
         except OSError as exc:
             raise ChannelError(f"SendGrid unreachable: {exc}") from exc
         if resp.status_code >= 300:
