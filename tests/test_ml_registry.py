@@ -17,7 +17,10 @@ def eng():
     ensure_schema(e)
     with e.begin() as c:
         c.execute(text("truncate forecast.models, forecast.forecasts"))
-    return e
+    yield e
+    # The fake versions point at no artifact: leave no "current" model behind for other tests.
+    with e.begin() as c:
+        c.execute(text("truncate forecast.models, forecast.forecasts"))
 
 
 def _reg(e, v, wape):

@@ -103,3 +103,11 @@ def test_rerun_leaves_table_counts_identical(first_run):
     assert "success" in again["state"]
     after = table_counts()
     assert before == after
+
+
+def test_dispatch_dag_drains_without_sending_twice(first_run):
+    from replenish.orchestration import run_dag
+
+    first = run_dag("order_dispatch", BUSINESS_DATE)
+    second = run_dag("order_dispatch", BUSINESS_DATE)
+    assert "success" in first["state"] and "success" in second["state"]
