@@ -259,11 +259,20 @@ def demo(as_json: bool = typer.Option(False, "--json")) -> None:
             res = run_dag("replenishment_nightly", last)
         stages = pipeline.stage_results(res["run_id"])
         summary = _demo_summary(last, res, stages)
+        from replenish.status import table_counts
+
+        counts = table_counts()
+        summary["warehouse_rows"] = {
+            "raw_loaded": sum(n for t, n in counts.items() if t.startswith("raw.") and t != "raw.quarantine"
+                              and t != "raw.load_batches"),
+            "raw_quarantined": counts.get("raw.quarantine", 0),
+            "forecasts": counts.get("forecast.forecasts", 0),
+            "purchase_orders": counts.get("orders.purchase_orders", 0),
+        }
         _emit(summary if not as_json else {**summary, "stages": stages}, as_json)
     err.print("\n[bold]Where to look next[/bold]")
     err.print("  replenish status --json        table counts and last runs")
     err.print("  replenish run --date D --json  one business date again (idempotent)")
-    err.print(f"  {settings.reports_dir}  forecast report (HTML)")
     err.print(f"  {settings.outbox_dir}  mails written without a SendGrid key")
     err.print(f"  {settings.edi_outbound_dir}  EDIFACT ORDERS files")
     err.print("  SQL: raw.quarantine, ops.quality_results, forecast.forecasts, orders.purchase_orders")
@@ -283,9 +292,9 @@ def _demo_summary(day: dt.date, res: dict[str, Any], stages: dict[str, Any]) -> 
     return {
         "business_date": day.isoformat(),
         "state": res["state"],
-        "rows_loaded": ex.get("rows_loaded"),
-        "rows_quarantined": ex.get("rows_quarantined"),
-        "days_loaded": ex.get("days"),
+        "rows_loaded_this_run": ex.get("rows_loaded"),
+        "rows_quarantined_this_run": ex.get("rows_quarantined"),
+        "days_loaded_this_run": ex.get("days"),
         "dbt_models": tr.get("models", {}).get("passed"),
         "dbt_tests": tr.get("tests"),
         "checks_failed_blocking": va.get("failed_blocking"),
