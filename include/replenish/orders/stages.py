@@ -156,7 +156,6 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
             "ORDER BY item_id, snapshot_date DESC",
             {},
         )
-        stats: dict[tuple, list[int]] = {}
         for o in orders:
             lines = (
                 conn.execute(
@@ -206,8 +205,6 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
                 business_date=business_date,
             )
             why = evaluate(facts, rules)
-            key = (o["supplier_id"], o["store_id"])
-            stats.setdefault(key, [0, 0])[0] += 1
             if why:
                 if o["status"] != "in_review" or list(o["reasons"] or ()) != why:
                     set_status(conn, o["order_id"], "in_review", f"release:{run_id}", reasons=why)
@@ -220,26 +217,24 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
                     text("UPDATE orders.purchase_orders SET reasons = '{}' WHERE order_id = :o"), {"o": o["order_id"]}
                 )
                 approve(conn, o["order_id"], actor=f"release:{run_id}:rules-v{rules.version}", auto=True)
-                stats[key][1] += 1
                 auto += 1
-        # One touchless figure per business date: a re-run replaces it instead of adding rows.
+        # Touchless rate per business date over ALL of that day's orders (a re-run only re-evaluates
+        # the open ones): recomputed from the orders themselves and replaced, never appended.
         conn.execute(text("DELETE FROM orders.release_stats WHERE business_date = :d"), {"d": business_date})
-        for (sup, store), (n, a) in stats.items():
-            conn.execute(
-                text("""INSERT INTO orders.release_stats VALUES (:r, :d, :s, :st, :n, :a, :t, :v)
-                ON CONFLICT (run_id, supplier_id, store_id) DO UPDATE SET orders = excluded.orders,
-                auto_released = excluded.auto_released, touchless_rate = excluded.touchless_rate"""),
-                {
-                    "r": run_id,
-                    "d": business_date,
-                    "s": sup,
-                    "st": store,
-                    "n": n,
-                    "a": a,
-                    "t": a / n if n else None,
-                    "v": rules.version,
-                },
-            )
+        conn.execute(
+            text(
+                """INSERT INTO orders.release_stats
+                       (run_id, business_date, supplier_id, store_id, orders, auto_released, touchless_rate,
+                        rules_version)
+                   SELECT :r, :d, supplier_id::text, store_id::text, count(*),
+                          count(*) FILTER (WHERE left(released_by, 8) = 'release:'),
+                          round(count(*) FILTER (WHERE left(released_by, 8) = 'release:')::numeric / count(*), 4),
+                          :v
+                   FROM orders.purchase_orders WHERE order_date = :d
+                   GROUP BY supplier_id, store_id"""
+            ),
+            {"r": run_id, "d": business_date, "v": str(rules.version)},
+        )
     return {"auto": auto, "review": review, "reasons": reasons_count}
 
 
