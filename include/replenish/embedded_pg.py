@@ -149,14 +149,6 @@ def stop(settings: Settings) -> ServerStatus:
 
 
 def _ensure_database(server: ServerStatus, name: str) -> None:
-    import psycopg2
+    from replenish.database import ensure_database
 
-    conn = psycopg2.connect(server.url("postgres"))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    ensure_database(server.url("postgres"), name)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from typing import Any
 
-from replenish.database import database_url, url_parts
+from replenish.database import database_url, ensure_database, url_parts
 from replenish.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -22,22 +22,11 @@ log = logging.getLogger(__name__)
 
 def airflow_database_url(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
-    import psycopg2
-
     base = database_url(settings)
     parts = url_parts(base)
     # One metadata DB per warehouse DB, so the test suite never touches the demo's runs.
     name = f"{parts['dbname']}_airflow"
-    admin = base.rsplit("/", 1)[0] + "/postgres"
-    conn = psycopg2.connect(admin)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    ensure_database(base.rsplit("/", 1)[0] + "/postgres", name)
     auth = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
     return f"postgresql+psycopg2://{auth}@{parts['host']}:{parts['port']}/{name}"
 
