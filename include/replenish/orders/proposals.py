@@ -374,7 +374,8 @@ def _explanations(
         cap_below_moq.tolist(),
         top_up.tolist(),
         qty.tolist(),
-        iws, strict=False,
+        iws,
+        strict=True,
     ):
         c = "null" if cp < 0 else str(cp)
         res.append(

@@ -104,7 +104,7 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up") 
         reasons = res.lines.groupby("order_id")["cap_below_moq"].any()
         orders["reasons"] = [
             r + (["cap_below_moq"] if reasons.get(oid, False) else [])
-            for r, oid in zip(orders["reasons"], orders["order_id"], strict=False)
+            for r, oid in zip(orders["reasons"], orders["order_id"], strict=True)
         ]
         active = res.orders.loc[res.orders.order_value_cents > 0, "order_id"]
         existing = {

@@ -226,7 +226,7 @@ def upsert_proposals(
     ln = lines[["order_id", "item_id", "proposed_qty", "explanation"]]
     lrec = [
         {"o": idmap.get(a, a), "i": str(b), "q": int(c), "e": e}
-        for a, b, c, e in zip(ln["order_id"], ln["item_id"], ln["proposed_qty"], ln["explanation"], strict=False)
+        for a, b, c, e in zip(ln["order_id"], ln["item_id"], ln["proposed_qty"], ln["explanation"], strict=True)
     ]
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS _ol_in (order_id text, item_id text, proposed_qty int, "
