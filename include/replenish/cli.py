@@ -209,6 +209,9 @@ def run(
             res = run_dag("replenishment_nightly", day)
             res["business_date"] = day.isoformat()
             res["stages"] = pipeline.stage_results(res["run_id"])
+            report = res["stages"].get("forecast", {}).get("report")
+            if report:
+                err.print(f"  forecast report: {report}")
             runs.append(res)
             failed = failed or "success" not in res["state"]
             day += dt.timedelta(days=1)
@@ -273,6 +276,7 @@ def demo(as_json: bool = typer.Option(False, "--json")) -> None:
     err.print("\n[bold]Where to look next[/bold]")
     err.print("  replenish status --json        table counts and last runs")
     err.print("  replenish run --date D --json  one business date again (idempotent)")
+    err.print(f"  {settings.reports_dir}  forecast report per run (HTML)")
     err.print(f"  {settings.outbox_dir}  mails written without a SendGrid key")
     err.print(f"  {settings.edi_outbound_dir}  EDIFACT ORDERS files")
     err.print("  SQL: raw.quarantine, ops.quality_results, forecast.forecasts, orders.purchase_orders")

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -167,7 +168,16 @@ def forecast(business_date: dt.date, run_id: str) -> dict[str, Any]:
     result = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked)
     summary = result if isinstance(result, dict) else {"rows": int(result)}
     summary["is_flagged"] = blocked
+    summary["report"] = str(_forecast_report(business_date))
     return record_stage(run_id, business_date, "forecast", summary)
+
+
+def _forecast_report(business_date: dt.date) -> Path:
+    """The run's HTML forecast report (actual vs P10-P50-P90, error by horizon and store)."""
+    from ml.report import write_run_report
+
+    path = get_settings().reports_dir / f"forecast_{business_date.isoformat()}.html"
+    return write_run_report(engine(), business_date, path)
 
 
 def train(business_date: dt.date, run_id: str) -> dict[str, Any]:

@@ -1,0 +1,191 @@
+"""Platform users and what each may see: the one place that defines roles and scopes.
+
+Buyers see the suppliers or item categories assigned to them, store managers their own stores;
+admins see everything. The digest (one mail per buyer) and the web app both read these tables.
+Passwords are hashed with argon2 (argon2-cffi); a generated password is returned once, never stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+ROLES = ("admin", "buyer", "store_manager")
+SCOPE_TYPES = ("store", "supplier", "category")
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS platform;
+CREATE TABLE IF NOT EXISTS platform.users (
+    user_id bigserial PRIMARY KEY,
+    username text NOT NULL UNIQUE,
+    email text NOT NULL,
+    display_name text NOT NULL DEFAULT '',
+    role text NOT NULL CHECK (role IN ('admin', 'buyer', 'store_manager')),
+    password_hash text NOT NULL,
+    is_active boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS platform.user_scopes (
+    user_id bigint NOT NULL REFERENCES platform.users(user_id),
+    scope_type text NOT NULL CHECK (scope_type IN ('store', 'supplier', 'category')),
+    scope_value text NOT NULL,
+    PRIMARY KEY (user_id, scope_type, scope_value)
+);
+"""
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: int
+    username: str
+    email: str
+    display_name: str
+    role: str
+    is_active: bool
+    scopes: dict[str, tuple[str, ...]]
+
+    def scope(self, scope_type: str) -> tuple[str, ...]:
+        return self.scopes.get(scope_type, ())
+
+
+def ensure_schema(conn: Connection) -> None:
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('platform.ensure_schema'))")
+    conn.exec_driver_sql(DDL)
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def add_user(
+    conn: Connection,
+    username: str,
+    email: str,
+    role: str,
+    *,
+    password: str | None = None,
+    display_name: str = "",
+    scopes: dict[str, list[str]] | None = None,
+) -> tuple[User, str]:
+    """Create a user (or fail if the username exists); returns the user and the clear password once."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    for scope_type in scopes or {}:
+        if scope_type not in SCOPE_TYPES:
+            raise ValueError(f"scope type must be one of {', '.join(SCOPE_TYPES)}, not {scope_type!r}")
+    ensure_schema(conn)
+    password = password or generate_password()
+    user_id = conn.execute(
+        text(
+            "INSERT INTO platform.users (username, email, display_name, role, password_hash) "
+            "VALUES (:u, :e, :d, :r, :h) RETURNING user_id"
+        ),
+        {"u": username, "e": email, "d": display_name or username, "r": role, "h": hash_password(password)},
+    ).scalar_one()
+    for scope_type, values in (scopes or {}).items():
+        for value in values:
+            conn.execute(
+                text("INSERT INTO platform.user_scopes VALUES (:i, :t, :v) ON CONFLICT DO NOTHING"),
+                {"i": user_id, "t": scope_type, "v": value},
+            )
+    user = get_user(conn, username)
+    assert user is not None
+    return user, password
+
+
+def set_password(conn: Connection, username: str, password: str) -> None:
+    conn.execute(
+        text("UPDATE platform.users SET password_hash = :h WHERE username = :u"),
+        {"h": hash_password(password), "u": username},
+    )
+
+
+def _scopes(conn: Connection, user_ids: list[int]) -> dict[int, dict[str, tuple[str, ...]]]:
+    out: dict[int, dict[str, list[str]]] = {uid: {} for uid in user_ids}
+    if not user_ids:
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT user_id, scope_type, scope_value FROM platform.user_scopes "
+            "WHERE user_id = ANY(:ids) ORDER BY scope_type, scope_value"
+        ),
+        {"ids": user_ids},
+    ).all()
+    for r in rows:
+        out[r.user_id].setdefault(r.scope_type, []).append(r.scope_value)
+    return {uid: {k: tuple(v) for k, v in s.items()} for uid, s in out.items()}
+
+
+def _users(conn: Connection, where: str = "", params: dict | None = None) -> list[User]:
+    ensure_schema(conn)
+    rows = conn.execute(
+        text(
+            "SELECT user_id, username, email, display_name, role, is_active FROM platform.users "
+            f"{where} ORDER BY username"
+        ),
+        params or {},
+    ).all()
+    scopes = _scopes(conn, [r.user_id for r in rows])
+    return [
+        User(r.user_id, r.username, r.email, r.display_name, r.role, r.is_active, scopes.get(r.user_id, {}))
+        for r in rows
+    ]
+
+
+def get_user(conn: Connection, username: str) -> User | None:
+    found = _users(conn, "WHERE username = :u", {"u": username})
+    return found[0] if found else None
+
+
+def list_users(conn: Connection, *, role: str | None = None, active_only: bool = False) -> list[User]:
+    clauses, params = [], {}
+    if role:
+        clauses.append("role = :r")
+        params["r"] = role
+    if active_only:
+        clauses.append("is_active")
+    return _users(conn, ("WHERE " + " AND ".join(clauses)) if clauses else "", params)
+
+
+def disable_user(conn: Connection, username: str) -> bool:
+    res = conn.execute(text("UPDATE platform.users SET is_active = false WHERE username = :u"), {"u": username})
+    return bool(res.rowcount)
+
+
+def authenticate(conn: Connection, username: str, password: str) -> User | None:
+    """The active user with this password, or None (same answer for unknown user and bad password)."""
+    ensure_schema(conn)
+    row = conn.execute(
+        text("SELECT password_hash, is_active FROM platform.users WHERE username = :u"), {"u": username}
+    ).first()
+    if row is None:
+        _hasher().hash(password)  # spend the same time as a real check: no user enumeration by timing
+        return None
+    if not row.is_active or not verify_password(row.password_hash, password):
+        return None
+    return get_user(conn, username)
