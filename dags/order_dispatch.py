@@ -1,4 +1,5 @@
-"""Frequent dispatch: drain the order outbox so orders approved in the platform go out within minutes.
+"""Frequent dispatch: apply cutoff actions to unreviewed orders, then drain the order outbox so orders
+approved in the platform go out within minutes.
 
 Sending is idempotent (the order id is the idempotency key); orders whose
 delivery date has passed are never sent.
@@ -33,7 +34,9 @@ def order_dispatch():
     def dispatch() -> dict:
         from replenish.orders import dispatch as drain_outbox
 
-        return drain_outbox(run_id=get_current_context()["run_id"])
+        ctx = get_current_context()
+        # cutoffs are judged at the end of this run's interval, not the wall clock, so a re-run is deterministic
+        return drain_outbox(run_id=ctx["run_id"], now=ctx["data_interval_end"])
 
     dispatch()
 

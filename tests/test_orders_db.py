@@ -282,3 +282,45 @@ def test_edifact_file_and_existing_file_counts_as_sent(eng, tmp_path):
     res = _drain_only(eng, oid, ch)
     assert res["sent"] == 1 and res["deduplicated"] == 1 and f.read_text() == first
     assert len(list(tmp_path.glob("*.edi"))) == 1
+
+
+def test_cutoff_actions_send_skip_escalate_once(eng, tmp_path):
+    import yaml
+
+    from replenish.orders.cutoff import enforce_cutoffs
+    from replenish.orders.release import RULES_PATH
+
+    doc = yaml.safe_load(RULES_PATH.read_text())
+    tag = uuid.uuid4().hex[:6]
+    stores = {a: f"CUT{a}{tag}" for a in ("send", "skip", "escalate")}
+    doc["overrides"] = [{"name": a, "match": {"store_id": s}, "set": {"on_cutoff": a}} for a, s in stores.items()]
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump(doc))
+    cutoff = dt.datetime(2030, 3, 4, 9, 30, tzinfo=dt.UTC)
+    ids = {}
+    with eng.begin() as c:
+        for action, store in stores.items():
+            orders, lines = _proposal(store)
+            upsert_proposals(c, orders, lines, run_id="t")
+            ids[action] = orders["order_id"].iloc[0]
+        c.execute(
+            text("UPDATE orders.purchase_orders SET cutoff_at = :t WHERE order_id = ANY(:ids)"),
+            {"t": cutoff, "ids": list(ids.values())},
+        )
+
+    def status(oid):
+        return _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid)
+
+    before = enforce_cutoffs(eng, cutoff - dt.timedelta(minutes=1), rules_path=rules)
+    assert all(status(o) == "proposed" for o in ids.values()) and before == {"send": 0, "skip": 0, "escalate": 0}
+    for _ in range(2):  # the second call (the next dispatch run) changes nothing and alerts nobody again
+        enforce_cutoffs(eng, cutoff, rules_path=rules)
+        assert status(ids["send"]) == "queued"
+        assert status(ids["skip"]) == "cancelled"
+        assert status(ids["escalate"]) == "in_review"
+        assert _count(eng, "SELECT count(*) FROM orders.alerts WHERE order_id = :o", o=ids["escalate"]) == 1
+        assert _count(eng, "SELECT count(*) FROM orders.outbox WHERE order_id = :o", o=ids["send"]) == 1
+    reasons = _count(eng, "SELECT reasons FROM orders.purchase_orders WHERE order_id = :o", o=ids["escalate"])
+    assert "cutoff_escalated" in reasons
+    released_by = _count(eng, "SELECT released_by FROM orders.purchase_orders WHERE order_id = :o", o=ids["send"])
+    assert released_by.startswith("cutoff:send")  # a cutoff send is not touchless

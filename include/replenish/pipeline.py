@@ -206,4 +206,13 @@ def dispatch(business_date: dt.date, run_id: str) -> dict[str, Any]:
     """Drain the outbox; counts only what this call sent. Past delivery dates are never sent."""
     from replenish.orders import dispatch as _dispatch
 
-    return record_stage(run_id, business_date, "dispatch", _dispatch(run_id=run_id))
+    summary = _dispatch(run_id=run_id, now=end_of_business_day(business_date))
+    return record_stage(run_id, business_date, "dispatch", summary)
+
+
+def end_of_business_day(business_date: dt.date) -> dt.datetime:
+    """Midnight after the business date in the retailer's time zone: the nightly run's 'now' for cutoffs."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(get_settings().timezone)
+    return dt.datetime.combine(business_date + dt.timedelta(days=1), dt.time(), tzinfo=tz)

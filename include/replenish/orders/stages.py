@@ -378,13 +378,22 @@ def default_channels(settings=None) -> dict:
 
 
 def dispatch(
-    run_id: str | None = None, limit: int | None = None, *, channels=None, cfg: DispatchConfig | None = None, hooks=None
+    run_id: str | None = None,
+    limit: int | None = None,
+    *,
+    channels=None,
+    cfg: DispatchConfig | None = None,
+    hooks=None,
+    now: dt.datetime | None = None,
 ) -> dict:
+    """Apply cutoff actions due by ``now`` (if given), then drain the outbox."""
+    from replenish.orders.cutoff import enforce_cutoffs
     from replenish.settings import get_settings
 
     eng = _engine()
     with eng.begin() as conn:
         ensure_schema(conn)
+    cutoffs = enforce_cutoffs(eng, now, business_today=get_settings().business_today()) if now else {}
     c = drain(
         eng,
         channels or default_channels(),
@@ -394,4 +403,10 @@ def dispatch(
         cfg=cfg,
         hooks=hooks,
     )
-    return {"sent": c["sent"], "failed": c["failed"], "dead": c["dead"], "deduplicated": c["deduplicated"]}
+    return {
+        "sent": c["sent"],
+        "failed": c["failed"],
+        "dead": c["dead"],
+        "deduplicated": c["deduplicated"],
+        "cutoff": cutoffs,
+    }

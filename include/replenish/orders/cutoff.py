@@ -1,0 +1,84 @@
+"""What happens to an order nobody reviewed when its supplier's cutoff passes (rule ``on_cutoff``).
+
+- ``send``: approved as proposed (through the outbox, like a person's approval; not counted as touchless);
+- ``skip``: cancelled with reason ``cutoff_skipped`` (the store gets no delivery from this opportunity);
+- ``escalate``: stays in review with reason ``cutoff_escalated`` and one alert, so someone can still act
+  (a late order the supplier may or may not accept).
+
+Each order is handled once: ``send``/``skip`` close it, ``escalate`` is marked by its reason code, so the
+frequent dispatch DAG can call this every few minutes without repeating alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+
+from replenish.orders.outbox import approve, cancel
+from replenish.orders.release import cutoff_action, load_rules
+from replenish.orders.store import add_event, ensure_schema, set_status
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+ESCALATED = "cutoff_escalated"
+SKIPPED = "cutoff_skipped"
+ACTOR = "cutoff"  # not 'system:'/'release:': a re-run of release must not re-decide these orders
+
+
+def enforce_cutoffs(
+    engine: Engine, now: dt.datetime, *, rules_path: str | Path | None = None, business_today: dt.date | None = None
+) -> dict[str, int]:
+    """Apply each open order's cutoff action once its cutoff is at or before ``now``.
+
+    Orders whose delivery date is before ``business_today`` are left alone: sending them is pointless and
+    dispatch would refuse anyway."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rules = load_rules(rules_path)
+    counts = {"send": 0, "skip": 0, "escalate": 0}
+    with engine.begin() as conn:
+        ensure_schema(conn)
+        due = (
+            conn.execute(
+                text(
+                    """SELECT order_id, store_id, supplier_id, reasons FROM orders.purchase_orders
+                    WHERE status IN ('proposed', 'in_review') AND cutoff_at <= :now
+                      AND NOT (:esc = ANY(reasons))
+                      AND (CAST(:today AS date) IS NULL OR delivery_date >= CAST(:today AS date))
+                    ORDER BY cutoff_at, order_id FOR UPDATE SKIP LOCKED"""
+                ),
+                {"now": now, "esc": ESCALATED, "today": business_today},
+            )
+            .mappings()
+            .all()
+        )
+        for o in due:
+            action = cutoff_action(rules, o["supplier_id"], o["store_id"])
+            actor = f"{ACTOR}:{action}:rules-v{rules.version}"
+            if action == "send":
+                approve(conn, o["order_id"], actor=actor)
+            elif action == "skip":
+                conn.execute(
+                    text(
+                        "UPDATE orders.purchase_orders SET reasons = array_append(reasons, :r) WHERE order_id = :o"
+                    ),
+                    {"r": SKIPPED, "o": o["order_id"]},
+                )
+                cancel(conn, o["order_id"], actor=actor, reason=SKIPPED)
+            else:
+                set_status(conn, o["order_id"], "in_review", actor, reasons=[*(o["reasons"] or ()), ESCALATED])
+                add_event(conn, o["order_id"], actor, "escalated", None, now.isoformat())
+                conn.execute(
+                    text("INSERT INTO orders.alerts (order_id, kind, message) VALUES (:o, 'cutoff_escalation', :m)"),
+                    {
+                        "o": o["order_id"],
+                        "m": f"order {o['order_id']} (store {o['store_id']}, supplier {o['supplier_id']}) "
+                        "was not reviewed before the supplier's cutoff",
+                    },
+                )
+            counts[action] += 1
+    return counts
