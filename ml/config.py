@@ -51,6 +51,11 @@ class ForecastConfig(BaseModel):
     min_history_days: int = 21
     # training sample: every `origin_stride`-th origin of the training window
     origin_stride: int = 3
+    # bounded memory: at most this many training rows (seeded subsample of the origin x series x horizon rows)
+    max_train_rows: int | None = None
+    # sample weights: loss in units (WAPE-aligned) instead of relative error; recency half-life in days
+    weight_by_scale: bool = False
+    recency_halflife_days: float | None = None
     lgbm: LightGBMParams = Field(default_factory=LightGBMParams)
 
     def fingerprint(self) -> str:

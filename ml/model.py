@@ -33,7 +33,11 @@ class ForecastModel:
 
     # ---------------------------------------------------------------- training
     def fit(self, frame: pd.DataFrame, end_date=None, start_origin=None) -> ForecastModel:
-        """Train on origins o with o + h <= end_date (only rows whose target is known by end_date)."""
+        """Train on origins o with o + h <= end_date (only rows whose target is known by end_date).
+
+        Memory is bounded: features are built in chunks of origins, kept as float32, and (if
+        ``cfg.max_train_rows`` is set) each chunk is subsampled (seeded) so the training matrix never exceeds it.
+        One binned LightGBM Dataset is shared by the quantile models."""
         import lightgbm as lgb
         import pandas as pd
 
@@ -42,35 +46,73 @@ class ForecastModel:
         frame = frame[pd.to_datetime(frame["date"]) <= pd.Timestamp(end_date)] if end_date is not None else frame
         end = pd.to_datetime(frame.loc[frame["y"].notna(), "date"]).max()
         grid = make_grid(frame, cfg)
+        del frame
         first = pd.Timestamp(start_origin) if start_origin is not None else grid.dates[0] + pd.Timedelta(days=56)
         origins = pd.date_range(first, end - pd.Timedelta(days=1), freq=f"{cfg.origin_stride}D")
-        X = build_features(grid, origins, cfg)
-        X = X[X["target_date"] <= end]
-        keep = X["y"].notna() & (X["n_obs_56"] >= cfg.min_history_days)
-        if cfg.mask_stockouts:
-            keep &= ~X["stockout"]
-        X = X[keep]
         cols = feature_columns(cfg)
-        target = (X["y"] / X["scale"]).to_numpy()
-        data = X[cols].astype(float)
+        per_origin = len(grid.keys) * len(cfg.horizons)
+        frac = min(1.0, cfg.max_train_rows / max(per_origin * len(origins), 1)) if cfg.max_train_rows else 1.0
+        # chunks of ~2M candidate rows keep the float64 feature temporaries small
+        n_chunks = max(1, int(np.ceil(per_origin * len(origins) / 2_000_000)))
+        rng = np.random.default_rng(cfg.lgbm.seed)
+        parts, targets, weights = [], [], []
+        for chunk in np.array_split(np.asarray(origins), n_chunks):
+            if len(chunk) == 0:
+                continue
+            X = build_features(grid, pd.DatetimeIndex(chunk), cfg)
+            keep = (X["target_date"] <= end) & X["y"].notna() & (X["n_obs_56"] >= cfg.min_history_days)
+            if cfg.mask_stockouts:
+                keep &= ~X["stockout"]
+            if frac < 1.0:
+                keep &= rng.random(len(X)) < frac
+            X = X[keep]
+            parts.append(X[cols].to_numpy(dtype=np.float32))
+            targets.append((X["y"] / X["scale"]).to_numpy(dtype=np.float32))
+            weights.append(self._weights(X, end))
+            del X
+        data = np.concatenate(parts) if parts else np.empty((0, len(cols)), dtype=np.float32)
+        del parts
+        target = np.concatenate(targets)
+        weight = np.concatenate(weights)
+        params = cfg.lgbm.model_dump()
+        rounds = params.pop("num_boost_round")
+        ds = lgb.Dataset(data, label=target, weight=weight, feature_name=cols,
+                         categorical_feature=list(cfg.categoricals), free_raw_data=True,
+                         params={"max_bin": params["max_bin"], "verbose": -1, "num_threads": params["num_threads"],
+                                 "min_data_in_leaf": params["min_data_in_leaf"]})
+        ds.construct()
+        del data
         for q in cfg.quantiles:
-            params = cfg.lgbm.model_dump()
-            rounds = params.pop("num_boost_round")
-            params.update(objective="quantile", alpha=q)
-            ds = lgb.Dataset(data, label=target, categorical_feature=list(cfg.categoricals), free_raw_data=False)
-            self.boosters[q] = lgb.train(params, ds, num_boost_round=rounds)
+            qp = dict(params, objective="quantile", alpha=q)
+            self.boosters[q] = lgb.train(qp, ds, num_boost_round=rounds, keep_training_booster=False)
         self.train_start = str(grid.dates[0].date())
         self.train_end = str(end.date())
-        self.n_train_rows = len(X)
+        self.n_train_rows = len(target)
         self.fit_seconds = time.perf_counter() - t0
         return self
+
+    def _weights(self, X: pd.DataFrame, end) -> np.ndarray:
+        """Sample weights. ``weight_by_scale``: the loss on y/scale times scale is the loss on y, so the model
+        minimises absolute units (what WAPE scores) instead of relative error. ``recency_halflife_days``: recent
+        targets count more (demand drifts)."""
+        import pandas as pd
+
+        cfg = self.cfg
+        w = np.ones(len(X), dtype=np.float64)
+        if cfg.weight_by_scale:
+            w *= X["scale"].to_numpy(float)
+        if cfg.recency_halflife_days:
+            age = (pd.Timestamp(end) - pd.to_datetime(X["target_date"])).dt.days.to_numpy(float)
+            w *= 0.5 ** (age / cfg.recency_halflife_days)
+        return (w / w.mean() if len(w) else w).astype(np.float32)
 
     # ---------------------------------------------------------------- prediction
     def predict_features(self, X: pd.DataFrame) -> pd.DataFrame:
         cfg = self.cfg
         cols = feature_columns(cfg)
         out = X[["store_id", "item_id", "origin", "target_date", "horizon", "y"]].copy()
-        preds = np.column_stack([self.boosters[q].predict(X[cols].astype(float), num_threads=cfg.lgbm.num_threads)
+        data = X[cols].to_numpy(dtype=np.float32)
+        preds = np.column_stack([self.boosters[q].predict(data, num_threads=cfg.lgbm.num_threads)
                                  for q in cfg.quantiles]) * X["scale"].to_numpy()[:, None]
         preds = np.sort(np.maximum(preds, 0.0), axis=1)       # non-negative, non-crossing
         names = [f"p{int(round(q * 100))}" for q in cfg.quantiles]

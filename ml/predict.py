@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -30,10 +32,10 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model)."""
     import pandas as pd
 
-    from ml.backtest import metrics
+    from ml.backtest import metrics, metrics_by
     from ml.data import mart_to_frame
     from ml.model import ForecastModel
-    from ml.registry import register_model
+    from ml.registry import register_model, series_horizon_metrics
 
     cfg = cfg or ForecastConfig()
     end = pd.Timestamp(end_date)
@@ -44,19 +46,25 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     P = bt.predict(frame, pd.date_range(bt_start + pd.Timedelta(days=1), end - pd.Timedelta(days=1)), range(1, 8))
     P = P[P["target_date"] <= end]
     m = metrics(P)
+    # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
+    m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}
+                       for r in metrics_by(P, "horizon").to_dict("records")}
+    m["backtest_origins"] = [str((bt_start + pd.Timedelta(days=1)).date()), str((end - pd.Timedelta(days=1)).date())]
     model = ForecastModel(cfg).fit(frame, end_date=end)
     version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
     path = model.save(artifact_dir() / f"{version}.pkl")
     promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
-                              model.train_end, m, str(path))
-    log.info("model %s backtest %s promoted=%s", version, m, promoted)
+                              model.train_end, m, str(path), series_metrics=series_horizon_metrics(P))
+    log.info("model %s backtest wape=%.4f promoted=%s", version, m["wape"], promoted)
     return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
 
 
-def predict_for_date(engine: Engine, business_date, run_id: str, automation_blocked: bool, frame=None) -> int:
+def predict_for_date(engine: Engine, business_date, run_id: str, automation_blocked: bool, frame=None,
+                     store_ids: Sequence[int] | None = None) -> int:
     """Forecast h=1..max_horizon from origin ``business_date`` with the current model and replace the rows of
     that origin in forecast.forecasts (delete + insert in one transaction). Without a current model every series
-    gets the item-profile fallback. Rows are flagged when automation is blocked or the fallback was used."""
+    gets the item-profile fallback. Rows are flagged when automation is blocked or the fallback was used.
+    ``store_ids`` limits the run (and the rows it replaces) to those stores: one partition of the nightly DAG."""
     import pandas as pd
     from sqlalchemy import text
 
@@ -70,11 +78,18 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
     model = ForecastModel.load(Path(rec.artifact_path)) if rec and Path(rec.artifact_path).exists() else None
     cfg = model.cfg if model else ForecastConfig()
     frame = frame if frame is not None else mart_to_frame(engine, origin, cfg.max_horizon)
+    part = frame if store_ids is None else frame[frame["store_id"].isin([int(s) for s in store_ids])]
     if model is not None:
-        P = model.predict(frame, [origin])
+        P = model.predict(part, [origin])
+        if store_ids is not None and P["is_fallback"].any():
+            # The fallback profiles an item over all stores: recompute it on the full frame so that a partition
+            # writes exactly what the single-process run writes.
+            short = P["is_fallback"].astype(bool)
+            fb = item_profile_fallback(frame, P.loc[short], cfg)
+            P.loc[short, fb.columns] = fb.to_numpy()
         version = rec.version
     else:
-        keys = frame[["store_id", "item_id"]].drop_duplicates()
+        keys = part[["store_id", "item_id"]].drop_duplicates()
         P = pd.concat([keys.assign(origin=origin, horizon=h, target_date=origin + pd.Timedelta(days=h))
                        for h in cfg.horizons], ignore_index=True)
         fb = item_profile_fallback(frame, P, cfg)
@@ -85,7 +100,11 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
              "h": int(r.horizon), "p10": float(r.p10), "p50": float(r.p50), "p90": float(r.p90), "v": version,
              "f": bool(r.is_flagged), "r": run_id} for r in P.itertuples()]
     with engine.begin() as conn:
-        conn.execute(text("delete from forecast.forecasts where origin_date = :o"), {"o": origin.date()})
+        if store_ids is None:
+            conn.execute(text("delete from forecast.forecasts where origin_date = :o"), {"o": origin.date()})
+        else:
+            conn.execute(text("delete from forecast.forecasts where origin_date = :o and store_id = any(:s)"),
+                         {"o": origin.date(), "s": [int(s) for s in store_ids]})
         if rows:
             conn.execute(text(
                 "insert into forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, p10, p50, p90,"

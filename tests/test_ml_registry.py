@@ -16,11 +16,11 @@ def eng():
     e = engine()
     ensure_schema(e)
     with e.begin() as c:
-        c.execute(text("truncate forecast.models, forecast.forecasts"))
+        c.execute(text("truncate forecast.models, forecast.forecasts, forecast.backtest_metrics"))
     yield e
     # The fake versions point at no artifact: leave no "current" model behind for other tests.
     with e.begin() as c:
-        c.execute(text("truncate forecast.models, forecast.forecasts"))
+        c.execute(text("truncate forecast.models, forecast.forecasts, forecast.backtest_metrics"))
 
 
 def _reg(e, v, wape):
@@ -53,3 +53,40 @@ def test_predict_for_date_is_idempotent_per_origin(eng):
         rows = pd.read_sql(text("select * from forecast.forecasts where origin_date = '2018-05-31'"), c)
     assert len(rows) == n2 and set(rows.run_id) == {"run-b"}
     assert (rows.p50 > 0).all() and rows.is_flagged.all()   # artifact missing -> fallback -> flagged
+
+
+def test_train_and_register_stores_backtest_metrics_per_series_and_horizon(eng):
+    from ml.predict import train_and_register
+    from ml.registry import series_horizon_metrics
+    from ml.tests_support import fast_config, small_frame
+
+    f = small_frame(stores=(2, 3), start="2017-11-01", end="2018-05-31")
+    res = train_and_register(eng, "2018-05-31", cfg=fast_config(origin_stride=4), frame=f)
+    v = res["version"]
+    with eng.connect() as c:
+        bm = pd.read_sql(text("select * from forecast.backtest_metrics where model_version = :v"), c, params={"v": v})
+        by_h = pd.read_sql(text("select * from forecast.v_backtest_metrics_by_horizon where model_version = :v"
+                                " order by horizon"), c, params={"v": v})
+        stored = c.execute(text("select backtest_metrics from forecast.models where version = :v"), {"v": v}).scalar()
+    assert len(bm) == 2 * 3 * 7 and set(bm.horizon) == set(range(1, 8))     # 2 stores x 3 items x h=1..7
+    assert bm[["store_id", "item_id", "horizon"]].duplicated().sum() == 0
+    assert ((bm.coverage >= 0) & (bm.coverage <= 1)).all()
+    # the additive sums roll up exactly to the overall metrics stored with the model
+    m = res["metrics"]
+    assert bm.sum_abs_err.sum() / bm.sum_y.sum() == pytest.approx(m["wape"])
+    assert bm.n_covered.sum() / bm.n.sum() == pytest.approx(m["coverage"])
+    assert (bm.sum_p50.sum() - bm.sum_y.sum()) / bm.sum_y.sum() == pytest.approx(m["bias"])
+    assert bm.sum_pinball.sum() / bm.sum_y.sum() / 3 == pytest.approx(m["pinball"])
+    assert list(by_h.horizon) == list(range(1, 8))
+    assert by_h.wape.to_list() == pytest.approx([stored["by_horizon"][str(h)]["wape"] for h in range(1, 8)])
+    # idempotent: registering the same version again (a retried task) replaces, never duplicates
+    rows = series_horizon_metrics(pd.DataFrame({"store_id": [2, 2], "item_id": [1, 1], "horizon": [1, 1],
+                                                "y": [10.0, 0.0], "p10": [5.0, 0.0], "p50": [8.0, 1.0],
+                                                "p90": [12.0, 2.0]}))
+    for _ in range(2):
+        register_model(eng, v, {}, {}, None, None, m, res["artifact_path"], series_metrics=rows)
+    with eng.connect() as c:
+        again = pd.read_sql(text("select * from forecast.backtest_metrics where model_version = :v"), c,
+                            params={"v": v})
+        assert c.execute(text("select count(*) from forecast.models where version = :v"), {"v": v}).scalar() == 1
+    assert len(again) == 1 and again.n.iloc[0] == 2 and again.wape.iloc[0] == pytest.approx(3 / 10)
