@@ -47,14 +47,34 @@ def last_runs(limit: int = 10) -> list[dict[str, Any]]:
             ),
             {"n": limit},
         ).all()
+    monitored = {r["run_id"]: r for r in dag_runs(limit * 3)}
     runs = []
     for r in rows:
         states = set(r.stages.values())
         state = "blocked" if "blocked" in states else ("failed" if "failed" in states else "success")
-        runs.append({"run_id": r.run_id, "business_date": r.business_date.isoformat(),
-                     "finished_at": r.finished.isoformat(), "state": state, "stages": r.stages})
+        run = {"run_id": r.run_id, "business_date": r.business_date.isoformat(),
+               "finished_at": r.finished.isoformat(), "state": state, "stages": r.stages}
+        if r.run_id in monitored:  # the figures the monitoring listener recorded for this Airflow run
+            run["dag_state"] = monitored[r.run_id]["state"]
+            run["figures"] = monitored[r.run_id]["figures"]
+            run["links"] = monitored[r.run_id]["links"]
+        runs.append(run)
     return runs
 
 
+def dag_runs(limit: int = 10) -> list[dict[str, Any]]:
+    """Every DAG's last runs as the monitoring plugin recorded them (``ops.pipeline_runs``)."""
+    from replenish.monitoring.store import recent_runs
+
+    with begin() as conn:
+        rows = recent_runs(conn, limit)
+    return [{"dag_id": r["dag_id"], "run_id": r["run_id"],
+             "business_date": r["business_date"].isoformat() if r["business_date"] else None,
+             "state": r["state"], "started_at": r["started_at"].isoformat() if r["started_at"] else None,
+             "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+             "task_failures": int(r["task_failures"]), "figures": r["figures"], "links": r["links"]}
+            for r in rows]
+
+
 def collect_status(limit: int = 10) -> dict[str, Any]:
-    return {"tables": table_counts(), "runs": last_runs(limit)}
+    return {"tables": table_counts(), "runs": last_runs(limit), "dag_runs": dag_runs(limit)}

@@ -64,8 +64,6 @@ class EmailChannel:
         csv_text = order_csv(payload)
         if not self.api_key:
             return self._write_eml(payload, idempotency_key, to, subject, csv_text)
-        from python_http_client.exceptions import HTTPError
-        from sendgrid import SendGridAPIClient
         from sendgrid.helpers.mail import (
             Attachment,
             CustomArg,
@@ -75,8 +73,6 @@ class EmailChannel:
             FileType,
             Header,
             Mail,
-            MailSettings,
-            SandBoxMode,
         )
 
         mail = Mail(from_email=self.mail_from, to_emails=to, subject=subject, html_content=_html(payload))
@@ -88,6 +84,14 @@ class EmailChannel:
         )
         mail.custom_arg = CustomArg("order_id", idempotency_key)
         mail.header = Header("X-Replenish-Order-Id", idempotency_key)
+        return self.post(mail)
+
+    def post(self, mail: Any) -> str:
+        """POST a ``sendgrid.helpers.mail.Mail`` to /v3/mail/send (sandbox mode when configured)."""
+        from python_http_client.exceptions import HTTPError
+        from sendgrid import SendGridAPIClient
+        from sendgrid.helpers.mail import MailSettings, SandBoxMode
+
         if self.sandbox:
             ms = MailSettings()
             ms.sandbox_mode = SandBoxMode(True)
@@ -105,6 +109,31 @@ class EmailChannel:
         msg_id = (resp.headers or {}).get("X-Message-Id") if hasattr(resp.headers, "get") else None
         return f"sendgrid:{msg_id or resp.status_code}"
 
+    def send_message(
+        self, *, to: list[str], subject: str, text_body: str, html_body: str, key: str, category: str
+    ) -> str:
+        """A plain text + HTML mail that is not an order (buyer digests, run alerts); ``key`` is its
+        idempotency key (custom arg, header, and the .eml file name without an API key)."""
+        if not to:
+            raise ChannelError(f"{category} mail {key}: no recipient")
+        if not self.api_key:
+            m = EmailMessage()
+            m["From"], m["To"], m["Subject"] = self.mail_from, ", ".join(to), subject
+            m["X-Replenish-Key"] = key
+            m.set_content(text_body)
+            m.add_alternative(html_body, subtype="html")
+            return self.store_eml(m, key)
+        from sendgrid.helpers.mail import Category, CustomArg, Header, Mail
+
+        mail = Mail(
+            from_email=self.mail_from, to_emails=to, subject=subject,
+            plain_text_content=text_body, html_content=html_body,
+        )
+        mail.custom_arg = CustomArg("idempotency_key", key)
+        mail.header = Header("X-Replenish-Key", key)
+        mail.category = Category(category)
+        return self.post(mail)
+
     def _write_eml(self, payload, key, to, subject, csv_text) -> str:
         m = EmailMessage()
         m["From"], m["To"], m["Subject"] = self.mail_from, to, subject
@@ -112,6 +141,10 @@ class EmailChannel:
         m.set_content(f"Purchase order {payload['order_id']} (no SendGrid API key configured: written to disk).")
         m.add_alternative(_html(payload), subtype="html")
         m.add_attachment(csv_text.encode(), maintype="text", subtype="csv", filename=f"{payload['order_id']}.csv")
+        return self.store_eml(m, key)
+
+    def store_eml(self, m: EmailMessage, key: str) -> str:
+        """Write the message atomically as ``<key>.eml`` (its existence is the sent marker)."""
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
         target = self.outbox_dir / f"{key}.eml"
         tmp = target.with_suffix(".eml.tmp")

@@ -1,0 +1,161 @@
+"""What one buyer's digest says for a business date, read from the warehouse.
+
+Scope: an order belongs to a buyer when its supplier is one of the buyer's suppliers or one of its
+lines is an item of the buyer's categories (``platform.user_scopes``); the same test applies to the
+forecasts compared with last year (supplier via ``marts.dim_replenishment_parameters``). Stores the
+quality gate blocked are shown to every buyer: their orders all go to review.
+
+Every query tolerates upstream tables that are not built yet (a fresh warehouse): the section is then
+empty rather than the digest failing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from replenish.platform.accounts import User
+
+MAX_LISTED = 25  # rows listed per section; the counts are always complete
+
+
+@dataclass
+class Thresholds:
+    yoy_share: float = 0.5
+    yoy_min_units: float = 5.0
+    horizon_days: int = 7
+
+
+@dataclass
+class BuyerDigest:
+    business_date: str
+    buyer: dict[str, Any]
+    review: list[dict[str, Any]] = field(default_factory=list)
+    review_count: int = 0
+    auto: dict[str, Any] = field(default_factory=dict)
+    blocked_stores: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    yoy_outliers: list[dict[str, Any]] = field(default_factory=list)
+    yoy_outlier_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def exception_count(self) -> int:
+        return len(self.blocked_stores) + len(self.dead_letters) + self.yoy_outlier_count
+
+
+def _exists(conn: Connection, *tables: str) -> bool:
+    return all(conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": t}).scalar() for t in tables)
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v) if isinstance(v, Decimal | float | int) else v
+
+
+def _order_scope(conn: Connection) -> str:
+    """SQL predicate on alias ``p`` (orders.purchase_orders) for the buyer's suppliers / categories."""
+    if _exists(conn, "marts.dim_items"):
+        by_category = """EXISTS (SELECT 1 FROM orders.order_lines l JOIN marts.dim_items i
+                                  ON i.item_id::text = l.item_id
+                                 WHERE l.order_id = p.order_id AND i.category = ANY(:categories))"""
+    else:
+        by_category = "false"
+    return f"(p.supplier_id = ANY(:suppliers) OR {by_category})"
+
+
+def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thresholds) -> BuyerDigest:
+    scope = {"suppliers": list(user.scope("supplier")), "categories": list(user.scope("category"))}
+    d = BuyerDigest(
+        business_date=business_date.isoformat(),
+        buyer={"user_id": user.user_id, "username": user.username, "email": user.email,
+               "display_name": user.display_name, **scope},
+    )
+    p = {**scope, "d": business_date}
+    if _exists(conn, "orders.purchase_orders", "orders.order_lines"):
+        where = _order_scope(conn)
+        # Awaiting review: still open and still deliverable, the earliest cutoff first.
+        rows = conn.execute(
+            text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, p.cutoff_at, p.reasons,
+                            p.order_value
+                     FROM orders.purchase_orders p
+                     WHERE p.status = 'in_review' AND p.order_date <= :d AND p.delivery_date > :d AND {where}
+                     ORDER BY p.cutoff_at NULLS LAST, p.order_id"""),
+            p,
+        ).mappings().all()
+        d.review_count = len(rows)
+        d.review = [{**r, "reasons": list(r["reasons"] or ()), "order_value": _num(r["order_value"])}
+                    for r in rows[:MAX_LISTED]]
+        # Released by the rules (not by a person or a cutoff action) for today's order opportunities.
+        auto = conn.execute(
+            text(f"""SELECT count(*) AS released, coalesce(sum(p.order_value), 0) AS value,
+                            count(*) FILTER (WHERE p.status IN ('sent', 'acknowledged')) AS sent,
+                            coalesce(sum(p.order_value) FILTER (WHERE p.status IN ('sent', 'acknowledged')), 0)
+                                AS sent_value
+                     FROM orders.purchase_orders p
+                     WHERE p.order_date = :d AND left(p.released_by, 8) = 'release:' AND {where}"""),
+            p,
+        ).mappings().one()
+        d.auto = {k: _num(v) for k, v in auto.items()}
+        if _exists(conn, "orders.outbox"):
+            dead = conn.execute(
+                text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, o.channel, o.attempts,
+                                o.last_error
+                         FROM orders.outbox o JOIN orders.purchase_orders p ON p.order_id = o.order_id
+                         WHERE o.status = 'dead_letter' AND p.order_date = :d AND {where}
+                         ORDER BY p.order_id"""),
+                p,
+            ).mappings().all()
+            d.dead_letters = [dict(r) for r in dead[:MAX_LISTED]]
+    if _exists(conn, "ops.quality_gate"):
+        blocked = conn.execute(
+            text("""SELECT store_id, reasons FROM ops.quality_gate
+                    WHERE business_date = :d AND is_automation_blocked ORDER BY store_id"""),
+            {"d": business_date},
+        ).mappings().all()
+        d.blocked_stores = [{"store_id": r["store_id"], "reasons": list(r["reasons"] or ())} for r in blocked]
+    if _exists(conn, "forecast.forecasts", "marts.fct_daily_demand", "marts.dim_items",
+               "marts.dim_replenishment_parameters"):
+        outliers = _yoy_outliers(conn, p, th)
+        d.yoy_outlier_count = len(outliers)
+        d.yoy_outliers = outliers[:MAX_LISTED]
+    return d
+
+
+def _yoy_outliers(conn: Connection, p: dict[str, Any], th: Thresholds) -> list[dict[str, Any]]:
+    """Forecast P50 (origin = business date, the next ``horizon_days`` days) against the same weekday
+    52 weeks (364 days) earlier; flagged when |P50 - last year| > share x max(last year, min units)."""
+    rows = conn.execute(
+        text("""SELECT f.store_id, f.item_id, i.item_name, i.category, f.target_date, f.p50,
+                       y.units_sold AS last_year
+                FROM forecast.forecasts f
+                JOIN marts.fct_daily_demand y
+                  ON y.store_id::text = f.store_id::text AND y.item_id::text = f.item_id::text
+                 AND y.demand_date = f.target_date - 364
+                JOIN marts.dim_items i ON i.item_id::text = f.item_id::text
+                WHERE f.origin_date = :d AND f.horizon BETWEEN 1 AND :h
+                  AND abs(f.p50 - y.units_sold) > :share * greatest(y.units_sold, :min_units)
+                  AND (i.category = ANY(:categories) OR EXISTS (
+                        SELECT 1 FROM marts.dim_replenishment_parameters r
+                        WHERE r.store_id::text = f.store_id::text AND r.item_id::text = f.item_id::text
+                          AND r.supplier_id::text = ANY(:suppliers)))
+                ORDER BY abs(f.p50 - y.units_sold) / greatest(y.units_sold, :min_units) DESC,
+                         f.store_id, f.item_id, f.target_date"""),
+        {**p, "h": th.horizon_days, "share": th.yoy_share, "min_units": th.yoy_min_units},
+    ).mappings().all()
+    out = []
+    for r in rows:
+        p50, ly = float(r["p50"]), float(r["last_year"])
+        out.append({"store_id": r["store_id"], "item_id": r["item_id"], "item_name": r["item_name"],
+                    "category": r["category"], "target_date": r["target_date"], "p50": round(p50, 1),
+                    "last_year": round(ly, 1),
+                    "change": round((p50 - ly) / max(ly, th.yoy_min_units), 3)})
+    return out

@@ -1,0 +1,109 @@
+"""The digest mail: subject, plain text and HTML with deep links into the ordering platform.
+
+Links (relative to ``settings.platform_base_url``): ``/queue`` (the review queue) and
+``/orders/{order_id}`` (one order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from replenish.digest.content import BuyerDigest
+
+
+def order_url(base: str, order_id: str) -> str:
+    return f"{base.rstrip('/')}/orders/{order_id}"
+
+
+def queue_url(base: str) -> str:
+    return f"{base.rstrip('/')}/queue"
+
+
+def _cutoff(value: Any, tz: str) -> str:
+    if value is None:
+        return "no cutoff"
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(ZoneInfo(tz)).strftime("%a %Y-%m-%d %H:%M")
+
+
+def _money(v: Any) -> str:
+    return f"{float(v or 0):,.2f}"
+
+
+def subject(d: BuyerDigest) -> str:
+    return (f"Replenish {d.business_date}: {d.review_count} to review, {int(d.auto.get('released') or 0)} sent "
+            f"automatically, {d.exception_count} exceptions")
+
+
+def text_body(d: BuyerDigest, base: str, tz: str) -> str:
+    a = d.auto
+    suppliers, categories = ", ".join(d.buyer["suppliers"]) or "-", ", ".join(d.buyer["categories"]) or "-"
+    out = [f"Good morning {d.buyer['display_name']},", "",
+           f"Replenishment digest for business date {d.business_date} "
+           f"(suppliers: {suppliers}; categories: {categories}).",
+           "", f"AWAITING YOUR REVIEW: {d.review_count} order(s) - {queue_url(base)}"]
+    for o in d.review:
+        out.append(f"  - {o['order_id']}: store {o['store_id']}, supplier {o['supplier_id']}, delivery "
+                   f"{o['delivery_date']}, cutoff {_cutoff(o['cutoff_at'], tz)}, value {_money(o['order_value'])}; "
+                   f"why: {', '.join(o['reasons']) or 'n/a'} - {order_url(base, o['order_id'])}")
+    if d.review_count > len(d.review):
+        out.append(f"  ... and {d.review_count - len(d.review)} more in the queue")
+    out += ["", f"SENT AUTOMATICALLY: {int(a.get('released') or 0)} order(s) released, value {_money(a.get('value'))}; "
+            f"{int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))})", "", "EXCEPTIONS"]
+    if not d.exception_count:
+        out.append("  none")
+    for s in d.blocked_stores:
+        out.append(f"  - store {s['store_id']} blocked by the quality gate: {', '.join(s['reasons'])}")
+    for o in d.dead_letters:
+        out.append(f"  - dispatch failed for good: {o['order_id']} ({o['channel']}, {o['attempts']} attempts): "
+                   f"{o['last_error']} - {order_url(base, o['order_id'])}")
+    for f in d.yoy_outliers:
+        out.append(f"  - forecast far from last year: store {f['store_id']}, {f['item_name']} on {f['target_date']}: "
+                   f"P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})")
+    if d.yoy_outlier_count > len(d.yoy_outliers):
+        out.append(f"  ... and {d.yoy_outlier_count - len(d.yoy_outliers)} more forecasts far from last year")
+    return "\n".join(out) + "\n"
+
+
+def _td(*cells: str) -> str:
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def html_body(d: BuyerDigest, base: str, tz: str) -> str:
+    e = html.escape
+    a = d.auto
+    rows = "".join(
+        _td(f'<a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a>', e(str(o["store_id"])),
+            e(str(o["supplier_id"])), e(str(o["delivery_date"])), e(_cutoff(o["cutoff_at"], tz)),
+            _money(o["order_value"]), e(", ".join(o["reasons"]) or "n/a"))
+        for o in d.review
+    )
+    more = (f"<p>... and {d.review_count - len(d.review)} more in the queue.</p>"
+            if d.review_count > len(d.review) else "")
+    exc = [f"<li>Store {e(str(s['store_id']))} blocked by the quality gate: {e(', '.join(s['reasons']))}</li>"
+           for s in d.blocked_stores]
+    exc += [f'<li>Dispatch failed for good: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a> '
+            f"({e(str(o['channel']))}, {o['attempts']} attempts): {e(str(o['last_error']))}</li>"
+            for o in d.dead_letters]
+    exc += [f"<li>Forecast far from last year: store {e(str(f['store_id']))}, {e(str(f['item_name']))} on "
+            f"{e(str(f['target_date']))}: P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})</li>"
+            for f in d.yoy_outliers]
+    if d.yoy_outlier_count > len(d.yoy_outliers):
+        exc.append(f"<li>... and {d.yoy_outlier_count - len(d.yoy_outliers)} more forecasts far from last year</li>")
+    return (
+        f"<html><body><p>Good morning {e(d.buyer['display_name'])},</p>"
+        f"<p>Replenishment digest for business date <b>{e(d.business_date)}</b>.</p>"
+        f"<h2>Awaiting your review: {d.review_count}</h2>"
+        f'<p><a href="{e(queue_url(base))}">Open the review queue</a></p>'
+        + (f"<table><tr><th>Order</th><th>Store</th><th>Supplier</th><th>Delivery</th><th>Cutoff ({e(tz)})</th>"
+           f"<th>Value</th><th>Reasons</th></tr>{rows}</table>{more}" if d.review else "")
+        + f"<h2>Sent automatically</h2><p>{int(a.get('released') or 0)} order(s) released by the rules, value "
+        f"{_money(a.get('value'))}; {int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))}).</p>"
+        f"<h2>Exceptions: {d.exception_count}</h2><ul>{''.join(exc) or '<li>none</li>'}</ul></body></html>"
+    )

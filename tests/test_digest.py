@@ -1,0 +1,227 @@
+"""Buyer digests on a dedicated database, sent to a local SendGrid-compatible server.
+
+The database ``replenish_test_digest`` holds just the tables the digest reads (the project's own DDL for
+orders, platform, ops quality and forecast; minimal marts), so these tests never touch the shared
+warehouse's marts that dbt builds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+
+import pytest
+from sendgrid_local import SendGridServer
+from sqlalchemy import create_engine, text
+
+from replenish.database import database_url, sqlalchemy_url
+from replenish.orders.channels import EmailChannel
+from replenish.orders.dispatcher import DispatchConfig, SimulatedCrash
+from replenish.settings import Settings
+
+TEST_DB = "replenish_test_digest"
+MARTS = """
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE TABLE IF NOT EXISTS marts.dim_items (item_id bigint PRIMARY KEY, item_name text, category text);
+CREATE TABLE IF NOT EXISTS marts.fct_daily_demand (store_id bigint, item_id bigint, demand_date date,
+    units_sold numeric, PRIMARY KEY (store_id, item_id, demand_date));
+CREATE TABLE IF NOT EXISTS marts.dim_replenishment_parameters (store_id bigint, item_id bigint, supplier_id text,
+    PRIMARY KEY (store_id, item_id, supplier_id));
+"""
+BASE = "https://replenish.example.test"
+FAST = DispatchConfig(max_attempts=3, base_delay_s=0, jitter=0)
+_DAYS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def eng():
+    from ml.registry import ensure_schema as ensure_forecast_schema
+    from replenish.digest.outbox import ensure_schema
+    from replenish.platform.accounts import add_user
+    from replenish.quality import ensure_ops_quality_schema
+
+    base = database_url()
+    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
+    admin.dispose()
+    e = create_engine(sqlalchemy_url(base.rsplit("/", 1)[0] + "/" + TEST_DB), future=True)
+    ensure_forecast_schema(e)
+    ensure_ops_quality_schema(e)
+    with e.begin() as c:
+        ensure_schema(c)
+        c.exec_driver_sql(MARTS)
+        c.execute(text("INSERT INTO marts.dim_items VALUES (10, 'Weizenbroetchen', 'bread'), "
+                       "(20, 'Apfelkuchen', 'cake')"))
+        c.execute(text("INSERT INTO marts.dim_replenishment_parameters VALUES (1, 10, 'S-BREAD'), "
+                       "(1, 20, 'S-CAKE'), (2, 10, 'S-BREAD'), (2, 20, 'S-CAKE')"))
+        add_user(c, "anna", "anna@retailer.test", "buyer", display_name="Anna", scopes={"supplier": ["S-BREAD"]})
+        add_user(c, "carl", "carl@retailer.test", "buyer", display_name="Carl", scopes={"category": ["cake"]})
+        add_user(c, "nobody", "nobody@retailer.test", "buyer")  # no scope: no mail
+        add_user(c, "olga", "olga@retailer.test", "buyer", scopes={"supplier": ["S-BREAD"]})
+        c.execute(text("UPDATE platform.users SET is_active = false WHERE username = 'olga'"))
+        add_user(c, "root", "root@retailer.test", "admin")
+    yield e
+    e.dispose()
+
+
+def _order(c, d: dt.date, store: int, supplier: str, item: int, status: str, *, released_by=None, reasons=(),
+           value=100.0, outbox_status=None, error=None) -> str:
+    oid = f"PO-{uuid.uuid4().hex[:10]}"
+    c.execute(
+        text("""INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date, order_date,
+                    cutoff_at, status, reasons, order_value, released_by, channel)
+                VALUES (:o, :s, :p, :dd, :d, :cut, :st, :r, :v, :rb, 'email')"""),
+        {"o": oid, "s": str(store), "p": supplier, "dd": d + dt.timedelta(days=2), "d": d, "st": status,
+         "cut": dt.datetime.combine(d + dt.timedelta(days=1), dt.time(10, 0), tzinfo=dt.UTC),
+         "r": list(reasons), "v": value, "rb": released_by},
+    )
+    c.execute(text("INSERT INTO orders.order_lines VALUES (:o, :i, 10, 10, NULL)"), {"o": oid, "i": str(item)})
+    if outbox_status:
+        c.execute(
+            text("""INSERT INTO orders.outbox (order_id, idempotency_key, channel, payload, status, attempts,
+                        last_error) VALUES (:o, :o, 'email', '{}', :st, 5, :e)"""),
+            {"o": oid, "st": outbox_status, "e": error},
+        )
+    return oid
+
+
+@pytest.fixture
+def day(eng):
+    """A fresh business date with two orders to review, one released and sent, one dead letter,
+    a blocked store and a forecast far from last year."""
+    d = dt.date(2030, 1, 7) + dt.timedelta(days=10 * next(_DAYS))
+    with eng.begin() as c:
+        ids = {
+            "bread_review": _order(c, d, 1, "S-BREAD", 10, "in_review", reasons=("quantity_unusual",)),
+            "cake_review": _order(c, d, 2, "S-CAKE", 20, "in_review", reasons=("promotion",)),
+            "bread_auto": _order(c, d, 2, "S-BREAD", 10, "sent", released_by="release:r1:rules-v1", value=250.5),
+            "cake_dead": _order(c, d, 1, "S-CAKE", 20, "dead_letter", released_by="release:r1:rules-v1",
+                                outbox_status="dead_letter", error="ChannelError: SendGrid HTTP 503"),
+        }
+        c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 2, true, '{stock_snapshot_freshness}')"),
+                  {"d": d})
+        c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 1, false, '{}')"), {"d": d})
+        for item, p50, last_year in ((20, 90.0, 30), (10, 41.0, 40)):  # cake tripled, bread steady
+            t = d + dt.timedelta(days=1)
+            c.execute(text("INSERT INTO forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, "
+                           "p10, p50, p90) VALUES (1, :i, :d, :t, 1, 1, :p, 99)"),
+                      {"i": item, "d": d, "t": t, "p": p50})
+            c.execute(text("INSERT INTO marts.fct_daily_demand VALUES (1, :i, :ly, :u)"),
+                      {"i": item, "ly": t - dt.timedelta(days=364), "u": last_year})
+    return d, ids
+
+
+@pytest.fixture
+def sendgrid():
+    srv = SendGridServer()
+    yield srv
+    srv.close()
+
+
+def _settings() -> Settings:
+    return Settings(platform_base_url=BASE)
+
+
+def _channel(srv, tmp_path, *, sandbox=False, key="SG.test") -> EmailChannel:
+    return EmailChannel(api_key=key, base_url=srv.url, mail_from="replenish@retailer.test", outbox_dir=tmp_path,
+                        sandbox=sandbox)
+
+
+def _run(eng, d, channel, **kw):
+    from replenish.digest import run_digest
+
+    return run_digest(eng, d, f"run-{d}", settings=_settings(), channel=channel, cfg=FAST, **kw)
+
+
+def _content(mail: dict, kind: str) -> str:
+    return next(c["value"] for c in mail["content"] if c["type"] == kind)
+
+
+def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgrid, tmp_path):
+    d, ids = day
+    summary = _run(eng, d, _channel(sendgrid, tmp_path))
+    assert summary["sent"] == 2 and summary["new"] == 2 and summary["unscoped"] == ["nobody"]
+    by_to = {m["personalizations"][0]["to"][0]["email"]: m for m in sendgrid.mails}
+    assert set(by_to) == {"anna@retailer.test", "carl@retailer.test"}  # not inactive olga, not the admin
+    req = sendgrid.requests[0]
+    assert req["path"] == "/v3/mail/send" and req["headers"]["Authorization"] == "Bearer SG.test"
+
+    anna, carl = by_to["anna@retailer.test"], by_to["carl@retailer.test"]
+    key = anna["custom_args"]["idempotency_key"]
+    assert key.startswith(f"digest-{d}-u") and anna["headers"]["X-Replenish-Key"] == key
+    assert anna["from"]["email"] == "replenish@retailer.test" and anna["categories"] == ["buyer-digest"]
+    assert [c["type"] for c in anna["content"]] == ["text/plain", "text/html"]
+    assert anna["subject"] == f"Replenish {d}: 1 to review, 1 sent automatically, 1 exceptions"
+
+    a_text, a_html = _content(anna, "text/plain"), _content(anna, "text/html")
+    # Anna buys bread (supplier S-BREAD): her review order with cutoff, reasons and deep link; not Carl's.
+    assert ids["bread_review"] in a_text and ids["cake_review"] not in a_text
+    assert f'href="{BASE}/orders/{ids["bread_review"]}"' in a_html and f'href="{BASE}/queue"' in a_html
+    assert "quantity_unusual" in a_text and f"cutoff {d + dt.timedelta(days=1):%a %Y-%m-%d}" in a_text
+    assert "1 order(s) released, value 250.50; 1 transmitted" in a_text
+    assert "store 2 blocked by the quality gate: stock_snapshot_freshness" in a_text
+    assert ids["cake_dead"] not in a_text and "Apfelkuchen" not in a_text
+
+    # Carl buys the cake category: the cake order in review, the dead letter, the forecast tripled vs last year.
+    c_text = _content(carl, "text/plain")
+    assert ids["cake_review"] in c_text and ids["bread_review"] not in c_text
+    assert ids["cake_dead"] in c_text and "SendGrid HTTP 503" in c_text
+    assert "Apfelkuchen" in c_text and "P50 90.0 vs 30.0 (+200%)" in c_text and "Weizenbroetchen" not in c_text
+    assert carl["subject"].endswith("3 exceptions")  # blocked store + dead letter + forecast
+
+
+def test_exactly_once_on_rerun_and_after_a_crash(eng, day, sendgrid, tmp_path):
+    d, _ = day
+    ch = _channel(sendgrid, tmp_path)
+
+    def crash(_key):
+        raise SimulatedCrash()
+
+    # The process dies after SendGrid accepted the first mail, before the outbox row was marked sent.
+    with pytest.raises(SimulatedCrash):
+        _run(eng, d, ch, hooks={"after_send": crash})
+    assert len(sendgrid.mails) == 1
+    retry = _run(eng, d, ch)          # the task's retry: the ledger marker stops a second mail
+    assert retry["deduplicated"] == 1 and retry["sent"] == 1 and len(sendgrid.mails) == 2
+    again = _run(eng, d, ch)          # the whole run repeated
+    assert again["already_sent"] == 2 and again["sent"] == 0 and len(sendgrid.mails) == 2
+    assert len({m["personalizations"][0]["to"][0]["email"] for m in sendgrid.mails}) == 2
+    with eng.connect() as c:
+        rows = c.execute(text("SELECT status, count(*) FROM orders.digest_outbox WHERE business_date = :d "
+                              "GROUP BY status"), {"d": d}).all()
+    assert dict(rows) == {"sent": 2}
+
+
+def test_sendgrid_down_retries_then_sends_once(eng, day, sendgrid, tmp_path):
+    d, _ = day
+    sendgrid.mode = "down"
+    ch = _channel(sendgrid, tmp_path)
+    first = _run(eng, d, ch)
+    assert first["failed"] == 2 and first["sent"] == 0
+    sendgrid.mode = "ok"
+    second = _run(eng, d, ch)
+    assert second["sent"] == 2 and second["refreshed"] == 2 and len(sendgrid.mails) == 2
+
+
+def test_sandbox_mode_and_eml_without_api_key(eng, day, sendgrid, tmp_path):
+    d, _ = day
+    sandboxed = _run(eng, d, _channel(sendgrid, tmp_path, sandbox=True))
+    assert sandboxed["sent"] == 2
+    assert all(m["mail_settings"]["sandbox_mode"]["enable"] is True for m in sendgrid.mails)
+
+    d2 = d + dt.timedelta(days=1)
+    eml = EmailChannel(api_key=None, base_url="http://127.0.0.1:9", mail_from="r@x.test", outbox_dir=tmp_path)
+    assert _run(eng, d2, eml)["sent"] == 2
+    files = sorted(tmp_path.glob(f"digest-{d2}-u*.eml"))
+    assert len(files) == 2 and "Content-Type: text/html" in files[0].read_text()
+    assert _run(eng, d2, eml)["sent"] == 0 and len(list(tmp_path.glob(f"digest-{d2}-u*.eml"))) == 2
+
+
+def test_bad_recipient_address_is_a_clear_error(eng, day, sendgrid, tmp_path):
+    d, _ = day
+    ch = _channel(sendgrid, tmp_path)
+    with pytest.raises(Exception, match="no recipient"):
+        ch.send_message(to=[], subject="s", text_body="t", html_body="h", key="k", category="buyer-digest")
