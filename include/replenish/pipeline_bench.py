@@ -1,0 +1,259 @@
+"""``replenish bench pipeline``: the end-to-end nightly run, time and peak memory per stage, at two sizes.
+
+Cases: ``bakery`` (the demo data: the real bakery panel and its generated retailer) and ``chain`` (the
+synthetic chain of :mod:`replenish.data.synthetic`, default 200 stores x 150 items x 2 years). Each case runs
+in its own Python process against a fresh database ``replenish_bench_<case>`` on the configured server, so
+memory figures are per case and nothing touches the demo's warehouse:
+
+1. exports are written (skipped for days already complete);
+2. setup, reported apart: the history up to the day before the last date is loaded and built with dbt, and
+   the weekly training registers a model;
+3. the measured nightly run for the last date: extract, transform, validate, forecast, propose, release,
+   dispatch (the single-process stage functions, one after the other).
+
+Peak memory is sampled (psutil, every 0.1 s) over this process and all its children, per stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+NIGHTLY_STAGES = ("extract", "transform", "validate", "forecast", "propose", "release", "dispatch")
+TARGET_SECONDS = {"chain": 600}  # issue 6: the synthetic chain's nightly run under 10 minutes on 2 cores
+
+
+class PeakMemory:
+    """Samples the RSS of this process plus its children in a thread; ``peak_mb`` since the last reset."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import psutil
+
+        self._proc = psutil.Process(os.getpid())
+        self._interval = interval
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        import psutil
+
+        total = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._rss())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def reset(self) -> None:
+        self._peak = self._rss()
+
+    @property
+    def peak_mb(self) -> float:
+        return round(max(self._peak, self._rss()) / 2**20, 1)
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@contextmanager
+def _measure(out: dict[str, Any], name: str, mem: PeakMemory) -> Iterator[None]:
+    import logging
+
+    mem.reset()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    yield
+    # CPU seconds (user + system, this process and its waited-for children; not the database server's) say
+    # more than wall time on a shared machine.
+    out[name] = {"seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(_cpu_seconds() - c0, 2),
+                 "peak_rss_mb": mem.peak_mb}
+    logging.getLogger(__name__).info("%s: %s", name, out[name])
+
+
+def _write_case_exports(case: dict[str, Any]) -> dict[str, Any]:
+    from replenish.data.exports import day_complete, ensure_exports
+    from replenish.settings import get_settings
+
+    settings = get_settings()
+    if case["kind"] == "bakery":
+        return ensure_exports(settings).to_dict()
+    from replenish.data.synthetic import generate_chain, write_chain_exports
+
+    end = dt.date.fromisoformat(case["end"])
+    if day_complete(settings.exports_dir / end.isoformat()) and day_complete(
+            settings.exports_dir / (end - dt.timedelta(days=case["days"] - 1)).isoformat()):
+        return {"skipped": "exports complete"}
+    chain = generate_chain(case["stores"], case["items"], case["days"], end=end, seed=case["seed"])
+    return {**write_chain_exports(chain, settings.exports_dir), "stats": chain.stats}
+
+
+def run_case(case: dict[str, Any]) -> dict[str, Any]:
+    """One case in this process (settings from the environment the parent prepared)."""
+    from replenish import pipeline
+
+    result: dict[str, Any] = {"case": case["kind"], **{k: v for k, v in case.items() if k != "kind"}}
+    setup: dict[str, Any] = {}
+    nightly: dict[str, Any] = {}
+    with PeakMemory() as mem:
+        with _measure(setup, "exports", mem):
+            result["exports"] = _write_case_exports(case)
+        last = pipeline.available_export_dates()[-1]
+        prev = last - dt.timedelta(days=1)
+        result["business_date"] = last.isoformat()
+        setup_run = f"bench-setup-{prev.isoformat()}"
+        with _measure(setup, "history_extract", mem):
+            pipeline.extract(prev, setup_run)
+        with _measure(setup, "history_transform", mem):
+            pipeline.transform(prev, setup_run)
+        if case.get("train", True):
+            with _measure(setup, "train", mem):
+                pipeline.train(prev, setup_run)
+        run_id = f"bench-{last.isoformat()}"
+        for stage in NIGHTLY_STAGES:
+            fn: Callable[[dt.date, str], dict[str, Any]] = getattr(pipeline, stage)
+            with _measure(nightly, stage, mem):
+                fn(last, run_id)
+        result["stage_results"] = {k: {kk: vv for kk, vv in v.items() if isinstance(vv, int | float | str)}
+                                   for k, v in pipeline.stage_results(run_id).items()}
+    import resource
+
+    result["setup"] = setup
+    result["nightly"] = nightly
+    result["nightly_seconds"] = round(sum(s["seconds"] for s in nightly.values()), 1)
+    result["nightly_cpu_seconds"] = round(sum(s["cpu_seconds"] for s in nightly.values()), 1)
+    result["nightly_peak_rss_mb"] = max(s["peak_rss_mb"] for s in nightly.values())
+    result["max_rss_mb"] = {
+        "self": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "children": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+    }
+    target = TARGET_SECONDS.get(case["kind"])
+    if target and (case["stores"], case["items"], case["days"]) == (200, 150, 730):
+        result["target_seconds"] = target
+        result["meets_target"] = result["nightly_seconds"] < target
+    return result
+
+
+def _recreate(admin_url: str, name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+
+
+def bench_pipeline(cases: list[str], *, stores: int = 200, items: int = 150, days: int = 730,
+                   end: dt.date = dt.date(2019, 4, 29), seed: int = 20260101, train: bool = True,
+                   keep: bool = False) -> dict[str, Any]:
+    """Run each case in a child process on a fresh database; returns one document with every case."""
+    from replenish.database import database_url
+    from replenish.settings import get_settings
+
+    settings = get_settings()
+    server = database_url(settings).rsplit("/", 1)[0]
+    doc: dict[str, Any] = {"cpus": os.cpu_count(), "cases": {}}
+    for kind in cases:
+        if kind not in ("bakery", "chain"):
+            raise ValueError(f"case must be 'bakery' or 'chain', not {kind!r}")
+        case: dict[str, Any] = {"kind": kind, "train": train}
+        # A state folder of its own (dbt profile and target, reports, outbox), so a bench never shares them with
+        # a demo or test run on the same state; the download cache is shared.
+        state = settings.state / "bench" / kind
+        state.mkdir(parents=True, exist_ok=True)
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not (state / "cache").exists():
+            (state / "cache").symlink_to(settings.cache_dir, target_is_directory=True)
+        env = {**os.environ, "REPLENISH_DATABASE_URL": f"{server}/replenish_bench_{kind}",
+               "REPLENISH_STATE_DIR": str(state)}
+        if kind == "chain":
+            case.update(stores=stores, items=items, days=days, end=end.isoformat(), seed=seed)
+            env["REPLENISH_EXPORTS_ROOT"] = str(settings.state / "bench-exports" / f"chain-{stores}x{items}x{days}")
+        else:
+            env["REPLENISH_EXPORTS_ROOT"] = str(settings.exports_dir)
+        _recreate(f"{server}/postgres", f"replenish_bench_{kind}")
+        t0 = time.perf_counter()
+        try:
+            res = subprocess.run([sys.executable, "-m", "replenish.pipeline_bench", json.dumps(case)], env=env,
+                                 stdout=subprocess.PIPE, text=True)
+        finally:
+            if not keep:
+                _drop(f"{server}/postgres", f"replenish_bench_{kind}")
+        if res.returncode != 0:
+            raise RuntimeError(f"bench case {kind} failed (exit {res.returncode}); see the log above")
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        out["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        doc["cases"][kind] = out
+    return doc
+
+
+def _drop(admin_url: str, name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    lines = []
+    for kind, res in doc["cases"].items():
+        size = (f"{res['stores']} stores x {res['items']} items x {res['days']} days" if kind == "chain"
+                else "bakery demo")
+        lines.append(f"{kind}: {size}, business date {res['business_date']} ({doc['cpus']} cpus)")
+        lines.append(f"  {'stage':<20}{'seconds':>10}{'cpu s':>10}{'peak MB':>10}")
+        for group in ("setup", "nightly"):
+            for stage, s in res[group].items():
+                lines.append(f"  {group[0]}:{stage:<18}{s['seconds']:>10.1f}{s['cpu_seconds']:>10.1f}"
+                             f"{s['peak_rss_mb']:>10.0f}")
+        verdict = ""
+        if "target_seconds" in res:
+            verdict = f"  (target < {res['target_seconds']} s: {'met' if res['meets_target'] else 'NOT met'})"
+        lines.append(f"  nightly total {res['nightly_seconds']:.1f} s ({res['nightly_cpu_seconds']:.1f} cpu s), "
+                     f"peak {res['nightly_peak_rss_mb']:.0f} MB"
+                     + verdict)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the child process of bench_pipeline
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("sqlalchemy", "great_expectations", "dbt", "alembic", "lightgbm", "airflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    outcome = run_case(json.loads(sys.argv[1]))
+    sys.stdout.flush()
+    print(json.dumps(outcome, default=str))
