@@ -189,3 +189,25 @@ def authenticate(conn: Connection, username: str, password: str) -> User | None:
     if not row.is_active or not verify_password(row.password_hash, password):
         return None
     return get_user(conn, username)
+
+
+def set_scopes(conn: Connection, username: str, scopes: dict[str, list[str]]) -> None:
+    """Replace the user's scopes (store / supplier / category values)."""
+    for scope_type in scopes:
+        if scope_type not in SCOPE_TYPES:
+            raise ValueError(f"scope type must be one of {', '.join(SCOPE_TYPES)}, not {scope_type!r}")
+    user = get_user(conn, username)
+    if user is None:
+        raise KeyError(username)
+    conn.execute(text("DELETE FROM platform.user_scopes WHERE user_id = :i"), {"i": user.user_id})
+    for scope_type, values in scopes.items():
+        for value in values:
+            conn.execute(
+                text("INSERT INTO platform.user_scopes VALUES (:i, :t, :v) ON CONFLICT DO NOTHING"),
+                {"i": user.user_id, "t": scope_type, "v": str(value)},
+            )
+
+
+def enable_user(conn: Connection, username: str) -> bool:
+    res = conn.execute(text("UPDATE platform.users SET is_active = true WHERE username = :u"), {"u": username})
+    return bool(res.rowcount)

@@ -1,0 +1,347 @@
+"""POS API ``/api/v1``: one API key per till, scoped to its store.
+
+- GET  /proposals?delivery_date=        open orders (with lines) of the key's store
+- GET  /orders/{order_id}               status, version, lines, outbox state
+- PATCH /orders/{order_id}/lines        quantity changes (optimistic locking through ``version``)
+- POST /orders/{order_id}/approve       approve (+ ``send_now``); requires ``Idempotency-Key``
+- POST /receipts                        sales receipt from the till into raw.pos_receipts (idempotent by id)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import text
+
+from replenish.orders.store import OPEN_STATUSES
+from replenish.platform import api_keys, order_actions
+from replenish.platform.access import Principal, scope_sql
+from replenish.platform.errors import FieldError, PlatformError, invalid, not_found
+from replenish.platform.order_queries import get_order, order_lines, outbox_state
+
+bearer = HTTPBearer(auto_error=False, description="POS terminal API key")
+key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="POS terminal API key (alternative)")
+
+ID = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody, "description": d}
+    for s, d in (
+        (401, "missing, unknown or revoked API key"),
+        (404, "not found (or not this key's store)"),
+        (409, "conflict: version_conflict / order_locked / empty_order / receipt_conflict"),
+        (422, "validation_error (field-level) / idempotency_key_reused"),
+        (429, "rate_limited (see Retry-After)"),
+    )
+}
+
+
+class LineOut(BaseModel):
+    item_id: str
+    proposed_qty: int
+    final_qty: int
+    why: str | None = None
+    edited_by: str | None = None
+    edit_reason: str | None = None
+
+
+class OutboxOut(BaseModel):
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+    sent_at: dt.datetime | None = None
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    store_id: str
+    supplier_id: str
+    delivery_date: dt.date
+    cutoff_at: dt.datetime | None = None
+    status: str
+    version: int
+    reasons: list[str]
+    lines: list[LineOut]
+    outbox: OutboxOut | None = None
+
+
+class ProposalsOut(BaseModel):
+    store_id: str
+    delivery_date: dt.date | None
+    orders: list[OrderOut]
+
+
+class LinePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_id: str = Field(min_length=1, max_length=64)
+    qty: int = Field(description="new quantity (0 = none); validated against pack size and MOQ")
+    reason: str = Field(description="reason code: " + ", ".join(order_actions.EDIT_REASONS))
+
+
+class LinesPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(default=None, description="order version the change is based on (recommended)")
+    lines: list[LinePatch] = Field(min_length=1, max_length=500)
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(default=None, description="order version the approval is based on")
+    send_now: bool = Field(default=False, description="run the dispatcher right after the approval")
+
+
+class ReceiptLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    item_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    qty: Decimal = Field(ge=-10_000, le=10_000, max_digits=12, decimal_places=3, description="negative = return")
+    unit_price: Decimal = Field(ge=0, le=100_000, max_digits=12, decimal_places=2)
+
+
+class ReceiptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    receipt_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    store_id: str | None = Field(
+        default=None, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$", description="must be the key's store when given"
+    )
+    sold_at: AwareDatetime
+    lines: list[ReceiptLine] = Field(min_length=1, max_length=500)
+
+
+class ReceiptOut(BaseModel):
+    receipt_id: str
+    status: str  # "created" | "duplicate"
+    business_date: dt.date
+    total: Decimal
+
+
+def terminal(
+    request: Request,
+    cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    header_key: Annotated[str | None, Depends(key_header)],
+) -> Principal:
+    """The API key's principal; 401 without a valid key, 429 when its bucket is empty."""
+    ctx = request.app.state.ctx
+    raw = cred.credentials if cred else header_key
+    if not raw:
+        raise PlatformError(401, "unauthorized", "API key required", headers={"WWW-Authenticate": "Bearer"})
+    with ctx.engine.begin() as conn:
+        key = api_keys.lookup(conn, raw)
+    if key is None:
+        raise PlatformError(401, "unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    wait = ctx.api_limiter.take(f"key:{key.key_id}")
+    if wait:
+        raise PlatformError(
+            429, "rate_limited", "too many requests for this API key", headers={"Retry-After": str(int(wait) + 1)}
+        )
+    return Principal.of_key(key)
+
+
+Terminal = Annotated[Principal, Depends(terminal)]
+router = APIRouter(tags=["pos"], responses=ERRORS)
+
+
+def order_out(conn, head: dict) -> OrderOut:
+    lines = order_lines(conn, head["order_id"])
+    box = outbox_state(conn, head["order_id"])
+    return OrderOut(
+        order_id=head["order_id"],
+        store_id=head["store_id"],
+        supplier_id=head["supplier_id"],
+        delivery_date=head["delivery_date"],
+        cutoff_at=head["cutoff_at"],
+        status=head["status"],
+        version=head["version"],
+        reasons=list(head["reasons"] or []),
+        lines=[
+            LineOut(
+                item_id=str(ln["item_id"]),
+                proposed_qty=ln["proposed_qty"],
+                final_qty=ln["final_qty"],
+                why=(ln["explanation"] or {}).get("why"),
+                edited_by=ln["edited_by"],
+                edit_reason=ln["edit_reason"],
+            )
+            for ln in lines
+        ],
+        outbox=OutboxOut(**{k: box[k] for k in OutboxOut.model_fields}) if box else None,
+    )
+
+
+@router.get("/proposals", response_model=ProposalsOut, summary="Open orders of the key's store")
+def proposals(
+    request: Request,
+    p: Terminal,
+    delivery_date: Annotated[dt.date | None, Query(description="only this delivery date")] = None,
+) -> ProposalsOut:
+    ctx = request.app.state.ctx
+    with ctx.engine.connect() as conn:
+        scope, params = scope_sql(p, conn)
+        params["st"] = list(OPEN_STATUSES)
+        where = f"{scope} AND p.status = ANY(:st)"
+        if delivery_date:
+            where += " AND p.delivery_date = :d"
+            params["d"] = delivery_date
+        heads = conn.execute(
+            text(f"SELECT p.* FROM orders.purchase_orders p WHERE {where} ORDER BY delivery_date, supplier_id"),
+            params,
+        ).mappings()
+        orders = [order_out(conn, dict(h)) for h in heads.all()]
+    return ProposalsOut(store_id=p.stores[0], delivery_date=delivery_date, orders=orders)
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut, summary="Order status, version and lines")
+def get_order_status(request: Request, p: Terminal, order_id: ID) -> OrderOut:
+    with request.app.state.ctx.engine.connect() as conn:
+        head = get_order(conn, p, order_id)
+        if head is None:
+            raise not_found()
+        return order_out(conn, head)
+
+
+@router.patch("/orders/{order_id}/lines", response_model=OrderOut, summary="Change line quantities")
+def patch_lines(request: Request, p: Terminal, order_id: ID, body: LinesPatch) -> OrderOut:
+    changes = [order_actions.LineChange(ln.item_id, "set", ln.qty, ln.reason) for ln in body.lines]
+    with request.app.state.ctx.engine.begin() as conn:
+        head = order_actions.change_lines(conn, p, order_id, changes, body.version)
+        return order_out(conn, head)
+
+
+def _request_hash(path: str, body: dict) -> str:
+    return hashlib.sha256((path + "\n" + json.dumps(body, sort_keys=True, default=str)).encode()).hexdigest()
+
+
+@router.post(
+    "/orders/{order_id}/approve",
+    response_model=OrderOut,
+    summary="Approve (and optionally send) an order; idempotent by Idempotency-Key",
+)
+def approve_order(
+    request: Request,
+    p: Terminal,
+    order_id: ID,
+    idempotency_key: Annotated[
+        str,
+        Header(alias="Idempotency-Key", min_length=1, max_length=200, description="unique per intended approval"),
+    ],
+    body: ApproveIn | None = None,
+) -> JSONResponse:
+    """A repeated POST with the same key returns the first result (also a first error); the same key with
+    another order or body is ``422 idempotency_key_reused``. Stored with the approval in one transaction."""
+    ctx = request.app.state.ctx
+    body = body or ApproveIn()
+    h = _request_hash(f"approve:{order_id}", body.model_dump())
+    with ctx.engine.begin() as conn:
+        fresh = conn.execute(
+            text(
+                "INSERT INTO platform.api_idempotency (key_id, idempotency_key, request_hash) VALUES (:k, :i, :h) "
+                "ON CONFLICT DO NOTHING RETURNING 1"
+            ),
+            {"k": p.key_id, "i": idempotency_key, "h": h},
+        ).first()
+        if fresh is None:
+            row = conn.execute(
+                text(
+                    "SELECT request_hash, status_code, response FROM platform.api_idempotency "
+                    "WHERE key_id = :k AND idempotency_key = :i"
+                ),
+                {"k": p.key_id, "i": idempotency_key},
+            ).one()
+            if row.request_hash != h:
+                raise PlatformError(
+                    422, "idempotency_key_reused", "this Idempotency-Key was used for a different request"
+                )
+            return JSONResponse(row.response, status_code=row.status_code, headers={"Idempotent-Replayed": "true"})
+        try:
+            with conn.begin_nested():
+                head = order_actions.approve(conn, p, order_id, body.version)
+                status, doc = 200, order_out(conn, head).model_dump(mode="json")
+        except PlatformError as e:
+            status, doc = e.status, e.body()
+        conn.execute(
+            text(
+                "UPDATE platform.api_idempotency SET status_code = :s, response = CAST(:r AS jsonb) "
+                "WHERE key_id = :k AND idempotency_key = :i"
+            ),
+            {"s": status, "r": json.dumps(doc), "k": p.key_id, "i": idempotency_key},
+        )
+    if status == 200 and body.send_now:
+        ctx.dispatch()
+        with ctx.engine.connect() as conn:
+            head2 = get_order(conn, p, order_id)
+            if head2 is not None:
+                doc = order_out(conn, head2).model_dump(mode="json")
+    return JSONResponse(doc, status_code=status)
+
+
+@router.post(
+    "/receipts",
+    response_model=ReceiptOut,
+    status_code=201,
+    summary="Push a sales receipt from the till (idempotent by receipt_id)",
+    responses={200: {"model": ReceiptOut, "description": "already received (same content)"}},
+)
+def post_receipt(request: Request, p: Terminal, body: ReceiptIn) -> JSONResponse:
+    store = p.stores[0]
+    if body.store_id is not None and body.store_id != store:
+        raise invalid([FieldError("store_id", f"this API key belongs to store {store}")])
+    ctx = request.app.state.ctx
+    tz = ZoneInfo(ctx.settings.timezone)
+    day = body.sold_at.astimezone(tz).date()
+    lines = [{"item_id": ln.item_id, "qty": str(ln.qty), "unit_price": str(ln.unit_price)} for ln in body.lines]
+    total = sum((ln.qty * ln.unit_price for ln in body.lines), Decimal(0)).quantize(Decimal("0.01"))
+    digest = hashlib.sha256(
+        json.dumps({"store": store, "sold_at": body.sold_at.isoformat(), "lines": lines}, sort_keys=True).encode()
+    ).hexdigest()
+    with ctx.engine.begin() as conn:
+        created = conn.execute(
+            text(
+                """INSERT INTO raw.pos_receipts (receipt_id, store_id, terminal, sold_at, business_date, total,
+                    lines, payload_hash) VALUES (:r, :s, :t, :at, :d, :tot, CAST(:l AS jsonb), :h)
+                ON CONFLICT (receipt_id) DO NOTHING RETURNING 1"""
+            ),
+            {
+                "r": body.receipt_id,
+                "s": store,
+                "t": p.name,
+                "at": body.sold_at,
+                "d": day,
+                "tot": total,
+                "l": json.dumps(lines),
+                "h": digest,
+            },
+        ).first()
+        if created is None:
+            prev = conn.execute(
+                text("SELECT store_id, payload_hash, business_date, total FROM raw.pos_receipts WHERE receipt_id = :r"),
+                {"r": body.receipt_id},
+            ).one()
+            if prev.store_id != store or prev.payload_hash != digest:
+                raise PlatformError(
+                    409, "receipt_conflict", f"receipt {body.receipt_id} was already received with other content"
+                )
+            out = ReceiptOut(receipt_id=body.receipt_id, status="duplicate", business_date=prev.business_date,
+                             total=prev.total)
+            return JSONResponse(out.model_dump(mode="json"), status_code=200)
+    out = ReceiptOut(receipt_id=body.receipt_id, status="created", business_date=day, total=total)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201)

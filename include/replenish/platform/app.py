@@ -1,0 +1,200 @@
+"""The FastAPI application: web pages (web.py), POS API (api.py), static files, error handling.
+
+``create_app()`` needs nothing but the settings; tests pass their own engine and a ``dispatch`` callable
+(what "send now" runs after the approval committed). Errors: API paths always answer JSON
+``{"error": {"code", "message", "fields"?}}``; web paths an HTML page; no stack trace reaches a client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from replenish.platform import tables
+from replenish.platform.errors import FieldError, PlatformError
+from replenish.platform.ratelimit import TokenBucket
+from replenish.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+API_PREFIX = "/api/v1"
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+@dataclass
+class PlatformContext:
+    settings: Settings
+    engine: Engine
+    dispatch: Callable[[], dict]
+    login_limiter: TokenBucket
+    api_limiter: TokenBucket
+    templates: Jinja2Templates
+
+    def now(self) -> dt.datetime:
+        """The platform's clock: with REPLENISH_TODAY set (demo on historical data) today's wall-clock time
+        on that date, so cutoff countdowns of the demo orders make sense."""
+        tz = ZoneInfo(self.settings.timezone)
+        real = dt.datetime.now(tz)
+        if self.settings.today is None:
+            return real
+        return dt.datetime.combine(self.settings.today, real.timetz())
+
+
+def default_dispatch(settings: Settings, engine: Engine) -> Callable[[], dict]:
+    def run() -> dict:
+        from replenish.orders.dispatcher import drain
+        from replenish.orders.stages import default_channels
+
+        return drain(
+            engine, default_channels(settings), business_today=settings.business_today(), run_id="platform-send-now"
+        )
+
+    return run
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    dispatch: Callable[[], dict] | None = None,
+    login_limiter: TokenBucket | None = None,
+    api_limiter: TokenBucket | None = None,
+) -> FastAPI:
+    """The platform app. Defaults: get_settings(), the warehouse engine, the real dispatcher (drains the outbox
+    through the configured channels), rate limits from the settings."""
+    from replenish.platform import api, web
+
+    settings = settings or get_settings()
+    if engine is None:
+        from replenish.database import engine as warehouse_engine
+
+        engine = warehouse_engine(settings)
+    with engine.begin() as conn:
+        tables.ensure_schema(conn)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    ctx = PlatformContext(
+        settings=settings,
+        engine=engine,
+        dispatch=dispatch or default_dispatch(settings, engine),
+        login_limiter=login_limiter or TokenBucket(settings.login_attempts_per_minute / 60.0,
+                                                   settings.login_attempts_per_minute),
+        api_limiter=api_limiter or TokenBucket(settings.api_requests_per_second, settings.api_burst),
+        templates=templates,
+    )
+    app = FastAPI(
+        title="Replenish ordering platform - POS API",
+        version="1",
+        description="Per-terminal API for proposals, quantity changes, approvals and sales receipts. "
+        "Authenticate with `Authorization: Bearer <api key>` (or `X-API-Key`). Errors: "
+        '`{"error": {"code", "message", "fields"}}` with stable codes.',
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(api.router, prefix=API_PREFIX)
+    app.include_router(web.router)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # served from the vendored swagger-ui-dist: nothing is fetched from a CDN
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Replenish POS API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon.png",
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.url.path != "/docs":  # swagger's page has one inline bootstrap script
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            )
+        if request.url.path.startswith(API_PREFIX) or request.url.path.startswith("/orders"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIX) or request.url.path in ("/openapi.json",)
+
+
+def _error_response(request: Request, err: PlatformError) -> Response:
+    if is_api(request):
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers or None)
+    from replenish.platform.web import render_error
+
+    return render_error(request, err)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PlatformError)
+    async def platform_error(request: Request, exc: PlatformError) -> Response:
+        return _error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        fields = []
+        for e in exc.errors():
+            loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path", "header")]
+            name = ".".join(loc) or "body"
+            fields.append(FieldError(name, str(e.get("msg", "invalid value"))))
+        msg = "invalid input: " + "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
+        return _error_response(request, PlatformError(422, "validation_error", msg, fields))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return _error_response(request, PlatformError(exc.status_code, code, message, headers=dict(exc.headers or {})))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error_response(request, PlatformError(500, "internal_error", "internal error (logged on the server)"))

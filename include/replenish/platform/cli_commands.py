@@ -1,0 +1,185 @@
+"""CLI of the platform: ``replenish serve``, ``replenish users ...``, ``replenish api-keys ...``.
+
+Registered on the main typer app by replenish.cli. Clear passwords and API keys are printed once (stdout,
+or in the --json document) and never stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+users_app = typer.Typer(help="Platform users (roles admin, buyer, store_manager).", no_args_is_help=True)
+keys_app = typer.Typer(help="POS terminal API keys (one store each).", no_args_is_help=True)
+
+
+def _cli():
+    from replenish import cli
+
+    return cli
+
+
+def _begin():
+    from replenish.database import engine
+
+    return engine().begin()
+
+
+def _scopes(stores: list[str], suppliers: list[str], categories: list[str]) -> dict[str, list[str]]:
+    out = {"store": stores, "supplier": suppliers, "category": categories}
+    return {k: v for k, v in out.items() if v}
+
+
+@users_app.command("add")
+def users_add(
+    username: str = typer.Argument(..., help="Sign-in name"),
+    role: str = typer.Option(..., "--role", help="admin | buyer | store_manager"),
+    email: str = typer.Option("", "--email"),
+    store: list[str] = typer.Option([], "--store", help="Store id (store managers; repeatable)"),
+    supplier: list[str] = typer.Option([], "--supplier", help="Supplier id (buyers; repeatable)"),
+    category: list[str] = typer.Option([], "--category", help="Item category (buyers; repeatable)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a user with a generated password (printed once)."""
+    from replenish.platform import accounts
+
+    cli = _cli()
+    if role == "store_manager" and not store:
+        raise typer.BadParameter("a store manager needs at least one --store", param_hint="--store")
+    if role == "buyer" and not (supplier or category):
+        raise typer.BadParameter("a buyer needs --supplier or --category", param_hint="--supplier")
+    with cli._stdout_for_json(as_json):
+        with _begin() as conn:
+            if accounts.get_user(conn, username) is not None:
+                raise typer.BadParameter(f"user {username!r} exists", param_hint="username")
+            try:
+                user, password = accounts.add_user(
+                    conn, username, email or f"{username}@example.com", role,
+                    scopes=_scopes(store, supplier, category),
+                )
+            except ValueError as e:
+                raise typer.BadParameter(str(e)) from None
+        cli._emit({"username": user.username, "role": user.role, "password": password,
+                   "scopes": {k: list(v) for k, v in user.scopes.items()}}, as_json)
+
+
+@users_app.command("list")
+def users_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """All users with role, scopes and whether they are active."""
+    from replenish.platform import accounts
+
+    cli = _cli()
+    with cli._stdout_for_json(as_json):
+        with _begin() as conn:
+            users = accounts.list_users(conn)
+        cli._emit({"users": [{"username": u.username, "role": u.role, "active": u.is_active, "email": u.email,
+                              "scopes": {k: list(v) for k, v in u.scopes.items()}} for u in users]}, as_json)
+
+
+@users_app.command("disable")
+def users_disable(username: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Disable a user: sign-in refused, open sessions end at once."""
+    from replenish.platform import accounts
+    from replenish.platform.sessions import end_user_sessions
+
+    cli = _cli()
+    with cli._stdout_for_json(as_json):
+        with _begin() as conn:
+            found = accounts.disable_user(conn, username)
+            ended = end_user_sessions(conn, username) if found else 0
+        if not found:
+            raise typer.BadParameter(f"no user {username!r}", param_hint="username")
+        cli._emit({"username": username, "disabled": True, "sessions_ended": ended}, as_json)
+
+
+@users_app.command("demo")
+def users_demo(as_json: bool = typer.Option(False, "--json")) -> None:
+    """(Re)create the demo users over the orders in the database, with new generated passwords."""
+    cli = _cli()
+    with cli._stdout_for_json(as_json):
+        rows = seed_and_describe()
+        cli._emit({"users": rows}, as_json)
+
+
+def seed_and_describe() -> list[dict[str, Any]]:
+    from replenish.platform.demo import seed_demo_users
+
+    with _begin() as conn:
+        return seed_demo_users(conn)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="Terminal name, e.g. store12-till1"),
+    store: str = typer.Option(..., "--store", help="The one store this key may act for"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create an API key (printed once; stored hashed)."""
+    from replenish.platform import api_keys
+
+    cli = _cli()
+    with cli._stdout_for_json(as_json):
+        with _begin() as conn:
+            try:
+                key, clear = api_keys.create_key(conn, name, store, created_by="cli")
+            except ValueError as e:
+                raise typer.BadParameter(str(e)) from None
+        cli._emit({"name": key.name, "store_id": key.store_id, "api_key": clear}, as_json)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Revoke the active key of this name (its next request gets 401)."""
+    from replenish.platform import api_keys
+
+    cli = _cli()
+    with cli._stdout_for_json(as_json):
+        with _begin() as conn:
+            done = api_keys.revoke_key(conn, name)
+        if not done:
+            raise typer.BadParameter(f"no active API key named {name!r}", param_hint="name")
+        cli._emit({"name": name, "revoked": True}, as_json)
+
+
+@keys_app.command("list")
+def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Keys with store, prefix, creation, revocation and last use (never the key itself)."""
+    from replenish.platform import api_keys
+
+    cli = _cli()
+    with cli._stdout_for_json(as_json):
+        with _begin() as conn:
+            rows = api_keys.list_keys(conn)
+        cli._emit({"api_keys": rows}, as_json)
+
+
+def serve(
+    host: str = typer.Option(None, "--host", help="Bind address (default settings.platform_host, 127.0.0.1)"),
+    port: int = typer.Option(None, "--port", help="Port (default settings.platform_port, 8000)"),
+    demo_users: bool = typer.Option(False, "--demo-users", help="First (re)create the demo users and print them"),
+) -> None:
+    """Start the ordering platform (web app + POS API) with uvicorn, in the foreground."""
+    import uvicorn
+
+    from replenish.platform.app import create_app
+    from replenish.platform.demo import format_demo_users
+    from replenish.settings import get_settings
+
+    cli = _cli()
+    cli._setup_logging()
+    s = get_settings()
+    host, port = host or s.platform_host, port or s.platform_port
+    app = create_app(s)
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if demo_users:
+        cli.err.print(format_demo_users(seed_and_describe(), base))
+    cli.err.print(f"[bold]ordering platform on {base}[/bold]  (POS API docs: {base}/docs; Ctrl-C stops)")
+    # One process on purpose: the sign-in and API rate limits are in-process token buckets.
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+    app.add_typer(keys_app, name="api-keys")
+    app.command("serve")(serve)

@@ -1,0 +1,247 @@
+"""Read side of the platform: the review queue, one order with its lines, item rules, sales and audit.
+
+Every query joins the principal's scope predicate (access.scope_sql). Marts (names, pack sizes, sales) are
+optional: without them the pages still work from the order tables alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+
+from replenish.orders.store import OPEN_STATUSES, STATUSES, explanation_of
+from replenish.platform.access import Principal, scope_sql
+from replenish.platform.errors import has_control_chars
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+QUEUE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str = "open"  # "open" (proposed + in_review), "all" or one status
+    delivery_date: dt.date | None = None
+    store_id: str | None = None
+    supplier_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemRule:
+    pack_size: int = 1
+    moq: int = 0
+    source: str = "default"  # "marts" | "explanation" | "default"
+
+
+def _exists(conn: Connection, relation: str) -> bool:
+    return conn.exec_driver_sql(f"SELECT to_regclass('{relation}') IS NOT NULL").scalar() is True
+
+
+def review_queue(conn: Connection, p: Principal, f: QueueFilter) -> list[dict]:
+    scope, params = scope_sql(p, conn)
+    where = [scope]
+    if f.status == "open":
+        where.append("p.status = ANY(:statuses)")
+        params["statuses"] = list(OPEN_STATUSES)
+    elif f.status != "all":
+        if f.status not in STATUSES:
+            raise ValueError(f"status must be open, all or one of {', '.join(STATUSES)}")
+        where.append("p.status = :status")
+        params["status"] = f.status
+    for col in ("delivery_date", "store_id", "supplier_id"):
+        v = getattr(f, col)
+        if v:
+            where.append(f"p.{col} = :{col}")
+            params[col] = v
+    if f.reason:
+        # reason codes may carry a detail after ':' (e.g. "max_deviation:I1"): filter on the code
+        where.append("EXISTS (SELECT 1 FROM unnest(p.reasons) r WHERE split_part(r, ':', 1) = :reason)")
+        params["reason"] = f.reason
+    rows = conn.execute(
+        text(
+            f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, p.order_date, p.status, p.reasons,
+                   p.cutoff_at, p.version, p.order_value, p.channel,
+                   (SELECT count(*) FROM orders.order_lines l WHERE l.order_id = p.order_id AND l.final_qty > 0)
+                       AS line_count
+            FROM orders.purchase_orders p WHERE {" AND ".join(where)}
+            ORDER BY p.delivery_date, p.store_id, p.supplier_id LIMIT {QUEUE_LIMIT}"""
+        ),
+        params,
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def queue_facets(conn: Connection, p: Principal) -> dict[str, list]:
+    """Values for the filter drop-downs, within the principal's scope."""
+    scope, params = scope_sql(p, conn)
+    row = (
+        conn.execute(
+            text(
+                f"""SELECT array_agg(DISTINCT p.store_id) AS stores, array_agg(DISTINCT p.supplier_id) AS suppliers,
+                       array_agg(DISTINCT p.delivery_date) AS dates
+                FROM orders.purchase_orders p WHERE {scope}"""
+            ),
+            params,
+        )
+        .mappings()
+        .one()
+    )
+    reasons = conn.execute(
+        text(
+            f"""SELECT DISTINCT split_part(r, ':', 1) FROM orders.purchase_orders p, unnest(p.reasons) r
+            WHERE {scope} ORDER BY 1"""
+        ),
+        params,
+    ).scalars()
+    return {
+        "stores": sorted(row["stores"] or []),
+        "suppliers": sorted(row["suppliers"] or []),
+        "dates": sorted(row["dates"] or []),
+        "reasons": list(reasons),
+    }
+
+
+def get_order(conn: Connection, p: Principal, order_id: str, *, for_update: bool = False) -> dict | None:
+    """The order head if ``p`` may see it (else None: the caller answers 404)."""
+    if has_control_chars(order_id) or len(order_id) > 200:
+        return None
+    scope, params = scope_sql(p, conn)
+    params["o"] = order_id
+    lock = " FOR UPDATE OF p" if for_update else ""
+    sql = f"SELECT p.* FROM orders.purchase_orders p WHERE p.order_id = :o AND {scope}{lock}"
+    head = conn.execute(text(sql), params).mappings().first()
+    return dict(head) if head else None
+
+
+def order_lines(conn: Connection, order_id: str) -> list[dict]:
+    rows = conn.execute(
+        text("SELECT * FROM orders.order_lines WHERE order_id = :o ORDER BY item_id"), {"o": order_id}
+    ).mappings()
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["explanation"] = explanation_of(d)
+        out.append(d)
+    return out
+
+
+def item_rules(conn: Connection, head: dict, lines: list[dict], extra_items: list[str] = ()) -> dict[str, ItemRule]:
+    """Pack size and MOQ per item of the order: marts.dim_replenishment_parameters (store x item x supplier),
+    else what the proposal recorded in its explanation (steps.pack / steps.moq), else pack 1 / MOQ 0."""
+    rules: dict[str, ItemRule] = {}
+    for ln in lines:
+        steps = (ln.get("explanation") or {}).get("steps") or {}
+        pack, moq = steps.get("pack"), steps.get("moq")
+        if pack and moq:
+            rules[str(ln["item_id"])] = ItemRule(max(int(pack[0]), 1), max(int(moq[0]), 0), "explanation")
+    if _exists(conn, "marts.dim_replenishment_parameters"):
+        items = sorted({str(ln["item_id"]) for ln in lines} | set(extra_items))
+        rows = conn.execute(
+            text(
+                """SELECT item_id::text AS item_id, pack_size, moq FROM marts.dim_replenishment_parameters
+                WHERE store_id::text = :s AND supplier_id::text = :p AND item_id::text = ANY(:i)"""
+            ),
+            {"s": str(head["store_id"]), "p": str(head["supplier_id"]), "i": items},
+        ).mappings()
+        for r in rows:
+            rules[r["item_id"]] = ItemRule(max(int(r["pack_size"] or 1), 1), max(int(r["moq"] or 0), 0), "marts")
+    return rules
+
+
+def supplier_items(conn: Connection, head: dict) -> list[str] | None:
+    """Items this supplier delivers to this store (None when the parameters mart is not built)."""
+    if not _exists(conn, "marts.dim_replenishment_parameters"):
+        return None
+    return list(
+        conn.execute(
+            text(
+                """SELECT DISTINCT item_id::text FROM marts.dim_replenishment_parameters
+                WHERE store_id::text = :s AND supplier_id::text = :p ORDER BY 1"""
+            ),
+            {"s": str(head["store_id"]), "p": str(head["supplier_id"])},
+        ).scalars()
+    )
+
+
+def names(conn: Connection) -> dict[str, dict[str, str]]:
+    """Display names of stores, suppliers and items from the marts (empty when not built)."""
+    out: dict[str, dict[str, str]] = {"store": {}, "supplier": {}, "item": {}}
+    for kind, rel, col in (
+        ("store", "marts.dim_stores", "store_name"),
+        ("supplier", "marts.dim_suppliers", "supplier_name"),
+        ("item", "marts.dim_items", "item_name"),
+    ):
+        if _exists(conn, rel):
+            rows = conn.execute(text(f"SELECT DISTINCT ON ({kind}_id) {kind}_id::text, {col} FROM {rel}"))
+            out[kind] = {str(a): str(b) for a, b in rows}
+    return out
+
+
+def sales_history(
+    conn: Connection, store_id: str, item_ids: list[str], until: dt.date, days: int = 28
+) -> dict[str, list[tuple[dt.date, float]]]:
+    if not item_ids or not _exists(conn, "marts.fct_daily_demand"):
+        return {}
+    rows = conn.execute(
+        text(
+            """SELECT item_id::text, demand_date, units_sold FROM marts.fct_daily_demand
+            WHERE store_id::text = :s AND item_id::text = ANY(:i) AND demand_date <= :u
+              AND demand_date > CAST(:u AS date) - :n ORDER BY demand_date"""
+        ),
+        {"s": str(store_id), "i": item_ids, "u": until, "n": days},
+    )
+    out: dict[str, list[tuple[dt.date, float]]] = {}
+    for item, day, units in rows:
+        out.setdefault(item, []).append((day, float(units)))
+    return out
+
+
+def forecast_band(
+    conn: Connection, store_id: str, item_ids: list[str], origin: dt.date, until: dt.date
+) -> dict[str, list[tuple[dt.date, float, float, float]]]:
+    """(target date, p10, p50, p90) from the latest forecast made on or before ``origin``."""
+    if not item_ids or not _exists(conn, "forecast.forecasts"):
+        return {}
+    rows = conn.execute(
+        text(
+            """SELECT DISTINCT ON (item_id, target_date) item_id::text, target_date, p10, p50, p90
+            FROM forecast.forecasts WHERE store_id::text = :s AND item_id::text = ANY(:i) AND origin_date <= :o
+              AND target_date > :o AND target_date <= :u ORDER BY item_id, target_date, origin_date DESC"""
+        ),
+        {"s": str(store_id), "i": item_ids, "o": origin, "u": until},
+    )
+    out: dict[str, list[tuple[dt.date, float, float, float]]] = {}
+    for item, day, p10, p50, p90 in rows:
+        out.setdefault(item, []).append((day, float(p10), float(p50), float(p90)))
+    return out
+
+
+def audit_trail(conn: Connection, order_id: str) -> list[dict]:
+    rows = conn.execute(
+        text(
+            "SELECT event_id, at, actor, event, from_value, to_value FROM orders.order_events "
+            "WHERE order_id = :o ORDER BY at, event_id"
+        ),
+        {"o": order_id},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def outbox_state(conn: Connection, order_id: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            text(
+                "SELECT message_id, channel, status, attempts, last_error, next_attempt_at, sent_at "
+                "FROM orders.outbox WHERE order_id = :o ORDER BY message_id DESC LIMIT 1"
+            ),
+            {"o": order_id},
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None

@@ -1,0 +1,131 @@
+"""Shared helpers for the browser tests: Debian's Chromium under Playwright, and a live app server.
+
+Playwright never downloads a browser here: it drives /usr/bin/chromium (``make chromium`` installs it),
+with a fresh user-data-dir per test and no network beyond loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = os.environ.get("REPLENISH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+LAPTOP = {"width": 1366, "height": 768}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def chromium_context(playwright: Any, viewport: dict[str, int], **kwargs: Any) -> Iterator[Any]:
+    """A persistent context (own, throw-away user-data-dir) of the system Chromium."""
+    with tempfile.TemporaryDirectory(prefix="replenish-chromium-") as profile:
+        ctx = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=viewport,
+            **kwargs,
+        )
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+
+
+def wait_http(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered (4xx on a protected page still means it is up)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no answer from {url} within {timeout_s:.0f} s") from None
+            time.sleep(0.2)
+
+
+@contextmanager
+def app_in_thread(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread on a free loopback port; yields the base URL.
+
+    In-process so the test can hand the app its own engine and dispatcher (channels writing to tmp dirs).
+    """
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@contextmanager
+def uvicorn_server(
+    app: str, env: dict[str, str], *, factory: bool = True, workers: int = 1, log: Path | None = None
+) -> Iterator[str]:
+    """Run ``uvicorn app`` on a free loopback port in a subprocess; yields the base URL.
+
+    A subprocess (not a thread) so the app gets its own settings cache and event loop, exactly as in production.
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    if factory:
+        cmd.append("--factory")
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/openapi.json", proc=proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]

@@ -1,0 +1,60 @@
+"""Shared helpers of the platform tests: a seeded world, an app per test module, signing in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+VERSION_RE = re.compile(r'data-testid="order-head" data-order-id="[^"]+" data-version="(\d+)"')
+
+
+def seeded_world() -> dict[str, Any]:
+    from replenish.database import engine
+    from replenish.platform.demo import seed_demo
+    from replenish.platform.tables import ensure_schema
+
+    with engine().begin() as conn:
+        ensure_schema(conn)
+        return seed_demo(conn)
+
+
+def retire(world: dict[str, Any]) -> None:
+    from replenish.database import engine
+    from replenish.platform.demo import retire_demo
+
+    with engine().begin() as conn:
+        retire_demo(conn, world["tag"])
+
+
+def make_app(dispatch: Callable[[], dict] | None = None, **kw: Any):
+    from replenish.database import engine
+    from replenish.platform.app import create_app
+    from replenish.platform.ratelimit import TokenBucket
+
+    kw.setdefault("login_limiter", TokenBucket(1000, 1000))
+    kw.setdefault("api_limiter", TokenBucket(1000, 1000))
+    return create_app(engine=engine(), dispatch=dispatch or (lambda: {}), **kw)
+
+
+def login(client: TestClient, user: dict[str, str]) -> TestClient:
+    page = client.get("/login")
+    token = CSRF_RE.search(page.text).group(1)
+    r = client.post(
+        "/login",
+        data={"username": user["username"], "password": user["password"], "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return client
+
+
+def csrf_of(client: TestClient, path: str = "/queue") -> str:
+    return CSRF_RE.search(client.get(path).text).group(1)
+
+
+def version_of(client: TestClient, order_id: str) -> int:
+    return int(VERSION_RE.search(client.get(f"/orders/{order_id}").text).group(1))

@@ -1,0 +1,269 @@
+"""The POS API (/api/v1) and the platform CLI against the real test database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from platform_support import make_app, retire, seeded_world
+from sqlalchemy import text
+
+
+@pytest.fixture(scope="module")
+def world() -> Any:
+    w = seeded_world()
+    yield w
+    retire(w)
+
+
+@pytest.fixture(scope="module")
+def calls() -> list[int]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def client(world, calls) -> TestClient:
+    return TestClient(make_app(lambda: calls.append(1) or {}))
+
+
+def _h(world, store=0) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world['api_keys'][world['stores'][store]]}"}
+
+
+def _order(world, store=0, supplier=0, days=1) -> str:
+    return world["orders"][f"{world['stores'][store]}/{world['suppliers'][supplier]}/{days}"]
+
+
+def _db():
+    from replenish.database import engine
+
+    return engine()
+
+
+def test_unauthenticated_and_revoked_keys_get_401(client, world) -> None:
+    from replenish.platform.api_keys import create_key, revoke_key
+
+    for headers in ({}, {"Authorization": "Bearer rk_nope_nope"}, {"X-API-Key": "garbage"}):
+        r = client.get("/api/v1/proposals", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"] == "Bearer"
+    name = world["tag"] + "-till-temp"
+    with _db().begin() as c:
+        _, key = create_key(c, name, world["stores"][0])
+    assert client.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 200
+    with _db().begin() as c:
+        assert revoke_key(c, name)
+        stored = c.execute(text("SELECT key_hash FROM platform.api_keys WHERE name = :n"), {"n": name}).scalar()
+    assert key not in stored  # hashed at rest
+    assert client.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 401
+
+
+def test_proposals_of_own_store_and_date(client, world) -> None:
+    r = client.get("/api/v1/proposals", headers=_h(world))
+    assert r.status_code == 200
+    ids = {o["order_id"] for o in r.json()["orders"]}
+    assert ids == {_order(world), _order(world, 0, 1), _order(world, 0, 0, 2)}
+    r = client.get("/api/v1/proposals", params={"delivery_date": world["delivery_date"]}, headers=_h(world))
+    assert {o["order_id"] for o in r.json()["orders"]} == {_order(world), _order(world, 0, 1)}
+    line = r.json()["orders"][0]["lines"][0]
+    assert line["why"].startswith("why ") and line["proposed_qty"] == line["final_qty"]
+    r = client.get("/api/v1/proposals", params={"delivery_date": "not-a-date"}, headers=_h(world))
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "delivery_date"
+
+
+def test_patch_lines_validation_and_locking(client, world) -> None:
+    oid = _order(world)
+    v = client.get(f"/api/v1/orders/{oid}", headers=_h(world)).json()["version"]
+    bad = {"version": v, "lines": [{"item_id": "I1", "qty": 13, "reason": "weather"},
+                                   {"item_id": "I3", "qty": -4, "reason": "nope"},
+                                   {"item_id": "XX", "qty": 1, "reason": "weather"}]}
+    r = client.patch(f"/api/v1/orders/{oid}/lines", json=bad, headers=_h(world))
+    assert r.status_code == 422
+    fields = {f["field"] for f in r.json()["error"]["fields"]}
+    assert fields == {"lines[0].qty", "lines[1].qty", "lines[1].reason", "lines[2].item_id"}
+    r = client.patch(f"/api/v1/orders/{oid}/lines", json={"lines": [{"item_id": "I1", "qty": "x", "reason": "a"}],
+                                                          "extra": 1}, headers=_h(world))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    ok = {"version": v, "lines": [{"item_id": "I1", "qty": 18, "reason": "promotion"}]}
+    r = client.patch(f"/api/v1/orders/{oid}/lines", json=ok, headers=_h(world))
+    assert r.status_code == 200 and r.json()["version"] == v + 1
+    assert [ln for ln in r.json()["lines"] if ln["item_id"] == "I1"][0]["final_qty"] == 18
+    r = client.patch(f"/api/v1/orders/{oid}/lines", json=ok, headers=_h(world))  # stale version: another till
+    assert r.status_code == 409 and r.json()["error"]["code"] == "version_conflict"
+    with _db().connect() as c:
+        actor = c.execute(
+            text("SELECT actor FROM orders.order_events WHERE order_id = :o AND event = 'line_edited:I1'"), {"o": oid}
+        ).scalar()
+    assert actor == f"pos:{world['tag']}-till-{world['stores'][0]}"
+
+
+def test_approve_is_idempotent(client, world, calls) -> None:
+    oid = _order(world, 0, 1)
+    h = {**_h(world), "Idempotency-Key": f"{world['tag']}-approve-1"}
+    assert client.post(f"/api/v1/orders/{oid}/approve", headers=_h(world)).status_code == 422  # header required
+    first = client.post(f"/api/v1/orders/{oid}/approve", json={"send_now": True}, headers=h)
+    assert first.status_code == 200 and first.json()["status"] == "queued"
+    assert len(calls) == 1
+    again = client.post(f"/api/v1/orders/{oid}/approve", json={"send_now": True}, headers=h)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["order_id"] == oid and len(calls) == 1  # not sent twice
+    other = client.post(f"/api/v1/orders/{oid}/approve", json={"send_now": False}, headers=h)
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    # a new key for an approved order: the state machine refuses, and that answer is replayed too
+    h2 = {**_h(world), "Idempotency-Key": f"{world['tag']}-approve-2"}
+    r = client.post(f"/api/v1/orders/{oid}/approve", headers=h2)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "order_locked"
+    assert client.post(f"/api/v1/orders/{oid}/approve", headers=h2).status_code == 409
+    with _db().connect() as c:
+        n = c.execute(text("SELECT count(*) FROM orders.outbox WHERE order_id = :o"), {"o": oid}).scalar()
+    assert n == 1
+    got = client.get(f"/api/v1/orders/{oid}", headers=_h(world)).json()
+    assert got["status"] == "queued" and got["outbox"]["status"] == "pending"
+
+
+def test_concurrent_approvals_with_one_key_approve_once(client, world) -> None:
+    oid = _order(world, 0, 0, 2)
+    h = {**_h(world), "Idempotency-Key": f"{world['tag']}-race"}
+    results: list[Any] = []
+
+    def go() -> None:
+        results.append(client.post(f"/api/v1/orders/{oid}/approve", headers=h))
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in results] == [200] * 4
+    assert len({json.dumps(r.json(), sort_keys=True) for r in results}) == 1
+    with _db().connect() as c:
+        n = c.execute(text("SELECT count(*) FROM orders.outbox WHERE order_id = :o"), {"o": oid}).scalar()
+    assert n == 1
+
+
+def test_receipts_idempotent_and_validated(client, world) -> None:
+    rid = f"{world['tag']}-R1"
+    body = {"receipt_id": rid, "sold_at": "2026-11-28T23:30:00+00:00",
+            "lines": [{"item_id": "I1", "qty": 2, "unit_price": "1.25"}, {"item_id": "I2", "qty": -1,
+                                                                        "unit_price": 0.5}]}
+    r = client.post("/api/v1/receipts", json=body, headers=_h(world))
+    assert r.status_code == 201 and r.json() == {"receipt_id": rid, "status": "created",
+                                                 "business_date": "2026-11-29", "total": "2.00"}
+    r = client.post("/api/v1/receipts", json=body, headers=_h(world))
+    assert r.status_code == 200 and r.json()["status"] == "duplicate"
+    changed = {**body, "lines": body["lines"][:1]}
+    r = client.post("/api/v1/receipts", json=changed, headers=_h(world))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "receipt_conflict"
+    r = client.post("/api/v1/receipts", json=body, headers=_h(world, 1))  # another store's till, same id
+    assert r.status_code == 409
+    bad = {"receipt_id": "a b", "store_id": world["stores"][1], "sold_at": "2026-11-28T10:00:00",
+           "lines": [{"item_id": "", "qty": 1, "unit_price": -1}]}
+    r = client.post("/api/v1/receipts", json=bad, headers=_h(world))
+    assert r.status_code == 422
+    fields = {f["field"] for f in r.json()["error"]["fields"]}
+    assert fields == {"receipt_id", "sold_at", "lines.0.item_id", "lines.0.unit_price"}
+    wrong_store = {**body, "receipt_id": rid + "x", "store_id": world["stores"][1]}
+    r = client.post("/api/v1/receipts", json=wrong_store, headers=_h(world))
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "store_id"
+    with _db().connect() as c:
+        row = c.execute(text("SELECT store_id, business_date, total, lines FROM raw.pos_receipts "
+                             "WHERE receipt_id = :r"), {"r": rid}).one()
+    assert row.store_id == world["stores"][0] and float(row.total) == 2.0 and len(row.lines) == 2
+
+
+def test_rate_limit_per_key(world) -> None:
+    from replenish.platform.ratelimit import TokenBucket
+
+    c = TestClient(make_app(api_limiter=TokenBucket(0.001, 3)))
+    codes = [c.get("/api/v1/proposals", headers=_h(world)).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    r = c.get("/api/v1/proposals", headers=_h(world))
+    assert r.json()["error"]["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
+    assert c.get("/api/v1/proposals", headers=_h(world, 1)).status_code == 200  # other key, own bucket
+
+
+def test_errors_are_json_without_trace(world) -> None:
+    def broken() -> dict:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    c = TestClient(make_app(broken), raise_server_exceptions=False)
+    r = c.get("/api/v1/nope", headers=_h(world))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = c.delete("/api/v1/proposals", headers=_h(world))
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    r = c.post("/api/v1/receipts", content=b"{not json", headers={**_h(world), "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    oid = _order(world, 1, 0)
+    r = c.post(f"/api/v1/orders/{oid}/approve", json={"send_now": True},
+               headers={**_h(world, 1), "Idempotency-Key": world["tag"] + "-boom"})
+    assert r.status_code == 500 and r.json() == {"error": {"code": "internal_error",
+                                                           "message": "internal error (logged on the server)"}}
+    assert "Traceback" not in r.text and "passwd" not in r.text
+
+
+def test_openapi_and_local_docs(client) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {"/api/v1/proposals", "/api/v1/orders/{order_id}", "/api/v1/orders/{order_id}/lines",
+            "/api/v1/orders/{order_id}/approve", "/api/v1/receipts"} == set(spec["paths"])
+    docs = client.get("/docs").text
+    assert "/static/swagger/swagger-ui-bundle.js" in docs and "cdn" not in docs
+    assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static/htmx.min.js").text.startswith("/*! htmx.org")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    # a real process: with --json the CLI writes its document to file descriptor 1 (see cli._stdout_for_json)
+    return subprocess.run([sys.executable, "-m", "replenish.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_users_and_api_keys(world) -> None:
+    from replenish.database import engine
+    from replenish.platform.accounts import authenticate
+
+    name = world["tag"] + "-cli"
+    r = _cli("users", "add", name, "--role", "store_manager", "--store", world["stores"][0], "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["scopes"] == {"store": [world["stores"][0]]} and len(doc["password"]) >= 12
+    with engine().begin() as c:
+        assert authenticate(c, name, doc["password"]) is not None
+    r = _cli("users", "add", name + "2", "--role", "store_manager")
+    assert r.returncode != 0 and "--store" in r.stderr
+    listed = json.loads(_cli("users", "list", "--json").stdout)
+    assert any(u["username"] == name and u["active"] for u in listed["users"])
+    assert _cli("users", "disable", name, "--json").returncode == 0
+    with engine().begin() as c:
+        assert authenticate(c, name, doc["password"]) is None
+    r = _cli("api-keys", "create", name + "-till", "--store", world["stores"][1], "--json")
+    key = json.loads(r.stdout)["api_key"]
+    c = TestClient(make_app())
+    assert c.get("/api/v1/proposals", headers={"X-API-Key": key}).json()["store_id"] == world["stores"][1]
+    assert _cli("api-keys", "revoke", name + "-till", "--json").returncode == 0
+    assert c.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 401
+    assert _cli("api-keys", "revoke", name + "-till").returncode != 0
+
+
+def test_demo_users_are_regenerated(world) -> None:
+    from replenish.database import engine
+    from replenish.platform.accounts import authenticate
+    from replenish.platform.demo import format_demo_users, seed_demo_users
+
+    with engine().begin() as c:
+        first = seed_demo_users(c)
+    with engine().begin() as c:
+        second = seed_demo_users(c)
+    roles = [r["role"] for r in second]
+    assert roles[0] == "admin" and "buyer" in roles and "store_manager" in roles and roles[-1] == "pos_terminal"
+    a1, a2 = first[0], second[0]
+    assert a1["username"] == a2["username"] == "demo-admin" and a1["password"] != a2["password"]
+    with engine().begin() as c:
+        assert authenticate(c, "demo-admin", a1["password"]) is None
+        assert authenticate(c, "demo-admin", a2["password"]) is not None
+    text_out = format_demo_users(second, "http://127.0.0.1:8000")
+    assert a2["password"] in text_out and "http://127.0.0.1:8000" in text_out
