@@ -1,5 +1,8 @@
 """Nightly replenishment: extract -> dbt build -> quality gate -> forecast -> propose -> release -> dispatch.
 
+Forecast and propose are mapped over store partitions (setting ``store_partitions``), one task instance per
+store group, so that several Celery workers share them; the results equal a single-process run.
+
 The data interval is the business day (Europe/Berlin). Tasks only call
 ``replenish.pipeline``; every import of project code happens inside a task so
 that parsing this file does no I/O and loads nothing heavy.
@@ -59,18 +62,41 @@ def replenishment_nightly():
         return pipeline.validate(day, run_id)
 
     @task
-    def forecast() -> dict:
+    def store_partitions() -> list[list[int]]:
         from replenish import pipeline
 
         day, run_id = _business_date()
-        return pipeline.forecast(day, run_id)
+        return pipeline.store_partitions(day, run_id)
+
+    # Forecasts and proposals fan out over store partitions (dynamic task mapping), so Celery workers share
+    # the load; each partition replaces only its own stores' rows, and the summary task records the stage.
+    @task
+    def forecast(store_ids: list[int]) -> dict:
+        from replenish import pipeline
+
+        day, run_id = _business_date()
+        return pipeline.forecast_partition(day, run_id, store_ids)
 
     @task
-    def propose() -> dict:
+    def forecast_summary(parts: list[dict]) -> dict:
         from replenish import pipeline
 
         day, run_id = _business_date()
-        return pipeline.propose(day, run_id)
+        return pipeline.forecast_summary(day, run_id, list(parts))
+
+    @task
+    def propose(store_ids: list[int]) -> dict:
+        from replenish import pipeline
+
+        day, run_id = _business_date()
+        return pipeline.propose_partition(day, run_id, store_ids)
+
+    @task
+    def proposals_summary(parts: list[dict]) -> dict:
+        from replenish import pipeline
+
+        day, run_id = _business_date()
+        return pipeline.propose_summary(day, run_id, list(parts))
 
     @task
     def release() -> dict:
@@ -86,7 +112,20 @@ def replenishment_nightly():
         day, run_id = _business_date()
         return pipeline.dispatch(day, run_id)
 
-    extract() >> transform() >> validate() >> forecast() >> propose() >> release() >> dispatch()
+    # Buyer digests: after dispatch, so "sent automatically" and dead letters are final for the night.
+    @task
+    def digest() -> dict:
+        from replenish import pipeline
+
+        day, run_id = _business_date()
+        return pipeline.digest(day, run_id)
+
+    partitions = store_partitions()
+    extract() >> transform() >> validate() >> partitions
+    forecasted = forecast_summary(forecast.expand(store_ids=partitions))
+    proposed = propose.expand(store_ids=partitions)
+    forecasted >> proposed
+    proposals_summary(proposed) >> release() >> dispatch() >> digest()
 
 
 replenishment_nightly()

@@ -20,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from replenish.platform.cli_commands import register as register_platform_commands
+
 app = typer.Typer(help="Replenish: automated store replenishment.", no_args_is_help=True)
 db_app = typer.Typer(help="The warehouse database (embedded PostgreSQL unless REPLENISH_DATABASE_URL is set).")
 data_app = typer.Typer(help="Reference data.")
@@ -27,6 +29,7 @@ bench_app = typer.Typer(help="Benchmarks (not part of the tests).")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
+register_platform_commands(app)  # serve, users, api-keys
 
 err = Console(stderr=True)
 
@@ -233,8 +236,14 @@ def status(as_json: bool = typer.Option(False, "--json"), limit: int = 10) -> No
 
 # ------------------------------------------------------------------------- demo
 @app.command("demo")
-def demo(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Fetch the data, start the embedded DB, run the nightly DAG for the last business date."""
+def demo(
+    as_json: bool = typer.Option(False, "--json"),
+    serve: bool | None = typer.Option(
+        None, "--serve/--no-serve",
+        help="End by starting the ordering platform (default: when run from a terminal, never with --json)"),
+) -> None:
+    """Fetch the data, start the embedded DB, run the nightly DAG for the last business date, then start the
+    ordering platform over the review queue it filled, with freshly generated demo users."""
     _setup_logging()
     from replenish import pipeline
     from replenish.data.exports import ensure_exports
@@ -282,6 +291,14 @@ def demo(as_json: bool = typer.Option(False, "--json")) -> None:
     err.print("  SQL: raw.quarantine, ops.quality_results, forecast.forecasts, orders.purchase_orders")
     if "success" not in res["state"]:
         raise typer.Exit(1)
+    if serve is None:
+        serve = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
+    if serve:
+        from replenish.platform.cli_commands import serve as serve_platform
+
+        serve_platform(host=None, port=None, demo_users=True)
+    else:
+        err.print("  replenish serve --demo-users   the ordering platform with new demo sign-ins")
 
 
 def _has_current_model() -> bool:
@@ -327,6 +344,25 @@ def bench_forecast(as_json: bool = typer.Option(False, "--json")) -> None:
             typer.echo(format_table(result))
 
 
+@bench_app.command("forecast-scale")
+def bench_forecast_scale(
+    stores: int = typer.Option(10, help="stores in the synthetic panel"),
+    items: int = typer.Option(3049, help="items per store (10 x 3,049 = M5's 30,490 series)"),
+    days: int = typer.Option(730, help="days of history"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train + predict time and peak memory on a synthetic panel of M5 size (target < 10 min, < 8 GiB)."""
+    _setup_logging()
+    from ml.bench_scale import format_scale, run_scale_bench
+
+    with _stdout_for_json(as_json):
+        result = run_scale_bench(stores, items, days)
+        if as_json:
+            _emit(result, True)
+        else:
+            typer.echo(format_scale(result))
+
+
 @bench_app.command("proposals")
 def bench_proposals_cmd(
     lines: int = typer.Option(1_000_000, help="store x item lines"),
@@ -338,6 +374,100 @@ def bench_proposals_cmd(
 
     with _stdout_for_json(as_json):
         _emit(bench_proposals(lines), as_json)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_cmd(
+    case: list[str] = typer.Option(["bakery", "chain"], "--case", help="bakery (demo data) and/or chain (synthetic)"),
+    stores: int = typer.Option(200, help="synthetic chain: stores"),
+    items: int = typer.Option(150, help="synthetic chain: items"),
+    days: int = typer.Option(730, help="synthetic chain: days of history"),
+    train: bool = typer.Option(True, help="train a model before the measured nightly run (realistic)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """End-to-end nightly run: seconds and peak memory per stage, for the bakery demo and a synthetic chain."""
+    _setup_logging()
+    from replenish.pipeline_bench import bench_pipeline, format_table
+
+    for name, value in (("--stores", stores), ("--items", items)):
+        if value < 1:
+            raise typer.BadParameter(f"{name} must be >= 1")
+    if days < 60:
+        raise typer.BadParameter("--days must be >= 60")
+    with _stdout_for_json(as_json):
+        doc = bench_pipeline(case, stores=stores, items=items, days=days, train=train)
+        if as_json:
+            _emit(doc, True)
+        else:
+            typer.echo(format_table(doc))
+
+
+@bench_app.command("web")
+def bench_web_cmd(
+    users: int = typer.Option(50, help="concurrent clients per scenario"),
+    duration: int = typer.Option(30, help="seconds of steady-state load per scenario"),
+    workers: int = typer.Option(2, help="uvicorn worker processes"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Ordering platform latency (review queue page, proposals API) under N concurrent clients (locust)."""
+    _setup_logging()
+    from replenish.platform_bench import format_table, run_web_bench
+
+    with _stdout_for_json(as_json):
+        result = run_web_bench(users=users, duration_s=duration, workers=workers)
+        if as_json:
+            _emit(result, True)
+        else:
+            typer.echo(format_table(result))
+
+
+# --------------------------------------------------------------------- simulate
+@app.command("simulate")
+def simulate_cmd(
+    start: str = typer.Option("2019-03-01", "--start", help="First simulated business date YYYY-MM-DD"),
+    end: str = typer.Option("2019-04-30", "--end", help="Last simulated business date (inclusive)"),
+    seed: int = typer.Option(None, "--seed", help="Retailer / supplier seed (default: REPLENISH_SEED)"),
+    stores: str = typer.Option(None, "--stores", help="Comma-separated store ids (default: all 35)"),
+    adjust: float = typer.Option(1.0, "--adjust", help="Reviewer: factor applied to orders sent to review"),
+    train_stride: int = typer.Option(None, "--train-stride", help="Every N-th training origin (default: model's)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Closed-loop replay of a window on the real demand: ours vs min/max, same-as-last-week, perfect foresight."""
+    _setup_logging()
+    from replenish.simulate.report import format_table
+    from replenish.simulate.runner import run_simulation
+
+    d0, d1 = _parse_date(start, "--start"), _parse_date(end, "--end")
+    try:
+        store_ids = [int(s) for s in stores.split(",") if s.strip()] if stores else None
+    except ValueError:
+        raise typer.BadParameter(f"--stores: expected comma-separated integers, got {stores!r}") from None
+    with _stdout_for_json(as_json), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                             TimeElapsedColumn(), console=err) as prog:
+        task_id = prog.add_task("simulating", total=None)
+
+        def update(done: int, total: int, note: str) -> None:
+            if total < 0:   # a note (weekly model training) without progress
+                prog.update(task_id, description=note)
+            else:
+                prog.update(task_id, completed=done, total=total, description=f"simulating {note}")
+
+        if train_stride is not None and train_stride < 1:
+            raise typer.BadParameter("--train-stride must be >= 1")
+        cfg = None
+        if train_stride is not None:
+            from ml.config import ForecastConfig
+
+            cfg = ForecastConfig(origin_stride=train_stride)
+        try:
+            doc, _ = run_simulation(d0, d1, seed=seed, stores=store_ids, adjust=adjust, cfg=cfg, progress=update)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if as_json:
+            _emit(doc, True)
+    if not as_json:
+        typer.echo(format_table(doc))
+        typer.echo(f"\nHTML report: {doc['report_path']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

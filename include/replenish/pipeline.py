@@ -145,10 +145,13 @@ def transform(business_date: dt.date, run_id: str) -> dict[str, Any]:
 
 
 def validate(business_date: dt.date, run_id: str) -> dict[str, Any]:
-    """Quality gate: failed blocking checks block automation for the affected stores."""
+    """Quality gate: failed blocking checks block automation for the affected stores.
+
+    Builds the GX Data Docs of the run's validations (``<state>/data_docs/index.html``, path in the
+    summary as ``data_docs``), which the Airflow UI links to from each DAG run."""
     from replenish.quality import run_quality_gate
 
-    result = run_quality_gate(business_date, run_id).to_dict()
+    result = run_quality_gate(business_date, run_id, data_docs=True).to_dict()
     status = "blocked" if result.get("is_automation_blocked") else "success"
     return record_stage(run_id, business_date, "validate", result, status=status)
 
@@ -170,6 +173,61 @@ def forecast(business_date: dt.date, run_id: str) -> dict[str, Any]:
     summary["is_flagged"] = blocked
     summary["report"] = str(_forecast_report(business_date))
     return record_stage(run_id, business_date, "forecast", summary)
+
+
+def store_partitions(business_date: dt.date, run_id: str, n: int | None = None) -> list[list[int]]:
+    """The warehouse's stores in ``n`` groups (default: setting ``store_partitions``), for the mapped forecast and
+    proposal tasks. Round-robin over the sorted ids, so groups are balanced and stable from night to night.
+
+    Also creates the schemas those tasks write to, so parallel partitions never race on DDL.
+    """
+    from ml.registry import ensure_schema as ensure_forecast_schema
+    from replenish.orders.store import ensure_schema as ensure_orders_schema
+
+    n = n or get_settings().store_partitions
+    if n < 1:
+        raise ValueError(f"store_partitions must be >= 1, got {n}")
+    ensure_forecast_schema(engine())
+    with begin() as conn:
+        ensure_orders_schema(conn)
+        stores = [int(r[0]) for r in conn.execute(text("SELECT DISTINCT store_id FROM marts.dim_stores ORDER BY 1"))]
+    groups = [stores[i::n] for i in range(n)]
+    log.info("%s: %d stores in %d partitions", business_date, len(stores), n)
+    return [g for g in groups if g]
+
+
+def forecast_partition(business_date: dt.date, run_id: str, store_ids: list[int]) -> dict[str, Any]:
+    """Forecasts of one store partition; replaces only those stores' rows of the origin (a retry is a no-op)."""
+    from ml.predict import predict_for_date
+
+    blocked = _automation_blocked(business_date, run_id)
+    rows = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked, store_ids=store_ids)
+    return {"rows": int(rows) if not isinstance(rows, dict) else rows.get("rows", 0), "stores": len(store_ids)}
+
+
+def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The forecast stage's record after all partitions: total rows, the flag and the run's report."""
+    summary: dict[str, Any] = {"rows": sum(int(p.get("rows", 0)) for p in parts), "partitions": len(parts)}
+    summary["is_flagged"] = _automation_blocked(business_date, run_id)
+    summary["report"] = str(_forecast_report(business_date))
+    return record_stage(run_id, business_date, "forecast", summary)
+
+
+def propose_partition(business_date: dt.date, run_id: str, store_ids: list[int]) -> dict[str, Any]:
+    """Proposals of one store partition (orders are per store and supplier: partitions never share an order)."""
+    from replenish.orders import stages
+
+    return stages.propose(business_date, run_id, store_ids=store_ids)
+
+
+def propose_summary(business_date: dt.date, run_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The proposals stage's record: the partitions' counts added up."""
+    summary: dict[str, Any] = {"partitions": len(parts)}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                summary[key] = summary.get(key, 0) + value
+    return record_stage(run_id, business_date, "proposals", summary)
 
 
 def _forecast_report(business_date: dt.date) -> Path:
@@ -208,6 +266,20 @@ def dispatch(business_date: dt.date, run_id: str) -> dict[str, Any]:
 
     summary = _dispatch(run_id=run_id, now=end_of_business_day(business_date))
     return record_stage(run_id, business_date, "dispatch", summary)
+
+
+def digest(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    """One digest mail per active buyer for the business date (exactly once, even on retry or re-run).
+
+    Raises after recording when a mail failed and is queued for another attempt, so that Airflow
+    retries the task (a retry sends only the digests still unsent)."""
+    from replenish.digest import DigestNotSent, run_digest
+
+    summary = run_digest(engine(), business_date, run_id)
+    if summary["failed"]:
+        record_stage(run_id, business_date, "digest", summary, status="failed")
+        raise DigestNotSent(f"{summary['failed']} digest(s) not sent yet for {business_date}; they stay queued")
+    return record_stage(run_id, business_date, "digest", summary)
 
 
 def end_of_business_day(business_date: dt.date) -> dt.datetime:

@@ -49,12 +49,48 @@ class Settings(BaseSettings):
         description="The platform's 'today' (dispatch never sends orders for past delivery dates). Default: real date.",
     )
     timezone: str = "Europe/Berlin"
+    store_partitions: int = Field(
+        default=4, ge=1,
+        description="Store groups the nightly DAG forecasts and proposes in parallel (one mapped task each).",
+    )
 
     sendgrid_api_key: SecretStr | None = None
     sendgrid_base_url: str = "https://api.sendgrid.com"
     sendgrid_sandbox: bool = False
     mail_from: str = "replenish@example.com"
     platform_base_url: str = "http://127.0.0.1:8000"
+
+    # Buyer digests and run monitoring (replenish.digest, replenish.monitoring).
+    digest_yoy_threshold: float = Field(
+        default=0.5, gt=0,
+        description="Digest exception: forecast P50 deviates from the same weekday 52 weeks earlier by more than "
+        "this share of last year's units.",
+    )
+    digest_yoy_min_units: float = Field(
+        default=5.0, ge=0, description="Last-year units below this count as this many (no alarm on tiny series)."
+    )
+    digest_yoy_horizon_days: int = Field(default=7, ge=1, description="Forecast days compared with last year.")
+    alert_email_to: str = Field(
+        default="data-team@example.com", description="Comma-separated recipients of pipeline failure alerts."
+    )
+    data_docs_url: str | None = Field(
+        default=None, description="Where the GX Data Docs site is served (default: file URL under the state dir)."
+    )
+    reports_url: str | None = Field(
+        default=None, description="Where the forecast reports are served (default: file URL under the state dir)."
+    )
+
+    # Ordering platform (replenish serve). Sessions are server-side (platform.sessions): the cookie holds a
+    # random token only, so no signing secret is needed.
+    platform_host: str = Field(default="127.0.0.1", description="Address `replenish serve` binds to.")
+    platform_port: int = Field(default=8000, description="Port of `replenish serve`.")
+    secure_cookies: bool = Field(
+        default=False, description="Mark session cookies Secure (set behind TLS; https requests always get it)."
+    )
+    session_hours: int = Field(default=12, description="Sign-in lifetime of a web session.")
+    login_attempts_per_minute: int = Field(default=5, description="Sign-in attempts per client IP and username.")
+    api_requests_per_second: float = Field(default=20.0, description="POS API token bucket refill per API key.")
+    api_burst: int = Field(default=60, description="POS API token bucket size per API key.")
 
     @property
     def state(self) -> Path:

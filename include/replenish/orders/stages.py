@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import text
@@ -89,11 +90,18 @@ def load_inputs(conn, business_date: dt.date) -> tuple[pd.DataFrame, pd.DataFram
     return lines, fc
 
 
-def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up") -> dict:
+def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up",
+            store_ids: list[int] | list[str] | None = None) -> dict:
+    """Proposals for the date's order opportunities; ``store_ids`` limits them to one partition of stores
+    (orders are per store and supplier, so partitions never touch each other's orders)."""
     eng = _engine()
+    stores = None if store_ids is None else sorted({str(s) for s in store_ids})
     with eng.begin() as conn:
         ensure_schema(conn)
         lines, fc = load_inputs(conn, business_date)
+        if stores is not None and not lines.empty:
+            lines = lines[lines["store_id"].isin(stores)]
+            fc = fc[fc["store_id"].isin(stores)]
         if lines.empty:
             return {"orders": 0, "lines": 0}
         res = compute_proposals(lines, fc, mov_policy=mov_policy, explain=False)
@@ -110,8 +118,10 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up") 
         existing = {
             r[0]
             for r in conn.execute(
-                text("SELECT order_id FROM orders.purchase_orders WHERE order_date = :d"), {"d": business_date}
+                text("SELECT order_id, store_id FROM orders.purchase_orders WHERE order_date = :d"),
+                {"d": business_date},
             )
+            if stores is None or str(r[1]) in stores
         }
         keep = set(active) | existing
         ln = res.lines[
@@ -156,39 +166,52 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
             "ORDER BY item_id, snapshot_date DESC",
             {},
         )
-        for o in orders:
-            lines = (
-                conn.execute(
-                    text("SELECT item_id, final_qty, explanation FROM orders.order_lines WHERE order_id = :o"),
-                    {"o": o["order_id"]},
-                )
-                .mappings()
-                .all()
+        all_lines = (
+            conn.execute(
+                text(
+                    "SELECT order_id, item_id, final_qty, explanation FROM orders.order_lines "
+                    "WHERE order_id = ANY(:ids) ORDER BY order_id, item_id"
+                ),
+                {"ids": [o["order_id"] for o in orders]},
             )
+            .mappings()
+            .all()
+        )
+        by_order = {o["order_id"]: o for o in orders}
+        keys = [
+            LineKey(
+                str(by_order[ln["order_id"]]["store_id"]),
+                str(by_order[ln["order_id"]]["supplier_id"]),
+                str(ln["item_id"]),
+                by_order[ln["order_id"]]["delivery_date"],
+                int((ln["explanation"] or {}).get("coverage_days") or 1),
+            )
+            for ln in all_lines
+        ]
+        usual = usual_quantities(conn, keys, business_date)
+        promo = promotions(conn, keys)
+        flags = forecast_flags(conn, keys, business_date)
+        line_facts: dict[str, list[LineFacts]] = {}
+        for ln, (usual_qty, new_item), is_promo, (flagged, fallback) in zip(
+            all_lines, usual, promo, flags, strict=True
+        ):
+            expl = ln["explanation"] or {}
+            line_facts.setdefault(ln["order_id"], []).append(
+                LineFacts(
+                    ln["item_id"],
+                    int(ln["final_qty"]),
+                    category=categories.get(str(ln["item_id"])),
+                    usual_qty=usual_qty,
+                    interval_width=expl.get("interval_width"),
+                    is_promotion=is_promo,
+                    is_new_item=new_item,
+                    forecast_flagged=flagged,
+                    forecast_fallback=fallback,
+                )
+            )
+        for o in orders:
             snap_age, snap_date = _snapshot(conn, o["store_id"], business_date, now)
-            lf = []
-            for ln in lines:
-                expl = ln["explanation"] or {}
-                cov = int(expl.get("coverage_days") or 1)
-                usual, new_item = _usual(
-                    conn, o["store_id"], o["supplier_id"], ln["item_id"], o["delivery_date"], business_date, cov
-                )
-                flagged, fallback = _forecast_flag(
-                    conn, o["store_id"], ln["item_id"], business_date, o["delivery_date"], cov
-                )
-                lf.append(
-                    LineFacts(
-                        ln["item_id"],
-                        int(ln["final_qty"]),
-                        category=categories.get(str(ln["item_id"])),
-                        usual_qty=usual,
-                        interval_width=expl.get("interval_width"),
-                        is_promotion=_promotion(conn, o["store_id"], ln["item_id"], o["delivery_date"]),
-                        is_new_item=new_item,
-                        forecast_flagged=flagged,
-                        forecast_fallback=fallback,
-                    )
-                )
+            lf = line_facts.get(o["order_id"], [])
             facts = OrderFacts(
                 o["order_id"],
                 o["store_id"],
@@ -300,69 +323,149 @@ def _allows_auto(conn, store_id, supplier_id) -> bool:
 
 
 def _usual(conn, store_id, supplier_id, item_id, delivery_date, business_date, coverage_days=1):
-    """(usual quantity, is_new_item). Sources in order: our own sent orders (last 4 before the delivery);
-    the retailer's order history raw.mms_purchase_orders (deduped per po_id/line_no, last export wins): mean
-    of the last 4 deliveries of the same store x item on the delivery's weekday, else the last 4 deliveries;
-    else the mean daily sales of the last 28 days x coverage days. No history anywhere -> (None, True)."""
-    v = conn.execute(
-        text("""SELECT avg(final_qty) FROM (SELECT l.final_qty FROM orders.order_lines l
-        JOIN orders.purchase_orders p USING (order_id) WHERE p.store_id = :s AND p.supplier_id = :p AND l.item_id = :i
-        AND p.status IN ('sent', 'acknowledged') AND p.delivery_date < :dd ORDER BY p.delivery_date DESC LIMIT 4) x"""),
-        {"s": store_id, "p": supplier_id, "i": item_id, "dd": delivery_date},
-    ).scalar()
-    if v is not None:
-        return float(v), False
-    row = _scalar(
-        conn,
-        """WITH h AS (
-            SELECT DISTINCT ON (po_id, line_no) due_date, quantity FROM raw.mms_purchase_orders
-            WHERE store_id::text = :s AND item_id::text = :i AND due_date < :dd AND order_date <= :bd
-            ORDER BY po_id, line_no, _business_date DESC, _loaded_at DESC),
-        d AS (SELECT due_date, sum(quantity) AS qty FROM h GROUP BY due_date)
-        SELECT (SELECT avg(qty) FROM (SELECT qty FROM d
-                                      WHERE extract(isodow FROM due_date) = extract(isodow FROM CAST(:dd AS date))
-                                      ORDER BY due_date DESC LIMIT :n) a),
-               (SELECT avg(qty) FROM (SELECT qty FROM d ORDER BY due_date DESC LIMIT :n) b)""",
-        {"s": store_id, "i": item_id, "dd": delivery_date, "bd": business_date, "n": USUAL_N},
+    """(usual quantity, is_new_item) of one line: see ``usual_quantities``."""
+    key = LineKey(str(store_id), str(supplier_id), str(item_id), delivery_date, coverage_days)
+    return usual_quantities(conn, [key], business_date)[0]
+
+
+@dataclass(frozen=True)
+class LineKey:
+    store_id: str
+    supplier_id: str
+    item_id: str
+    delivery_date: dt.date
+    coverage_days: int = 1
+
+
+def _unnest(keys: list[LineKey]) -> tuple[str, dict]:
+    """A CTE ``k`` with one row per key (n = position), for set-based lookups instead of one query per line."""
+    cte = """k AS (SELECT * FROM unnest(CAST(:k_s AS text[]), CAST(:k_p AS text[]), CAST(:k_i AS text[]),
+        CAST(:k_dd AS date[]), CAST(:k_c AS int[])) WITH ORDINALITY
+        AS k(store_id, supplier_id, item_id, delivery_date, coverage_days, n))"""
+    return cte, {
+        "k_s": [k.store_id for k in keys],
+        "k_p": [k.supplier_id for k in keys],
+        "k_i": [k.item_id for k in keys],
+        "k_dd": [k.delivery_date for k in keys],
+        "k_c": [max(int(k.coverage_days or 1), 1) for k in keys],
+    }
+
+
+def _rows(conn, sql, params) -> list:
+    try:
+        with conn.begin_nested():
+            return list(conn.execute(text(sql), params).all())
+    except Exception:  # noqa: BLE001 - upstream table not built yet -> no facts from it
+        return []
+
+
+def usual_quantities(conn, keys: list[LineKey], business_date: dt.date) -> list[tuple[float | None, bool]]:
+    """(usual quantity, is_new_item) per line, in the order of ``keys``. Sources in order: our own sent orders
+    (last 4 before the delivery); the retailer's order history raw.mms_purchase_orders (deduped per po_id/line_no,
+    last export wins): mean of the last 4 deliveries of the same store x item on the delivery's weekday, else the
+    last 4 deliveries; else the mean daily sales of the last 28 days x coverage days. No history anywhere ->
+    (None, True). Three set-based queries for all lines of a run."""
+    if not keys:
+        return []
+    cte, params = _unnest(keys)
+    params |= {"bd": business_date, "n": USUAL_N, "lb": SALES_LOOKBACK_DAYS}
+    own = dict(
+        _rows(
+            conn,
+            f"""WITH {cte} SELECT k.n, (SELECT avg(final_qty) FROM (SELECT l.final_qty FROM orders.order_lines l
+            JOIN orders.purchase_orders p USING (order_id) WHERE p.store_id = k.store_id
+            AND p.supplier_id = k.supplier_id AND l.item_id = k.item_id AND p.status IN ('sent', 'acknowledged')
+            AND p.delivery_date < k.delivery_date ORDER BY p.delivery_date DESC LIMIT :n) x) FROM k""",
+            params,
+        )
     )
-    if row is not None and (row[0] is not None or row[1] is not None):
-        return float(row[0] if row[0] is not None else row[1]), False
-    row = _scalar(
-        conn,
-        """SELECT avg(units_sold) FROM marts.fct_daily_demand WHERE store_id::text = :s
-        AND item_id::text = :i AND demand_date <= :bd AND demand_date > CAST(:bd AS date) - :lb""",
-        {"s": store_id, "i": item_id, "bd": business_date, "lb": SALES_LOOKBACK_DAYS},
+    history = {
+        r[0]: (r[1], r[2])
+        for r in _rows(
+            conn,
+            f"""WITH {cte},
+            h AS (
+                SELECT DISTINCT ON (po_id, line_no) store_id::text AS store_id, item_id::text AS item_id, due_date,
+                       quantity
+                FROM raw.mms_purchase_orders
+                WHERE store_id::text = ANY(:k_s) AND item_id::text = ANY(:k_i) AND order_date <= :bd
+                ORDER BY po_id, line_no, _business_date DESC, _loaded_at DESC),
+            d AS (SELECT store_id, item_id, due_date, sum(quantity) AS qty FROM h GROUP BY 1, 2, 3)
+            SELECT k.n,
+                   (SELECT avg(qty) FROM (SELECT qty FROM d WHERE d.store_id = k.store_id AND d.item_id = k.item_id
+                        AND d.due_date < k.delivery_date
+                        AND extract(isodow FROM d.due_date) = extract(isodow FROM k.delivery_date)
+                        ORDER BY d.due_date DESC LIMIT :n) a),
+                   (SELECT avg(qty) FROM (SELECT qty FROM d WHERE d.store_id = k.store_id AND d.item_id = k.item_id
+                        AND d.due_date < k.delivery_date ORDER BY d.due_date DESC LIMIT :n) b)
+            FROM k""",
+            params,
+        )
+    }
+    sales = {
+        (r[0], r[1]): r[2]
+        for r in _rows(
+            conn,
+            """SELECT store_id::text, item_id::text, avg(units_sold) FROM marts.fct_daily_demand
+            WHERE store_id::text = ANY(:k_s) AND item_id::text = ANY(:k_i) AND demand_date <= :bd
+              AND demand_date > CAST(:bd AS date) - :lb GROUP BY 1, 2""",
+            params,
+        )
+    }
+    out: list[tuple[float | None, bool]] = []
+    for n, k in enumerate(keys, start=1):
+        same_weekday, last = history.get(n, (None, None))
+        mean_sales = sales.get((k.store_id, k.item_id))
+        if own.get(n) is not None:
+            out.append((float(own[n]), False))
+        elif same_weekday is not None or last is not None:
+            out.append((float(same_weekday if same_weekday is not None else last), False))
+        elif mean_sales is not None:
+            out.append((float(mean_sales) * max(int(k.coverage_days or 1), 1), False))
+        else:
+            out.append((None, True))
+    return out
+
+
+def promotions(conn, keys: list[LineKey]) -> list[bool]:
+    """Whether each line's item is on promotion at its store on the delivery date."""
+    if not keys:
+        return []
+    cte, params = _unnest(keys)
+    found = dict(
+        _rows(
+            conn,
+            f"""WITH {cte} SELECT k.n, bool_or(d.is_promotion) FROM k JOIN marts.fct_demand_drivers d
+            ON d.store_id::text = k.store_id AND d.item_id::text = k.item_id AND d.driver_date = k.delivery_date
+            GROUP BY k.n""",
+            params,
+        )
     )
-    if row is not None and row[0] is not None:
-        return float(row[0]) * max(int(coverage_days), 1), False
-    return None, True
+    return [bool(found.get(n)) for n in range(1, len(keys) + 1)]
 
 
-def _promotion(conn, store_id, item_id, delivery_date) -> bool:
-    row = _scalar(
-        conn,
-        "SELECT bool_or(is_promotion) FROM marts.fct_demand_drivers WHERE store_id::text = :s "
-        "AND item_id::text = :i AND driver_date = :dd",
-        {"s": store_id, "i": item_id, "dd": delivery_date},
-    )
-    return bool(row and row[0])
-
-
-def _forecast_flag(conn, store_id, item_id, business_date, delivery_date, coverage_days=1) -> tuple[bool, bool]:
-    """(flagged, fallback) of the forecast used for the coverage window (latest origin <= business date).
+def forecast_flags(conn, keys: list[LineKey], business_date: dt.date) -> list[tuple[bool, bool]]:
+    """(flagged, fallback) per line of the forecast used for its coverage window (latest origin <= business date).
     fallback = flagged rows without a model version (item-profile fallback, no trained model)."""
-    row = _scalar(
-        conn,
-        """SELECT bool_or(is_flagged), bool_or(is_flagged AND model_version IS NULL) FROM (
-            SELECT DISTINCT ON (target_date) is_flagged, model_version FROM forecast.forecasts
-            WHERE store_id::text = :s AND item_id::text = :i AND origin_date <= :bd
-              AND target_date >= :dd AND target_date < CAST(:dd AS date) + :c
-            ORDER BY target_date, origin_date DESC) f""",
-        {"s": store_id, "i": item_id, "bd": business_date, "dd": delivery_date, "c": max(int(coverage_days), 1)},
-    )
-    if row is None or row[0] is None:
-        return False, False
-    return bool(row[0]), bool(row[1])
+    if not keys:
+        return []
+    cte, params = _unnest(keys)
+    params["bd"] = business_date
+    found = {
+        r[0]: (bool(r[1]), bool(r[2]))
+        for r in _rows(
+            conn,
+            f"""WITH {cte}, f AS (
+                SELECT DISTINCT ON (k.n, f.target_date) k.n, f.is_flagged, f.model_version
+                FROM k JOIN forecast.forecasts f ON f.store_id::text = k.store_id AND f.item_id::text = k.item_id
+                 AND f.origin_date <= :bd AND f.target_date >= k.delivery_date
+                 AND f.target_date < k.delivery_date + k.coverage_days
+                ORDER BY k.n, f.target_date, f.origin_date DESC)
+            SELECT n, bool_or(is_flagged), bool_or(is_flagged AND model_version IS NULL) FROM f GROUP BY n""",
+            params,
+        )
+    }
+    return [found.get(n, (False, False)) for n in range(1, len(keys) + 1)]
 
 
 def default_channels(settings=None) -> dict:
