@@ -74,9 +74,15 @@ CREATE TABLE IF NOT EXISTS orders.order_events (
 );
 CREATE OR REPLACE FUNCTION orders.forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'orders.order_events is append-only'; END $$;
-DROP TRIGGER IF EXISTS order_events_append_only ON orders.order_events;
-CREATE TRIGGER order_events_append_only BEFORE UPDATE OR DELETE ON orders.order_events
-    FOR EACH ROW EXECUTE FUNCTION orders.forbid_change();
+-- Created only when missing: DROP/CREATE TRIGGER (and CREATE INDEX IF NOT EXISTS) lock the table until the
+-- caller's transaction ends, and ensure_schema runs inside long stage and request transactions.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'order_events_append_only'
+                   AND tgrelid = 'orders.order_events'::regclass) THEN
+        CREATE TRIGGER order_events_append_only BEFORE UPDATE OR DELETE ON orders.order_events
+            FOR EACH ROW EXECUTE FUNCTION orders.forbid_change();
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS orders.outbox (
     message_id bigserial PRIMARY KEY,
     order_id text NOT NULL REFERENCES orders.purchase_orders(order_id),
@@ -117,6 +123,17 @@ CREATE TABLE IF NOT EXISTS orders.release_stats (
     rules_version text,
     PRIMARY KEY (run_id, supplier_id, store_id)
 );
+DO $$ BEGIN
+    IF to_regclass('orders.outbox_order_id_idx') IS NULL THEN
+        CREATE INDEX outbox_order_id_idx ON orders.outbox (order_id, message_id);
+    END IF;
+    IF to_regclass('orders.order_events_order_id_idx') IS NULL THEN
+        CREATE INDEX order_events_order_id_idx ON orders.order_events (order_id, event_id);
+    END IF;
+    IF to_regclass('orders.purchase_orders_status_idx') IS NULL THEN
+        CREATE INDEX purchase_orders_status_idx ON orders.purchase_orders (status, delivery_date);
+    END IF;
+END $$;
 """
 
 

@@ -26,7 +26,7 @@ from replenish.orders.store import OPEN_STATUSES
 from replenish.platform import api_keys, order_actions
 from replenish.platform.access import Principal, scope_sql
 from replenish.platform.errors import FieldError, PlatformError, invalid, not_found
-from replenish.platform.order_queries import get_order, order_lines, outbox_state
+from replenish.platform.order_queries import get_order, lines_by_order, order_lines, outbox_by_order, outbox_state
 
 bearer = HTTPBearer(auto_error=False, description="POS terminal API key")
 key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="POS terminal API key (alternative)")
@@ -161,9 +161,12 @@ Terminal = Annotated[Principal, Depends(terminal)]
 router = APIRouter(tags=["pos"], responses=ERRORS)
 
 
-def order_out(conn, head: dict) -> OrderOut:
-    lines = order_lines(conn, head["order_id"])
-    box = outbox_state(conn, head["order_id"])
+def order_out(conn, head: dict, lines: list[dict] | None = None, box: dict | None = None,
+              *, prefetched: bool = False) -> OrderOut:
+    """``prefetched``: ``lines`` and ``box`` were loaded for many orders at once (see proposals)."""
+    if not prefetched:
+        lines = order_lines(conn, head["order_id"])
+        box = outbox_state(conn, head["order_id"])
     return OrderOut(
         order_id=head["order_id"],
         store_id=head["store_id"],
@@ -182,7 +185,7 @@ def order_out(conn, head: dict) -> OrderOut:
                 edited_by=ln["edited_by"],
                 edit_reason=ln["edit_reason"],
             )
-            for ln in lines
+            for ln in lines or []
         ],
         outbox=OutboxOut(**{k: box[k] for k in OutboxOut.model_fields}) if box else None,
     )
@@ -206,7 +209,11 @@ def proposals(
             text(f"SELECT p.* FROM orders.purchase_orders p WHERE {where} ORDER BY delivery_date, supplier_id"),
             params,
         ).mappings()
-        orders = [order_out(conn, dict(h)) for h in heads.all()]
+        heads_ = [dict(h) for h in heads.all()]
+        ids = [h["order_id"] for h in heads_]
+        lines, boxes = lines_by_order(conn, ids), outbox_by_order(conn, ids)
+        orders = [order_out(conn, h, lines.get(h["order_id"], []), boxes.get(h["order_id"]), prefetched=True)
+                  for h in heads_]
     return ProposalsOut(store_id=p.stores[0], delivery_date=delivery_date, orders=orders)
 
 

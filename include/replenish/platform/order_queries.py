@@ -7,6 +7,7 @@ optional: without them the pages still work from the order tables alone.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,9 +77,13 @@ def review_queue(conn: Connection, p: Principal, f: QueueFilter) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def queue_facets(conn: Connection, p: Principal) -> dict[str, list]:
-    """Values for the filter drop-downs, within the principal's scope."""
+def queue_facets(conn: Connection, p: Principal, since: dt.date | None = None) -> dict[str, list]:
+    """Values for the filter drop-downs, within the principal's scope: open orders and, with ``since``, any
+    order delivered from that date on (not the whole history, which grows every night)."""
     scope, params = scope_sql(p, conn)
+    if since is not None:
+        scope = f"{scope} AND (p.status = ANY(:facet_open) OR p.delivery_date >= :facet_since)"
+        params.update(facet_open=list(OPEN_STATUSES), facet_since=since)
     row = (
         conn.execute(
             text(
@@ -119,14 +124,20 @@ def get_order(conn: Connection, p: Principal, order_id: str, *, for_update: bool
 
 
 def order_lines(conn: Connection, order_id: str) -> list[dict]:
+    return lines_by_order(conn, [order_id]).get(order_id, [])
+
+
+def lines_by_order(conn: Connection, order_ids: list[str]) -> dict[str, list[dict]]:
+    """The lines of several orders in one query (a list page must not cost a query per order)."""
     rows = conn.execute(
-        text("SELECT * FROM orders.order_lines WHERE order_id = :o ORDER BY item_id"), {"o": order_id}
+        text("SELECT * FROM orders.order_lines WHERE order_id = ANY(:o) ORDER BY order_id, item_id"),
+        {"o": list(order_ids)},
     ).mappings()
-    out = []
+    out: dict[str, list[dict]] = {}
     for r in rows:
         d = dict(r)
         d["explanation"] = explanation_of(d)
-        out.append(d)
+        out.setdefault(d["order_id"], []).append(d)
     return out
 
 
@@ -154,10 +165,11 @@ def item_rules(conn: Connection, head: dict, lines: list[dict], extra_items: lis
 
 
 def supplier_items(conn: Connection, head: dict) -> list[str] | None:
-    """Items this supplier delivers to this store (None when the parameters mart is not built)."""
+    """Items this supplier delivers to this store; None (no restriction) when the parameters mart is not built
+    or does not know the pair yet (a store opened after the last master load must still be able to order)."""
     if not _exists(conn, "marts.dim_replenishment_parameters"):
         return None
-    return list(
+    items = list(
         conn.execute(
             text(
                 """SELECT DISTINCT item_id::text FROM marts.dim_replenishment_parameters
@@ -166,10 +178,26 @@ def supplier_items(conn: Connection, head: dict) -> list[str] | None:
             {"s": str(head["store_id"]), "p": str(head["supplier_id"])},
         ).scalars()
     )
+    return items or None
+
+
+_NAMES_TTL_SECONDS = 60.0
+_names_cache: dict[str, tuple[float, dict[str, dict[str, str]]]] = {}
 
 
 def names(conn: Connection) -> dict[str, dict[str, str]]:
-    """Display names of stores, suppliers and items from the marts (empty when not built)."""
+    """Display names of stores, suppliers and items from the marts (empty when not built). Cached per database
+    for a minute: every page shows them, and they change with the nightly master load."""
+    key = str(conn.engine.url)
+    hit = _names_cache.get(key)
+    if hit and time.monotonic() - hit[0] < _NAMES_TTL_SECONDS:
+        return hit[1]
+    out = _load_names(conn)
+    _names_cache[key] = (time.monotonic(), out)
+    return out
+
+
+def _load_names(conn: Connection) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {"store": {}, "supplier": {}, "item": {}}
     for kind, rel, col in (
         ("store", "marts.dim_stores", "store_name"),
@@ -233,15 +261,16 @@ def audit_trail(conn: Connection, order_id: str) -> list[dict]:
 
 
 def outbox_state(conn: Connection, order_id: str) -> dict[str, Any] | None:
-    row = (
-        conn.execute(
-            text(
-                "SELECT message_id, channel, status, attempts, last_error, next_attempt_at, sent_at "
-                "FROM orders.outbox WHERE order_id = :o ORDER BY message_id DESC LIMIT 1"
-            ),
-            {"o": order_id},
-        )
-        .mappings()
-        .first()
-    )
-    return dict(row) if row else None
+    return outbox_by_order(conn, [order_id]).get(order_id)
+
+
+def outbox_by_order(conn: Connection, order_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The latest outbox message of each order that has one."""
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT ON (order_id) order_id, message_id, channel, status, attempts, last_error, "
+            "next_attempt_at, sent_at FROM orders.outbox WHERE order_id = ANY(:o) ORDER BY order_id, message_id DESC"
+        ),
+        {"o": list(order_ids)},
+    ).mappings()
+    return {r["order_id"]: dict(r) for r in rows}

@@ -61,7 +61,7 @@ def session_user(conn: Connection, token: str | None) -> tuple[User, str] | None
     ).first()
     if row is None:
         return None
-    user = get_user(conn, row.username)
+    user = get_user(conn, row.username, ensure=False)  # the join above proved the tables exist
     return (user, row.csrf_token) if user else None
 
 

@@ -220,9 +220,9 @@ def queue(
     f = order_queries.QueueFilter(status, day, store_id or None, supplier_id or None, reason or None)
     with ctx.engine.connect() as conn:
         rows = order_queries.review_queue(conn, s.principal, f)
-        facets = order_queries.queue_facets(conn, s.principal)
+        now = ctx.now()
+        facets = order_queries.queue_facets(conn, s.principal, since=now.date() - dt.timedelta(days=14))
         nm = order_queries.names(conn)
-    now = ctx.now()
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         r["cutoff_text"] = _cutoff_text(r["cutoff_at"], now)
