@@ -143,6 +143,7 @@ def test_queue_groups_filters_reasons_countdown(app, world) -> None:
     mine = {o for k, o in world["orders"].items() if k.split("/")[1] == world["suppliers"][0]}
     assert ids >= mine and not ids & (set(world["orders"].values()) - mine)
     assert 'data-testid="queue-group"' in page and 'data-reason="max_deviation"' in page
+    assert "quantity far from the usual" in page  # reason codes are shown in words, the code as a tooltip
     assert re.search(r'data-testid="cutoff-countdown" data-cutoff="[^"]+">\d+h \d\dm left', page)
     only = c.get("/queue", params={"store_id": world["stores"][1]}).text
     assert set(re.findall(r'data-order-id="([^"]+)"', only)) == {_order(world, 1, 0)}

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from replenish.platform import tables
 from replenish.platform.errors import FieldError, PlatformError
+from replenish.platform.labels import reason_label
 from replenish.platform.ratelimit import TokenBucket
 from replenish.settings import Settings, get_settings
 
@@ -101,6 +102,7 @@ def create_app(
     with engine.begin() as conn:
         tables.ensure_schema(conn)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["reason_label"] = reason_label
     ctx = PlatformContext(
         settings=settings,
         engine=engine,
