@@ -157,6 +157,25 @@ def test_scrambling_the_future_demand_changes_no_earlier_order(panel, small):
     assert not a.reset_index(drop=True).equals(b.reset_index(drop=True))
 
 
+def test_parallel_weekly_fit_equals_the_production_fit():
+    """``ours`` fits each quantile in its own thread with one LightGBM thread (the runtime fix for shared
+    cores): same configuration but the thread count, same training rows, the same forecasts as the
+    production ``ForecastModel.fit``."""
+    from ml.model import ForecastModel
+    from ml.tests_support import fast_config, small_frame
+    from replenish.simulate.training import fit_weekly
+
+    frame, cfg, end = small_frame(), fast_config(), pd.Timestamp("2018-05-27")
+    assert cfg.lgbm.num_threads > 1
+    prod, ours = ForecastModel(cfg).fit(frame, end_date=end), fit_weekly(cfg, frame, end)
+    assert ours.cfg.lgbm.num_threads == 1 and ours.cfg.model_copy(update={"lgbm": cfg.lgbm}) == cfg
+    assert (ours.n_train_rows, ours.train_start, ours.train_end) == (prod.n_train_rows, prod.train_start,
+                                                                     prod.train_end)
+    assert sorted(ours.boosters) == sorted(prod.boosters) == cfg.quantiles
+    origins = [end, end + pd.Timedelta(days=14)]
+    pd.testing.assert_frame_equal(ours.predict(frame, origins), prod.predict(frame, origins))
+
+
 # ------------------------------------------------------------------ hand-computed case
 class _Constant(Policy):
     name = "constant"
@@ -221,6 +240,18 @@ def test_inventory_fifo_and_expiry_by_hand():
     assert (f.sales[0], f.waste[0], f.closing_after[0], f.lost[0]) == (3, 5, 0, 0)
     f = inv.day(np.array([0]), np.array([4]))
     assert (f.sales[0], f.lost[0], f.closing[0]) == (0, 4, 0)
+
+
+def test_open_orders_before_the_delivery_by_hand():
+    from replenish.simulate.policies import open_before_delivery
+
+    oo = pd.DataFrame({"s": [0, 0, 0, 2, 3], "due": [5, 7, 9, 6, 6], "qty": [10, 20, 40, 5, 7]})
+    ss, dl, life = np.array([0, 2, 4]), np.array([9, 6, 8]), np.array([3, 1, 1, 1, 1])
+    on_order, expiring = open_before_delivery(oo, ss, dl, life)
+    # series 0: due 5 and 7 arrive before the delivery on day 9; the one due 5 has expired by then (5 + 3 <= 9)
+    # series 2: due 6 is not before the delivery on 6; series 3 has no opportunity; series 4 has no open order
+    assert on_order.tolist() == [30.0, 0.0, 0.0] and expiring.tolist() == [10.0, 0.0, 0.0]
+    assert [a.tolist() for a in open_before_delivery(oo.iloc[:0], ss, dl, life)] == [[0.0] * 3] * 2
 
 
 def test_reviewer_adjustment_and_bad_input(panel):

@@ -85,13 +85,7 @@ class ProposalPolicy(Policy):
         ss = np.array(sorted(view.opportunities), dtype=np.int64)
         dl = np.array([view.opportunities[s].delivery for s in ss], dtype=np.int64)
         nx = np.array([view.opportunities[s].next_delivery for s in ss], dtype=np.int64)
-        oo = view.on_order
-        on_order = np.zeros(len(ss))
-        expiring = np.zeros(len(ss))
-        for i, s in enumerate(ss):   # open orders due before the delivery; those too old by then expire
-            mine = oo[(oo["s"] == s) & (oo["due"] < dl[i])]
-            on_order[i] = mine["qty"].sum()
-            expiring[i] = mine.loc[dl[i] - mine["due"] >= tr.shelf_life[s], "qty"].sum()
+        on_order, expiring = open_before_delivery(view.on_order, ss, dl, tr.shelf_life)
         return pd.DataFrame({
             "store_id": m.keys["store_id"].to_numpy()[ss], "item_id": m.keys["item_id"].to_numpy()[ss],
             "supplier_id": tr.supplier_id[ss], "order_date": view.date, "delivery_date": m.days[dl],
@@ -163,7 +157,7 @@ class Ours(ProposalPolicy):
         return w
 
     def _maybe_train(self, view: DayView) -> None:
-        from ml.model import ForecastModel
+        from replenish.simulate.training import fit_weekly
 
         # the forecast_training DAG runs Monday 04:00 on data through Sunday: business date D uses the model
         # trained on data through the last Sunday before D
@@ -174,7 +168,7 @@ class Ours(ProposalPolicy):
         frame = frame[frame["date"] <= end]
         if self.on_train:
             self.on_train(f"training the forecast model on data through {end.date()}")
-        self.model = ForecastModel(self.cfg).fit(frame, end_date=end)
+        self.model = fit_weekly(self.cfg, frame, end)
         self.train_end = end
         self.fits.append({"business_date": str(view.date.date()), "train_end": str(end.date()),
                           "rows": int(self.model.n_train_rows), "seconds": round(self.model.fit_seconds, 1)})
@@ -268,16 +262,17 @@ class PerfectForesight(Policy):
         tr = self.m.terms
         ss = np.array(sorted(view.opportunities), dtype=np.int64)
         qty = np.zeros(len(ss), dtype=np.int64)
-        oo = view.on_order
-        for i, s in enumerate(ss):
+        arrivals: dict[tuple[int, int], int] = {}
+        for s, due, q in zip(view.on_order["s"].tolist(), view.on_order["due"].tolist(),
+                             view.on_order["qty"].tolist(), strict=True):
+            arrivals[(s, due)] = arrivals.get((s, due), 0) + q
+        for i, s in enumerate(ss.tolist()):
             o = view.opportunities[s]
             lots = view.lots[s].copy()
-            mine = oo[oo["s"] == s]
-            arrivals = mine.groupby("due")["qty"].sum()
             unmet = 0
             window_end = min(o.next_delivery, o.delivery + int(tr.shelf_life[s]))
             for d in range(view.t + 1, window_end):
-                lots[int(tr.shelf_life[s]) - 1] += int(arrivals.get(d, 0))
+                lots[int(tr.shelf_life[s]) - 1] += arrivals.get((s, d), 0)
                 dem = self._demand(d, s)
                 for k in range(len(lots)):       # FIFO
                     take = min(dem, lots[k])
@@ -289,6 +284,23 @@ class PerfectForesight(Policy):
                 lots[-1] = 0
             qty[i] = unmet
         return _plain_lines(ss, view.opportunities, qty)
+
+
+def open_before_delivery(orders: pd.DataFrame, ss: np.ndarray, delivery: np.ndarray,
+                         shelf_life: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per series ``ss[i]`` (sorted): units of the open orders due before ``delivery[i]``, and the part of them
+    that will have expired by then (due date + shelf life <= delivery): ``on_order_qty``, ``on_order_expiring_qty``."""
+    on_order, expiring = np.zeros(len(ss)), np.zeros(len(ss))
+    if not len(orders) or not len(ss):
+        return on_order, expiring
+    os_ = orders["s"].to_numpy(np.int64)
+    due, qty = orders["due"].to_numpy(np.int64), orders["qty"].to_numpy(np.int64)
+    pos = np.minimum(np.searchsorted(ss, os_), len(ss) - 1)
+    before = (ss[pos] == os_) & (due < delivery[pos])
+    old = before & (delivery[pos] - due >= shelf_life[os_])
+    on_order += np.bincount(pos[before], weights=qty[before], minlength=len(ss))
+    expiring += np.bincount(pos[old], weights=qty[old], minlength=len(ss))
+    return on_order, expiring
 
 
 def _plain_lines(ss: np.ndarray, opps: dict[int, Opportunity], qty: np.ndarray) -> pd.DataFrame:

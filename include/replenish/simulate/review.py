@@ -49,8 +49,10 @@ class Releaser:
         d = masters.drivers
         key = pd.MultiIndex.from_frame(masters.keys)
         promo = d[d["promotion"] > 0]
-        self._promo = set(zip(key.get_indexer(pd.MultiIndex.from_frame(promo[["store_id", "item_id"]])),
-                              (promo["date"] - masters.start).dt.days, strict=True))
+        self._promo = set(zip(key.get_indexer(pd.MultiIndex.from_frame(promo[["store_id", "item_id"]])).tolist(),
+                              (promo["date"] - masters.start).dt.days.tolist(), strict=True))
+        self._store_str = [str(x) for x in masters.keys["store_id"].tolist()]
+        self._item_str = [str(x) for x in masters.keys["item_id"].tolist()]
 
     def usual(self, book: OrderBook, s: int, delivery: int, coverage: int, sales: np.ndarray) -> float | None:
         own = [q for d, q in book.history.get(s, []) if d < delivery][-USUAL_N:]
@@ -81,23 +83,29 @@ class Releaser:
         auto = np.zeros(len(lines), bool)
         why = [""] * len(lines)
         final = lines["qty"].to_numpy(np.int64).copy()
+        # plain arrays once: a per-order DataFrame slice and itertuples cost more than the rules themselves
+        s_all, qty_all = s, lines["qty"].to_numpy(np.int64)
+        dl_all, nx_all = lines["delivery"].to_numpy(np.int64), lines["next_delivery"].to_numpy(np.int64)
+        iw_all = lines["interval_width"].to_numpy(float)
+        fl_all, fb_all = lines["flagged"].to_numpy(bool), lines["fallback"].to_numpy(bool)
+        rs_all = lines["reasons"].tolist()
         for key, idx in lines.groupby("order_key", sort=True).indices.items():
-            sub = lines.iloc[idx]
             facts = []
-            for r in sub.itertuples():
-                si = int(r.s)
-                cov = int(r.next_delivery - r.delivery)
+            for i in idx:
+                si, dl = int(s_all[i]), int(dl_all[i])
+                iw = iw_all[i]
                 facts.append(LineFacts(
-                    str(m.keys.at[si, "item_id"]), int(r.qty), category=tr.category[si],
-                    usual_qty=self.usual(book, si, int(r.delivery), cov, sales),
-                    interval_width=None if not np.isfinite(r.interval_width) else float(r.interval_width),
-                    is_promotion=(si, int(r.delivery)) in self._promo, is_new_item=False,
-                    forecast_flagged=bool(r.flagged), forecast_fallback=bool(r.fallback)))
-            s0 = int(sub["s"].iloc[0])
-            reasons = tuple(dict.fromkeys(x for rs in sub["reasons"] for x in rs))
+                    self._item_str[si], int(qty_all[i]), category=tr.category[si],
+                    usual_qty=self.usual(book, si, dl, int(nx_all[i] - dl), sales),
+                    interval_width=None if not np.isfinite(iw) else float(iw),
+                    is_promotion=(si, dl) in self._promo, is_new_item=False,
+                    forecast_flagged=bool(fl_all[i]), forecast_fallback=bool(fb_all[i])))
+            si = s_all[idx]
+            s0 = int(si[0])
+            reasons = tuple(dict.fromkeys(x for i in idx for x in rs_all[i]))
             order = OrderFacts(
-                order_id=key, store_id=str(m.keys.at[s0, "store_id"]), supplier_id=str(tr.supplier_id[s0]),
-                order_value=float((sub["qty"].to_numpy() * tr.cost[sub["s"].to_numpy(np.int64)]).sum()),
+                order_id=key, store_id=self._store_str[s0], supplier_id=str(tr.supplier_id[s0]),
+                order_value=float((qty_all[idx] * tr.cost[si]).sum()),
                 quality_gate_passed=True, snapshot_age_hours=0.0, allows_auto_order=bool(tr.allows_auto[s0]),
                 lines=facts, proposal_reasons=reasons, snapshot_date=t, business_date=t)
             codes = evaluate(order, self.rules)
@@ -106,8 +114,7 @@ class Releaser:
             for i in idx:
                 why[i] = why_s
             if codes and adjustable and self.adjust != 1.0:
-                si = sub["s"].to_numpy(np.int64)
-                q = np.rint(sub["qty"].to_numpy() * self.adjust / tr.pack[si]).astype(np.int64) * tr.pack[si]
+                q = np.rint(qty_all[idx] * self.adjust / tr.pack[si]).astype(np.int64) * tr.pack[si]
                 q = np.where(q > 0, np.maximum(q, -((-tr.moq[si]) // tr.pack[si]) * tr.pack[si]), 0)
                 final[idx] = np.minimum(q, (tr.max_qty[si] // tr.pack[si]) * tr.pack[si])
         lines["auto"] = auto

@@ -48,7 +48,8 @@ def run_simulation(start: dt.date = DEFAULT_START, end: dt.date = DEFAULT_END, *
     doc = summarize(result)
     ours = policies[0].cfg
     doc["forecast_training"] = {"schedule": "weekly: Monday, on data through Sunday (as the forecast_training DAG)",
-                                "origin_stride": ours.origin_stride, "config_fingerprint": ours.fingerprint()}
+                                "origin_stride": ours.origin_stride, "config_fingerprint": ours.fingerprint(),
+                                "quantile_fits": "one thread per quantile, 1 LightGBM thread each (simulate.training)"}
     if report:
         from replenish.simulate.report import write_html
 
