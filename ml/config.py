@@ -23,6 +23,9 @@ class LightGBMParams(BaseModel):
     bagging_freq: int = 1
     lambda_l2: float = 1.0
     num_boost_round: int = 200
+    # the P10/P90 models: fewer rounds at a proportionally higher learning rate (they set the interval, not the
+    # P50 WAPE); on the validation folds 60 rounds gave the same WAPE and coverage for ~30% less CPU. None = all.
+    interval_boost_round: int | None = 60
     num_threads: int = 2
     seed: int = 7
     max_bin: int = 127
@@ -41,9 +44,15 @@ class ForecastConfig(BaseModel):
     same_weekday_counts: list[int] = Field(default_factory=lambda: [1, 4, 8])  # last k same weekdays of target, <= o
     year_ago_window: int = 7            # mean of y around t-364 (centred, ends <= o for h <= 360)
     scale_window: int = 28              # target / features are divided by mean over this window at o
+    # the target weekday's share over the last w weeks (mean of the w last same weekdays <= o / mean of the 7w days
+    # ending at o) and that share times the last 7-day mean (a level x weekday forecast, in units of scale);
+    # the long windows estimate each series' weekday pattern precisely (validation h=1-2 WAPE 0.189 -> 0.185)
+    weekday_profile_weeks: list[int] = Field(default_factory=lambda: [8, 26, 52])
     # known-in-advance features at the target date
     calendar: list[str] = Field(default_factory=lambda: ["dow", "dom", "month", "doy", "week"])
     drivers: list[str] = Field(default_factory=lambda: list(DRIVER_COLUMNS))
+    # public holiday the day before and the day after the target date (known in advance, like the drivers)
+    holiday_neighbours: bool = True
     categoricals: list[str] = Field(default_factory=lambda: ["store_id", "item_id"])
     # censored demand: stock-out days are masked from the training loss and from target-derived features
     mask_stockouts: bool = True

@@ -142,6 +142,13 @@ def build_features(grid: Grid, origins: Sequence, cfg: ForecastConfig, horizons:
         base[f"std_{w}"] = np.sqrt(np.maximum(s2 / np.maximum(n, 1) - m**2, 0)) / scale
     base["n_obs_56"] = _window_mean(cs, cn, o, 56)[1]
     base["log_scale"] = np.log1p(scale)
+    mean_7 = _window_mean(cs, cn, o, 7)[0]
+    if cfg.weekday_profile_weeks:
+        # cumulative sums over every 7th day: ws[:, i] = sum of y[:, i], y[:, i-7], y[:, i-14], ...
+        ws, wn = np.nan_to_num(y), obs.astype(np.float64)
+        for d in range(7):
+            np.cumsum(ws[:, d::7], axis=1, out=ws[:, d::7])
+            np.cumsum(wn[:, d::7], axis=1, out=wn[:, d::7])
 
     out = []
     S = len(grid.keys)
@@ -157,12 +164,26 @@ def build_features(grid: Grid, origins: Sequence, cfg: ForecastConfig, horizons:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 for k in cfg.same_weekday_counts:
                     feats[f"sw_mean_{k}"] = (sw[0] if k == 1 else np.nanmean(sw[:k], axis=0)) / scale
+                for wk in cfg.weekday_profile_weeks:
+                    # mean of the wk same weekdays t - lag0 - 7j (j < wk), all in the 7wk days ending at o
+                    e, b = t - lag0, t - lag0 - 7 * wk
+                    s_wk = y_at(ws, e, o) - np.where(b >= 0, y_at(ws, np.maximum(b, 0), o), 0.0)
+                    n_wk = y_at(wn, e, o) - np.where(b >= 0, y_at(wn, np.maximum(b, 0), o), 0.0)
+                    with np.errstate(divide="ignore"):
+                        share = np.where(n_wk > 0, s_wk / np.maximum(n_wk, 1), np.nan) / \
+                            _window_mean(cs, cn, o, 7 * wk)[0]
+                    feats[f"dow_share_{wk}"] = share
+                    feats[f"dow_level_{wk}"] = share * mean_7 / scale
                 if cfg.year_ago_window:
                     half = cfg.year_ago_window // 2
                     ya = np.stack([y_at(y, t - 364 + d, o) for d in range(-half, half + 1)])
                     feats["year_ago"] = np.nanmean(ya, axis=0) / scale
         for c in cfg.drivers:
             feats[c] = _at_target(grid.drivers[c], t)
+        if cfg.holiday_neighbours:
+            hol = grid.drivers.get("is_holiday")
+            for name, d in (("holiday_prev", -1), ("holiday_next", 1)):
+                feats[name] = _at_target(hol, t + d) if hol is not None else np.full((S, len(o)), np.nan)
         td = pd.DatetimeIndex(grid.dates[0] + pd.to_timedelta(t, unit="D"))
         cal = {"dow": td.dayofweek, "dom": td.day, "month": td.month, "doy": td.dayofyear,
                "week": td.isocalendar().week.to_numpy().astype(int)}
@@ -191,9 +212,11 @@ def feature_columns(cfg: ForecastConfig) -> list[str]:
         cols.append("last")
     cols += [f"mean_{w}" for w in cfg.rolling_windows] + [f"std_{cfg.rolling_std_window}", "n_obs_56", "log_scale"]
     cols += [f"sw_mean_{k}" for k in cfg.same_weekday_counts]
+    cols += [f"dow_{kind}_{wk}" for wk in cfg.weekday_profile_weeks for kind in ("share", "level")]
     if cfg.year_ago_window:
         cols.append("year_ago")
-    return cols + list(cfg.drivers) + list(cfg.calendar) + list(cfg.categoricals)
+    cols += list(cfg.drivers) + (["holiday_prev", "holiday_next"] if cfg.holiday_neighbours else [])
+    return cols + list(cfg.calendar) + list(cfg.categoricals)
 
 
 def check_no_lookahead(frame: pd.DataFrame, origin, cfg: ForecastConfig, extra: Sequence[ExtraFeature] = (),

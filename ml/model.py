@@ -76,6 +76,7 @@ class ForecastModel:
         weight = np.concatenate(weights)
         params = cfg.lgbm.model_dump()
         rounds = params.pop("num_boost_round")
+        interval_rounds = params.pop("interval_boost_round") or rounds
         ds = lgb.Dataset(data, label=target, weight=weight, feature_name=cols,
                          categorical_feature=list(cfg.categoricals), free_raw_data=True,
                          params={"max_bin": params["max_bin"], "verbose": -1, "num_threads": params["num_threads"],
@@ -84,7 +85,9 @@ class ForecastModel:
         del data
         for q in cfg.quantiles:
             qp = dict(params, objective="quantile", alpha=q)
-            self.boosters[q] = lgb.train(qp, ds, num_boost_round=rounds, keep_training_booster=False)
+            n = rounds if q == 0.5 else interval_rounds
+            qp["learning_rate"] = params["learning_rate"] * rounds / n
+            self.boosters[q] = lgb.train(qp, ds, num_boost_round=n, keep_training_booster=False)
         self.train_start = str(grid.dates[0].date())
         self.train_end = str(end.date())
         self.n_train_rows = len(target)

@@ -46,3 +46,25 @@ def test_same_weekday_lag_is_the_last_same_weekday_at_or_before_origin():
         assert np.isclose(r["sw_mean_1"] * r["scale"], y[pd.Timestamp(src)])
         assert pd.Timestamp(src) <= pd.Timestamp("2018-03-15")
         assert r["dow"] == pd.Timestamp(r["target_date"]).dayofweek
+
+
+def test_weekday_profile_and_holiday_neighbours():
+    f = small_frame()
+    cfg = ForecastConfig(weekday_profile_weeks=[8], holiday_neighbours=True)
+    origin = pd.Timestamp("2018-03-15")
+    X = build_features(make_grid(f, cfg), [origin], cfg)
+    s0, i0 = f["store_id"].min(), f["item_id"].min()
+    s = f[(f.store_id == s0) & (f.item_id == i0)].set_index("date")
+    for h in (1, 5, 9):
+        r = X[(X.store_id == s0) & (X.item_id == i0) & (X.horizon == h)].iloc[0]
+        t = origin + pd.Timedelta(days=h)
+        lag0 = 7 * int(np.ceil(h / 7))
+        same = [t - pd.Timedelta(days=lag0 + 7 * j) for j in range(8)]
+        assert max(same) <= origin
+        window = s.loc[origin - pd.Timedelta(days=55):origin, "y"]
+        share = s.loc[same, "y"].mean() / window.mean()
+        assert np.isclose(r["dow_share_8"], share, rtol=1e-5)
+        last7 = s.loc[origin - pd.Timedelta(days=6):origin, "y"].mean()
+        assert np.isclose(r["dow_level_8"] * r["scale"], share * last7, rtol=1e-5)
+        assert r["holiday_prev"] == s.loc[t - pd.Timedelta(days=1), "is_holiday"]
+        assert r["holiday_next"] == s.loc[t + pd.Timedelta(days=1), "is_holiday"]
