@@ -151,10 +151,35 @@ class ForecastModel:
         import lightgbm as lgb
 
         blob = pickle.loads(Path(path).read_bytes())
-        m = cls(ForecastConfig.model_validate(blob["cfg"]))
+        m = cls(_stored_config(blob["cfg"]))
         m.boosters = {q: lgb.Booster(model_str=s) for q, s in blob["boosters"].items()}
+        expected = feature_columns(m.cfg)
+        for q, b in m.boosters.items():
+            if b.feature_name() != expected:
+                raise ValueError(
+                    f"model {path}: booster P{int(round(q * 100))} was trained on {b.num_feature()} features, "
+                    f"its stored config describes {len(expected)}; retrain (the forecast_training DAG)"
+                )
         m.train_start, m.train_end = blob["train_start"], blob["train_end"]
         return m
+
+
+def _stored_config(stored: dict) -> ForecastConfig:
+    """The config a model was trained with. Feature options added after it was saved are absent from the
+    stored dict: they take their 'off' value (empty list, False, 0), not today's default, so that an upgrade
+    does not change the features an existing model is fed."""
+    missing = {}
+    for name, spec in ForecastConfig.model_fields.items():
+        if name in stored:
+            continue
+        default = spec.get_default(call_default_factory=True)
+        if isinstance(default, bool):
+            missing[name] = False
+        elif isinstance(default, list):
+            missing[name] = []
+        elif isinstance(default, int):
+            missing[name] = 0
+    return ForecastConfig.model_validate({**stored, **missing})
 
 
 def item_profile_fallback(frame: pd.DataFrame, rows: pd.DataFrame, cfg: ForecastConfig) -> pd.DataFrame:

@@ -75,7 +75,12 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
     ensure_schema(engine)
     origin = pd.Timestamp(business_date)
     rec = current_model(engine)
-    model = ForecastModel.load(Path(rec.artifact_path)) if rec and Path(rec.artifact_path).exists() else None
+    model = None
+    if rec and Path(rec.artifact_path).exists():
+        try:
+            model = ForecastModel.load(Path(rec.artifact_path))
+        except ValueError as e:  # an artifact this code cannot feed: forecast with the fallback, flagged
+            log.error("current model %s unusable, using the fallback: %s", rec.version, e)
     cfg = model.cfg if model else ForecastConfig()
     frame = frame if frame is not None else mart_to_frame(engine, origin, cfg.max_horizon)
     part = frame if store_ids is None else frame[frame["store_id"].isin([int(s) for s in store_ids])]

@@ -55,3 +55,15 @@ def test_short_history_series_get_a_positive_item_profile_forecast():
     # no history at all (empty frame) still gives positive numbers
     empty = item_profile_fallback(f.iloc[:0], P.head(3), fast_config())
     assert (empty > 0).all().all()
+
+
+def test_model_saved_before_a_new_feature_option_loads_with_the_option_off():
+    from ml.config import ForecastConfig
+    from ml.model import _stored_config
+
+    old = ForecastConfig().model_dump()
+    for name in ("weekday_profile_weeks", "holiday_neighbours"):
+        old.pop(name)
+    cfg = _stored_config(old)
+    assert cfg.weekday_profile_weeks == [] and cfg.holiday_neighbours is False
+    assert _stored_config(ForecastConfig().model_dump()) == ForecastConfig()
