@@ -306,3 +306,17 @@ def test_mms_database_connector_matches_csv(eng, tmp_path: Path, raw_schema: str
         with eng.begin() as c:
             c.exec_driver_sql(f"drop schema if exists {src} cascade")
             c.exec_driver_sql(f"drop schema if exists {other} cascade")
+
+
+def test_chunks_bounded_by_days_and_export_bytes():
+    from replenish.extract.loader import _chunks
+
+    class Sized:
+        def day_bytes(self, d):
+            return 10 if d.day != 5 else 100  # day 5 alone is larger than a chunk
+
+    days = [date(2019, 4, d) for d in range(1, 11)]
+    assert [len(c) for c in _chunks(object(), days, 4, 25)] == [4, 4, 2]  # no sizes: days only
+    assert [[d.day for d in c] for c in _chunks(Sized(), days, 31, 25)] == [[1, 2], [3, 4], [5], [6, 7], [8, 9],
+                                                                              [10]]
+    assert sum(_chunks(Sized(), days, 31, None), []) == days

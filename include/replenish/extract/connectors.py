@@ -140,6 +140,16 @@ class CsvExportConnector:
             raise ExportFileError(str(path), f"cannot read file: {exc}") from None
         return parse_csv_bytes(payload, str(path))
 
+    def day_bytes(self, business_date: date | str) -> int:
+        """Size of the day's export files (0 for missing ones): the memory a load of the day needs scales with it."""
+        total = 0
+        for spec in self._entities:
+            try:
+                total += self.path(spec, business_date).stat().st_size
+            except OSError:
+                continue
+        return total
+
     def __repr__(self) -> str:
         return f"CsvExportConnector({str(self.root)!r})"
 

@@ -33,6 +33,14 @@ _NUM_RE = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?"
 _DATE_RE = r"\d{4}-\d{2}-\d{2}"
 _TS_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)"
 _BOOL = {"true": "true", "false": "false"}
+# Column text for validation: Arrow-backed strings when pyarrow is there (strip/regex run vectorised in C++, several
+# times faster than Python's per-value string calls on object columns; the results are the same).
+try:
+    import pyarrow  # noqa: F401
+
+    _TEXT = "string[pyarrow]"
+except ImportError:  # pragma: no cover - pyarrow is a dependency of the ML stack
+    _TEXT = object
 
 
 class LoadInvariantError(RuntimeError):
@@ -192,7 +200,7 @@ def validate_frame(spec: EntitySpec, df: pd.DataFrame, file_col: str | None = No
     field_s = pd.Series(None, index=df.index, dtype=object)
     reason_s = pd.Series(None, index=df.index, dtype=object)
     for col in spec.columns:
-        s = df[col.name].astype(object).fillna("").astype(str)
+        s = df[col.name].astype(object).fillna("").astype(str).astype(_TEXT)
         out, reason = _validate_column(col, s)
         cols[col.name] = out
         new = reason.notna() & reason_s.isna()
@@ -400,6 +408,26 @@ def _as_date(d: date | str) -> date:
     return d if isinstance(d, date) else date.fromisoformat(str(d))
 
 
+def _chunks(connector: Connector, days: list[date], chunk_days: int, max_chunk_bytes: int | None) -> list[list[date]]:
+    """Consecutive days, at most ``chunk_days`` a chunk and, when the connector can tell the size of a day's files,
+    at most ``max_chunk_bytes`` of them (a chunk is validated in memory at once: a 200-store chain's month would
+    not fit; a single larger day still makes its own chunk)."""
+    size = getattr(connector, "day_bytes", None)
+    chunks: list[list[date]] = []
+    current: list[date] = []
+    held = 0
+    for d in days:
+        n = size(d) if (size is not None and max_chunk_bytes) else 0
+        if current and (len(current) >= max(1, chunk_days) or (max_chunk_bytes and held + n > max_chunk_bytes)):
+            chunks.append(current)
+            current, held = [], 0
+        current.append(d)
+        held += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def load_days(
     engine: Engine,
     connector: Connector,
@@ -407,10 +435,12 @@ def load_days(
     progress: Progress | None = None,
     *,
     chunk_days: int = 31,
+    max_chunk_bytes: int | None = 32 * 2**20,
     schema: str = RAW_SCHEMA,
     entities: Iterable[str] | None = None,
 ) -> LoadSummary:
-    """Load many business days; each chunk of ``chunk_days`` days is one all-or-nothing transaction.
+    """Load many business days; each chunk of at most ``chunk_days`` days (and ``max_chunk_bytes`` of export files,
+    when the connector knows their size) is one all-or-nothing transaction.
 
     Raises ExportFileError on an unusable file: the failing chunk writes nothing; chunks before it
     stay committed (re-running is idempotent).
@@ -427,8 +457,7 @@ def load_days(
     done = 0
     if progress:
         progress(0, len(days))
-    for i in range(0, len(days), max(1, chunk_days)):
-        chunk = days[i : i + chunk_days]
+    for chunk in _chunks(connector, days, chunk_days, max_chunk_bytes):
         prepared = _prepare(connector, specs, chunk)
         _write(engine, schema, specs, chunk, prepared)
         total.merge(prepared.summary)

@@ -14,6 +14,15 @@ if TYPE_CHECKING:
 
 RAW_SCHEMA = "raw"
 META_COLUMNS = ("_business_date", "_source_file", "_source_line", "_batch_id")
+# Key indexes of the transaction tables whose staging key is not the business date: dbt's incremental staging
+# (dbt_project/macros/incremental_staging.sql) looks up every version of a changed key through them.
+KEY_INDEXES: dict[str, tuple[str, ...]] = {
+    "pos_sales_lines": ("receipt_id",),
+    "pos_waste_lines": ("store_id", "item_id", "waste_date"),
+    "mms_purchase_orders": ("po_id", "line_no"),
+    "mms_goods_receipts": ("receipt_no",),
+    "mms_promotions": ("promotion_id",),
+}
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -33,10 +42,13 @@ def entity_table_ddl(spec: EntitySpec, schema: str = RAW_SCHEMA) -> str:
         "    _loaded_at timestamptz not null default now()",
     ]
     s, t = check_ident(schema), spec.name
-    return (
+    ddl = (
         f"create table if not exists {s}.{t} (\n" + ",\n".join(cols) + "\n);\n"
         f"create index if not exists {t}__business_date_idx on {s}.{t} (_business_date);\n"
     )
+    if t in KEY_INDEXES:
+        ddl += f"create index if not exists {t}__key_idx on {s}.{t} ({', '.join(KEY_INDEXES[t])});\n"
+    return ddl
 
 
 def raw_schema_ddl(schema: str = RAW_SCHEMA) -> str:
