@@ -126,3 +126,71 @@ def test_build_error_names_failing_nodes(wh):
     finally:
         with eng.begin() as c:
             c.execute(text("UPDATE raw.mms_item_suppliers SET pack_size = 6 WHERE item_id = 100"))
+
+
+INCR_DB = "replenish_dbt_incr_test"
+STAGED = ("stg_pos__sales_lines", "stg_pos__stock_levels", "stg_pos__waste_lines", "stg_mms__purchase_orders",
+          "stg_mms__goods_receipts", "stg_mms__promotions", "stg_mms__weathers")
+
+
+def _snapshot(eng) -> dict[str, list[tuple]]:
+    """Every row of the incremental staging tables and the marts, sorted (all columns)."""
+    tables = [f"staging.{t}" for t in STAGED] + ["intermediate.int_store_item_assortment"] + \
+             [f"marts.{t}" for t in MARTS]
+    with eng.connect() as c:
+        return {t: sorted(tuple(str(v) for v in r) for r in c.execute(text(f"SELECT * FROM {t}"))) for t in tables}
+
+
+def test_incremental_staging_equals_full_refresh(tmp_path_factory):
+    """Nightly builds only restage the keys of newly loaded days (incl. a reloaded day that dropped a row and a
+    later file that re-exports an earlier key); the result equals a full refresh from all of raw."""
+    from replenish.warehouse import run_dbt_build
+
+    base = database_url()
+    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{INCR_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{INCR_DB}"'))
+    url = base.rsplit("/", 1)[0] + "/" + INCR_DB
+    state = tmp_path_factory.mktemp("dbt_incr_state")
+    settings = Settings(home=get_settings().home, state_dir=state, database_url=url)
+    eng = create_engine(sqlalchemy_url(url), future=True)
+    root = state / "exports"
+    d0, d1 = D - timedelta(days=2), D - timedelta(days=1)
+    try:
+        for d in (d0, d1):
+            extract_fixtures.write_export_day(root, d)
+        extract.ensure_raw_schema(eng)
+        extract.load_days(eng, extract.CsvExportConnector(root), [d0, d1])
+        assert run_dbt_build(d1, full_refresh=True, settings=settings).success
+
+        # D re-exports yesterday's receipt R<d1>-2 (other quantity: the latest load wins) and yesterday's PO line,
+        # now received (so no longer open).
+        files = extract_fixtures._day_files(D)
+        sales = files["pos/sales_lines.csv"] + f"R{d1}-2,1,101,{d1}T10:30:00+02:00,4,0.99,3.96,Sun\n"
+        pos = files["mms/purchase_orders.csv"] + f"PO-{d1}-1,1,1,10,100,{d1},{D},24,received\n"
+        extract_fixtures.write_export_day(root, D, {"pos/sales_lines.csv": sales, "mms/purchase_orders.csv": pos})
+        extract.load_days(eng, extract.CsvExportConnector(root), [D])
+        assert run_dbt_build(D, settings=settings).success
+
+        # d1 is corrected and reloaded without receipt R<d1>-3: it must disappear from staging.
+        d1_sales = extract_fixtures._day_files(d1)["pos/sales_lines.csv"]
+        d1_sales = "\n".join(ln for ln in d1_sales.splitlines() if not ln.startswith(f"R{d1}-3")) + "\n"
+        extract_fixtures.write_export_day(root, d1, {"pos/sales_lines.csv": d1_sales})
+        extract.load_days(eng, extract.CsvExportConnector(root), [d1])
+        assert run_dbt_build(D, settings=settings).success
+        incremental = _snapshot(eng)
+
+        receipts = {r["receipt_id"]: r for r in q(eng, "SELECT * FROM staging.stg_pos__sales_lines")}
+        assert f"R{d1}-3" not in receipts and f"R{d0}-3" in receipts
+        assert receipts[f"R{d1}-2"]["quantity"] == 4 and receipts[f"R{d1}-2"]["sales_date"] == D
+        po = q(eng, f"SELECT status FROM staging.stg_mms__purchase_orders WHERE po_id = 'PO-{d1}-1' AND line_no = 1")
+        assert [r["status"] for r in po] == ["received"]
+
+        assert run_dbt_build(D, full_refresh=True, settings=settings).success
+        assert _snapshot(eng) == incremental
+    finally:
+        eng.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{INCR_DB}" WITH (FORCE)'))
+        admin.dispose()

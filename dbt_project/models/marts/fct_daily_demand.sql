@@ -3,25 +3,35 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='demand_date',
-    on_schema_change='fail'
+    on_schema_change='fail',
+    post_hook=["{{ ensure_indexes([['demand_date']]) }}", "{{ analyze_if_rebuilt() }}"]
   )
 }}
 -- Observed demand per store, item and day up to D. Incremental: recomputes D - lookback .. D
 -- (delete+insert on demand_date); full refresh rebuilds all history up to D.
-with bounds as (
-    select {{ incremental_window_start() }} as start_date, {{ business_date() }} as end_date
-),
-sales as (
-    select s.* from {{ ref('int_sales_daily') }} as s, bounds as b
-    where s.sales_date between b.start_date and b.end_date
+-- The window bounds are literals (not a join with a bounds row), so the filters reach the staging tables' date
+-- indexes through the intermediate views.
+{%- set window_start = incremental_window_start() %}
+{%- set window_end = business_date() %}
+with sales as (
+    select s.* from {{ ref('int_sales_daily') }} as s
+    where s.sales_date between {{ window_start }} and {{ window_end }}
 ),
 stock as (
-    select s.* from {{ ref('int_stock_daily') }} as s, bounds as b
-    where s.stock_date between b.start_date and b.end_date
+    select s.* from {{ ref('int_stock_daily') }} as s
+    where s.stock_date between {{ window_start }} and {{ window_end }}
 ),
 waste as (
-    select w.* from {{ ref('int_waste_daily') }} as w, bounds as b
-    where w.waste_date between b.start_date and b.end_date
+    select w.* from {{ ref('int_waste_daily') }} as w
+    where w.waste_date between {{ window_start }} and {{ window_end }}
+),
+promotions as (
+    select p.* from {{ ref('int_promotion_days') }} as p
+    where p.promotion_date between {{ window_start }} and {{ window_end }}
+),
+weather as (
+    select w.* from {{ ref('int_weather_latest') }} as w
+    where w.weather_date between {{ window_start }} and {{ window_end }}
 ),
 spine as (
     select store_id, item_id, sales_date as demand_date from sales
@@ -58,7 +68,7 @@ left join {{ ref('stg_mms__stores') }} as so
   on so.store_id = sp.store_id
 left join {{ ref('dim_calendar') }} as c
   on c.calendar_date = sp.demand_date and c.region = so.region
-left join {{ ref('int_promotion_days') }} as p
+left join promotions as p
   on p.store_id = sp.store_id and p.item_id = sp.item_id and p.promotion_date = sp.demand_date
-left join {{ ref('int_weather_latest') }} as wx
+left join weather as wx
   on wx.store_id = sp.store_id and wx.weather_date = sp.demand_date

@@ -3,11 +3,15 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='driver_date',
-    on_schema_change='fail'
+    on_schema_change='fail',
+    post_hook=["{{ ensure_indexes([['driver_date']]) }}", "{{ analyze_if_rebuilt() }}"]
   )
 }}
 -- Demand drivers per store, item and day for history and the future up to D + horizon, as known at the
 -- latest load. Incremental: recomputes D - lookback .. D + horizon (delete+insert on driver_date).
+-- The fact tables are filtered with literal bounds, so the filters reach the staging tables' date indexes.
+{%- set window_start = incremental_window_start() %}
+{%- set window_end = business_date() ~ ' + ' ~ (var('driver_horizon_days', 14) | int) %}
 with bounds as (
     select
         {% if is_incremental() -%}
@@ -20,6 +24,18 @@ with bounds as (
 dates as (
     select cast(d as date) as driver_date
     from bounds as b, generate_series(b.start_date, b.end_date, interval '1 day') as d
+),
+sales as (
+    select s.* from {{ ref('int_sales_daily') }} as s
+    where s.sales_date between {{ window_start }} and {{ window_end }}
+),
+promotions as (
+    select p.* from {{ ref('int_promotion_days') }} as p
+    where p.promotion_date between {{ window_start }} and {{ window_end }}
+),
+weather as (
+    select w.* from {{ ref('int_weather_latest') }} as w
+    where w.weather_date between {{ window_start }} and {{ window_end }}
 ),
 spine as (
     select a.store_id, a.item_id, d.driver_date
@@ -41,7 +57,7 @@ select
     cast(extract(isodow from sp.driver_date) as integer)         as iso_weekday,
     (sp.driver_date > {{ business_date() }})                     as is_future
 from spine as sp
-left join {{ ref('int_sales_daily') }} as sa
+left join sales as sa
   on sa.store_id = sp.store_id and sa.item_id = sp.item_id and sa.sales_date = sp.driver_date
 left join {{ ref('stg_mms__items') }} as i
   on i.item_id = sp.item_id
@@ -49,7 +65,7 @@ left join {{ ref('stg_mms__stores') }} as so
   on so.store_id = sp.store_id
 left join {{ ref('dim_calendar') }} as c
   on c.calendar_date = sp.driver_date and c.region = so.region
-left join {{ ref('int_promotion_days') }} as p
+left join promotions as p
   on p.store_id = sp.store_id and p.item_id = sp.item_id and p.promotion_date = sp.driver_date
-left join {{ ref('int_weather_latest') }} as wx
+left join weather as wx
   on wx.store_id = sp.store_id and wx.weather_date = sp.driver_date

@@ -1,11 +1,16 @@
 -- Latest closing stock per store and item as of D, plus open orders due in (as_of_date, as_of_date + window].
 -- Overdue open lines (due on or before as_of_date) are reported separately, not counted as pipeline stock.
+-- The latest snapshot is one index probe per store/item pair, not a sort of the whole stock history.
 with latest_stock as (
-    select distinct on (store_id, item_id)
-        store_id, item_id, stock_date as as_of_date, snapshot_at, on_hand_qty
-    from {{ ref('int_stock_daily') }}
-    where stock_date <= {{ business_date() }}
-    order by store_id, item_id, stock_date desc
+    select p.store_id, p.item_id, s.stock_date as as_of_date, s.snapshot_at, s.on_hand_qty
+    from {{ ref('int_store_item_assortment') }} as p
+    cross join lateral (
+        select d.stock_date, d.snapshot_at, d.on_hand_qty
+        from {{ ref('int_stock_daily') }} as d
+        where d.store_id = p.store_id and d.item_id = p.item_id and d.stock_date <= {{ business_date() }}
+        order by d.stock_date desc
+        limit 1
+    ) as s
 ),
 orders as (
     select

@@ -1,6 +1,16 @@
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ stage_changed_keys('mms_goods_receipts', {'receipt_no': 'receipt_no'}, 'business_date') }}",
+    post_hook=["{{ ensure_indexes([['receipt_no'], ['po_id', 'line_no'], ['business_date'], ['loaded_at']]) }}", "{{ analyze_if_rebuilt() }}"]
+  )
+}}
 -- One row per goods receipt (receipt_no); reloads deduplicated.
+-- Incremental: only the keys of business days loaded since the last build (see macros/incremental_staging.sql).
 with deduped as (
-    {{ latest_per_key(source('mms', 'goods_receipts'), ['receipt_no']) }}
+    {{ staged_raw(source('mms', 'goods_receipts'), {'receipt_no': 'receipt_no'}) }}
 )
 select
     cast(receipt_no as text)          as receipt_no,

@@ -1,6 +1,16 @@
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ stage_changed_keys('mms_promotions', {'promotion_id': 'promotion_id'}, 'last_seen_date') }}",
+    post_hook=["{{ ensure_indexes([['promotion_id'], ['last_seen_date'], ['loaded_at']]) }}", "{{ analyze_if_rebuilt() }}"]
+  )
+}}
 -- Latest planned version of each promotion.
+-- Incremental: only the keys of business days loaded since the last build (see macros/incremental_staging.sql).
 with latest as (
-    {{ latest_per_key(source('mms', 'promotions'), ['promotion_id']) }}
+    {{ staged_raw(source('mms', 'promotions'), {'promotion_id': 'promotion_id'}) }}
 )
 select
     cast(promotion_id as text)        as promotion_id,

@@ -1,6 +1,16 @@
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ stage_changed_keys('pos_sales_lines', {'receipt_id': 'receipt_id'}, 'sales_date') }}",
+    post_hook=["{{ ensure_indexes([['receipt_id'], ['sales_date'], ['store_id', 'item_id', 'sales_date'], ['loaded_at']]) }}", "{{ analyze_if_rebuilt() }}"]
+  )
+}}
 -- One row per receipt line (receipt_id); reloads of the same file are deduplicated (latest load wins).
+-- Incremental: only the keys of business days loaded since the last build (see macros/incremental_staging.sql).
 with deduped as (
-    {{ latest_per_key(source('pos', 'sales_lines'), ['receipt_id']) }}
+    {{ staged_raw(source('pos', 'sales_lines'), {'receipt_id': 'receipt_id'}) }}
 )
 select
     cast(receipt_id as text)          as receipt_id,

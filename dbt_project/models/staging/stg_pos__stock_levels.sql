@@ -1,6 +1,16 @@
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ stage_changed_keys('pos_stock_levels', {'store_id': 'store_id', 'item_id': 'item_id', 'stock_date': '_business_date'}, 'stock_date') }}",
+    post_hook=["{{ ensure_indexes([['stock_date'], ['store_id', 'item_id', 'stock_date'], ['loaded_at']]) }}", "{{ analyze_if_rebuilt() }}"]
+  )
+}}
 -- Closing stock per store, item and business date (snapshot at store close, before write-off).
+-- Incremental: only the keys of business days loaded since the last build (see macros/incremental_staging.sql).
 with deduped as (
-    {{ latest_per_key(source('pos', 'stock_levels'), ['store_id', 'item_id', '_business_date'], '_loaded_at desc, _source_line desc') }}
+    {{ staged_raw(source('pos', 'stock_levels'), {'store_id': 'store_id', 'item_id': 'item_id', 'stock_date': '_business_date'}, '_loaded_at desc, _source_line desc') }}
 )
 select
     cast(store_id as integer)         as store_id,
