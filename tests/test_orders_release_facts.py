@@ -41,8 +41,9 @@ def test_usual_quantity_fallbacks():
     with e.connect() as c:
         if not c.execute(
             text(
-                "SELECT to_regclass('raw.mms_purchase_orders') IS NOT NULL "
-                "AND to_regclass('marts.fct_daily_demand') IS NOT NULL"
+                "SELECT to_regclass('staging.stg_mms__purchase_orders') IS NOT NULL "
+                "AND to_regclass('marts.fct_daily_demand') IS NOT NULL "
+                "AND (SELECT relkind = 'r' FROM pg_class WHERE oid = to_regclass('staging.stg_mms__purchase_orders'))"
             )
         ).scalar():
             pytest.skip("warehouse not built")
@@ -66,24 +67,23 @@ def test_usual_quantity_fallbacks():
                     {"s": int(store), "i": int(item), "d": D - dt.timedelta(days=k), "q": q},
                 )
             assert _usual(c, store, "1", item, dd, D, coverage_days=2) == (40.0, False)
-            # 3) retailer PO history (two export snapshots per line, deduped): same weekday preferred
+            # 3) retailer PO history (the latest state per line, as dbt stages it): same weekday preferred
             rows = [("A", dt.date(2019, 4, 23), 50), ("B", dt.date(2019, 4, 16), 70), ("C", dt.date(2019, 4, 27), 500)]
             for po, due, q in rows:
-                for snap in (due - dt.timedelta(days=1), due):
-                    c.execute(
-                        text("""INSERT INTO raw.mms_purchase_orders (po_id, line_no, store_id, supplier_id, item_id,
-                        order_date, due_date, quantity, status, _business_date) VALUES (:p, 1, :s, 1, :i, :od, :dd, :q,
-                        'open', :b)"""),
-                        {
-                            "p": po + store,
-                            "s": int(store),
-                            "i": int(item),
-                            "od": due - dt.timedelta(days=1),
-                            "dd": due,
-                            "q": q,
-                            "b": snap,
-                        },
-                    )
+                c.execute(
+                    text("""INSERT INTO staging.stg_mms__purchase_orders (po_id, line_no, store_id, supplier_id,
+                    item_id, order_date, due_date, due_weekday, quantity, status, last_seen_date) VALUES (:p, 1, :s, 1,
+                    :i, :od, :dd, extract(isodow FROM CAST(:dd AS date)), :q, 'received', :dd)"""),
+                    {"p": po + store, "s": int(store), "i": int(item), "od": due - dt.timedelta(days=1), "dd": due,
+                     "q": q},
+                )
+            # ordered after the business date: not history yet
+            c.execute(
+                text("""INSERT INTO staging.stg_mms__purchase_orders (po_id, line_no, store_id, supplier_id, item_id,
+                order_date, due_date, due_weekday, quantity, status, last_seen_date) VALUES (:p, 1, :s, 1, :i, :od, :od,
+                extract(isodow FROM CAST(:od AS date)), 999, 'open', :od)"""),
+                {"p": "L" + store, "s": int(store), "i": int(item), "od": D + dt.timedelta(days=1)},
+            )
             assert _usual(c, store, "1", item, dd, D) == (60.0, False)  # Tuesdays 50, 70
             assert _usual(c, store, "1", item, dt.date(2019, 5, 1), D) == (
                 206.66666666666666,

@@ -80,14 +80,24 @@ def load_inputs(conn, business_date: dt.date) -> tuple[pd.DataFrame, pd.DataFram
         agg = m.groupby("index")[["open_qty", "exp"]].sum()
         lines["on_order_qty"] = agg["open_qty"].reindex(lines.index).fillna(0).to_numpy()
         lines["on_order_expiring_qty"] = agg["exp"].reindex(lines.index).fillna(0).to_numpy()
+    # The proposals read targets after the oldest stock snapshot (sales before the delivery) up to the windows' end.
+    oldest = pd.to_datetime(lines["as_of_date"]).min()
+    first_target = (min(oldest.date(), business_date) if pd.notna(oldest) else business_date) + dt.timedelta(days=1)
     fc = pd.read_sql(
-        text("""SELECT DISTINCT ON (store_id, item_id, target_date) store_id::text, item_id::text,
-            target_date, p10, p50, p90, is_flagged FROM forecast.forecasts WHERE origin_date <= :d
+        text(f"""SELECT DISTINCT ON (store_id, item_id, target_date) store_id::text, item_id::text,
+            target_date, p10, p50, p90, is_flagged FROM forecast.forecasts
+        WHERE origin_date <= :d AND origin_date >= {_FIRST_ORIGIN_SQL} AND target_date >= :t
         ORDER BY store_id, item_id, target_date, origin_date DESC"""),
         conn,
-        params={"d": business_date},
+        params={"d": business_date, "t": first_target},
     )
     return lines, fc
+
+
+# Earliest forecast origin that can hold a target on or after :t: the latest origin's horizon back from :t. It bounds
+# the scan of forecast.forecasts (primary key leads with origin_date), which grows by one origin every night.
+_FIRST_ORIGIN_SQL = """(CAST(:t AS date) - COALESCE((SELECT max(horizon) FROM forecast.forecasts
+        WHERE origin_date = (SELECT max(origin_date) FROM forecast.forecasts WHERE origin_date <= :d)), 0))"""
 
 
 def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up",
@@ -191,6 +201,8 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
         usual = usual_quantities(conn, keys, business_date)
         promo = promotions(conn, keys)
         flags = forecast_flags(conn, keys, business_date)
+        snapshots = _snapshots(conn, business_date)
+        allows = _allows_auto_all(conn)
         line_facts: dict[str, list[LineFacts]] = {}
         for ln, (usual_qty, new_item), is_promo, (flagged, fallback) in zip(
             all_lines, usual, promo, flags, strict=True
@@ -210,7 +222,7 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
                 )
             )
         for o in orders:
-            snap_age, snap_date = _snapshot(conn, o["store_id"], business_date, now)
+            snap_age, snap_date = snapshot_freshness(snapshots.get(str(o["store_id"])), business_date, now)
             lf = line_facts.get(o["order_id"], [])
             facts = OrderFacts(
                 o["order_id"],
@@ -219,7 +231,7 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
                 float(o["order_value"] or 0),
                 gate.get(o["store_id"]),
                 snap_age,
-                _allows_auto(conn, o["store_id"], o["supplier_id"]),
+                allows.get((str(o["store_id"]), str(o["supplier_id"])), False),
                 lf,
                 tuple(r for r in (o["reasons"] or ()) if r in _PROPOSAL_REASONS)
                 if o["status"] == "in_review"
@@ -273,14 +285,6 @@ def _safe(conn, sql, params):
         return {}
 
 
-def _scalar(conn, sql, params):
-    try:
-        with conn.begin_nested():
-            return conn.execute(text(sql), params).first()
-    except Exception:  # noqa: BLE001 - upstream table missing -> unknown
-        return None
-
-
 def snapshot_freshness(ts: dt.datetime | None, business_date: dt.date, now: dt.datetime | None = None):
     """(age in hours, local Europe/Berlin date) of a stock snapshot, judged against the business date.
 
@@ -298,28 +302,27 @@ def snapshot_freshness(ts: dt.datetime | None, business_date: dt.date, now: dt.d
     return max((ref - ts).total_seconds() / 3600, 0.0), ts.astimezone(tz).date()
 
 
-def _snapshot(conn, store_id, business_date, now=None):
-    row = _scalar(
+def _snapshots(conn, business_date) -> dict:
+    """Latest stock snapshot time per store (as of the business date), for all stores in one query."""
+    return _safe(
         conn,
-        "SELECT max(snapshot_at) FROM marts.fct_inventory_position WHERE store_id::text = :s AND as_of_date <= :d",
-        {"s": store_id, "d": business_date},
+        "SELECT store_id::text, max(snapshot_at) FROM marts.fct_inventory_position WHERE as_of_date <= :d "
+        "GROUP BY store_id",
+        {"d": business_date},
     )
-    return snapshot_freshness(row[0] if row else None, business_date, now)
 
 
-def _allows_auto(conn, store_id, supplier_id) -> bool:
-    try:
-        with conn.begin_nested():
-            v = conn.execute(
-                text(
-                    "SELECT bool_and(allows_auto_order) FROM marts.dim_replenishment_parameters "
-                    "WHERE store_id::text = :s AND supplier_id::text = :p"
-                ),
-                {"s": store_id, "p": supplier_id},
-            ).scalar()
-    except Exception:  # noqa: BLE001
-        return False
-    return bool(v)
+def _allows_auto_all(conn) -> dict:
+    """Whether automatic orders are allowed, per (store, supplier), for all pairs in one query."""
+    return {
+        (r[0], r[1]): bool(r[2])
+        for r in _rows(
+            conn,
+            "SELECT store_id::text, supplier_id::text, bool_and(allows_auto_order) "
+            "FROM marts.dim_replenishment_parameters GROUP BY store_id, supplier_id",
+            {},
+        )
+    }
 
 
 def _usual(conn, store_id, supplier_id, item_id, delivery_date, business_date, coverage_days=1):
@@ -339,7 +342,11 @@ class LineKey:
 
 def _unnest(keys: list[LineKey]) -> tuple[str, dict]:
     """A CTE ``k`` with one row per key (n = position), for set-based lookups instead of one query per line."""
-    cte = """k AS (SELECT * FROM unnest(CAST(:k_s AS text[]), CAST(:k_p AS text[]), CAST(:k_i AS text[]),
+    # store_int/item_int: the ids as the warehouse's integer keys (NULL when not numeric), so lookups use its indexes
+    cte = """k AS MATERIALIZED (SELECT k.*,
+            CASE WHEN k.store_id ~ '^[0-9]{1,9}$' THEN CAST(k.store_id AS integer) END AS store_int,
+            CASE WHEN k.item_id ~ '^[0-9]{1,9}$' THEN CAST(k.item_id AS integer) END AS item_int
+        FROM unnest(CAST(:k_s AS text[]), CAST(:k_p AS text[]), CAST(:k_i AS text[]),
         CAST(:k_dd AS date[]), CAST(:k_c AS int[])) WITH ORDINALITY
         AS k(store_id, supplier_id, item_id, delivery_date, coverage_days, n))"""
     return cte, {
@@ -361,10 +368,11 @@ def _rows(conn, sql, params) -> list:
 
 def usual_quantities(conn, keys: list[LineKey], business_date: dt.date) -> list[tuple[float | None, bool]]:
     """(usual quantity, is_new_item) per line, in the order of ``keys``. Sources in order: our own sent orders
-    (last 4 before the delivery); the retailer's order history raw.mms_purchase_orders (deduped per po_id/line_no,
-    last export wins): mean of the last 4 deliveries of the same store x item on the delivery's weekday, else the
-    last 4 deliveries; else the mean daily sales of the last 28 days x coverage days. No history anywhere ->
-    (None, True). Three set-based queries for all lines of a run."""
+    (last 4 before the delivery); the retailer's order history (latest state per po_id/line_no:
+    staging.stg_mms__purchase_orders, ordered on or before the business date): mean of the last 4 deliveries of the
+    same store x item on the delivery's weekday, else the last 4 deliveries; else the mean daily sales of the last 28
+    days x coverage days. No history anywhere -> (None, True). Three set-based queries for all lines of a run, each
+    reading only the rows it needs through an index (per key: the newest deliveries; per store x item: 28 days)."""
     if not keys:
         return []
     cte, params = _unnest(keys)
@@ -379,25 +387,19 @@ def usual_quantities(conn, keys: list[LineKey], business_date: dt.date) -> list[
             params,
         )
     )
+    # The newest deliveries per key, read backwards through the (store_id, item_id[, due_weekday], due_date) indexes.
+    deliveries = """SELECT sum(p.quantity) AS qty FROM staging.stg_mms__purchase_orders p
+        WHERE p.store_id = k.store_int AND p.item_id = k.item_int AND p.due_date < k.delivery_date
+          AND p.order_date <= :bd {extra}
+        GROUP BY p.due_date ORDER BY p.due_date DESC LIMIT :n"""
+    same_weekday = "AND p.due_weekday = CAST(extract(isodow FROM k.delivery_date) AS integer)"
     history = {
         r[0]: (r[1], r[2])
         for r in _rows(
             conn,
-            f"""WITH {cte},
-            h AS (
-                SELECT DISTINCT ON (po_id, line_no) store_id::text AS store_id, item_id::text AS item_id, due_date,
-                       quantity
-                FROM raw.mms_purchase_orders
-                WHERE store_id::text = ANY(:k_s) AND item_id::text = ANY(:k_i) AND order_date <= :bd
-                ORDER BY po_id, line_no, _business_date DESC, _loaded_at DESC),
-            d AS (SELECT store_id, item_id, due_date, sum(quantity) AS qty FROM h GROUP BY 1, 2, 3)
-            SELECT k.n,
-                   (SELECT avg(qty) FROM (SELECT qty FROM d WHERE d.store_id = k.store_id AND d.item_id = k.item_id
-                        AND d.due_date < k.delivery_date
-                        AND extract(isodow FROM d.due_date) = extract(isodow FROM k.delivery_date)
-                        ORDER BY d.due_date DESC LIMIT :n) a),
-                   (SELECT avg(qty) FROM (SELECT qty FROM d WHERE d.store_id = k.store_id AND d.item_id = k.item_id
-                        AND d.due_date < k.delivery_date ORDER BY d.due_date DESC LIMIT :n) b)
+            f"""WITH {cte} SELECT k.n,
+                   (SELECT avg(qty) FROM ({deliveries.format(extra=same_weekday)}) a),
+                   (SELECT avg(qty) FROM ({deliveries.format(extra="")}) b)
             FROM k""",
             params,
         )
@@ -406,20 +408,21 @@ def usual_quantities(conn, keys: list[LineKey], business_date: dt.date) -> list[
         (r[0], r[1]): r[2]
         for r in _rows(
             conn,
-            """SELECT store_id::text, item_id::text, avg(units_sold) FROM marts.fct_daily_demand
-            WHERE store_id::text = ANY(:k_s) AND item_id::text = ANY(:k_i) AND demand_date <= :bd
-              AND demand_date > CAST(:bd AS date) - :lb GROUP BY 1, 2""",
+            f"""WITH {cte}, pairs AS (SELECT DISTINCT store_int, item_int FROM k)
+            SELECT d.store_id::text, d.item_id::text, avg(d.units_sold) FROM marts.fct_daily_demand d
+            JOIN pairs ON d.store_id = pairs.store_int AND d.item_id = pairs.item_int
+            WHERE d.demand_date <= :bd AND d.demand_date > CAST(:bd AS date) - :lb GROUP BY 1, 2""",
             params,
         )
     }
     out: list[tuple[float | None, bool]] = []
     for n, k in enumerate(keys, start=1):
-        same_weekday, last = history.get(n, (None, None))
+        same_weekday_qty, last = history.get(n, (None, None))
         mean_sales = sales.get((k.store_id, k.item_id))
         if own.get(n) is not None:
             out.append((float(own[n]), False))
-        elif same_weekday is not None or last is not None:
-            out.append((float(same_weekday if same_weekday is not None else last), False))
+        elif same_weekday_qty is not None or last is not None:
+            out.append((float(same_weekday_qty if same_weekday_qty is not None else last), False))
         elif mean_sales is not None:
             out.append((float(mean_sales) * max(int(k.coverage_days or 1), 1), False))
         else:
@@ -435,8 +438,11 @@ def promotions(conn, keys: list[LineKey]) -> list[bool]:
     found = dict(
         _rows(
             conn,
-            f"""WITH {cte} SELECT k.n, bool_or(d.is_promotion) FROM k JOIN marts.fct_demand_drivers d
-            ON d.store_id::text = k.store_id AND d.item_id::text = k.item_id AND d.driver_date = k.delivery_date
+            f"""WITH {cte},
+            d AS MATERIALIZED (SELECT store_id, item_id, driver_date, is_promotion FROM marts.fct_demand_drivers
+                WHERE driver_date IN (SELECT DISTINCT delivery_date FROM k))
+            SELECT k.n, bool_or(d.is_promotion) FROM k JOIN d
+            ON d.store_id = k.store_int AND d.item_id = k.item_int AND d.driver_date = k.delivery_date
             GROUP BY k.n""",
             params,
         )
@@ -450,17 +456,21 @@ def forecast_flags(conn, keys: list[LineKey], business_date: dt.date) -> list[tu
     if not keys:
         return []
     cte, params = _unnest(keys)
-    params["bd"] = business_date
+    params["d"] = business_date
+    params["t"] = min(k.delivery_date for k in keys)
     found = {
         r[0]: (bool(r[1]), bool(r[2]))
         for r in _rows(
             conn,
-            f"""WITH {cte}, f AS (
-                SELECT DISTINCT ON (k.n, f.target_date) k.n, f.is_flagged, f.model_version
-                FROM k JOIN forecast.forecasts f ON f.store_id::text = k.store_id AND f.item_id::text = k.item_id
-                 AND f.origin_date <= :bd AND f.target_date >= k.delivery_date
-                 AND f.target_date < k.delivery_date + k.coverage_days
-                ORDER BY k.n, f.target_date, f.origin_date DESC)
+            f"""WITH {cte},
+            fc AS MATERIALIZED (SELECT store_id, item_id, origin_date, target_date, is_flagged, model_version
+                FROM forecast.forecasts WHERE origin_date <= :d AND origin_date >= {_FIRST_ORIGIN_SQL}
+                  AND target_date >= :t),
+            f AS (
+                SELECT DISTINCT ON (k.n, fc.target_date) k.n, fc.is_flagged, fc.model_version
+                FROM k JOIN fc ON fc.store_id = k.store_int AND fc.item_id = k.item_int
+                 AND fc.target_date >= k.delivery_date AND fc.target_date < k.delivery_date + k.coverage_days
+                ORDER BY k.n, fc.target_date, fc.origin_date DESC)
             SELECT n, bool_or(is_flagged), bool_or(is_flagged AND model_version IS NULL) FROM f GROUP BY n""",
             params,
         )
