@@ -194,3 +194,39 @@ def test_incremental_staging_equals_full_refresh(tmp_path_factory):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{INCR_DB}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_cli_build_full_refresh_sees_raw_changed_by_hand(wh):
+    """An increment only restages days the loader loaded; ``replenish build --full-refresh`` rebuilds from all of
+    raw, so a row fixed by hand in SQL reaches the marts. One JSON document on stdout."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from replenish.warehouse import run_dbt_build
+
+    settings, eng = wh
+    assert run_dbt_build(D, settings=settings).success
+    key = "store_id = 1 AND item_id = 100 AND _business_date = '2019-04-28'"
+    with eng.begin() as c:
+        old = c.execute(text(f"SELECT on_hand_qty FROM raw.pos_stock_levels WHERE {key}")).scalar_one()
+        c.execute(text(f"UPDATE raw.pos_stock_levels SET on_hand_qty = on_hand_qty + 100 WHERE {key}"))
+    stock = ("SELECT on_hand_qty FROM staging.stg_pos__stock_levels "
+             "WHERE store_id = 1 AND item_id = 100 AND stock_date = '2019-04-28'")
+    try:
+        assert run_dbt_build(D, settings=settings).success
+        assert q(eng, stock)[0]["on_hand_qty"] == old  # not a loaded day: the increment does not see it
+        env = {**os.environ, "REPLENISH_DATABASE_URL": str(settings.database_url),
+               "REPLENISH_STATE_DIR": str(settings.state)}
+        cmd = [str(Path(sys.executable).with_name("replenish")), "build", "--date", str(D), "--full-refresh", "--json"]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        assert p.returncode == 0, p.stderr[-3000:]
+        doc = json.loads(p.stdout)
+        assert doc["success"] is True and doc["full_refresh"] is True
+        assert q(eng, stock)[0]["on_hand_qty"] == old + 100
+    finally:
+        with eng.begin() as c:
+            c.execute(text(f"UPDATE raw.pos_stock_levels SET on_hand_qty = on_hand_qty - 100 WHERE {key}"))
+        run_dbt_build(D, full_refresh=True, settings=settings)

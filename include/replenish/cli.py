@@ -187,6 +187,26 @@ def ingest(
         _emit(result, as_json)
 
 
+@app.command("build")
+def build(
+    date: str = typer.Option(..., "--date", help="Business date YYYY-MM-DD"),
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh", help="Rebuild staging and marts from all of raw (after raw was changed by hand)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """dbt build (models + tests) of the warehouse for one business date, outside a nightly run."""
+    _setup_logging()
+    from replenish.warehouse import run_dbt_build
+
+    day = _parse_date(date, "--date")
+    with _stdout_for_json(as_json):
+        summary = run_dbt_build(day, full_refresh=full_refresh, raise_on_failure=False)
+        _emit(summary.to_dict(), as_json)
+    if not summary.success:
+        raise typer.Exit(1)
+
+
 # -------------------------------------------------------------------------- run
 @app.command("run")
 def run(
