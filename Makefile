@@ -26,6 +26,7 @@ chromium:
 
 test: install chromium
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 # The same database-facing tests against the machine's PostgreSQL on 127.0.0.1:5432.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def metrics_by(df: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
-    for key, g in df[df["y"].notna()].groupby(by):
+    for key, g in cast("Iterable[tuple[Any, pd.DataFrame]]", df[df["y"].notna()].groupby(by)):
         rows.append({**(dict(zip(by, key, strict=False)) if isinstance(by, list) else {by: key}), **metrics(g)})
     return pd.DataFrame(rows)
 

@@ -33,7 +33,7 @@ def _baseline(frame: pd.DataFrame, origins, horizons, k: int) -> pd.DataFrame:
             t = o + h
             lag0 = 7 * int(np.ceil(h / 7))
             vals = np.stack([y_at(grid.y, t - lag0 - 7 * j, o) for j in range(k)])
-            p50 = np.nanmean(vals, axis=0)
+            p50: np.ndarray = np.nanmean(vals, axis=0)
             # fallback: last 7-day mean if the weekday history is missing
             fb = np.nanmean(np.stack([y_at(grid.y, o - j, o) for j in range(7)]), axis=0)
             p50 = np.where(np.isnan(p50), fb, p50)

@@ -14,13 +14,15 @@ not scored, so every method is scored on the same (store, item, target date, hor
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ml.backtest import metrics, metrics_by
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas as pd
 
 TRAIN_END = "2018-12-31"
@@ -127,7 +129,8 @@ def run_forecast_bench(panel: pd.DataFrame, methods: list[str] | None = None, ou
             raise RuntimeError(f"{name} scored {len(k)} rows, expected {len(keys)}")
         bh = metrics_by(fc, "horizon")
         res["methods"][name] = {**metrics(fc), "seconds": round(secs, 1),
-                                "wape_by_horizon": {int(r.horizon): round(r.wape, 4) for r in bh.itertuples()},
+                                "wape_by_horizon": {int(r.horizon): round(r.wape, 4)
+                                                    for r in cast("Iterable[Any]", bh.itertuples())},
                                 "wape_h1_2": metrics(fc[fc["horizon"] <= 2])["wape"]}
         res["forecasts"][name] = fc
     if "ours" in res["methods"]:

@@ -5,6 +5,7 @@ Rows with a missing y (future dates) carry only the known-in-advance drivers.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,7 +78,7 @@ select store_id, item_id, driver_date as date, is_public_holiday::int as is_publ
        is_promotion::int as is_promotion, unit_price::float8 as unit_price
 from marts.fct_demand_drivers where driver_date > %(end_date)s and driver_date <= %(until)s
 """
-_DTYPES = {"store_id": "int64", "item_id": "int64", "y": "float64", "is_stockout": "float32",
+_DTYPES: dict[Hashable, str] = {"store_id": "int64", "item_id": "int64", "y": "float64", "is_stockout": "float32",
            "is_public_holiday": "float32", "is_school_holiday": "float32", "rain_mm": "float64",
            "temperature_c": "float64", "is_promotion": "float32", "unit_price": "float64"}
 

@@ -8,7 +8,7 @@ give identical features.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -92,7 +92,7 @@ def _at_target(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out
 
 
-def _window_mean(cs: np.ndarray, cn: np.ndarray, o: np.ndarray, w: int) -> np.ndarray:
+def _window_mean(cs: np.ndarray, cn: np.ndarray, o: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean of observed y over (o-w, o], from cumulative sums (cs[:, i] = sum of y[:, :i])."""
     hi = y_at(cs, o + 1, o + 1)         # cumulative sums shifted by one: index o+1 covers dates <= o
     lo = np.clip(o + 1 - w, 0, None)
@@ -105,7 +105,7 @@ def _window_mean(cs: np.ndarray, cn: np.ndarray, o: np.ndarray, w: int) -> np.nd
 ExtraFeature = Callable[[Grid, np.ndarray, int], tuple[str, np.ndarray]]
 
 
-def build_features(grid: Grid, origins: Sequence, cfg: ForecastConfig, horizons: Sequence[int] | None = None,
+def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons: Sequence[int] | None = None,
                    extra: Sequence[ExtraFeature] = ()) -> pd.DataFrame:
     """One row per (series, origin, horizon). Columns: keys, origin, target_date, horizon, scale, y (target, raw
     sales at t if known), stockout (at t), features (see :func:`feature_columns`). y-like features are scaled."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pickle
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -19,13 +20,14 @@ from ml.config import ForecastConfig
 from ml.features import build_features, feature_columns, make_grid
 
 if TYPE_CHECKING:
+    import lightgbm as lgb
     import pandas as pd
 
 
 @dataclass
 class ForecastModel:
     cfg: ForecastConfig
-    boosters: dict[float, object] = field(default_factory=dict)
+    boosters: dict[float, lgb.Booster] = field(default_factory=dict)
     train_start: str | None = None
     train_end: str | None = None
     fit_seconds: float = 0.0
@@ -168,7 +170,7 @@ def _stored_config(stored: dict) -> ForecastConfig:
     """The config a model was trained with. Feature options added after it was saved are absent from the
     stored dict: they take their 'off' value (empty list, False, 0), not today's default, so that an upgrade
     does not change the features an existing model is fed."""
-    missing = {}
+    missing: dict[str, Any] = {}
     for name, spec in ForecastConfig.model_fields.items():
         if name in stored:
             continue
@@ -197,7 +199,11 @@ def item_profile_fallback(frame: pd.DataFrame, rows: pd.DataFrame, cfg: Forecast
     res = np.zeros((len(rows), len(names)))
     global_mean = float(f["y"].mean()) if len(f) else 1.0
     global_mean = global_mean if np.isfinite(global_mean) and global_mean > 0 else 1.0
-    for (origin, item), grp in rows.groupby(["origin", "item_id"], sort=False):
+    # keys are (origin, item_id): origin is a Timestamp (the stubs only say Hashable)
+    groups = cast(
+        "Iterable[tuple[tuple[pd.Timestamp, Any], pd.DataFrame]]", rows.groupby(["origin", "item_id"], sort=False)
+    )
+    for (origin, item), grp in groups:
         hist = f[(f["date"] <= origin) & (f["date"] > origin - pd.Timedelta(days=56)) & (f["item_id"] == item)]
         if hist.empty:
             hist = f[(f["date"] <= origin) & (f["item_id"] == item)]

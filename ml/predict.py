@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from sqlalchemy.engine import Engine
 
@@ -45,7 +45,7 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     bt = ForecastModel(cfg).fit(frame, end_date=bt_start)
     P = bt.predict(frame, pd.date_range(bt_start + pd.Timedelta(days=1), end - pd.Timedelta(days=1)), range(1, 8))
     P = P[P["target_date"] <= end]
-    m = metrics(P)
+    m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
     m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}
                        for r in metrics_by(P, "horizon").to_dict("records")}
@@ -92,6 +92,7 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
             short = P["is_fallback"].astype(bool)
             fb = item_profile_fallback(frame, P.loc[short], cfg)
             P.loc[short, fb.columns] = fb.to_numpy()
+        assert rec is not None  # a model is only loaded from the current record
         version = rec.version
     else:
         keys = part[["store_id", "item_id"]].drop_duplicates()
@@ -103,7 +104,7 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
     P["is_flagged"] = bool(automation_blocked) | P["is_fallback"].astype(bool)
     rows = [{"s": int(r.store_id), "i": int(r.item_id), "o": origin.date(), "t": pd.Timestamp(r.target_date).date(),
              "h": int(r.horizon), "p10": float(r.p10), "p50": float(r.p50), "p90": float(r.p90), "v": version,
-             "f": bool(r.is_flagged), "r": run_id} for r in P.itertuples()]
+             "f": bool(r.is_flagged), "r": run_id} for r in cast("Iterable[Any]", P.itertuples())]
     with engine.begin() as conn:
         if store_ids is None:
             conn.execute(text("delete from forecast.forecasts where origin_date = :o"), {"o": origin.date()})

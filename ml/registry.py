@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,7 +95,7 @@ def current_model(engine: Engine) -> ModelRecord | None:
     with engine.connect() as conn:
         r = conn.execute(text("select version, backtest_wape, artifact_path, is_current, feature_config, train_end "
                               "from forecast.models where is_current")).first()
-    return ModelRecord(*r) if r else None
+    return ModelRecord(*cast("tuple[Any, ...]", r)) if r else None
 
 
 def register_model(engine: Engine, version: str, params: dict, feature_config: dict, train_start, train_end,
@@ -164,6 +164,7 @@ def series_horizon_metrics(fc: pd.DataFrame) -> list[dict]:
     out = []
     for r in g.to_dict("records"):
         sy = float(r["sum_y"])
+        rec: dict[str, Any]
         rec = {"store_id": int(r["store_id"]), "item_id": int(r["item_id"]), "horizon": int(r["horizon"]),
                "n": int(r["n"]), "sum_y": sy, "sum_p50": float(r["sum_p50"]), "sum_abs_err": float(r["sum_abs_err"]),
                "sum_pinball": float(r["sum_pinball"]) if has_q else None,

@@ -58,8 +58,8 @@ def write_forecast_report(forecasts: pd.DataFrame, path: Path | str, title: str 
     ax[1].set_title("WAPE by store")
     ax[1].tick_params(axis="x", labelsize=6, rotation=90)
     parts.append("<h2>Error by horizon and store</h2>" + _png(fig))
-    parts.append("<h2>By horizon</h2>" + bh.to_html(index=False, float_format="%.3f"))
-    parts.append("<h2>By item</h2>" + metrics_by(fc, "item_id").to_html(index=False, float_format="%.3f"))
+    parts.append("<h2>By horizon</h2>" + bh.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
+    parts.append("<h2>By item</h2>" + metrics_by(fc, "item_id").to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
@@ -247,7 +247,7 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
         parts.append(f"<h2>Largest {len(series)} store x items: last {LOOKBACK_DAYS} days and the forecast</h2>"
                      "<p>Black: actual sales (red x = stock-out day, sales understate demand). Blue: P50 and "
                      f"P10-P90 band from origin {bd.date()}. Orange dashed: h=1 P50 of earlier origins, where "
-                     "they exist.</p>" + pd.DataFrame(rows).to_html(index=False, float_format="%.1f") + _png(fig))
+                     "they exist.</p>" + pd.DataFrame(rows).to_html(index=False, float_format="%.1f") + _png(fig))  # type: ignore[call-overload]  # pandas takes a format string
 
     # ---- accuracy of matured forecasts
     parts.append(f"<h2>Accuracy of matured forecasts (targets {start.date()} .. {bd.date()})</h2>")
@@ -287,8 +287,8 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
         ax[2].axhline(0.8, color="r", ls="--", lw=1)
         ax[2].set_ylim(0, 1)
         parts.append(_png(fig))
-        parts.append("<h3>By horizon</h3>" + bh.to_html(index=False, float_format="%.3f"))
-        parts.append("<h3>By store</h3>" + bs.to_html(index=False, float_format="%.3f"))
+        parts.append("<h3>By horizon</h3>" + bh.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
+        parts.append("<h3>By store</h3>" + bs.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
 
     parts.append("<h2>Current model (forecast.models)</h2>" + _models_html(models))
 

@@ -168,7 +168,7 @@ def import_bakery(force: bool = typer.Option(False, help="Rewrite export days th
 
     with _progress("writing daily exports") as update:
         summary = ensure_exports(force=force, progress=update)
-    _emit(summary.to_dict() if hasattr(summary, "to_dict") else dict(summary), False)
+    _emit(summary.to_dict(), False)
 
 
 @app.command("ingest")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 from urllib.parse import urlsplit
 
 from replenish.settings import Settings, get_settings
@@ -65,7 +65,15 @@ def ensure_database(admin_url: str, name: str) -> None:
         conn.close()
 
 
-def url_parts(url: str) -> dict[str, object]:
+class UrlParts(TypedDict):
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+
+def url_parts(url: str) -> UrlParts:
     """Host, port, user, password and database of a postgres URL (for dbt profiles)."""
     parts = urlsplit(url)
     return {

@@ -169,7 +169,7 @@ def forecast(business_date: dt.date, run_id: str) -> dict[str, Any]:
 
     blocked = _automation_blocked(business_date, run_id)
     result = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked)
-    summary = result if isinstance(result, dict) else {"rows": int(result)}
+    summary: dict[str, Any] = result if isinstance(result, dict) else {"rows": int(result)}
     summary["is_flagged"] = blocked
     summary["report"] = str(_forecast_report(business_date))
     return record_stage(run_id, business_date, "forecast", summary)

@@ -114,7 +114,7 @@ def profile_dict(settings: Settings | None = None) -> dict[str, Any]:
                 TARGET_NAME: {
                     "type": "postgres",
                     "host": parts["host"],
-                    "port": int(parts["port"]),  # type: ignore[call-overload]
+                    "port": int(parts["port"]),
                     "user": parts["user"],
                     "password": parts["password"],
                     "dbname": parts["dbname"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,11 +90,11 @@ def _regions(panel: pd.DataFrame) -> dict[int, str]:
     for sid in p.columns:
         groups.setdefault(tuple(p[sid].fillna(-1).astype(int)), []).append(int(sid))
     ordered = sorted(groups.values(), key=lambda g: (-len(g), min(g)))
-    out = {}
+    out: dict[int, str] = {}
     for i, g in enumerate(ordered):
         region = EXTRA_REGIONS[i] if i < len(EXTRA_REGIONS) else f"R{i}"
-        for sid in g:
-            out[sid] = region
+        for store_id in g:
+            out[store_id] = region
     return out
 
 
@@ -103,7 +104,7 @@ def _stores(panel: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     start = panel["date"].min()
     pools = {r: list(rng.permutation(CITIES.get(r, CITIES["BW"]))) for r in sorted(set(regions.values()))}
     used: dict[str, int] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for sid in sorted(regions):
         region = regions[sid]
         pool = pools[region]
@@ -182,7 +183,7 @@ def _promotions(panel: pd.DataFrame) -> pd.DataFrame:
         ["store_id", "item_id", "date"]).reset_index(drop=True)
     on = x["promotion_currentweek"].to_numpy() == 1
     key_change = (x["store_id"].ne(x["store_id"].shift()) | x["item_id"].ne(x["item_id"].shift())).to_numpy()
-    gap = x["date"].diff().dt.days.ne(1).to_numpy()
+    gap = x["date"].diff().dt.days.ne(1).to_numpy()  # type: ignore[arg-type]  # stubs: diff() is always float
     prev_on = np.r_[False, on[:-1]]
     start = on & (~prev_on | key_change | gap)
     run = np.cumsum(start)
@@ -253,7 +254,7 @@ def _replay(panel: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame
     inv = np.zeros((S, LIFE_MAX), dtype=np.int64)     # inv[:, k] expires at close of today + k
     out = {k: np.zeros((T, S), dtype=np.int64) for k in
            ("opening", "received", "sales", "closing", "waste", "closing_after")}
-    po_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (order_day, series idx, qty)
+    po_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (order_day, series idx, qty, received)
     OFF = L_MAX + 1  # arrival arrays are indexed by day + OFF so pre-start orders fit
 
     arrivals = np.zeros((T + 2 * OFF, S), dtype=np.int64)  # received qty by arrival day + OFF
@@ -282,11 +283,11 @@ def _replay(panel: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame
         target = np.zeros(S)
         exp_cons = np.zeros(S)
         pipeline = np.zeros(S)
-        for j in np.nonzero(mask)[0]:
-            aj = a[j]
-            target[j] = sum(fcs(d)[j] for d in range(aj, aj + nxt[j]))
-            exp_cons[j] = sum(fcs(d)[j] for d in range(t, aj))
-            pipeline[j] = arrivals[t + OFF: aj + OFF, j].sum()
+        for i in np.nonzero(mask)[0]:
+            aj = a[i]
+            target[i] = sum(fcs(d)[i] for d in range(aj, aj + nxt[i]))
+            exp_cons[i] = sum(fcs(d)[i] for d in range(t, aj))
+            pipeline[i] = arrivals[t + OFF: aj + OFF, i].sum()
         target *= 1.0 + safety
         # stock usable at arrival: what is on hand (after write-off) and in the pipeline, minus the
         # expected consumption until then; stock expiring before arrival is wasted, not carried.

@@ -16,6 +16,7 @@ is vectorised over all series with one loop over the days, so 30,000 series stay
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -177,7 +178,8 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
     si = np.tile(np.arange(S), T)
     # The weekday label as a categorical: 7 strings, not one Python string per row (22 M rows at full size).
     daily = pd.DataFrame({"date": dates[ti], "store_id": s_store[si], "item_id": s_item[si],
-                          "weekday_label": pd.Categorical.from_codes(dow[ti], LABELS),
+                          # pandas-stubs want codes: Sequence[int], categories: Index (pandas takes arrays/lists)
+                          "weekday_label": pd.Categorical.from_codes(dow[ti], LABELS),  # type: ignore[arg-type]
                           "demand": demand.astype(np.int32).ravel()})
     del ti, si
     for col, values in out.items():
@@ -192,7 +194,7 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
     }).sort_values(["order_date", "store_id", "supplier_id", "item_id"]).reset_index(drop=True)
     # Ids as Arrow strings (built vectorised, a few bytes a row): 18 M purchase-order lines at full size would need
     # gigabytes as Python strings.
-    text = "string[pyarrow]"
+    text: Literal["string[pyarrow]"] = "string[pyarrow]"
     ymd = po["order_date"].dt.year * 10000 + po["order_date"].dt.month * 100 + po["order_date"].dt.day
     po["po_id"] = ("PO-" + po["store_id"].astype(text) + "-" + po["supplier_id"].astype(text) + "-"
                    + ymd.astype(text))

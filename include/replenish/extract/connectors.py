@@ -100,7 +100,7 @@ def parse_csv_bytes(payload: bytes, source: str) -> RawFrame:
                 rows.append(rec)
                 lines.append(line_no)
             else:
-                raw = dict(zip(header, rec, strict=False))
+                raw: dict[str, str | list[str]] = dict(zip(header, rec, strict=False))
                 if len(rec) > n:
                     raw["_extra_fields"] = rec[n:]
                 malformed.append(MalformedRow(line_no, f"expected {n} fields, found {len(rec)}", raw))
@@ -238,7 +238,9 @@ def populate_mms_source(
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         conn.exec_driver_sql(f"create schema if not exists {schema}")
-        cur = conn.connection.driver_connection.cursor()
+        dbapi_conn = conn.connection.driver_connection
+        assert dbapi_conn is not None  # a checked-out, open connection always has its DBAPI connection
+        cur = dbapi_conn.cursor()
         for spec in entities_for("mms"):
             cols = spec.column_names
             if replace:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ _TS_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]
 _BOOL = {"true": "true", "false": "false"}
 # Column text for validation: Arrow-backed strings when pyarrow is there (strip/regex run vectorised in C++, several
 # times faster than Python's per-value string calls on object columns; the results are the same).
+_TEXT: Literal["string[pyarrow]"] | type[object]
 try:
     import pyarrow  # noqa: F401
 
@@ -290,7 +291,7 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
                     "malformed": len(rf.malformed),
                 }
             )
-            for m in rf.malformed:
+            for mal in rf.malformed:
                 qrecords.append(
                     {
                         "batch_id": bid,
@@ -298,10 +299,10 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
                         "connector": connector.name,
                         "entity": spec.name,
                         "source_file": rf.source,
-                        "line_no": m.line_no,
+                        "line_no": mal.line_no,
                         "field": None,
-                        "reason": m.reason,
-                        "raw_record": json.dumps(m.raw_record, ensure_ascii=False),
+                        "reason": mal.reason,
+                        "raw_record": json.dumps(mal.raw_record, ensure_ascii=False),
                     }
                 )
         big = pd.concat(parts, ignore_index=True)
@@ -384,7 +385,9 @@ def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Seque
     with engine.begin() as conn:
         # one loader per raw schema at a time; also starts the transaction on this connection
         conn.execute(text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": f"replenish.load:{schema}"})
-        cur = conn.connection.driver_connection.cursor()
+        dbapi_conn = conn.connection.driver_connection
+        assert dbapi_conn is not None  # a checked-out, open connection always has its DBAPI connection
+        cur = dbapi_conn.cursor()
         for spec in specs:
             cur.execute(f"delete from {schema}.{spec.name} where _business_date = any(%s::date[])", (day_list,))
         cur.execute(

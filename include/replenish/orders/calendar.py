@@ -72,8 +72,8 @@ def delivery_for(
 
 
 def opportunity(
-    store_id: str,
-    supplier_id: str,
+    store_id: str | int,
+    supplier_id: str | int,
     business_date: dt.date,
     *,
     order_weekdays,

@@ -9,6 +9,8 @@ The outbox idempotency key is the order id.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -20,7 +22,7 @@ def build_payload(conn: Connection, order_id: str) -> dict:
     head = (
         conn.execute(text("SELECT * FROM orders.purchase_orders WHERE order_id = :o"), {"o": order_id}).mappings().one()
     )
-    lines = conn.execute(
+    lines: Sequence[Any] = conn.execute(
         text(
             "SELECT item_id, final_qty FROM orders.order_lines WHERE order_id = :o AND final_qty > 0 ORDER BY item_id"
         ),
@@ -83,6 +85,7 @@ def approve(conn: Connection, order_id: str, *, actor: str, auto: bool = False, 
         {"o": order_id, "c": ch, "p": json.dumps(payload)},
     ).scalar()
     set_status(conn, order_id, "queued", actor)
+    assert mid is not None  # INSERT ... RETURNING always returns the new row
     return int(mid)
 
 

@@ -84,7 +84,7 @@ def _cents(s) -> np.ndarray:
     return np.rint(np.nan_to_num(np.asarray(s, dtype="float64")) * 100).astype("int64")
 
 
-def _ceil_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _ceil_div(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     return -((-a) // b)
 
 

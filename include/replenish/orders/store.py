@@ -9,6 +9,8 @@ still recorded in proposed_qty/explanation). Anything past review is locked.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy import text
@@ -191,7 +193,9 @@ def _insert_values(conn: Connection, sql: str, rows: list[tuple], template: str)
     chain's 30,000 proposal lines are 30 statements, not 30,000 round trips."""
     from psycopg2.extras import execute_values
 
-    with conn.connection.driver_connection.cursor() as cur:
+    dbapi_conn = conn.connection.driver_connection
+    assert dbapi_conn is not None  # a checked-out, open connection always has its DBAPI connection
+    with dbapi_conn.cursor() as cur:
         execute_values(cur, sql, rows, template=template, page_size=1000)
 
 
@@ -222,7 +226,7 @@ def upsert_proposals(
             "channel": r.channel,
             "value": int(r.order_value_cents) / 100 if "order_value_cents" in o else None,
         }
-        for r in o.itertuples(index=False)
+        for r in cast(Iterable[Any], o.itertuples(index=False))
     ]
     # executemany cannot RETURNING portably: insert one by one would be slow -> use a temp table.
     conn.exec_driver_sql(
@@ -247,7 +251,7 @@ def upsert_proposals(
         ON CONFLICT (store_id, supplier_id, delivery_date) DO NOTHING RETURNING order_id""").fetchall()
     ]
     # map to the stored order id (in case an order was created under another id for the same triple)
-    idmap = dict(
+    idmap: dict[str, str] = dict(
         conn.exec_driver_sql("""SELECT i.order_id, p.order_id FROM _po_in i JOIN orders.purchase_orders p
         USING (store_id, supplier_id, delivery_date)""").fetchall()
     )
@@ -291,7 +295,7 @@ def upsert_proposals(
           AND NOT EXISTS (SELECT 1 FROM _ol_in t WHERE t.order_id = l.order_id AND t.item_id = l.item_id)
         RETURNING l.order_id""").fetchall()
     created_set = set(created)
-    updated = sorted({r[0] for r in changed + vanished} - created_set)
+    updated = sorted({r[0] for r in [*changed, *vanished]} - created_set)
     for oid in created:
         add_event(conn, oid, actor, "created", None, run_id)
     for oid in updated:

@@ -100,7 +100,7 @@ def add_user(
             raise ValueError(f"scope type must be one of {', '.join(SCOPE_TYPES)}, not {scope_type!r}")
     ensure_schema(conn)
     password = password or generate_password()
-    user_id = conn.execute(
+    user_id: int = conn.execute(
         text(
             "INSERT INTO platform.users (username, email, display_name, role, password_hash) "
             "VALUES (:u, :e, :d, :r, :h) RETURNING user_id"

@@ -46,7 +46,7 @@ def create_key(conn: Connection, name: str, store_id: str, *, created_by: str | 
     ).first()
     if exists:
         raise ValueError(f"an active API key named {name!r} exists (revoke it or choose another name)")
-    key_id = conn.execute(
+    key_id: int = conn.execute(
         text(
             "INSERT INTO platform.api_keys (name, store_id, key_prefix, key_hash, created_by) "
             "VALUES (:n, :s, :p, :h, :c) RETURNING key_id"

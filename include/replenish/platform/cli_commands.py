@@ -155,8 +155,8 @@ def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 def serve(
-    host: str = typer.Option(None, "--host", help="Bind address (default settings.platform_host, 127.0.0.1)"),
-    port: int = typer.Option(None, "--port", help="Port (default settings.platform_port, 8000)"),
+    host: str | None = typer.Option(None, "--host", help="Bind address (default settings.platform_host, 127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", help="Port (default settings.platform_port, 8000)"),
     demo_users: bool = typer.Option(False, "--demo-users", help="First (re)create the demo users and print them"),
 ) -> None:
     """Start the ordering platform (web app + POS API) with uvicorn, in the foreground."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import text
 
@@ -18,7 +19,7 @@ from replenish.platform.access import Principal, scope_sql
 from replenish.platform.errors import has_control_chars
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Connection, ScalarResult
 
 QUEUE_LIMIT = 500
 
@@ -96,7 +97,7 @@ def queue_facets(conn: Connection, p: Principal, since: dt.date | None = None) -
         .mappings()
         .one()
     )
-    reasons = conn.execute(
+    reasons: ScalarResult[Any] = conn.execute(
         text(
             f"""SELECT DISTINCT split_part(r, ':', 1) FROM orders.purchase_orders p, unnest(p.reasons) r
             WHERE {scope} ORDER BY 1"""
@@ -141,7 +142,7 @@ def lines_by_order(conn: Connection, order_ids: list[str]) -> dict[str, list[dic
     return out
 
 
-def item_rules(conn: Connection, head: dict, lines: list[dict], extra_items: list[str] = ()) -> dict[str, ItemRule]:
+def item_rules(conn: Connection, head: dict, lines: list[dict], extra_items: Sequence[str] = ()) -> dict[str, ItemRule]:
     """Pack size and MOQ per item of the order: marts.dim_replenishment_parameters (store x item x supplier),
     else what the proposal recorded in its explanation (steps.pack / steps.moq), else pack 1 / MOQ 0."""
     rules: dict[str, ItemRule] = {}
@@ -169,7 +170,7 @@ def supplier_items(conn: Connection, head: dict) -> list[str] | None:
     or does not know the pair yet (a store opened after the last master load must still be able to order)."""
     if not _exists(conn, "marts.dim_replenishment_parameters"):
         return None
-    items = list(
+    items: list[str] = list(
         conn.execute(
             text(
                 """SELECT DISTINCT item_id::text FROM marts.dim_replenishment_parameters
@@ -224,7 +225,7 @@ def sales_history(
         {"s": str(store_id), "i": item_ids, "u": until, "n": days},
     )
     out: dict[str, list[tuple[dt.date, float]]] = {}
-    for item, day, units in rows:
+    for item, day, units in cast("Iterable[tuple[str, dt.date, Any]]", rows):
         out.setdefault(item, []).append((day, float(units)))
     return out
 
@@ -244,7 +245,7 @@ def forecast_band(
         {"s": str(store_id), "i": item_ids, "o": origin, "u": until},
     )
     out: dict[str, list[tuple[dt.date, float, float, float]]] = {}
-    for item, day, p10, p50, p90 in rows:
+    for item, day, p10, p50, p90 in cast("Iterable[tuple[str, dt.date, Any, Any, Any]]", rows):
         out.setdefault(item, []).append((day, float(p10), float(p50), float(p90)))
     return out
 

@@ -146,7 +146,7 @@ def login(
         ctx.login_limiter.take(f"login-ip:{ip}", cost=0.2),  # per IP: 5x the per-user budget
     )
     if wait:
-        resp = render(request, "login.html.j2", 429, login_csrf=cookie_token, next=nxt, username=username,
+        resp: Response = render(request, "login.html.j2", 429, login_csrf=cookie_token, next=nxt, username=username,
                       error=f"Too many sign-in attempts. Try again in {int(wait) + 1} seconds.")
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp

@@ -295,12 +295,14 @@ class _Runner:
         # store attribution from the unexpected rows (one row per store by convention)
         store_rows: dict[int, list[dict[str, Any]]] = {}
         for r in vres.results:
-            if r.expectation_config.type != "unexpected_rows_expectation":
+            cfg = r.expectation_config
+            assert cfg is not None  # _summarise_expectation above already read .type/.kwargs of every result
+            if cfg.type != "unexpected_rows_expectation":
                 continue
             rows = ((r.result or {}).get("details") or {}).get("unexpected_rows") or []
             total = (r.result or {}).get("observed_value") or 0
             if total > len(rows) and check.scope == "store" and not res.success:
-                query = r.expectation_config.kwargs["unexpected_rows_query"]
+                query = cfg.kwargs["unexpected_rows_query"]
                 with self.engine.connect() as conn:
                     rows = [dict(x._mapping) for x in conn.execute(text(_substitute_batch(query, asset_sql)))]
             for row in rows:
@@ -404,7 +406,7 @@ def run_quality_gate(
 
 def _write_results(eng: Engine, result: GateResult, reasons: dict[int, list[str]]) -> None:
     d = result.business_date
-    rows = []
+    rows: list[dict[str, Any]] = []
     for c in result.checks:
         observed = {k: v for k, v in c.observed.items()}
         if c.error:

@@ -54,6 +54,8 @@ class SimulationResult:
 def _received(world: World, t: int, s: np.ndarray, qty: np.ndarray, delivery: np.ndarray) -> np.ndarray:
     """Short deliveries on the same seeded (day, series) for every policy: a share of the packs is missing."""
     m = world.masters
+    # build_world always draws both (the None defaults only keep the dataclass field order)
+    assert m.short_u is not None and m.short_frac is not None
     pack = m.terms.pack[s]
     ok = delivery < len(m.short_u)
     d = np.where(ok, delivery, 0)

@@ -8,6 +8,9 @@ Holding cost and ordering cost are not included (a day of bread on the shelf cos
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -37,8 +40,8 @@ def _figures(d: pd.DataFrame, o: pd.DataFrame) -> dict:
 def conservation(result: SimulationResult) -> dict[str, int]:
     """Per policy, the largest |opening stock + received - sales - waste - closing stock| over the series
     (whole window): 0 when no unit appears or disappears."""
-    out = {}
-    for name, g in result.daily.groupby("policy", sort=False):
+    out: dict[str, int] = {}
+    for name, g in cast("Iterable[tuple[str, pd.DataFrame]]", result.daily.groupby("policy", sort=False)):
         per = g.groupby("s").agg(received=("received", "sum"), sales=("sales", "sum"), waste=("waste", "sum"))
         last = g[g["t"] == g["t"].max()].set_index("s")["closing_after"]
         start = pd.Series(result.initial_stock[name])
@@ -50,9 +53,9 @@ def conservation(result: SimulationResult) -> dict[str, int]:
 def summarize(result: SimulationResult) -> dict:
     m = result.world.masters
     d = result.daily.copy()
-    margin, cost = m.terms.margin, m.terms.cost
+    margin, unit_cost = m.terms.margin, m.terms.cost
     d["lost_margin"] = d["lost"] * margin[d["s"].to_numpy()]
-    d["waste_cost"] = d["waste"] * cost[d["s"].to_numpy()]
+    d["waste_cost"] = d["waste"] * unit_cost[d["s"].to_numpy()]
     o = result.orders
     names = [p for p in POLICY_ORDER if p in set(d["policy"])] + sorted(set(d["policy"]) - set(POLICY_ORDER))
     policies = []

@@ -30,6 +30,7 @@ from replenish.simulate.world import HISTORY_WEEKS, Masters, Opportunity
 
 if TYPE_CHECKING:
     from ml.config import ForecastConfig
+    from ml.model import ForecastModel
 
 log = logging.getLogger(__name__)
 LINE_COLUMNS = ["s", "delivery", "next_delivery", "qty", "interval_width", "flagged", "fallback", "reasons"]
@@ -135,7 +136,7 @@ class Ours(ProposalPolicy):
 
         super().__init__(masters)
         self.cfg = cfg or ForecastConfig()
-        self.model = None
+        self.model: ForecastModel | None = None
         self.train_end: pd.Timestamp | None = None
         self.fits: list[dict] = []
         self.on_train = on_train
@@ -182,6 +183,7 @@ class Ours(ProposalPolicy):
         fut = self.m.known_drivers(view.t, self.cfg.max_horizon)
         fut = fut[fut["date"] > view.date].assign(y=np.nan, is_stockout=False)
         frame = pd.concat([past, fut[past.columns]], ignore_index=True)
+        assert self.model is not None  # _maybe_train above returns only with a model set
         P = self.model.predict(frame, [view.date])
         return P.assign(is_flagged=P["is_fallback"].astype(bool))
 

@@ -12,7 +12,9 @@ them by ``adjust`` (rounded to whole packs, at least the MOQ).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -42,7 +44,7 @@ class Releaser:
         self.adjust = float(adjust)
         ho = masters.history_orders
         self._retailer: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for s, g in ho.groupby("s"):
+        for s, g in cast("Iterable[tuple[int, pd.DataFrame]]", ho.groupby("s")):
             per_day = g.groupby("due")["qty"].sum().sort_index().iloc[-8 * USUAL_N:]
             due = per_day.index.to_numpy(np.int64)
             self._retailer[int(s)] = (due, per_day.to_numpy(float), (masters.start.dayofweek + due) % 7)
@@ -89,7 +91,8 @@ class Releaser:
         iw_all = lines["interval_width"].to_numpy(float)
         fl_all, fb_all = lines["flagged"].to_numpy(bool), lines["fallback"].to_numpy(bool)
         rs_all = lines["reasons"].tolist()
-        for key, idx in lines.groupby("order_key", sort=True).indices.items():
+        order_indices = cast("dict[str, np.ndarray]", lines.groupby("order_key", sort=True).indices)
+        for key, idx in order_indices.items():
             facts = []
             for i in idx:
                 si, dl = int(s_all[i]), int(dl_all[i])
@@ -100,12 +103,12 @@ class Releaser:
                     interval_width=None if not np.isfinite(iw) else float(iw),
                     is_promotion=(si, dl) in self._promo, is_new_item=False,
                     forecast_flagged=bool(fl_all[i]), forecast_fallback=bool(fb_all[i])))
-            si = s_all[idx]
-            s0 = int(si[0])
+            s_sel = s_all[idx]
+            s0 = int(s_sel[0])
             reasons = tuple(dict.fromkeys(x for i in idx for x in rs_all[i]))
             order = OrderFacts(
                 order_id=key, store_id=self._store_str[s0], supplier_id=str(tr.supplier_id[s0]),
-                order_value=float((qty_all[idx] * tr.cost[si]).sum()),
+                order_value=float((qty_all[idx] * tr.cost[s_sel]).sum()),
                 quality_gate_passed=True, snapshot_age_hours=0.0, allows_auto_order=bool(tr.allows_auto[s0]),
                 lines=facts, proposal_reasons=reasons, snapshot_date=t, business_date=t)
             codes = evaluate(order, self.rules)
@@ -114,9 +117,9 @@ class Releaser:
             for i in idx:
                 why[i] = why_s
             if codes and adjustable and self.adjust != 1.0:
-                q = np.rint(qty_all[idx] * self.adjust / tr.pack[si]).astype(np.int64) * tr.pack[si]
-                q = np.where(q > 0, np.maximum(q, -((-tr.moq[si]) // tr.pack[si]) * tr.pack[si]), 0)
-                final[idx] = np.minimum(q, (tr.max_qty[si] // tr.pack[si]) * tr.pack[si])
+                q = np.rint(qty_all[idx] * self.adjust / tr.pack[s_sel]).astype(np.int64) * tr.pack[s_sel]
+                q = np.where(q > 0, np.maximum(q, -((-tr.moq[s_sel]) // tr.pack[s_sel]) * tr.pack[s_sel]), 0)
+                final[idx] = np.minimum(q, (tr.max_qty[s_sel] // tr.pack[s_sel]) * tr.pack[s_sel])
         lines["auto"] = auto
         lines["why"] = why
         lines["final_qty"] = final

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -72,8 +73,8 @@ class Masters:
     history_orders: pd.DataFrame              # retailer's purchase-order lines before the window: s, due, qty
     initial_lots: np.ndarray                  # (S, max shelf life) stock at the start, lots by expiry
     initial_arrivals: np.ndarray              # (n_days + PAD, S) deliveries ordered before the window
-    short_u: np.ndarray = field(repr=False, default=None)      # common random numbers for short deliveries
-    short_frac: np.ndarray = field(repr=False, default=None)
+    short_u: np.ndarray | None = field(repr=False, default=None)   # common random numbers for short deliveries
+    short_frac: np.ndarray | None = field(repr=False, default=None)
     short_rate: float = SHORT_DELIVERY_RATE
 
     @property
@@ -142,12 +143,14 @@ def _opportunities(keys: pd.DataFrame, terms: Terms, days: pd.DatetimeIndex, n_d
         for s in range(len(keys)):
             k = (terms.order_weekdays[s], int(terms.lead[s]), d)
             if k not in cache:
-                o = cal.opportunity(int(keys.at[s, "store_id"]), int(terms.supplier_id[s]), d,
+                store_id = cast("np.integer", keys.at[s, "store_id"])     # an integer id (stubs: any scalar)
+                o = cal.opportunity(int(store_id), int(terms.supplier_id[s]), d,
                                     order_weekdays=k[0], lead_time_days=k[1], holidays=holidays)
                 cache[k] = None if o is None else Opportunity((o.delivery_date - day0).days,
                                                               (o.next_delivery_date - day0).days)
-            if cache[k] is not None:
-                todays[s] = cache[k]
+            opp = cache[k]
+            if opp is not None:
+                todays[s] = opp
         out[t] = todays
     return out
 
@@ -221,9 +224,10 @@ def build_world(panel: pd.DataFrame, start: dt.date, end: dt.date, *, seed: int,
     wf = wf[(wf["issue_date"] >= start_ts - pd.Timedelta(days=1)) & (wf["issue_date"] <= end_ts)
             & wf["store_id"].isin(keys["store_id"].unique())].reset_index(drop=True)
 
-    hs = past.pivot_table(index="date", columns=["store_id", "item_id"], values="sales", aggfunc="first")
-    hs = hs.reindex(index=pd.date_range(start_ts - pd.Timedelta(days=HISTORY_WEEKS * 7), periods=HISTORY_WEEKS * 7),
-                    columns=cols).fillna(0.0).to_numpy()
+    hs_wide = past.pivot_table(index="date", columns=["store_id", "item_id"], values="sales", aggfunc="first")
+    hs = hs_wide.reindex(index=pd.date_range(start_ts - pd.Timedelta(days=HISTORY_WEEKS * 7),
+                                             periods=HISTORY_WEEKS * 7),
+                         columns=cols).fillna(0.0).to_numpy()
 
     po = retailer.purchase_orders.merge(keys.reset_index().rename(columns={"index": "s"}), on=["store_id", "item_id"])
     before = po[po["order_date"] < start_ts]
