@@ -67,3 +67,18 @@ def test_model_saved_before_a_new_feature_option_loads_with_the_option_off():
     cfg = _stored_config(old)
     assert cfg.weekday_profile_weeks == [] and cfg.holiday_neighbours is False
     assert _stored_config(ForecastConfig().model_dump()) == ForecastConfig()
+
+
+def test_predicting_many_origins_in_chunks_gives_the_same_rows(monkeypatch):
+    import ml.model
+
+    frame = small_frame()
+    end = pd.to_datetime(frame.loc[frame["y"].notna(), "date"]).max()
+    model = ForecastModel(fast_config()).fit(frame, end_date=end - pd.Timedelta(days=10))
+    origins = pd.date_range(end - pd.Timedelta(days=9), end - pd.Timedelta(days=1))
+    keys = ["store_id", "item_id", "origin", "horizon"]
+    whole = model.predict(frame, origins, range(1, 8)).sort_values(keys).reset_index(drop=True)
+    monkeypatch.setattr(ml.model, "PREDICT_CHUNK_ROWS", 1)  # one origin a chunk
+    chunked = model.predict(frame, origins, range(1, 8)).sort_values(keys).reset_index(drop=True)
+    assert len(whole) == len(chunked) > 0 and whole["origin"].nunique() == len(origins)
+    pd.testing.assert_frame_equal(whole, chunked)
