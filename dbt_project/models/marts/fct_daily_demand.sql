@@ -14,24 +14,19 @@
 {%- set window_start = incremental_window_start() %}
 {%- set window_end = business_date() %}
 with sales as (
-    select s.* from {{ ref('int_sales_daily') }} as s
-    where s.sales_date between {{ window_start }} and {{ window_end }}
+    {{ rows_between(ref('int_sales_daily'), 'sales_date', window_start, window_end) }}
 ),
 stock as (
-    select s.* from {{ ref('int_stock_daily') }} as s
-    where s.stock_date between {{ window_start }} and {{ window_end }}
+    {{ rows_between(ref('int_stock_daily'), 'stock_date', window_start, window_end) }}
 ),
 waste as (
-    select w.* from {{ ref('int_waste_daily') }} as w
-    where w.waste_date between {{ window_start }} and {{ window_end }}
+    {{ rows_between(ref('int_waste_daily'), 'waste_date', window_start, window_end) }}
 ),
 promotions as (
-    select p.* from {{ ref('int_promotion_days') }} as p
-    where p.promotion_date between {{ window_start }} and {{ window_end }}
+    {{ rows_between(ref('int_promotion_days'), 'promotion_date', window_start, window_end) }}
 ),
 weather as (
-    select w.* from {{ ref('int_weather_latest') }} as w
-    where w.weather_date between {{ window_start }} and {{ window_end }}
+    {{ rows_between(ref('int_weather_latest'), 'weather_date', window_start, window_end) }}
 ),
 spine as (
     select store_id, item_id, sales_date as demand_date from sales

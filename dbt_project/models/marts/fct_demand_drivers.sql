@@ -26,16 +26,13 @@ dates as (
     from bounds as b, generate_series(b.start_date, b.end_date, interval '1 day') as d
 ),
 sales as (
-    select s.* from {{ ref('int_sales_daily') }} as s
-    where s.sales_date between {{ window_start }} and {{ window_end }}
+    {{ rows_between(ref('int_sales_daily'), 'sales_date', window_start, window_end) }}
 ),
 promotions as (
-    select p.* from {{ ref('int_promotion_days') }} as p
-    where p.promotion_date between {{ window_start }} and {{ window_end }}
+    {{ rows_between(ref('int_promotion_days'), 'promotion_date', window_start, window_end) }}
 ),
 weather as (
-    select w.* from {{ ref('int_weather_latest') }} as w
-    where w.weather_date between {{ window_start }} and {{ window_end }}
+    {{ rows_between(ref('int_weather_latest'), 'weather_date', window_start, window_end) }}
 ),
 spine as (
     select a.store_id, a.item_id, d.driver_date
