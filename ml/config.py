@@ -53,6 +53,11 @@ class ForecastConfig(BaseModel):
     drivers: list[str] = Field(default_factory=lambda: list(DRIVER_COLUMNS))
     # public holiday the day before and the day after the target date (known in advance, like the drivers)
     holiday_neighbours: bool = True
+    # which holiday the target date is (Easter-linked offset or month-day, see ml.holidays) and the series' demand on
+    # its last `holiday_years` occurrences relative to the weeks before them: a bakery is shut on Good Friday and
+    # Christmas but trades like a Sunday on Easter Monday; one `is_holiday` flag cannot tell them apart
+    holiday_identity: bool = True
+    holiday_years: int = 2
     categoricals: list[str] = Field(default_factory=lambda: ["store_id", "item_id"])
     # censored demand: stock-out days are masked from the training loss and from target-derived features
     mask_stockouts: bool = True

@@ -8,6 +8,7 @@ give identical features.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ml.config import ForecastConfig
+from ml.holidays import keys_and_lags
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,8 +160,6 @@ def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons:
         lag0 = 7 * int(np.ceil(h / 7))          # the last same weekday as t at or before o
         sw = np.stack([y_at(y, t - lag0 - 7 * j, o) for j in range(max(cfg.same_weekday_counts))])
         with np.errstate(invalid="ignore"):
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 for k in cfg.same_weekday_counts:
@@ -180,11 +180,13 @@ def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons:
                     feats["year_ago"] = np.nanmean(ya, axis=0) / scale
         for c in cfg.drivers:
             feats[c] = _at_target(grid.drivers[c], t)
+        hol = grid.drivers.get("is_holiday")
         if cfg.holiday_neighbours:
-            hol = grid.drivers.get("is_holiday")
             for name, d in (("holiday_prev", -1), ("holiday_next", 1)):
                 feats[name] = _at_target(hol, t + d) if hol is not None else np.full((S, len(o)), np.nan)
         td = pd.DatetimeIndex(grid.dates[0] + pd.to_timedelta(t, unit="D"))
+        if cfg.holiday_identity:
+            feats.update(_holiday_identity(grid, cs, cn, o, t, scale, td, hol, cfg.holiday_years))
         cal = {"dow": td.dayofweek, "dom": td.day, "month": td.month, "doy": td.dayofyear,
                "week": td.isocalendar().week.to_numpy().astype(int)}
         for c in cfg.calendar:
@@ -206,6 +208,36 @@ def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons:
     return pd.concat(out, ignore_index=True)
 
 
+def _holiday_identity(grid: Grid, cs: np.ndarray, cn: np.ndarray, o: np.ndarray, t: np.ndarray, scale: np.ndarray,
+                      td: pd.DatetimeIndex, hol: np.ndarray | None, years: int) -> dict[str, np.ndarray]:
+    """``holiday_key``: which holiday the target date is (missing on ordinary days). ``holiday_last``: the series'
+    demand on the same holiday in each of the last ``years`` years, relative to its mean over the 28 days before
+    that day (mean over the years). ``holiday_sunday``: the series' recent Sunday level. Only on holidays."""
+    def flagged(tt: np.ndarray) -> np.ndarray:
+        return _at_target(hol, tt) > 0 if hol is not None else np.zeros((len(grid.keys), len(o)), dtype=bool)
+
+    def same_holiday_ratio(tt: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
+        ratios = []
+        for lag in keys_and_lags(dates, years)[1]:
+            p = tt - lag
+            before, _ = _window_mean(cs, cn, p - 1, 28)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratios.append(np.where(before > 0, y_at(grid.y, p, o) / before, np.nan))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.where(flagged(tt), np.nanmean(np.stack(ratios), axis=0), np.nan)
+
+    is_hol = flagged(t)
+    keys = keys_and_lags(td, 0)[0]
+    # most open holidays trade like a Sunday: the series' mean over its last 8 Sundays <= o, relative to its scale
+    sun = o - (grid.dates[o].dayofweek.to_numpy() - 6) % 7
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sunday = np.nanmean(np.stack([y_at(grid.y, sun - 7 * j, o) for j in range(8)]), axis=0)
+    return {"holiday_key": np.where(is_hol, keys[None, :], np.nan), "holiday_last": same_holiday_ratio(t, td),
+            "holiday_sunday": np.where(is_hol, sunday / scale, np.nan)}
+
+
 def feature_columns(cfg: ForecastConfig) -> list[str]:
     cols = ["horizon"]
     if cfg.last_value:
@@ -216,6 +248,7 @@ def feature_columns(cfg: ForecastConfig) -> list[str]:
     if cfg.year_ago_window:
         cols.append("year_ago")
     cols += list(cfg.drivers) + (["holiday_prev", "holiday_next"] if cfg.holiday_neighbours else [])
+    cols += (["holiday_key", "holiday_last", "holiday_sunday"] if cfg.holiday_identity else [])
     return cols + list(cfg.calendar) + list(cfg.categoricals)
 
 

@@ -68,3 +68,40 @@ def test_weekday_profile_and_holiday_neighbours():
         assert np.isclose(r["dow_level_8"] * r["scale"], share * last7, rtol=1e-5)
         assert r["holiday_prev"] == s.loc[t - pd.Timedelta(days=1), "is_holiday"]
         assert r["holiday_next"] == s.loc[t + pd.Timedelta(days=1), "is_holiday"]
+
+
+def test_holiday_keys_tell_holidays_apart_and_find_them_in_earlier_years():
+    import datetime as dt
+
+    from ml.holidays import EASTER_KEY_BASE, easter, holiday_key, same_holiday
+
+    assert [easter(y) for y in (2016, 2019, 2024)] == [dt.date(2016, 3, 27), dt.date(2019, 4, 21),
+                                                       dt.date(2024, 3, 31)]
+    good_friday_2019, easter_monday_2019 = dt.date(2019, 4, 19), dt.date(2019, 4, 22)
+    assert holiday_key(good_friday_2019) == EASTER_KEY_BASE - 2
+    assert holiday_key(easter_monday_2019) == EASTER_KEY_BASE + 1
+    assert holiday_key(dt.date(2019, 5, 1)) == 501          # fixed date, although 10 days after Easter
+    assert same_holiday(good_friday_2019, 1) == dt.date(2018, 3, 30)
+    assert same_holiday(dt.date(2019, 12, 25), 2) == dt.date(2017, 12, 25)
+    assert same_holiday(dt.date(2020, 2, 29), 1) == dt.date(2019, 2, 28)
+
+
+def test_holiday_identity_features():
+    """The bakery is shut on Good Friday (every store sells 0) and trades like a Sunday on Easter Monday: the
+    features say which holiday it is and what the series sold on it a year before, relative to the weeks before."""
+    f = small_frame(start="2017-01-01", end="2018-05-31")
+    cfg = ForecastConfig()
+    origin = pd.Timestamp("2018-03-27")                      # Good Friday 2018-03-30 is h = 3, Easter Monday h = 6
+    X = build_features(make_grid(f, cfg), [origin], cfg)
+    s0, i0 = f["store_id"].min(), f["item_id"].min()
+    s = f[(f.store_id == s0) & (f.item_id == i0)].set_index("date")["y"]
+    rows = X[(X.store_id == s0) & (X.item_id == i0)].set_index("horizon")
+    from ml.holidays import EASTER_KEY_BASE
+
+    assert rows.loc[3, "holiday_key"] == EASTER_KEY_BASE - 2
+    assert rows.loc[3, "holiday_last"] == 0.0                # shut on Good Friday 2017 (2017-04-14)
+    last_easter_monday = pd.Timestamp("2017-04-17")
+    before = s.loc[last_easter_monday - pd.Timedelta(days=28):last_easter_monday - pd.Timedelta(days=1)].mean()
+    assert np.isclose(rows.loc[6, "holiday_last"], s.loc[last_easter_monday] / before, rtol=1e-5)
+    assert rows.loc[1, ["holiday_key", "holiday_last", "holiday_sunday"]].isna().all()   # an ordinary day
+    assert rows.loc[6, "holiday_sunday"] >= 0

@@ -62,10 +62,10 @@ def test_model_saved_before_a_new_feature_option_loads_with_the_option_off():
     from ml.model import _stored_config
 
     old = ForecastConfig().model_dump()
-    for name in ("weekday_profile_weeks", "holiday_neighbours"):
+    for name in ("weekday_profile_weeks", "holiday_neighbours", "holiday_identity", "holiday_years"):
         old.pop(name)
     cfg = _stored_config(old)
-    assert cfg.weekday_profile_weeks == [] and cfg.holiday_neighbours is False
+    assert cfg.weekday_profile_weeks == [] and cfg.holiday_neighbours is False and cfg.holiday_identity is False
     assert _stored_config(ForecastConfig().model_dump()) == ForecastConfig()
 
 
