@@ -8,7 +8,6 @@ give identical features.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -94,6 +93,14 @@ def _at_target(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out
 
 
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 ignoring NaN, NaN where all are NaN; without np.nanmean's warning (silencing it with
+    warnings.catch_warnings is not thread-safe, and the simulator fits in threads)."""
+    n = (~np.isnan(a)).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.nansum(a, axis=0) / n, np.nan)
+
+
 def _window_mean(cs: np.ndarray, cn: np.ndarray, o: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean of observed y over (o-w, o], from cumulative sums (cs[:, i] = sum of y[:, :i])."""
     hi = y_at(cs, o + 1, o + 1)         # cumulative sums shifted by one: index o+1 covers dates <= o
@@ -159,25 +166,21 @@ def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons:
         feats = dict(base)
         lag0 = 7 * int(np.ceil(h / 7))          # the last same weekday as t at or before o
         sw = np.stack([y_at(y, t - lag0 - 7 * j, o) for j in range(max(cfg.same_weekday_counts))])
-        with np.errstate(invalid="ignore"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                for k in cfg.same_weekday_counts:
-                    feats[f"sw_mean_{k}"] = (sw[0] if k == 1 else np.nanmean(sw[:k], axis=0)) / scale
-                for wk in cfg.weekday_profile_weeks:
-                    # mean of the wk same weekdays t - lag0 - 7j (j < wk), all in the 7wk days ending at o
-                    e, b = t - lag0, t - lag0 - 7 * wk
-                    s_wk = y_at(ws, e, o) - np.where(b >= 0, y_at(ws, np.maximum(b, 0), o), 0.0)
-                    n_wk = y_at(wn, e, o) - np.where(b >= 0, y_at(wn, np.maximum(b, 0), o), 0.0)
-                    with np.errstate(divide="ignore"):
-                        share = np.where(n_wk > 0, s_wk / np.maximum(n_wk, 1), np.nan) / \
-                            _window_mean(cs, cn, o, 7 * wk)[0]
-                    feats[f"dow_share_{wk}"] = share
-                    feats[f"dow_level_{wk}"] = share * mean_7 / scale
-                if cfg.year_ago_window:
-                    half = cfg.year_ago_window // 2
-                    ya = np.stack([y_at(y, t - 364 + d, o) for d in range(-half, half + 1)])
-                    feats["year_ago"] = np.nanmean(ya, axis=0) / scale
+        for k in cfg.same_weekday_counts:
+            feats[f"sw_mean_{k}"] = (sw[0] if k == 1 else _nanmean(sw[:k])) / scale
+        for wk in cfg.weekday_profile_weeks:
+            # mean of the wk same weekdays t - lag0 - 7j (j < wk), all in the 7wk days ending at o
+            e, b = t - lag0, t - lag0 - 7 * wk
+            s_wk = y_at(ws, e, o) - np.where(b >= 0, y_at(ws, np.maximum(b, 0), o), 0.0)
+            n_wk = y_at(wn, e, o) - np.where(b >= 0, y_at(wn, np.maximum(b, 0), o), 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.where(n_wk > 0, s_wk / np.maximum(n_wk, 1), np.nan) / _window_mean(cs, cn, o, 7 * wk)[0]
+            feats[f"dow_share_{wk}"] = share
+            feats[f"dow_level_{wk}"] = share * mean_7 / scale
+        if cfg.year_ago_window:
+            half = cfg.year_ago_window // 2
+            ya = np.stack([y_at(y, t - 364 + d, o) for d in range(-half, half + 1)])
+            feats["year_ago"] = _nanmean(ya) / scale
         for c in cfg.drivers:
             feats[c] = _at_target(grid.drivers[c], t)
         hol = grid.drivers.get("is_holiday")
@@ -223,17 +226,13 @@ def _holiday_identity(grid: Grid, cs: np.ndarray, cn: np.ndarray, o: np.ndarray,
             before, _ = _window_mean(cs, cn, p - 1, 28)
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratios.append(np.where(before > 0, y_at(grid.y, p, o) / before, np.nan))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.where(flagged(tt), np.nanmean(np.stack(ratios), axis=0), np.nan)
+        return np.where(flagged(tt), _nanmean(np.stack(ratios)), np.nan)
 
     is_hol = flagged(t)
     keys = keys_and_lags(td, 0)[0]
     # most open holidays trade like a Sunday: the series' mean over its last 8 Sundays <= o, relative to its scale
     sun = o - (grid.dates[o].dayofweek.to_numpy() - 6) % 7
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sunday = np.nanmean(np.stack([y_at(grid.y, sun - 7 * j, o) for j in range(8)]), axis=0)
+    sunday = _nanmean(np.stack([y_at(grid.y, sun - 7 * j, o) for j in range(8)]))
     return {"holiday_key": np.where(is_hol, keys[None, :], np.nan), "holiday_last": same_holiday_ratio(t, td),
             "holiday_sunday": np.where(is_hol, sunday / scale, np.nan)}
 
