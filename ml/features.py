@@ -216,24 +216,20 @@ def _holiday_identity(grid: Grid, cs: np.ndarray, cn: np.ndarray, o: np.ndarray,
     """``holiday_key``: which holiday the target date is (missing on ordinary days). ``holiday_last``: the series'
     demand on the same holiday in each of the last ``years`` years, relative to its mean over the 28 days before
     that day (mean over the years). ``holiday_sunday``: the series' recent Sunday level. Only on holidays."""
-    def flagged(tt: np.ndarray) -> np.ndarray:
-        return _at_target(hol, tt) > 0 if hol is not None else np.zeros((len(grid.keys), len(o)), dtype=bool)
-
-    def same_holiday_ratio(tt: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
-        ratios = []
-        for lag in keys_and_lags(dates, years)[1]:
-            p = tt - lag
-            before, _ = _window_mean(cs, cn, p - 1, 28)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratios.append(np.where(before > 0, y_at(grid.y, p, o) / before, np.nan))
-        return np.where(flagged(tt), _nanmean(np.stack(ratios)), np.nan)
-
-    is_hol = flagged(t)
-    keys = keys_and_lags(td, 0)[0]
+    shape = (len(grid.keys), len(o))
+    is_hol = _at_target(hol, t) > 0 if hol is not None else np.zeros(shape, dtype=bool)
+    keys, lags = keys_and_lags(td, years)
+    ratios = []
+    for lag in lags:
+        p = t - lag
+        before, _ = _window_mean(cs, cn, p - 1, 28)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios.append(np.where(before > 0, y_at(grid.y, p, o) / before, np.nan))
     # most open holidays trade like a Sunday: the series' mean over its last 8 Sundays <= o, relative to its scale
     sun = o - (grid.dates[o].dayofweek.to_numpy() - 6) % 7
     sunday = _nanmean(np.stack([y_at(grid.y, sun - 7 * j, o) for j in range(8)]))
-    return {"holiday_key": np.where(is_hol, keys[None, :], np.nan), "holiday_last": same_holiday_ratio(t, td),
+    return {"holiday_key": np.where(is_hol, keys[None, :], np.nan),
+            "holiday_last": np.where(is_hol, _nanmean(np.stack(ratios)) if ratios else np.nan, np.nan),
             "holiday_sunday": np.where(is_hol, sunday / scale, np.nan)}
 
 
