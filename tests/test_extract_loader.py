@@ -272,6 +272,63 @@ def test_load_days_chunks_and_progress(eng, tmp_path: Path, raw_schema: str):
     assert s.to_dict()["per_entity"]["pos_sales_lines"]["rows_loaded"] == 9
 
 
+def _raw_snapshot(eng, schema: str) -> dict[str, list]:
+    """Every raw table's rows (without the per-load batch ids), plus quarantine and load counts."""
+    out = {}
+    with eng.connect() as c:
+        for e in ENTITIES:
+            cols = ", ".join(e.column_names)
+            out[e.name] = c.exec_driver_sql(
+                f"select {cols}, _business_date, _source_file, _source_line from {schema}.{e.name} order by 1, 2, 3"
+            ).fetchall()
+        out["quarantine"] = c.exec_driver_sql(
+            f"select business_date, entity, line_no, field, reason from {schema}.quarantine order by 1, 2, 3"
+        ).fetchall()
+        out["load_batches"] = c.exec_driver_sql(
+            f"select business_date, entity, rows_in_file, rows_loaded, rows_quarantined from {schema}.load_batches "
+            "order by 1, 2"
+        ).fetchall()
+    return out
+
+
+def test_history_chunks_prepared_in_worker_processes_load_the_same_rows(eng, tmp_path: Path, raw_schema: str):
+    root = tmp_path / "exports"
+    days = [date(2019, 4, 26), date(2019, 4, 27), date(2019, 4, 28), date(2019, 4, 29)]
+    for d in days:
+        write_export_day(root, d)
+    # one bad row, so that quarantine rows also cross the process boundary
+    write_export_day(root, days[1], {"pos/waste_lines.csv": "store_id,item_id,waste_date,quantity,reason\n"
+                                                             "1,100,2019-02-30,1,expired\n1,101,2019-04-27,1,expired\n"})
+    other = f"{raw_schema}_serial"
+    try:
+        seen = []
+        s_par = load_days(eng, CsvExportConnector(root), days, progress=lambda a, b: seen.append((a, b)),
+                          chunk_days=1, schema=raw_schema, workers=2)
+        s_ser = load_days(eng, CsvExportConnector(root), days, chunk_days=1, schema=other, workers=1)
+        assert seen == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+        assert s_par.to_dict()["per_entity"] == s_ser.to_dict()["per_entity"] and s_par.rows_quarantined >= 1
+        assert _raw_snapshot(eng, raw_schema) == _raw_snapshot(eng, other)
+    finally:
+        with eng.begin() as c:
+            c.exec_driver_sql(f"drop schema if exists {other} cascade")
+
+
+def test_a_bad_file_in_a_parallel_history_keeps_the_earlier_chunks_and_writes_nothing_of_its_own(
+    eng, tmp_path: Path, raw_schema: str
+):
+    root = tmp_path / "exports"
+    days = [date(2019, 4, 26), date(2019, 4, 27), date(2019, 4, 28), date(2019, 4, 29)]
+    for d in days:
+        write_export_day(root, d)
+    write_export_day(root, days[2], {"mms/stores.csv": "store_id,store_name\n1,A\n"})
+    with pytest.raises(ExportFileError) as ei:
+        load_days(eng, CsvExportConnector(root), days, chunk_days=1, schema=raw_schema, workers=2)
+    assert "2019-04-28/mms/stores.csv" in str(ei.value) and ei.value.column == "city"   # intact across processes
+    loaded = q(eng, f"select distinct business_date from {raw_schema}.load_batches order by 1")
+    assert [r[0] for r in loaded] == days[:2]
+    assert q(eng, f"select count(distinct _business_date) from {raw_schema}.pos_sales_lines")[0][0] == 2
+
+
 def _mms_snapshot(eng, schema: str) -> dict[str, list]:
     out = {}
     with eng.connect() as c:

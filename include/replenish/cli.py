@@ -422,6 +422,24 @@ def bench_pipeline_cmd(
             typer.echo(format_table(doc))
 
 
+@bench_app.command("extract")
+def bench_extract_cmd(
+    days: int = typer.Option(16, help="history days of the synthetic chain to load"),
+    stores: int = typer.Option(200, help="synthetic chain: stores"),
+    items: int = typer.Option(150, help="synthetic chain: items"),
+    workers: int = typer.Option(0, help="worker processes (0 = one per core)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """History load: in-process vs chunks prepared in worker processes, same days, same database."""
+    _setup_logging()
+    from replenish.extract_bench import bench_extract
+
+    if not 1 <= days <= 59:
+        raise typer.BadParameter("--days must be 1..59")
+    with _stdout_for_json(as_json):
+        _emit(bench_extract(days, stores, items, workers or None), as_json)
+
+
 @bench_app.command("web")
 def bench_web_cmd(
     users: int = typer.Option(50, help="concurrent clients per scenario"),

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     embedded_port: int = Field(default=54329, description="TCP port of the embedded server on 127.0.0.1.")
     embedded_database: str = "replenish"
 
+    extract_workers: int = Field(
+        default=0, ge=0, description="Processes reading and validating history chunks in parallel (0 = one per core)."
+    )
+
     seed: int = Field(default=20160102, description="Seed of the generated retailer around the bakery panel.")
     ddop_version: str = "0.7.6"
 

@@ -29,8 +29,12 @@ class ExportFileError(Exception):
 
     def __init__(self, source: str, message: str, column: str | None = None):
         self.source = source
+        self.message = message
         self.column = column
         super().__init__(f"{source}: {message}")
+
+    def __reduce__(self):  # crosses process boundaries intact (history chunks are prepared in worker processes)
+        return (type(self), (self.source, self.message, self.column))
 
 
 @dataclass
@@ -118,6 +122,8 @@ class CsvExportConnector:
     """Reads ``<root>/<D>/<system>/<entity>.csv``."""
 
     name = "csv_export"
+    # plain files and no open handles: chunks can be read and validated in worker processes
+    parallel_read = True
 
     def __init__(self, root: str | Path, systems: Iterable[str] | None = None):
         self.root = Path(root)

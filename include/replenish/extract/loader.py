@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
+import multiprocessing
+import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Literal
@@ -242,6 +246,23 @@ class _Prepared:
     summary: LoadSummary
 
 
+@dataclass
+class _Payload:
+    """One table's rows as COPY text: what a worker process sends back (a string pickles cheaply, frames do not)."""
+
+    columns: list[str]
+    text: str
+    rows: int
+
+
+@dataclass
+class _Chunk:
+    tables: dict[str, _Payload]  # entity -> rows; then quarantine, load_batches
+    quarantine: _Payload
+    batches: _Payload
+    summary: LoadSummary
+
+
 _QCOLS = ["batch_id", "business_date", "connector", "entity", "source_file", "line_no", "field", "reason", "raw_record"]
 _BCOLS = [
     "batch_id",
@@ -365,21 +386,32 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
 # --------------------------------------------------------------------------- writing
 
 
-def _copy(cur, table: str, df: pd.DataFrame) -> int:
-    if df.empty:
-        return 0
-    cols = ", ".join(f'"{c}"' for c in df.columns)
-    buf = io.StringIO()
+def _payload(df: pd.DataFrame) -> _Payload:
     # QUOTE_ALL + FORCE_NULL: every value is quoted, "" is NULL (we never load empty strings)
-    df.to_csv(buf, index=False, header=False, quoting=csv.QUOTE_ALL, na_rep="", lineterminator="\n")
-    buf.seek(0)
-    cur.copy_expert(f"copy {table} ({cols}) from stdin with (format csv, force_null ({cols}))", buf)
-    if cur.rowcount not in (-1, len(df)):
-        raise LoadInvariantError(f"COPY into {table} wrote {cur.rowcount} rows, expected {len(df)}")
-    return len(df)
+    text_ = "" if df.empty else df.to_csv(index=False, header=False, quoting=csv.QUOTE_ALL, na_rep="",
+                                           lineterminator="\n")
+    return _Payload([str(c) for c in df.columns], text_, len(df))
 
 
-def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Sequence[date], p: _Prepared) -> None:
+def _prepare_chunk(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[date]) -> _Chunk:
+    """Read, validate and serialise one chunk (no database): runs in a worker process for histories."""
+    p = _prepare(connector, specs, days)
+    return _Chunk({name: _payload(df) for name, df in p.rows.items()}, _payload(p.quarantine), _payload(p.batches),
+                  p.summary)
+
+
+def _copy(cur, table: str, payload: _Payload) -> int:
+    if not payload.rows:
+        return 0
+    cols = ", ".join(f'"{c}"' for c in payload.columns)
+    cur.copy_expert(f"copy {table} ({cols}) from stdin with (format csv, force_null ({cols}))",
+                    io.StringIO(payload.text))
+    if cur.rowcount not in (-1, payload.rows):
+        raise LoadInvariantError(f"COPY into {table} wrote {cur.rowcount} rows, expected {payload.rows}")
+    return payload.rows
+
+
+def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Sequence[date], p: _Chunk) -> None:
     day_list = [d.isoformat() for d in days]
     names = [s.name for s in specs]
     with engine.begin() as conn:
@@ -399,7 +431,7 @@ def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Seque
             (day_list, names),
         )
         for spec in specs:
-            _copy(cur, f"{schema}.{spec.name}", p.rows[spec.name])
+            _copy(cur, f"{schema}.{spec.name}", p.tables[spec.name])
         _copy(cur, f"{schema}.quarantine", p.quarantine)
         _copy(cur, f"{schema}.load_batches", p.batches)
 
@@ -441,9 +473,14 @@ def load_days(
     max_chunk_bytes: int | None = 32 * 2**20,
     schema: str = RAW_SCHEMA,
     entities: Iterable[str] | None = None,
+    workers: int | None = None,
 ) -> LoadSummary:
     """Load many business days; each chunk of at most ``chunk_days`` days (and ``max_chunk_bytes`` of export files,
-    when the connector knows their size) is one all-or-nothing transaction.
+    when the connector knows their size) is one all-or-nothing transaction, committed in date order.
+
+    With more than one chunk and a connector that allows it (``parallel_read``), chunks are read and validated in
+    ``workers`` processes (default: ``extract_workers`` setting, one per core) while this process writes the
+    previous ones: parsing and validation are CPU-bound Python, the database mostly waits.
 
     Raises ExportFileError on an unusable file: the failing chunk writes nothing; chunks before it
     stay committed (re-running is idempotent).
@@ -460,8 +497,8 @@ def load_days(
     done = 0
     if progress:
         progress(0, len(days))
-    for chunk in _chunks(connector, days, chunk_days, max_chunk_bytes):
-        prepared = _prepare(connector, specs, chunk)
+    chunks = _chunks(connector, days, chunk_days, max_chunk_bytes)
+    for chunk, prepared in _prepared_in_order(connector, specs, chunks, _worker_count(connector, chunks, workers)):
         _write(engine, schema, specs, chunk, prepared)
         total.merge(prepared.summary)
         done += len(chunk)
@@ -470,6 +507,45 @@ def load_days(
     total.seconds = time.perf_counter() - t0
     log.info("loaded %s", total.to_dict())
     return total
+
+
+def _worker_count(connector: Connector, chunks: list[list[date]], workers: int | None) -> int:
+    # a daemonic process (a Celery prefork pool worker) may not start children: prepare in-process there
+    if len(chunks) < 2 or not getattr(connector, "parallel_read", False) or multiprocessing.current_process().daemon:
+        return 1
+    if workers is None:
+        from replenish.settings import get_settings
+
+        workers = get_settings().extract_workers or os.cpu_count() or 1
+    return max(1, min(workers, len(chunks)))
+
+
+def _prepared_in_order(connector: Connector, specs: Sequence[EntitySpec], chunks: list[list[date]],
+                       workers: int) -> Iterator[tuple[list[date], _Chunk]]:
+    """Prepared chunks in date order. In parallel, at most ``workers + 1`` chunks are in flight (memory stays
+    bounded); a worker's error is raised when its chunk's turn comes, so every earlier chunk is written first."""
+    if workers <= 1:
+        for chunk in chunks:
+            yield chunk, _prepare_chunk(connector, specs, chunk)
+        return
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    # spawn, not fork: the caller holds database connections and may run threads (Airflow, SQLAlchemy pools)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending: deque[tuple[list[date], Future[_Chunk]]] = deque()
+        todo = iter(chunks)
+        for chunk in itertools.islice(todo, workers + 1):
+            pending.append((chunk, pool.submit(_prepare_chunk, connector, specs, chunk)))
+        while pending:
+            chunk, future = pending.popleft()
+            prepared = future.result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(_prepare_chunk, connector, specs, nxt)))
+            yield chunk, prepared
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def load_day(
