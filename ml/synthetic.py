@@ -17,30 +17,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ml.config import DRIVER_COLUMNS
+from ml.holidays import easter
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _easter(year: int) -> date:
-    """Gregorian Easter Sunday (anonymous algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    l_ = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l_) // 451
-    month = (h + l_ - 7 * m + 114) // 31
-    day = (h + l_ - 7 * m + 114) % 31 + 1
-    return date(year, month, day)
-
-
 def public_holidays(years) -> set[date]:
     out: set[date] = set()
     for y in years:
-        e = _easter(y)
+        e = easter(y)
         out |= {date(y, 1, 1), date(y, 5, 1), date(y, 10, 3), date(y, 12, 25), date(y, 12, 26),
                 e - timedelta(days=2), e + timedelta(days=1), e + timedelta(days=39), e + timedelta(days=50)}
     return out
@@ -81,7 +67,7 @@ def synthetic_panel(n_stores: int = 10, n_items: int = 3049, days: int = 730, fu
         region = s % 3
         school = np.zeros(D, dtype=np.float32)
         for y in range(dates[0].year, dates[-1].year + 1):
-            e = pd.Timestamp(_easter(y))
+            e = pd.Timestamp(easter(y))
             ranges = [(pd.Timestamp(y, 7, 1) + pd.Timedelta(weeks=region), 6 * 7),
                       (e - pd.Timedelta(days=7), 14), (pd.Timestamp(y, 12, 23), 15), (pd.Timestamp(y, 10, 20), 10)]
             for a, n in ranges:
