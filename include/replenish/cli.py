@@ -403,6 +403,9 @@ def bench_pipeline_cmd(
     items: int = typer.Option(150, help="synthetic chain: items"),
     days: int = typer.Option(730, help="synthetic chain: days of history"),
     train: bool = typer.Option(True, help="train a model before the measured nightly run (realistic)"),
+    keep: bool = typer.Option(False, help="keep each case's database afterwards (for --reuse)"),
+    reuse: bool = typer.Option(False, help="run on the database a --keep run left: skip the setup it recorded "
+                                           "and measure the nightly again (implies --keep)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """End-to-end nightly run: seconds and peak memory per stage, for the bakery demo and a synthetic chain."""
@@ -415,7 +418,7 @@ def bench_pipeline_cmd(
     if days < 60:
         raise typer.BadParameter("--days must be >= 60")
     with _stdout_for_json(as_json):
-        doc = bench_pipeline(case, stores=stores, items=items, days=days, train=train)
+        doc = bench_pipeline(case, stores=stores, items=items, days=days, train=train, keep=keep, reuse=reuse)
         if as_json:
             _emit(doc, True)
         else:

@@ -12,6 +12,11 @@ memory figures are per case and nothing touches the demo's warehouse:
    transform (incremental dbt build), validate, forecast, propose, release, dispatch, digest (the single-process
    stage functions, one after the other). The issue-6 target is about this run.
 
+At the reference size the setup takes hours and the nightly minutes, so ``keep`` leaves the case's database in
+place and ``reuse`` runs on it again: setup stages already recorded for the business date are skipped (listed
+under ``reused``), and a nightly that already ran there is measured as a re-run (``nightly_rerun``: the day
+reloaded and rebuilt, forecasts and proposals recomputed, nothing sent twice).
+
 Peak memory is sampled (psutil, every 0.1 s) over this process and all its children, per stage. CPU seconds are
 this process's and its children's; ``db_cpu_seconds`` is the database server's (all its processes, including
 finished backends), measured when the server is the embedded one on this machine (else null): a stage whose wall
@@ -165,6 +170,21 @@ def _write_case_exports(case: dict[str, Any]) -> dict[str, Any]:
     return {**write_chain_exports(chain, settings.exports_dir), "stats": chain.stats}
 
 
+SETUP_STAGES = {"history_extract": "extract", "history_transform": "transform", "train": "train"}
+
+
+def setup_plan(recorded: dict[str, Any], *, train: bool, reuse: bool) -> tuple[list[str], list[str]]:
+    """(setup stages to run, stages reused), in order. Without ``reuse`` all run; with it, those recorded as a
+    success (``recorded``: :func:`replenish.pipeline.stage_results` of the setup run) are reused, up to the first
+    that is not: a stage after one that runs again runs again too (a new history load needs a new build and
+    model)."""
+    wanted = [s for s in SETUP_STAGES if train or s != "train"]
+    for i, stage in enumerate(wanted):
+        if not reuse or recorded.get(SETUP_STAGES[stage], {}).get("status") != "success":
+            return wanted[i:], wanted[:i]
+    return [], wanted
+
+
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """One case in this process (settings from the environment the parent prepared)."""
     from replenish import pipeline
@@ -180,14 +200,14 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         prev = last - dt.timedelta(days=1)
         result["business_date"] = last.isoformat()
         setup_run = f"bench-setup-{prev.isoformat()}"
-        with _measure(setup, "history_extract", mem, db):
-            pipeline.extract(prev, setup_run)
-        with _measure(setup, "history_transform", mem, db):
-            pipeline.transform(prev, setup_run)
-        if case.get("train", True):
-            with _measure(setup, "train", mem, db):
-                pipeline.train(prev, setup_run)
+        todo, result["reused"] = setup_plan(pipeline.stage_results(setup_run), train=case.get("train", True),
+                                            reuse=case.get("reuse", False))
+        for stage in todo:
+            fn_setup: Callable[[dt.date, str], dict[str, Any]] = getattr(pipeline, SETUP_STAGES[stage])
+            with _measure(setup, stage, mem, db):
+                fn_setup(prev, setup_run)
         run_id = f"bench-{last.isoformat()}"
+        result["nightly_rerun"] = bool(pipeline.stage_results(run_id))
         for stage in NIGHTLY_STAGES:
             fn: Callable[[dt.date, str], dict[str, Any]] = getattr(pipeline, stage)
             with _measure(nightly, stage, mem, db):
@@ -199,8 +219,9 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     result["measures"] = MEASURES
     result["setup"] = setup
     result["nightly"] = nightly
-    result["first_backfill_seconds"] = round(setup["history_extract"]["seconds"]
-                                             + setup["history_transform"]["seconds"], 1)
+    result["first_backfill_seconds"] = (round(setup["history_extract"]["seconds"]
+                                              + setup["history_transform"]["seconds"], 1)
+                                        if "history_extract" in setup and "history_transform" in setup else None)
     result["nightly_seconds"] = round(sum(s["seconds"] for s in nightly.values()), 1)
     result["nightly_cpu_seconds"] = round(sum(s["cpu_seconds"] for s in nightly.values()), 1)
     db_cpu = [s["db_cpu_seconds"] for s in nightly.values()]
@@ -215,6 +236,18 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         result["target_seconds"] = target
         result["meets_target"] = result["nightly_seconds"] < target
     return result
+
+
+def _exists(admin_url: str, name: str) -> bool:
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            return cur.fetchone() is not None
+    finally:
+        conn.close()
 
 
 def _recreate(admin_url: str, name: str) -> None:
@@ -232,8 +265,9 @@ def _recreate(admin_url: str, name: str) -> None:
 
 def bench_pipeline(cases: list[str], *, stores: int = 200, items: int = 150, days: int = 730,
                    end: dt.date = dt.date(2019, 4, 29), seed: int = 20260101, train: bool = True,
-                   keep: bool = False) -> dict[str, Any]:
-    """Run each case in a child process on a fresh database; returns one document with every case."""
+                   keep: bool = False, reuse: bool = False) -> dict[str, Any]:
+    """Run each case in a child process on a fresh database (``reuse``: on the one a ``keep`` run left, which
+    ``reuse`` keeps too); returns one document with every case."""
     from replenish.database import database_url
     from replenish.settings import get_settings
 
@@ -248,7 +282,7 @@ def bench_pipeline(cases: list[str], *, stores: int = 200, items: int = 150, day
     for kind in cases:
         if kind not in ("bakery", "chain"):
             raise ValueError(f"case must be 'bakery' or 'chain', not {kind!r}")
-        case: dict[str, Any] = {"kind": kind, "train": train, "db_pid": db_pid}
+        case: dict[str, Any] = {"kind": kind, "train": train, "reuse": reuse, "db_pid": db_pid}
         # A state folder of its own (dbt profile and target, reports, outbox), so a bench never shares them with
         # a demo or test run on the same state; the download cache is shared.
         state = settings.state / "bench" / kind
@@ -263,13 +297,14 @@ def bench_pipeline(cases: list[str], *, stores: int = 200, items: int = 150, day
             env["REPLENISH_EXPORTS_ROOT"] = str(settings.state / "bench-exports" / f"chain-{stores}x{items}x{days}")
         else:
             env["REPLENISH_EXPORTS_ROOT"] = str(settings.exports_dir)
-        _recreate(f"{server}/postgres", f"replenish_bench_{kind}")
+        if not (reuse and _exists(f"{server}/postgres", f"replenish_bench_{kind}")):
+            _recreate(f"{server}/postgres", f"replenish_bench_{kind}")
         t0 = time.perf_counter()
         try:
             res = subprocess.run([sys.executable, "-m", "replenish.pipeline_bench", json.dumps(case)], env=env,
                                  stdout=subprocess.PIPE, text=True)
         finally:
-            if not keep:
+            if not (keep or reuse):
                 _drop(f"{server}/postgres", f"replenish_bench_{kind}")
         if res.returncode != 0:
             raise RuntimeError(f"bench case {kind} failed (exit {res.returncode}); see the log above")
@@ -311,10 +346,14 @@ def format_table(doc: dict[str, Any]) -> str:
         verdict = ""
         if "target_seconds" in res:
             verdict = f"  (target < {res['target_seconds']} s: {'met' if res['meets_target'] else 'NOT met'})"
-        lines.append(f"  first backfill (history extract + full dbt build) {res['first_backfill_seconds']:.1f} s")
+        if res.get("reused"):
+            lines.append(f"  reused from the kept database: {', '.join(res['reused'])}")
+        if res.get("first_backfill_seconds") is not None:
+            lines.append(f"  first backfill (history extract + full dbt build) {res['first_backfill_seconds']:.1f} s")
         lines.append(f"  steady-state nightly total {res['nightly_seconds']:.1f} s ({res['nightly_cpu_seconds']:.1f} "
                      f"cpu s, db {num(res.get('nightly_db_cpu_seconds'), 0).strip()} cpu s), "
-                     f"peak {res['nightly_peak_rss_mb']:.0f} MB" + verdict)
+                     f"peak {res['nightly_peak_rss_mb']:.0f} MB" + verdict
+                     + (" [re-run of a nightly already on the kept database]" if res.get("nightly_rerun") else ""))
     return "\n".join(lines)
 
 
