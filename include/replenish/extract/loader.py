@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import text
 
 from replenish.extract.connectors import Connector, ExportFileError, RawFrame
@@ -37,15 +39,9 @@ _NUM_RE = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?"
 _DATE_RE = r"\d{4}-\d{2}-\d{2}"
 _TS_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)"
 _BOOL = {"true": "true", "false": "false"}
-# Column text for validation: Arrow-backed strings when pyarrow is there (strip/regex run vectorised in C++, several
-# times faster than Python's per-value string calls on object columns; the results are the same).
-_TEXT: Literal["string[pyarrow]"] | type[object]
-try:
-    import pyarrow  # noqa: F401
-
-    _TEXT = "string[pyarrow]"
-except ImportError:  # pragma: no cover - pyarrow is a dependency of the ML stack
-    _TEXT = object
+# Column text for validation: Arrow-backed strings (strip/regex run vectorised in C++, several times faster than
+# Python's per-value string calls on object columns; the results are the same).
+_TEXT: Literal["string[pyarrow]"] = "string[pyarrow]"
 
 
 class LoadInvariantError(RuntimeError):
@@ -248,10 +244,10 @@ class _Prepared:
 
 @dataclass
 class _Payload:
-    """One table's rows as COPY text: what a worker process sends back (a string pickles cheaply, frames do not)."""
+    """One table's rows as COPY CSV: what a worker process sends back (bytes pickle cheaply, frames do not)."""
 
     columns: list[str]
-    text: str
+    data: bytes
     rows: int
 
 
@@ -387,10 +383,19 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
 
 
 def _payload(df: pd.DataFrame) -> _Payload:
-    # QUOTE_ALL + FORCE_NULL: every value is quoted, "" is NULL (we never load empty strings)
-    text_ = "" if df.empty else df.to_csv(index=False, header=False, quoting=csv.QUOTE_ALL, na_rep="",
-                                           lineterminator="\n")
-    return _Payload([str(c) for c in df.columns], text_, len(df))
+    """COPY CSV of ``df``: every value quoted, NULL as an empty field; COPY's FORCE_NULL reads a quoted "" as NULL
+    too (we never load empty strings), so both writers below give the same rows."""
+    columns = [str(c) for c in df.columns]
+    if df.empty:
+        return _Payload(columns, b"", 0)
+    try:  # Arrow's C++ writer: ~5x faster than pandas' to_csv, which was a quarter of a history chunk's time
+        buf = pa.BufferOutputStream()
+        pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), buf,
+                        pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+        return _Payload(columns, buf.getvalue().to_pybytes(), len(df))
+    except pa.ArrowException:  # a column Arrow cannot type (mixed objects): the slow writer
+        text_ = df.to_csv(index=False, header=False, quoting=csv.QUOTE_ALL, na_rep="", lineterminator="\n")
+        return _Payload(columns, text_.encode(), len(df))
 
 
 def _prepare_chunk(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[date]) -> _Chunk:
@@ -405,7 +410,7 @@ def _copy(cur, table: str, payload: _Payload) -> int:
         return 0
     cols = ", ".join(f'"{c}"' for c in payload.columns)
     cur.copy_expert(f"copy {table} ({cols}) from stdin with (format csv, force_null ({cols}))",
-                    io.StringIO(payload.text))
+                    io.BytesIO(payload.data))
     if cur.rowcount not in (-1, payload.rows):
         raise LoadInvariantError(f"COPY into {table} wrote {cur.rowcount} rows, expected {payload.rows}")
     return payload.rows
@@ -420,6 +425,7 @@ def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Seque
         dbapi_conn = conn.connection.driver_connection
         assert dbapi_conn is not None  # a checked-out, open connection always has its DBAPI connection
         cur = dbapi_conn.cursor()
+        cur.execute("set local client_encoding to 'UTF8'")  # the payloads are UTF-8 bytes, whatever the server's
         for spec in specs:
             cur.execute(f"delete from {schema}.{spec.name} where _business_date = any(%s::date[])", (day_list,))
         cur.execute(
