@@ -396,3 +396,39 @@ def test_copy_payload_round_trips_awkward_text_and_nulls(eng, mixed: bool):
         cur.execute("select v, n from payload_rt")
         got = cur.fetchall()
     assert got == [(v, str(n)) for v, n in zip(values, df["n"], strict=True)]
+
+
+def test_validation_normalises_and_rejects_values_as_the_contract_says():
+    """Column checks on awkward text: canonical integers, offsets completed, overflowing numbers and impossible
+    dates rejected with the reason, database values (not text) read as the text a file would hold."""
+    import dataclasses
+
+    from replenish.extract import validate_frame
+    from replenish.extract.contract import Column
+
+    spec = dataclasses.replace(ENTITIES[0], entity="check", key=("k",), columns=(
+        Column("k", "int", required=True), Column("q", "numeric", min=0, min_inclusive=False),
+        Column("d", "date"), Column("t", "timestamptz"), Column("b", "bool")))
+    df = pd.DataFrame({
+        "k": [" +05 ", "7", "2147483648", "x1", "9", 10],
+        "q": ["1.5", "1e400", "0", "2", "-1", 2.5],
+        "d": ["2019-04-29", "", "2019-02-29", "2019-04-29", "2019-4-29", date(2019, 4, 29)],
+        "t": ["2019-04-29T10:00:00+02", "2019-04-29T10:00Z", "", "", "2019-04-29T25:00:00+00:00", None],
+        "b": ["TRUE", "false", "", "", "yes", True],
+    })
+    v = validate_frame(spec, df)
+    rows = [(None if pd.isna(f) else f, None if pd.isna(r) else r) for f, r in zip(v.field, v.reason, strict=True)]
+    assert rows == [
+        (None, None),
+        ("q", "number out of range: '1e400'"),
+        ("k", "integer out of range: '2147483648'"),
+        ("k", "not an integer: 'x1'"),
+        ("q", "must be > 0: '-1'"),
+        (None, None),
+    ]
+    ok = v.values[v.ok].astype(object).where(v.values[v.ok].notna(), None)
+    assert ok.to_dict("records") == [
+        {"k": "5", "q": "1.5", "d": "2019-04-29", "t": "2019-04-29T10:00:00+02:00", "b": "true"},
+        {"k": "10", "q": "2.5", "d": "2019-04-29", "t": None, "b": "true"},
+    ]
+    assert v.values.loc[~v.ok].isna().all().all()  # a rejected row loads nothing

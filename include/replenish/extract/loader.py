@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import text
 
@@ -103,7 +104,7 @@ class LoadSummary:
 class Validated:
     """Validation result for a concatenated entity frame (index aligned with the input)."""
 
-    values: pd.DataFrame  # normalised text for COPY (None = NULL), contract columns only
+    values: pd.DataFrame  # normalised text for COPY (NA = NULL), contract columns only
     field: pd.Series  # failing field (None = ok)
     reason: pd.Series  # failure reason (None = ok)
 
@@ -116,82 +117,91 @@ def _repr(s: pd.Series) -> pd.Series:
     return "'" + s.str.slice(0, 80) + "'"
 
 
-def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Return (normalised value or None, reason or None) for one column. Vectorised."""
-    st = s.str.strip()
-    empty = st.eq("")
-    reason = pd.Series(None, index=s.index, dtype=object)
-    out = pd.Series(None, index=s.index, dtype=object)
+def _numbers(st: pd.Series, good: np.ndarray, integer: bool) -> tuple[np.ndarray, pa.Array | None]:
+    """Float values of the ``good`` entries of ``st`` (text the format regex matched), NaN elsewhere; for integers
+    also their canonical text ('+05' -> '5'). Arrow's casts parse in C++, where pandas' to_numeric and str() went
+    through Python objects (most of an integer column's validation time); Arrow takes no leading '+'. A number
+    beyond float range parses as infinite (pandas gave NaN and let it through)."""
+    arr = pc.replace_substring_regex(pa.array(st.where(good, "0"), type=pa.string()), "^[+]", "")
+    parsed = pc.cast(arr, pa.int64() if integer else pa.float64())
+    num = parsed.to_numpy(zero_copy_only=False).astype("float64")
+    num[~good] = np.nan
+    return num, pc.cast(parsed, pa.string()) if integer else None
 
-    def fail(mask: pd.Series, msg: str, show_value: bool = True) -> None:
-        m = mask & reason.isna()
+
+def _mask(b: pd.Series) -> np.ndarray:
+    return b.to_numpy(dtype=bool, na_value=False)
+
+
+def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (normalised value or NA, reason or None) for one column. Vectorised: masks are numpy arrays and the
+    values stay Arrow strings (a masked assignment into an Arrow string Series converts every value to Python)."""
+    st = s.str.strip()
+    present = _mask(st.ne(""))
+    failed = np.zeros(len(s), dtype=bool)
+    reason = np.full(len(s), None, dtype=object)
+
+    def fail(mask: np.ndarray, msg: str, show_value: bool = True) -> None:
+        m = mask & ~failed
         if m.any():
-            reason[m] = (msg + ": " + _repr(st[m])) if show_value else msg
+            reason[m] = (msg + ": " + _repr(st[m])).to_numpy(dtype=object) if show_value else msg
+            failed[m] = True
 
     if col.required:
-        fail(empty, "required value missing", show_value=False)
-    present = ~empty
-    num: pd.Series | None = None
+        fail(~present, "required value missing", show_value=False)
+    num: np.ndarray | None = None
+    value: pd.Series | pa.Array = st  # the normalised text of a value that passes
 
     if col.type == "text":
-        out[present] = s[present]
-        val = st
+        value = s
     elif col.type == "int":
-        fmt = st.str.fullmatch(_INT_RE)
+        fmt = _mask(st.str.fullmatch(_INT_RE))
         fail(present & ~fmt, "not an integer")
-        good = present & fmt
-        num = pd.to_numeric(st.where(good), errors="coerce")
-        fail(good & ((num < INT4_MIN) | (num > INT4_MAX)), "integer out of range")
-        good = good & reason.isna()
-        out[good] = num[good].astype("int64").astype(str)
+        num, canonical = _numbers(st, present & fmt, integer=True)
+        fail((num < INT4_MIN) | (num > INT4_MAX), "integer out of range")
+        assert canonical is not None
+        value = canonical
     elif col.type == "numeric":
-        fmt = st.str.fullmatch(_NUM_RE)
+        fmt = _mask(st.str.fullmatch(_NUM_RE))
         fail(present & ~fmt, "not a number")
-        good = present & fmt
-        num = pd.to_numeric(st.where(good), errors="coerce")
-        fail(good & ~np.isfinite(num.fillna(0)), "number out of range")
-        out[good] = st[good]
+        num, _ = _numbers(st, present & fmt, integer=False)
+        fail(np.isinf(num), "number out of range")
     elif col.type == "date":
-        fmt = st.str.fullmatch(_DATE_RE)
+        fmt = _mask(st.str.fullmatch(_DATE_RE))
         fail(present & ~fmt, "not an ISO date (YYYY-MM-DD)")
         good = present & fmt
         parsed = pd.to_datetime(st.where(good), format="%Y-%m-%d", errors="coerce")
-        fail(good & parsed.isna(), "impossible date")
-        out[good] = st[good]
+        fail(good & _mask(parsed.isna()), "impossible date")
     elif col.type == "timestamptz":
-        fmt = st.str.fullmatch(_TS_RE)
+        fmt = _mask(st.str.fullmatch(_TS_RE))
         fail(present & ~fmt, "not an ISO-8601 timestamp with UTC offset")
         good = present & fmt
-        norm = st.str.replace(r"([+-]\d{2})$", r"\1:00", regex=True)
-        parsed = pd.to_datetime(norm.where(good), format="ISO8601", utc=True, errors="coerce")
-        fail(good & parsed.isna(), "impossible timestamp")
-        out[good] = norm[good]
+        # Arrow's RE2 (pandas' str.replace with a group reference runs Python's re per value)
+        value = pd.Series(pd.arrays.ArrowStringArray(
+            pc.replace_substring_regex(pa.array(st), r"([+-]\d{2})$", r"\1:00")), index=st.index)
+        parsed = pd.to_datetime(value.where(good), format="ISO8601", utc=True, errors="coerce")
+        fail(good & _mask(parsed.isna()), "impossible timestamp")
     elif col.type == "bool":
-        low = st.str.lower()
-        ok = low.isin(list(_BOOL))
-        fail(present & ~ok, "not a boolean (true/false)")
-        good = present & ok
-        out[good] = low[good]
+        value = st.str.lower()
+        fail(present & ~_mask(value.isin(list(_BOOL))), "not a boolean (true/false)")
     else:  # pragma: no cover - contract guarantees the type
         raise ValueError(col.type)
 
-    checked = present & reason.isna()
     if num is not None:
         if col.min is not None:
             bad = num < col.min if col.min_inclusive else num <= col.min
-            op = ">=" if col.min_inclusive else ">"
-            fail(checked & bad.fillna(False), f"must be {op} {col.min:g}")
+            fail(present & bad, f"must be {'>=' if col.min_inclusive else '>'} {col.min:g}")
         if col.max is not None:
             bad = num > col.max if col.max_inclusive else num >= col.max
-            op = "<=" if col.max_inclusive else "<"
-            fail(checked & bad.fillna(False), f"must be {op} {col.max:g}")
+            fail(present & bad, f"must be {'<=' if col.max_inclusive else '<'} {col.max:g}")
     if col.type == "text":
         if col.allowed:
-            fail(checked & ~val.isin(list(col.allowed)), f"not one of {'/'.join(col.allowed)}")
+            fail(present & ~_mask(st.isin(list(col.allowed))), f"not one of {'/'.join(col.allowed)}")
         if col.pattern:
-            fail(checked & ~val.str.fullmatch(col.pattern), f"does not match {col.pattern}")
-    out[reason.notna()] = None
-    return out, reason
+            fail(present & ~_mask(st.str.fullmatch(col.pattern)), f"does not match {col.pattern}")
+    arr = value if isinstance(value, pa.Array | pa.ChunkedArray) else pa.array(value)
+    out = pc.if_else(pa.array(present & ~failed), arr, None)
+    return pd.Series(pd.arrays.ArrowStringArray(out), index=s.index), pd.Series(reason, index=s.index)
 
 
 def validate_frame(spec: EntitySpec, df: pd.DataFrame, file_col: str | None = None) -> Validated:
@@ -201,7 +211,11 @@ def validate_frame(spec: EntitySpec, df: pd.DataFrame, file_col: str | None = No
     field_s = pd.Series(None, index=df.index, dtype=object)
     reason_s = pd.Series(None, index=df.index, dtype=object)
     for col in spec.columns:
-        s = df[col.name].astype(object).fillna("").astype(str).astype(_TEXT)
+        raw = df[col.name]
+        if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):  # CSV text: no str() per value
+            s = raw.astype(_TEXT).fillna("")
+        else:  # a database connector's values (numbers, dates): their text, as the file would have held it
+            s = raw.astype(object).where(raw.notna(), "").astype(str).astype(_TEXT)
         out, reason = _validate_column(col, s)
         cols[col.name] = out
         new = reason.notna() & reason_s.isna()
@@ -227,7 +241,7 @@ def validate_frame(spec: EntitySpec, df: pd.DataFrame, file_col: str | None = No
             idx = dup[dup].index
             reason_s[idx] = msg[idx]
             field_s[idx] = ",".join(key)
-    values[reason_s.notna()] = None
+    values[reason_s.notna()] = pd.NA
     return Validated(values, field_s, reason_s)
 
 
