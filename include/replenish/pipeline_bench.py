@@ -363,6 +363,11 @@ if __name__ == "__main__":  # the child process of bench_pipeline
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("sqlalchemy", "great_expectations", "dbt", "alembic", "lightgbm", "airflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # dbt prints to fd 1: point it at stderr (the log) for the run, so stdout carries only the document the parent
+    # reads (and a parent that stops reading cannot stall the case on a full pipe)
+    document_fd = os.dup(1)
+    os.dup2(2, 1)
     outcome = run_case(json.loads(sys.argv[1]))
     sys.stdout.flush()
+    os.dup2(document_fd, 1)
     print(json.dumps(outcome, default=str))
