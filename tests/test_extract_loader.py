@@ -383,16 +383,16 @@ def test_chunks_bounded_by_days_and_export_bytes():
 def test_copy_payload_round_trips_awkward_text_and_nulls(eng, mixed: bool):
     """The COPY text of a chunk gives back exactly its values: quotes, separators, line breaks, non-ASCII, NULL.
     A column Arrow cannot type (mixed Python objects) takes the pandas writer, with the same result."""
-    from replenish.extract.loader import _copy, _payload
+    from replenish.bulk import copy_payload, csv_payload
 
     values = ['plain', 'say "hi"', 'a,b', 'two\nlines', 'Brötchen €', None, ' padded ', "'single'", '\\N']
     df = pd.DataFrame({"v": values, "n": [1 if mixed and i == 0 else str(i) for i in range(len(values))]})
-    payload = _payload(df)
+    payload = csv_payload(df)
     assert payload.rows == len(values)
     with eng.begin() as conn:
         cur = conn.connection.driver_connection.cursor()
         cur.execute("create temporary table payload_rt (v text, n text) on commit drop")
-        _copy(cur, "payload_rt", payload)
+        assert copy_payload(cur, "payload_rt", payload) == len(values)
         cur.execute("select v, n from payload_rt")
         got = cur.fetchall()
     assert got == [(v, str(n)) for v, n in zip(values, df["n"], strict=True)]

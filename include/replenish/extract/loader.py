@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import logging
@@ -21,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from sqlalchemy import text
 
+from replenish.bulk import Payload, copy_payload, csv_payload
 from replenish.extract.connectors import Connector, ExportFileError, RawFrame
 from replenish.extract.contract import INT4_MAX, INT4_MIN, Column, EntitySpec
 from replenish.extract.schema import RAW_SCHEMA, check_ident, ensure_raw_schema
@@ -257,19 +255,10 @@ class _Prepared:
 
 
 @dataclass
-class _Payload:
-    """One table's rows as COPY CSV: what a worker process sends back (bytes pickle cheaply, frames do not)."""
-
-    columns: list[str]
-    data: bytes
-    rows: int
-
-
-@dataclass
 class _Chunk:
-    tables: dict[str, _Payload]  # entity -> rows; then quarantine, load_batches
-    quarantine: _Payload
-    batches: _Payload
+    tables: dict[str, Payload]  # entity -> rows; then quarantine, load_batches
+    quarantine: Payload
+    batches: Payload
     summary: LoadSummary
 
 
@@ -396,38 +385,18 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
 # --------------------------------------------------------------------------- writing
 
 
-def _payload(df: pd.DataFrame) -> _Payload:
-    """COPY CSV of ``df``: every value quoted, NULL as an empty field; COPY's FORCE_NULL reads a quoted "" as NULL
-    too (we never load empty strings), so both writers below give the same rows."""
-    columns = [str(c) for c in df.columns]
-    if df.empty:
-        return _Payload(columns, b"", 0)
-    try:  # Arrow's C++ writer: ~5x faster than pandas' to_csv, which was a quarter of a history chunk's time
-        buf = pa.BufferOutputStream()
-        pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), buf,
-                        pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
-        return _Payload(columns, buf.getvalue().to_pybytes(), len(df))
-    except pa.ArrowException:  # a column Arrow cannot type (mixed objects): the slow writer
-        text_ = df.to_csv(index=False, header=False, quoting=csv.QUOTE_ALL, na_rep="", lineterminator="\n")
-        return _Payload(columns, text_.encode(), len(df))
-
-
 def _prepare_chunk(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[date]) -> _Chunk:
     """Read, validate and serialise one chunk (no database): runs in a worker process for histories."""
     p = _prepare(connector, specs, days)
-    return _Chunk({name: _payload(df) for name, df in p.rows.items()}, _payload(p.quarantine), _payload(p.batches),
-                  p.summary)
+    return _Chunk({name: csv_payload(df) for name, df in p.rows.items()}, csv_payload(p.quarantine),
+                  csv_payload(p.batches), p.summary)
 
 
-def _copy(cur, table: str, payload: _Payload) -> int:
-    if not payload.rows:
-        return 0
-    cols = ", ".join(f'"{c}"' for c in payload.columns)
-    cur.copy_expert(f"copy {table} ({cols}) from stdin with (format csv, force_null ({cols}))",
-                    io.BytesIO(payload.data))
-    if cur.rowcount not in (-1, payload.rows):
-        raise LoadInvariantError(f"COPY into {table} wrote {cur.rowcount} rows, expected {payload.rows}")
-    return payload.rows
+def _copy(cur, table: str, payload: Payload) -> int:
+    written = copy_payload(cur, table, payload)
+    if written != payload.rows:
+        raise LoadInvariantError(f"COPY into {table} wrote {written} rows, expected {payload.rows}")
+    return written
 
 
 def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Sequence[date], p: _Chunk) -> None:
@@ -439,7 +408,6 @@ def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Seque
         dbapi_conn = conn.connection.driver_connection
         assert dbapi_conn is not None  # a checked-out, open connection always has its DBAPI connection
         cur = dbapi_conn.cursor()
-        cur.execute("set local client_encoding to 'UTF8'")  # the payloads are UTF-8 bytes, whatever the server's
         for spec in specs:
             cur.execute(f"delete from {schema}.{spec.name} where _business_date = any(%s::date[])", (day_list,))
         cur.execute(
