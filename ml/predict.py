@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from sqlalchemy.engine import Engine
 
@@ -71,6 +71,7 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
     from ml.data import mart_to_frame
     from ml.model import ForecastModel, item_profile_fallback
     from ml.registry import current_model, ensure_schema
+    from replenish.bulk import copy_payload, csv_payload
 
     ensure_schema(engine)
     origin = pd.Timestamp(business_date)
@@ -82,15 +83,25 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
         except ValueError as e:  # an artifact this code cannot feed: forecast with the fallback, flagged
             log.error("current model %s unusable, using the fallback: %s", rec.version, e)
     cfg = model.cfg if model else ForecastConfig()
-    frame = frame if frame is not None else mart_to_frame(engine, origin, cfg.max_horizon)
-    part = frame if store_ids is None else frame[frame["store_id"].isin([int(s) for s in store_ids])]
+    ids = None if store_ids is None else [int(s) for s in store_ids]
+    # A partition reads its own stores' rows only; the fallback profiles an item over all stores, so the frame of
+    # every store is read when a fallback is needed (short series, no model): a partition then writes exactly what
+    # the single-process run writes, without every partition reading the whole chain every night.
+    whole = frame
+    if frame is None:
+        part = mart_to_frame(engine, origin, cfg.max_horizon, store_ids=ids)
+        whole = part if ids is None else None
+    else:
+        part = frame if ids is None else frame[frame["store_id"].isin(ids)]
+
+    def every_store() -> pd.DataFrame:
+        return whole if whole is not None else mart_to_frame(engine, origin, cfg.max_horizon)
+
     if model is not None:
         P = model.predict(part, [origin])
-        if store_ids is not None and P["is_fallback"].any():
-            # The fallback profiles an item over all stores: recompute it on the full frame so that a partition
-            # writes exactly what the single-process run writes.
+        if ids is not None and P["is_fallback"].any():
             short = P["is_fallback"].astype(bool)
-            fb = item_profile_fallback(frame, P.loc[short], cfg)
+            fb = item_profile_fallback(every_store(), P.loc[short], cfg)
             P.loc[short, fb.columns] = fb.to_numpy()
         assert rec is not None  # a model is only loaded from the current record
         version = rec.version
@@ -98,22 +109,24 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
         keys = part[["store_id", "item_id"]].drop_duplicates()
         P = pd.concat([keys.assign(origin=origin, horizon=h, target_date=origin + pd.Timedelta(days=h))
                        for h in cfg.horizons], ignore_index=True)
-        fb = item_profile_fallback(frame, P, cfg)
+        fb = item_profile_fallback(every_store(), P, cfg)
         P = pd.concat([P, fb], axis=1).assign(is_fallback=True)
         version = None
-    P["is_flagged"] = bool(automation_blocked) | P["is_fallback"].astype(bool)
-    rows = [{"s": int(r.store_id), "i": int(r.item_id), "o": origin.date(), "t": pd.Timestamp(r.target_date).date(),
-             "h": int(r.horizon), "p10": float(r.p10), "p50": float(r.p50), "p90": float(r.p90), "v": version,
-             "f": bool(r.is_flagged), "r": run_id} for r in cast("Iterable[Any]", P.itertuples())]
+    out = pd.DataFrame({
+        "store_id": P["store_id"].astype("int64"), "item_id": P["item_id"].astype("int64"),
+        "origin_date": origin.date(), "target_date": pd.to_datetime(P["target_date"]).dt.date,
+        "horizon": P["horizon"].astype("int64"), "p10": P["p10"].astype(float), "p50": P["p50"].astype(float),
+        "p90": P["p90"].astype(float), "model_version": version,
+        "is_flagged": bool(automation_blocked) | P["is_fallback"].astype(bool), "run_id": run_id,
+    })
     with engine.begin() as conn:
-        if store_ids is None:
+        if ids is None:
             conn.execute(text("delete from forecast.forecasts where origin_date = :o"), {"o": origin.date()})
         else:
             conn.execute(text("delete from forecast.forecasts where origin_date = :o and store_id = any(:s)"),
-                         {"o": origin.date(), "s": [int(s) for s in store_ids]})
-        if rows:
-            conn.execute(text(
-                "insert into forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, p10, p50, p90,"
-                " model_version, is_flagged, run_id) values (:s, :i, :o, :t, :h, :p10, :p50, :p90, :v, :f, :r)"),
-                rows)
-    return len(rows)
+                         {"o": origin.date(), "s": ids})
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None  # a checked-out connection always has its DBAPI connection
+        # COPY: the chain's 420,000 rows a night took ~55 s as parameterised inserts
+        copy_payload(dbapi.cursor(), "forecast.forecasts", csv_payload(out))
+    return len(out)
