@@ -105,3 +105,38 @@ def test_holiday_identity_features():
     assert np.isclose(rows.loc[6, "holiday_last"], s.loc[last_easter_monday] / before, rtol=1e-5)
     assert rows.loc[1, ["holiday_key", "holiday_last", "holiday_sunday"]].isna().all()   # an ordinary day
     assert rows.loc[6, "holiday_sunday"] >= 0
+
+
+def test_mart_rows_become_the_neutral_frame_sorted_with_shifts_inside_each_series():
+    # The pandas reference the numpy build replaced (a whole-frame sort and groupby shifts), on shuffled rows of
+    # series of different lengths, one shorter than the promotion lag: the same frame, value for value.
+    from ml.data import NEUTRAL_KEYS, _neutral_from_mart
+
+    rng = np.random.default_rng(7)
+    parts = []
+    for store_id, item_id, n in [(1, 10, 30), (1, 11, 5), (2, 10, 20), (3, 12, 1)]:
+        parts.append(pd.DataFrame({
+            "store_id": store_id, "item_id": item_id,
+            "date": pd.date_range("2024-01-01", periods=n),
+            "y": np.where(np.arange(n) < n - 3, rng.poisson(5, n), np.nan).astype(float),
+            "is_stockout": rng.integers(0, 2, n).astype("float32"),
+            "is_public_holiday": rng.integers(0, 2, n).astype("float32"),
+            "is_school_holiday": rng.integers(0, 2, n).astype("float32"),
+            "rain_mm": rng.random(n), "temperature_c": rng.normal(10, 5, n),
+            "is_promotion": rng.integers(0, 2, n).astype("float32"), "unit_price": rng.random(n) + 1,
+        }))
+    raw = pd.concat(parts, ignore_index=True).sample(frac=1, random_state=3).reset_index(drop=True)
+
+    ref = raw.sort_values(NEUTRAL_KEYS).reset_index(drop=True)
+    hol, promo = ref["is_public_holiday"].astype(float), ref["is_promotion"].astype(float)
+    expected = pd.DataFrame({
+        "store_id": ref["store_id"], "item_id": ref["item_id"], "date": ref["date"], "y": ref["y"],
+        "is_stockout": ref["is_stockout"].astype(bool), "is_holiday": hol,
+        "is_holiday_next2days": (hol.groupby([ref["store_id"], ref["item_id"]]).shift(-1).fillna(0)
+                                 + hol.groupby([ref["store_id"], ref["item_id"]]).shift(-2).fillna(0)).clip(upper=1),
+        "is_school_holiday": ref["is_school_holiday"].astype(float), "rain": ref["rain_mm"],
+        "temperature": ref["temperature_c"], "promotion": promo,
+        "promotion_lastweek": promo.groupby([ref["store_id"], ref["item_id"]]).shift(7),
+        "price": ref["unit_price"],
+    })
+    pd.testing.assert_frame_equal(_neutral_from_mart(raw.copy()), expected)
