@@ -127,13 +127,22 @@ def register_model(engine: Engine, version: str, params: dict, feature_config: d
              "te": train_end, "m": json.dumps(backtest_metrics, default=float), "w": wape, "a": str(artifact_path)})
         if series_metrics is not None:
             conn.execute(text("delete from forecast.backtest_metrics where model_version = :v"), {"v": version})
-            rows = [{"v": version, **r} for r in series_metrics]
-            if rows:
-                conn.execute(text(
-                    "insert into forecast.backtest_metrics (model_version, store_id, item_id, horizon, n, sum_y,"
-                    " sum_p50, sum_abs_err, sum_pinball, n_covered, wape, bias, pinball, coverage)"
-                    " values (:v, :store_id, :item_id, :horizon, :n, :sum_y, :sum_p50, :sum_abs_err, :sum_pinball,"
-                    " :n_covered, :wape, :bias, :pinball, :coverage)"), rows)
+            if series_metrics:
+                import pandas as pd
+
+                from replenish.bulk import copy_payload, csv_payload
+
+                cols = ["store_id", "item_id", "horizon", "n", "sum_y", "sum_p50", "sum_abs_err", "sum_pinball",
+                        "n_covered", "wape", "bias", "pinball", "coverage"]
+                rows = pd.DataFrame(series_metrics, columns=cols)
+                # nullable integers: a None among ints would make the column float ("3.0" is no integer to COPY)
+                ints = ["store_id", "item_id", "horizon", "n", "n_covered"]
+                rows[ints] = rows[ints].astype("Int64")
+                rows.insert(0, "model_version", version)
+                dbapi = conn.connection.driver_connection
+                assert dbapi is not None  # a checked-out connection always has its DBAPI connection
+                # COPY: the chain's 420,000 series x horizon rows took ~37 s as parameterised inserts
+                copy_payload(dbapi.cursor(), "forecast.backtest_metrics", csv_payload(rows))
         if promote:
             conn.execute(text("update forecast.models set is_current = false where is_current"))
             conn.execute(text("update forecast.models set is_current = true where version = :v"), {"v": version})

@@ -90,3 +90,18 @@ def test_train_and_register_stores_backtest_metrics_per_series_and_horizon(eng):
                             params={"v": v})
         assert c.execute(text("select count(*) from forecast.models where version = :v"), {"v": v}).scalar() == 1
     assert len(again) == 1 and again.n.iloc[0] == 2 and again.wape.iloc[0] == pytest.approx(3 / 10)
+
+
+def test_series_metrics_keep_their_missing_values_through_copy(eng):
+    # A series that sold nothing has no WAPE/bias/pinball, one without quantiles no coverage: NULLs, not 0 or NaN.
+    full = {"store_id": 1, "item_id": 10, "horizon": 1, "n": 7, "sum_y": 35.0, "sum_p50": 33.5, "sum_abs_err": 4.25,
+            "sum_pinball": 2.0, "n_covered": 6, "wape": 4.25 / 35, "bias": -1.5 / 35, "pinball": 2.0 / 35,
+            "coverage": 6 / 7}
+    empty = {**full, "item_id": 11, "sum_y": 0.0, "sum_pinball": None, "n_covered": None, "wape": None, "bias": None,
+             "pinball": None, "coverage": None}
+    register_model(eng, "v-metrics", {}, {}, "2016-01-02", "2018-12-31", {"wape": 0.3}, "/nonexistent/m.pkl",
+                   series_metrics=[full, empty])
+    with eng.connect() as c:
+        rows = c.execute(text("select item_id, n, n_covered, wape, coverage, sum_abs_err from forecast.backtest_metrics"
+                              " where model_version = 'v-metrics' order by item_id")).all()
+    assert [tuple(r) for r in rows] == [(10, 7, 6, 4.25 / 35, 6 / 7, 4.25), (11, 7, None, None, None, 4.25)]
