@@ -85,11 +85,10 @@ _DTYPES: dict[Hashable, str] = {"store_id": "int64", "item_id": "int64", "y": "f
 
 def read_query_frame(conn, sql: str, params: dict) -> pd.DataFrame:
     """A query's rows as a compact frame: COPY ... TO STDOUT as CSV into a spooled file (psycopg2), parsed by Arrow's
-    CSV reader with fixed types (the chain's 22 M mart rows: 5 s, against 17 s in pandas' reader, same frame).
+    multi-threaded CSV reader with fixed types (dates straight to datetime64[ns], no second conversion pass).
     Memory stays near the frame's own size whatever the row count."""
     import tempfile
 
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -98,9 +97,7 @@ def read_query_frame(conn, sql: str, params: dict) -> pd.DataFrame:
         query = cur.mogrify(sql, params).decode()
         cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
         buf.seek(0)
-        df = pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(column_types=types)).to_pandas()
-    df["date"] = pd.to_datetime(df["date"]).astype("datetime64[ns]")
-    return df
+        return pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(column_types=types)).to_pandas()
 
 
 def mart_to_frame(engine: Engine, end_date, horizon: int = 14, store_ids: list[int] | None = None) -> pd.DataFrame:

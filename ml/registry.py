@@ -130,7 +130,7 @@ def register_model(engine: Engine, version: str, params: dict, feature_config: d
             if series_metrics:
                 import pandas as pd
 
-                from replenish.bulk import copy_payload, csv_payload
+                from replenish.bulk import copy_frame
 
                 cols = ["store_id", "item_id", "horizon", "n", "sum_y", "sum_p50", "sum_abs_err", "sum_pinball",
                         "n_covered", "wape", "bias", "pinball", "coverage"]
@@ -139,10 +139,8 @@ def register_model(engine: Engine, version: str, params: dict, feature_config: d
                 ints = ["store_id", "item_id", "horizon", "n", "n_covered"]
                 rows[ints] = rows[ints].astype("Int64")
                 rows.insert(0, "model_version", version)
-                dbapi = conn.connection.driver_connection
-                assert dbapi is not None  # a checked-out connection always has its DBAPI connection
                 # COPY: the chain's 420,000 series x horizon rows took ~37 s as parameterised inserts
-                copy_payload(dbapi.cursor(), "forecast.backtest_metrics", csv_payload(rows))
+                copy_frame(conn, "forecast.backtest_metrics", rows)
         if promote:
             conn.execute(text("update forecast.models set is_current = false where is_current"))
             conn.execute(text("update forecast.models set is_current = true where version = :v"), {"v": version})

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import Connection
 
 
 @dataclass
@@ -51,3 +52,10 @@ def copy_payload(cur: Any, table: str, payload: Payload) -> int:
     cur.copy_expert(f"copy {table} ({cols}) from stdin with (format csv, force_null ({cols}))",
                     io.BytesIO(payload.data))
     return payload.rows if cur.rowcount == -1 else int(cur.rowcount)
+
+
+def copy_frame(conn: Connection, table: str, df: pd.DataFrame) -> int:
+    """COPY ``df`` (its columns named as the table's) into ``table`` inside the SQLAlchemy connection's transaction."""
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None  # a checked-out connection always has its DBAPI connection
+    return copy_payload(dbapi.cursor(), table, csv_payload(df))
