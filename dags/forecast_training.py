@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task, timezone
 
 DEFAULT_ARGS = {
     "owner": "replenish-data",
     "retries": 1,
     "retry_delay": timedelta(minutes=10),
 }
+START = timezone.datetime(2016, 1, 2)  # in core.default_timezone: the retailer's zone
 
 
 @dag(
     dag_id="forecast_training",
-    schedule=CronDataIntervalTimetable("0 4 * * 1", timezone="Europe/Berlin"),
-    start_date=pendulum.datetime(2016, 1, 2, tz="Europe/Berlin"),
+    schedule=CronDataIntervalTimetable("0 4 * * 1", timezone=START.tzinfo),
+    start_date=START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -32,11 +32,11 @@ DEFAULT_ARGS = {
 def forecast_training():
     @task
     def train() -> dict:
-        from replenish import pipeline
+        from replenish import clock, pipeline
 
         ctx = get_current_context()
-        end = pendulum.instance(ctx["data_interval_end"]).in_timezone("Europe/Berlin").date()
         # The training window ends with the last complete business day of the interval.
+        end = clock.business_date_of_interval(ctx["data_interval_end"])
         return pipeline.train(end - timedelta(days=1), ctx["run_id"])
 
     train()

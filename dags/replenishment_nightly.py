@@ -1,19 +1,21 @@
-"""Nightly replenishment: extract -> dbt build -> quality gate -> forecast -> propose -> release -> dispatch.
+"""Nightly replenishment: extract -> dbt build -> quality gate -> forecast -> propose -> release -> dispatch -> digest.
 
-Forecast and propose are mapped over store partitions (setting ``store_partitions``), one task instance per
-store group, so that several Celery workers share them; the results equal a single-process run.
+The data interval is the business day (midnight to midnight in the retailer's time zone, Airflow's
+``core.default_timezone``, which ``replenish`` sets from ``REPLENISH_TIMEZONE``); the run proposes the orders of the
+next day, whose cutoffs lie after it (``replenish.clock``). Forecast and propose are mapped over store partitions
+(setting ``store_partitions``), one task instance per store group, so that several Celery workers share them; the
+results equal a single-process run.
 
-The data interval is the business day (Europe/Berlin). Tasks only call
-``replenish.pipeline``; every import of project code happens inside a task so
-that parsing this file does no I/O and loads nothing heavy.
+Tasks only call ``replenish.pipeline``; every import of project code happens inside a task so that parsing this
+file does no I/O and loads nothing heavy.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task, timezone
 
 DEFAULT_ARGS = {
     "owner": "replenish-data",
@@ -21,18 +23,22 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=5),
     "retry_exponential_backoff": True,
 }
+START = timezone.datetime(2016, 1, 2)  # in core.default_timezone: the retailer's zone
 
 
-def _business_date():
+def _stage(name: str, *args: Any) -> Any:
+    """``replenish.pipeline.<name>(business date, run id, *args)`` for this run's business day."""
+    from replenish import clock, pipeline
+
     ctx = get_current_context()
-    start = pendulum.instance(ctx["data_interval_start"]).in_timezone("Europe/Berlin")
-    return start.date(), ctx["run_id"]
+    day = clock.business_date_of_interval(ctx["data_interval_start"])
+    return getattr(pipeline, name)(day, ctx["run_id"], *args)
 
 
 @dag(
     dag_id="replenishment_nightly",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="Europe/Berlin"),
-    start_date=pendulum.datetime(2016, 1, 2, tz="Europe/Berlin"),
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=START.tzinfo),
+    start_date=START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -42,83 +48,50 @@ def _business_date():
 def replenishment_nightly():
     @task
     def extract() -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.extract(day, run_id)
+        return _stage("extract")
 
     @task
     def transform() -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.transform(day, run_id)
+        return _stage("transform")
 
     @task
     def validate() -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.validate(day, run_id)
+        return _stage("validate")
 
     @task
     def store_partitions() -> list[list[int]]:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.store_partitions(day, run_id)
+        return _stage("store_partitions")
 
     # Forecasts and proposals fan out over store partitions (dynamic task mapping), so Celery workers share
     # the load; each partition replaces only its own stores' rows, and the summary task records the stage.
     @task
     def forecast(store_ids: list[int]) -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.forecast_partition(day, run_id, store_ids)
+        return _stage("forecast_partition", store_ids)
 
     @task
     def forecast_summary(parts: list[dict]) -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.forecast_summary(day, run_id, list(parts))
+        return _stage("forecast_summary", list(parts))
 
     @task
     def propose(store_ids: list[int]) -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.propose_partition(day, run_id, store_ids)
+        return _stage("propose_partition", store_ids)
 
     @task
     def proposals_summary(parts: list[dict]) -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.propose_summary(day, run_id, list(parts))
+        return _stage("propose_summary", list(parts))
 
     @task
     def release() -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.release(day, run_id)
+        return _stage("release")
 
     @task
     def dispatch() -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.dispatch(day, run_id)
+        return _stage("dispatch")
 
     # Buyer digests: after dispatch, so "sent automatically" and dead letters are final for the night.
     @task
     def digest() -> dict:
-        from replenish import pipeline
-
-        day, run_id = _business_date()
-        return pipeline.digest(day, run_id)
+        return _stage("digest")
 
     partitions = store_partitions()
     extract() >> transform() >> validate() >> partitions

@@ -74,7 +74,9 @@ def _order(c, d: dt.date, store: int, supplier: str, item: int, status: str, *, 
         text("""INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date, order_date,
                     cutoff_at, status, reasons, order_value, released_by, channel)
                 VALUES (:o, :s, :p, :dd, :d, :cut, :st, :r, :v, :rb, 'email')"""),
-        {"o": oid, "s": str(store), "p": supplier, "dd": d + dt.timedelta(days=2), "d": d, "st": status,
+        # the nightly for business date d proposed the orders of d + 1 (replenish.clock.order_date_for)
+        {"o": oid, "s": str(store), "p": supplier, "dd": d + dt.timedelta(days=2), "d": d + dt.timedelta(days=1),
+         "st": status,
          "cut": dt.datetime.combine(d + dt.timedelta(days=1), dt.time(10, 0), tzinfo=dt.UTC),
          "r": list(reasons), "v": value, "rb": released_by},
     )

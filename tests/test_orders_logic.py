@@ -8,7 +8,16 @@ import pytest
 from replenish.orders import calendar as cal
 from replenish.orders.proposals import compute_proposals
 from replenish.orders.quantiles import quantile
-from replenish.orders.release import LineFacts, OrderFacts, RuleConfigError, evaluate, load_rules, parse_rules
+from replenish.orders.release import (
+    LineFacts,
+    LineRisk,
+    OrderFacts,
+    RuleConfigError,
+    decide,
+    evaluate,
+    load_rules,
+    parse_rules,
+)
 
 D = dt.date(2024, 3, 4)  # Monday
 
@@ -175,6 +184,11 @@ def test_mov_top_up_in_pack_steps_and_hold():
 
 
 # --- release rules --------------------------------------------------------------------------------------------
+# A well-behaved line: 100 +- 30 units sellable, 40 on hand, 70 ordered (cover 110 ~ P65), cheap rolls.
+ROLLS = LineRisk(position=40, sell_p10=70, sell_p50=100, sell_p90=130, shelf_p10=70, pack=10, moq=0,
+                 unit_cost=0.12, unit_price=0.40)
+
+
 def _facts(**kw):
     base = dict(
         order_id="O",
@@ -184,14 +198,15 @@ def _facts(**kw):
         quality_gate_passed=True,
         snapshot_age_hours=2.0,
         allows_auto_order=True,
-        lines=[LineFacts("I1", 10, usual_qty=10, interval_width=0.5)],
+        lines=[LineFacts("I1", 70, risk=ROLLS)],
     )
     base.update(kw)
     return OrderFacts(**base)
 
 
 def test_release_all_conditions_hold():
-    assert evaluate(_facts(), load_rules()) == []
+    d = decide(_facts(), load_rules())
+    assert d.released and d.caps == []
 
 
 def test_release_reasons():
@@ -202,7 +217,7 @@ def test_release_reasons():
             snapshot_age_hours=100,
             allows_auto_order=False,
             order_value=1e6,
-            lines=[LineFacts("I1", 40, usual_qty=10, interval_width=3, is_promotion=True)],
+            lines=[LineFacts("I1", 70, risk=ROLLS, is_promotion=True), LineFacts("I2", 5, is_new_item=True)],
         ),
         rules,
     )
@@ -211,22 +226,61 @@ def test_release_reasons():
         "stock_snapshot_stale",
         "supplier_manual_only",
         "order_value_over_limit",
-        "quantity_unusual:I1",
-        "forecast_interval_wide:I1",
         "promotion:I1",
+        "new_item:I2",
     } <= set(why)
 
 
-def test_release_category_override():
+def test_pack_and_moq_rounding_is_not_a_doubt():
+    # 2 units a day, a case of 24: the smallest orderable quantity overshoots P99, which the supplier imposes
+    slow = LineRisk(position=0, sell_p10=1, sell_p50=2, sell_p90=4, shelf_p10=30, pack=24, moq=0,
+                    unit_cost=0.5, unit_price=1.0)
+    assert decide(_facts(lines=[LineFacts("I1", 24, risk=slow)]), load_rules()).released
+
+
+def test_doubtful_line_is_capped_or_held():
     rules = load_rules()
-    line = LineFacts("I1", 10, usual_qty=10, interval_width=1.8, category="bakery")
-    assert evaluate(_facts(lines=[line]), rules) == []
+    # 400 units of rolls where at most ~180 sell: improbable, and ~40 EUR of waste if demand comes in at P10
+    d = decide(_facts(lines=[LineFacts("I1", 400, risk=ROLLS)]), rules)
+    assert d.released and len(d.caps) == 1
+    cap = d.caps[0]
+    assert cap.from_qty == 400 and cap.to_qty % 10 == 0 and 60 <= cap.to_qty < 400
+    assert ROLLS.waste_at_risk(cap.to_qty) <= 40 and cap.to_qty + ROLLS.position >= ROLLS.sell_p50
+    held = parse_rules({**_rules_doc(), "defaults": {**_rules_doc()["defaults"], "on_doubtful_line": "hold"}})
+    why = evaluate(_facts(lines=[LineFacts("I1", 400, risk=ROLLS)]), held)
+    assert "quantity_improbable_high:I1" in why
+
+
+def test_money_at_risk_judges_expensive_lines():
+    rules = load_rules()
+    # the same shape for a 30 EUR item: a normal quantity still puts too much money at stake -> review
+    dear = LineRisk(position=40, sell_p10=70, sell_p50=100, sell_p90=130, shelf_p10=70, pack=10, moq=0,
+                    unit_cost=30.0, unit_price=45.0)
+    d = decide(_facts(lines=[LineFacts("I1", 70, risk=dear)]), rules)
+    assert not d.released and "line_risk_short:I1" in d.reasons
+    # too little: the shelf runs empty even if demand comes in low
+    empty = LineRisk(position=0, sell_p10=70, sell_p50=100, sell_p90=130, shelf_p10=70, pack=10, moq=0,
+                     unit_cost=0.12, unit_price=0.40)
+    short = decide(_facts(lines=[LineFacts("I1", 0, risk=empty)]), rules)
+    assert "quantity_improbable_low:I1" in short.reasons
+
+
+def test_line_without_distribution_is_not_judged_on_risk():
+    assert decide(_facts(lines=[LineFacts("I1", 10_000)]), load_rules()).released
+
+
+def _rules_doc() -> dict:
+    import yaml
+
+    from replenish.orders.release import RULES_PATH
+
+    return yaml.safe_load(RULES_PATH.read_text())
 
 
 def test_malformed_rules_name_the_rule():
     good = {"version": 1, "defaults": dict(load_rules().defaults), "overrides": []}
     bad = dict(
-        good, overrides=[{"name": "dairy-strict", "match": {"category": "dairy"}, "set": {"max_deviation_pct": "ten"}}]
+        good, overrides=[{"name": "dairy-strict", "match": {"category": "dairy"}, "set": {"max_line_risk": "ten"}}]
     )
     with pytest.raises(RuleConfigError, match="dairy-strict"):
         parse_rules(bad)

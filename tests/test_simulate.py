@@ -254,13 +254,34 @@ def test_open_orders_before_the_delivery_by_hand():
     assert [a.tolist() for a in open_before_delivery(oo.iloc[:0], ss, dl, life)] == [[0.0] * 3] * 2
 
 
-def test_reviewer_adjustment_and_bad_input(panel):
+class _Overorder(_Constant):
+    """Orders ``qty`` against a forecast of 10 +- 2 a day: an improbable quantity under its own distribution."""
+
+    name = "overorder"
+
+    def propose(self, view: DayView):
+        lines = super().propose(view)
+        return lines.assign(sell_p10=8.0, sell_p50=10.0, sell_p90=12.0, shelf_p10=8.0)
+
+
+def test_doubtful_lines_capped_or_reviewed(panel):
+    from replenish.orders.release import load_rules, parse_rules
+
     world = _tiny_world([8, 12, 10, 5], first_delivery=10)
-    # usual = 10 (own orders), a 20-unit order is "unusual" -> review -> reviewer halves it to 10
-    res = simulate(world, [_Constant(20)], adjust=0.5)
-    o = res.orders
+    # default rules: the 20-unit line is capped to a quantity the forecast makes plausible and goes out touchless
+    o = simulate(world, [_Overorder(20)]).orders
+    assert o["auto"].all() and (o["proposed_qty"] == 20).all() and (o["final_qty"] < 20).all()
+    assert (o["final_qty"] >= 10).all()
+    # rules that hold doubtful lines: review -> the reviewer halves it to 10
+    rules = load_rules()
+    hold = parse_rules({"version": "t", "defaults": {**rules.defaults, "on_doubtful_line": "hold"}})
+    o = simulate(world, [_Overorder(20)], adjust=0.5, rules=hold).orders
     assert (~o["auto"]).all() and (o["final_qty"] == 10).all() and (o["proposed_qty"] == 20).all()
-    assert o["reasons"].str.contains("quantity_unusual").all()
+    assert o["reasons"].str.contains("quantity_improbable_high:101").all()
+
+
+def test_reviewer_bad_input(panel):
+    world = _tiny_world([8, 12, 10, 5], first_delivery=10)
     with pytest.raises(ValueError, match="adjust"):
         simulate(world, [_Constant(20)], adjust=0)
     with pytest.raises(ValueError, match="end"):

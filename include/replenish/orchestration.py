@@ -40,6 +40,8 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.home / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.home / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # the DAGs' schedules and start dates live in the retailer's time zone (settings.timezone)
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": settings.timezone,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", airflow_database_url(settings)
         ),
@@ -70,11 +72,10 @@ def configure_airflow(settings: Settings | None = None) -> None:
 
 
 def logical_date_for(business_date: dt.date) -> dt.datetime:
-    """The logical date whose manual data interval is exactly the business day (Berlin)."""
-    import pendulum
+    """The logical date whose manual data interval is exactly the business day (in the business time zone)."""
+    from replenish import clock
 
-    nxt = business_date + dt.timedelta(days=1)
-    return pendulum.datetime(nxt.year, nxt.month, nxt.day, tz="Europe/Berlin")
+    return clock.end_of_business_day(business_date)
 
 
 def run_dag(dag_id: str, business_date: dt.date) -> dict[str, Any]:

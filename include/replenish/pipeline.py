@@ -247,7 +247,7 @@ def train(business_date: dt.date, run_id: str) -> dict[str, Any]:
 
 
 def propose(business_date: dt.date, run_id: str) -> dict[str, Any]:
-    """Order proposals for the order opportunities of the business date (idempotent per delivery)."""
+    """Order proposals for the order date after the business date (idempotent per delivery)."""
     from replenish.orders import propose as _propose
 
     return record_stage(run_id, business_date, "proposals", _propose(business_date, run_id))
@@ -261,10 +261,11 @@ def release(business_date: dt.date, run_id: str) -> dict[str, Any]:
 
 
 def dispatch(business_date: dt.date, run_id: str) -> dict[str, Any]:
-    """Drain the outbox; counts only what this call sent. Past delivery dates are never sent."""
+    """Cutoff actions due by now (``replenish.clock``), then drain the outbox; counts only what this call sent.
+    Past delivery dates are never sent."""
     from replenish.orders import dispatch as _dispatch
 
-    summary = _dispatch(run_id=run_id, now=end_of_business_day(business_date))
+    summary = _dispatch(run_id=run_id)
     return record_stage(run_id, business_date, "dispatch", summary)
 
 
@@ -281,10 +282,3 @@ def digest(business_date: dt.date, run_id: str) -> dict[str, Any]:
         raise DigestNotSent(f"{summary['failed']} digest(s) not sent yet for {business_date}; they stay queued")
     return record_stage(run_id, business_date, "digest", summary)
 
-
-def end_of_business_day(business_date: dt.date) -> dt.datetime:
-    """Midnight after the business date in the retailer's time zone: the nightly run's 'now' for cutoffs."""
-    from zoneinfo import ZoneInfo
-
-    tz = ZoneInfo(get_settings().timezone)
-    return dt.datetime.combine(business_date + dt.timedelta(days=1), dt.time(), tzinfo=tz)

@@ -108,7 +108,7 @@ INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_da
     cutoff_at, status, version, run_id, released_by, reasons, channel, order_value)
 SELECT store_id || '-' || supplier_id || '-' || to_char(delivery_date, 'YYYYMMDD'), store_id, supplier_id,
        delivery_date, delivery_date + 1, delivery_date - 1,
-       (delivery_date - 1 + time '11:00') AT TIME ZONE 'Europe/Berlin',
+       (delivery_date - 1 + time '11:00') AT TIME ZONE CAST(:tz AS text),
        CASE WHEN d >= 1 THEN 'in_review' ELSE 'sent' END, CASE WHEN d >= 1 THEN 1 ELSE 2 END,
        'bench', CASE WHEN d >= 1 THEN NULL WHEN (st + su + d) % 3 = 0 THEN 'bench-buyer' ELSE 'release:bench' END,
        CASE WHEN d < 1 THEN '{}'::text[]
@@ -182,7 +182,10 @@ def seed(conn: Any, shape: BenchShape, today: dt.date) -> dict[str, Any]:
             for i in range(1, shape.items_per_supplier + 1)
         ],
     )
+    from replenish import clock
+
     params = {
+        "tz": clock.business_tz().key,
         "today": today,
         "stores": shape.stores,
         "suppliers": shape.suppliers,
@@ -350,7 +353,9 @@ def run_web_bench(
     shape = shape or BenchShape()
     load_before = _loadavg()
     s = bench_settings(settings)
-    today = s.business_today()
+    from replenish import clock
+
+    today = clock.today()
     t0 = time.perf_counter()
     eng = _engine(s)
     with eng.begin() as conn:

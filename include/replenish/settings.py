@@ -7,7 +7,6 @@ disagree about which database or which folder they use.
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,11 +47,13 @@ class Settings(BaseSettings):
     seed: int = Field(default=20160102, description="Seed of the generated retailer around the bakery panel.")
     ddop_version: str = "0.7.6"
 
-    today: dt.date | None = Field(
-        default=None,
-        description="The platform's 'today' (dispatch never sends orders for past delivery dates). Default: real date.",
+    timezone: str = Field(
+        default="Europe/Berlin",
+        description="The retailer's time zone: business dates, order dates and cutoffs (see replenish.clock).",
     )
-    timezone: str = "Europe/Berlin"
+    release_rules_path: Path | None = Field(
+        default=None, description="The auto-release rules (YAML). Default: the versioned rules in the package."
+    )
     store_partitions: int = Field(
         default=4, ge=1,
         description="Store groups the nightly DAG forecasts and proposes in parallel (one mapped task each).",
@@ -139,9 +140,6 @@ class Settings(BaseSettings):
     @property
     def dbt_profiles_dir(self) -> Path:
         return self.state / "dbt_profiles"
-
-    def business_today(self) -> dt.date:
-        return self.today or dt.date.today()
 
 
 @lru_cache(maxsize=1)

@@ -78,3 +78,43 @@ def dag_runs(limit: int = 10) -> list[dict[str, Any]]:
 
 def collect_status(limit: int = 10) -> dict[str, Any]:
     return {"tables": table_counts(), "runs": last_runs(limit), "dag_runs": dag_runs(limit)}
+
+
+def night_outcome(business_date: Any) -> dict[str, Any]:
+    """What the nightly run for ``business_date`` did with the orders of its order date: how many went out
+    without a person, were sent, wait in review (and why), were escalated at the cutoff; alerts and digests."""
+    from replenish import clock
+
+    order_date = clock.order_date_for(business_date)
+    with begin() as conn:
+        if not conn.execute(text("SELECT to_regclass('orders.purchase_orders') IS NOT NULL")).scalar():
+            return {"business_date": str(business_date), "order_date": order_date.isoformat(), "orders": 0}
+        row = conn.execute(text("""
+            SELECT count(*) AS orders,
+                   count(*) FILTER (WHERE left(released_by, 8) = 'release:') AS released_automatically,
+                   count(*) FILTER (WHERE status IN ('sent', 'acknowledged')) AS sent,
+                   count(*) FILTER (WHERE status IN ('proposed', 'in_review')) AS in_review,
+                   count(*) FILTER (WHERE cutoff_action = 'escalate') AS escalated,
+                   count(*) FILTER (WHERE status = 'dead_letter') AS dead_letter
+            FROM orders.purchase_orders WHERE order_date = :d"""), {"d": order_date}).mappings().one()
+        reasons: dict[str, int] = dict(conn.execute(text("""
+            SELECT split_part(r, ':', 1), count(DISTINCT order_id) FROM orders.purchase_orders, unnest(reasons) r
+            WHERE order_date = :d AND status IN ('proposed', 'in_review') GROUP BY 1 ORDER BY 2 DESC, 1"""),
+            {"d": order_date}).all())
+        alerts = conn.execute(text("""SELECT count(*) FROM orders.alerts a JOIN orders.purchase_orders p
+            USING (order_id) WHERE p.order_date = :d"""), {"d": order_date}).scalar()
+        capped = conn.execute(text("""SELECT count(*) FROM orders.order_lines l JOIN orders.purchase_orders p
+            USING (order_id) WHERE p.order_date = :d AND l.edited_by LIKE 'release:%%'"""), {"d": order_date}).scalar()
+        has_digests = conn.execute(text("SELECT to_regclass('orders.digest_outbox') IS NOT NULL")).scalar()
+        digests = conn.execute(text("SELECT count(*) FILTER (WHERE status = 'sent'), count(*) "
+                                    "FROM orders.digest_outbox WHERE business_date = :b"),
+                               {"b": business_date}).one() if has_digests else (0, 0)
+    n = int(row["orders"])
+    return {
+        "business_date": str(business_date), "order_date": order_date.isoformat(), "orders": n,
+        "released_automatically": int(row["released_automatically"]),
+        "touchless_rate": round(int(row["released_automatically"]) / n, 3) if n else None,
+        "sent": int(row["sent"]), "in_review": int(row["in_review"]), "escalated_at_cutoff": int(row["escalated"]),
+        "dead_letter": int(row["dead_letter"]), "lines_capped": int(capped or 0), "review_reasons": reasons,
+        "alerts": int(alerts or 0), "digests_sent": int(digests[0]), "digests": int(digests[1]),
+    }

@@ -79,7 +79,10 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
         buyer={"user_id": user.user_id, "username": user.username, "email": user.email,
                "display_name": user.display_name, **scope},
     )
-    p = {**scope, "d": business_date}
+    from replenish import clock
+
+    # the nightly for the business date proposed the orders of the next day (replenish.clock)
+    p = {**scope, "d": business_date, "od": clock.order_date_for(business_date)}
     if _exists(conn, "orders.purchase_orders", "orders.order_lines"):
         where = _order_scope(conn)
         # Awaiting review: still open and still deliverable, the earliest cutoff first.
@@ -87,7 +90,8 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
             text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, p.cutoff_at, p.reasons,
                             p.order_value
                      FROM orders.purchase_orders p
-                     WHERE p.status = 'in_review' AND p.order_date <= :d AND p.delivery_date > :d AND {where}
+                     WHERE p.status IN ('proposed', 'in_review') AND p.order_date <= :od
+                       AND p.delivery_date > :od AND {where}
                      ORDER BY p.cutoff_at NULLS LAST, p.order_id"""),
             p,
         ).mappings().all()
@@ -101,7 +105,7 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
                             coalesce(sum(p.order_value) FILTER (WHERE p.status IN ('sent', 'acknowledged')), 0)
                                 AS sent_value
                      FROM orders.purchase_orders p
-                     WHERE p.order_date = :d AND left(p.released_by, 8) = 'release:' AND {where}"""),
+                     WHERE p.order_date = :od AND left(p.released_by, 8) = 'release:' AND {where}"""),
             p,
         ).mappings().one()
         d.auto = {k: _num(v) for k, v in auto.items()}
@@ -110,7 +114,7 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
                 text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, o.channel, o.attempts,
                                 o.last_error
                          FROM orders.outbox o JOIN orders.purchase_orders p ON p.order_id = o.order_id
-                         WHERE o.status = 'dead_letter' AND p.order_date = :d AND {where}
+                         WHERE o.status = 'dead_letter' AND p.order_date = :od AND {where}
                          ORDER BY p.order_id"""),
                 p,
             ).mappings().all()

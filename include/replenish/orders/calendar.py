@@ -1,8 +1,10 @@
-"""Order opportunities per store x supplier for one business date.
+"""Order opportunities per store x supplier for one order date.
 
-An opportunity exists on business date D when D's ISO weekday (1=Mon..7=Sun) is an order
-weekday. Its cutoff is D at ``cutoff_time`` in Europe/Berlin (stored as an aware datetime).
-Delivery = D + lead_time_days, shifted forward to the next non-holiday date (no delivery on a
+An opportunity exists on order date O when O's ISO weekday (1=Mon..7=Sun) is an order
+weekday. Its cutoff is O at ``cutoff_time`` in the business time zone (``replenish.clock``; an aware
+datetime). The nightly run for business date D proposes the opportunities of O = D + 1
+(``clock.order_date_for``), so their cutoffs lie after the run.
+Delivery = O + lead_time_days, shifted forward to the next non-holiday date (no delivery on a
 public holiday; optional ``delivery_weekdays`` restricts delivery days further).
 Coverage window = [delivery_date, next_delivery_date) where next_delivery_date is the delivery
 brought by the next order opportunity after D (strictly later than delivery_date, so two
@@ -14,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
-BERLIN = ZoneInfo("Europe/Berlin")
+from replenish import clock
+
 _MAX_SCAN_DAYS = 62
 
 
@@ -74,7 +76,7 @@ def delivery_for(
 def opportunity(
     store_id: str | int,
     supplier_id: str | int,
-    business_date: dt.date,
+    order_date: dt.date,
     *,
     order_weekdays,
     cutoff_time=None,
@@ -82,15 +84,15 @@ def opportunity(
     holidays: Iterable[dt.date] = (),
     delivery_weekdays: Iterable[int] | None = None,
 ) -> OrderOpportunity | None:
-    """The order opportunity on ``business_date`` or None when it is not an order day."""
+    """The order opportunity on ``order_date`` or None when it is not an order day."""
     weekdays = parse_weekdays(order_weekdays)
-    if business_date.isoweekday() not in weekdays:
+    if order_date.isoweekday() not in weekdays:
         return None
     hol = frozenset(holidays)
     dw = frozenset(delivery_weekdays) if delivery_weekdays is not None else None
-    delivery = delivery_for(business_date, lead_time_days, hol, dw)
+    delivery = delivery_for(order_date, lead_time_days, hol, dw)
     nxt = None
-    day = business_date
+    day = order_date
     for _ in range(_MAX_SCAN_DAYS):
         day += dt.timedelta(days=1)
         if day.isoweekday() in weekdays:
@@ -100,13 +102,13 @@ def opportunity(
                 break
     if nxt is None:
         raise ValueError(f"no next delivery after {delivery} for {store_id}/{supplier_id}")
-    cutoff_at = dt.datetime.combine(business_date, parse_cutoff(cutoff_time), tzinfo=BERLIN)
-    return OrderOpportunity(str(store_id), str(supplier_id), business_date, cutoff_at, delivery, nxt)
+    cutoff_at = clock.at(order_date, parse_cutoff(cutoff_time))
+    return OrderOpportunity(str(store_id), str(supplier_id), order_date, cutoff_at, delivery, nxt)
 
 
-def opportunities(schedules, business_date: dt.date, holidays: Iterable[dt.date] = ()) -> list[OrderOpportunity]:
+def opportunities(schedules, order_date: dt.date, holidays: Iterable[dt.date] = ()) -> list[OrderOpportunity]:
     """``schedules``: DataFrame/records with store_id, supplier_id, order_weekdays, cutoff_time,
-    lead_time_days (one row per store x supplier). Returns the opportunities on business_date."""
+    lead_time_days (one row per store x supplier). Returns the opportunities on ``order_date``."""
     records = schedules.to_dict("records") if hasattr(schedules, "to_dict") else list(schedules)
     hol = frozenset(holidays)
     out = []
@@ -114,7 +116,7 @@ def opportunities(schedules, business_date: dt.date, holidays: Iterable[dt.date]
         opp = opportunity(
             r["store_id"],
             r["supplier_id"],
-            business_date,
+            order_date,
             order_weekdays=r["order_weekdays"],
             cutoff_time=r.get("cutoff_time"),
             lead_time_days=int(r["lead_time_days"]),

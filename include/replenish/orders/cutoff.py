@@ -5,8 +5,9 @@
 - ``escalate``: stays in review with reason ``cutoff_escalated`` and one alert, so someone can still act
   (a late order the supplier may or may not accept).
 
-Each order is handled once: ``send``/``skip`` close it, ``escalate`` is marked by its reason code, so the
-frequent dispatch DAG can call this every few minutes without repeating alerts.
+Each order is handled once: the action is recorded in ``cutoff_action`` in the same transaction (one event,
+one alert), so the frequent dispatch DAG can call this every few minutes without repeating anything. Reasons
+accumulate: an escalated order keeps the review reasons it had.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 ESCALATED = "cutoff_escalated"
 SKIPPED = "cutoff_skipped"
-ACTOR = "cutoff"  # not 'system:'/'release:': a re-run of release must not re-decide these orders
+ACTOR = "cutoff"  # a system actor; release never re-decides an order whose cutoff was handled
 
 
 def enforce_cutoffs(
@@ -45,13 +46,12 @@ def enforce_cutoffs(
         due = (
             conn.execute(
                 text(
-                    """SELECT order_id, store_id, supplier_id, reasons FROM orders.purchase_orders
-                    WHERE status IN ('proposed', 'in_review') AND cutoff_at <= :now
-                      AND NOT (:esc = ANY(reasons))
+                    """SELECT order_id, store_id, supplier_id, status, reasons FROM orders.purchase_orders
+                    WHERE status IN ('proposed', 'in_review') AND cutoff_at <= :now AND cutoff_action IS NULL
                       AND (CAST(:today AS date) IS NULL OR delivery_date >= CAST(:today AS date))
                     ORDER BY cutoff_at, order_id FOR UPDATE SKIP LOCKED"""
                 ),
-                {"now": now, "esc": ESCALATED, "today": business_today},
+                {"now": now, "today": business_today},
             )
             .mappings()
             .all()
@@ -59,6 +59,11 @@ def enforce_cutoffs(
         for o in due:
             action = cutoff_action(rules, o["supplier_id"], o["store_id"])
             actor = f"{ACTOR}:{action}:rules-v{rules.version}"
+            conn.execute(
+                text("UPDATE orders.purchase_orders SET cutoff_action = :a, cutoff_handled_at = :now "
+                     "WHERE order_id = :o"),
+                {"a": action, "now": now, "o": o["order_id"]},
+            )
             if action == "send":
                 approve(conn, o["order_id"], actor=actor)
             elif action == "skip":
@@ -70,7 +75,12 @@ def enforce_cutoffs(
                 )
                 cancel(conn, o["order_id"], actor=actor, reason=SKIPPED)
             else:
-                set_status(conn, o["order_id"], "in_review", actor, reasons=[*(o["reasons"] or ()), ESCALATED])
+                reasons = [*(o["reasons"] or ()), ESCALATED]
+                if o["status"] != "in_review":
+                    set_status(conn, o["order_id"], "in_review", actor, reasons=reasons)
+                else:
+                    conn.execute(text("UPDATE orders.purchase_orders SET reasons = :r WHERE order_id = :o"),
+                                 {"r": reasons, "o": o["order_id"]})
                 add_event(conn, o["order_id"], actor, "escalated", None, now.isoformat())
                 conn.execute(
                     text("INSERT INTO orders.alerts (order_id, kind, message) VALUES (:o, 'cutoff_escalation', :m)"),

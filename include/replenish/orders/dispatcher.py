@@ -9,7 +9,7 @@ the next run resends with the same idempotency key (= order id):
   separate connection around the API call; a 'sent' marker -> treated as sent. (A crash between SendGrid's
   202 and the marker write is the one window left: the claim without marker is resent - at-least-once - and
   an alert ``email_possible_duplicate`` is recorded.)
-Orders whose delivery date is before settings.business_today() are never sent (dead letter + alert).
+Orders whose delivery date is before ``business_today`` (``replenish.clock.today()``) are never sent.
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ def drain(
     cfg: DispatchConfig | None = None,
     hooks: dict | None = None,
     now: dt.datetime | None = None,
+    order_ids: list[str] | None = None,
 ) -> dict:
+    """Send due outbox messages (all, or only those of ``order_ids``: "send now" sends its own order only)."""
     cfg = cfg or DispatchConfig()
     hooks = hooks or {}
     counts = {"sent": 0, "failed": 0, "dead": 0, "deduplicated": 0}
@@ -93,9 +95,10 @@ def drain(
                 FROM orders.outbox o JOIN orders.purchase_orders p ON p.order_id = o.order_id
                 WHERE o.status IN ('pending', 'retry') AND o.next_attempt_at <= COALESCE(:now, now())
                   AND NOT (o.message_id = ANY(:seen))
+                  AND (CAST(:ids AS text[]) IS NULL OR o.order_id = ANY(CAST(:ids AS text[])))
                 ORDER BY o.next_attempt_at, o.message_id
                 FOR UPDATE OF o SKIP LOCKED LIMIT 1"""),
-                    {"now": now, "seen": list(seen) or [0]},
+                    {"now": now, "seen": list(seen) or [0], "ids": order_ids},
                 )
                 .mappings()
                 .first()

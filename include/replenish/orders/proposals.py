@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from replenish.orders.quantiles import level_weight, quantile_from_weight
+from replenish.orders.quantiles import level_weight, quantile_from_weight, window_quantiles
 
 MILLI = 1000
 BIG = np.int64(2**62)
@@ -140,6 +140,7 @@ def compute_proposals(
     q_m = np.rint(quantile_from_weight(p10, p50, p90, w[li]) * MILLI).astype("int64")
     in_cov = (t >= deliv[li]) & (t < window_end[li])
     in_sell = in_cov & (t < deliv[li] + shelf[li])
+    in_shelf = (t >= deliv[li]) & (t < deliv[li] + shelf[li])
     before = (t > asof[li]) & (t < deliv[li])
 
     def _sum(mask, vals):
@@ -151,6 +152,11 @@ def compute_proposals(
     p50_cov = _sum(in_cov, p50 * MILLI)
     width_cov = _sum(in_cov, np.maximum(p90 - p10, 0) * MILLI)
     cov_days = np.bincount(li[in_cov], minlength=n)
+    # the demand distribution the release rules judge a line by (release.LineRisk): quantiles summed over the
+    # days the delivery can be sold in, and P10 over its shelf life (what is sold before it expires if demand is low)
+    sell = window_quantiles(li[in_sell], n, p10[in_sell], p50[in_sell], p90[in_sell])
+    risk_sums = dict(zip(("sell_p10", "sell_p50", "sell_p90"), sell, strict=True))
+    risk_sums["shelf_p10"] = window_quantiles(li[in_shelf], n, p10[in_shelf], p50[in_shelf], p90[in_shelf])[0]
     flagged = (
         (
             np.bincount(
@@ -211,6 +217,9 @@ def compute_proposals(
             "cap_below_moq": cap_below_moq,
             "is_perishable": perishable,
             "line_value_cents": qty * cost_c,
+            "unit_cost": cost_c / 100,
+            "unit_price": price_c / 100,
+            **{k: np.round(v, 3) for k, v in risk_sums.items()},
         }
     )
     first = pd.Series(np.arange(n)).groupby(ocode).first().to_numpy()
@@ -283,146 +292,50 @@ _TEMPLATE = (
     '"coverage_days": %d, "on_hand": %.3f, "on_order": %.3f, "expiring": %.3f, "demand_before_delivery": %.3f, '
     '"position": %.3f, "raw_need": %.3f, "steps": {"net_need": %d, "moq": [%d, %d], "pack": [%d, %d], '
     '"cap": [%s, %d], "cap_below_moq": %s, "top_up_packs": %d}, "final": %d, "interval_width": %s, '
+    '"risk": {"sell_p10": %.3f, "sell_p50": %.3f, "sell_p90": %.3f, "shelf_p10": %.3f, "unit_cost": %.2f, '
+    '"unit_price": %.2f}, '
     '"why": "why %d: P%s demand %.3f over %d day(s) minus position %.3f (on hand %.3f + on order %.3f - expiring '
     '%.3f - sold before delivery %.3f) = need %d; MOQ %d -> %d; pack %d -> %d; cap %s -> %d%s%s"}'
 )
+_MILLI_COLUMNS = ("demand_milli", "on_hand_milli", "on_order_milli", "expiring_milli", "before_milli",
+                  "position_milli", "raw_need_milli")
+_INT_COLUMNS = ("coverage_days", "net_need", "moq", "after_moq", "pack_size", "after_pack", "after_cap",
+                "top_up_packs", "proposed_qty")
+_RISK_COLUMNS = ("sell_p10", "sell_p50", "sell_p90", "shelf_p10", "unit_cost", "unit_price")
 
 
 def render_explanations(df: pd.DataFrame) -> list[str]:
-    """Explanation JSON per line from the numeric explanation columns of compute_proposals()."""
-    a = {c: df[c].to_numpy() for c in df.columns}
-    return _explanations(
-        a["quantile_level"].astype("float64"),
-        a["on_hand_milli"],
-        a["on_order_milli"],
-        a["expiring_milli"],
-        a["before_milli"],
-        a["demand_milli"],
-        a["position_milli"],
-        a["raw_need_milli"],
-        a["net_need"],
-        a["moq"],
-        a["after_moq"],
-        a["pack_size"],
-        a["after_pack"],
-        a["cap"],
-        a["after_cap"],
-        a["cap_below_moq"],
-        a["top_up_packs"],
-        a["proposed_qty"],
-        a["coverage_days"],
-        a["is_perishable"],
-        np.round(a["interval_width"].astype("float64"), 4),
-    )
-
-
-def _explanations(
-    level,
-    on_hand,
-    on_order,
-    expiring,
-    before,
-    demand,
-    position,
-    raw_need,
-    net_need,
-    moq,
-    after_moq,
-    pack,
-    after_pack,
-    cap,
-    after_cap,
-    cap_below_moq,
-    top_up,
-    qty,
-    window_days,
-    perishable,
-    iw=None,
-):
-    """One JSON document per line, rendered with a single %-template per row (json.dumps per row is too
-    slow for 1M lines). Every value is numeric or a fixed token, so no escaping is needed."""
-    f = lambda a: (a / MILLI).tolist()  # noqa: E731  (display only; the arithmetic stayed integer)
+    """Explanation JSON per line from the numeric columns of compute_proposals(), rendered with a single
+    %-template per row (json.dumps per row is too slow for 1M lines). Every value is numeric or a fixed token,
+    so no escaping is needed."""
+    level = df["quantile_level"].to_numpy(dtype="float64")
+    milli = {c: (df[c].to_numpy() / MILLI).tolist() for c in _MILLI_COLUMNS}
+    ints = {c: df[c].to_numpy().tolist() for c in _INT_COLUMNS}
+    risk = {c: (df[c].to_numpy(dtype="float64") if c in df else np.zeros(len(df))).tolist() for c in _RISK_COLUMNS}
     pct = [f"{v:g}" for v in np.round(level * 100, 1).tolist()]
     lv = np.round(level, 4).tolist()
-    capl = np.where(cap >= BIG // 2, -1, cap).tolist()
-    rule = np.where(perishable, "newsvendor", "service_level").tolist()
-    t = _TEMPLATE
-    iws = [
-        "null" if not np.isfinite(v) else repr(v)
-        for v in (iw if iw is not None else np.full(len(qty), np.inf)).tolist()
-    ]
+    caps = np.where(df["cap"].to_numpy() >= BIG // 2, -1, df["cap"].to_numpy()).tolist()
+    rule = np.where(df["is_perishable"].to_numpy(), "newsvendor", "service_level").tolist()
+    iw = np.round(df["interval_width"].to_numpy(dtype="float64"), 4).tolist()
+    below = df["cap_below_moq"].to_numpy().tolist()
     res = []
-    for lvl, p, r, dm, wd, oh, oo, ex, bf, pos, rn, nn, mq, am, pk, ap, cp, ac, cbm, tu, q, w in zip(
-        lv,
-        pct,
-        rule,
-        f(demand),
-        window_days.tolist(),
-        f(on_hand),
-        f(on_order),
-        f(expiring),
-        f(before),
-        f(position),
-        f(raw_need),
-        net_need.tolist(),
-        moq.tolist(),
-        after_moq.tolist(),
-        pack.tolist(),
-        after_pack.tolist(),
-        capl,
-        after_cap.tolist(),
-        cap_below_moq.tolist(),
-        top_up.tolist(),
-        qty.tolist(),
-        iws,
-        strict=True,
-    ):
-        c = "null" if cp < 0 else str(cp)
-        res.append(
-            t
-            % (
-                lvl,
-                p,
-                r,
-                dm,
-                wd,
-                oh,
-                oo,
-                ex,
-                bf,
-                pos,
-                rn,
-                nn,
-                mq,
-                am,
-                pk,
-                ap,
-                c,
-                ac,
-                "true" if cbm else "false",
-                tu,
-                q,
-                w,
-                q,
-                p,
-                dm,
-                wd,
-                pos,
-                oh,
-                oo,
-                ex,
-                bf,
-                nn,
-                mq,
-                am,
-                pk,
-                ap,
-                "none" if cp < 0 else c,
-                ac,
-                "; below MOQ after cap -> 0" if cbm else "",
-                f"; +{tu} pack(s) to reach minimum order value" if tu else "",
-            )
-        )
+    for i in range(len(df)):
+        m = {c: v[i] for c, v in milli.items()}
+        k = {c: v[i] for c, v in ints.items()}
+        cp = "null" if caps[i] < 0 else str(caps[i])
+        q, p, tu = k["proposed_qty"], pct[i], k["top_up_packs"]
+        res.append(_TEMPLATE % (
+            lv[i], p, rule[i], m["demand_milli"], k["coverage_days"], m["on_hand_milli"], m["on_order_milli"],
+            m["expiring_milli"], m["before_milli"], m["position_milli"], m["raw_need_milli"], k["net_need"],
+            k["moq"], k["after_moq"], k["pack_size"], k["after_pack"], cp, k["after_cap"],
+            "true" if below[i] else "false", tu, q, "null" if not np.isfinite(iw[i]) else repr(iw[i]),
+            *(risk[c][i] for c in _RISK_COLUMNS),
+            q, p, m["demand_milli"], k["coverage_days"], m["position_milli"], m["on_hand_milli"],
+            m["on_order_milli"], m["expiring_milli"], m["before_milli"], k["net_need"], k["moq"], k["after_moq"],
+            k["pack_size"], k["after_pack"], "none" if caps[i] < 0 else cp, k["after_cap"],
+            "; below MOQ after cap -> 0" if below[i] else "",
+            f"; +{tu} pack(s) to reach minimum order value" if tu else "",
+        ))
     return res
 
 

@@ -17,6 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 OPEN_STATUSES = ("proposed", "in_review")
+# Actors that are the system, not a person: their events never stop release from re-deciding an order.
+SYSTEM_ACTOR_PREFIXES = ("system:", "release:", "cutoff:", "dispatcher:")
+SYSTEM_ACTOR_RE = "^(system|release|cutoff|dispatcher):"  # the same, for SQL (~)
 STATUSES = (
     "proposed",
     "in_review",
@@ -52,8 +55,17 @@ CREATE TABLE IF NOT EXISTS orders.purchase_orders (
     reasons text[] NOT NULL DEFAULT '{}',
     channel text,
     order_value numeric(14, 2),
+    cutoff_action text,
+    cutoff_handled_at timestamptz,
     UNIQUE (store_id, supplier_id, delivery_date)
 );
+-- cutoff_action: what happened when the supplier's cutoff passed (send | skip | escalate | missed), set once.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'orders'
+                   AND table_name = 'purchase_orders' AND column_name = 'cutoff_action') THEN
+        ALTER TABLE orders.purchase_orders ADD COLUMN cutoff_action text, ADD COLUMN cutoff_handled_at timestamptz;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS orders.order_lines (
     order_id text NOT NULL REFERENCES orders.purchase_orders(order_id),
     item_id text NOT NULL,
@@ -282,13 +294,18 @@ def upsert_proposals(
         ON CONFLICT (order_id, item_id) DO UPDATE SET
             proposed_qty = excluded.proposed_qty,
             explanation = excluded.explanation,
-            final_qty = CASE WHEN l.edited_by IS NULL THEN excluded.proposed_qty ELSE l.final_qty END
+            -- a person's edit survives; a release cap (a system edit) is reset and decided again
+            final_qty = CASE WHEN l.edited_by IS NULL OR l.edited_by ~ '^release:' THEN excluded.proposed_qty
+                             ELSE l.final_qty END,
+            edit_reason = CASE WHEN l.edited_by ~ '^release:' THEN NULL ELSE l.edit_reason END,
+            edited_at = CASE WHEN l.edited_by ~ '^release:' THEN NULL ELSE l.edited_at END,
+            edited_by = CASE WHEN l.edited_by ~ '^release:' THEN NULL ELSE l.edited_by END
         WHERE l.proposed_qty IS DISTINCT FROM excluded.proposed_qty
            OR l.explanation IS DISTINCT FROM excluded.explanation
         RETURNING l.order_id""").fetchall()
     vanished = conn.exec_driver_sql("""
         UPDATE orders.order_lines l SET proposed_qty = 0,
-            final_qty = CASE WHEN l.edited_by IS NULL THEN 0 ELSE l.final_qty END
+            final_qty = CASE WHEN l.edited_by IS NULL OR l.edited_by ~ '^release:' THEN 0 ELSE l.final_qty END
         FROM orders.purchase_orders p
         WHERE p.order_id = l.order_id AND p.status IN ('proposed', 'in_review') AND l.proposed_qty <> 0
           AND l.order_id IN (SELECT order_id FROM _ol_in)

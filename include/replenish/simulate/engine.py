@@ -18,7 +18,7 @@ import pandas as pd
 from replenish.orders.release import RuleSet, load_rules
 from replenish.simulate.inventory import Inventory
 from replenish.simulate.policies import DayView, Policy
-from replenish.simulate.review import OrderBook, Releaser
+from replenish.simulate.review import Releaser
 from replenish.simulate.world import World
 
 FLOWS = ("opening", "received", "available", "sales", "lost", "closing", "waste", "closing_after")
@@ -33,7 +33,6 @@ class PolicyRun:
     flows: dict[str, np.ndarray]
     sales: np.ndarray
     stockout: np.ndarray
-    book: OrderBook = field(default_factory=OrderBook)
     open_orders: list[tuple[int, int, int]] = field(default_factory=list)   # (s, due, qty ordered)
     ordered: set[tuple[int, int]] = field(default_factory=set)             # (s, delivery) already ordered
     orders: list[pd.DataFrame] = field(default_factory=list)
@@ -91,7 +90,7 @@ def simulate(world: World, policies: list[Policy], *, adjust: float = 1.0, rules
                            on_hand=run.inventory.on_hand, lots=run.inventory.lots.copy(), on_order=oo,
                            opportunities=opps)
             lines = run.policy.propose(view)
-            dec = releaser.decide(lines, run.book, view.sales, t, run.policy.adjustable)
+            dec = releaser.decide(lines, t, run.policy.adjustable)
             dec = dec[dec["final_qty"] > 0]
             if dec.empty:
                 continue
@@ -103,7 +102,6 @@ def simulate(world: World, policies: list[Policy], *, adjust: float = 1.0, rules
             np.add.at(run.arrivals, (dl[inside], s[inside]), rec[inside])
             for si, di, qi in zip(s.tolist(), dl.tolist(), q.tolist(), strict=True):
                 run.open_orders.append((si, di, qi))
-                run.book.add(si, di, qi)
             # an order stored for (store, supplier, delivery) is not proposed again by a later business day
             # (production upserts the same order id); all its series count as ordered for that delivery
             stored = set(dec["order_key"])

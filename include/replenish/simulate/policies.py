@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from ml.model import ForecastModel
 
 log = logging.getLogger(__name__)
-LINE_COLUMNS = ["s", "delivery", "next_delivery", "qty", "interval_width", "flagged", "fallback", "reasons"]
+# risk columns (release.LineRisk): NaN for a policy without a demand distribution (not judged on risk)
+LINE_COLUMNS = ["s", "delivery", "next_delivery", "qty", "position", "sell_p10", "sell_p50", "sell_p90", "shelf_p10",
+                "top_up_units", "flagged", "fallback", "reasons"]
 PREDICT_LOOKBACK_DAYS = 400  # history the forecast features read at an origin (year-ago + 365-day mean)
 
 
@@ -107,10 +109,14 @@ class ProposalPolicy(Policy):
         order_reasons = res.orders["reasons"].to_numpy()[r["order_idx"].to_numpy()]
         cap_reason = np.where(r["cap_below_moq"].to_numpy(), "cap_below_moq", "")
         fallback = self._fallback(fc, lines)
+        judged = self.uses_forecast_interval
+        risk = {c: r[c].to_numpy(float) if judged else np.nan for c in ("sell_p10", "sell_p50", "sell_p90",
+                                                                         "shelf_p10")}
         return pd.DataFrame({
             "s": lines["_s"].to_numpy(), "delivery": lines["_delivery"].to_numpy(), "next_delivery": lines["_next"],
             "qty": r["proposed_qty"].to_numpy(np.int64),
-            "interval_width": r["interval_width"].to_numpy(float) if self.uses_forecast_interval else 0.0,
+            "position": r["position_milli"].to_numpy(float) / 1000, **risk,
+            "top_up_units": (r["top_up_packs"] * r["pack_size"]).to_numpy(float),
             "flagged": r["forecast_flagged"].to_numpy(bool), "fallback": fallback,
             "reasons": [tuple(x) + ((c,) if c else ()) for x, c in zip(order_reasons, cap_reason, strict=True)],
         })
@@ -212,9 +218,9 @@ class SameAsLastWeek(ProposalPolicy):
 class MinMax(Policy):
     """ERP reordering rule (s, S) per store x item, parameters fixed from the 8 weeks of sales before the window.
 
-    Protection interval P = lead + R - 1 days (R = 7 / order days per week: from tonight's order to the delivery
-    of the next one); max (order-up-to) = mean x P + z(service level) x std x sqrt(P); min (reorder point) =
-    max - mean x R. When on hand + on order <= min, order max - position, then MOQ -> pack -> cap.
+    Protection interval P = lead + R days (R = 7 / order days per week: from tonight's decision, placed tomorrow,
+    to the delivery of the next order); max (order-up-to) = mean x P + z(service level) x std x sqrt(P); min
+    (reorder point) = max - mean x R. When on hand + on order <= min, order max - position, then MOQ -> pack -> cap.
     Blind to weekdays, holidays and expiry: that is what a classic ERP rule is."""
 
     name = "min_max"
@@ -224,7 +230,7 @@ class MinMax(Policy):
         sales = masters.history_sales
         mu, sd = sales.mean(axis=0), sales.std(axis=0)
         r = np.array([7.0 / len(w.split("|")) for w in tr.order_weekdays])
-        p = tr.lead + r - 1.0
+        p = tr.lead + r
         z = np.array([NormalDist().inv_cdf(float(x)) for x in tr.service_level])
         self.max_level = mu * p + z * sd * np.sqrt(p)
         self.min_level = self.max_level - mu * r
@@ -285,7 +291,8 @@ class PerfectForesight(Policy):
                 lots[:-1] = lots[1:].copy()
                 lots[-1] = 0
             qty[i] = unmet
-        return _plain_lines(ss, view.opportunities, qty)
+        # its demand distribution is the certain demand it orders for
+        return _plain_lines(ss, view.opportunities, qty, certain=True)
 
 
 def open_before_delivery(orders: pd.DataFrame, ss: np.ndarray, delivery: np.ndarray,
@@ -305,9 +312,11 @@ def open_before_delivery(orders: pd.DataFrame, ss: np.ndarray, delivery: np.ndar
     return on_order, expiring
 
 
-def _plain_lines(ss: np.ndarray, opps: dict[int, Opportunity], qty: np.ndarray) -> pd.DataFrame:
+def _plain_lines(ss: np.ndarray, opps: dict[int, Opportunity], qty: np.ndarray,
+                 certain: bool = False) -> pd.DataFrame:
+    d = qty.astype(float) if certain else np.nan
     return pd.DataFrame({
         "s": ss, "delivery": [opps[s].delivery for s in ss], "next_delivery": [opps[s].next_delivery for s in ss],
-        "qty": qty.astype(np.int64), "interval_width": 0.0, "flagged": False, "fallback": False,
-        "reasons": [() for _ in ss],
+        "qty": qty.astype(np.int64), "position": 0.0, "sell_p10": d, "sell_p50": d, "sell_p90": d, "shelf_p10": d,
+        "top_up_units": 0.0, "flagged": False, "fallback": False, "reasons": [() for _ in ss],
     })

@@ -2,37 +2,24 @@
 
 The facts mirror ``orders.stages.release``: the quality gate passed and the stock snapshot is fresh (the
 simulation has clean data), the supplier's ``allows_auto_order``, the order value at cost, and per line the
-usual quantity (mean of the policy's own last 4 orders of the item, else the retailer's last 4 deliveries on
-the same weekday, else its last 4, else 28-day mean sales x coverage days), the forecast interval width
-(only for a policy that has a forecast interval; the others are not judged on it), promotions at the delivery
-date, flagged (fallback) forecasts. ``orders.release.evaluate`` decides: no reason -> released touchless,
-else review. The simulated reviewer then accepts the quantities as they are (``adjust`` = 1.0) or multiplies
-them by ``adjust`` (rounded to whole packs, at least the MOQ).
+demand distribution the proposal used (``release.LineRisk``: only for a policy that has one, ``ours``, and for
+perfect foresight, whose distribution is the certain demand; the others are not judged on it), promotions at the
+delivery date and flagged (fallback) forecasts. ``orders.release.decide`` decides: release touchless (with
+doubtful lines capped, as the rules say) or review. The simulated reviewer then accepts the quantities as they
+are (``adjust`` = 1.0) or multiplies them by ``adjust`` (rounded to whole packs, at least the MOQ).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
 import pandas as pd
 
-from replenish.orders.release import LineFacts, OrderFacts, RuleSet, evaluate
+from replenish.orders.release import LineFacts, LineRisk, OrderFacts, RuleSet, decide
 from replenish.simulate.world import Masters
 
-USUAL_N = 4
-
-
-@dataclass
-class OrderBook:
-    """One policy's order history: per series, (delivery day, final qty) of its orders with qty > 0."""
-
-    history: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
-
-    def add(self, s: int, delivery: int, qty: int) -> None:
-        self.history.setdefault(s, []).append((delivery, qty))
+RISK_COLUMNS = ("position", "sell_p10", "sell_p50", "sell_p90", "shelf_p10", "top_up_units")
 
 
 class Releaser:
@@ -42,12 +29,6 @@ class Releaser:
         self.m = masters
         self.rules = rules
         self.adjust = float(adjust)
-        ho = masters.history_orders
-        self._retailer: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for s, g in cast("Iterable[tuple[int, pd.DataFrame]]", ho.groupby("s")):
-            per_day = g.groupby("due")["qty"].sum().sort_index().iloc[-8 * USUAL_N:]
-            due = per_day.index.to_numpy(np.int64)
-            self._retailer[int(s)] = (due, per_day.to_numpy(float), (masters.start.dayofweek + due) % 7)
         d = masters.drivers
         key = pd.MultiIndex.from_frame(masters.keys)
         promo = d[d["promotion"] > 0]
@@ -56,23 +37,15 @@ class Releaser:
         self._store_str = [str(x) for x in masters.keys["store_id"].tolist()]
         self._item_str = [str(x) for x in masters.keys["item_id"].tolist()]
 
-    def usual(self, book: OrderBook, s: int, delivery: int, coverage: int, sales: np.ndarray) -> float | None:
-        own = [q for d, q in book.history.get(s, []) if d < delivery][-USUAL_N:]
-        if own:
-            return float(np.mean(own))
-        if s in self._retailer:
-            due, qty, dow = self._retailer[s]
-            before = due < delivery
-            same = before & (dow == (self.m.start.dayofweek + delivery) % 7)
-            pick = qty[same] if same.any() else qty[before]
-            if len(pick):
-                return float(pick[-USUAL_N:].mean())
-        recent = sales[-28:, s] if len(sales) else np.zeros(0)
-        return float(recent.mean()) * max(coverage, 1) if len(recent) else None
+    def _risk(self, s: int, row: tuple[float, ...]) -> LineRisk | None:
+        if not np.isfinite(row[1]):
+            return None
+        tr = self.m.terms
+        return LineRisk(row[0], row[1], row[2], row[3], row[4], pack=int(tr.pack[s]), moq=int(tr.moq[s]),
+                        top_up_units=int(row[5]), unit_cost=float(tr.cost[s]), unit_price=float(tr.price[s]))
 
-    def decide(self, lines: pd.DataFrame, book: OrderBook, sales: np.ndarray, t: int,
-               adjustable: bool) -> pd.DataFrame:
-        """Adds columns order_key, auto (bool), reasons (str), final_qty to the positive lines of ``lines``."""
+    def decide(self, lines: pd.DataFrame, t: int, adjustable: bool) -> pd.DataFrame:
+        """Adds columns order_key, auto (bool), why (str), final_qty to the positive lines of ``lines``."""
         m, tr = self.m, self.m.terms
         lines = lines[lines["qty"] > 0].copy()
         if lines.empty:
@@ -87,8 +60,8 @@ class Releaser:
         final = lines["qty"].to_numpy(np.int64).copy()
         # plain arrays once: a per-order DataFrame slice and itertuples cost more than the rules themselves
         s_all, qty_all = s, lines["qty"].to_numpy(np.int64)
-        dl_all, nx_all = lines["delivery"].to_numpy(np.int64), lines["next_delivery"].to_numpy(np.int64)
-        iw_all = lines["interval_width"].to_numpy(float)
+        dl_all = lines["delivery"].to_numpy(np.int64)
+        risk_all = lines[list(RISK_COLUMNS)].to_numpy(float) if "sell_p50" in lines else None
         fl_all, fb_all = lines["flagged"].to_numpy(bool), lines["fallback"].to_numpy(bool)
         rs_all = lines["reasons"].tolist()
         order_indices = cast("dict[str, np.ndarray]", lines.groupby("order_key", sort=True).indices)
@@ -96,11 +69,9 @@ class Releaser:
             facts = []
             for i in idx:
                 si, dl = int(s_all[i]), int(dl_all[i])
-                iw = iw_all[i]
                 facts.append(LineFacts(
-                    self._item_str[si], int(qty_all[i]), category=tr.category[si],
-                    usual_qty=self.usual(book, si, dl, int(nx_all[i] - dl), sales),
-                    interval_width=None if not np.isfinite(iw) else float(iw),
+                    str(i), int(qty_all[i]), category=tr.category[si],
+                    risk=None if risk_all is None else self._risk(si, tuple(risk_all[i])),
                     is_promotion=(si, dl) in self._promo, is_new_item=False,
                     forecast_flagged=bool(fl_all[i]), forecast_fallback=bool(fb_all[i])))
             s_sel = s_all[idx]
@@ -111,12 +82,19 @@ class Releaser:
                 order_value=float((qty_all[idx] * tr.cost[s_sel]).sum()),
                 quality_gate_passed=True, snapshot_age_hours=0.0, allows_auto_order=bool(tr.allows_auto[s0]),
                 lines=facts, proposal_reasons=reasons, snapshot_date=t, business_date=t)
-            codes = evaluate(order, self.rules)
-            auto[idx] = not codes
-            why_s = ",".join(codes)
+            decision = decide(order, self.rules)
+            caps = {int(c.item_id): c.to_qty for c in decision.caps}
+            if caps and float(sum(caps.get(int(i), int(qty_all[i])) * tr.cost[s_all[i]] for i in idx)) < float(
+                    tr.min_order_value[s0]):
+                decision.reasons = ["below_min_order_value"]
+                caps = {}
+            auto[idx] = decision.released
+            why_s = ",".join(_item_codes(decision.reasons, self._item_str, s_all))
             for i in idx:
                 why[i] = why_s
-            if codes and adjustable and self.adjust != 1.0:
+                if i in caps:
+                    final[i] = caps[i]
+            if decision.reasons and adjustable and self.adjust != 1.0:
                 q = np.rint(qty_all[idx] * self.adjust / tr.pack[s_sel]).astype(np.int64) * tr.pack[s_sel]
                 q = np.where(q > 0, np.maximum(q, -((-tr.moq[s_sel]) // tr.pack[s_sel]) * tr.pack[s_sel]), 0)
                 final[idx] = np.minimum(q, (tr.max_qty[s_sel] // tr.pack[s_sel]) * tr.pack[s_sel])
@@ -124,3 +102,12 @@ class Releaser:
         lines["why"] = why
         lines["final_qty"] = final
         return lines
+
+
+def _item_codes(reasons: list[str], item_str: list[str], s_all: np.ndarray) -> list[str]:
+    """Reason codes with the line's item id (the decision names lines by their row position)."""
+    out = []
+    for r in reasons:
+        code, _, row = r.partition(":")
+        out.append(f"{code}:{item_str[int(s_all[int(row)])]}" if row.isdigit() else r)
+    return out

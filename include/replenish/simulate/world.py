@@ -133,12 +133,15 @@ def _terms(keys: pd.DataFrame, suppliers: pd.DataFrame) -> Terms:
 
 def _opportunities(keys: pd.DataFrame, terms: Terms, days: pd.DatetimeIndex, n_days: int,
                    holidays: frozenset[dt.date]) -> dict[int, dict[int, Opportunity]]:
-    """Order opportunities per business day, from the production calendar (orders.calendar)."""
+    """Order opportunities per business day, from the production calendar (orders.calendar): like the nightly run
+    for business date D, the policies decide after D's close for the orders placed on D + 1."""
+    from replenish import clock
+
     day0 = days[0].date()
     out: dict[int, dict[int, Opportunity]] = {}
     cache: dict[tuple, Opportunity | None] = {}
     for t in range(n_days):
-        d = days[t].date()
+        d = clock.order_date_for(days[t].date())
         todays: dict[int, Opportunity] = {}
         for s in range(len(keys)):
             k = (terms.order_weekdays[s], int(terms.lead[s]), d)

@@ -1,0 +1,181 @@
+"""The facts release rules need for all lines of a run, looked up set-based (a few queries per run, not per line).
+
+Each lookup reads only the rows it needs through an index; a relation that is not built yet (a fresh database
+before its first ``dbt build``) yields no facts, which the rules treat as the cautious answer (gate missing,
+snapshot stale, no automatic orders allowed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+
+from replenish import clock
+from replenish.orders.inputs import FIRST_ORIGIN_SQL
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+NEW_ITEM_DAYS = 28  # an item sold at a store for less than this is new there
+
+
+@dataclass(frozen=True)
+class LineKey:
+    store_id: str
+    supplier_id: str
+    item_id: str
+    delivery_date: dt.date
+    coverage_days: int = 1
+
+
+def _exists(conn: Connection, *relations: str) -> bool:
+    return all(conn.execute(text("SELECT to_regclass(:r) IS NOT NULL"), {"r": r}).scalar() for r in relations)
+
+
+def _rows(conn: Connection, sql: str, params: dict[str, Any], *relations: str) -> list[Any]:
+    if not _exists(conn, *relations):
+        return []
+    return list(conn.execute(text(sql), params).all())
+
+
+def _unnest(keys: list[LineKey]) -> tuple[str, dict[str, Any]]:
+    """A CTE ``k`` with one row per key (n = position), for set-based lookups instead of one query per line."""
+    # store_int/item_int: the ids as the warehouse's integer keys (NULL when not numeric), so lookups use its indexes
+    cte = """k AS MATERIALIZED (SELECT k.*,
+            CASE WHEN k.store_id ~ '^[0-9]{1,9}$' THEN CAST(k.store_id AS integer) END AS store_int,
+            CASE WHEN k.item_id ~ '^[0-9]{1,9}$' THEN CAST(k.item_id AS integer) END AS item_int
+        FROM unnest(CAST(:k_s AS text[]), CAST(:k_p AS text[]), CAST(:k_i AS text[]),
+        CAST(:k_dd AS date[]), CAST(:k_c AS int[])) WITH ORDINALITY
+        AS k(store_id, supplier_id, item_id, delivery_date, coverage_days, n))"""
+    return cte, {
+        "k_s": [k.store_id for k in keys],
+        "k_p": [k.supplier_id for k in keys],
+        "k_i": [k.item_id for k in keys],
+        "k_dd": [k.delivery_date for k in keys],
+        "k_c": [max(int(k.coverage_days or 1), 1) for k in keys],
+    }
+
+
+def gate_by_store(conn: Connection, business_date: dt.date) -> dict[str, bool]:
+    """Per store: did the quality gate pass (no blocking failure) for the business date."""
+    return dict(_rows(
+        conn,
+        "SELECT store_id::text, NOT bool_or(is_automation_blocked) FROM ops.quality_gate "
+        "WHERE business_date = :d GROUP BY store_id",
+        {"d": business_date}, "ops.quality_gate",
+    ))
+
+
+def categories(conn: Connection) -> dict[str, str]:
+    return dict(_rows(
+        conn,
+        "SELECT DISTINCT ON (item_id) item_id::text, category FROM marts.dim_items "
+        "ORDER BY item_id, snapshot_date DESC",
+        {}, "marts.dim_items",
+    ))
+
+
+def snapshots(conn: Connection, business_date: dt.date) -> dict[str, dt.datetime]:
+    """Latest stock snapshot time per store (as of the business date)."""
+    return dict(_rows(
+        conn,
+        "SELECT store_id::text, max(snapshot_at) FROM marts.fct_inventory_position WHERE as_of_date <= :d "
+        "GROUP BY store_id",
+        {"d": business_date}, "marts.fct_inventory_position",
+    ))
+
+
+def snapshot_freshness(ts: dt.datetime | None, business_date: dt.date,
+                       now: dt.datetime | None = None) -> tuple[float | None, dt.date | None]:
+    """(age in hours, local date) of a stock snapshot, judged against the business date.
+
+    The reference time is the end of the business day (the data may be historical: the wall clock says nothing
+    about it), or ``now`` when that is earlier (a run during the business day)."""
+    if ts is None:
+        return None, None
+    eod = clock.end_of_business_day(business_date)
+    ref = min(now, eod) if now is not None else eod
+    return max((ref - clock.local(ts)).total_seconds() / 3600, 0.0), clock.local(ts).date()
+
+
+@dataclass(frozen=True)
+class SupplierTerms:
+    allows_auto_order: bool
+    min_order_value: float
+
+
+def supplier_terms(conn: Connection) -> dict[tuple[str, str], SupplierTerms]:
+    """Per (store, supplier): automatic orders allowed, and the minimum order value (EUR at cost)."""
+    return {
+        (r[0], r[1]): SupplierTerms(bool(r[2]), float(r[3] or 0))
+        for r in _rows(
+            conn,
+            "SELECT store_id::text, supplier_id::text, bool_and(allows_auto_order), max(min_order_value) "
+            "FROM marts.dim_replenishment_parameters GROUP BY store_id, supplier_id",
+            {}, "marts.dim_replenishment_parameters",
+        )
+    }
+
+
+def promotions(conn: Connection, keys: list[LineKey]) -> list[bool]:
+    """Whether each line's item is on promotion at its store on the delivery date."""
+    if not keys:
+        return []
+    cte, params = _unnest(keys)
+    found = dict(_rows(
+        conn,
+        f"""WITH {cte},
+        d AS MATERIALIZED (SELECT store_id, item_id, driver_date, is_promotion FROM marts.fct_demand_drivers
+            WHERE driver_date IN (SELECT DISTINCT delivery_date FROM k))
+        SELECT k.n, bool_or(d.is_promotion) FROM k JOIN d
+        ON d.store_id = k.store_int AND d.item_id = k.item_int AND d.driver_date = k.delivery_date
+        GROUP BY k.n""",
+        params, "marts.fct_demand_drivers",
+    ))
+    return [bool(found.get(n)) for n in range(1, len(keys) + 1)]
+
+
+def new_items(conn: Connection, keys: list[LineKey], business_date: dt.date) -> list[bool]:
+    """Whether each line's item is new at its store: no demand row before ``NEW_ITEM_DAYS`` days ago."""
+    if not keys:
+        return []
+    cte, params = _unnest(keys)
+    params |= {"bd": business_date, "nd": NEW_ITEM_DAYS}
+    known = dict(_rows(
+        conn,
+        f"""WITH {cte} SELECT k.n, EXISTS (SELECT 1 FROM marts.fct_daily_demand d WHERE d.store_id = k.store_int
+            AND d.item_id = k.item_int AND d.demand_date <= CAST(:bd AS date) - :nd) FROM k""",
+        params, "marts.fct_daily_demand",
+    ))
+    return [not known.get(n, False) for n in range(1, len(keys) + 1)]
+
+
+def forecast_flags(conn: Connection, keys: list[LineKey], business_date: dt.date) -> list[tuple[bool, bool]]:
+    """(flagged, fallback) per line of the forecast used for its coverage window (latest origin <= business date).
+    fallback = flagged rows without a model version (item-profile fallback, no trained model)."""
+    if not keys:
+        return []
+    cte, params = _unnest(keys)
+    params["d"] = business_date
+    params["t"] = min(k.delivery_date for k in keys)
+    found = {
+        r[0]: (bool(r[1]), bool(r[2]))
+        for r in _rows(
+            conn,
+            f"""WITH {cte},
+            fc AS MATERIALIZED (SELECT store_id, item_id, origin_date, target_date, is_flagged, model_version
+                FROM forecast.forecasts WHERE origin_date <= :d AND origin_date >= {FIRST_ORIGIN_SQL}
+                  AND target_date >= :t),
+            f AS (
+                SELECT DISTINCT ON (k.n, fc.target_date) k.n, fc.is_flagged, fc.model_version
+                FROM k JOIN fc ON fc.store_id = k.store_int AND fc.item_id = k.item_int
+                 AND fc.target_date >= k.delivery_date AND fc.target_date < k.delivery_date + k.coverage_days
+                ORDER BY k.n, fc.target_date, fc.origin_date DESC)
+            SELECT n, bool_or(is_flagged), bool_or(is_flagged AND model_version IS NULL) FROM f GROUP BY n""",
+            params, "forecast.forecasts",
+        )
+    }
+    return [found.get(n, (False, False)) for n in range(1, len(keys) + 1)]
