@@ -23,3 +23,15 @@ if os.environ.get("REPLENISH_TEST_EXTERNAL_PG"):
             _cur.execute("CREATE DATABASE replenish_test")
     _admin.close()
     os.environ["REPLENISH_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/replenish_test"
+
+
+import pytest  # noqa: E402 - after the environment above is set
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright for the browser tests (it drives Debian's Chromium: see browser_support)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p

@@ -37,7 +37,7 @@ def make_app(dispatch: Callable[[], dict] | None = None, **kw: Any):
 
     kw.setdefault("login_limiter", TokenBucket(1000, 1000))
     kw.setdefault("api_limiter", TokenBucket(1000, 1000))
-    return create_app(engine=engine(), dispatch=dispatch or (lambda: {}), **kw)
+    return create_app(engine=engine(), dispatch=dispatch or (lambda order_ids=None: {}), **kw)
 
 
 def login(client: TestClient, user: dict[str, str]) -> TestClient:

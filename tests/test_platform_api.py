@@ -28,7 +28,7 @@ def calls() -> list[int]:
 
 @pytest.fixture(scope="module")
 def client(world, calls) -> TestClient:
-    return TestClient(make_app(lambda: calls.append(1) or {}))
+    return TestClient(make_app(lambda order_ids=None: calls.append(1) or {}))
 
 
 def _h(world, store=0) -> dict[str, str]:

@@ -20,14 +20,6 @@ from browser_support import CHROMIUM, LAPTOP, PHONE, app_in_thread, chromium_con
 pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} missing: run `make chromium`")
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
 class _Hello(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         body = b"<!doctype html><title>t</title><h1 data-testid='hello'>Hello replenish</h1>"
@@ -75,6 +67,7 @@ def world() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def dispatch(out_dir: Path) -> Any:
     """What "send now" runs: the real dispatcher, the real channels writing into out_dir."""
+    from replenish import clock
     from replenish.database import engine
     from replenish.orders.channels import EdifactChannel, EmailChannel
     from replenish.orders.dispatcher import drain
@@ -86,7 +79,8 @@ def dispatch(out_dir: Path) -> Any:
         "email": EmailChannel(api_key=None, base_url="http://127.0.0.1:9", mail_from=settings.mail_from,
                               outbox_dir=out_dir / "eml"),
     }
-    return lambda: drain(engine(), channels, business_today=settings.business_today(), run_id="browser-test")
+    return lambda order_ids=None: drain(engine(), channels, business_today=clock.today(), run_id="browser-test",
+                                        order_ids=order_ids)
 
 
 @pytest.fixture(scope="module")

@@ -25,16 +25,15 @@ def world() -> Any:
 
 @pytest.fixture(scope="module")
 def app(world, tmp_path_factory):
+    from replenish import clock
     from replenish.database import engine
     from replenish.orders.channels import EdifactChannel
     from replenish.orders.dispatcher import drain
-    from replenish.settings import get_settings
 
     edi = tmp_path_factory.mktemp("edi")
-    settings = get_settings()
 
-    def dispatch() -> dict:
-        return drain(engine(), {"edifact": EdifactChannel(edi)}, business_today=settings.business_today(),
+    def dispatch(order_ids: list[str] | None = None) -> dict:
+        return drain(engine(), {"edifact": EdifactChannel(edi)}, business_today=clock.today(), order_ids=order_ids,
                      run_id="web-test")
 
     a = make_app(dispatch)

@@ -89,6 +89,17 @@ def approve(conn: Connection, order_id: str, *, actor: str, auto: bool = False, 
     return int(mid)
 
 
+def requeue(conn: Connection, order_id: str, *, actor: str) -> None:
+    """A person retries a dead-lettered order (after fixing the channel): its message is due again, attempts reset.
+    The idempotency key stays the order id, so a supplier that did receive an earlier attempt sees a repeat."""
+    set_status(conn, order_id, "queued", actor, expect=("dead_letter",))
+    conn.execute(
+        text("""UPDATE orders.outbox SET status = 'pending', attempts = 0, next_attempt_at = now()
+                WHERE order_id = :o AND status = 'dead_letter'"""),
+        {"o": order_id},
+    )
+
+
 def cancel(conn: Connection, order_id: str, *, actor: str, reason: str) -> None:
     set_status(conn, order_id, "cancelled", actor, expect=OPEN_STATUSES)
     add_event(conn, order_id, actor, "cancel_reason", None, reason)

@@ -293,7 +293,7 @@ def approve_order(
             {"s": status, "r": json.dumps(doc), "k": p.key_id, "i": idempotency_key},
         )
     if status == 200 and body.send_now:
-        ctx.dispatch()
+        ctx.dispatch([order_id])
         with ctx.engine.connect() as conn:
             head2 = get_order(conn, p, order_id)
             if head2 is not None:

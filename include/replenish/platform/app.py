@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -55,29 +54,31 @@ _HTTP_CODES = {
 class PlatformContext:
     settings: Settings
     engine: Engine
-    dispatch: Callable[[], dict]
+    dispatch: Callable[[list[str] | None], dict]
     login_limiter: TokenBucket
     api_limiter: TokenBucket
     templates: Jinja2Templates
 
     def now(self) -> dt.datetime:
-        """The platform's clock: with REPLENISH_TODAY set (demo on historical data) today's wall-clock time
-        on that date, so cutoff countdowns of the demo orders make sense."""
-        tz = ZoneInfo(self.settings.timezone)
-        real = dt.datetime.now(tz)
-        if self.settings.today is None:
-            return real
-        return dt.datetime.combine(self.settings.today, real.timetz())
+        """The platform's "now": the shared clock (``replenish.clock``), the same the nightly run used."""
+        from replenish import clock
+
+        with self.engine.connect() as conn:
+            return clock.now(conn)
 
 
-def default_dispatch(settings: Settings, engine: Engine) -> Callable[[], dict]:
-    def run() -> dict:
+def default_dispatch(settings: Settings, engine: Engine) -> Callable[[list[str] | None], dict]:
+    """What "send now" runs after the approval committed: the dispatcher, for the given orders only."""
+
+    def run(order_ids: list[str] | None) -> dict:
+        from replenish import clock
         from replenish.orders.dispatcher import drain
         from replenish.orders.stages import default_channels
 
-        return drain(
-            engine, default_channels(settings), business_today=settings.business_today(), run_id="platform-send-now"
-        )
+        with engine.connect() as conn:
+            today = clock.today(conn)
+        return drain(engine, default_channels(settings), business_today=today, run_id="platform-send-now",
+                     order_ids=order_ids)
 
     return run
 
@@ -86,7 +87,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     engine: Engine | None = None,
-    dispatch: Callable[[], dict] | None = None,
+    dispatch: Callable[[list[str] | None], dict] | None = None,
     login_limiter: TokenBucket | None = None,
     api_limiter: TokenBucket | None = None,
 ) -> FastAPI:

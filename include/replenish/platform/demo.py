@@ -43,8 +43,13 @@ def _upsert_user(conn: Connection, username: str, role: str, scopes: dict[str, l
 
 
 def _stores_and_suppliers(conn: Connection) -> tuple[list[str], list[str]]:
+    """The stores and suppliers that order: the replenishment parameters (so the demo users exist before the first
+    nightly run mails its digests), else the orders already proposed."""
+    source = ("marts.dim_replenishment_parameters"
+              if conn.exec_driver_sql("SELECT to_regclass('marts.dim_replenishment_parameters')").scalar()
+              else "orders.purchase_orders")
     rows = conn.execute(
-        text("SELECT DISTINCT store_id, supplier_id FROM orders.purchase_orders ORDER BY 1, 2")
+        text(f"SELECT DISTINCT store_id::text, supplier_id::text FROM {source} ORDER BY 1, 2")
     ).fetchall()
     stores = sorted({r[0] for r in rows}, key=lambda s: (len(s), s))
     suppliers = sorted({r[1] for r in rows}, key=lambda s: (len(s), s))
@@ -52,7 +57,7 @@ def _stores_and_suppliers(conn: Connection) -> tuple[list[str], list[str]]:
 
 
 def seed_demo_users(conn: Connection, *, managers: int = 3, with_api_key: bool = True) -> list[dict[str, Any]]:
-    """Demo accounts over the orders in the database (call after the nightly run filled the queue).
+    """Demo accounts over the stores and suppliers of the warehouse (call after the first ``dbt build``).
 
     Returns one dict per account: username, role, password (clear, only now), scopes; plus a POS API key
     for the first store (``role`` = "pos_terminal", ``api_key``) when ``with_api_key``."""
@@ -118,11 +123,11 @@ def seed_demo(conn: Connection, *, tag: str | None = None, today: dt.date | None
     """A small world for tests: stores ``<tag>S1``/``<tag>S2``, suppliers ``<tag>P1``/``<tag>P2``, one open
     order per store x supplier for tomorrow (plus one for the day after at S1/P1), users of every role and a
     POS API key per store. Returns names, ids, passwords and keys (see the keys of the dict)."""
-    from replenish.settings import get_settings
+    from replenish import clock
 
     ensure_schema(conn)
     tag = tag or "t" + uuid.uuid4().hex[:6]
-    today = today or get_settings().business_today()
+    today = today or clock.today(conn)
     now = now or dt.datetime.now(dt.UTC)
     stores, suppliers = [f"{tag}S1", f"{tag}S2"], [f"{tag}P1", f"{tag}P2"]
     orders: dict[str, str] = {}

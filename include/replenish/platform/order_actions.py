@@ -101,6 +101,14 @@ def _require_open(head: dict) -> None:
         raise conflict("order_locked", f"order {head['order_id']} is {head['status']}: it can no longer be changed")
 
 
+def _require_future_delivery(conn: Connection, head: dict) -> None:
+    from replenish import clock
+
+    if head["delivery_date"] < clock.today(conn):
+        raise conflict("delivery_date_passed", f"order {head['order_id']} was for delivery on {head['delivery_date']}, "
+                                               "which has passed: reject it and order for a later delivery")
+
+
 def _bump(conn: Connection, order_id: str) -> None:
     conn.execute(
         text("UPDATE orders.purchase_orders SET version = version + 1, updated_at = now() WHERE order_id = :o"),
@@ -206,12 +214,25 @@ def approve(conn: Connection, p: Principal, order_id: str, expected_version: int
     """Approve and enqueue in the outbox (one transaction: the caller's)."""
     head = lock_order(conn, p, order_id, expected_version)
     _require_open(head)
+    _require_future_delivery(conn, head)
     n = conn.execute(
         text("SELECT count(*) FROM orders.order_lines WHERE order_id = :o AND final_qty > 0"), {"o": order_id}
     ).scalar()
     if not n:
         raise conflict("empty_order", f"order {order_id} has no quantity above 0: reject it instead")
     outbox.approve(conn, order_id, actor=p.actor)
+    _bump(conn, order_id)
+    fresh = get_order(conn, p, order_id)
+    assert fresh is not None
+    return fresh
+
+
+def retry(conn: Connection, p: Principal, order_id: str, expected_version: int | None) -> dict:
+    """Send a dead-lettered order again (its channel failed for good before)."""
+    head = lock_order(conn, p, order_id, expected_version)
+    if head["status"] != "dead_letter":
+        raise conflict("not_dead_letter", f"order {order_id} is {head['status']}: only a failed send can be retried")
+    outbox.requeue(conn, order_id, actor=p.actor)
     _bump(conn, order_id)
     fresh = get_order(conn, p, order_id)
     assert fresh is not None

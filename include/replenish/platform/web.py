@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import text
 
 from replenish.orders.store import STATUSES
 from replenish.platform import order_actions, order_queries
@@ -37,9 +38,13 @@ NOTICES = {
     "removed": "Line removed.",
     "approved": "Order approved and queued for sending.",
     "rejected": "Order rejected.",
-    "sent": "Send triggered: see the status below.",
+    "sent": "Sent to the supplier.",
+    "queued": "Approved: it goes out with the next dispatch run.",
+    "send_retry": "The supplier could not be reached: it is retried automatically (see the status below).",
+    "send_failed": "Sending failed: see the error below, then use Retry.",
     "signed_out": "You are signed out.",
 }
+BAD_NOTICES = {"send_retry", "send_failed"}
 
 
 class LoginRequired(Exception):
@@ -94,7 +99,9 @@ def _cookie_secure(request: Request) -> bool:
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     ctx = _ctx(request)
     context.setdefault("session", None)
-    context.setdefault("notice", NOTICES.get(request.query_params.get("done", "")))
+    done = request.query_params.get("done", "")
+    context.setdefault("notice", NOTICES.get(done))
+    context.setdefault("notice_is_bad", done in BAD_NOTICES)
     context["now"] = ctx.now()
     return ctx.templates.TemplateResponse(request, template, context, status_code=status)
 
@@ -225,8 +232,12 @@ def queue(
         nm = order_queries.names(conn)
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        r["cutoff_text"] = _cutoff_text(r["cutoff_at"], now)
-        r["cutoff_soon"] = r["cutoff_at"] is not None and 0 < (r["cutoff_at"] - now).total_seconds() < 3 * 3600
+        # a countdown only while a person can still act on the order
+        is_open = r["status"] in ("proposed", "in_review")
+        r["cutoff_text"] = _cutoff_text(r["cutoff_at"], now) if is_open else ""
+        r["cutoff_soon"] = (is_open and r["cutoff_at"] is not None
+                            and 0 < (r["cutoff_at"] - now).total_seconds() < 3 * 3600)
+        r["counts_down"] = is_open and r["cutoff_at"] is not None
         groups.setdefault((r["delivery_date"], r["store_id"], r["supplier_id"]), []).append(r)
     return render(
         request,
@@ -319,7 +330,7 @@ def _order_page(
         edit_reasons=order_actions.EDIT_REASONS,
         reject_reasons=order_actions.REJECT_REASONS,
         addable=[i for i in (addable or []) if i not in items] if addable is not None else None,
-        cutoff_text=_cutoff_text(head["cutoff_at"], ctx.now()),
+        cutoff_text=_cutoff_text(head["cutoff_at"], ctx.now()) if open_ else "",
         error=error,
         field_errors=field_errors,
         form=form or {},
@@ -393,10 +404,21 @@ def add_line(
     reason: Annotated[str, Form(max_length=64)] = "",
     version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    change = order_actions.LineChange(item_id.strip(), "add", order_actions.parse_qty(qty), reason)  # type: ignore[arg-type]
+    qty_in = order_actions.parse_qty(qty)
+    change = order_actions.LineChange(_item_by_name(request, item_id.strip()), "add", qty_in, reason)  # type: ignore[arg-type]
     form = {"item_id": item_id, "qty": qty, "reason": reason, "add": True}
     return _mutate(request, s, order_id, "added",
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
+
+
+def _item_by_name(request: Request, typed: str) -> str:
+    """The add-line search field takes an item number or its exact name (any case)."""
+    with _ctx(request).engine.connect() as conn:
+        items = order_queries.names(conn).get("item", {})
+    if typed in items:
+        return typed
+    found = [i for i, n in items.items() if n.casefold() == typed.casefold()]
+    return found[0] if len(found) == 1 else typed
 
 
 @router.post("/orders/{order_id}/approve", response_class=HTMLResponse)
@@ -425,7 +447,6 @@ def send_now(
     request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
     """Approve if still open (one transaction with the outbox message), then run the dispatcher now."""
-    ctx = _ctx(request)
 
     def run(conn) -> None:
         head = order_actions.lock_order(conn, s.principal, order_id, _version(version))
@@ -436,5 +457,29 @@ def send_now(
 
     resp = _mutate(request, s, order_id, "sent", run, {})
     if resp.status_code == 303:
-        ctx.dispatch()
+        resp = _after_send(request, order_id)
     return resp
+
+
+@router.post("/orders/{order_id}/retry", response_class=HTMLResponse)
+def retry_send(
+    request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
+) -> Response:
+    """Send a dead-lettered order again, now."""
+    resp = _mutate(request, s, order_id, "sent",
+                   lambda c: order_actions.retry(c, s.principal, order_id, _version(version)), {})
+    if resp.status_code == 303:
+        resp = _after_send(request, order_id)
+    return resp
+
+
+def _after_send(request: Request, order_id: str) -> Response:
+    """Run the dispatcher for this order only, then tell what really happened (sent, will retry, failed)."""
+    ctx = _ctx(request)
+    ctx.dispatch([order_id])
+    with ctx.engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"),
+                              {"o": order_id}).scalar()
+    done = {"sent": "sent", "acknowledged": "sent", "retry": "send_retry", "dead_letter": "send_failed"}.get(
+        str(status), "queued")
+    return RedirectResponse(f"/orders/{quote(order_id)}?done={done}", status_code=303)
