@@ -254,21 +254,67 @@ def status(as_json: bool = typer.Option(False, "--json"), limit: int = 10) -> No
         _emit(collect_status(limit=limit), as_json)
 
 
+# ------------------------------------------------------------------------ clock
+clock_app = typer.Typer(help="The platform's clock (business time zone, 'now' for cutoffs and dispatch).")
+app.add_typer(clock_app, name="clock")
+
+
+@clock_app.command("show")
+def clock_show(as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout.")) -> None:
+    """What every process takes as "now" and "today"."""
+    from replenish import clock
+
+    doc = clock.describe()
+    if as_json:
+        _emit(doc, True)
+    else:
+        typer.echo(f"now {doc['now']} ({doc['timezone']}), {doc['mode']}"
+                   + (f", set by {doc['set_by']}" if doc["set_by"] else ""))
+
+
+@clock_app.command("set")
+def clock_set(
+    when: str = typer.Argument(..., help="Business time YYYY-MM-DDTHH:MM (in the business time zone)"),
+    frozen: bool = typer.Option(False, "--frozen", help="Stand still instead of running on in real time."),
+) -> None:
+    """Pin "now" for every process (nightly, dispatch, platform, CLI), e.g. to replay historical data."""
+    from replenish import clock
+
+    try:
+        at = dt.datetime.fromisoformat(when)
+    except ValueError:
+        err.print(f"error: expected YYYY-MM-DDTHH:MM, got {when!r}")
+        raise typer.Exit(2) from None
+    clock.set_clock(at, frozen=frozen, set_by="cli")
+    typer.echo(clock.describe()["now"])
+
+
+@clock_app.command("reset")
+def clock_reset() -> None:
+    """Back to the wall clock."""
+    from replenish import clock
+
+    clock.reset_clock()
+    typer.echo(clock.describe()["now"])
+
+
 # ------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo(
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (logs on stderr)."),
     serve: bool | None = typer.Option(
         None, "--serve/--no-serve",
         help="End by starting the ordering platform (default: when run from a terminal, never with --json)"),
 ) -> None:
-    """Fetch the data, start the embedded DB, run the nightly DAG for the last business date, then start the
-    ordering platform over the review queue it filled, with freshly generated demo users."""
+    """The demo night: fetch the data, start the embedded DB, set the clock to the night after the data's last
+    business day, load the history and train the first model, create the demo users, run the nightly DAG, then
+    start the ordering platform over the orders it proposed."""
     _setup_logging()
-    from replenish import pipeline
+    from replenish import clock, pipeline
     from replenish.data.exports import ensure_exports
     from replenish.database import database_url
     from replenish.orchestration import run_dag
+    from replenish.platform.cli_commands import seed_and_describe
     from replenish.settings import get_settings
 
     settings = get_settings()
@@ -277,38 +323,40 @@ def demo(
         with _progress("writing daily exports") as update:
             ensure_exports(progress=update)
         last = pipeline.available_export_dates()[-1]
-        if settings.today is None:
-            # The data ends in 2019: make that "today" so the demo's orders are not in the past
-            # and really dispatch (to the outbox folder, without a SendGrid key).
-            settings.today = last
-        err.print(f"[bold]nightly run for the last business date of the data: {last}[/bold] "
-                  "(the first run backfills the history, a few minutes)")
-        res = run_dag("replenishment_nightly", last)
+        # The data ends in 2019: every process (this run, `replenish serve`, the dispatch DAG) shares a clock
+        # pinned to the start of the night after the last business day, running on in real time from now.
+        clock.set_clock(clock.end_of_business_day(last), set_by="demo")
+        err.print(f"clock: {clock.describe()['now']} (the night after the data's last business day, {last})")
+        setup: dict[str, Any] = {}
         if not _has_current_model():
-            # First installation: train once (the weekly DAG), then predict again with the model.
-            err.print("[bold]training the first forecast model (weekly DAG forecast_training)[/bold]")
-            run_dag("forecast_training", last)
-            res = run_dag("replenishment_nightly", last)
+            # A new installation: load the history, build the warehouse and train once (the weekly DAG), so the
+            # first night forecasts with a model rather than the flagged fallback.
+            err.print("[bold]first installation: loading the history and training the first forecast model[/bold]")
+            setup_run = f"setup__{uuid.uuid4().hex[:8]}"
+            with _progress("loading export days") as update:
+                setup["extract"] = pipeline.extract(last, setup_run, progress=update)
+            setup["transform"] = pipeline.transform(last, setup_run)
+            setup["train"] = run_dag("forecast_training", last)["state"]
+        users = seed_and_describe()
+        err.print(f"[bold]nightly run for business date {last}[/bold] (orders for {clock.order_date_for(last)})")
+        res = run_dag("replenishment_nightly", last)
         stages = pipeline.stage_results(res["run_id"])
         summary = _demo_summary(last, res, stages)
-        from replenish.status import table_counts
-
-        counts = table_counts()
-        summary["warehouse_rows"] = {
-            "raw_loaded": sum(n for t, n in counts.items() if t.startswith("raw.") and t != "raw.quarantine"
-                              and t != "raw.load_batches"),
-            "raw_quarantined": counts.get("raw.quarantine", 0),
-            "forecasts": counts.get("forecast.forecasts", 0),
-            "purchase_orders": counts.get("orders.purchase_orders", 0),
-        }
+        if setup:
+            ex, tr = setup["extract"], setup["transform"]
+            summary["setup"] = {"days_loaded": ex.get("days"), "rows_loaded": ex.get("rows_loaded"),
+                                "rows_quarantined": ex.get("rows_quarantined"),
+                                "dbt_models": tr.get("models", {}).get("passed"), "dbt_tests": tr.get("tests"),
+                                "training": setup["train"]}
+        summary["users"] = [{k: v for k, v in u.items() if k in ("username", "role")} for u in users]
         _emit(summary if not as_json else {**summary, "stages": stages}, as_json)
     err.print("\n[bold]Where to look next[/bold]")
-    err.print("  replenish status --json        table counts and last runs")
-    err.print("  replenish run --date D --json  one business date again (idempotent)")
-    err.print(f"  {settings.reports_dir}  forecast report per run (HTML)")
-    err.print(f"  {settings.outbox_dir}  mails written without a SendGrid key")
+    err.print("  replenish serve --demo-users   the ordering platform (new demo passwords printed)")
+    err.print("  replenish status               table counts, the night's orders and the last runs")
+    err.print("  replenish run --date D --json  one business date again (idempotent: nothing is sent twice)")
+    err.print(f"  {settings.outbox_dir}  mails (orders by e-mail, buyer digests) written without a SendGrid key")
     err.print(f"  {settings.edi_outbound_dir}  EDIFACT ORDERS files")
-    err.print("  SQL: raw.quarantine, ops.quality_results, forecast.forecasts, orders.purchase_orders")
+    err.print(f"  {settings.reports_dir}  forecast report per run (HTML)")
     if "success" not in res["state"]:
         raise typer.Exit(1)
     if serve is None:
@@ -317,8 +365,6 @@ def demo(
         from replenish.platform.cli_commands import serve as serve_platform
 
         serve_platform(host=None, port=None, demo_users=True)
-    else:
-        err.print("  replenish serve --demo-users   the ordering platform with new demo sign-ins")
 
 
 def _has_current_model() -> bool:
@@ -329,8 +375,11 @@ def _has_current_model() -> bool:
 
 
 def _demo_summary(day: dt.date, res: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
+    from replenish.status import night_outcome
+
     ex, tr, va = stages.get("extract", {}), stages.get("transform", {}), stages.get("validate", {})
     return {
+        "night": night_outcome(day),
         "business_date": day.isoformat(),
         "state": res["state"],
         "rows_loaded_this_run": ex.get("rows_loaded"),

@@ -134,6 +134,8 @@ def _prepare(r: Retailer, tz: str) -> dict:
     tx["pos/sales_lines.csv"] = _by_date(sales, "date", COLUMNS["pos/sales_lines.csv"])
     stock = pd.DataFrame({"date": daily["date"], "store_id": daily["store_id"], "item_id": daily["item_id"],
                           "snapshot_at": daily["date"].map(snap_at), "on_hand_qty": daily["closing"]})
+    for day, store in r.missing_stock_counts:
+        stock = stock[~((stock["date"] == day) & (stock["store_id"] == store))]
     tx["pos/stock_levels.csv"] = _by_date(stock, "date", COLUMNS["pos/stock_levels.csv"])
     w = daily[daily["waste"] > 0]
     waste = pd.DataFrame({"date": w["date"], "store_id": w["store_id"], "item_id": w["item_id"],

@@ -29,7 +29,8 @@ ITEMS["is_active"] = True
 
 SUPPLIERS = pd.DataFrame([
     (1, "Zentralbaeckerei", "email", "bestellung@zentralbaeckerei.example", None, True),
-    (2, "Muehlenbrot GmbH", "api", None, "https://api.muehlenbrot.example/v1/orders", True),
+    # EDIFACT ORDERS files (a file drop the supplier's EDI provider collects): works offline, unlike an API
+    (2, "Muehlenbrot GmbH", "edifact", None, None, True),
 ], columns=["supplier_id", "supplier_name", "channel", "email", "api_url", "allows_auto_order"])
 
 ITEM_SUPPLIERS = pd.DataFrame([
@@ -79,6 +80,8 @@ class Retailer:
     #                                 quantity, received_qty
     goods_receipts: pd.DataFrame    # receipt_no, po_id, line_no, store_id, item_id, received_date, quantity
     stats: dict = field(default_factory=dict)
+    # (date, store_id) whose closing stock count the till did not send: the export leaves those rows out
+    missing_stock_counts: list[tuple[pd.Timestamp, int]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------ helpers
@@ -406,10 +409,15 @@ def build_retailer(panel: pd.DataFrame, seed: int | None = None, settings: Setti
     labels = panel[["date", "store_id", "item_id", "weekday_label"]]
     daily = daily.merge(labels, on=["date", "store_id", "item_id"], how="left")
     del rng
-    return Retailer(seed=seed, dates=pd.DatetimeIndex(np.sort(panel["date"].unique())), stores=stores,
+    dates = pd.DatetimeIndex(np.sort(panel["date"].unique()))
+    # An everyday incident on the last night: one store's till does not send its closing stock count (the demo
+    # night shows what happens: that store's orders wait for a person, the others go out).
+    missing_store = int(np.random.default_rng([seed, 4]).choice(np.sort(stores["store_id"].to_numpy())))
+    return Retailer(seed=seed, dates=dates, stores=stores,
                     items=items, suppliers=suppliers, item_suppliers=item_suppliers, calendar=calendar,
                     weather=weather, weather_forecasts=forecasts, promotions=promotions, daily=daily,
-                    purchase_orders=po, goods_receipts=gr, stats=stats)
+                    purchase_orders=po, goods_receipts=gr, stats=stats,
+                    missing_stock_counts=[(dates[-1], missing_store)])
 
 
 def generate_retailer(settings: Settings | None = None) -> Retailer:
