@@ -420,8 +420,8 @@ def test_validation_normalises_and_rejects_values_as_the_contract_says():
     rows = [(None if pd.isna(f) else f, None if pd.isna(r) else r) for f, r in zip(v.field, v.reason, strict=True)]
     assert rows == [
         (None, None),
-        ("q", "number out of range: '1e400'"),
-        ("k", "integer out of range: '2147483648'"),
+        ("q", "number out of range (beyond a double's range): '1e400'"),
+        ("k", "integer out of range (-2147483648..2147483647): '2147483648'"),
         ("k", "not an integer: 'x1'"),
         ("q", "must be > 0: '-1'"),
         (None, None),
