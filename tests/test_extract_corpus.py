@@ -161,3 +161,59 @@ def test_corpus_loaded_by_worker_processes_equals_serial(corpus: Corpus, eng) ->
         with eng.begin() as conn:
             for n in names:
                 conn.exec_driver_sql(f"drop schema if exists {n} cascade")
+
+
+def _fuzz_values(type_: str):
+    """Near-valid text per column type (hypothesis strategies): the shapes the checks look at, with values around
+    every limit (years, months, days, hours, UTC offsets, digits, exponents), plus arbitrary text."""
+    from hypothesis import strategies as st
+
+    def n(lo: int, hi: int, width: int) -> st.SearchStrategy[str]:
+        return st.integers(lo, hi).map(lambda v: f"{v:0{width}d}")
+
+    date = st.tuples(n(1890, 2110, 4), n(0, 13, 2), n(0, 32, 2)).map("-".join)
+    offset = st.one_of(st.just("Z"), st.tuples(st.sampled_from("+-"), n(0, 24, 2), st.sampled_from(["", ":"]),
+                                               st.one_of(st.just(""), n(0, 61, 2))).map("".join))
+    clock = st.tuples(n(0, 25, 2), n(0, 60, 2), st.sampled_from(["", ":00", ":59.999999999", ":60"])).map(
+        lambda t: f"{t[0]}:{t[1]}{t[2]}")
+    shaped = {
+        "int": st.from_regex(r"[+-]?0{0,5}[0-9]{1,20}", fullmatch=True),
+        "numeric": st.from_regex(r"[+-]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})([eE][+-]?[0-9]{1,12})?",
+                                 fullmatch=True),
+        "date": date,
+        "timestamptz": st.tuples(date, st.sampled_from("T "), clock, offset).map("".join),
+        "bool": st.sampled_from(["true", "FALSE", "True", " false ", "t", "1", "yes"]),
+        "text": st.text(max_size=40),
+    }[type_]
+    return st.one_of(shaped, st.text(max_size=12))
+
+
+@pytest.mark.parametrize("type_", ["int", "numeric", "date", "timestamptz", "text", "bool"])
+def test_every_value_validation_admits_is_one_postgres_takes(eng, type_: str) -> None:
+    """Generated values (hypothesis, derandomized) through the column check, then the accepted ones through the
+    same COPY path into a column of the type: PostgreSQL refuses none of them."""
+    import pandas as pd
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from replenish.bulk import copy_payload, csv_payload
+    from replenish.extract.contract import PG_TYPES, Column
+    from replenish.extract.loader import _validate_column
+
+    loaded: list[int] = []
+
+    @given(values=st.lists(_fuzz_values(type_), min_size=20, max_size=80))
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(values: list[str]) -> None:
+        out, reason = _validate_column(Column("v", type_), pd.Series(values, dtype="string[pyarrow]"))
+        accepted = out[reason.isna() & out.notna()]
+        if accepted.empty:
+            return
+        with eng.begin() as conn:
+            cur = conn.connection.driver_connection.cursor()
+            cur.execute(f"create temporary table fuzz (v {PG_TYPES[type_]}) on commit drop")
+            loaded.append(copy_payload(cur, "fuzz", csv_payload(pd.DataFrame({"v": accepted.astype(object)}))))
+
+    check()
+    assert sum(loaded) >= 50  # the generated values reached the database, not only the rejections
