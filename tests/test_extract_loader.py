@@ -420,8 +420,8 @@ def test_validation_normalises_and_rejects_values_as_the_contract_says():
     rows = [(None if pd.isna(f) else f, None if pd.isna(r) else r) for f, r in zip(v.field, v.reason, strict=True)]
     assert rows == [
         (None, None),
-        ("q", "number out of range: '1e400'"),
-        ("k", "integer out of range: '2147483648'"),
+        ("q", "number out of range (beyond a double's range): '1e400'"),
+        ("k", "integer out of range (-2147483648..2147483647): '2147483648'"),
         ("k", "not an integer: 'x1'"),
         ("q", "must be > 0: '-1'"),
         (None, None),
@@ -432,3 +432,25 @@ def test_validation_normalises_and_rejects_values_as_the_contract_says():
         {"k": "10", "q": "2.5", "d": "2019-04-29", "t": None, "b": "true"},
     ]
     assert v.values.loc[~v.ok].isna().all().all()  # a rejected row loads nothing
+
+
+def test_a_value_the_database_still_refuses_names_file_line_and_field(eng, export_day: Path, raw_schema: str):
+    """Validation admits only values PostgreSQL takes; should one slip through, the day is refused naming the
+    export's file, line and field (not the COPY's line) and nothing of it is written."""
+    from replenish.bulk import Payload
+    from replenish.extract.loader import _prepare_chunk, _write
+
+    conn = CsvExportConnector(export_day)
+    load_day(eng, conn, D, schema=raw_schema)
+    before = counts(eng, raw_schema)
+    chunk = _prepare_chunk(conn, list(conn.entities), [D])
+    sales = chunk.tables["pos_sales_lines"]
+    second = sales.data.split(b"\n")[1]  # the file's line 3 (R...-2)
+    chunk.tables["pos_sales_lines"] = Payload(sales.columns, sales.data.replace(
+        second, second.replace(b"+02:00", b"+20:00")), sales.rows)
+    with pytest.raises(ExportFileError) as ei:
+        _write(eng, raw_schema, list(conn.entities), [D], chunk)
+    err = ei.value
+    assert err.source.endswith("2019-04-29/pos/sales_lines.csv") and err.line == 3 and err.column == "sold_at"
+    assert "time zone displacement out of range" in err.message and str(err).isprintable()
+    assert counts(eng, raw_schema) == before

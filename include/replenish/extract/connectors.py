@@ -25,25 +25,28 @@ log = logging.getLogger(__name__)
 
 
 class ExportFileError(Exception):
-    """A whole export file is unusable (missing, empty, undecodable, missing a required column)."""
+    """A whole export file is unusable (missing, empty, undecodable, unparseable, missing a required column).
+    ``line``: the file's line (header = 1) where the problem is, when there is one."""
 
-    def __init__(self, source: str, message: str, column: str | None = None):
+    def __init__(self, source: str, message: str, column: str | None = None, line: int | None = None):
         self.source = source
         self.message = message
         self.column = column
-        super().__init__(f"{source}: {message}")
+        self.line = line
+        super().__init__(f"{source}: {message}" if line is None else f"{source}: line {line}: {message}")
 
     def __reduce__(self):  # crosses process boundaries intact (history chunks are prepared in worker processes)
-        return (type(self), (self.source, self.message, self.column))
+        return (type(self), (self.source, self.message, self.column, self.line))
 
 
 @dataclass
 class MalformedRow:
-    """A record that could not even be split into the header's columns."""
+    """A record that could not be split into the header's columns, one line each."""
 
     line_no: int
     reason: str
     raw_record: dict
+    field: str | None = None
 
 
 @dataclass
@@ -75,22 +78,29 @@ def _iso(d: date | str) -> str:
 
 
 def parse_csv_bytes(payload: bytes, source: str) -> RawFrame:
-    """Split a contract CSV into a text frame. Line numbers are physical (header = line 1)."""
+    """Split a contract CSV into a text frame. Line numbers are physical (header = line 1); a record whose quoted
+    field spans lines is numbered by its first line. A file that cannot be split at all is refused naming the line
+    where the problem starts."""
     if not payload.strip():
-        raise ExportFileError(source, "file is empty (no header row)")
+        raise ExportFileError(source, "file is empty (no header row)", line=1)
     try:
         content = payload.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ExportFileError(source, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        line = payload.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (payload.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ExportFileError(
+            source, f"not valid UTF-8 ({exc.reason} at byte {exc.start}, byte {column} of the line)", line=line
+        ) from None
     reader = csv.reader(io.StringIO(content, newline=""), strict=True)
+    start = 1  # first physical line of the record being read
     try:
         header = next(reader)
         header = [h.strip() for h in header]
         if not any(header):
-            raise ExportFileError(source, "header row is empty")
+            raise ExportFileError(source, "header row is empty", line=1)
         dupes = sorted({h for h in header if header.count(h) > 1})
         if dupes:
-            raise ExportFileError(source, f"duplicate header column(s) {dupes}")
+            raise ExportFileError(source, f"duplicate header column(s) {dupes}", line=1)
         n = len(header)
         rows: list[list[str]] = []
         lines: list[int] = []
@@ -100,22 +110,41 @@ def parse_csv_bytes(payload: bytes, source: str) -> RawFrame:
             line_no, start = start, reader.line_num + 1
             if not rec:  # blank line
                 continue
-            if len(rec) == n:
+            spans = reader.line_num > line_no  # a quoted value holds a line break
+            if len(rec) == n and not spans:
                 rows.append(rec)
                 lines.append(line_no)
+                continue
+            raw: dict[str, str | list[str]] = dict(zip(header, rec, strict=False))
+            if len(rec) > n:
+                raw["_extra_fields"] = rec[n:]
+            # A record is one line: a line break inside quotes is almost always a quote opened and never closed,
+            # which swallows the lines up to the next quote into one value.
+            broken = f"the record runs from line {line_no} to line {reader.line_num} (an unbalanced quote?)"
+            if len(rec) != n:
+                reason = f"expected {n} fields, found {len(rec)}" + (f"; {broken}" if spans else "")
+                malformed.append(MalformedRow(line_no, reason, raw))
             else:
-                raw: dict[str, str | list[str]] = dict(zip(header, rec, strict=False))
-                if len(rec) > n:
-                    raw["_extra_fields"] = rec[n:]
-                malformed.append(MalformedRow(line_no, f"expected {n} fields, found {len(rec)}", raw))
+                where = next((h for h, v in zip(header, rec, strict=True) if "\n" in v or "\r" in v), None)
+                malformed.append(MalformedRow(line_no, f"line break inside a quoted value: {broken}", raw, where))
     except csv.Error as exc:
-        raise ExportFileError(source, f"CSV syntax error near line {reader.line_num}: {exc}") from None
+        raise ExportFileError(source, _csv_problem(str(exc), start, reader.line_num), line=start) from None
     data = (
         pd.DataFrame(rows, columns=header, dtype=object)
         if rows
         else pd.DataFrame({h: pd.Series([], dtype=object) for h in header})
     )
     return RawFrame(data, source, np.asarray(lines, dtype=np.int64), malformed)
+
+
+def _csv_problem(error: str, start: int, seen: int) -> str:
+    """The csv module's error as the record's problem: it notices an unclosed quote only at the end of the file,
+    and a stray quote only where the quoted text ends; the problem is where the record starts."""
+    if "unexpected end of data" in error:
+        return f"unbalanced quote: a quoted field opened in the record starting here is never closed " \
+               f"(the file ends on line {seen} still inside it)"
+    where = "" if seen <= start else f" (noticed on line {seen}, the record's quoted text spans lines)"
+    return f"CSV syntax error in the record starting here: {error}{where}"
 
 
 class CsvExportConnector:

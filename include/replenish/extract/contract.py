@@ -22,6 +22,37 @@ PG_TYPES: dict[str, str] = {
 
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 
+# Years a date or timestamp of an export may carry. PostgreSQL takes far more (4713 BC..294276 AD), but a sale in
+# year 1 or 9999 is a defect, and readers downstream (Python's datetime, pandas' nanosecond timestamps: 1677..2262)
+# break on such values long after the load. The year is the one written in the file (before any UTC offset).
+PLAUSIBLE_YEARS: tuple[int, int] = (1900, 2099)
+# UTC offsets PostgreSQL's timestamptz input accepts (verified on PG 18: +15:59 loads, +16:00 is "time zone
+# displacement out of range"; minutes 0..59).
+MAX_UTC_OFFSET_MINUTES = 15 * 60 + 59
+
+
+def _forbidden_chars(keep_tab: bool) -> str:
+    """Characters a text value may not hold, as the inside of a regex character class (valid for Python's re, RE2
+    and Rust's regex): NUL (PostgreSQL text cannot store it), the other C0 controls and DEL (invalid in HTML and
+    XML; the web pages and EDIFACT/e-mail documents show these values), the C1 controls and the Unicode
+    noncharacters (HTML parse errors). Line breaks too: a record is one line (a line break inside quotes is an
+    unbalanced quote swallowing the following lines). A tab stays allowed in free text."""
+    keep = {0x09} if keep_tab else set()
+    ascii_ = "".join(f"\\x{c:02x}" for c in [*range(0x20), 0x7F] if c not in keep)
+    # non-ASCII as literal characters: RE2 has no \u escape, Python's re has no \x{...}
+    wide = [*range(0x80, 0xA0), *range(0xFDD0, 0xFDF0), *(p + o for p in range(0, 0x110000, 0x10000)
+                                                          for o in (0xFFFE, 0xFFFF))]
+    return ascii_ + "".join(chr(c) for c in wide)
+
+
+FORBIDDEN_TEXT_CHARS = _forbidden_chars(keep_tab=True)  # text values of an export (names, labels, ids)
+FORBIDDEN_ID_CHARS = _forbidden_chars(keep_tab=False)  # identifiers sent to the API
+
+
+def describe_char(ch: str) -> str:
+    """``U+0000`` for a character that must not be shown raw."""
+    return f"U+{ord(ch):04X}"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -299,4 +330,9 @@ __all__ = [
     "entities_for",
     "INT4_MIN",
     "INT4_MAX",
+    "PLAUSIBLE_YEARS",
+    "MAX_UTC_OFFSET_MINUTES",
+    "FORBIDDEN_TEXT_CHARS",
+    "FORBIDDEN_ID_CHARS",
+    "describe_char",
 ]

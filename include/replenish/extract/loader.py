@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import json
 import logging
 import multiprocessing
 import os
+import re
 import time
 import uuid
 from collections import deque
@@ -23,7 +26,17 @@ from sqlalchemy import text
 
 from replenish.bulk import Payload, copy_payload, csv_payload
 from replenish.extract.connectors import Connector, ExportFileError, RawFrame
-from replenish.extract.contract import INT4_MAX, INT4_MIN, Column, EntitySpec
+from replenish.extract.contract import (
+    FORBIDDEN_ID_CHARS,
+    FORBIDDEN_TEXT_CHARS,
+    INT4_MAX,
+    INT4_MIN,
+    MAX_UTC_OFFSET_MINUTES,
+    PLAUSIBLE_YEARS,
+    Column,
+    EntitySpec,
+    describe_char,
+)
 from replenish.extract.schema import RAW_SCHEMA, check_ident, ensure_raw_schema
 
 if TYPE_CHECKING:
@@ -33,10 +46,19 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
-_INT_RE = r"[+-]?\d{1,10}"
-_NUM_RE = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?"
+_INT_RE = r"[+-]?\d+"
+_INT_PARSEABLE_RE = r"[+-]?0*\d{1,18}"  # fits int64: Arrow parses it, the int4 range check follows
+_NUM_RE = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUM_ZERO_RE = r"[+-]?[0.]*(?:[eE][+-]?\d+)?"  # a well-formed number whose digits are all 0
 _DATE_RE = r"\d{4}-\d{2}-\d{2}"
-_TS_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)"
+_TS_BODY = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
+_TS_RE = _TS_BODY + r"(?:Z|[+-]\d{2}(?::?\d{2})?)"
+# the same with an offset PostgreSQL takes: hours 00..15, minutes 00..59 (MAX_UTC_OFFSET_MINUTES)
+_TS_PG_RE = _TS_BODY + r"(?:Z|[+-](?:0\d|1[0-5])(?::?[0-5]\d)?)"
+assert MAX_UTC_OFFSET_MINUTES == 15 * 60 + 59, "_TS_PG_RE spells out the offset limit"
+_FORBIDDEN_TEXT = "[" + FORBIDDEN_TEXT_CHARS + "]"
+_FORBIDDEN_TEXT_RE = re.compile(_FORBIDDEN_TEXT)
+_UNPRINTABLE = re.compile("[" + FORBIDDEN_ID_CHARS + "]")  # shown escaped in a reason (tab, line breaks too)
 _BOOL = {"true": "true", "false": "false"}
 # Column text for validation: Arrow-backed strings (strip/regex run vectorised in C++, several times faster than
 # Python's per-value string calls on object columns; the results are the same).
@@ -111,8 +133,19 @@ class Validated:
         return self.reason.isna()
 
 
-def _repr(s: pd.Series) -> pd.Series:
-    return "'" + s.str.slice(0, 80) + "'"
+def _escape(value: str) -> str:
+    return _UNPRINTABLE.sub(lambda m: ascii(m[0])[1:-1], value)  # NUL shown as \x00, a line feed as \n
+
+
+def _repr(s: pd.Series) -> np.ndarray:
+    """A value quoted for a reason: at most 80 characters, control characters escaped (a reason is shown in the
+    terminal and on web pages, and PostgreSQL text cannot hold NUL). Vectorised; Python only for escaped ones."""
+    cut = s.str.slice(0, 80)
+    out = ("'" + cut + "'").to_numpy(dtype=object)
+    odd = _mask(cut.str.contains(_UNPRINTABLE.pattern, regex=True))
+    if odd.any():
+        out[odd] = ["'" + _escape(v) + "'" for v in cut[odd]]
+    return out
 
 
 def _numbers(st: pd.Series, good: np.ndarray, integer: bool) -> tuple[np.ndarray, pa.Array | None]:
@@ -131,9 +164,32 @@ def _mask(b: pd.Series) -> np.ndarray:
     return b.to_numpy(dtype=bool, na_value=False)
 
 
+def _years(st: pd.Series, good: np.ndarray) -> np.ndarray:
+    """The year written at the start of the ``good`` dates/timestamps (their format regex matched)."""
+    head = pc.utf8_slice_codeunits(pa.array(st.where(good, "2000"), type=pa.string()), 0, 4)
+    return pc.cast(head, pa.int32()).to_numpy(zero_copy_only=False)
+
+
+def _fullmatch_on(st: pd.Series, rows: np.ndarray, pattern: str) -> np.ndarray:
+    """``fullmatch`` evaluated on ``rows`` only (False elsewhere): the finer diagnosis of the few rows the fast
+    check rejected costs nothing on a clean file."""
+    out = np.zeros(len(st), dtype=bool)
+    if rows.any():
+        out[rows] = _mask(st[rows].str.fullmatch(pattern))
+    return out
+
+
+def _first_forbidden(value: str) -> str:
+    m = _FORBIDDEN_TEXT_RE.search(value)
+    assert m is not None  # called for values the same class matched
+    return f"contains the control character {describe_char(m[0])} at position {m.start() + 1}"
+
+
 def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Return (normalised value or NA, reason or None) for one column. Vectorised: masks are numpy arrays and the
-    values stay Arrow strings (a masked assignment into an Arrow string Series converts every value to Python)."""
+    values stay Arrow strings (a masked assignment into an Arrow string Series converts every value to Python).
+    Every value that passes is one PostgreSQL takes for the column's type: a value it would refuse fails the whole
+    COPY, and with it the day."""
     st = s.str.strip()
     present = _mask(st.ne(""))
     failed = np.zeros(len(s), dtype=bool)
@@ -142,9 +198,10 @@ def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
     def fail(mask: np.ndarray, msg: str, show_value: bool = True) -> None:
         m = mask & ~failed
         if m.any():
-            reason[m] = (msg + ": " + _repr(st[m])).to_numpy(dtype=object) if show_value else msg
+            reason[m] = (msg + ": " + _repr(st[m])) if show_value else msg
             failed[m] = True
 
+    lo, hi = PLAUSIBLE_YEARS
     if col.required:
         fail(~present, "required value missing", show_value=False)
     num: np.ndarray | None = None
@@ -152,32 +209,53 @@ def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
     if col.type == "text":
         value = s
+        forbidden = _mask(s.str.contains(_FORBIDDEN_TEXT, regex=True)) & ~failed
+        if forbidden.any():
+            reason[forbidden] = [_first_forbidden(v) + ": '" + _escape(v[:80]) + "'" for v in s[forbidden]]
+            failed[forbidden] = True
     elif col.type == "int":
-        fmt = _mask(st.str.fullmatch(_INT_RE))
-        fail(present & ~fmt, "not an integer")
-        num, canonical = _numbers(st, present & fmt, integer=True)
-        fail((num < INT4_MIN) | (num > INT4_MAX), "integer out of range")
+        fast = _mask(st.str.fullmatch(_INT_PARSEABLE_RE))
+        slow = present & ~fast
+        digits = _fullmatch_on(st, slow, _INT_RE)  # well-formed, but more digits than int64 holds
+        fail(slow & ~digits, "not an integer")
+        out_of_range = f"integer out of range ({INT4_MIN}..{INT4_MAX})"
+        fail(slow & digits, out_of_range)
+        num, canonical = _numbers(st, present & fast, integer=True)
+        fail((num < INT4_MIN) | (num > INT4_MAX), out_of_range)
         assert canonical is not None
         value = canonical
     elif col.type == "numeric":
         fmt = _mask(st.str.fullmatch(_NUM_RE))
         fail(present & ~fmt, "not a number")
-        num, _ = _numbers(st, present & fmt, integer=False)
-        fail(np.isinf(num), "number out of range")
+        good = present & fmt
+        num, _ = _numbers(st, good, integer=False)
+        zero = _fullmatch_on(st, good & (num == 0), _NUM_ZERO_RE)
+        # beyond a double's range either way: infinite, or a non-zero value that parsed as 0 (1e-400)
+        fail(good & (np.isinf(num) | ((num == 0) & ~zero)), "number out of range (beyond a double's range)")
+        if zero.any():  # all-zero digits load as 0: PostgreSQL refuses 0e-99999 ("value overflows numeric format")
+            value = pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pa.array(zero), "0", pa.array(st))),
+                              index=st.index)
     elif col.type == "date":
         fmt = _mask(st.str.fullmatch(_DATE_RE))
         fail(present & ~fmt, "not an ISO date (YYYY-MM-DD)")
         good = present & fmt
-        parsed = pd.to_datetime(st.where(good), format="%Y-%m-%d", errors="coerce")
+        year = _years(st, good)
+        fail(good & ((year < lo) | (year > hi)), f"date outside the accepted range {lo}-01-01..{hi}-12-31")
+        parsed = pd.to_datetime(st.where(good & ~failed), format="%Y-%m-%d", errors="coerce")
         fail(good & _mask(parsed.isna()), "impossible date")
     elif col.type == "timestamptz":
-        fmt = _mask(st.str.fullmatch(_TS_RE))
+        pg = _mask(st.str.fullmatch(_TS_PG_RE))
+        fmt = pg | _fullmatch_on(st, present & ~pg, _TS_RE)
         fail(present & ~fmt, "not an ISO-8601 timestamp with UTC offset")
         good = present & fmt
+        year = _years(st, good)
+        fail(good & ((year < lo) | (year > hi)), f"timestamp outside the accepted years {lo}..{hi}")
+        limit = f"{MAX_UTC_OFFSET_MINUTES // 60:02d}:{MAX_UTC_OFFSET_MINUTES % 60:02d}"
+        fail(good & ~pg, f"UTC offset out of range (-{limit}..+{limit})")
         # Arrow's RE2 (pandas' str.replace with a group reference runs Python's re per value)
         value = pd.Series(pd.arrays.ArrowStringArray(
             pc.replace_substring_regex(pa.array(st), r"([+-]\d{2})$", r"\1:00")), index=st.index)
-        parsed = pd.to_datetime(value.where(good), format="ISO8601", utc=True, errors="coerce")
+        parsed = pd.to_datetime(value.where(good & ~failed), format="ISO8601", utc=True, errors="coerce")
         fail(good & _mask(parsed.isna()), "impossible timestamp")
     elif col.type == "bool":
         value = st.str.lower()
@@ -275,11 +353,30 @@ _BCOLS = [
 ]
 
 
+def _record_json(record: dict) -> str:
+    """The record as found, for raw_record (jsonb). jsonb cannot hold NUL (\\u0000): it is stored as U+2400 (the
+    symbol for NUL), every other character as it was."""
+    doc = json.dumps(record, ensure_ascii=False)
+    if "\\u0000" not in doc:
+        return doc
+    return json.dumps(_without_nul(record), ensure_ascii=False)
+
+
+def _without_nul(value: object) -> object:
+    if isinstance(value, str):
+        return value.replace("\x00", "\u2400")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _frame_for_file(spec: EntitySpec, rf: RawFrame) -> pd.DataFrame:
     cols = set(rf.data.columns)
     for c in spec.required_columns:
         if c not in cols:
-            raise ExportFileError(rf.source, f"missing required column '{c}'", c)
+            raise ExportFileError(rf.source, f"missing required column '{c}'", c, line=1)
     extra = [c for c in rf.data.columns if c not in spec.column_names]
     if extra:
         log.warning("%s: ignoring unknown column(s) %s", rf.source, extra)
@@ -320,9 +417,9 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
                         "entity": spec.name,
                         "source_file": rf.source,
                         "line_no": mal.line_no,
-                        "field": None,
+                        "field": mal.field,
                         "reason": mal.reason,
-                        "raw_record": json.dumps(mal.raw_record, ensure_ascii=False),
+                        "raw_record": _record_json(mal.raw_record),
                     }
                 )
         big = pd.concat(parts, ignore_index=True)
@@ -350,7 +447,7 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
                     "line_no": big.loc[bad, "_source_line"],
                     "field": v.field[bad],
                     "reason": v.reason[bad],
-                    "raw_record": [json.dumps(r, ensure_ascii=False) for r in raw.to_dict("records")],
+                    "raw_record": [_record_json(r) for r in raw.to_dict("records")],
                 }
             )
             qparts.append(q)
@@ -399,6 +496,31 @@ def _copy(cur, table: str, payload: Payload) -> int:
     return written
 
 
+def _copy_rows(cur, table: str, payload: Payload) -> int:
+    """COPY validated rows. Validation admits only values PostgreSQL takes; should one slip through anyway, the
+    chunk is refused naming the file, line and field of that row (not the COPY's own line number)."""
+    import psycopg2
+
+    try:
+        return _copy(cur, table, payload)
+    except psycopg2.DataError as exc:
+        raise _refused_by_database(payload, exc) from None
+
+
+def _refused_by_database(payload: Payload, exc: Exception) -> ExportFileError:
+    diag = getattr(exc, "diag", None)
+    problem = _escape(str(getattr(diag, "message_primary", None) or exc).strip())
+    where = re.search(r"line (\d+)(?:, column (\w+))?", str(getattr(diag, "context", None) or ""))
+    if where is None:
+        return ExportFileError(f"COPY of {len(payload.data)} bytes", f"PostgreSQL refused a value: {problem}")
+    row, column = int(where[1]), where[2]
+    record = next(itertools.islice(csv.reader(io.StringIO(payload.data.decode())), row - 1, None), None)
+    values = dict(zip(payload.columns, record or [], strict=False))
+    source, line = values.get("_source_file", "?"), values.get("_source_line")
+    return ExportFileError(source, f"field {column}: PostgreSQL refused the value: {problem}", column,
+                           int(line) if line and line.isdigit() else None)
+
+
 def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Sequence[date], p: _Chunk) -> None:
     day_list = [d.isoformat() for d in days]
     names = [s.name for s in specs]
@@ -419,7 +541,7 @@ def _write(engine: Engine, schema: str, specs: Sequence[EntitySpec], days: Seque
             (day_list, names),
         )
         for spec in specs:
-            _copy(cur, f"{schema}.{spec.name}", p.tables[spec.name])
+            _copy_rows(cur, f"{schema}.{spec.name}", p.tables[spec.name])
         _copy(cur, f"{schema}.quarantine", p.quarantine)
         _copy(cur, f"{schema}.load_batches", p.batches)
 

@@ -4,7 +4,8 @@
 - GET  /orders/{order_id}               status, version, lines, outbox state
 - PATCH /orders/{order_id}/lines        quantity changes (optimistic locking through ``version``)
 - POST /orders/{order_id}/approve       approve (+ ``send_now``); requires ``Idempotency-Key``
-- POST /receipts                        sales receipt from the till into raw.pos_receipts (idempotent by id)
+- POST /receipts                        sales receipt from the till into raw.pos_receipts (idempotent per store
+                                        and receipt id)
 """
 
 from __future__ import annotations
@@ -12,21 +13,26 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import text
 
+from replenish.extract.contract import FORBIDDEN_ID_CHARS, MAX_UTC_OFFSET_MINUTES, describe_char
 from replenish.orders.store import OPEN_STATUSES
 from replenish.platform import api_keys, order_actions
 from replenish.platform.access import Principal, scope_sql
 from replenish.platform.errors import FieldError, PlatformError, invalid, not_found
 from replenish.platform.order_queries import get_order, lines_by_order, order_lines, outbox_by_order, outbox_state
+
+if TYPE_CHECKING:
+    from replenish.platform.app import PlatformContext
 
 bearer = HTTPBearer(auto_error=False, description="POS terminal API key")
 key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="POS terminal API key (alternative)")
@@ -111,20 +117,58 @@ class ApproveIn(BaseModel):
     send_now: bool = Field(default=False, description="run the dispatcher right after the approval")
 
 
+# Receipts the till may push, in business days around the platform's today: a till that was offline over a
+# long weekend still delivers; a receipt from years away is a broken clock or a forged body.
+RECEIPT_DAYS_BACK = 7
+RECEIPT_DAYS_AHEAD = 1
+_FORBIDDEN_ID = re.compile("[" + FORBIDDEN_ID_CHARS + "]")
+
+
+def _no_control_chars(value: str) -> str:
+    """The export contract's rule for text (NUL and other control characters, noncharacters): PostgreSQL cannot
+    store NUL, and these ids are shown on web pages and written into supplier documents."""
+    m = _FORBIDDEN_ID.search(value)
+    if m:
+        raise ValueError(f"contains the control character {describe_char(m[0])} at position {m.start() + 1}")
+    return value
+
+
+def _postgres_offset(value: dt.datetime) -> dt.datetime:
+    """Python takes UTC offsets up to 23:59, PostgreSQL's timestamptz up to 15:59 (the export contract's rule)."""
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > dt.timedelta(minutes=MAX_UTC_OFFSET_MINUTES):
+        limit = f"{MAX_UTC_OFFSET_MINUTES // 60:02d}:{MAX_UTC_OFFSET_MINUTES % 60:02d}"
+        raise ValueError(f"UTC offset out of range (-{limit}..+{limit})")
+    return value
+
+
+def _iso_text(value: object) -> object:
+    """A timestamp as ISO-8601 text only: pydantic would also read a number as Unix seconds."""
+    if not isinstance(value, str | dt.datetime):
+        raise ValueError("must be ISO-8601 text with a UTC offset")
+    return value
+
+
+TillText = Annotated[str, AfterValidator(_no_control_chars)]
+TillTimestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_postgres_offset)]
+
+
 class ReceiptLine(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    item_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    item_id: TillText = Field(min_length=1, max_length=64, description="no control characters")
     qty: Decimal = Field(ge=-10_000, le=10_000, max_digits=12, decimal_places=3, description="negative = return")
     unit_price: Decimal = Field(ge=0, le=100_000, max_digits=12, decimal_places=2)
 
 
 class ReceiptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    receipt_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
-    store_id: str | None = Field(
-        default=None, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$", description="must be the key's store when given"
+    receipt_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$",
+                            description="unique per store (two stores may use the same id)")
+    store_id: TillText | None = Field(default=None, max_length=64, description="must be the key's store when given")
+    sold_at: TillTimestamp = Field(
+        description=f"ISO-8601 with a UTC offset within -15:59..+15:59; its business date at most "
+        f"{RECEIPT_DAYS_BACK} days before and {RECEIPT_DAYS_AHEAD} day after the platform's today"
     )
-    sold_at: AwareDatetime
     lines: list[ReceiptLine] = Field(min_length=1, max_length=500)
 
 
@@ -301,20 +345,41 @@ def approve_order(
     return JSONResponse(doc, status_code=status)
 
 
+def _business_today(ctx: PlatformContext) -> dt.date:
+    """The platform's 'today' for receipts: the one place to switch to ``replenish.clock`` when it lands."""
+    return ctx.now().date()
+
+
+def _business_date(sold_at: dt.datetime, today: dt.date, tz: ZoneInfo) -> dt.date:
+    """The receipt's business date, or 422 when it is not within the receipt window around ``today``."""
+    window = FieldError("sold_at", f"business date must be from {today - dt.timedelta(days=RECEIPT_DAYS_BACK)} "
+                                   f"to {today + dt.timedelta(days=RECEIPT_DAYS_AHEAD)} (today is {today})")
+    # bounded before converting: astimezone overflows for the years 1 and 9999
+    noon = dt.datetime.combine(today, dt.time(12), tz)
+    if abs(sold_at - noon) > dt.timedelta(days=max(RECEIPT_DAYS_BACK, RECEIPT_DAYS_AHEAD) + 2):
+        raise invalid([window])
+    day = sold_at.astimezone(tz).date()
+    if not today - dt.timedelta(days=RECEIPT_DAYS_BACK) <= day <= today + dt.timedelta(days=RECEIPT_DAYS_AHEAD):
+        raise invalid([window])
+    return day
+
+
 @router.post(
     "/receipts",
     response_model=ReceiptOut,
     status_code=201,
-    summary="Push a sales receipt from the till (idempotent by receipt_id)",
+    summary="Push a sales receipt from the till (idempotent per store and receipt_id)",
     responses={200: {"model": ReceiptOut, "description": "already received (same content)"}},
 )
 def post_receipt(request: Request, p: Terminal, body: ReceiptIn) -> JSONResponse:
+    """Receipt ids are the store's: the same id from two stores are two receipts. A repeat from the same store is
+    ``200 duplicate`` with the same content, ``409 receipt_conflict`` with other content."""
     store = p.stores[0]
     if body.store_id is not None and body.store_id != store:
         raise invalid([FieldError("store_id", f"this API key belongs to store {store}")])
     ctx = request.app.state.ctx
     tz = ZoneInfo(ctx.settings.timezone)
-    day = body.sold_at.astimezone(tz).date()
+    day = _business_date(body.sold_at, _business_today(ctx), tz)
     lines = [{"item_id": ln.item_id, "qty": str(ln.qty), "unit_price": str(ln.unit_price)} for ln in body.lines]
     total = sum((ln.qty * ln.unit_price for ln in body.lines), Decimal(0)).quantize(Decimal("0.01"))
     digest = hashlib.sha256(
@@ -325,7 +390,7 @@ def post_receipt(request: Request, p: Terminal, body: ReceiptIn) -> JSONResponse
             text(
                 """INSERT INTO raw.pos_receipts (receipt_id, store_id, terminal, sold_at, business_date, total,
                     lines, payload_hash) VALUES (:r, :s, :t, :at, :d, :tot, CAST(:l AS jsonb), :h)
-                ON CONFLICT (receipt_id) DO NOTHING RETURNING 1"""
+                ON CONFLICT (store_id, receipt_id) DO NOTHING RETURNING 1"""
             ),
             {
                 "r": body.receipt_id,
@@ -340,10 +405,11 @@ def post_receipt(request: Request, p: Terminal, body: ReceiptIn) -> JSONResponse
         ).first()
         if created is None:
             prev = conn.execute(
-                text("SELECT store_id, payload_hash, business_date, total FROM raw.pos_receipts WHERE receipt_id = :r"),
-                {"r": body.receipt_id},
+                text("SELECT payload_hash, business_date, total FROM raw.pos_receipts "
+                     "WHERE store_id = :s AND receipt_id = :r"),
+                {"s": store, "r": body.receipt_id},
             ).one()
-            if prev.store_id != store or prev.payload_hash != digest:
+            if prev.payload_hash != digest:
                 raise PlatformError(
                     409, "receipt_conflict", f"receipt {body.receipt_id} was already received with other content"
                 )

@@ -5,7 +5,8 @@
 - platform.api_keys: per-terminal POS API keys, SHA-256 at rest (the keys are 256-bit random, so a slow
   password hash would add latency without adding security), one store each, revocable.
 - platform.api_idempotency: first result of every POST with an ``Idempotency-Key`` header.
-- raw.pos_receipts: sales receipts pushed by the tills (intraday), one row per receipt id.
+- raw.pos_receipts: sales receipts pushed by the tills (intraday), one row per store and receipt id (a
+  receipt id is only unique within its store).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS platform.api_idempotency (
 );
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE TABLE IF NOT EXISTS raw.pos_receipts (
-    receipt_id text PRIMARY KEY,
+    receipt_id text NOT NULL,
     store_id text NOT NULL,
     terminal text NOT NULL,
     sold_at timestamptz NOT NULL,
@@ -59,8 +60,18 @@ CREATE TABLE IF NOT EXISTS raw.pos_receipts (
     total numeric(14, 2) NOT NULL,
     lines jsonb NOT NULL,
     payload_hash text NOT NULL,
-    received_at timestamptz NOT NULL DEFAULT now()
+    received_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT pos_receipts_store_receipt_pk PRIMARY KEY (store_id, receipt_id)
 );
+-- a database from before receipt ids were scoped per store: widen its key (every existing row stays unique)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'pos_receipts_store_receipt_pk'
+                   AND conrelid = 'raw.pos_receipts'::regclass) THEN
+        ALTER TABLE raw.pos_receipts DROP CONSTRAINT IF EXISTS pos_receipts_pkey;
+        ALTER TABLE raw.pos_receipts ADD CONSTRAINT pos_receipts_store_receipt_pk PRIMARY KEY (store_id, receipt_id);
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS pos_receipts__store_day_idx ON raw.pos_receipts (store_id, business_date);
 """
 
