@@ -187,7 +187,8 @@ def setup_plan(recorded: dict[str, Any], *, train: bool, reuse: bool) -> tuple[l
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """One case in this process (settings from the environment the parent prepared)."""
-    from replenish import pipeline
+    from replenish import clock, pipeline
+    from replenish.status import night_outcome
 
     result: dict[str, Any] = {"case": case["kind"], **{k: v for k, v in case.items() if k not in ("kind", "db_pid")}}
     setup: dict[str, Any] = {}
@@ -208,12 +209,15 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
                 fn_setup(prev, setup_run)
         run_id = f"bench-{last.isoformat()}"
         result["nightly_rerun"] = bool(pipeline.stage_results(run_id))
+        # the night after the last business day, as in production (and the demo): its orders' cutoffs lie ahead
+        clock.set_clock(clock.end_of_business_day(last), set_by="bench")
         for stage in NIGHTLY_STAGES:
             fn: Callable[[dt.date, str], dict[str, Any]] = getattr(pipeline, stage)
             with _measure(nightly, stage, mem, db):
                 fn(last, run_id)
         result["stage_results"] = {k: {kk: vv for kk, vv in v.items() if isinstance(vv, int | float | str)}
                                    for k, v in pipeline.stage_results(run_id).items()}
+        result["orders"] = night_outcome(last)
     import resource
 
     result["measures"] = MEASURES
@@ -354,6 +358,12 @@ def format_table(doc: dict[str, Any]) -> str:
                      f"cpu s, db {num(res.get('nightly_db_cpu_seconds'), 0).strip()} cpu s), "
                      f"peak {res['nightly_peak_rss_mb']:.0f} MB" + verdict
                      + (" [re-run of a nightly already on the kept database]" if res.get("nightly_rerun") else ""))
+        o = res.get("orders") or {}
+        if o.get("orders"):
+            lines.append(f"  orders for {o['order_date']}: {o['orders']}, released automatically "
+                         f"{o['released_automatically']} (touchless {o['touchless_rate']:.3f}), sent {o['sent']}, "
+                         f"in review {o['in_review']}, lines capped {o['lines_capped']}; review reasons "
+                         + (", ".join(f"{k} {v}" for k, v in o["review_reasons"].items()) or "none"))
     return "\n".join(lines)
 
 

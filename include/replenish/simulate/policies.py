@@ -218,8 +218,8 @@ class SameAsLastWeek(ProposalPolicy):
 class MinMax(Policy):
     """ERP reordering rule (s, S) per store x item, parameters fixed from the 8 weeks of sales before the window.
 
-    Protection interval P = lead + R days (R = 7 / order days per week: from tonight's decision, placed tomorrow,
-    to the delivery of the next order); max (order-up-to) = mean x P + z(service level) x std x sqrt(P); min
+    Protection interval P = lead + R - 1 days (R = 7 / order days per week: from the order's placing to the
+    delivery of the next one); max (order-up-to) = mean x P + z(service level) x std x sqrt(P); min
     (reorder point) = max - mean x R. When on hand + on order <= min, order max - position, then MOQ -> pack -> cap.
     Blind to weekdays, holidays and expiry: that is what a classic ERP rule is."""
 
@@ -230,7 +230,7 @@ class MinMax(Policy):
         sales = masters.history_sales
         mu, sd = sales.mean(axis=0), sales.std(axis=0)
         r = np.array([7.0 / len(w.split("|")) for w in tr.order_weekdays])
-        p = tr.lead + r
+        p = tr.lead + r - 1.0
         z = np.array([NormalDist().inv_cdf(float(x)) for x in tr.service_level])
         self.max_level = mu * p + z * sd * np.sqrt(p)
         self.min_level = self.max_level - mu * r
@@ -242,8 +242,12 @@ class MinMax(Policy):
             return empty_lines()
         tr = self.terms
         ss = np.array(sorted(view.opportunities), dtype=np.int64)
-        oo = view.on_order.groupby("s")["qty"].sum() if len(view.on_order) else pd.Series(dtype=float)
-        position = view.on_hand[ss] + oo.reindex(ss).fillna(0).to_numpy()
+        dl = np.array([view.opportunities[s].delivery for s in ss], dtype=np.int64)
+        # tonight's decision is placed tomorrow, so yesterday's order is still in flight: an in-flight order that is
+        # gone (sold or expired) before this delivery is no cover for it (for daily fresh items it made the rule skip
+        # every other day); anything else on order counts, as an ERP counts it
+        on_order, expiring = open_before_delivery(view.on_order, ss, dl, tr.shelf_life)
+        position = view.on_hand[ss] + on_order - expiring
         need = np.where(position <= self.min_level[ss], self.max_level[ss] - position, 0.0)
         qty = round_quantity(need, tr.moq[ss], tr.pack[ss], tr.max_qty[ss])
         return _plain_lines(ss, view.opportunities, qty)

@@ -233,7 +233,9 @@ def build_world(panel: pd.DataFrame, start: dt.date, end: dt.date, *, seed: int,
                          columns=cols).fillna(0.0).to_numpy()
 
     po = retailer.purchase_orders.merge(keys.reset_index().rename(columns={"index": "s"}), on=["store_id", "item_id"])
-    before = po[po["order_date"] < start_ts]
+    # placed before the first simulated decision: the nightly for the window's first day decides for the next day's
+    # orders (replenish.clock), so the orders placed on the first day itself are the retailer's, already in the pipe
+    before = po[po["order_date"] <= start_ts]
     history_orders = pd.DataFrame({"s": before["s"].to_numpy(), "due": (before["due_date"] - start_ts).dt.days,
                                    "qty": before["quantity"].to_numpy()})
     arrivals = np.zeros((n_days + PAD, len(keys)), dtype=np.int64)
