@@ -176,7 +176,9 @@ def serve(
         cli.err.print(format_demo_users(seed_and_describe(), base))
     cli.err.print(f"[bold]ordering platform on {base}[/bold]  (POS API docs: {base}/docs; Ctrl-C stops)")
     # One process on purpose: the sign-in and API rate limits are in-process token buckets.
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+    # proxy_headers=False: uvicorn's own handling trusts X-Forwarded-For from 127.0.0.1; the app believes
+    # only REPLENISH_TRUSTED_PROXIES (create_app).
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="info")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,8 @@
   password hash would add latency without adding security), one store each, revocable.
 - platform.api_idempotency: first result of every POST with an ``Idempotency-Key`` header.
 - raw.pos_receipts: sales receipts pushed by the tills (intraday), one row per receipt id.
+- platform.login_failures: consecutive failed sign-ins per account name as typed (known or not), and until
+  when that account's sign-in is refused (ratelimit.account_wait / record_failure).
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ CREATE TABLE IF NOT EXISTS raw.pos_receipts (
     received_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS pos_receipts__store_day_idx ON raw.pos_receipts (store_id, business_date);
+CREATE TABLE IF NOT EXISTS platform.login_failures (
+    account text PRIMARY KEY,
+    failures int NOT NULL DEFAULT 0,
+    last_failure_at timestamptz,
+    locked_until timestamptz
+);
+CREATE INDEX IF NOT EXISTS login_failures_last_idx ON platform.login_failures (last_failure_at);
 """
 
 
