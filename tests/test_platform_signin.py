@@ -173,6 +173,10 @@ def test_unknown_disabled_and_wrong_password_get_the_same_work_and_answer(world,
         return real_verify(password_hash, password)
 
     monkeypatch.setattr(accounts, "verify_password", counting_verify)
+    from replenish.database import engine
+
+    with engine().begin() as conn:  # the empty name is one account for every run: start it afresh
+        conn.execute(text("DELETE FROM platform.login_failures WHERE account = ''"))
     active, disabled = _user(world, "same-a"), _user(world, "same-d", active=False)
     app = make_app()
     c = TestClient(app)
@@ -227,3 +231,39 @@ def test_next_stays_on_this_site(world, nxt: str) -> None:
         r = c.post("/login", data={"username": u["username"], "password": u["password"], "csrf_token": _form(c),
                                    "next": nxt}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/queue"
+
+
+def test_idle_sessions_end(world) -> None:
+    from replenish.database import engine
+
+    u = _user(world, "idle")
+    app = make_app(settings=_settings(session_idle_minutes=30))
+    c = TestClient(app)
+    assert _try(c, _form(c), u["username"], u["password"]).status_code == 303
+    token_hash = __import__("hashlib").sha256(c.cookies.get("rp_session").encode()).hexdigest()
+
+    def last_seen(minutes_ago: int | None = None):
+        with engine().begin() as conn:
+            if minutes_ago is not None:
+                conn.execute(text("UPDATE platform.sessions SET last_seen_at = now() - make_interval(mins => :m) "
+                                  "WHERE token_hash = :h"), {"m": minutes_ago, "h": token_hash})
+            return conn.execute(text("SELECT now() - last_seen_at < interval '1 minute' FROM platform.sessions "
+                                     "WHERE token_hash = :h"), {"h": token_hash}).scalar()
+
+    last_seen(5)  # five minutes without a request: still signed in, and the use is recorded
+    assert c.get("/queue", follow_redirects=False).status_code == 200
+    assert last_seen() is True
+    last_seen(31)  # half an hour without a request: the session is over
+    r = c.get("/queue", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert last_seen() is None  # and gone from the table
+
+
+def test_sign_in_decisions_are_logged_without_forging_lines(world, caplog) -> None:
+    import logging
+
+    c = TestClient(make_app())
+    with caplog.at_level(logging.INFO, logger="replenish.platform.web"):
+        _try(c, _form(c), world["tag"] + "-ghost\nsigned in: 'admin'", "x")
+    failed = [r.getMessage() for r in caplog.records if "sign-in failed" in r.getMessage()]
+    assert len(failed) == 1 and "\n" not in failed[0]  # one record, one line

@@ -92,7 +92,10 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(
         default=False, description="Mark session cookies Secure (set behind TLS; https requests always get it)."
     )
-    session_hours: int = Field(default=12, description="Sign-in lifetime of a web session.")
+    session_hours: int = Field(default=12, ge=1, description="Sign-in lifetime of a web session.")
+    session_idle_minutes: int = Field(
+        default=30, ge=0, description="A web session unused this long ends (0: only session_hours counts)."
+    )
     login_attempts_per_minute: int = Field(
         default=5, ge=1, description="Sign-in attempts per client IP and username (per client IP alone: 5x)."
     )

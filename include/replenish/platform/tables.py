@@ -26,8 +26,16 @@ CREATE TABLE IF NOT EXISTS platform.sessions (
     user_id bigint NOT NULL REFERENCES platform.users(user_id),
     csrf_token text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
-    expires_at timestamptz NOT NULL
+    expires_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL DEFAULT now()
 );
+-- added after the first release; ALTER only when missing (it would lock the table on every start)
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'platform'
+                   AND table_name = 'sessions' AND column_name = 'last_seen_at') THEN
+        ALTER TABLE platform.sessions ADD COLUMN last_seen_at timestamptz NOT NULL DEFAULT now();
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS sessions_user_idx ON platform.sessions (user_id);
 CREATE TABLE IF NOT EXISTS platform.api_keys (
     key_id bigserial PRIMARY KEY,

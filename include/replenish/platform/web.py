@@ -7,6 +7,7 @@ the page with the messages and status 422 (validation), 409 (version conflict / 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -31,6 +32,7 @@ from replenish.platform.sessions import (
 )
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)  # sign-in decisions (names with %r: a typed name cannot forge log lines)
 
 NOTICES = {
     "saved": "Change saved.",
@@ -61,7 +63,7 @@ def current(request: Request) -> WebSession:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         with ctx.engine.begin() as conn:
-            found = session_user(conn, token)
+            found = session_user(conn, token, idle_minutes=ctx.settings.session_idle_minutes)
         if found:
             return WebSession(Principal.of_user(found[0]), found[1])
     raise PlatformError(303, "login_required", "sign in first", headers={"Location": _login_url(request)})
@@ -159,23 +161,28 @@ def login(
         ctx.login_limiter.take(f"login-ip:{ip}", cost=0.2),  # per IP: 5x the per-user budget
     )
     if wait:
+        log.warning("sign-in refused: too many attempts from %s (account %r)", ip, account)
         return _too_many(request, wait, cookie_token, nxt, username)
     s = ctx.settings
     with ctx.engine.begin() as conn:
         # per account, whatever the address: a backoff after repeated failures (row locked till commit)
         wait = account_wait(conn, account)
         if wait:
+            log.warning("sign-in refused: account %r backs off %.0f s more (from %s)", account, wait, ip)
             return _too_many(request, wait, cookie_token, nxt, username)
         user = authenticate(conn, username.strip(), password)
         if user is None:
-            record_failure(conn, account, free_failures=s.login_failures_before_backoff,
-                           max_seconds=s.login_backoff_max_seconds)
+            backoff = record_failure(conn, account, free_failures=s.login_failures_before_backoff,
+                                     max_seconds=s.login_backoff_max_seconds)
+            log.warning("sign-in failed: account %r from %s%s", account, ip,
+                        f"; it now waits {backoff:.0f} s" if backoff else "")
             return render(request, "login.html.j2", 401, login_csrf=cookie_token, next=nxt, username=username,
                           error="Wrong username or password.")
         clear_failures(conn, account)
         end_session(conn, request.cookies.get(SESSION_COOKIE))  # a new session id at sign-in, the old one dies
         token, _csrf = create_session(conn, user, s.session_hours)
     ctx.login_limiter.reset(f"login:{ip}:{account}")
+    log.info("signed in: %r from %s", user.username, ip)
     resp = RedirectResponse(nxt, status_code=303)
     resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_cookie_secure(request),
                     max_age=s.session_hours * 3600, path="/")
@@ -195,6 +202,7 @@ def _too_many(request: Request, wait: float, csrf: str | None, nxt: str, usernam
 def logout(request: Request, s: Checked) -> Response:
     with _ctx(request).engine.begin() as conn:
         end_session(conn, request.cookies.get(SESSION_COOKIE))
+    log.info("signed out: %r", s.principal.name)
     resp = RedirectResponse("/login?done=signed_out", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
