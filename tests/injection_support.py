@@ -48,6 +48,7 @@ STORE_ID = '"><b id="inj-store">'
 SUPPLIER_ID = "<i id='inj-sup'>'"
 ITEM_ID = '<svg id="inj-item" onload=alert(8)>'
 ORDER_ID = "x-<b id=\"inj-oid\">&'#?% 1"
+DOTS_ITEM_ID = "../../logout"  # in a form action unencoded, the browser would post to /logout
 
 ALLOWED_HX = {"hx-boost", "hx-headers", "hx-disable"}
 
@@ -137,7 +138,7 @@ def seed_hostile(engine: Engine) -> dict[str, Any]:
             ),
             {"o": ORDER_ID, "s": STORE_ID, "p": SUPPLIER_ID, "d": today + dt.timedelta(days=1), "t": today},
         )
-        for item, qty in (("I1", 12), (ITEM_ID, 3)):
+        for item, qty in (("I1", 12), (ITEM_ID, 3), (DOTS_ITEM_ID, 1)):
             conn.execute(
                 text(
                     """INSERT INTO orders.order_lines (order_id, item_id, proposed_qty, final_qty, explanation,

@@ -152,20 +152,30 @@ def test_reflected_form_fields(admin, hostile) -> None:
         "/login", data={"username": LOGOUT, "password": "x", "csrf_token": token}).text)
 
 
-def test_a_hostile_line_added_through_the_form_renders_as_text(admin, hostile) -> None:
-    """An item id typed by a user becomes a stored line: its page, chart label, form ids and URLs."""
+def test_item_ids_stay_inside_their_url_segment(admin, hostile) -> None:
+    """A line's item id is one path segment of its forms' actions: '../../logout' posts to the line route
+    (404), never to /logout; and a new line's id typed into the form must be plain."""
     _, world = hostile
-    oid = world["orders"]["xS1/xP1/1"]
-    url = _order_url(oid)
+    url = _order_url(ORDER_ID)
     page = admin.get(url).text
+    assert "/lines/../" not in page and "/lines/..%2F..%2Flogout" in page
+    assert "/lines/%3Csvg%20id%3D%22inj-item%22%20onload%3Dalert%288%29%3E" in page
     token, version = CSRF_RE.search(page).group(1), VERSION_RE.search(page).group(1)
-    r = admin.post(url + "/lines", data={"item_id": SHORT20, "qty": "3", "reason": "local_event",
-                                         "version": version, "csrf_token": token}, follow_redirects=False)
-    assert r.status_code == 303, r.text[:500]
-    page = admin.get(url).text
-    _clean(page, "order with a hostile line")
-    assert 'data-item-id="&lt;b id=inj&gt;x&lt;/b&gt;"' in page
-    assert f'action="{url}/lines/%3Cb%20id%3Dinj%3Ex%3C/b%3E"' in page or "lines/%3Cb%20id%3Dinj%3Ex%3C%2Fb%3E" in page
+    r = admin.post(url + "/lines/..%2F..%2Flogout", data={"qty": "1", "reason": "weather", "version": version,
+                                                        "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 404
+    assert admin.get("/queue").status_code == 200  # still signed in
+    oid = world["orders"]["xS1/xP1/1"]
+    page = admin.get(_order_url(oid)).text
+    token, version = CSRF_RE.search(page).group(1), VERSION_RE.search(page).group(1)
+    for bad in (SHORT20, "../approve", "a/b", "x y", ".hidden"):
+        r = admin.post(_order_url(oid) + "/lines", data={"item_id": bad, "qty": "3", "reason": "local_event",
+                                                         "version": version, "csrf_token": token})
+        assert r.status_code == 422 and "letters, digits and . _ - only" in r.text, bad
+        _clean(r.text, f"add line {bad}")
+    r = admin.post(_order_url(oid) + "/lines", data={"item_id": "I-9.x_1", "qty": "3", "reason": "local_event",
+                                                     "version": version, "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
 
 
 def test_error_pages_escape_what_they_echo(admin) -> None:

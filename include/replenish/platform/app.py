@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -95,6 +96,8 @@ def make_templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True
     )
     env.filters["reason_label"] = reason_label
+    # an id as one URL path segment: '/' and '..' in an id must not make a form post to another route
+    env.filters["segment"] = lambda value: quote(str(value), safe="")
     return Jinja2Templates(env=env)
 
 

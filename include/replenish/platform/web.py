@@ -373,9 +373,9 @@ def _mutate(request: Request, s: WebSession, order_id: str, done: str, fn, form:
         if e.status == 404:
             raise
         page = _order_page(request, s, order_id, status=e.status, error=e, form=form)
-        page.headers["HX-Replace-Url"] = f"/orders/{quote(order_id)}"  # a reload then GETs the order again
+        page.headers["HX-Replace-Url"] = f"/orders/{quote(order_id, safe='')}"  # a reload then GETs the order again
         return page
-    return RedirectResponse(f"/orders/{quote(order_id)}?done={done}", status_code=303)
+    return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done={done}", status_code=303)
 
 
 def _version(raw: str) -> int | None:
