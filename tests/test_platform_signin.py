@@ -220,7 +220,8 @@ def test_sign_in_replaces_an_existing_session(world) -> None:
 
 @pytest.mark.parametrize(
     "nxt",
-    ["//evil.example/x", "/\\evil.example", "https://evil.example/", "/\x00x", "javascript:alert(1)", "/" + "a" * 3000],
+    ["//evil.example/x", "/\\evil.example", "https://evil.example/", "/\x00x", "javascript:alert(1)", "/" + "a" * 3000,
+     "/logout", '/"><div hx-get="/logout" hx-trigger="load">', "/orders/a/approve", "/queue/approve"],
 )
 def test_next_stays_on_this_site(world, nxt: str) -> None:
     u = world["users"]["admin"]
@@ -267,3 +268,12 @@ def test_sign_in_decisions_are_logged_without_forging_lines(world, caplog) -> No
         _try(c, _form(c), world["tag"] + "-ghost\nsigned in: 'admin'", "x")
     failed = [r.getMessage() for r in caplog.records if "sign-in failed" in r.getMessage()]
     assert len(failed) == 1 and "\n" not in failed[0]  # one record, one line
+
+
+def test_next_returns_to_the_queue_or_an_order(world) -> None:
+    u = world["users"]["admin"]
+    for nxt in ("/queue?status=all&store_id=S1", "/orders/x-S1-P1-20240101", "/orders/x%2Fy?done=saved"):
+        c = TestClient(make_app())
+        r = c.post("/login", data={"username": u["username"], "password": u["password"], "csrf_token": _form(c),
+                                   "next": nxt}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == nxt

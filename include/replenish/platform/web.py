@@ -114,7 +114,7 @@ def render_error(request: Request, err: PlatformError) -> Response:
 
 
 def _safe_next(nxt: str | None) -> str:
-    """Where to go after sign-in: a path on this site only (no open redirect to another site, no scheme)."""
+    """Where to go after sign-in: the queue or an order page of this site (no open redirect, no other route)."""
     if (
         not nxt
         or len(nxt) > 2000
@@ -127,6 +127,8 @@ def _safe_next(nxt: str | None) -> str:
     parts = urlsplit(nxt)
     if parts.scheme or parts.netloc:
         return "/queue"
+    if not (parts.path == "/queue" or (parts.path.startswith("/orders/") and "/" not in parts.path[8:])):
+        return "/queue"  # only back to the pages a sign-in interrupts: the queue or an order
     return nxt
 
 
