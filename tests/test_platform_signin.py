@@ -277,3 +277,36 @@ def test_next_returns_to_the_queue_or_an_order(world) -> None:
         r = c.post("/login", data={"username": u["username"], "password": u["password"], "csrf_token": _form(c),
                                    "next": nxt}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == nxt
+
+
+@pytest.mark.slow
+def test_replenish_serve_ignores_forwarded_for(world) -> None:
+    """The real entry point: uvicorn's own proxy handling (which trusts 127.0.0.1) is off in `replenish serve`."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+    from browser_support import free_port, wait_http
+
+    port = free_port()
+    exe = str(Path(sys.executable).with_name("replenish"))
+    env = {**os.environ, "REPLENISH_LOGIN_ATTEMPTS_PER_MINUTE": "1"}
+    proc = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz", proc=proc)
+        with httpx.Client(base_url=base) as c:
+            token = CSRF_RE.search(c.get("/login").text).group(1)
+            codes = [
+                c.post("/login", data={"username": f"{world['tag']}-serve{i}", "password": "x", "csrf_token": token},
+                       headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+                for i in range(6)
+            ]
+            assert "server" not in c.get("/healthz").headers  # no product banner
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert codes == [401] * 5 + [429]
