@@ -185,6 +185,8 @@ def test_users_add_with_known_ids(cli_db) -> None:
     assert scopes == ["1", "2"]
     r = invoke("users", "add", "cli-buyer", "--role", "buyer", "--supplier", "11", "--category", "bread")
     assert r.exit_code == 0, r.output
+    r = invoke("users", "add", "anna@shop.example", "--role", "buyer", "--supplier", "10")
+    assert r.exit_code == 0, r.output  # a name that is an address is its own e-mail
     assert_refused(invoke("users", "add", "cli-buyer", "--role", "buyer", "--supplier", "11"), "exists")
 
 

@@ -85,7 +85,7 @@ def users_add(
     except ValueError as e:
         fail(str(e), "username")
     try:
-        email = plain_email(email or f"{username}@example.com")
+        email = plain_email(email or (username if "@" in username else f"{username}@example.com"))
     except ValueError as e:
         fail(str(e), "--email")
     store, supplier, category = (list(dict.fromkeys(v)) for v in (store, supplier, category))
