@@ -92,9 +92,7 @@ def make_templates() -> Jinja2Templates:
     """
     import jinja2
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True
-    )
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True)
     env.filters["reason_label"] = reason_label
     # an id as one URL path segment: '/' and '..' in an id must not make a form post to another route
     env.filters["segment"] = lambda value: quote(str(value), safe="")
