@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -221,37 +222,67 @@ def test_openapi_and_local_docs(client) -> None:
     assert client.get("/static/htmx.min.js").text.startswith("/*! htmx.org")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # a real process: with --json the CLI writes its document to file descriptor 1 (see cli._stdout_for_json)
     return subprocess.run([sys.executable, "-m", "replenish.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env={**os.environ, **(env or {})})
 
 
-def test_cli_users_and_api_keys(world) -> None:
-    from replenish.database import engine
+@pytest.fixture(scope="module")
+def cli_world() -> Any:
+    """A seed_demo world in a database of its own whose marts.dim_stores knows its stores: `users add` and
+    `api-keys create` only accept ids the warehouse knows. Yields (world, engine, env for the CLI)."""
+    from sqlalchemy import create_engine
+
+    from replenish.database import database_url, sqlalchemy_url
+    from replenish.platform.demo import seed_demo
+
+    base = database_url()
+    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "replenish_cli_api_test" WITH (FORCE)'))
+        conn.execute(text('CREATE DATABASE "replenish_cli_api_test"'))
+    admin.dispose()
+    url = base.rsplit("/", 1)[0] + "/replenish_cli_api_test"
+    eng = create_engine(sqlalchemy_url(url), future=True)
+    with eng.begin() as conn:
+        w = seed_demo(conn)
+        conn.exec_driver_sql("CREATE SCHEMA marts; CREATE TABLE marts.dim_stores (store_id text, store_name text)")
+        conn.execute(text("INSERT INTO marts.dim_stores VALUES (:s, :s)"), [{"s": s} for s in w["stores"]])
+    yield w, eng, {"REPLENISH_DATABASE_URL": url}
+    eng.dispose()
+
+
+def test_cli_users_and_api_keys(cli_world) -> None:
     from replenish.platform.accounts import authenticate
+    from replenish.platform.app import create_app
+    from replenish.platform.ratelimit import TokenBucket
 
+    world, eng, env = cli_world
     name = world["tag"] + "-cli"
-    r = _cli("users", "add", name, "--role", "store_manager", "--store", world["stores"][0], "--json")
+    r = _cli("users", "add", name, "--role", "store_manager", "--store", world["stores"][0], "--json", env=env)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["scopes"] == {"store": [world["stores"][0]]} and len(doc["password"]) >= 12
-    with engine().begin() as c:
+    with eng.begin() as c:
         assert authenticate(c, name, doc["password"]) is not None
-    r = _cli("users", "add", name + "2", "--role", "store_manager")
-    assert r.returncode != 0 and "--store" in r.stderr
-    listed = json.loads(_cli("users", "list", "--json").stdout)
+    r = _cli("users", "add", name + "2", "--role", "store_manager", env=env)
+    assert r.returncode == 2 and "--store" in r.stderr
+    r = _cli("users", "add", name + "3", "--role", "store_manager", "--store", "no-such-store", env=env)
+    assert r.returncode == 2 and "unknown store id 'no-such-store'" in r.stderr
+    listed = json.loads(_cli("users", "list", "--json", env=env).stdout)
     assert any(u["username"] == name and u["active"] for u in listed["users"])
-    assert _cli("users", "disable", name, "--json").returncode == 0
-    with engine().begin() as c:
+    assert _cli("users", "disable", name, "--json", env=env).returncode == 0
+    with eng.begin() as c:
         assert authenticate(c, name, doc["password"]) is None
-    r = _cli("api-keys", "create", name + "-till", "--store", world["stores"][1], "--json")
+    r = _cli("api-keys", "create", name + "-till", "--store", world["stores"][1], "--json", env=env)
     key = json.loads(r.stdout)["api_key"]
-    c = TestClient(make_app())
+    c = TestClient(create_app(engine=eng, dispatch=lambda: {}, login_limiter=TokenBucket(1000, 1000),
+                              api_limiter=TokenBucket(1000, 1000)))
     assert c.get("/api/v1/proposals", headers={"X-API-Key": key}).json()["store_id"] == world["stores"][1]
-    assert _cli("api-keys", "revoke", name + "-till", "--json").returncode == 0
+    assert _cli("api-keys", "revoke", name + "-till", "--json", env=env).returncode == 0
     assert c.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 401
-    assert _cli("api-keys", "revoke", name + "-till").returncode != 0
+    assert _cli("api-keys", "revoke", name + "-till", env=env).returncode == 2
 
 
 def test_demo_users_are_regenerated(world) -> None:

@@ -104,12 +104,16 @@ def test_secure_cookie_flag_behind_tls(world) -> None:
 
 
 def test_login_rate_limit(world) -> None:
+    from replenish.database import engine
+    from replenish.platform.accounts import add_user
     from replenish.platform.ratelimit import TokenBucket
 
     app = make_app(login_limiter=TokenBucket(5 / 60, 5))
     c = TestClient(app)
     token = CSRF_RE.search(c.get("/login").text).group(1)
-    u = world["users"]["buyer1"]
+    u = {"username": world["tag"] + "-ratelimited"}  # its own account: the failures below also lock it a while
+    with engine().begin() as conn:
+        u["password"] = add_user(conn, u["username"], "r@example.com", "buyer", scopes={"supplier": ["x"]})[1]
     codes = [
         c.post("/login", data={"username": u["username"], "password": "nope", "csrf_token": token}).status_code
         for _ in range(6)

@@ -7,6 +7,7 @@ exactly one JSON document and everything else (logs, progress) goes to stderr.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
 import os
@@ -14,15 +15,68 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from replenish.platform.cli_commands import register as register_platform_commands
 
-app = typer.Typer(help="Replenish: automated store replenishment.", no_args_is_help=True)
+
+def _click_errors(name: str) -> tuple[type[BaseException], ...]:
+    # typer >= 0.2x runs on its own copy of click (typer._click); older typer on click itself
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+_CLICK_ERROR, _NO_ARGS, _ABORT = (_click_errors(n) for n in ("ClickException", "NoArgsIsHelpError", "Abort"))
+
+
+class _OneLineErrors(TyperGroup):
+    """Bad arguments end in one line on stderr and exit code 2 (never a traceback or a framed panel):
+    ``replenish status: error: Invalid value for '--limit': -1 is not in the range 1<=x<=1000.``"""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        standalone = kwargs.pop("standalone_mode", True)
+        kwargs["standalone_mode"] = False  # errors come back here instead of being printed
+        if not standalone:
+            return super().main(*args, **kwargs)
+        try:
+            rv = super().main(*args, **kwargs)
+        except _NO_ARGS as e:
+            e.show()  # type: ignore[attr-defined]  # a bare group: its help, as before
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
+        except _CLICK_ERROR as e:
+            ctx = getattr(e, "ctx", None)
+            where = ctx.command_path if ctx is not None else "replenish"
+            typer.echo(f"{where}: error: {one_line(e.format_message())}", err=True)  # type: ignore[attr-defined]
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
+        except _ABORT:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def one_line(message: str) -> str:
+    """A message safe for one terminal line: control characters (newlines, ESC of terminal sequences) from
+    hostile input are shown escaped, never acted on."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in str(message))
+
+
+def fail(message: str, param_hint: str | None = None) -> NoReturn:
+    """Refuse bad input: one line on stderr, exit code 2."""
+    raise typer.BadParameter(message, param_hint=param_hint)
+
+
+app = typer.Typer(help="Replenish: automated store replenishment.", no_args_is_help=True, cls=_OneLineErrors,
+                  pretty_exceptions_show_locals=False)  # locals could hold secrets: never print them
 db_app = typer.Typer(help="The warehouse database (embedded PostgreSQL unless REPLENISH_DATABASE_URL is set).")
 data_app = typer.Typer(help="Reference data.")
 bench_app = typer.Typer(help="Benchmarks (not part of the tests).")
@@ -99,7 +153,7 @@ def _parse_date(value: str, field: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{field}: expected YYYY-MM-DD, got {value!r}") from None
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {value!r}", param_hint=field) from None
 
 
 # --------------------------------------------------------------------------- db
@@ -179,9 +233,18 @@ def ingest(
 ) -> None:
     """Load one business day's exports into the raw layer (replaces that day)."""
     _setup_logging()
+    from pathlib import Path
+
     from replenish import pipeline
+    from replenish.settings import get_settings
 
     day = _parse_date(date, "--date")
+    root = Path(source) if source else get_settings().exports_dir
+    if source and not root.is_dir():
+        fail(f"no such folder: {str(root)!r}", "--source")
+    if not (root / day.isoformat()).is_dir():
+        fail(f"no exports for business date {day} under {str(root)!r} (run `replenish data import-bakery`, "
+             "or point --source / REPLENISH_EXPORTS_ROOT at the export folder)", "--date")
     with _stdout_for_json(as_json):
         result = pipeline.extract(day, f"ingest__{uuid.uuid4().hex[:12]}", source=source, backfill=False)
         _emit(result, as_json)
@@ -197,9 +260,12 @@ def build(
 ) -> None:
     """dbt build (models + tests) of the warehouse for one business date, outside a nightly run."""
     _setup_logging()
+    from replenish.pipeline import loaded_dates
     from replenish.warehouse import run_dbt_build
 
     day = _parse_date(date, "--date")
+    if day not in loaded_dates():
+        fail(f"nothing loaded for business date {day}: run `replenish ingest --date {day}` first", "--date")
     with _stdout_for_json(as_json):
         summary = run_dbt_build(day, full_refresh=full_refresh, raise_on_failure=False)
         _emit(summary.to_dict(), as_json)
@@ -246,7 +312,10 @@ def run(
 
 # ----------------------------------------------------------------------- status
 @app.command("status")
-def status(as_json: bool = typer.Option(False, "--json"), limit: int = 10) -> None:
+def status(
+    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(10, "--limit", min=1, max=1000, help="How many recent runs to show (1-1000)."),
+) -> None:
     """Row count of every warehouse table and the last runs with their state."""
     from replenish.status import collect_status
 

@@ -7,10 +7,11 @@ disagree about which database or which folder they use.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -92,10 +93,43 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(
         default=False, description="Mark session cookies Secure (set behind TLS; https requests always get it)."
     )
-    session_hours: int = Field(default=12, description="Sign-in lifetime of a web session.")
-    login_attempts_per_minute: int = Field(default=5, description="Sign-in attempts per client IP and username.")
+    session_hours: int = Field(default=12, ge=1, description="Sign-in lifetime of a web session.")
+    session_idle_minutes: int = Field(
+        default=30, ge=0, description="A web session unused this long ends (0: only session_hours counts)."
+    )
+    login_attempts_per_minute: int = Field(
+        default=5, ge=1, description="Sign-in attempts per client IP and username (per client IP alone: 5x)."
+    )
+    login_failures_before_backoff: int = Field(
+        default=5, ge=1,
+        description="Consecutive failed sign-ins of one account name (from any address) before it must wait: "
+        "30 s, then doubling with each further failure.",
+    )
+    login_backoff_max_seconds: int = Field(default=900, ge=1, description="Longest per-account sign-in wait.")
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated IP addresses or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto the platform believes. Empty (default): none, the peer address is the client.",
+    )
     api_requests_per_second: float = Field(default=20.0, description="POS API token bucket refill per API key.")
     api_burst: int = Field(default=60, description="POS API token bucket size per API key.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",")):
+            if not entry:
+                continue
+            if entry == "*":
+                raise ValueError("'*' would let any client choose its address: list the proxies' addresses")
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {entry!r}") from None
+        return value
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [e.strip() for e in self.trusted_proxies.split(",") if e.strip()]
 
     @property
     def state(self) -> Path:

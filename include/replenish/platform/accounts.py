@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
+from replenish.platform.errors import has_control_chars
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -179,17 +181,34 @@ def disable_user(conn: Connection, username: str) -> bool:
     return bool(res.rowcount)
 
 
+_dummy_hash: str | None = None
+
+
+def _dummy_password_hash() -> str:
+    """An argon2 hash of a random password, made with the same parameters as real ones (once per process)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password(secrets.token_urlsafe(16))
+    return _dummy_hash
+
+
 def authenticate(conn: Connection, username: str, password: str) -> User | None:
-    """The active user with this password, or None (same answer for unknown user and bad password)."""
+    """The active user with this password, or None.
+
+    Unknown user, disabled user, wrong password and unusable input (control characters) do the same work,
+    one argon2 verification (against a dummy hash when there is no usable one), and give the same answer:
+    neither the answer nor its time tells which names exist or are disabled."""
     ensure_schema(conn)
-    row = conn.execute(
-        text("SELECT password_hash, is_active FROM platform.users WHERE username = :u"), {"u": username}
-    ).first()
-    if row is None:
-        _hasher().hash(password)  # spend the same time as a real check: no user enumeration by timing
+    row = None
+    if username and not has_control_chars(username) and not has_control_chars(password):
+        row = conn.execute(
+            text("SELECT password_hash, is_active FROM platform.users WHERE username = :u"), {"u": username}
+        ).first()
+    ok = verify_password(row.password_hash if row is not None else _dummy_password_hash(), password)
+    if row is None or not row.is_active or not ok:
         return None
-    if not row.is_active or not verify_password(row.password_hash, password):
-        return None
+    if _hasher().check_needs_rehash(row.password_hash):  # parameters raised since: upgrade the stored hash
+        set_password(conn, username, password)
     return get_user(conn, username)
 
 

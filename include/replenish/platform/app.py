@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -83,6 +84,57 @@ def default_dispatch(settings: Settings, engine: Engine) -> Callable[[list[str] 
     return run
 
 
+def make_templates() -> Jinja2Templates:
+    """The page templates, every one autoescaped.
+
+    Starlette's default ``select_autoescape()`` only matches ``.html``/``.xml`` names, not our ``*.html.j2``:
+    autoescaping is switched on for every template regardless of its name, so data (names from the exports,
+    ids, reasons, query parameters) can never become markup or htmx attributes.
+    """
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True)
+    env.filters["reason_label"] = reason_label
+    # an id as one URL path segment: '/' and '..' in an id must not make a form post to another route
+    env.filters["segment"] = lambda value: quote(str(value), safe="")
+    return Jinja2Templates(env=env)
+
+
+# Pages: only our own scripts, styles and connections; no plugins, no framing, no <base>, forms post here only.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+def _docs_page() -> tuple[HTMLResponse, str]:
+    """Swagger UI from the vendored swagger-ui-dist (nothing from a CDN) and a CSP allowing exactly its one
+    inline bootstrap script (by hash) and the inline styles swagger-ui sets on its elements."""
+    import base64
+    import hashlib
+    import re
+
+    page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Replenish POS API",
+        swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger/swagger-ui.css",
+        swagger_favicon_url="/static/swagger/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+    )
+    body = bytes(page.body).decode()
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+        for m in re.findall(r"<script>(.*?)</script>", body, flags=re.S)
+    ]
+    csp = (
+        f"default-src 'none'; script-src 'self' {' '.join(hashes)}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "object-src 'none'"
+    )
+    return page, csp
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -102,8 +154,7 @@ def create_app(
         engine = warehouse_engine(settings)
     with engine.begin() as conn:
         tables.ensure_schema(conn)
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.filters["reason_label"] = reason_label
+    templates = make_templates()
     ctx = PlatformContext(
         settings=settings,
         engine=engine,
@@ -128,16 +179,11 @@ def create_app(
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(web.router)
 
+    docs_page, docs_csp = _docs_page()
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        # served from the vendored swagger-ui-dist: nothing is fetched from a CDN
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="Replenish POS API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon.png",
-        )
+        return HTMLResponse(bytes(docs_page.body), headers={"Content-Security-Policy": docs_csp})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
@@ -148,19 +194,28 @@ def create_app(
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
         response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.url.path != "/docs":  # swagger's page has one inline bootstrap script
-            response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-            )
-        if request.url.path.startswith(API_PREFIX) or request.url.path.startswith("/orders"):
-            response.headers.setdefault("Cache-Control", "no-store")
+        h = response.headers
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Content-Security-Policy", PAGE_CSP)  # /docs sets its own (one hashed inline script)
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
+        if settings.secure_cookies or request.url.scheme == "https":
+            h.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if not request.url.path.startswith("/static/"):
+            # orders, names and the CSRF token: not kept in shared or browser caches (the back button reloads)
+            h.setdefault("Cache-Control", "no-store")
         return response
 
+    if settings.trusted_proxy_list():
+        # Outermost: X-Forwarded-For/-Proto count only from these proxies (the sign-in limits key on the
+        # client address). `replenish serve` runs uvicorn without its own proxy handling, which would trust
+        # 127.0.0.1 by default.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list())
     return app
 
 

@@ -6,7 +6,7 @@ or in the --json document) and never stored.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -20,6 +20,11 @@ def _cli():
     return cli
 
 
+def fail(message: str, param_hint: str | None = None) -> NoReturn:
+    """One line on stderr, exit code 2 (replenish.cli turns every bad-argument error into that)."""
+    raise typer.BadParameter(message, param_hint=param_hint)
+
+
 def _begin():
     from replenish.database import engine
 
@@ -31,9 +36,37 @@ def _scopes(stores: list[str], suppliers: list[str], categories: list[str]) -> d
     return {k: v for k, v in out.items() if v}
 
 
+def _check_scopes(role: str, store: list[str], supplier: list[str], category: list[str]) -> None:
+    from replenish.platform.accounts import ROLES
+
+    if role not in ROLES:
+        fail(f"must be one of {', '.join(ROLES)}, not {role!r}", "--role")
+    if role == "admin" and (store or supplier or category):
+        fail("an admin sees everything: --store, --supplier and --category do not apply", "--role")
+    if role == "store_manager":
+        if not store:
+            fail("a store manager needs at least one --store", "--store")
+        if supplier or category:
+            fail("a store manager's scope is stores: --supplier and --category do not apply", "--role")
+    if role == "buyer":
+        if not (supplier or category):
+            fail("a buyer needs --supplier or --category", "--supplier")
+        if store:
+            fail("a buyer's scope is suppliers or categories: --store does not apply", "--role")
+
+
+def _require_known(conn: Any, kind: str, values: list[str]) -> None:
+    from replenish.platform.known_ids import UnknownIds, require_known
+
+    try:
+        require_known(conn, kind, values)
+    except UnknownIds as e:
+        fail(str(e), f"--{kind}")
+
+
 @users_app.command("add")
 def users_add(
-    username: str = typer.Argument(..., help="Sign-in name"),
+    username: str = typer.Argument(..., help="Sign-in name (letters, digits and . _ @ -)"),
     role: str = typer.Option(..., "--role", help="admin | buyer | store_manager"),
     email: str = typer.Option("", "--email"),
     store: list[str] = typer.Option([], "--store", help="Store id (store managers; repeatable)"),
@@ -41,25 +74,33 @@ def users_add(
     category: list[str] = typer.Option([], "--category", help="Item category (buyers; repeatable)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Create a user with a generated password (printed once)."""
+    """Create a user with a generated password (printed once). Store, supplier and category ids must exist in
+    the warehouse (marts.dim_stores, dim_suppliers, dim_items)."""
     from replenish.platform import accounts
+    from replenish.platform.known_ids import plain_email, plain_name
 
     cli = _cli()
-    if role == "store_manager" and not store:
-        raise typer.BadParameter("a store manager needs at least one --store", param_hint="--store")
-    if role == "buyer" and not (supplier or category):
-        raise typer.BadParameter("a buyer needs --supplier or --category", param_hint="--supplier")
+    try:
+        plain_name(username, "username")
+    except ValueError as e:
+        fail(str(e), "username")
+    try:
+        email = plain_email(email or (username if "@" in username else f"{username}@example.com"))
+    except ValueError as e:
+        fail(str(e), "--email")
+    store, supplier, category = (list(dict.fromkeys(v)) for v in (store, supplier, category))
+    _check_scopes(role, store, supplier, category)
     with cli._stdout_for_json(as_json):
         with _begin() as conn:
             if accounts.get_user(conn, username) is not None:
-                raise typer.BadParameter(f"user {username!r} exists", param_hint="username")
+                fail(f"user {username!r} exists", "username")
+            for kind, values in (("store", store), ("supplier", supplier), ("category", category)):
+                _require_known(conn, kind, values)
             try:
-                user, password = accounts.add_user(
-                    conn, username, email or f"{username}@example.com", role,
-                    scopes=_scopes(store, supplier, category),
-                )
+                user, password = accounts.add_user(conn, username, email, role,
+                                                   scopes=_scopes(store, supplier, category))
             except ValueError as e:
-                raise typer.BadParameter(str(e)) from None
+                fail(str(e))
         cli._emit({"username": user.username, "role": user.role, "password": password,
                    "scopes": {k: list(v) for k, v in user.scopes.items()}}, as_json)
 
@@ -89,7 +130,7 @@ def users_disable(username: str = typer.Argument(...), as_json: bool = typer.Opt
             found = accounts.disable_user(conn, username)
             ended = end_user_sessions(conn, username) if found else 0
         if not found:
-            raise typer.BadParameter(f"no user {username!r}", param_hint="username")
+            fail(f"no user {username!r}", "username")
         cli._emit({"username": username, "disabled": True, "sessions_ended": ended}, as_json)
 
 
@@ -115,16 +156,22 @@ def keys_create(
     store: str = typer.Option(..., "--store", help="The one store this key may act for"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Create an API key (printed once; stored hashed)."""
+    """Create an API key (printed once; stored hashed). The store must exist in marts.dim_stores."""
     from replenish.platform import api_keys
+    from replenish.platform.known_ids import plain_name
 
     cli = _cli()
+    try:
+        plain_name(name, "key name")
+    except ValueError as e:
+        fail(str(e), "name")
     with cli._stdout_for_json(as_json):
         with _begin() as conn:
+            _require_known(conn, "store", [store])
             try:
                 key, clear = api_keys.create_key(conn, name, store, created_by="cli")
             except ValueError as e:
-                raise typer.BadParameter(str(e)) from None
+                fail(str(e))
         cli._emit({"name": key.name, "store_id": key.store_id, "api_key": clear}, as_json)
 
 
@@ -138,7 +185,7 @@ def keys_revoke(name: str = typer.Argument(...), as_json: bool = typer.Option(Fa
         with _begin() as conn:
             done = api_keys.revoke_key(conn, name)
         if not done:
-            raise typer.BadParameter(f"no active API key named {name!r}", param_hint="name")
+            fail(f"no active API key named {name!r}", "name")
         cli._emit({"name": name, "revoked": True}, as_json)
 
 
@@ -176,7 +223,9 @@ def serve(
         cli.err.print(format_demo_users(seed_and_describe(), base))
     cli.err.print(f"[bold]ordering platform on {base}[/bold]  (POS API docs: {base}/docs; Ctrl-C stops)")
     # One process on purpose: the sign-in and API rate limits are in-process token buckets.
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+    # proxy_headers=False: uvicorn's own handling trusts X-Forwarded-For from 127.0.0.1; the app believes
+    # only REPLENISH_TRUSTED_PROXIES (create_app).
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="info")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ The state machine itself stays in replenish.orders (edit_line / approve / cancel
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 # Why a person changed a quantity (required for each edit: the audit trail and the forecast team read them).
+NEW_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # an added line's item id (the marts' are numbers)
+
 EDIT_REASONS: dict[str, str] = {
     "stock_count": "Stock on hand differs",
     "shelf_space": "Shelf space",
@@ -137,7 +140,10 @@ def change_lines(
             errors.append(FieldError(f"{at}.item_id", "item id is required (at most 64 characters)"))
             continue
         if c.op == "add":
-            if c.item_id in lines:
+            if not NEW_ITEM_ID.fullmatch(c.item_id):
+                # typed by a user: an id like '../approve' or '<b ...>' would only ever be trouble downstream
+                errors.append(FieldError(f"{at}.item_id", "item id: letters, digits and . _ - only"))
+            elif c.item_id in lines:
                 errors.append(FieldError(f"{at}.item_id", f"item {c.item_id} is already on the order: edit its line"))
             elif allowed is not None and c.item_id not in allowed:
                 errors.append(

@@ -2,7 +2,8 @@
 
 The cookie holds a random 256-bit token; the database keeps its SHA-256, the user and a per-session CSRF
 token that every state-changing form (field ``csrf_token``) or htmx request (header ``X-CSRF-Token``)
-must echo. Sign-out deletes the row, so a copied cookie is dead afterwards; a disabled user's sessions
+must echo. A session ends after ``session_hours`` in any case, and after ``session_idle_minutes`` unused.
+Sign-out deletes the row, so a copied cookie is dead afterwards; a disabled user's sessions
 stop working at once (the lookup requires an active user).
 """
 
@@ -48,19 +49,28 @@ def create_session(conn: Connection, user: User, hours: int) -> tuple[str, str]:
     return token, csrf
 
 
-def session_user(conn: Connection, token: str | None) -> tuple[User, str] | None:
-    """(active user, csrf token) of a live session, or None."""
+def session_user(conn: Connection, token: str | None, *, idle_minutes: int | None = None) -> tuple[User, str] | None:
+    """(active user, csrf token) of a live session, or None. With ``idle_minutes`` a session unused for that
+    long is dead too (and deleted); its last use is written at most once a minute, not on every request."""
     if not token or len(token) > 200:
         return None
     row = conn.execute(
         text(
-            """SELECT u.username, s.csrf_token FROM platform.sessions s JOIN platform.users u USING (user_id)
+            """SELECT u.username, s.csrf_token, s.last_seen_at < now() - interval '1 minute' AS stale,
+                   s.last_seen_at < now() - make_interval(mins => :idle) AS idle
+            FROM platform.sessions s JOIN platform.users u USING (user_id)
             WHERE s.token_hash = :h AND s.expires_at > now() AND u.is_active"""
         ),
-        {"h": _hash(token)},
+        {"h": _hash(token), "idle": idle_minutes or 0},
     ).first()
     if row is None:
         return None
+    if idle_minutes and row.idle:
+        end_session(conn, token)
+        return None
+    if row.stale:
+        conn.execute(text("UPDATE platform.sessions SET last_seen_at = now() WHERE token_hash = :h"),
+                     {"h": _hash(token)})
     user = get_user(conn, row.username, ensure=False)  # the join above proved the tables exist
     return (user, row.csrf_token) if user else None
 

@@ -7,6 +7,8 @@
 - platform.api_idempotency: first result of every POST with an ``Idempotency-Key`` header.
 - raw.pos_receipts: sales receipts pushed by the tills (intraday), one row per store and receipt id (a
   receipt id is only unique within its store).
+- platform.login_failures: consecutive failed sign-ins per account name as typed (known or not), and until
+  when that account's sign-in is refused (ratelimit.account_wait / record_failure).
 """
 
 from __future__ import annotations
@@ -25,8 +27,16 @@ CREATE TABLE IF NOT EXISTS platform.sessions (
     user_id bigint NOT NULL REFERENCES platform.users(user_id),
     csrf_token text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
-    expires_at timestamptz NOT NULL
+    expires_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL DEFAULT now()
 );
+-- added after the first release; ALTER only when missing (it would lock the table on every start)
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'platform'
+                   AND table_name = 'sessions' AND column_name = 'last_seen_at') THEN
+        ALTER TABLE platform.sessions ADD COLUMN last_seen_at timestamptz NOT NULL DEFAULT now();
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS sessions_user_idx ON platform.sessions (user_id);
 CREATE TABLE IF NOT EXISTS platform.api_keys (
     key_id bigserial PRIMARY KEY,
@@ -73,6 +83,13 @@ BEGIN
     END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS pos_receipts__store_day_idx ON raw.pos_receipts (store_id, business_date);
+CREATE TABLE IF NOT EXISTS platform.login_failures (
+    account text PRIMARY KEY,
+    failures int NOT NULL DEFAULT 0,
+    last_failure_at timestamptz,
+    locked_until timestamptz
+);
+CREATE INDEX IF NOT EXISTS login_failures_last_idx ON platform.login_failures (last_failure_at);
 """
 
 

@@ -7,8 +7,9 @@ the page with the messages and status 422 (validation), 409 (version conflict / 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,6 +21,7 @@ from replenish.platform.access import Principal
 from replenish.platform.accounts import authenticate
 from replenish.platform.charts import sales_svg
 from replenish.platform.errors import FieldError, PlatformError, has_control_chars, not_found
+from replenish.platform.ratelimit import account_key, account_wait, clear_failures, record_failure
 from replenish.platform.sessions import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -31,6 +33,7 @@ from replenish.platform.sessions import (
 )
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)  # sign-in decisions (names with %r: a typed name cannot forge log lines)
 
 NOTICES = {
     "saved": "Change saved.",
@@ -65,7 +68,7 @@ def current(request: Request) -> WebSession:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         with ctx.engine.begin() as conn:
-            found = session_user(conn, token)
+            found = session_user(conn, token, idle_minutes=ctx.settings.session_idle_minutes)
         if found:
             return WebSession(Principal.of_user(found[0]), found[1])
     raise PlatformError(303, "login_required", "sign in first", headers={"Location": _login_url(request)})
@@ -118,10 +121,22 @@ def render_error(request: Request, err: PlatformError) -> Response:
 
 
 def _safe_next(nxt: str | None) -> str:
-    # only local paths: no open redirect to another site
-    if nxt and nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt:
-        return nxt
-    return "/queue"
+    """Where to go after sign-in: the queue or an order page of this site (no open redirect, no other route)."""
+    if (
+        not nxt
+        or len(nxt) > 2000
+        or has_control_chars(nxt)
+        or not nxt.startswith("/")
+        or nxt.startswith("//")
+        or "\\" in nxt
+    ):
+        return "/queue"
+    parts = urlsplit(nxt)
+    if parts.scheme or parts.netloc:
+        return "/queue"
+    if not (parts.path == "/queue" or (parts.path.startswith("/orders/") and "/" not in parts.path[8:])):
+        return "/queue"  # only back to the pages a sign-in interrupts: the queue or an order
+    return nxt
 
 
 # ----------------------------------------------------------------------------------------------- sign-in
@@ -140,35 +155,55 @@ def login(
     username: Annotated[str, Form(max_length=150)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     csrf_token: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/queue",  # noqa: A002
+    next: Annotated[str, Form(max_length=2000)] = "/queue",  # noqa: A002
 ) -> Response:
     ctx = _ctx(request)
     nxt = _safe_next(next)
     cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not same_token(cookie_token, csrf_token):
         raise PlatformError(403, "csrf_failed", "the sign-in form expired: reload the page and try again")
+    # request.client is the peer, or the client a trusted proxy forwarded for (REPLENISH_TRUSTED_PROXIES)
     ip = request.client.host if request.client else "?"
+    account = account_key(username)
     wait = max(
-        ctx.login_limiter.take(f"login:{ip}:{username.strip().lower()}"),
+        ctx.login_limiter.take(f"login:{ip}:{account}"),
         ctx.login_limiter.take(f"login-ip:{ip}", cost=0.2),  # per IP: 5x the per-user budget
     )
     if wait:
-        resp: Response = render(request, "login.html.j2", 429, login_csrf=cookie_token, next=nxt, username=username,
-                      error=f"Too many sign-in attempts. Try again in {int(wait) + 1} seconds.")
-        resp.headers["Retry-After"] = str(int(wait) + 1)
-        return resp
+        log.warning("sign-in refused: too many attempts from %s (account %r)", ip, account)
+        return _too_many(request, wait, cookie_token, nxt, username)
+    s = ctx.settings
     with ctx.engine.begin() as conn:
-        bad_input = has_control_chars(username) or has_control_chars(password)
-        user = None if bad_input else authenticate(conn, username.strip(), password)
+        # per account, whatever the address: a backoff after repeated failures (row locked till commit)
+        wait = account_wait(conn, account)
+        if wait:
+            log.warning("sign-in refused: account %r backs off %.0f s more (from %s)", account, wait, ip)
+            return _too_many(request, wait, cookie_token, nxt, username)
+        user = authenticate(conn, username.strip(), password)
         if user is None:
+            backoff = record_failure(conn, account, free_failures=s.login_failures_before_backoff,
+                                     max_seconds=s.login_backoff_max_seconds)
+            log.warning("sign-in failed: account %r from %s%s", account, ip,
+                        f"; it now waits {backoff:.0f} s" if backoff else "")
             return render(request, "login.html.j2", 401, login_csrf=cookie_token, next=nxt, username=username,
                           error="Wrong username or password.")
-        token, _csrf = create_session(conn, user, ctx.settings.session_hours)
-    ctx.login_limiter.reset(f"login:{ip}:{username.strip().lower()}")
+        clear_failures(conn, account)
+        end_session(conn, request.cookies.get(SESSION_COOKIE))  # a new session id at sign-in, the old one dies
+        token, _csrf = create_session(conn, user, s.session_hours)
+    ctx.login_limiter.reset(f"login:{ip}:{account}")
+    log.info("signed in: %r from %s", user.username, ip)
     resp = RedirectResponse(nxt, status_code=303)
     resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_cookie_secure(request),
-                    max_age=ctx.settings.session_hours * 3600, path="/")
+                    max_age=s.session_hours * 3600, path="/")
     resp.delete_cookie(LOGIN_CSRF_COOKIE)
+    return resp
+
+
+def _too_many(request: Request, wait: float, csrf: str | None, nxt: str, username: str) -> Response:
+    seconds = int(wait) + 1
+    resp = render(request, "login.html.j2", 429, login_csrf=csrf, next=nxt, username=username,
+                  error=f"Too many sign-in attempts. Try again in {seconds} seconds.")
+    resp.headers["Retry-After"] = str(seconds)
     return resp
 
 
@@ -176,6 +211,7 @@ def login(
 def logout(request: Request, s: Checked) -> Response:
     with _ctx(request).engine.begin() as conn:
         end_session(conn, request.cookies.get(SESSION_COOKIE))
+    log.info("signed out: %r", s.principal.name)
     resp = RedirectResponse("/login?done=signed_out", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -350,9 +386,9 @@ def _mutate(request: Request, s: WebSession, order_id: str, done: str, fn, form:
         if e.status == 404:
             raise
         page = _order_page(request, s, order_id, status=e.status, error=e, form=form)
-        page.headers["HX-Replace-Url"] = f"/orders/{quote(order_id)}"  # a reload then GETs the order again
+        page.headers["HX-Replace-Url"] = f"/orders/{quote(order_id, safe='')}"  # a reload then GETs the order again
         return page
-    return RedirectResponse(f"/orders/{quote(order_id)}?done={done}", status_code=303)
+    return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done={done}", status_code=303)
 
 
 def _version(raw: str) -> int | None:
@@ -482,4 +518,4 @@ def _after_send(request: Request, order_id: str) -> Response:
                               {"o": order_id}).scalar()
     done = {"sent": "sent", "acknowledged": "sent", "retry": "send_retry", "dead_letter": "send_failed"}.get(
         str(status), "queued")
-    return RedirectResponse(f"/orders/{quote(order_id)}?done={done}", status_code=303)
+    return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done={done}", status_code=303)

@@ -20,5 +20,11 @@
     });
   }
   document.addEventListener("htmx:afterSettle", tick);
+  // Every request these pages make through htmx comes from a boosted link or form (hx-boost on <body>).
+  // Anything else (an hx-get/hx-post/hx-trigger that got into the page) would carry the session's CSRF
+  // header: refuse it before it is sent.
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (!evt.detail || evt.detail.boosted !== true) { evt.preventDefault(); }
+  });
   setInterval(tick, 30000);
 })();

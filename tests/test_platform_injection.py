@@ -1,0 +1,230 @@
+"""Injection corpus through every rendered field and query parameter, without a browser (fast).
+
+Hostile strings are stored as store, supplier and item names, ids, user names, display names, reasons,
+edit reasons, explanations, audit entries and an outbox error (injection_support.seed_hostile), and passed
+as every query parameter and form field the pages echo. Each page must show them as text: no payload
+occurs unescaped and the parsed HTML holds no element, event handler or htmx attribute a payload brought.
+The same corpus runs in real Chromium in test_platform_injection_browser.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from injection_support import (
+    CORPUS,
+    ITEM_ID,
+    LOGOUT,
+    ORDER_ID,
+    SHORT20,
+    fits,
+    fresh_database,
+    injected,
+    query_cases,
+    raw_payloads,
+    seed_hostile,
+)
+from platform_support import CSRF_RE, VERSION_RE
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Any:
+    eng = fresh_database()
+    world = seed_hostile(eng)
+    yield eng, world
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def app(hostile):
+    from replenish.platform.app import create_app
+    from replenish.platform.ratelimit import TokenBucket
+
+    eng, _ = hostile
+    return create_app(engine=eng, dispatch=lambda: {}, login_limiter=TokenBucket(1000, 1000),
+                      api_limiter=TokenBucket(1000, 1000))
+
+
+@pytest.fixture(scope="module")
+def admin(app, hostile) -> TestClient:
+    _, world = hostile
+    c = TestClient(app)
+    token = CSRF_RE.search(c.get("/login").text).group(1)
+    u = world["hostile_user"]
+    r = c.post("/login", data={"username": u["username"], "password": u["password"], "csrf_token": token},
+               follow_redirects=False)
+    assert r.status_code == 303
+    return c
+
+
+def _clean(page: str, what: str) -> None:
+    assert not raw_payloads(page), f"{what}: unescaped payloads {raw_payloads(page)}"
+    assert not injected(page), f"{what}: {injected(page)}"
+
+
+def _order_url(order_id: str) -> str:
+    return "/orders/" + quote(order_id, safe="")
+
+
+def test_templates_autoescape_every_name() -> None:
+    """The cause of the finding: select_autoescape() did not match *.html.j2. Now every name escapes."""
+    from replenish.platform.app import make_templates
+
+    env = make_templates().env
+    for name in (*env.list_templates(), "anything.j2", "x.txt"):
+        assert env.autoescape is True or env.autoescape(name), name  # type: ignore[operator]
+    assert env.from_string("{{ v }}").render(v=LOGOUT) == LOGOUT.replace("<", "&lt;").replace(">", "&gt;").replace(
+        '"', "&#34;")
+
+
+def test_chart_escapes_its_label() -> None:
+    import datetime as dt
+
+    from replenish.platform.charts import sales_svg
+
+    svg = sales_svg([(dt.date(2024, 1, 1), 3.0), (dt.date(2024, 1, 2), 4.0)], [], label=ITEM_ID)
+    assert ITEM_ID not in svg and not injected(str(svg).replace("<svg class", "<x class"))
+    assert "&lt;svg id=&#34;inj-item&#34;" in svg
+
+
+def test_stored_names_ids_reasons_and_users_render_as_text(admin, hostile) -> None:
+    _, world = hostile
+    queue = admin.get("/queue")
+    assert queue.status_code == 200
+    _clean(queue.text, "queue")
+    # they are on the page, as text
+    assert "&lt;b id=&#34;inj-logout&#34; hx-post=&#34;/logout&#34;" in queue.text  # the supplier's name
+    assert 'data-store-id="&#34;&gt;&lt;b id=&#34;inj-store&#34;&gt;"' in queue.text
+    assert 'data-testid="user-name" hx-disable>&lt;iframe' in queue.text  # the display name
+    for status in ("all", "in_review"):
+        _clean(admin.get("/queue", params={"status": status}).text, f"queue {status}")
+    for oid in [*world["orders"].values(), ORDER_ID]:
+        r = admin.get(_order_url(oid))
+        assert r.status_code == 200, oid
+        _clean(r.text, f"order {oid}")
+    page = admin.get(_order_url(ORDER_ID)).text
+    assert "{{ 7*7 }}${7*7}" in page  # shown, never evaluated (no template injection)
+    assert "aria-label=\"sales of the last 14 days and forecast band for &lt;svg id=&#34;inj-item&#34;" in page
+    assert page.count('data-testid="audit-row"') >= 4
+
+
+@pytest.mark.parametrize(("path", "params"), query_cases(), ids=lambda v: str(v)[:40])
+def test_query_parameters_are_never_markup(admin, path: str, params: dict[str, str]) -> None:
+    r = admin.get(path, params=params)
+    assert r.status_code in (200, 422), r.status_code
+    _clean(r.text, f"{path} {params}")
+
+
+def test_reflected_form_fields(admin, hostile) -> None:
+    """Fields a failed change re-renders (add-line item id, quantity), the sign-in name, bulk selections."""
+    url = _order_url(ORDER_ID)
+    page = admin.get(url).text
+    token = CSRF_RE.search(page).group(1)
+    version = VERSION_RE.search(page).group(1)
+    for p in fits(64):
+        r = admin.post(url + "/lines", data={"item_id": p, "qty": p[:20], "reason": p, "version": version,
+                                             "csrf_token": token})
+        assert r.status_code == 422, (p, r.status_code)
+        _clean(r.text, f"add line {p}")
+        r = admin.post(url + "/lines/" + quote(p, safe=""), data={"qty": p[:20], "reason": p, "version": version,
+                                                                   "csrf_token": token})
+        assert r.status_code in (404, 422), (p, r.status_code)
+        _clean(r.text, f"edit line {p}")
+        r = admin.post(url + "/reject", data={"reason": p, "version": version, "csrf_token": token})
+        assert r.status_code == 422
+        _clean(r.text, f"reject {p}")
+        r = admin.post("/queue/approve", data={"order": [p, f"{p}@1", f"{ORDER_ID}@{p}"], "csrf_token": token})
+        _clean(r.text, f"bulk approve {p}")
+    r = admin.post(url + "/lines", data={"item_id": p, "qty": "x", "reason": "weather", "version": p[:20],
+                                         "csrf_token": token})
+    _clean(r.text, "version")
+    anon = TestClient(admin.app)
+    token = CSRF_RE.search(anon.get("/login").text).group(1)
+    for p in CORPUS:
+        r = anon.post("/login", data={"username": p, "password": p, "csrf_token": token, "next": p})
+        assert r.status_code in (401, 429)
+        _clean(r.text, f"sign-in {p}")
+    assert re.search(r'value="&lt;b id=&#34;inj-logout', anon.post(
+        "/login", data={"username": LOGOUT, "password": "x", "csrf_token": token}).text)
+
+
+def test_item_ids_stay_inside_their_url_segment(admin, hostile) -> None:
+    """A line's item id is one path segment of its forms' actions: '../../logout' posts to the line route
+    (404), never to /logout; and a new line's id typed into the form must be plain."""
+    _, world = hostile
+    url = _order_url(ORDER_ID)
+    page = admin.get(url).text
+    assert "/lines/../" not in page and "/lines/..%2F..%2Flogout" in page
+    assert "/lines/%3Csvg%20id%3D%22inj-item%22%20onload%3Dalert%288%29%3E" in page
+    token, version = CSRF_RE.search(page).group(1), VERSION_RE.search(page).group(1)
+    r = admin.post(url + "/lines/..%2F..%2Flogout", data={"qty": "1", "reason": "weather", "version": version,
+                                                        "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 404
+    assert admin.get("/queue").status_code == 200  # still signed in
+    oid = world["orders"]["xS1/xP1/1"]
+    page = admin.get(_order_url(oid)).text
+    token, version = CSRF_RE.search(page).group(1), VERSION_RE.search(page).group(1)
+    for bad in (SHORT20, "../approve", "a/b", "x y", ".hidden"):
+        r = admin.post(_order_url(oid) + "/lines", data={"item_id": bad, "qty": "3", "reason": "local_event",
+                                                         "version": version, "csrf_token": token})
+        assert r.status_code == 422 and "letters, digits and . _ - only" in r.text, bad
+        _clean(r.text, f"add line {bad}")
+    r = admin.post(_order_url(oid) + "/lines", data={"item_id": "I-9.x_1", "qty": "3", "reason": "local_event",
+                                                     "version": version, "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_error_pages_escape_what_they_echo(admin) -> None:
+    for p in CORPUS:
+        r = admin.get("/orders/" + quote(p, safe=""))
+        assert r.status_code == 404
+        _clean(r.text, f"404 {p}")
+        r = admin.get("/" + quote(p, safe=""))
+        assert r.status_code == 404
+        _clean(r.text, f"unknown path {p}")
+    r = admin.get("/queue", params={"status": "x" * 30, "store_id": LOGOUT})
+    assert r.status_code == 422
+    _clean(r.text, "validation error")
+
+
+def test_pages_send_a_strict_content_security_policy(admin) -> None:
+    for path in ("/queue", _order_url(ORDER_ID), "/login", "/orders/nope", "/openapi.json"):
+        r = admin.get(path)
+        csp = {d.split(" ", 1)[0]: d for d in (x.strip() for x in r.headers["content-security-policy"].split(";"))}
+        assert csp["default-src"] == "default-src 'none'"
+        assert csp["script-src"] == "script-src 'self'"  # no inline scripts, no eval, no other origin
+        assert csp["style-src"] == "style-src 'self'"
+        for d in ("object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'", "form-action 'self'"):
+            assert d in csp.values(), (path, d)
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+        assert r.headers["cache-control"] == "no-store"
+    docs = admin.get("/docs")
+    script_src = [d for d in docs.headers["content-security-policy"].split(";") if "script-src" in d][0]
+    assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src and "'sha256-" in script_src
+    assert "validator.swagger.io" not in docs.text
+    static = admin.get("/static/app.js")
+    assert "no-store" not in static.headers.get("cache-control", "")
+
+
+def test_htmx_is_configured_to_follow_only_the_pages_own_links(admin) -> None:
+    import json
+
+    page = admin.get("/queue").text
+    config = json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page).group(1))
+    assert config["allowEval"] is False and config["allowScriptTags"] is False
+    assert config["selfRequestsOnly"] is True and config["historyCacheSize"] == 0
+    assert re.search(r'<body hx-boost="true" hx-headers=\'\{"X-CSRF-Token": "[A-Za-z0-9_-]+"\}\'', page)
+    app_js = admin.get("/static/app.js").text
+    assert "htmx:beforeRequest" in app_js and "boosted" in app_js
+
+
+def test_the_scanner_finds_what_it_looks_for() -> None:
+    """The checks above are only as good as this: unescaped payloads are caught."""
+    for p in (*CORPUS[:9], CORPUS[11], CORPUS[12], CORPUS[13], CORPUS[14]):
+        page = f"<html><body hx-boost=\"true\"><h3 hx-disable>{p}</h3></body></html>"
+        assert injected(page) and raw_payloads(page), p
+    assert not injected(f"<p>{SHORT20.replace('<', '&lt;')}</p>")
