@@ -157,7 +157,7 @@ def test_negative_stock_blocks_only_that_store(wh):
     assert [(r.store_id, r.success) for r in rows] == [(None, False), (2, False)]
     assert rows[1].observed["unexpected_rows"][0]["bad_rows"] == 1
     assert gate.reasons == ["stock_in_range"]
-    assert gate.details == ["1 stock level outside 0 to 1,000,000 (from -2 to -2)"]
+    assert gate.details == ["1 stock level outside 0 to 1,000,000 (-2)"]
     assert rows[1].observed["reason"] == gate.details[0]
     assert res.to_dict()["blocked_stores"] == [{"store_id": 2, "reasons": ["stock_in_range"],
                                                 "details": gate.details}]
@@ -347,8 +347,8 @@ def test_another_days_file_and_timestamps_outside_the_day(wh):
     assert res.failed_blocking == ["sales_outside_business_day"] and res.blocked_store_ids == [1, 2]
     assert _reasons(res, 2) == {"sales_outside_business_day": (
         "all 2 sales lines in the file for 2019-04-29 were sold on 2019-04-22: another day's sales file")}
-    assert _reasons(res, 1)["sales_outside_business_day"].startswith(
-        "1 of 2 sales lines sold outside 2019-04-29 (from 2031-01-01 ")
+    assert _reasons(res, 1)["sales_outside_business_day"] == (
+        "1 of 2 sales lines sold outside 2019-04-29 (at 2031-01-01 10:00:00 local time)")
 
 
 def test_prices_and_quantities_outside_their_ranges(wh, monkeypatch):
@@ -364,7 +364,7 @@ def test_prices_and_quantities_outside_their_ranges(wh, monkeypatch):
         "1 sales line with an implausible unit price (0.0001; the item master says 1.5; accepted: 0.01 to 10,000 "
         "and 0.2x to 5x the item's price)")}
     assert _reasons(res, 2) == {"sales_quantities_in_range": (
-        "1 sales line with an implausible quantity (from 1e+300 to 1e+300; accepted: 0 to 100,000)")}
+        "1 sales line with an implausible quantity (1e+300; accepted: 0 to 100,000)")}
     # the ranges are typed settings: from the environment (REPLENISH_QUALITY_*) or passed explicitly
     _sql(eng, "UPDATE raw.pos_sales_lines SET unit_price = 1.5, quantity = 3")
     monkeypatch.setenv("REPLENISH_QUALITY_MAX_LINE_QUANTITY", "2")

@@ -83,8 +83,10 @@ def _outside_day(rows: list[dict[str, Any]], d: dt.date, p: QualityParams) -> st
     if bad == total and len(days) == 1:
         return (f"all {_plural(total, 'sales line')} in the file for {d.isoformat()} were sold on {days[0]}: "
                 "another day's sales file")
-    return (f"{bad:,} of {_plural(total, 'sales line')} sold outside {d.isoformat()} "
-            f"(from {_short(r.get('first_sold_at'))} to {_short(r.get('last_sold_at'))})")
+    first, last = _short(r.get("first_sold_at")), _short(r.get("last_sold_at"))
+    when = f"at {first}" if first == last else f"from {first} to {last}"
+    when += " local time"
+    return f"{bad:,} of {_plural(total, 'sales line')} sold outside {d.isoformat()} ({when})"
 
 
 def _prices(rows: list[dict[str, Any]], d: dt.date, p: QualityParams) -> str:
@@ -100,8 +102,9 @@ def _prices(rows: list[dict[str, Any]], d: dt.date, p: QualityParams) -> str:
 
 def _quantities(rows: list[dict[str, Any]], d: dt.date, p: QualityParams) -> str:
     r = rows[0]
-    return (f"{_plural(r.get('bad_rows'), 'sales line')} with an implausible quantity (from "
-            f"{_num(r.get('min_quantity'))} to {_num(r.get('max_quantity'))}; accepted: 0 to "
+    lo, hi = _num(r.get("min_quantity")), _num(r.get("max_quantity"))
+    found = lo if lo == hi else f"{lo} to {hi}"
+    return (f"{_plural(r.get('bad_rows'), 'sales line')} with an implausible quantity ({found}; accepted: 0 to "
             f"{_num(p.max_line_quantity)})")
 
 
@@ -116,8 +119,9 @@ def _unknown(rows: list[dict[str, Any]], d: dt.date, p: QualityParams) -> str:
 
 def _stock_range(rows: list[dict[str, Any]], d: dt.date, p: QualityParams) -> str:
     r = rows[0]
-    return (f"{_plural(r.get('bad_rows'), 'stock level')} outside 0 to {_num(p.max_on_hand_qty)} (from "
-            f"{_num(r.get('min_on_hand_qty'))} to {_num(r.get('max_on_hand_qty'))})")
+    lo, hi = _num(r.get("min_on_hand_qty")), _num(r.get("max_on_hand_qty"))
+    found = lo if lo == hi else f"{lo} to {hi}"
+    return f"{_plural(r.get('bad_rows'), 'stock level')} outside 0 to {_num(p.max_on_hand_qty)} ({found})"
 
 
 def _freshness(rows: list[dict[str, Any]], d: dt.date, p: QualityParams) -> str:

@@ -256,13 +256,13 @@ def _sales_quantities(c: Ctx) -> list[Any]:
 
 
 def _sales_outside_day(c: Ctx) -> list[Any]:
-    # One row per store with any line sold outside D (local time): how many, which days, first and last time.
+    # One row per store with any line sold outside D (local time): how many, which days, first and last local time.
     bad = f"sold_on IS DISTINCT FROM {c.d}"
     q = (
         f"SELECT store_id, count(*) FILTER (WHERE {bad}) AS bad_rows, count(*) AS rows_total, "
         f"string_agg(DISTINCT sold_on::text, ',') FILTER (WHERE {bad}) AS sold_on_days, "
-        f"min(sold_at) FILTER (WHERE {bad})::text AS first_sold_at, "
-        f"max(sold_at) FILTER (WHERE {bad})::text AS last_sold_at "
+        f"min(sold_at AT TIME ZONE {c.tz}) FILTER (WHERE {bad})::text AS first_sold_at, "
+        f"max(sold_at AT TIME ZONE {c.tz}) FILTER (WHERE {bad})::text AS last_sold_at "
         f"FROM {{batch}} GROUP BY store_id HAVING count(*) FILTER (WHERE {bad}) > 0"
     )
     return [
