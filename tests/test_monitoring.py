@@ -283,3 +283,21 @@ def test_listener_reconnects_when_the_warehouse_comes_back_between_attempts(outa
     assert waits == [1.0] and list(spool.glob("*.json")) == []   # one failed attempt, then delivered directly
     assert _rows("SELECT state FROM ops.pipeline_runs WHERE run_id = :r", r=beat.run_id) == [{"state": "success"}]
     assert _rows("SELECT state FROM ops.task_runs WHERE run_id = :r", r=beat.run_id) == [{"state": "success"}]
+
+
+def test_a_record_the_warehouse_rejects_is_set_aside_not_blocking_the_spool(tmp_path, monkeypatch):
+    from replenish.monitoring.listener import flush_spool
+    from replenish.monitoring.spool import Spool
+
+    monkeypatch.setenv("REPLENISH_MONITORING_SPOOL_DIR", str(tmp_path))
+    spool = Spool(tmp_path)
+    spool.put({"kind": "no_such_kind"})
+    spool.put({"kind": "dag_run", "dag_run": {"dag_id": "replenish_spool_probe", "run_id": "spooled-1",
+                                              "business_date": "2019-04-29", "state": "success",
+                                              "started_at": "2019-04-29T22:00:00+00:00",
+                                              "finished_at": "2019-04-29T22:05:00+00:00", "links": {}}})
+    assert flush_spool() == 1
+    assert spool.pending() == [] and len(list((tmp_path / "failed").glob("*.json"))) == 1
+    assert "unknown monitoring record kind" in next((tmp_path / "failed").glob("*.error")).read_text()
+    assert _rows("SELECT state, business_date::text AS d FROM ops.pipeline_runs WHERE run_id = 'spooled-1'") == [
+        {"state": "success", "d": "2019-04-29"}]

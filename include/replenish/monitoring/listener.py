@@ -135,7 +135,8 @@ def _deliver_dag_run(rec: dict[str, Any]) -> None:
 
 def record(rec: dict[str, Any]) -> bool:
     """Deliver a record now (after any spooled ones), reconnecting while the warehouse is unreachable; spool it
-    when it stays unreachable. True when it reached the warehouse."""
+    when it stays unreachable (or the delivery failed otherwise: a record is never dropped). True when it reached
+    the warehouse."""
     from replenish.monitoring.spool import MonitoringSettings, Spool, is_unreachable, spool_folder
 
     cfg = MonitoringSettings()
@@ -148,7 +149,10 @@ def record(rec: dict[str, Any]) -> bool:
             return True
         except Exception as exc:
             if not is_unreachable(exc):
-                raise
+                # not the connection (the embedded server failing to start, a bug): keep the record all the same;
+                # the spool sets it aside if the warehouse rejects it again
+                log.exception("monitoring: %s record not delivered", rec["kind"])
+                break
             log.warning("monitoring: warehouse unreachable (attempt %d of %d): %s", attempt + 1, attempts,
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             if attempt + 1 < attempts:
