@@ -238,3 +238,22 @@ def test_bad_recipient_address_is_a_clear_error(eng, day, sendgrid, tmp_path):
     ch = _channel(sendgrid, tmp_path)
     with pytest.raises(Exception, match="no recipient"):
         ch.send_message(to=[], subject="s", text_body="t", html_body="h", key="k", category="buyer-digest")
+
+
+def test_many_blocked_stores_are_listed_up_to_the_limit(eng, day, sendgrid, tmp_path):
+    from replenish.digest.content import MAX_LISTED
+
+    d, _ = day
+    with eng.begin() as c:   # another day's sales file: every store of a large chain blocked
+        for store in range(100, 100 + 2 * MAX_LISTED):
+            c.execute(text("INSERT INTO ops.quality_gate (run_id, business_date, store_id, is_automation_blocked, "
+                           "reasons, details) VALUES ('q' || :d, :d, :s, true, '{sales_outside_business_day}', "
+                           ":why)"), {"d": d, "s": store, "why": [f"all 3 sales lines in the file for {d} were sold "
+                                                                   "on another day: another day's sales file"]})
+    _run(eng, d, _channel(sendgrid, tmp_path))
+    anna = next(m for m in sendgrid.mails if m["personalizations"][0]["to"][0]["email"] == "anna@retailer.test")
+    body = _content(anna, "text/plain")
+    blocked = 2 + 2 * MAX_LISTED   # stores 2 and 3 of the fixture and the chain's
+    assert body.count("blocked by the quality gate (its orders wait for review)") == MAX_LISTED
+    assert f"... and {blocked - MAX_LISTED} more stores blocked by the quality gate" in body
+    assert anna["subject"].endswith(f"{blocked} exceptions")

@@ -41,6 +41,7 @@ class BuyerDigest:
     review_count: int = 0
     auto: dict[str, Any] = field(default_factory=dict)
     blocked_stores: list[dict[str, Any]] = field(default_factory=list)
+    blocked_store_count: int = 0
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     yoy_outliers: list[dict[str, Any]] = field(default_factory=list)
     yoy_outlier_count: int = 0
@@ -50,7 +51,7 @@ class BuyerDigest:
 
     @property
     def exception_count(self) -> int:
-        return len(self.blocked_stores) + len(self.dead_letters) + self.yoy_outlier_count
+        return max(self.blocked_store_count, len(self.blocked_stores)) + len(self.dead_letters) + self.yoy_outlier_count
 
 
 def _exists(conn: Connection, *tables: str) -> bool:
@@ -116,7 +117,9 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
             ).mappings().all()
             d.dead_letters = [dict(r) for r in dead[:MAX_LISTED]]
     if _exists(conn, "ops.quality_gate"):
-        d.blocked_stores = _blocked_stores(conn, business_date)
+        blocked = _blocked_stores(conn, business_date)
+        d.blocked_store_count = len(blocked)
+        d.blocked_stores = blocked[:MAX_LISTED]
     if _exists(conn, "forecast.forecasts", "marts.fct_daily_demand", "marts.dim_items",
                "marts.dim_replenishment_parameters"):
         outliers = _yoy_outliers(conn, p, th)

@@ -68,6 +68,8 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
         out.append("  none")
     for s in d.blocked_stores:
         out.append(f"  - {_blocked(s)}: {'; '.join(_why(s))}")
+    if d.blocked_store_count > len(d.blocked_stores):
+        out.append(f"  ... and {d.blocked_store_count - len(d.blocked_stores)} more stores blocked by the quality gate")
     for o in d.dead_letters:
         out.append(f"  - dispatch failed for good: {o['order_id']} ({o['channel']}, {o['attempts']} attempts): "
                    f"{o['last_error']} - {order_url(base, o['order_id'])}")
@@ -96,6 +98,9 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
             if d.review_count > len(d.review) else "")
     exc = [f"<li>{e(_blocked(s)).capitalize()}:<ul>{''.join(f'<li>{e(w)}</li>' for w in _why(s))}</ul></li>"
            for s in d.blocked_stores]
+    if d.blocked_store_count > len(d.blocked_stores):
+        exc.append(f"<li>... and {d.blocked_store_count - len(d.blocked_stores)} more stores blocked by the quality "
+                   "gate</li>")
     exc += [f'<li>Dispatch failed for good: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a> '
             f"({e(str(o['channel']))}, {o['attempts']} attempts): {e(str(o['last_error']))}</li>"
             for o in d.dead_letters]
