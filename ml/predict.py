@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from sqlalchemy.engine import Engine
 
@@ -59,11 +59,21 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
 
 
-def predict_for_date(engine: Engine, business_date, run_id: str, automation_blocked: bool, frame=None,
-                     store_ids: Sequence[int] | None = None) -> int:
+def _blocked_mask(store_ids, blocked: bool | Collection[int]):
+    """Per row: is the row's store blocked? (a bool blocks every store or none)"""
+    import numpy as np
+
+    if isinstance(blocked, bool):
+        return np.full(len(store_ids), blocked)
+    return store_ids.astype("int64").isin([int(s) for s in blocked]).to_numpy()
+
+
+def predict_for_date(engine: Engine, business_date, run_id: str, automation_blocked: bool | Collection[int],
+                     frame=None, store_ids: Sequence[int] | None = None) -> int:
     """Forecast h=1..max_horizon from origin ``business_date`` with the current model and replace the rows of
     that origin in forecast.forecasts (delete + insert in one transaction). Without a current model every series
-    gets the item-profile fallback. Rows are flagged when automation is blocked or the fallback was used.
+    gets the item-profile fallback. Rows are flagged when automation is blocked for their store or the fallback was
+    used: ``automation_blocked`` is the quality gate's blocked store ids (True: every store, False: none).
     ``store_ids`` limits the run (and the rows it replaces) to those stores: one partition of the nightly DAG."""
     import pandas as pd
     from sqlalchemy import text
@@ -117,7 +127,8 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
         "origin_date": origin.date(), "target_date": pd.to_datetime(P["target_date"]).dt.date,
         "horizon": P["horizon"].astype("int64"), "p10": P["p10"].astype(float), "p50": P["p50"].astype(float),
         "p90": P["p90"].astype(float), "model_version": version,
-        "is_flagged": bool(automation_blocked) | P["is_fallback"].astype(bool), "run_id": run_id,
+        "is_flagged": _blocked_mask(P["store_id"], automation_blocked) | P["is_fallback"].astype(bool).to_numpy(),
+        "run_id": run_id,
     })
     with engine.begin() as conn:
         if ids is None:

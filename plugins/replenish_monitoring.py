@@ -2,7 +2,9 @@
 
 - Listener (``replenish.monitoring.listener``): every DAG run and task attempt is recorded in the
   warehouse (``ops.pipeline_runs`` with the run's business figures, ``ops.task_runs``), and a task's
-  final failure (not a retry) sends one alert e-mail.
+  final failure (not a retry) sends one alert e-mail. When the warehouse is unreachable (it may be why the
+  run fails) the listener reconnects, then spools the record to ``<state>/monitoring-spool`` and delivers it
+  with the next hook that reaches the warehouse: a failed run is never left without a trace.
 - External views (Airflow 3 replaced the Flask AppBuilder views): the ordering platform's review queue
   in the navigation, the GX Data Docs and the forecast reports on each DAG run. Hrefs come from the
   settings ``REPLENISH_PLATFORM_BASE_URL``, ``REPLENISH_DATA_DOCS_URL`` and ``REPLENISH_REPORTS_URL``

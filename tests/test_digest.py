@@ -106,6 +106,12 @@ def day(eng):
         c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 2, true, '{stock_snapshot_freshness}')"),
                   {"d": d})
         c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 1, false, '{}')"), {"d": d})
+        # the gate's reasons in words, one with text from an export (escaped in the HTML mail)
+        c.execute(text("INSERT INTO ops.quality_gate (run_id, business_date, store_id, is_automation_blocked, "
+                       "reasons, details) VALUES ('q' || :d, :d, 3, true, :codes, :why)"),
+                  {"d": d, "codes": ["sales_collapse", "quarantined_store_rows"],
+                   "why": ["only 0 units sold on Monday, where the store usually sells about 310 on a Monday",
+                           "1 row of its POS exports rejected into quarantine (field quantity: <b>lots</b>)"]})
         for item, p50, last_year in ((20, 90.0, 30), (10, 41.0, 40)):  # cake tripled, bread steady
             t = d + dt.timedelta(days=1)
             c.execute(text("INSERT INTO forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, "
@@ -156,7 +162,7 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert key.startswith(f"digest-{d}-u") and anna["headers"]["X-Replenish-Key"] == key
     assert anna["from"]["email"] == "replenish@retailer.test" and anna["categories"] == ["buyer-digest"]
     assert [c["type"] for c in anna["content"]] == ["text/plain", "text/html"]
-    assert anna["subject"] == f"Replenish {d}: 1 to review, 1 sent automatically, 1 exceptions"
+    assert anna["subject"] == f"Replenish {d}: 1 to review, 1 sent automatically, 2 exceptions"
 
     a_text, a_html = _content(anna, "text/plain"), _content(anna, "text/html")
     # Anna buys bread (supplier S-BREAD): her review order with cutoff, reasons and deep link; not Carl's.
@@ -164,7 +170,14 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert f'href="{BASE}/orders/{ids["bread_review"]}"' in a_html and f'href="{BASE}/queue"' in a_html
     assert "quantity_unusual" in a_text and f"cutoff {d + dt.timedelta(days=1):%a %Y-%m-%d}" in a_text
     assert "1 order(s) released, value 250.50; 1 transmitted" in a_text
-    assert "store 2 blocked by the quality gate: stock_snapshot_freshness" in a_text
+    # blocked stores with the gate's reasons in words (a verdict without sentences: its checks in words)
+    assert ("store 2 blocked by the quality gate (its orders wait for review): no stock snapshot taken on the day"
+            in a_text)
+    assert ("store 3 blocked by the quality gate (its orders wait for review): only 0 units sold on Monday, where "
+            "the store usually sells about 310 on a Monday; 1 row of its POS exports rejected into quarantine "
+            "(field quantity: <b>lots</b>)") in a_text
+    assert "<li>Store 3 blocked by the quality gate (its orders wait for review):<ul><li>only 0 units" in a_html
+    assert "(field quantity: &lt;b&gt;lots&lt;/b&gt;)</li>" in a_html and "<b>lots" not in a_html
     assert ids["cake_dead"] not in a_text and "Apfelkuchen" not in a_text
 
     # Carl buys the cake category: the cake order in review, the dead letter, the forecast tripled vs last year.
@@ -172,7 +185,7 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert ids["cake_review"] in c_text and ids["bread_review"] not in c_text
     assert ids["cake_dead"] in c_text and "SendGrid HTTP 503" in c_text
     assert "Apfelkuchen" in c_text and "P50 90.0 vs 30.0 (+200%)" in c_text and "Weizenbroetchen" not in c_text
-    assert carl["subject"].endswith("3 exceptions")  # blocked store + dead letter + forecast
+    assert carl["subject"].endswith("4 exceptions")  # 2 blocked stores + dead letter + forecast
 
 
 def test_exactly_once_on_rerun_and_after_a_crash(eng, day, sendgrid, tmp_path):
@@ -227,3 +240,22 @@ def test_bad_recipient_address_is_a_clear_error(eng, day, sendgrid, tmp_path):
     ch = _channel(sendgrid, tmp_path)
     with pytest.raises(Exception, match="no recipient"):
         ch.send_message(to=[], subject="s", text_body="t", html_body="h", key="k", category="buyer-digest")
+
+
+def test_many_blocked_stores_are_listed_up_to_the_limit(eng, day, sendgrid, tmp_path):
+    from replenish.digest.content import MAX_LISTED
+
+    d, _ = day
+    with eng.begin() as c:   # another day's sales file: every store of a large chain blocked
+        for store in range(100, 100 + 2 * MAX_LISTED):
+            c.execute(text("INSERT INTO ops.quality_gate (run_id, business_date, store_id, is_automation_blocked, "
+                           "reasons, details) VALUES ('q' || :d, :d, :s, true, '{sales_outside_business_day}', "
+                           ":why)"), {"d": d, "s": store, "why": [f"all 3 sales lines in the file for {d} were sold "
+                                                                   "on another day: another day's sales file"]})
+    _run(eng, d, _channel(sendgrid, tmp_path))
+    anna = next(m for m in sendgrid.mails if m["personalizations"][0]["to"][0]["email"] == "anna@retailer.test")
+    body = _content(anna, "text/plain")
+    blocked = 2 + 2 * MAX_LISTED   # stores 2 and 3 of the fixture and the chain's
+    assert body.count("blocked by the quality gate (its orders wait for review)") == MAX_LISTED
+    assert f"... and {blocked - MAX_LISTED} more stores blocked by the quality gate" in body
+    assert anna["subject"].endswith(f"{blocked} exceptions")

@@ -126,3 +126,178 @@ def test_plugin_exposes_external_views():
     plugins = {p.name: p for p in plugins_manager._get_plugins()[0]}
     views = {v["name"]: v for v in plugins["replenish_monitoring"].external_views}
     assert views["Review queue"]["href"].endswith("/queue") and views["GX Data Docs"]["destination"] == "dag_run"
+
+
+# ---------------------------------------------------------------------------------------------
+# the warehouse gone while a run fails: recorded and alerted once, after it is back
+
+OUTAGE_PROBE = '''
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="replenish_outage_probe", schedule=None, catchup=False,
+     start_date=pendulum.datetime(2019, 1, 1, tz="Europe/Berlin"),
+     default_args={"retries": 1, "retry_delay": timedelta(seconds=0)})
+def outage():
+    @task
+    def propose() -> None:
+        # a stage writing to the warehouse, which is not there
+        from sqlalchemy import text
+
+        from replenish.database import begin
+
+        with begin() as conn:
+            conn.execute(text("SELECT 1"))
+
+    propose()
+
+
+@dag(dag_id="replenish_heartbeat_probe", schedule=None, catchup=False,
+     start_date=pendulum.datetime(2019, 1, 1, tz="Europe/Berlin"))
+def heartbeat():
+    @task
+    def beat() -> int:
+        return 1
+
+    beat()
+
+
+outage()
+heartbeat()
+'''
+
+
+@pytest.fixture
+def outage_bag(tmp_path, monkeypatch):
+    """The probe DAGs registered, the alert mails going to a local SendGrid, the spool in a temporary folder, and
+    a way to take the warehouse away: point the settings at a closed port (Airflow's own database stays up)."""
+    import socket
+
+    import pendulum
+    from pydantic import SecretStr
+
+    from replenish.database import database_url
+    from replenish.orchestration import configure_airflow
+    from replenish.settings import get_settings
+
+    settings = get_settings()
+    srv = SendGridServer()
+    saved = (settings.sendgrid_api_key, settings.sendgrid_base_url, settings.alert_email_to, settings.database_url)
+    settings.sendgrid_api_key, settings.sendgrid_base_url = SecretStr("SG.test"), srv.url
+    settings.alert_email_to = "data-team@retailer.test"
+    monkeypatch.setenv("REPLENISH_MONITORING_SPOOL_DIR", str(tmp_path / "spool"))
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "outage.py").write_text(OUTAGE_PROBE)
+    real_url = database_url(settings)
+    with socket.socket() as s:           # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    closed_url = f"postgresql://postgres@127.0.0.1:{closed_port}/{real_url.rsplit('/', 1)[1]}"
+    try:
+        configure_airflow()
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+        from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+        bag = DagBag(dag_folder=str(folder))
+        assert not bag.import_errors, bag.import_errors
+        DagBundlesManager().sync_bundles_to_db()
+        sync_bag_to_db(bag, "dags-folder", None)
+
+        class Warehouse:
+            def down(self) -> None:
+                settings.database_url = closed_url
+
+            def up(self) -> None:
+                settings.database_url = saved[3]
+
+            def run(self, dag_id: str):
+                return bag.get_dag(dag_id).test(logical_date=pendulum.now("UTC"))
+
+        yield Warehouse(), srv, tmp_path / "spool"
+    finally:
+        settings.sendgrid_api_key, settings.sendgrid_base_url, settings.alert_email_to, settings.database_url = saved
+        srv.close()
+
+
+def test_failed_run_while_the_warehouse_is_gone_is_recorded_and_alerted_once_after(outage_bag, monkeypatch):
+    wh, srv, spool = outage_bag
+    monkeypatch.setenv("REPLENISH_MONITORING_RECONNECT_ATTEMPTS", "1")   # spool at once: the outage outlasts a run
+    wh.down()
+    try:
+        dr = wh.run("replenish_outage_probe")
+    finally:
+        wh.up()
+    assert "failed" in str(dr.state)
+    spooled = sorted(p.name for p in spool.glob("*.json"))
+    assert len(spooled) >= 4   # run running, attempt 1 running + up_for_retry, attempt 2 running + failed, run failed
+    assert _rows("SELECT 1 FROM ops.pipeline_runs WHERE run_id = :r", r=dr.run_id) == []
+    assert [m for m in srv.mails if dr.run_id in m["subject"]] == []
+
+    # The warehouse is back: the next run's listener delivers the spool before its own records.
+    beat = wh.run("replenish_heartbeat_probe")
+    assert "success" in str(beat.state)
+    assert list(spool.glob("*.json")) == []
+    run = _rows("SELECT state, business_date, figures FROM ops.pipeline_runs WHERE dag_id = 'replenish_outage_probe' "
+                "AND run_id = :r", r=dr.run_id)
+    assert len(run) == 1 and run[0]["state"] == "failed" and run[0]["business_date"] is not None
+    tasks = _rows("SELECT try_number, state, error FROM ops.task_runs WHERE dag_id = 'replenish_outage_probe' "
+                  "AND run_id = :r ORDER BY try_number", r=dr.run_id)
+    assert [(t["try_number"], t["state"]) for t in tasks] == [(1, "up_for_retry"), (2, "failed")]
+    assert "OperationalError" in tasks[-1]["error"]
+    alerts = _rows("SELECT task_id, try_number, status FROM ops.pipeline_alerts WHERE run_id = :r", r=dr.run_id)
+    assert alerts == [{"task_id": "propose", "try_number": 2, "status": "sent"}]
+    mails = [m for m in srv.mails if dr.run_id in m["subject"]]
+    assert len(mails) == 1 and "OperationalError" in mails[0]["content"][0]["value"]
+    assert _rows("SELECT state FROM ops.pipeline_runs WHERE run_id = :r", r=beat.run_id) == [{"state": "success"}]
+
+    # Delivering again (another listener, a restart) sends nothing more.
+    from replenish.monitoring.listener import flush_spool
+
+    assert flush_spool() == 0
+    wh.run("replenish_heartbeat_probe")
+    assert len([m for m in srv.mails if dr.run_id in m["subject"]]) == 1
+
+
+def test_listener_reconnects_when_the_warehouse_comes_back_between_attempts(outage_bag, monkeypatch):
+    from replenish.monitoring import listener
+
+    wh, _, spool = outage_bag
+    monkeypatch.setenv("REPLENISH_MONITORING_RECONNECT_ATTEMPTS", "3")
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:    # the database restarts while the listener waits
+        waits.append(seconds)
+        wh.up()
+
+    monkeypatch.setattr(listener, "_sleep", wait)
+    wh.down()
+    try:
+        beat = wh.run("replenish_heartbeat_probe")
+    finally:
+        wh.up()
+    assert "success" in str(beat.state)
+    assert waits == [1.0] and list(spool.glob("*.json")) == []   # one failed attempt, then delivered directly
+    assert _rows("SELECT state FROM ops.pipeline_runs WHERE run_id = :r", r=beat.run_id) == [{"state": "success"}]
+    assert _rows("SELECT state FROM ops.task_runs WHERE run_id = :r", r=beat.run_id) == [{"state": "success"}]
+
+
+def test_a_record_the_warehouse_rejects_is_set_aside_not_blocking_the_spool(tmp_path, monkeypatch):
+    from replenish.monitoring.listener import flush_spool
+    from replenish.monitoring.spool import Spool
+
+    monkeypatch.setenv("REPLENISH_MONITORING_SPOOL_DIR", str(tmp_path))
+    spool = Spool(tmp_path)
+    spool.put({"kind": "no_such_kind"})
+    spool.put({"kind": "dag_run", "dag_run": {"dag_id": "replenish_spool_probe", "run_id": "spooled-1",
+                                              "business_date": "2019-04-29", "state": "success",
+                                              "started_at": "2019-04-29T22:00:00+00:00",
+                                              "finished_at": "2019-04-29T22:05:00+00:00", "links": {}}})
+    assert flush_spool() == 1
+    assert spool.pending() == [] and len(list((tmp_path / "failed").glob("*.json"))) == 1
+    assert "unknown monitoring record kind" in next((tmp_path / "failed").glob("*.error")).read_text()
+    assert _rows("SELECT state, business_date::text AS d FROM ops.pipeline_runs WHERE run_id = 'spooled-1'") == [
+        {"state": "success", "d": "2019-04-29"}]

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS marts.fct_daily_demand (store_id int, item_id int, de
     temperature_c numeric, iso_weekday int);
 """
 TABLES = ("raw.mms_stores", "raw.mms_items", "raw.mms_calendar", "raw.pos_sales_lines",
-          "raw.pos_stock_levels", "raw.quarantine", "marts.fct_daily_demand")
+          "raw.pos_stock_levels", "raw.pos_waste_lines", "raw.mms_goods_receipts", "raw.quarantine",
+          "marts.fct_daily_demand")
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -143,19 +144,23 @@ def test_negative_stock_blocks_only_that_store(wh):
     eng, settings = wh
     _sql(eng, "UPDATE raw.pos_stock_levels SET on_hand_qty = -2 WHERE store_id = 2 AND item_id = 10")
     res = _run(settings)
-    assert res.failed_blocking == ["negative_stock"]
+    assert res.failed_blocking == ["stock_in_range"]
     assert res.blocked_store_ids == [2]
     assert res.is_automation_blocked
     assert latest_gate(eng, D) == {1: False, 2: True}
     with eng.connect() as conn:
         rows = conn.execute(text("""SELECT store_id, success, observed FROM ops.quality_results
-            WHERE run_id = :r AND check_name = 'negative_stock' ORDER BY store_id NULLS FIRST"""),
+            WHERE run_id = :r AND check_name = 'stock_in_range' ORDER BY store_id NULLS FIRST"""),
             {"r": res.run_id}).all()
-        reasons = conn.execute(text("SELECT reasons FROM ops.quality_gate WHERE run_id = :r AND store_id = 2"),
-                               {"r": res.run_id}).scalar()
+        gate = conn.execute(text("SELECT reasons, details FROM ops.quality_gate WHERE run_id = :r AND store_id = 2"),
+                            {"r": res.run_id}).one()
     assert [(r.store_id, r.success) for r in rows] == [(None, False), (2, False)]
     assert rows[1].observed["unexpected_rows"][0]["bad_rows"] == 1
-    assert any("negative_stock" in x for x in reasons)
+    assert gate.reasons == ["stock_in_range"]
+    assert gate.details == ["1 stock level outside 0 to 1,000,000 (-2)"]
+    assert rows[1].observed["reason"] == gate.details[0]
+    assert res.to_dict()["blocked_stores"] == [{"store_id": 2, "reasons": ["stock_in_range"],
+                                                "details": gate.details}]
 
 
 def test_missing_stock_snapshot_blocks_that_store(wh):
@@ -181,16 +186,15 @@ def test_store_without_any_data_is_a_missing_store_day(wh):
     assert res.blocked_store_ids == [3]
 
 
-def test_duplicate_receipt_blocks_all_stores(wh):
+def test_duplicate_receipt_blocks_the_stores_holding_it(wh):
     eng, settings = wh
     _sql(eng, """INSERT INTO raw.pos_sales_lines (receipt_id, store_id, item_id, sold_at, quantity, unit_price,
                  amount, _business_date) SELECT receipt_id, store_id, item_id, sold_at, quantity, unit_price, amount,
                  _business_date FROM raw.pos_sales_lines WHERE receipt_id = 'R1-10'""")
     res = _run(settings)
     assert res.failed_blocking == ["duplicate_receipts"]
-    assert res.blocked_store_ids == [1, 2]
-    check = next(c for c in res.checks if c.name == "duplicate_receipts")
-    assert check.observed["affected_store_ids"] == [1]
+    assert res.blocked_store_ids == [1]
+    assert res.store_reasons[1] == [("duplicate_receipts", "1 receipt id delivered more than once (e.g. R1-10)")]
 
 
 def test_weekday_labels_off_by_one_are_a_reported_warning(wh):
@@ -222,11 +226,11 @@ def test_bad_prices_and_missing_mart_fail_closed(wh):
     _sql(eng, "UPDATE raw.pos_sales_lines SET unit_price = -1 WHERE store_id = 2 AND item_id = 11")
     _sql(eng, "UPDATE marts.fct_daily_demand SET units_sold = -1 WHERE store_id = 1 AND item_id = 11")
     res = _run(settings)
-    assert set(res.failed_blocking) == {"item_prices_positive", "sales_prices_positive",
+    assert set(res.failed_blocking) == {"item_prices_in_range", "sales_prices_in_range",
                                         "mart_units_sold_non_negative"}
     assert res.blocked_store_ids == [1, 2]
     by_name = {c.name: c for c in res.checks}
-    assert by_name["sales_prices_positive"].failing_store_ids == [2]
+    assert by_name["sales_prices_in_range"].failing_store_ids == [2]
     assert by_name["mart_units_sold_non_negative"].failing_store_ids == [1]
     # a missing mart is a failed blocking check for everyone, never an exception
     _sql(eng, "ALTER TABLE marts.fct_daily_demand RENAME TO fct_daily_demand_gone")
@@ -248,3 +252,151 @@ def test_rerun_same_run_id_is_idempotent(wh):
         counts = [conn.execute(text(f"SELECT count(*) FROM ops.{t} WHERE run_id = 'test-idempotent'")).scalar()
                   for t in ("quality_runs", "quality_gate")]
     assert counts == [1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# plausibility: each implausible day blocks the affected store(s) only, with the reason in words
+
+def _history(eng, qty=50):
+    """Eight ordinary weeks before D for stores 1 and 2 (and D itself alike): each item sells ``qty`` a day,
+    the morning delivery brings ``qty`` and 5 are left at close, so the stock snapshots reconcile with the sales."""
+    lo, hi = D - dt.timedelta(days=56), D - dt.timedelta(days=1)
+    days = "generate_series(CAST(:lo AS date), CAST(:hi AS date), interval '1 day') AS g(d)"
+    keys = "unnest(ARRAY[1, 2]) AS s(store_id), unnest(ARRAY[10, 11]) AS i(item_id)"
+    _sql(eng, f"""INSERT INTO raw.pos_sales_lines (receipt_id, store_id, item_id, sold_at, quantity, unit_price,
+                     amount, _business_date)
+                  SELECT 'H' || store_id || '-' || item_id || '-' || d::date, store_id, item_id,
+                         d::date + time '10:00' AT TIME ZONE 'UTC', :q, 1.5, 1.5 * :q, d::date FROM {days}, {keys}""",
+         lo=lo, hi=hi, q=qty)
+    _sql(eng, f"""INSERT INTO raw.pos_stock_levels (store_id, item_id, snapshot_at, on_hand_qty, _business_date)
+                  SELECT store_id, item_id, d::date + time '20:00' AT TIME ZONE 'UTC', 5, d::date
+                  FROM {days}, {keys}""", lo=lo, hi=hi)
+    _sql(eng, f"""INSERT INTO raw.mms_goods_receipts (receipt_no, po_id, line_no, store_id, item_id, received_date,
+                     quantity, _business_date)
+                  SELECT 'GR' || store_id || '-' || item_id || '-' || d::date, 'PO', 1, store_id, item_id, d::date,
+                         :q, d::date FROM {days}, {keys}""", lo=lo, hi=D, q=qty)
+    _sql(eng, "UPDATE raw.pos_sales_lines SET quantity = :q, amount = 1.5 * :q WHERE _business_date = :d", q=qty, d=D)
+
+
+def _reasons(res, store):
+    return dict(res.store_reasons.get(store, []))
+
+
+def test_ordinary_history_passes(wh):
+    eng, settings = wh
+    _history(eng)
+    res = _run(settings)
+    assert res.failed_blocking == [] and res.blocked_store_ids == [], res.to_dict()
+    collapse = next(c for c in res.checks if c.name == "sales_collapse")
+    assert collapse.success and not collapse.error
+
+
+def test_erased_sales_day_is_a_collapse_but_a_closed_store_and_a_holiday_are_not(wh):
+    eng, settings = wh
+    _history(eng)
+    # store 2's day erased: the lines say 0 units, the stock snapshots say the usual 100 left the shelves
+    _sql(eng, "UPDATE raw.pos_sales_lines SET quantity = 0, amount = 0 WHERE _business_date = :d AND store_id = 2",
+         d=D)
+    res = _run(settings)
+    assert res.failed_blocking == ["sales_collapse"] and res.blocked_store_ids == [2]
+    assert _reasons(res, 2) == {"sales_collapse": (
+        "only 0 units sold on Monday 2019-04-29, where the store usually sells about 100 on a Monday (median of "
+        "8 weeks); by the stock snapshots about 100 units left the shelves")}
+    with eng.connect() as conn:
+        gate = dict(conn.execute(text("SELECT store_id, details FROM ops.quality_gate WHERE run_id = :r"),
+                                 {"r": res.run_id}).all())
+    assert gate == {1: [], 2: [_reasons(res, 2)["sales_collapse"]]}
+
+    # the lines deleted instead of zeroed: the same verdict
+    _sql(eng, "DELETE FROM raw.pos_sales_lines WHERE _business_date = :d AND store_id = 2", d=D)
+    assert _run(settings).blocked_store_ids == [2]
+
+    # a closed store: no sales, no delivery, the stock left as it was -> nothing left the shelves, not blocked
+    _sql(eng, "UPDATE raw.mms_goods_receipts SET quantity = 0 WHERE _business_date = :d AND store_id = 2", d=D)
+    res = _run(settings)
+    assert res.blocked_store_ids == [], res.store_reasons
+
+    # a public holiday of the store's region is not judged at all (a closed store, a quiet day)
+    _sql(eng, "UPDATE raw.mms_goods_receipts SET quantity = 50 WHERE _business_date = :d AND store_id = 2", d=D)
+    assert _run(settings).blocked_store_ids == [2]
+    _sql(eng, "UPDATE raw.mms_calendar SET is_public_holiday = true WHERE calendar_date = :d", d=D)
+    assert _run(settings).blocked_store_ids == []
+
+
+def test_sold_out_store_is_not_a_collapse(wh):
+    eng, settings = wh
+    _history(eng)
+    # a short delivery: store 1 got 5 of each item, sold them all (10 units, usually 100) and closed at 0 stock
+    _sql(eng, "UPDATE raw.mms_goods_receipts SET quantity = 0 WHERE _business_date = :d AND store_id = 1", d=D)
+    _sql(eng, "UPDATE raw.pos_sales_lines SET quantity = 5, amount = 7.5 WHERE _business_date = :d AND store_id = 1",
+         d=D)
+    _sql(eng, "UPDATE raw.pos_stock_levels SET on_hand_qty = 0 WHERE _business_date = :d AND store_id = 1", d=D)
+    res = _run(settings)
+    assert res.blocked_store_ids == [], res.store_reasons
+
+
+def test_another_days_file_and_timestamps_outside_the_day(wh):
+    eng, settings = wh
+    # store 2's lines are last Monday's; store 1 has one line stamped in 2031 and one just after local midnight
+    _sql(eng, "UPDATE raw.pos_sales_lines SET sold_at = sold_at - interval '7 days' WHERE store_id = 2")
+    _sql(eng, "UPDATE raw.pos_sales_lines SET sold_at = TIMESTAMPTZ '2031-01-01 09:00+00' "
+              "WHERE store_id = 1 AND item_id = 10")
+    _sql(eng, "UPDATE raw.pos_sales_lines SET sold_at = TIMESTAMPTZ '2019-04-28 22:30+00' "
+              "WHERE store_id = 1 AND item_id = 11")  # 00:30 on D in Berlin: fine
+    res = _run(settings)
+    assert res.failed_blocking == ["sales_outside_business_day"] and res.blocked_store_ids == [1, 2]
+    assert _reasons(res, 2) == {"sales_outside_business_day": (
+        "all 2 sales lines in the file for 2019-04-29 were sold on 2019-04-22: another day's sales file")}
+    assert _reasons(res, 1)["sales_outside_business_day"] == (
+        "1 of 2 sales lines sold outside 2019-04-29 (at 2031-01-01 10:00:00 local time)")
+
+
+def test_prices_and_quantities_outside_their_ranges(wh, monkeypatch):
+    from replenish.quality import QualityParams
+
+    eng, settings = wh
+    _sql(eng, "UPDATE raw.pos_sales_lines SET unit_price = 0.0001 WHERE store_id = 1 AND item_id = 10")
+    _sql(eng, "UPDATE raw.pos_sales_lines SET quantity = 1e300 WHERE store_id = 2 AND item_id = 11")
+    res = _run(settings)
+    assert set(res.failed_blocking) == {"sales_prices_in_range", "sales_quantities_in_range"}
+    assert res.blocked_store_ids == [1, 2]
+    assert _reasons(res, 1) == {"sales_prices_in_range": (
+        "1 sales line with an implausible unit price (0.0001; the item master says 1.5; accepted: 0.01 to 10,000 "
+        "and 0.2x to 5x the item's price)")}
+    assert _reasons(res, 2) == {"sales_quantities_in_range": (
+        "1 sales line with an implausible quantity (1e+300; accepted: 0 to 100,000)")}
+    # the ranges are typed settings: from the environment (REPLENISH_QUALITY_*) or passed explicitly
+    _sql(eng, "UPDATE raw.pos_sales_lines SET unit_price = 1.5, quantity = 3")
+    monkeypatch.setenv("REPLENISH_QUALITY_MAX_LINE_QUANTITY", "2")
+    res = _run(settings)
+    assert res.failed_blocking == ["sales_quantities_in_range"] and res.blocked_store_ids == [1, 2]
+    monkeypatch.delenv("REPLENISH_QUALITY_MAX_LINE_QUANTITY")
+    assert _run(settings, params=QualityParams(max_unit_price=1.0)).blocked_store_ids == [1, 2]
+    assert _run(settings).blocked_store_ids == []
+
+
+def test_unknown_store_and_item_block_only_their_store(wh):
+    eng, settings = wh
+    _sql(eng, """INSERT INTO raw.pos_sales_lines (receipt_id, store_id, item_id, sold_at, quantity, unit_price,
+                 amount, _business_date) VALUES ('R9999', 9999, 10, TIMESTAMPTZ '2019-04-29 10:00+00', 3, 1.5, 4.5,
+                 DATE '2019-04-29'), ('R2-999', 2, 999, TIMESTAMPTZ '2019-04-29 10:00+00', 3, 1.5, 4.5,
+                 DATE '2019-04-29')""")
+    res = _run(settings)
+    assert res.failed_blocking == ["unknown_stores_items"]
+    assert res.blocked_store_ids == [2, 9999] and 1 in res.store_ids
+    assert _reasons(res, 9999) == {"unknown_stores_items": "store 9999 is not in the store master (1 row of sales)"}
+    assert _reasons(res, 2) == {"unknown_stores_items": "1 row for items the item master does not know (999)"}
+
+
+def test_quarantined_pos_rows_block_their_store(wh):
+    eng, settings = wh
+    _sql(eng, """INSERT INTO raw.quarantine (batch_id, business_date, connector, entity, source_file, line_no, field,
+                 reason, raw_record) VALUES
+                 (gen_random_uuid(), :d, 'csv', 'pos_sales_lines', 'pos/sales_lines.csv', 7, 'quantity',
+                  'not a number: ''lots''', '{"store_id": "2", "quantity": "lots"}'),
+                 (gen_random_uuid(), :d, 'csv', 'pos_sales_lines', 'pos/sales_lines.csv', 8, 'store_id',
+                  'not an integer', '{"store_id": "x1"}')""", d=D)
+    res = _run(settings)
+    assert res.failed_blocking == ["quarantined_store_rows"] and res.blocked_store_ids == [2]
+    assert _reasons(res, 2) == {"quarantined_store_rows": (
+        "1 row of its POS exports rejected into quarantine (field quantity: not a number: 'lots')")}

@@ -156,21 +156,31 @@ def validate(business_date: dt.date, run_id: str) -> dict[str, Any]:
     return record_stage(run_id, business_date, "validate", result, status=status)
 
 
-def _automation_blocked(business_date: dt.date, run_id: str) -> bool:
+def _automation_blocked(business_date: dt.date, run_id: str) -> bool | set[int]:
+    """The stores whose forecasts are flagged: the quality gate's blocked store ids (a bad store must not
+    flag a good one), or True (every store) when there is no gate result or it blocked without naming stores."""
     res = stage_results(run_id).get("validate")
     if res is None:
         return True  # no gate result: never let the run look clean
-    return bool(res.get("is_automation_blocked"))
+    stores = {int(s) for s in res.get("blocked_store_ids") or ()}
+    if res.get("is_automation_blocked") and not stores:
+        return True
+    return stores
+
+
+def _flag_summary(blocked: bool | set[int]) -> dict[str, Any]:
+    return {"is_flagged": bool(blocked),
+            "flagged_store_ids": "all" if blocked is True else sorted(blocked) if blocked else []}
 
 
 def forecast(business_date: dt.date, run_id: str) -> dict[str, Any]:
-    """Forecasts for the business date as origin; flagged when the quality gate blocked automation."""
+    """Forecasts for the business date as origin; flagged for the stores the quality gate blocked."""
     from ml.predict import predict_for_date
 
     blocked = _automation_blocked(business_date, run_id)
     result = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked)
     summary: dict[str, Any] = result if isinstance(result, dict) else {"rows": int(result)}
-    summary["is_flagged"] = blocked
+    summary.update(_flag_summary(blocked))
     summary["report"] = str(_forecast_report(business_date))
     return record_stage(run_id, business_date, "forecast", summary)
 
@@ -208,7 +218,7 @@ def forecast_partition(business_date: dt.date, run_id: str, store_ids: list[int]
 def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The forecast stage's record after all partitions: total rows, the flag and the run's report."""
     summary: dict[str, Any] = {"rows": sum(int(p.get("rows", 0)) for p in parts), "partitions": len(parts)}
-    summary["is_flagged"] = _automation_blocked(business_date, run_id)
+    summary.update(_flag_summary(_automation_blocked(business_date, run_id)))
     summary["report"] = str(_forecast_report(business_date))
     return record_stage(run_id, business_date, "forecast", summary)
 

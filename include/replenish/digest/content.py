@@ -3,7 +3,7 @@
 Scope: an order belongs to a buyer when its supplier is one of the buyer's suppliers or one of its
 lines is an item of the buyer's categories (``platform.user_scopes``); the same test applies to the
 forecasts compared with last year (supplier via ``marts.dim_replenishment_parameters``). Stores the
-quality gate blocked are shown to every buyer: their orders all go to review.
+quality gate blocked are shown to every buyer, with the gate's reasons in words: their orders all go to review.
 
 Every query tolerates upstream tables that are not built yet (a fresh warehouse): the section is then
 empty rather than the digest failing.
@@ -41,6 +41,7 @@ class BuyerDigest:
     review_count: int = 0
     auto: dict[str, Any] = field(default_factory=dict)
     blocked_stores: list[dict[str, Any]] = field(default_factory=list)
+    blocked_store_count: int = 0
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     yoy_outliers: list[dict[str, Any]] = field(default_factory=list)
     yoy_outlier_count: int = 0
@@ -50,7 +51,7 @@ class BuyerDigest:
 
     @property
     def exception_count(self) -> int:
-        return len(self.blocked_stores) + len(self.dead_letters) + self.yoy_outlier_count
+        return max(self.blocked_store_count, len(self.blocked_stores)) + len(self.dead_letters) + self.yoy_outlier_count
 
 
 def _exists(conn: Connection, *tables: str) -> bool:
@@ -120,18 +121,35 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
             ).mappings().all()
             d.dead_letters = [dict(r) for r in dead[:MAX_LISTED]]
     if _exists(conn, "ops.quality_gate"):
-        blocked = conn.execute(
-            text("""SELECT store_id, reasons FROM ops.quality_gate
-                    WHERE business_date = :d AND is_automation_blocked ORDER BY store_id"""),
-            {"d": business_date},
-        ).mappings().all()
-        d.blocked_stores = [{"store_id": r["store_id"], "reasons": list(r["reasons"] or ())} for r in blocked]
+        blocked = _blocked_stores(conn, business_date)
+        d.blocked_store_count = len(blocked)
+        d.blocked_stores = blocked[:MAX_LISTED]
     if _exists(conn, "forecast.forecasts", "marts.fct_daily_demand", "marts.dim_items",
                "marts.dim_replenishment_parameters"):
         outliers = _yoy_outliers(conn, p, th)
         d.yoy_outlier_count = len(outliers)
         d.yoy_outliers = outliers[:MAX_LISTED]
     return d
+
+
+def _blocked_stores(conn: Connection, business_date: dt.date) -> list[dict[str, Any]]:
+    """Blocked stores with ``reasons`` (check codes) and ``why`` (the gate's sentences; for a verdict recorded
+    without them, the checks in words). ``details`` is read through jsonb so a gate table of an older version,
+    without the column, still works."""
+    from replenish.quality.reasons import check_words
+
+    rows = conn.execute(
+        text("""SELECT store_id, reasons, to_jsonb(g) -> 'details' AS details FROM ops.quality_gate g
+                WHERE business_date = :d AND is_automation_blocked ORDER BY store_id"""),
+        {"d": business_date},
+    ).mappings().all()
+    out = []
+    for r in rows:
+        codes = list(r["reasons"] or ())
+        details = [str(x) for x in (r["details"] or ()) if x]
+        out.append({"store_id": r["store_id"], "reasons": codes,
+                    "why": details or [check_words(c) for c in codes] or ["a blocking check failed"]})
+    return out
 
 
 def _yoy_outliers(conn: Connection, p: dict[str, Any], th: Thresholds) -> list[dict[str, Any]]:

@@ -36,6 +36,14 @@ def _money(v: Any) -> str:
     return f"{float(v or 0):,.2f}"
 
 
+def _blocked(s: dict[str, Any]) -> str:
+    return f"store {s['store_id']} blocked by the quality gate (its orders wait for review)"
+
+
+def _why(s: dict[str, Any]) -> list[str]:
+    return list(s.get("why") or s.get("reasons") or ())
+
+
 def subject(d: BuyerDigest) -> str:
     return (f"Replenish {d.business_date}: {d.review_count} to review, {int(d.auto.get('released') or 0)} sent "
             f"automatically, {d.exception_count} exceptions")
@@ -59,7 +67,9 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
     if not d.exception_count:
         out.append("  none")
     for s in d.blocked_stores:
-        out.append(f"  - store {s['store_id']} blocked by the quality gate: {', '.join(s['reasons'])}")
+        out.append(f"  - {_blocked(s)}: {'; '.join(_why(s))}")
+    if d.blocked_store_count > len(d.blocked_stores):
+        out.append(f"  ... and {d.blocked_store_count - len(d.blocked_stores)} more stores blocked by the quality gate")
     for o in d.dead_letters:
         out.append(f"  - dispatch failed for good: {o['order_id']} ({o['channel']}, {o['attempts']} attempts): "
                    f"{o['last_error']} - {order_url(base, o['order_id'])}")
@@ -86,8 +96,11 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
     )
     more = (f"<p>... and {d.review_count - len(d.review)} more in the queue.</p>"
             if d.review_count > len(d.review) else "")
-    exc = [f"<li>Store {e(str(s['store_id']))} blocked by the quality gate: {e(', '.join(s['reasons']))}</li>"
+    exc = [f"<li>{e(_blocked(s)).capitalize()}:<ul>{''.join(f'<li>{e(w)}</li>' for w in _why(s))}</ul></li>"
            for s in d.blocked_stores]
+    if d.blocked_store_count > len(d.blocked_stores):
+        exc.append(f"<li>... and {d.blocked_store_count - len(d.blocked_stores)} more stores blocked by the quality "
+                   "gate</li>")
     exc += [f'<li>Dispatch failed for good: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a> '
             f"({e(str(o['channel']))}, {o['attempts']} attempts): {e(str(o['last_error']))}</li>"
             for o in d.dead_letters]

@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class AlertStatusNotRecorded(Exception):  # noqa: N818 - a state to carry, not a failure of the alert
+    """The alert was claimed and the mail attempted, but the warehouse went away before its status was written.
+
+    Carries the status so the caller can record it later (the listener spools it): the mail is never sent again.
+    """
+
+    def __init__(self, key: dict[str, object], status: str, external_ref: str | None, error: str | None):
+        super().__init__(f"alert {key} {status}, status not recorded")
+        self.key, self.status, self.external_ref, self.error = key, status, external_ref, error
+
+
 def alert_key(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{dag_id}-{run_id}-{task_id or 'dagrun'}")
     return f"alert-{safe}-{map_index}"
@@ -67,11 +78,28 @@ def alert_failure(engine: Engine, *, dag_id: str, run_id: str, task_id: str = ""
     except Exception as exc:  # noqa: BLE001 - a failing alert must not fail the task or the scheduler
         log.warning("failure alert %s not sent: %s", key, exc)
         ref, status, err = None, "failed", f"{type(exc).__name__}: {exc}"[:1000]
+    try:
+        mark_alert(engine, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, status=status,
+                   external_ref=ref, error=err)
+    except Exception as exc:
+        from replenish.monitoring.spool import is_unreachable
+
+        if is_unreachable(exc):
+            ident: dict[str, object] = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id,
+                                        "map_index": map_index}
+            raise AlertStatusNotRecorded(ident, status, ref, err) from exc
+        raise
+    return True
+
+
+def mark_alert(engine: Engine, *, dag_id: str, run_id: str, task_id: str, map_index: int, status: str,
+               external_ref: str | None = None, error: str | None = None) -> None:
+    """Record how the alert's mail went (the row was claimed before the mail)."""
     with engine.begin() as conn:
         conn.execute(
             text("""UPDATE ops.pipeline_alerts SET status = :st, external_ref = :ref, last_error = :e,
                         sent_at = CASE WHEN :st = 'sent' THEN now() END
                     WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND map_index = :mi"""),
-            {"st": status, "ref": ref, "e": err, "dag": dag_id, "run": run_id, "task": task_id, "mi": map_index},
+            {"st": status, "ref": external_ref, "e": error, "dag": dag_id, "run": run_id, "task": task_id,
+             "mi": map_index},
         )
-    return True

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from replenish.settings import Settings
 
 
+_BLOCKED_LISTED = 50  # blocked stores listed with their reasons in a run's figures (the count is complete)
+
+
 def _exists(conn: Connection, table: str) -> bool:
     return bool(conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar())
 
@@ -44,6 +47,9 @@ def run_figures(conn: Connection, run_id: str, business_date: dt.date | None) ->
         fig["checks_failed_blocking"] = len(v.get("failed_blocking") or [])
         fig["checks_failed_warning"] = len(v.get("failed_warning") or [])
         fig["stores_blocked"] = len(v.get("blocked_store_ids") or [])
+        # which stores and why, in words (the gate's sentences), so the run's record says it without a query
+        fig["blocked_stores"] = [{"store_id": b.get("store_id"), "why": b.get("details") or b.get("reasons") or []}
+                                 for b in (v.get("blocked_stores") or [])[:_BLOCKED_LISTED]]
     if "release" in stages:
         fig["orders_auto_released"] = _int(stages["release"].get("auto"))
         fig["orders_to_review"] = _int(stages["release"].get("review"))

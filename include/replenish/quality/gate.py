@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from replenish.database import database_url, sqlalchemy_url
 from replenish.database import engine as default_engine
+from replenish.quality.reasons import global_sentence, store_sentence
 from replenish.quality.suites import CHECKS, LABEL_TO_ISO, RAW_TABLES, Check, Ctx, QualityParams
 from replenish.settings import Settings, get_settings
 
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS ops.quality_gate (
     reasons               text[]  NOT NULL DEFAULT '{}',
     PRIMARY KEY (run_id, store_id)
 );
+ALTER TABLE ops.quality_gate ADD COLUMN IF NOT EXISTS details text[] NOT NULL DEFAULT '{}';
 CREATE INDEX IF NOT EXISTS quality_gate_date_idx ON ops.quality_gate (business_date);
 """
 
@@ -102,11 +104,18 @@ class GateResult:
     is_automation_blocked: bool
     seconds: float = 0.0
     data_docs: str | None = None
+    # store -> [(check, why in words)] for every blocked store, in check order
+    store_reasons: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def gate(self) -> dict[int, bool]:
         blocked = set(self.blocked_store_ids)
         return {s: s in blocked for s in self.store_ids}
+
+    def blocked_stores(self) -> list[dict[str, Any]]:
+        """The blocked stores with their reasons: check codes and the same in words."""
+        return [{"store_id": s, "reasons": [code for code, _ in self.store_reasons.get(s, [])],
+                 "details": [why for _, why in self.store_reasons.get(s, [])]} for s in self.blocked_store_ids]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +127,7 @@ class GateResult:
             "checks_total": len(self.checks),
             "stores": len(self.store_ids),
             "blocked_store_ids": self.blocked_store_ids,
+            "blocked_stores": _jsonable(self.blocked_stores()),
             "seconds": round(self.seconds, 2),
             "data_docs": self.data_docs,
             "checks": [_jsonable(c.to_dict()) for c in self.checks],
@@ -378,11 +388,15 @@ def run_quality_gate(
     warnings = [r for r in results if not r.success and r.severity == "warning"]
     for r in blocking:
         universe.update(r.failing_store_ids)
-    reasons: dict[int, list[str]] = {s: [] for s in universe}
+    reasons: dict[int, list[tuple[str, str]]] = {s: [] for s in universe}
     for r in blocking:
-        targets = universe if r.blocks_all_stores else set(r.failing_store_ids)
-        for s in targets:
-            reasons[s].append(r.name if r.blocks_all_stores or r.scope == "global" else f"{r.name} (store)")
+        if r.blocks_all_stores:
+            why = global_sentence(r.name, r.error)
+            for s in universe:
+                reasons[s].append((r.name, why))
+        else:
+            for s in r.failing_store_ids:
+                reasons[s].append((r.name, store_sentence(r.name, r.store_rows.get(s, []), business_date, params)))
     blocked = sorted(s for s, why in reasons.items() if why)
     result = GateResult(
         run_id=run_id,
@@ -394,6 +408,7 @@ def run_quality_gate(
         blocked_store_ids=blocked,
         # any failed blocking check blocks automation somewhere (never a clean run)
         is_automation_blocked=bool(blocking),
+        store_reasons={s: reasons[s] for s in blocked},
     )
     _write_results(eng, result, reasons)
     if data_docs:
@@ -404,7 +419,7 @@ def run_quality_gate(
     return result
 
 
-def _write_results(eng: Engine, result: GateResult, reasons: dict[int, list[str]]) -> None:
+def _write_results(eng: Engine, result: GateResult, reasons: dict[int, list[tuple[str, str]]]) -> None:
     d = result.business_date
     rows: list[dict[str, Any]] = []
     for c in result.checks:
@@ -414,8 +429,10 @@ def _write_results(eng: Engine, result: GateResult, reasons: dict[int, list[str]
         observed["blocks_all_stores"] = c.blocks_all_stores
         rows.append({"store_id": None, "check": c, "observed": observed, "success": c.success})
         for s in c.failing_store_ids:
+            why = next((w for code, w in reasons.get(s, []) if code == c.name), None)
             rows.append({"store_id": s, "check": c, "success": False,
-                         "observed": {"unexpected_rows": c.store_rows.get(s, [])[:_ROWS_KEPT]}})
+                         "observed": {"unexpected_rows": c.store_rows.get(s, [])[:_ROWS_KEPT],
+                                      **({"reason": why} if why else {})}})
     with eng.begin() as conn:
         # A re-run of a business date replaces its results (as Airflow replaces the run itself),
         # so repeating a date leaves row counts unchanged and the latest verdict is the only one.
@@ -440,10 +457,10 @@ def _write_results(eng: Engine, result: GateResult, reasons: dict[int, list[str]
         if reasons:
             conn.execute(
                 text("""INSERT INTO ops.quality_gate (run_id, business_date, store_id,
-                            is_automation_blocked, reasons)
-                        VALUES (:r, :d, :s, :b, :why)"""),
-                [{"r": result.run_id, "d": d, "s": s, "b": bool(why), "why": why}
-                 for s, why in sorted(reasons.items())],
+                            is_automation_blocked, reasons, details)
+                        VALUES (:r, :d, :s, :b, :codes, :details)"""),
+                [{"r": result.run_id, "d": d, "s": s, "b": bool(why), "codes": [code for code, _ in why],
+                  "details": [w for _, w in why]} for s, why in sorted(reasons.items())],
             )
 
 

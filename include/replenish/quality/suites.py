@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 Severity = Literal["blocking", "warning"]
 Scope = Literal["store", "global"]
 
@@ -44,9 +46,14 @@ WEEKDAY_LABELS: dict[int, tuple[str, ...]] = {
 LABEL_TO_ISO: dict[str, int] = {lbl: iso for iso, lbls in WEEKDAY_LABELS.items() for lbl in lbls}
 
 
-@dataclass(frozen=True)
-class QualityParams:
-    """Thresholds and schema names (schemas overridable for scratch databases)."""
+class QualityParams(BaseSettings):
+    """Thresholds and schema names (schemas overridable for scratch databases).
+
+    Typed settings: every field can be set from the environment as ``REPLENISH_QUALITY_<FIELD>``
+    (e.g. ``REPLENISH_QUALITY_MAX_UNIT_PRICE=250``); explicit arguments win over the environment.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REPLENISH_QUALITY_", frozen=True, extra="ignore")
 
     raw_schema: str = "raw"
     marts_schema: str = "marts"
@@ -56,6 +63,23 @@ class QualityParams:
     spike_history_days: int = 28
     spike_min_history_days: int = 7    # the store needs this many loaded days of history
     max_quarantine_rate: float = 0.02  # quarantined / (quarantined + loaded rows) for D
+    # Plausible ranges of a sales line. A price is checked absolutely and against the item master's price
+    # (a promotion discounts, it does not divide by 1,000); a quantity absolutely (the POS lines are a store's
+    # daily item totals, so the bound is generous: it catches overflowed or unit-confused values, not a good day).
+    min_unit_price: float = 0.01
+    max_unit_price: float = 10_000.0
+    min_price_ratio: float = 0.2       # unit price / item master price
+    max_price_ratio: float = 5.0
+    max_line_quantity: float = 100_000.0
+    max_on_hand_qty: float = 1_000_000.0
+    # Sales collapse: a store's units on D below ratio x the median of the same weekday over the last
+    # `collapse_weeks` weeks (public holidays of the store's region left out on both sides), unless the stock
+    # snapshots say the goods did not leave the shelves either (a closed store, a sold-out store).
+    collapse_ratio: float = 0.25
+    collapse_weeks: int = 8
+    collapse_min_weeks: int = 4        # same-weekday days the store needs in that window to be judged
+    collapse_min_baseline_units: float = 20.0
+    max_quarantined_rows_per_store: int = 0   # POS rows of a store rejected into quarantine for D
 
 
 @dataclass(frozen=True)
@@ -86,6 +110,12 @@ class Ctx:
     @property
     def tz(self) -> str:
         return "'" + self.params.timezone.replace("'", "''") + "'"
+
+    def latest_master_sql(self, table: str, columns: str) -> str:
+        """``columns`` of the latest delivery of a master table on or before D."""
+        t = self.raw(table)
+        return (f"SELECT {columns} FROM {t} "
+                f"WHERE _business_date = (SELECT max(_business_date) FROM {t} WHERE _business_date <= {self.d})")
 
     def active_stores_sql(self) -> str:
         """Active, opened stores of the latest store master on or before D."""
@@ -170,13 +200,14 @@ def _stock_freshness(c: Ctx) -> list[Any]:
     ]
 
 
-def _negative_stock(c: Ctx) -> list[Any]:
+def _stock_in_range(c: Ctx) -> list[Any]:
+    hi = float(c.params.max_on_hand_qty)
     return [
-        _x().ExpectColumnValuesToBeBetween(column="on_hand_qty", min_value=0),
         _x().ExpectColumnValuesToNotBeNull(column="on_hand_qty"),
+        _x().ExpectColumnValuesToBeBetween(column="on_hand_qty", min_value=0, max_value=hi),
         _x().UnexpectedRowsExpectation(unexpected_rows_query=_per_store(
-            "on_hand_qty < 0 OR on_hand_qty IS NULL",
-            "count(*) AS bad_rows, min(on_hand_qty) AS min_on_hand_qty")),
+            f"on_hand_qty < 0 OR on_hand_qty > {hi} OR on_hand_qty IS NULL",
+            "count(*) AS bad_rows, min(on_hand_qty) AS min_on_hand_qty, max(on_hand_qty) AS max_on_hand_qty")),
     ]
 
 
@@ -191,20 +222,170 @@ def _duplicate_receipts(c: Ctx) -> list[Any]:
 
 
 def _sales_prices(c: Ctx) -> list[Any]:
+    p = c.params
+    lo, hi = float(p.min_unit_price), float(p.max_unit_price)
+    rlo, rhi = float(p.min_price_ratio), float(p.max_price_ratio)
+    bad = (f"unit_price IS NULL OR unit_price < {lo} OR unit_price > {hi} OR (item_price > 0 AND "
+           f"(unit_price < {rlo} * item_price OR unit_price > {rhi} * item_price))")
     return [
         _x().ExpectColumnValuesToNotBeNull(column="unit_price"),
-        _x().ExpectColumnValuesToBeBetween(column="unit_price", min_value=0, strict_min=True),
+        _x().ExpectColumnValuesToBeBetween(column="unit_price", min_value=lo, max_value=hi),
         _x().UnexpectedRowsExpectation(unexpected_rows_query=_per_store(
-            "unit_price <= 0 OR unit_price IS NULL",
-            "count(*) AS bad_rows, min(unit_price) AS min_unit_price")),
+            bad, "count(*) AS bad_rows, min(unit_price) AS min_unit_price, max(unit_price) AS max_unit_price, "
+                 "string_agg(DISTINCT item_id::text, ',') AS item_ids, "
+                 "min(item_price) AS min_item_price, max(item_price) AS max_item_price")),
     ]
 
 
+def _sales_prices_asset(c: Ctx) -> str:
+    items = c.latest_master_sql("mms_items", "item_id, max(unit_price) AS item_price") + " GROUP BY item_id"
+    return (f"SELECT s.*, i.item_price FROM {c.raw('pos_sales_lines')} s LEFT JOIN ({items}) i "
+            f"ON i.item_id = s.item_id WHERE s._business_date = {c.d}")
+
+
+def _sales_quantities(c: Ctx) -> list[Any]:
+    hi = float(c.params.max_line_quantity)
+    return [
+        _x().ExpectColumnValuesToNotBeNull(column="quantity"),
+        _x().ExpectColumnValuesToBeBetween(column="quantity", min_value=0, max_value=hi),
+        _x().UnexpectedRowsExpectation(unexpected_rows_query=_per_store(
+            f"quantity IS NULL OR quantity < 0 OR quantity > {hi}",
+            "count(*) AS bad_rows, min(quantity) AS min_quantity, max(quantity) AS max_quantity, "
+            "string_agg(DISTINCT item_id::text, ',') AS item_ids")),
+    ]
+
+
+def _sales_outside_day(c: Ctx) -> list[Any]:
+    # One row per store with any line sold outside D (local time): how many, which days, first and last local time.
+    bad = f"sold_on IS DISTINCT FROM {c.d}"
+    q = (
+        f"SELECT store_id, count(*) FILTER (WHERE {bad}) AS bad_rows, count(*) AS rows_total, "
+        f"string_agg(DISTINCT sold_on::text, ',') FILTER (WHERE {bad}) AS sold_on_days, "
+        f"min(sold_at AT TIME ZONE {c.tz}) FILTER (WHERE {bad})::text AS first_sold_at, "
+        f"max(sold_at AT TIME ZONE {c.tz}) FILTER (WHERE {bad})::text AS last_sold_at "
+        f"FROM {{batch}} GROUP BY store_id HAVING count(*) FILTER (WHERE {bad}) > 0"
+    )
+    return [
+        _x().ExpectColumnValuesToNotBeNull(column="sold_at"),
+        _x().UnexpectedRowsExpectation(unexpected_rows_query=q,
+                                       description="sales lines sold outside the business day (local time)"),
+    ]
+
+
+def _unknown_keys(c: Ctx) -> list[Any]:
+    stores = c.latest_master_sql("mms_stores", "DISTINCT store_id")
+    items = c.latest_master_sql("mms_items", "DISTINCT item_id")
+    q = (
+        "SELECT b.store_id, count(*) AS bad_rows, bool_or(s.store_id IS NULL) AS unknown_store, "
+        "count(*) FILTER (WHERE i.item_id IS NULL) AS unknown_item_rows, "
+        "string_agg(DISTINCT b.item_id::text, ',') FILTER (WHERE i.item_id IS NULL) AS unknown_item_ids, "
+        "string_agg(DISTINCT b.source, ',') AS sources "
+        f"FROM {{batch}} b LEFT JOIN ({stores}) s ON s.store_id = b.store_id "
+        f"LEFT JOIN ({items}) i ON i.item_id = b.item_id "
+        "WHERE s.store_id IS NULL OR i.item_id IS NULL GROUP BY b.store_id ORDER BY b.store_id"
+    )
+    return [_x().UnexpectedRowsExpectation(
+        unexpected_rows_query=q, description="sales or stock rows of a store or item the masters do not know")]
+
+
+def _unknown_keys_asset(c: Ctx) -> str:
+    return (f"SELECT 'sales' AS source, store_id, item_id FROM {c.raw('pos_sales_lines')} WHERE _business_date = {c.d} "
+            f"UNION ALL SELECT 'stock' AS source, store_id, item_id FROM {c.raw('pos_stock_levels')} "
+            f"WHERE _business_date = {c.d}")
+
+
+def _masters(c: Ctx) -> tuple[str, ...]:
+    return (c.raw("mms_stores"), c.raw("mms_items"))
+
+
+def _collapse_asset(c: Ctx) -> str:
+    """One row per store judged on D: its units, the same-weekday baseline, the stock movement, the holiday flag.
+
+    The baseline is the median of the store's total units on the same weekday over the last ``collapse_weeks``
+    weeks, over the days whose sales file was loaded (a store with no line that day counts 0) and that were not
+    a public holiday in the store's region. The stock movement is what left the shelves on D according to the
+    stock snapshots: closing stock of D-1 - waste of D-1 + goods received on D - closing stock of D (NULL when a
+    snapshot is missing); sales far below the baseline are only explained when it is low as well.
+    """
+    p, d = c.params, c.d
+    sales, stock = c.raw("pos_sales_lines"), c.raw("pos_stock_levels")
+    weeks = int(p.collapse_weeks)
+    stores = c.latest_master_sql("mms_stores", "DISTINCT ON (store_id) store_id, region") + \
+        f" AND is_active AND opened_date <= {d} ORDER BY store_id, region"
+    # GX query assets must start with SELECT: the CTEs go into a derived table
+    return f"""SELECT * FROM (
+WITH st AS ({stores}),
+days AS (SELECT ({d} - 7 * k)::date AS day FROM generate_series(0, {weeks}) AS k),
+loaded AS (SELECT day FROM days WHERE day = {d}
+           OR EXISTS (SELECT 1 FROM {sales} s WHERE s._business_date = days.day)),
+cal AS (SELECT DISTINCT ON (calendar_date, region) calendar_date, region, is_public_holiday
+        FROM {c.raw('mms_calendar')} WHERE calendar_date IN (SELECT day FROM days) AND _business_date <= {d}
+        ORDER BY calendar_date, region, _business_date DESC),
+units AS (SELECT _business_date AS day, store_id, sum(quantity) AS units FROM {sales}
+          WHERE _business_date IN (SELECT day FROM loaded) GROUP BY 1, 2),
+grid AS (SELECT st.store_id, l.day, coalesce(u.units, 0) AS units, coalesce(cal.is_public_holiday, false) AS holiday
+         FROM st CROSS JOIN loaded l
+         LEFT JOIN units u ON u.store_id = st.store_id AND u.day = l.day
+         LEFT JOIN cal ON cal.calendar_date = l.day AND cal.region = st.region),
+base AS (SELECT store_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY units) AS baseline, count(*) AS weeks
+         FROM grid WHERE day < {d} AND NOT holiday GROUP BY store_id),
+moves AS (SELECT store_id, sum(q) AS left_units, count(*) FILTER (WHERE kind = 'close_prev') AS prev_rows,
+                 count(*) FILTER (WHERE kind = 'close') AS rows_d
+          FROM (SELECT 'close_prev' AS kind, store_id, on_hand_qty AS q FROM {stock} WHERE _business_date = {d} - 1
+                UNION ALL SELECT 'waste_prev', store_id, -quantity FROM {c.raw('pos_waste_lines')}
+                          WHERE _business_date = {d} - 1
+                UNION ALL SELECT 'received', store_id, quantity FROM {c.raw('mms_goods_receipts')}
+                          WHERE _business_date = {d} AND received_date = {d}
+                UNION ALL SELECT 'close', store_id, -on_hand_qty FROM {stock} WHERE _business_date = {d}) m
+          GROUP BY store_id)
+SELECT g.store_id, st.region, extract(isodow FROM g.day)::int AS iso_weekday, g.units, g.holiday,
+       round(b.baseline::numeric, 1) AS baseline, coalesce(b.weeks, 0) AS weeks,
+       CASE WHEN m.prev_rows > 0 AND m.rows_d > 0 THEN m.left_units END AS left_units
+FROM grid g JOIN st ON st.store_id = g.store_id
+LEFT JOIN base b ON b.store_id = g.store_id LEFT JOIN moves m ON m.store_id = g.store_id
+WHERE g.day = {d}) AS collapse"""
+
+
+def _sales_collapse(c: Ctx) -> list[Any]:
+    p = c.params
+    r = float(p.collapse_ratio)
+    q = (
+        "SELECT store_id, units, baseline, weeks, left_units, iso_weekday FROM {batch} "
+        f"WHERE NOT holiday AND weeks >= {int(p.collapse_min_weeks)} "
+        f"AND baseline >= {float(p.collapse_min_baseline_units)} AND units < {r} * baseline "
+        f"AND (left_units IS NULL OR left_units >= {r} * baseline) ORDER BY store_id"
+    )
+    return [_x().UnexpectedRowsExpectation(
+        unexpected_rows_query=q,
+        description="store's units far below its usual level for the weekday while its stock did go down")]
+
+
+def _collapse_requires(c: Ctx) -> tuple[str, ...]:
+    return tuple(c.raw(t) for t in ("pos_sales_lines", "pos_waste_lines", "mms_goods_receipts", "mms_calendar",
+                                    "mms_stores"))
+
+
+def _quarantined_rows(c: Ctx) -> list[Any]:
+    # store_id as the export spelled it: only plain integers are attributed (the rest is the quarantine rate's)
+    sid = "raw_record ->> 'store_id'"
+    q = (
+        f"SELECT trim({sid})::bigint AS store_id, count(*) AS bad_rows, "
+        "string_agg(DISTINCT entity, ',') AS entities, string_agg(DISTINCT coalesce(field, '?'), ',') AS fields, "
+        "min(reason) AS first_reason, min(line_no) AS first_line "
+        f"FROM {{batch}} WHERE trim({sid}) ~ '^[0-9]+$' AND length(trim({sid})) <= 9 "
+        f"GROUP BY 1 HAVING count(*) > {int(c.params.max_quarantined_rows_per_store)} ORDER BY 1"
+    )
+    return [_x().UnexpectedRowsExpectation(unexpected_rows_query=q,
+                                           description="store's POS rows rejected into raw.quarantine")]
+
+
 def _item_prices(c: Ctx) -> list[Any]:
+    p = c.params
     return [
         _x().ExpectTableRowCountToBeBetween(min_value=1),
         _x().ExpectColumnValuesToNotBeNull(column="unit_price"),
-        _x().ExpectColumnValuesToBeBetween(column="unit_price", min_value=0, strict_min=True),
+        _x().ExpectColumnValuesToBeBetween(column="unit_price", min_value=float(p.min_unit_price),
+                                           max_value=float(p.max_unit_price)),
     ]
 
 
@@ -303,14 +484,37 @@ CHECKS: tuple[Check, ...] = (
           lambda c: (f"SELECT *, (snapshot_at AT TIME ZONE {c.tz})::date AS snapshot_date "
                      f"FROM {c.raw('pos_stock_levels')} WHERE _business_date = {c.d}"),
           _stock_freshness, requires=lambda c: (c.raw("mms_stores"),)),
-    Check("negative_stock", "blocking", "store", "raw.pos_stock_levels",
-          "on_hand_qty >= 0", _raw_d("pos_stock_levels"), _negative_stock),
-    Check("duplicate_receipts", "blocking", "global", "raw.pos_sales_lines",
-          "receipt_id unique among D's sales lines", _raw_d("pos_sales_lines"), _duplicate_receipts),
-    Check("sales_prices_positive", "blocking", "store", "raw.pos_sales_lines",
-          "sales unit_price > 0", _raw_d("pos_sales_lines"), _sales_prices),
-    Check("item_prices_positive", "blocking", "global", "raw.mms_items",
-          "item master unit_price > 0 (and the master is delivered)", _raw_d("mms_items"), _item_prices),
+    Check("stock_in_range", "blocking", "store", "raw.pos_stock_levels",
+          "0 <= on_hand_qty <= max_on_hand_qty", _raw_d("pos_stock_levels"), _stock_in_range),
+    Check("duplicate_receipts", "blocking", "store", "raw.pos_sales_lines",
+          "receipt_id unique among D's sales lines (the stores holding a duplicate are blocked)",
+          _raw_d("pos_sales_lines"), _duplicate_receipts),
+    Check("sales_outside_business_day", "blocking", "store", "raw.pos_sales_lines",
+          "every sales line of D's file was sold on D (local time): not another day's file, no timestamps "
+          "outside the business day",
+          lambda c: (f"SELECT *, (sold_at AT TIME ZONE {c.tz})::date AS sold_on "
+                     f"FROM {c.raw('pos_sales_lines')} WHERE _business_date = {c.d}"),
+          _sales_outside_day),
+    Check("sales_prices_in_range", "blocking", "store", "raw.pos_sales_lines",
+          "sales unit_price within [min_unit_price, max_unit_price] and within [min_price_ratio, max_price_ratio] "
+          "x the item master's price", _sales_prices_asset, _sales_prices, requires=lambda c: (c.raw("mms_items"),)),
+    Check("sales_quantities_in_range", "blocking", "store", "raw.pos_sales_lines",
+          "sales quantity within [0, max_line_quantity]", _raw_d("pos_sales_lines"), _sales_quantities),
+    Check("unknown_stores_items", "blocking", "store", "raw.pos_sales_lines",
+          "sales and stock rows name stores and items of the latest masters",
+          _unknown_keys_asset, _unknown_keys, requires=lambda c: (c.raw("pos_stock_levels"), *_masters(c))),
+    Check("sales_collapse", "blocking", "store", "raw.pos_sales_lines",
+          "store's units on D not below collapse_ratio x the median of its last same weekdays (holidays left "
+          "out), unless the stock snapshots show the goods did not leave the shelves (closed, sold out)",
+          _collapse_asset, _sales_collapse, requires=lambda c: (c.raw("pos_stock_levels"), *_collapse_requires(c))),
+    Check("quarantined_store_rows", "blocking", "store", "raw.quarantine",
+          "no POS row of the store rejected into raw.quarantine for D (its day would be incomplete)",
+          lambda c: (f"SELECT * FROM {c.raw('quarantine')} WHERE business_date = {c.d} "
+                     "AND entity IN ('pos_sales_lines', 'pos_stock_levels', 'pos_waste_lines')"),
+          _quarantined_rows),
+    Check("item_prices_in_range", "blocking", "global", "raw.mms_items",
+          "item master unit_price within [min_unit_price, max_unit_price] (and the master is delivered)",
+          _raw_d("mms_items"), _item_prices),
     Check("mart_daily_demand_keys", "blocking", "global", "marts.fct_daily_demand",
           "fct_daily_demand for D: rows exist, keys not null and unique",
           _mart_d, _mart_keys),
