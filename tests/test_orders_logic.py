@@ -210,7 +210,9 @@ def test_release_all_conditions_hold():
 
 
 def test_release_reasons():
-    rules = load_rules()
+    rules = parse_rules({**_rules_doc(), "defaults": {**_rules_doc()["defaults"], "block_on_promotion": True}})
+    promo = _facts(lines=[LineFacts("I1", 70, risk=ROLLS, is_promotion=True)])
+    assert decide(promo, load_rules()).released  # by default the forecast knows the promotion: judged on risk
     why = evaluate(
         _facts(
             quality_gate_passed=False,
