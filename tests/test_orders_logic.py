@@ -292,3 +292,9 @@ def test_malformed_rules_name_the_rule():
         parse_rules({"defaults": good["defaults"]})
     with pytest.raises(RuleConfigError, match="'x'.*unknown setting"):
         parse_rules(dict(good, overrides=[{"name": "x", "match": {"store_id": "S"}, "set": {"bogus": 1}}]))
+
+
+def test_absurd_forecast_orders_nothing_and_is_flagged():
+    fc = _fc(p50=1e299, p10=1e299, p90=float("inf"))
+    r = run([_line()], fc)
+    assert r.lines.proposed_qty.tolist() == [0] and r.lines.forecast_flagged.tolist() == [True]

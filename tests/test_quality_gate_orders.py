@@ -104,7 +104,10 @@ def gate_warehouse():
 
 
 def _nightly(day: dt.date, run_id: str) -> dict:
-    from replenish import pipeline
+    from replenish import clock, pipeline
+
+    # the night after the business date (frozen, in this test's own database): its orders' cutoffs lie ahead
+    clock.set_clock(clock.end_of_business_day(day) + dt.timedelta(hours=1), frozen=True, set_by="test")
 
     for stage in (pipeline.extract, pipeline.transform, pipeline.validate, pipeline.forecast, pipeline.propose,
                   pipeline.release):
@@ -120,9 +123,12 @@ def _rows(sql: str, **params) -> list[dict]:
 
 
 def _orders(day: dt.date) -> dict[int, list[dict]]:
+    """The orders the nightly for business date ``day`` proposed (those of the next day)."""
+    from replenish import clock
+
     out: dict[int, list[dict]] = {}
     for o in _rows("SELECT order_id, store_id, status, reasons FROM orders.purchase_orders WHERE order_date = :d",
-                   d=day):
+                   d=clock.order_date_for(day)):
         out.setdefault(int(o["store_id"]), []).append(o)
     return out
 

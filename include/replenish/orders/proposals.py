@@ -39,6 +39,7 @@ import pandas as pd
 from replenish.orders.quantiles import level_weight, quantile_from_weight, window_quantiles
 
 MILLI = 1000
+MAX_DAILY_UNITS = 1e7  # a forecast above this per store x item x day is garbage, not demand
 BIG = np.int64(2**62)
 
 REQUIRED_LINE_COLUMNS = (
@@ -137,6 +138,11 @@ def compute_proposals(
     li = F["_li"].to_numpy()
     t = _days(F["target_date"])
     p10, p50, p90 = (F[c].to_numpy(dtype="float64") for c in ("p10", "p50", "p90"))
+    # a forecast no store can sell (a model fed garbage, e.g. a quantity of 1e300 that passed a blocked gate) must
+    # neither overflow the integer arithmetic nor order: such days count as 0 and flag their line for a person
+    absurd = ~(np.isfinite(p10) & np.isfinite(p50) & np.isfinite(p90)) | (np.maximum(p50, p90) > MAX_DAILY_UNITS)
+    if absurd.any():
+        p10, p50, p90 = (np.where(absurd, 0.0, a) for a in (p10, p50, p90))
     q_m = np.rint(quantile_from_weight(p10, p50, p90, w[li]) * MILLI).astype("int64")
     in_cov = (t >= deliv[li]) & (t < window_end[li])
     in_sell = in_cov & (t < deliv[li] + shelf[li])
@@ -166,7 +172,7 @@ def compute_proposals(
         )
         if has_flag
         else np.zeros(n, bool)
-    )
+    ) | (np.bincount(li, weights=absurd.astype("float64"), minlength=n) > 0)
 
     position = np.maximum(on_hand + on_order - expiring - before_m, 0)
     raw_need = np.maximum(demand - position, 0)
