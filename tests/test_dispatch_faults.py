@@ -432,3 +432,42 @@ def _wait_until_gone(eng, app: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"the killed dispatcher's sessions ({app}) are still open")
+
+
+def test_an_upgrade_carries_the_old_sent_ledger_over(tmp_path):
+    """A database from before orders.send_attempts: a 'sent' marker stays a sent marker (no mail again), a
+    'sending' claim alone stays an attempt without outcome (the resend is marked, with one alert)."""
+    from sqlalchemy import create_engine
+
+    from replenish.database import database_url, sqlalchemy_url
+    from replenish.orders.store import ensure_schema
+
+    name = "replenish_test_ledger_upgrade"
+    base = database_url()
+    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    e = create_engine(sqlalchemy_url(base.rsplit("/", 1)[0] + "/" + name))
+    try:
+        with e.begin() as c:  # what the previous version left behind
+            c.exec_driver_sql("""CREATE SCHEMA orders;
+                CREATE TABLE orders.sent_ledger (idempotency_key text NOT NULL, channel text NOT NULL,
+                    state text NOT NULL, external_ref text, at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    PRIMARY KEY (idempotency_key, channel, state));
+                INSERT INTO orders.sent_ledger VALUES ('PO1', 'email', 'sending', NULL, now()),
+                    ('PO1', 'email', 'sent', 'sendgrid:abc', now()), ('PO2', 'email', 'sending', NULL, now()),
+                    ('digest-2030-01-01-u1', 'digest', 'sending', NULL, now()),
+                    ('digest-2030-01-01-u1', 'digest', 'sent', 'eml:x', now())""")
+        for _ in range(2):  # ensure_schema runs again and again: carried over once
+            with e.begin() as c:
+                ensure_schema(c)
+        with e.connect() as c:
+            rows = c.execute(text("SELECT idempotency_key, channel, attempt, outcome, external_ref "
+                                  "FROM orders.send_attempts")).all()
+        assert sorted(tuple(r) for r in rows) == [("PO1", "email", 1, "accepted", "sendgrid:abc"),
+                                                  ("PO2", "email", 1, None, None),
+                                                  ("digest-2030-01-01-u1", "digest", 1, "accepted", "eml:x")]
+    finally:
+        e.dispose()
