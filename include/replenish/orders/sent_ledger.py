@@ -4,7 +4,8 @@
 message, keyed by (channel, idempotency key, attempt number). A queue (``orders.outbox``,
 ``orders.digest_outbox``) says *what* is due; the ledger says what was tried and what came of it.
 
-:func:`transmit` sends one message in four steps, each its own transaction:
+:func:`transmit` sends one message in four steps (the intent, the outcome and the queue's settlement are
+three separate transactions):
 
 1. **Exclusive**: a transaction-level advisory lock on (channel, key), held on its own connection for the
    whole attempt. It dies with the process (PostgreSQL ends the session of a killed client), so a killed
@@ -79,9 +80,9 @@ class Attempt:
         return self.outcome in UNCERTAIN
 
     def describe(self) -> str:
-        why = {None: "the sender stopped before recording an outcome", "interrupted":
-               "the sender stopped before recording an outcome", "unknown": f"the answer was lost ({self.error})"}
-        return f"attempt {self.attempt} at {self.started_at:%Y-%m-%d %H:%M:%S} ({why.get(self.outcome, '')})"
+        why = f"the answer was lost: {self.error}" if self.outcome == "unknown" else \
+            "the sender stopped before recording an outcome"
+        return f"attempt {self.attempt} at {self.started_at:%Y-%m-%d %H:%M:%S} ({why})"
 
 
 @dataclass(frozen=True)
