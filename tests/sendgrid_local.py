@@ -3,7 +3,8 @@
 It checks what SendGrid checks before accepting a mail (bearer key; personalizations with recipients;
 from; subject; non-empty content, text/plain before text/html) and answers like SendGrid: 202 with an
 ``X-Message-Id``, 200 in sandbox mode (validated, not delivered), 400 with an ``errors`` list, 401 for
-a missing key. ``mode = "down"`` answers 503; ``mode = "drop"`` accepts the mail and closes the connection
+a missing key. ``mode = "down"`` answers 503; a numeric mode ("502") takes the mail and answers that status
+(a gateway that lost SendGrid's answer); ``mode = "drop"`` accepts the mail and closes the connection
 without an answer (a lost response). Accepted mails are kept in ``mails``; ``on_accept(mail)`` runs after a
 mail is accepted and before the answer (a test kills the sender there).
 """
@@ -80,6 +81,8 @@ class SendGridServer:
                 if outer.mode == "drop":
                     self.close_connection = True
                     return None
+                if outer.mode.isdigit():
+                    return self._answer(int(outer.mode), {"errors": [{"message": "bad gateway"}]})
                 if ((body.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable"):
                     return self._answer(200)
                 return self._answer(202, None, {"X-Message-Id": uuid.uuid4().hex})

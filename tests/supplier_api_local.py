@@ -2,7 +2,8 @@
 
 Every request is kept in ``requests``; the first body per key in ``orders`` (a repeat with the same key is
 answered like the original and changes nothing). ``mode``: "ok" (201 with ``supplier_order_ref``), "down"
-(503), "drop" (take the order, then close the connection without an answer: a lost response).
+(503), "drop" (take the order, then close the connection without an answer: a lost response), or a status
+("502": take the order and answer that, as a gateway that lost the answer does).
 ``on_request(request)`` runs after the order is taken and before the answer (a test kills the sender there).
 """
 
@@ -43,6 +44,11 @@ class SupplierApiServer:
                     outer.on_request(req)
                 if outer.mode == "drop":
                     self.close_connection = True
+                    return
+                if outer.mode.isdigit():
+                    self.send_response(int(outer.mode))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 payload = json.dumps({"supplier_order_ref": f"SUP-{key}"}).encode()
                 self.send_response(201)
