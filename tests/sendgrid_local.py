@@ -3,7 +3,10 @@
 It checks what SendGrid checks before accepting a mail (bearer key; personalizations with recipients;
 from; subject; non-empty content, text/plain before text/html) and answers like SendGrid: 202 with an
 ``X-Message-Id``, 200 in sandbox mode (validated, not delivered), 400 with an ``errors`` list, 401 for
-a missing key. ``mode = "down"`` answers 503. Accepted mails are kept in ``mails``.
+a missing key. ``mode = "down"`` answers 503; a numeric mode ("502") takes the mail and answers that status
+(a gateway that lost SendGrid's answer); ``mode = "drop"`` accepts the mail and closes the connection
+without an answer (a lost response). Accepted mails are kept in ``mails``; ``on_accept(mail)`` runs after a
+mail is accepted and before the answer (a test kills the sender there).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -41,6 +45,7 @@ class SendGridServer:
         self.api_key, self.mode = api_key, mode
         self.requests: list[dict[str, Any]] = []
         self.mails: list[dict[str, Any]] = []
+        self.on_accept: Callable[[dict[str, Any]], None] | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,10 +75,16 @@ class SendGridServer:
                 errors = validate(body)
                 if errors:
                     return self._answer(400, {"errors": errors})
-                if ((body.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable"):
-                    outer.mails.append(body)
-                    return self._answer(200)
                 outer.mails.append(body)
+                if outer.on_accept:
+                    outer.on_accept(body)
+                if outer.mode == "drop":
+                    self.close_connection = True
+                    return None
+                if outer.mode.isdigit():
+                    return self._answer(int(outer.mode), {"errors": [{"message": "bad gateway"}]})
+                if ((body.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable"):
+                    return self._answer(200)
                 return self._answer(202, None, {"X-Message-Id": uuid.uuid4().hex})
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -210,6 +210,33 @@ def test_exactly_once_on_rerun_and_after_a_crash(eng, day, sendgrid, tmp_path):
     assert dict(rows) == {"sent": 2}
 
 
+def test_crash_before_the_outcome_resends_marked_with_one_alert(eng, day, sendgrid, tmp_path):
+    d, _ = day
+    ch = _channel(sendgrid, tmp_path)
+
+    def crash(_key):
+        raise SimulatedCrash()
+
+    # SendGrid accepted the first mail; the process died before recording it: the ledger cannot know.
+    with pytest.raises(SimulatedCrash):
+        _run(eng, d, ch, hooks={"after_call": crash})
+    retry = _run(eng, d, ch)
+    assert retry["possible_duplicates"] == 1 and retry["sent"] == 2 and len(sendgrid.mails) == 3
+    first, again = (m for m in sendgrid.mails
+                    if m["custom_args"]["idempotency_key"] == sendgrid.mails[0]["custom_args"]["idempotency_key"])
+    key = first["custom_args"]["idempotency_key"]
+    assert first["headers"]["Message-ID"] == again["headers"]["Message-ID"] == f"<{key}@retailer.test>"
+    assert "X-Replenish-Possible-Duplicate" not in first["headers"]
+    assert again["headers"]["X-Replenish-Possible-Duplicate"] == key and again["custom_args"]["possible_duplicate"]
+    assert again["subject"] == f"POSSIBLE DUPLICATE: {first['subject']}"
+    assert _content(again, "text/plain").startswith("POSSIBLE DUPLICATE")
+    assert _run(eng, d, ch)["sent"] == 0 and len(sendgrid.mails) == 3
+    with eng.connect() as c:
+        alerts = c.execute(text("SELECT message FROM orders.alerts WHERE kind = 'digest_possible_duplicate' "
+                                "AND message LIKE :k"), {"k": f"digest {key} %"}).scalars().all()
+    assert len(alerts) == 1 and "attempt 1 " in alerts[0] and "buyer" in alerts[0]
+
+
 def test_sendgrid_down_retries_then_sends_once(eng, day, sendgrid, tmp_path):
     d, _ = day
     sendgrid.mode = "down"

@@ -1,13 +1,13 @@
 import datetime as dt
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
 import pytest
+from sendgrid_local import SendGridServer
 from sqlalchemy import text
+from supplier_api_local import SupplierApiServer
 
 from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel
 from replenish.orders.dispatcher import DispatchConfig, SimulatedCrash, drain
@@ -103,41 +103,6 @@ def test_rerun_is_idempotent_and_keeps_edits(eng):
         c.execute(text("DELETE FROM orders.order_events WHERE order_id = :o"), {"o": oid})
 
 
-class _Server:
-    """Local HTTP server on 127.0.0.1 recording requests; `mode` controls the answer."""
-
-    def __init__(self, mode="ok"):
-        self.requests, self.orders, self.mode = [], {}, mode
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                if outer.mode == "down":
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                key = self.headers.get("Idempotency-Key")
-                if key:
-                    outer.orders.setdefault(key, outer.requests[-1]["body"])  # dedupe by key
-                self.send_response(202 if "/mail/send" in self.path else 201)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                if "/mail/send" not in self.path:
-                    self.wfile.write(json.dumps({"supplier_order_ref": f"SUP-{key}"}).encode())
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
 def _queued(eng, channel, api_url=None, email=None):
     store = "T" + uuid.uuid4().hex[:8]
     o, lines = _proposal(store)
@@ -168,30 +133,50 @@ def _drain_only(eng, oid, channels, **kw):
     return drain(eng, channels, business_today=D, **kw)
 
 
-def test_kill_after_send_does_not_duplicate_at_supplier(eng):
-    srv = _Server()
+def _crash(_key):
+    raise SimulatedCrash()
+
+
+def test_kill_after_the_sent_marker_sends_nothing_again(eng):
+    srv = SupplierApiServer()
     try:
         oid = _queued(eng, "api", api_url=srv.url + "/orders")
         ch = {"api": SupplierApiChannel()}
-
-        def crash(_):
-            raise SimulatedCrash()
-
-        with pytest.raises(SimulatedCrash):
-            _drain_only(eng, oid, ch, hooks={"after_send": crash})
+        with pytest.raises(SimulatedCrash):  # the supplier's answer is recorded, the outbox row is not updated
+            _drain_only(eng, oid, ch, hooks={"after_send": _crash})
         assert _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid) == "queued"
         res = _drain_only(eng, oid, ch)
-        assert res["sent"] == 1
-        assert len(srv.requests) == 2 and {r["headers"]["Idempotency-Key"] for r in srv.requests} == {oid}
-        assert list(srv.orders) == [oid]  # one order at the supplier
+        assert res["sent"] == 1 and res["deduplicated"] == 1 and res["possible_duplicates"] == 0
+        assert len(srv.requests) == 1 and list(srv.orders) == [oid]
         assert _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid) == "sent"
         assert _drain_only(eng, oid, ch)["sent"] == 0  # nothing left
     finally:
         srv.close()
 
 
+def test_kill_before_the_marker_resends_marked_with_the_same_key_and_one_alert(eng):
+    srv = SupplierApiServer()
+    try:
+        oid = _queued(eng, "api", api_url=srv.url + "/orders")
+        ch = {"api": SupplierApiChannel()}
+        with pytest.raises(SimulatedCrash):  # the supplier took it; the process died before recording that
+            _drain_only(eng, oid, ch, hooks={"after_call": _crash})
+        res = _drain_only(eng, oid, ch)
+        assert res["sent"] == 1 and res["possible_duplicates"] == 1
+        first, second = srv.requests
+        assert {r["headers"]["Idempotency-Key"] for r in srv.requests} == {oid} and list(srv.orders) == [oid]
+        assert "X-Replenish-Possible-Duplicate" not in first["headers"]
+        assert second["headers"]["X-Replenish-Possible-Duplicate"] == oid and first["body"] == second["body"]
+        assert _count(eng, "SELECT count(*) FROM orders.alerts WHERE order_id = :o AND kind = 'api_possible_duplicate'",
+                      o=oid) == 1
+        assert _drain_only(eng, oid, ch)["sent"] == 0 and len(srv.requests) == 2
+        assert _count(eng, "SELECT count(*) FROM orders.alerts WHERE order_id = :o", o=oid) == 1
+    finally:
+        srv.close()
+
+
 def test_supplier_down_retries_then_dead_letter(eng):
-    srv = _Server(mode="down")
+    srv = SupplierApiServer(mode="down")
     try:
         oid = _queued(eng, "api", api_url=srv.url + "/orders")
         cfg = DispatchConfig(max_attempts=3, base_delay_s=0, jitter=0)
@@ -218,7 +203,7 @@ def test_supplier_down_retries_then_dead_letter(eng):
 
 
 def test_past_delivery_is_never_sent(eng):
-    srv = _Server()
+    srv = SupplierApiServer()
     try:
         oid = _queued(eng, "api", api_url=srv.url + "/orders")
         with eng.begin() as c:
@@ -229,29 +214,36 @@ def test_past_delivery_is_never_sent(eng):
                 ),
                 {"o": oid},
             )
-        res = drain(eng, {"api": SupplierApiChannel()}, business_today=D + dt.timedelta(days=5))
-        assert res["dead"] == 1 and srv.requests == []
+        # the second run finds nothing to do and alerts nobody again
+        runs = [drain(eng, {"api": SupplierApiChannel()}, business_today=D + dt.timedelta(days=5)) for _ in range(2)]
+        assert [r["expired"] for r in runs] == [1, 0] and runs[0]["dead"] == 0 and srv.requests == []
+        # cancelled with a reason, not a dead letter (whose Retry would send a delivery for a day that is over)
+        assert _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid) == "cancelled"
+        assert _count(eng, "SELECT status FROM orders.outbox WHERE order_id = :o", o=oid) == "expired"
+        assert _count(eng, "SELECT to_value FROM orders.order_events WHERE order_id = :o AND event = 'cancel_reason'",
+                      o=oid) == "delivery_date_passed"
+        assert _count(eng, "SELECT count(*) FROM orders.alerts WHERE order_id = :o", o=oid) == 1
+        assert _count(eng, "SELECT kind FROM orders.alerts WHERE order_id = :o", o=oid) == "delivery_date_passed"
     finally:
         srv.close()
 
 
 def test_sendgrid_email_with_ledger_dedupe(eng, tmp_path):
-    srv = _Server()
+    srv = SendGridServer()
     try:
         oid = _queued(eng, "email", email="orders@supplier.test")
         ch = {"email": EmailChannel(api_key="SG.test", base_url=srv.url, mail_from="r@x.test", outbox_dir=tmp_path)}
-
-        def crash(_):
-            raise SimulatedCrash()
-
         with pytest.raises(SimulatedCrash):
-            _drain_only(eng, oid, ch, hooks={"after_send": crash})
-        assert _drain_only(eng, oid, ch) == {"sent": 1, "failed": 0, "dead": 0, "deduplicated": 1}
+            _drain_only(eng, oid, ch, hooks={"after_send": _crash})
+        res = _drain_only(eng, oid, ch)
+        assert (res["sent"], res["deduplicated"], res["failed"], res["dead"]) == (1, 1, 0, 0)
         assert len(srv.requests) == 1  # ledger marker prevented a second mail
         req = srv.requests[0]
         assert req["path"] == "/v3/mail/send" and req["headers"]["Authorization"] == "Bearer SG.test"
         body = req["body"]
         assert body["custom_args"] == {"order_id": oid} and body["headers"]["X-Replenish-Order-Id"] == oid
+        assert body["headers"]["Message-ID"] == f"<{oid}@x.test>" and oid in body["subject"]
+        assert "X-Replenish-Possible-Duplicate" not in body["headers"]
         assert (
             body["attachments"][0]["filename"] == f"{oid}.csv"
             and body["personalizations"][0]["to"][0]["email"] == "orders@supplier.test"

@@ -2,12 +2,14 @@
 
 ``orders.digest_outbox`` has one row per (business_date, user_id); the idempotency key is
 ``digest-<date>-u<user_id>``. A repeated run refreshes the content of a row that is still unsent and
-never touches a sent one. Sending follows ``replenish.orders.dispatcher``: the row is claimed with
-``FOR UPDATE SKIP LOCKED``; a 'sending' claim and a 'sent' marker in ``orders.sent_ledger`` (channel
-``digest``) are committed on their own connection around the SendGrid call, so a crash after
-SendGrid's 202 leaves a marker and the next attempt does not mail again; without an API key the
-``<key>.eml`` file in the outbox folder is the marker. Failures retry with backoff and dead-letter
-after ``max_attempts`` with an alert in ``orders.alerts``.
+never touches a sent one. Sending is the orders' mechanism, ``replenish.orders.sent_ledger.transmit``
+(ledger channel ``digest``): the intent is committed before the SendGrid call and the outcome after it,
+so a crash after SendGrid's 202 and the recorded outcome does not mail again; if the process died between
+the call and that record, the resend is marked "POSSIBLE DUPLICATE" (subject and
+``X-Replenish-Possible-Duplicate``; the Message-ID is the same for every attempt) and exactly one alert
+``digest_possible_duplicate`` is raised. Without an API key the ``<key>.eml`` file in the outbox folder is
+the marker. Failures retry with backoff and dead-letter after ``max_attempts`` with an alert in
+``orders.alerts``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from replenish.orders.dispatcher import DispatchConfig, SimulatedCrash, _ledger, _ledger_state, backoff_seconds
+from replenish.orders.dispatcher import DispatchConfig, backoff_seconds
+from replenish.orders.sent_ledger import (
+    History,
+    Message,
+    Result,
+    SimulatedCrash,
+    alert,
+    run_hook,
+    transmit,
+    uncertain_note,
+)
 from replenish.orders.store import ensure_schema as ensure_orders_schema
 
 if TYPE_CHECKING:
@@ -83,73 +95,97 @@ def enqueue(conn: Connection, business_date: dt.date, user_id: int, recipient: s
     return "new" if row.inserted else "refreshed"
 
 
-def _alert(conn: Connection, kind: str, message: str) -> None:
-    conn.execute(text("INSERT INTO orders.alerts (order_id, kind, message) VALUES (NULL, :k, :m)"),
-                 {"k": kind, "m": message})
+class _DigestQueue:
+    """One orders.digest_outbox row as a ``sent_ledger.Queue``."""
+
+    def __init__(self, message_id: int, channel: EmailChannel, cfg: DispatchConfig, run_id: str | None):
+        self.message_id, self.channel, self.cfg, self.run_id = message_id, channel, cfg, run_id
+
+    def claim(self, conn: Connection) -> dict[str, Any] | None:
+        row = conn.execute(
+            text("""SELECT message_id, idempotency_key, recipient, subject, payload, attempts
+                    FROM orders.digest_outbox
+                    WHERE message_id = :m AND status IN ('pending', 'retry') AND next_attempt_at <= now()
+                    FOR UPDATE"""),
+            {"m": self.message_id},
+        ).mappings().first()
+        return dict(row) if row else None
+
+    def found(self, row: dict[str, Any]) -> str | None:
+        return self.channel.already_sent(row["idempotency_key"])
+
+    def refuse(self, conn: Connection, row: dict[str, Any], hist: History, msg: Message) -> str | None:
+        if row["attempts"] >= self.cfg.max_attempts:  # the sender died every time: do not mail yet again
+            self._dead(conn, row, row["attempts"], f"the sender stopped {row['attempts']} times without recording "
+                                                   "an outcome", hist, msg)
+            return "dead"
+        return None
+
+    def intend(self, conn: Connection, row: dict[str, Any], attempt: int) -> None:
+        conn.execute(text("UPDATE orders.digest_outbox SET attempts = attempts + 1 WHERE message_id = :m"),
+                     {"m": row["message_id"]})
+
+    def send(self, row: dict[str, Any], possible_duplicate: bool) -> str:
+        body = row["payload"]
+        return self.channel.send_message(
+            to=[row["recipient"]], subject=row["subject"], text_body=body["text"], html_body=body["html"],
+            key=row["idempotency_key"], category="buyer-digest", possible_duplicate=possible_duplicate,
+        )
+
+    def settle(self, conn: Connection, row: dict[str, Any], result: Result, hist: History, msg: Message) -> str:
+        if result.kind in ("sent", "deduplicated"):
+            conn.execute(
+                text("""UPDATE orders.digest_outbox SET status = 'sent', sent_at = now(), last_error = NULL,
+                        sent_by_run = :r, external_ref = :ref WHERE message_id = :m"""),
+                {"r": self.run_id, "ref": result.ref, "m": row["message_id"]},
+            )
+            return "sent" if result.kind == "sent" else "deduplicated"
+        attempts = row["attempts"] + 1  # the intent counted this attempt
+        err = result.error or "unknown error"
+        if attempts >= self.cfg.max_attempts:
+            self._dead(conn, row, attempts, err, hist, msg)
+            return "dead"
+        conn.execute(
+            text("""UPDATE orders.digest_outbox SET status = 'retry', last_error = :e,
+                    next_attempt_at = now() + make_interval(secs => :s) WHERE message_id = :m"""),
+            {"e": err, "s": backoff_seconds(attempts, self.cfg), "m": row["message_id"]},
+        )
+        return "failed"
+
+    def _dead(self, conn: Connection, row: dict[str, Any], attempts: int, err: str, hist: History,
+              msg: Message) -> None:
+        conn.execute(
+            text("UPDATE orders.digest_outbox SET status = 'dead_letter', last_error = :e WHERE message_id = :m"),
+            {"e": err, "m": row["message_id"]},
+        )
+        alert(conn, msg, "digest_dead_letter", f"{msg.what}: gave up after {attempts} attempts: "
+                                               f"{err}{uncertain_note(hist, 'buyer')}")
 
 
 def drain_digests(engine: Engine, channel: EmailChannel, business_date: dt.date, *, run_id: str | None = None,
                   cfg: DispatchConfig | None = None, hooks: dict | None = None) -> dict[str, int]:
-    """Send the business date's pending digests, one transaction each."""
+    """Send the business date's pending digests, each through ``sent_ledger.transmit``."""
     cfg = cfg or DispatchConfig()
-    hooks = hooks or {}
-    counts = {"sent": 0, "deduplicated": 0, "failed": 0, "dead": 0}
+    counts = {"sent": 0, "deduplicated": 0, "failed": 0, "dead": 0, "possible_duplicates": 0, "busy": 0}
     seen: list[int] = [0]
     while True:
-        with engine.begin() as conn:
-            row = conn.execute(
-                text("""SELECT message_id, idempotency_key, recipient, subject, payload, attempts
-                        FROM orders.digest_outbox
+        with engine.connect() as conn:
+            cand = conn.execute(
+                text("""SELECT message_id, idempotency_key, recipient FROM orders.digest_outbox
                         WHERE business_date = :d AND status IN ('pending', 'retry') AND next_attempt_at <= now()
                           AND NOT (message_id = ANY(:seen))
-                        ORDER BY message_id FOR UPDATE SKIP LOCKED LIMIT 1"""),
+                        ORDER BY message_id LIMIT 1"""),
                 {"d": business_date, "seen": seen},
             ).mappings().first()
-            if row is None:
-                break
-            seen.append(row["message_id"])
-            key, attempts = row["idempotency_key"], row["attempts"] + 1
-            try:
-                ref = channel.already_sent(key)
-                if ref is None:
-                    led = _ledger_state(conn, key, CHANNEL)
-                    ref = led.get("sent") if "sent" in led else None
-                    if ref is None and "sending" in led:
-                        _alert(conn, "digest_possible_duplicate", f"{key}: earlier attempt claimed without sent marker")
-                if ref is not None:
-                    counts["deduplicated"] += 1
-                else:
-                    _ledger(engine, key, CHANNEL, "sending")
-                    body = row["payload"]
-                    ref = channel.send_message(
-                        to=[row["recipient"]], subject=row["subject"], text_body=body["text"],
-                        html_body=body["html"], key=key, category="buyer-digest",
-                    )
-                    _ledger(engine, key, CHANNEL, "sent", ref)
-                    counts["sent"] += 1
-                if "after_send" in hooks:
-                    hooks["after_send"](key)
-                conn.execute(
-                    text("""UPDATE orders.digest_outbox SET status = 'sent', attempts = :a, sent_at = now(),
-                            last_error = NULL, sent_by_run = :r, external_ref = :ref WHERE message_id = :m"""),
-                    {"a": attempts, "r": run_id, "ref": ref, "m": row["message_id"]},
-                )
-            except Exception as exc:  # noqa: BLE001 - every send failure is recorded; SimulatedCrash is not
-                err = f"{exc.__class__.__name__}: {exc}"[:1000]
-                if attempts >= cfg.max_attempts:
-                    conn.execute(
-                        text("""UPDATE orders.digest_outbox SET status = 'dead_letter', attempts = :a,
-                                last_error = :e WHERE message_id = :m"""),
-                        {"a": attempts, "e": err, "m": row["message_id"]},
-                    )
-                    _alert(conn, "digest_dead_letter", f"{key} to {row['recipient']}: gave up after {attempts} "
-                                                       f"attempts: {err}")
-                    counts["dead"] += 1
-                else:
-                    conn.execute(
-                        text("""UPDATE orders.digest_outbox SET status = 'retry', attempts = :a, last_error = :e,
-                                next_attempt_at = now() + make_interval(secs => :s) WHERE message_id = :m"""),
-                        {"a": attempts, "e": err, "s": backoff_seconds(attempts, cfg), "m": row["message_id"]},
-                    )
-                    counts["failed"] += 1
+        if cand is None:
+            break
+        seen.append(cand["message_id"])
+        run_hook(hooks, "before_claim", cand["idempotency_key"])
+        msg = Message(channel=CHANNEL, key=cand["idempotency_key"], order_id=None,
+                      what=f"digest {cand['idempotency_key']} to {cand['recipient']}", receiver="buyer")
+        res = transmit(engine, _DigestQueue(cand["message_id"], channel, cfg, run_id), msg, hooks=hooks)
+        if res.count in counts:
+            counts[res.count] += 1
+        if res.possible_duplicate and res.kind == "sent":
+            counts["possible_duplicates"] += 1
     return counts

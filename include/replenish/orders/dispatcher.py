@@ -1,15 +1,17 @@
-"""Drain orders.outbox: one message per transaction, claimed with FOR UPDATE SKIP LOCKED.
+"""Drain orders.outbox: every due message through ``replenish.orders.sent_ledger.transmit``.
 
-Exactly-once at the supplier despite crashes: the outbox row stays locked (and un-updated) while sending;
-if the process dies after the supplier accepted but before the commit, the row is simply pending again and
-the next run resends with the same idempotency key (= order id):
-* api: the supplier dedupes on the ``Idempotency-Key`` header;
-* edifact / email without API key: the file named by the order id already exists -> treated as sent;
-* email via SendGrid: a 'sending' claim and a 'sent' marker are committed to orders.sent_ledger on a
-  separate connection around the API call; a 'sent' marker -> treated as sent. (A crash between SendGrid's
-  202 and the marker write is the one window left: the claim without marker is resent - at-least-once - and
-  an alert ``email_possible_duplicate`` is recorded.)
-Orders whose delivery date is before ``business_today`` (``replenish.clock.today()``) are never sent.
+Exactly-once at the supplier despite crashes (the protocol is in ``sent_ledger``): the intent to send is
+committed before the call, the outcome right after it; an order is resent after a crash only when the ledger
+cannot tell whether the supplier has it, and then the resend says so to the supplier ("possible duplicate of
+order X": mail subject and header, API header next to the same ``Idempotency-Key``, EDIFACT BGM message
+function 7) and exactly one alert ``<channel>_possible_duplicate`` is raised, in the transaction that commits
+the resend's intent. A file channel whose file is still there, or a ledger 'sent' marker, settles the order
+as sent without sending.
+
+Orders whose delivery date is before ``business_today`` (``replenish.clock.today()``) are never sent: they are
+cancelled with reason ``delivery_date_passed`` and one alert (not dead-lettered: there is nothing a retry
+could fix). Dead letters are for channels that failed ``max_attempts`` times, or for a message whose sender
+died ``max_attempts`` times in a row (it is not sent again until a person retries it).
 """
 
 from __future__ import annotations
@@ -17,15 +19,28 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from replenish.orders.channels.base import ChannelError
+from replenish.orders.outbox import expire
+from replenish.orders.sent_ledger import (
+    History,
+    Message,
+    Result,
+    SimulatedCrash,
+    alert,
+    run_hook,
+    transmit,
+    uncertain_note,
+)
 from replenish.orders.store import add_event, set_status
 
+__all__ = ["DispatchConfig", "SimulatedCrash", "backoff_seconds", "drain"]
 
-class SimulatedCrash(BaseException):
-    """Raised by test hooks to emulate a process kill (BaseException: never caught as a send failure)."""
+PASSED = "delivery_date_passed"
 
 
 @dataclass
@@ -41,31 +56,94 @@ def backoff_seconds(attempts: int, cfg: DispatchConfig, rng: random.Random | Non
     return base * (1 + (rng or random).uniform(0, cfg.jitter))
 
 
-def _ledger(engine: Engine, key: str, channel: str, state: str, ref: str | None = None) -> None:
-    with engine.begin() as c:
-        c.execute(
-            text(
-                "INSERT INTO orders.sent_ledger (idempotency_key, channel, state, external_ref) "
-                "VALUES (:k, :c, :s, :r) ON CONFLICT DO NOTHING"
-            ),
-            {"k": key, "c": channel, "s": state, "r": ref},
-        )
+class _OrderQueue:
+    """One orders.outbox message as a ``sent_ledger.Queue``."""
 
+    def __init__(self, cand: dict[str, Any], channels: dict, *, business_today: dt.date, cfg: DispatchConfig,
+                 actor: str, run_id: str | None, now: dt.datetime | None):
+        self.cand, self.channels, self.business_today, self.cfg = cand, channels, business_today, cfg
+        self.actor, self.run_id, self.now = actor, run_id, now
+        self.channel = channels.get(cand["channel"])
 
-def _ledger_state(conn: Connection, key: str, channel: str) -> dict[str, str | None]:
-    return dict(
+    def claim(self, conn: Connection) -> dict[str, Any] | None:
+        row = conn.execute(
+            text("""SELECT o.message_id, o.order_id, o.idempotency_key, o.channel, o.payload, o.attempts,
+                           p.delivery_date
+                    FROM orders.outbox o JOIN orders.purchase_orders p ON p.order_id = o.order_id
+                    WHERE o.message_id = :m AND o.status IN ('pending', 'retry')
+                      AND o.next_attempt_at <= COALESCE(:now, now())
+                    FOR UPDATE OF o"""),
+            {"m": self.cand["message_id"], "now": self.now},
+        ).mappings().first()
+        return dict(row) if row else None
+
+    def found(self, row: dict[str, Any]) -> str | None:
+        return self.channel.already_sent(row["idempotency_key"]) if self.channel is not None else None
+
+    def refuse(self, conn: Connection, row: dict[str, Any], hist: History, msg: Message) -> str | None:
+        oid = row["order_id"]
+        if row["delivery_date"] < self.business_today:
+            why = (f"not sent: delivery {row['delivery_date']} passed before it could be sent "
+                   f"(business day {self.business_today})")
+            expire(conn, oid, actor=self.actor, reason=PASSED, message_id=row["message_id"], detail=why)
+            alert(conn, msg, PASSED, f"order {oid} cancelled, {why}{uncertain_note(hist, 'supplier')}")
+            return "expired"
+        if row["attempts"] >= self.cfg.max_attempts:
+            # Only intents without outcomes get here (a failure at the last attempt dead-letters at once): the
+            # sender died every time. Sending again would risk yet another possible duplicate.
+            err = f"the sender stopped {row['attempts']} times without recording an outcome"
+            self._dead(conn, row, row["attempts"], err, hist, msg)
+            return "dead"
+        return None
+
+    def intend(self, conn: Connection, row: dict[str, Any], attempt: int) -> None:
+        conn.execute(text("UPDATE orders.outbox SET attempts = attempts + 1 WHERE message_id = :m"),
+                     {"m": row["message_id"]})
+
+    def send(self, row: dict[str, Any], possible_duplicate: bool) -> str:
+        if self.channel is None:
+            raise ChannelError(f"no channel {row['channel']!r} configured")
+        return self.channel.send(row["payload"], row["idempotency_key"], possible_duplicate=possible_duplicate)
+
+    def settle(self, conn: Connection, row: dict[str, Any], result: Result, hist: History, msg: Message) -> str:
+        mid, oid = row["message_id"], row["order_id"]
+        if result.kind in ("sent", "deduplicated"):
+            conn.execute(
+                text("""UPDATE orders.outbox SET status = 'sent', sent_at = now(), last_error = NULL,
+                        sent_by_run = :r WHERE message_id = :m"""),
+                {"r": self.run_id, "m": mid},
+            )
+            set_status(conn, oid, "sent", self.actor)
+            add_event(conn, oid, self.actor, "sent_ref", None, result.ref)
+            if result.possible_duplicate:
+                note = uncertain_note(hist, "supplier")
+                add_event(conn, oid, self.actor, "possible_duplicate", None,
+                          f"attempt {result.attempt} was marked as a possible duplicate{note}")
+            return "sent"
+        attempts = row["attempts"] + 1  # the intent counted this attempt
+        err = result.error or "unknown error"
+        if attempts >= self.cfg.max_attempts:
+            self._dead(conn, row, attempts, err, hist, msg)
+            return "dead"
         conn.execute(
-            text("SELECT state, external_ref FROM orders.sent_ledger WHERE idempotency_key = :k AND channel = :c"),
-            {"k": key, "c": channel},
-        ).fetchall()
-    )
+            text("""UPDATE orders.outbox SET status = 'retry', last_error = :e,
+                    next_attempt_at = COALESCE(:now, now()) + make_interval(secs => :d) WHERE message_id = :m"""),
+            {"e": err, "m": mid, "d": backoff_seconds(attempts, self.cfg), "now": self.now},
+        )
+        set_status(conn, oid, "failed", self.actor)
+        set_status(conn, oid, "retry", self.actor)
+        return "failed"
 
-
-def _alert(conn: Connection, order_id: str, kind: str, message: str) -> None:
-    conn.execute(
-        text("INSERT INTO orders.alerts (order_id, kind, message) VALUES (:o, :k, :m)"),
-        {"o": order_id, "k": kind, "m": message},
-    )
+    def _dead(self, conn: Connection, row: dict[str, Any], attempts: int, err: str, hist: History,
+              msg: Message) -> None:
+        conn.execute(
+            text("UPDATE orders.outbox SET status = 'dead_letter', last_error = :e WHERE message_id = :m"),
+            {"e": err, "m": row["message_id"]},
+        )
+        set_status(conn, row["order_id"], "failed", self.actor)
+        set_status(conn, row["order_id"], "dead_letter", self.actor)
+        alert(conn, msg, "dead_letter",
+              f"gave up after {attempts} attempts: {err}{uncertain_note(hist, 'supplier')}")
 
 
 def drain(
@@ -80,92 +158,39 @@ def drain(
     now: dt.datetime | None = None,
     order_ids: list[str] | None = None,
 ) -> dict:
-    """Send due outbox messages (all, or only those of ``order_ids``: "send now" sends its own order only)."""
+    """Send due outbox messages (all, or only those of ``order_ids``: "send now" sends its own order only).
+
+    Counts: sent (deduplicated included), deduplicated, failed (will retry), dead, expired, possible_duplicates
+    (sent marked as a possible duplicate), busy (another dispatcher was sending it)."""
     cfg = cfg or DispatchConfig()
-    hooks = hooks or {}
-    counts = {"sent": 0, "failed": 0, "dead": 0, "deduplicated": 0}
+    actor = f"dispatcher:{run_id or 'adhoc'}"
+    counts = {"sent": 0, "failed": 0, "dead": 0, "deduplicated": 0, "expired": 0, "possible_duplicates": 0,
+              "busy": 0}
     seen: set[int] = set()
     while limit is None or len(seen) < limit:
-        with engine.begin() as conn:
-            row = (
-                conn.execute(
-                    text("""
-                SELECT o.message_id, o.order_id, o.idempotency_key, o.channel, o.payload, o.attempts,
-                       p.delivery_date, p.status AS order_status
-                FROM orders.outbox o JOIN orders.purchase_orders p ON p.order_id = o.order_id
-                WHERE o.status IN ('pending', 'retry') AND o.next_attempt_at <= COALESCE(:now, now())
-                  AND NOT (o.message_id = ANY(:seen))
-                  AND (CAST(:ids AS text[]) IS NULL OR o.order_id = ANY(CAST(:ids AS text[])))
-                ORDER BY o.next_attempt_at, o.message_id
-                FOR UPDATE OF o SKIP LOCKED LIMIT 1"""),
-                    {"now": now, "seen": list(seen) or [0], "ids": order_ids},
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                break
-            seen.add(row["message_id"])
-            mid, oid, key, chname = row["message_id"], row["order_id"], row["idempotency_key"], row["channel"]
-            actor = f"dispatcher:{run_id or 'adhoc'}"
-            if row["delivery_date"] < business_today:
-                conn.execute(
-                    text("UPDATE orders.outbox SET status = 'dead_letter', last_error = :e WHERE message_id = :m"),
-                    {"e": f"delivery date {row['delivery_date']} before business today {business_today}", "m": mid},
-                )
-                set_status(conn, oid, "dead_letter", actor)
-                _alert(conn, oid, "delivery_date_passed", f"not sent: delivery {row['delivery_date']} is in the past")
-                counts["dead"] += 1
-                continue
-            attempts = row["attempts"] + 1
-            channel = channels.get(chname)
-            try:
-                if channel is None:
-                    raise RuntimeError(f"no channel {chname!r} configured")
-                ref = channel.already_sent(key)
-                if ref is None and channel.uses_ledger:
-                    led = _ledger_state(conn, key, chname)
-                    ref = led.get("sent") if "sent" in led else None
-                    if ref is None and "sending" in led:
-                        _alert(conn, oid, "email_possible_duplicate", "previous attempt claimed without sent marker")
-                if ref is not None:
-                    counts["deduplicated"] += 1
-                else:
-                    if channel.uses_ledger:
-                        _ledger(engine, key, chname, "sending")
-                    ref = channel.send(row["payload"], key)
-                    if channel.uses_ledger:
-                        _ledger(engine, key, chname, "sent", ref)
-                if "after_send" in hooks:
-                    hooks["after_send"](oid)
-                conn.execute(
-                    text("""UPDATE orders.outbox SET status = 'sent', attempts = :a, sent_at = now(),
-                    last_error = NULL, sent_by_run = :r WHERE message_id = :m"""),
-                    {"a": attempts, "r": run_id, "m": mid},
-                )
-                set_status(conn, oid, "sent", actor)
-                add_event(conn, oid, actor, "sent_ref", None, ref)
-                counts["sent"] += 1
-            except Exception as exc:  # noqa: BLE001 - every send failure is recorded, SimulatedCrash is not
-                err = f"{exc.__class__.__name__}: {exc}"[:1000]
-                if attempts >= cfg.max_attempts:
-                    conn.execute(
-                        text("""UPDATE orders.outbox SET status = 'dead_letter', attempts = :a, last_error = :e
-                        WHERE message_id = :m"""),
-                        {"a": attempts, "e": err, "m": mid},
-                    )
-                    set_status(conn, oid, "failed", actor)
-                    set_status(conn, oid, "dead_letter", actor)
-                    _alert(conn, oid, "dead_letter", f"gave up after {attempts} attempts: {err}")
-                    counts["dead"] += 1
-                else:
-                    delay = backoff_seconds(attempts, cfg)
-                    conn.execute(
-                        text("""UPDATE orders.outbox SET status = 'retry', attempts = :a, last_error = :e,
-                        next_attempt_at = COALESCE(:now, now()) + make_interval(secs => :d) WHERE message_id = :m"""),
-                        {"a": attempts, "e": err, "m": mid, "d": delay, "now": now},
-                    )
-                    set_status(conn, oid, "failed", actor)
-                    set_status(conn, oid, "retry", actor)
-                    counts["failed"] += 1
+        with engine.connect() as conn:
+            cand = conn.execute(
+                text("""
+                SELECT message_id, order_id, idempotency_key, channel FROM orders.outbox
+                WHERE status IN ('pending', 'retry') AND next_attempt_at <= COALESCE(:now, now())
+                  AND NOT (message_id = ANY(:seen))
+                  AND (CAST(:ids AS text[]) IS NULL OR order_id = ANY(CAST(:ids AS text[])))
+                ORDER BY next_attempt_at, message_id LIMIT 1"""),
+                {"now": now, "seen": list(seen) or [0], "ids": order_ids},
+            ).mappings().first()
+        if cand is None:
+            break
+        seen.add(cand["message_id"])
+        run_hook(hooks, "before_claim", cand["idempotency_key"])
+        queue = _OrderQueue(dict(cand), channels, business_today=business_today, cfg=cfg, actor=actor,
+                            run_id=run_id, now=now)
+        msg = Message(channel=cand["channel"], key=cand["idempotency_key"], order_id=cand["order_id"],
+                      what=f"order {cand['order_id']}", receiver="supplier")
+        res = transmit(engine, queue, msg, hooks=hooks)
+        if res.count in counts:
+            counts[res.count] += 1
+        if res.kind == "deduplicated":
+            counts["deduplicated"] += 1
+        if res.possible_duplicate and res.kind == "sent":
+            counts["possible_duplicates"] += 1
     return counts

@@ -2,8 +2,10 @@
 
 State machine (orders.purchase_orders.status):
 proposed -> in_review -> approved | auto_approved -> queued -> sent -> acknowledged | rejected;
-queued/retry -> failed -> retry -> ... -> dead_letter; proposed/in_review -> cancelled.
-The outbox idempotency key is the order id.
+queued/retry -> failed -> retry -> ... -> dead_letter (the channel failed: a person may retry);
+proposed/in_review -> cancelled; queued/retry -> cancelled when the delivery date passed before it could be
+sent (``expire``: outbox status 'expired', reason ``delivery_date_passed``; nothing to retry).
+The outbox idempotency key is the order id; every transmission attempt is in orders.send_attempts.
 """
 
 from __future__ import annotations
@@ -103,6 +105,18 @@ def requeue(conn: Connection, order_id: str, *, actor: str) -> None:
 def cancel(conn: Connection, order_id: str, *, actor: str, reason: str) -> None:
     set_status(conn, order_id, "cancelled", actor, expect=OPEN_STATUSES)
     add_event(conn, order_id, actor, "cancel_reason", None, reason)
+
+
+def expire(conn: Connection, order_id: str, *, actor: str, reason: str, message_id: int, detail: str) -> None:
+    """The dispatcher found the order's delivery date passed before it could be sent: cancelled with
+    ``reason`` (a dead letter would offer a Retry that can only send a delivery for a day that is over)."""
+    set_status(conn, order_id, "cancelled", actor,
+               expect=("approved", "auto_approved", "queued", "sending", "retry", "failed"))
+    add_event(conn, order_id, actor, "cancel_reason", None, reason)
+    conn.execute(
+        text("UPDATE orders.outbox SET status = 'expired', last_error = :d WHERE message_id = :m"),
+        {"d": detail, "m": message_id},
+    )
 
 
 def record_acknowledgement(conn: Connection, order_id: str, *, accepted: bool, actor: str = "supplier") -> None:

@@ -119,6 +119,32 @@ CREATE TABLE IF NOT EXISTS orders.sent_ledger (
     at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (idempotency_key, channel, state)
 );
+-- One row per transmission attempt (orders and digest mails): the intent is committed before the provider
+-- call, the outcome after it (replenish.orders.sent_ledger). Replaces orders.sent_ledger, whose rows are
+-- carried over once: a 'sent' marker as an accepted attempt, a 'sending' claim alone as one without outcome.
+DO $$ BEGIN
+    IF to_regclass('orders.send_attempts') IS NULL THEN
+        CREATE TABLE orders.send_attempts (
+            channel text NOT NULL,
+            idempotency_key text NOT NULL,
+            attempt int NOT NULL,
+            order_id text,
+            started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            possible_duplicate boolean NOT NULL DEFAULT false,
+            outcome text CHECK (outcome IN ('accepted', 'rejected', 'unknown', 'interrupted')),
+            external_ref text,
+            error text,
+            finished_at timestamptz,
+            alerted_at timestamptz,
+            PRIMARY KEY (channel, idempotency_key, attempt)
+        );
+        INSERT INTO orders.send_attempts (channel, idempotency_key, attempt, started_at, outcome, external_ref,
+                                          finished_at)
+        SELECT channel, idempotency_key, 1, min(at), CASE WHEN bool_or(state = 'sent') THEN 'accepted' END,
+               max(external_ref) FILTER (WHERE state = 'sent'), max(at) FILTER (WHERE state = 'sent')
+        FROM orders.sent_ledger GROUP BY channel, idempotency_key;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS orders.alerts (
     alert_id bigserial PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT now(),
