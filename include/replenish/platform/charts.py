@@ -35,8 +35,12 @@ def sales_svg(
     label: str = "",
     orders: list[tuple[dt.date, float]] | None = None,
     window: tuple[dt.date, dt.date] | None = None,
+    width: int = W,
+    css_class: str = "",
 ) -> Markup:
-    """``window``: (delivery date, last day the delivery covers), shaded; ``orders``: (delivery date, quantity)."""
+    """``window``: (delivery date, last day the delivery covers), shaded; ``orders``: (delivery date, quantity).
+    ``width``: the drawing's width in CSS pixels at 1:1 (a phone gets a narrower one with fewer days, so its
+    text stays readable)."""
     orders = orders or []
     if not sales and not band:
         return Markup('<p class="muted small">No sales history for this item yet.</p>')
@@ -46,51 +50,6 @@ def sales_svg(
     top = max([v for _, v in sales] + [b[3] for b in band] + [q for _, q in orders] + [1.0])
     step = _nice_step(top)
     top = step * math.ceil(top / step)
-    pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
-    slot = pw / (span + 1)  # one day's width
-
-    def x(d: dt.date) -> float:
-        return round(LEFT + slot * ((d - d0).days + 0.5), 1)
-
-    def y(v: float) -> float:
-        return round(TOP + ph - ph * max(v, 0.0) / top, 1)
-
-    name = escape(label)
-    desc = f"Daily sales from {_fmt_day(d0)} and the forecast until {_fmt_day(d1)}"
-    p = [
-        f'<svg class="chart-svg" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(desc)}'
-        f'{" for " + name if label else ""}" preserveAspectRatio="xMidYMid meet">'
-    ]
-    # horizontal grid with unit labels
-    v = 0.0
-    while v <= top + 1e-9:
-        p.append(f'<line class="grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{y(v)}" y2="{y(v)}"/>')
-        p.append(f'<text class="axis" x="{LEFT - 5}" y="{y(v) + 4}" text-anchor="end">{v:g}</text>')
-        v += step
-    if window:
-        x0 = round(x(window[0]) - slot / 2, 1)
-        x1 = round(x(window[1]) + slot / 2, 1)
-        p.append(f'<rect class="window" x="{x0}" y="{TOP}" width="{round(x1 - x0, 1)}" height="{ph}"/>')
-    # dates: every Monday (and the first day), so a week reads at a glance
-    for i in range(span + 1):
-        d = d0 + dt.timedelta(days=i)
-        if d.isoweekday() == 1 or i == 0:
-            p.append(f'<line class="tick" x1="{x(d)}" x2="{x(d)}" y1="{TOP + ph}" y2="{TOP + ph + 4}"/>')
-            p.append(f'<text class="axis" x="{x(d)}" y="{TOP + ph + 16}" text-anchor="middle">{_fmt_day(d)}</text>')
-    for d, q in orders:
-        bw = max(round(slot * 0.6, 1), 2.0)
-        p.append(f'<rect class="order" x="{round(x(d) - bw / 2, 1)}" y="{y(q)}" width="{bw}" '
-                 f'height="{round(TOP + ph - y(q), 1)}"><title>ordered {q:g} for {_fmt_day(d)}</title></rect>')
-    if band:
-        upper = " ".join(f"{x(d)},{y(p90)}" for d, _p10, _p50, p90 in band)
-        lower = " ".join(f"{x(d)},{y(p10)}" for d, p10, _p50, _p90 in reversed(band))
-        p.append(f'<polygon class="band" points="{upper} {lower}"/>')
-        p.append('<polyline class="p50" points="' + " ".join(f"{x(d)},{y(p50)}" for d, _a, p50, _b in band) + '"/>')
-    if sales:
-        p.append('<polyline class="sales" points="' + " ".join(f"{x(d)},{y(s)}" for d, s in sales) + '"/>')
-        last_d, last_v = sales[-1]
-        p.append(f'<circle class="sales-dot" cx="{x(last_d)}" cy="{y(last_v)}" r="2.5"/>')
-    # legend
     items = [("sales", "sold per day")]
     if band:
         items += [("band", "forecast P10–P90"), ("p50", "forecast P50")]
@@ -98,13 +57,67 @@ def sales_svg(
         items.append(("order", "ordered (delivery day)"))
     if window:
         items.append(("window", "this delivery covers"))
+    legend: list[tuple[str, str, float, int]] = []  # (class, text, x, row offset)
     lx: float = LEFT
-    for cls, text in items:
+    ly = 0
+    for cls, text_ in items:
+        need = 28 + 5.6 * len(text_)
+        if lx + need > width and lx > LEFT:
+            lx, ly = LEFT, ly + 15
+        legend.append((cls, text_, lx, ly))
+        lx += need
+    top_m = TOP + ly  # the plot starts below the legend's rows
+    pw, ph = width - LEFT - RIGHT, H + ly - top_m - BOTTOM
+    slot = pw / (span + 1)  # one day's width
+
+    def x(d: dt.date) -> float:
+        return round(LEFT + slot * ((d - d0).days + 0.5), 1)
+
+    def y(v: float) -> float:
+        return round(top_m + ph - ph * max(v, 0.0) / top, 1)
+
+    name = escape(label)
+    desc = f"Daily sales from {_fmt_day(d0)} and the forecast until {_fmt_day(d1)}"
+    p = [
+        f'<svg class="chart-svg {escape(css_class)}" viewBox="0 0 {width} {H + ly}" role="img" aria-label="{escape(desc)}'
+        f'{" for " + name if label else ""}" preserveAspectRatio="xMidYMid meet">'
+    ]
+    # horizontal grid with unit labels
+    v = 0.0
+    while v <= top + 1e-9:
+        p.append(f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y(v)}" y2="{y(v)}"/>')
+        p.append(f'<text class="axis" x="{LEFT - 5}" y="{y(v) + 4}" text-anchor="end">{v:g}</text>')
+        v += step
+    if window:
+        x0 = round(x(window[0]) - slot / 2, 1)
+        x1 = round(x(window[1]) + slot / 2, 1)
+        p.append(f'<rect class="window" x="{x0}" y="{top_m}" width="{round(x1 - x0, 1)}" height="{ph}"/>')
+    # dates: every Monday (and the first day), so a week reads at a glance
+    for i in range(span + 1):
+        d = d0 + dt.timedelta(days=i)
+        if d.isoweekday() == 1 or i == 0:
+            p.append(f'<line class="tick" x1="{x(d)}" x2="{x(d)}" y1="{top_m + ph}" y2="{top_m + ph + 4}"/>')
+            p.append(f'<text class="axis" x="{x(d)}" y="{top_m + ph + 16}" text-anchor="middle">{_fmt_day(d)}</text>')
+    for d, q in orders:
+        bw = max(round(slot * 0.34, 1), 2.0)
+        p.append(f'<rect class="order" x="{round(x(d) - bw / 2, 1)}" y="{y(q)}" width="{bw}" '
+                 f'height="{round(top_m + ph - y(q), 1)}"><title>ordered {q:g} for {_fmt_day(d)}</title></rect>')
+    # the forecast as steps, one slot per day: a band of one or two days (a short coverage window) stays visible
+    for d, p10, p50, p90 in band:
+        bx = round(x(d) - slot / 2, 1)
+        p.append(f'<rect class="band" x="{bx}" y="{y(p90)}" width="{round(slot, 1)}" '
+                 f'height="{round(max(y(p10) - y(p90), 1.0), 1)}"><title>{_fmt_day(d)}: forecast P10 {p10:.0f}, '
+                 f'P50 {p50:.0f}, P90 {p90:.0f}</title></rect>')
+        p.append(f'<line class="p50" x1="{bx}" x2="{round(bx + slot, 1)}" y1="{y(p50)}" y2="{y(p50)}"/>')
+    if sales:
+        p.append('<polyline class="sales" points="' + " ".join(f"{x(d)},{y(s)}" for d, s in sales) + '"/>')
+        last_d, last_v = sales[-1]
+        p.append(f'<circle class="sales-dot" cx="{x(last_d)}" cy="{y(last_v)}" r="2.5"/>')
+    for cls, text_, lx_, ly_ in legend:
         if cls in ("sales", "p50"):
-            p.append(f'<line class="{cls}" x1="{lx}" x2="{lx + 16}" y1="11" y2="11"/>')
+            p.append(f'<line class="{cls}" x1="{lx_}" x2="{lx_ + 16}" y1="{11 + ly_}" y2="{11 + ly_}"/>')
         else:
-            p.append(f'<rect class="{cls}" x="{lx}" y="5" width="16" height="12"/>')
-        p.append(f'<text class="legend" x="{lx + 21}" y="15">{text}</text>')
-        lx += 26 + 6.4 * len(text)
+            p.append(f'<rect class="{cls}" x="{lx_}" y="{5 + ly_}" width="16" height="12"/>')
+        p.append(f'<text class="legend" x="{lx_ + 21}" y="{15 + ly_}">{text_}</text>')
     p.append("</svg>")
     return Markup("".join(p))  # noqa: S704 - built from numbers, dates and the escaped label only

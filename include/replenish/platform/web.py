@@ -488,7 +488,9 @@ def _order_page(
         cover_end = head.get("next_delivery_date") or head["delivery_date"] + dt.timedelta(days=1)
         last_covered = max(head["delivery_date"], cover_end - dt.timedelta(days=1))
         sales = order_queries.sales_history(conn, head["store_id"], items, origin)
-        band = order_queries.forecast_band(conn, head["store_id"], items, origin, last_covered)
+        # the forecast the night made (origin: the business day before the order date), up to the window's end
+        band = order_queries.forecast_band(conn, head["store_id"], items, origin - dt.timedelta(days=1),
+                                           last_covered)
         past = order_queries.past_orders(conn, str(head["store_id"]), items, origin - dt.timedelta(days=27),
                                          last_covered, exclude_order=order_id)
         audit = order_queries.audit_trail(conn, order_id)
@@ -496,8 +498,13 @@ def _order_page(
         addable = order_queries.supplier_items(conn, head)
     for ln in lines:
         iid = str(ln["item_id"])
+        win = (head["delivery_date"], last_covered)
         ln["chart"] = sales_svg(sales.get(iid, []), band.get(iid, []), label=ln["name"], orders=past.get(iid, []),
-                                window=(head["delivery_date"], last_covered))
+                                window=win, css_class="chart-wide")
+        recent = origin - dt.timedelta(days=13)  # a phone shows two weeks, drawn narrow so its text stays readable
+        ln["chart_phone"] = sales_svg([x for x in sales.get(iid, []) if x[0] >= recent], band.get(iid, []),
+                                      label=ln["name"], orders=[x for x in past.get(iid, []) if x[0] >= recent],
+                                      window=win, width=360, css_class="chart-narrow")
         ln["why_summary"], ln["why_steps"] = why_steps(
             ln["explanation"], proposed_qty=int(ln["proposed_qty"]), final_qty=int(ln["final_qty"]),
             edited_by=ln["edited_by"], edit_reason=ln["edit_reason"])
