@@ -79,8 +79,8 @@ def sales_svg(
     name = escape(label)
     desc = f"Daily sales from {_fmt_day(d0)} and the forecast until {_fmt_day(d1)}"
     p = [
-        f'<svg class="chart-svg {escape(css_class)}" viewBox="0 0 {width} {H + ly}" role="img" aria-label="{escape(desc)}'
-        f'{" for " + name if label else ""}" preserveAspectRatio="xMidYMid meet">'
+        f'<svg class="chart-svg {escape(css_class)}" viewBox="0 0 {width} {H + ly}" role="img" '
+        f'aria-label="{escape(desc)}{" for " + name if label else ""}" preserveAspectRatio="xMidYMid meet">'
     ]
     # horizontal grid with unit labels
     v = 0.0
