@@ -304,6 +304,14 @@ def test_cli_users_and_api_keys(cli_world) -> None:
     assert _cli("api-keys", "revoke", name + "-till", "--json", env=env).returncode == 0
     assert c.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 401
     assert _cli("api-keys", "revoke", name + "-till", env=env).returncode == 2
+    # without --json: the key alone on stdout (`> key.txt` keeps the key that is shown once), words on stderr
+    r = _cli("api-keys", "create", name + "-till2", "--store", world["stores"][1], env=env)
+    assert r.returncode == 0 and r.stdout.strip().startswith("rk_") and len(r.stdout.strip().split()) == 1
+    assert "shown once" in r.stderr
+    assert c.get("/api/v1/proposals", headers={"X-API-Key": r.stdout.strip()}).status_code == 200
+    table = _cli("users", "list", env=env)
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:3] == ["username", "role", "active"]
+    assert name in table.stdout and "{" not in table.stdout  # a table, not JSON
 
 
 def test_demo_users_are_regenerated(world) -> None:
