@@ -365,3 +365,46 @@ def test_csv_cells_never_start_a_formula() -> None:
 
     assert csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert csv_cell("+1") == "'+1" and csv_cell("@SUM(A1)") == "'@SUM(A1)" and csv_cell("Store 2") == "Store 2"
+
+
+def test_reports_and_data_docs_over_http_behind_sign_in(app, world) -> None:
+    settings = app.state.ctx.settings
+    report = settings.reports_dir / "forecast_2000-01-01.html"
+    docs = settings.state / "data_docs" / "index.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    made_docs = not docs.exists()
+    report.write_text("<html><body>report 2000</body></html>")
+    if made_docs:
+        docs.write_text("<html><body>docs</body></html>")
+    try:
+        anon = TestClient(app)
+        r = anon.get("/reports/forecast_2000-01-01.html", follow_redirects=False)
+        assert r.status_code == 303 and "next=%2Freports%2Fforecast_2000-01-01.html" in r.headers["location"]
+        c = _client(app, world, "buyer1")
+        assert "2000-01-01" in c.get("/reports").text
+        r = c.get("/reports/forecast_2000-01-01.html")
+        assert r.status_code == 200 and "report 2000" in r.text
+        assert r.headers["content-security-policy"].startswith("sandbox")  # its scripts get no access to ours
+        assert c.get("/data-docs/index.html").status_code == 200
+        for bad in ("/reports/..%2F..%2Fpyproject.toml", "/data-docs/../../pyproject.toml",
+                    "/data-docs/..%2F..%2Fpgdata%2Fpg_hba.conf", "/reports/forecast_x.html"):
+            assert c.get(bad).status_code == 404, bad
+    finally:
+        report.unlink()
+        if made_docs:
+            docs.unlink()
+
+
+def test_run_links_open_on_the_platform() -> None:
+    import datetime as dt
+
+    from replenish.monitoring.figures import run_links
+    from replenish.settings import Settings
+
+    s = Settings(platform_base_url="http://replenish.example:8000/")
+    links = run_links(s, dt.date(2019, 4, 30))
+    assert links == {"review_queue": "http://replenish.example:8000/queue",
+                     "data_docs": "http://replenish.example:8000/data-docs/index.html",
+                     "forecast_report": "http://replenish.example:8000/reports/forecast_2019-04-30.html"}
+    assert "forecast_report" not in run_links(s, dt.date(2019, 4, 30), "forecast_training")  # it writes none

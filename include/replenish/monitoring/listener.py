@@ -248,7 +248,7 @@ class MonitoringListener:
             "dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "business_date": _when(day), "state": state,
             "started_at": _when(run_started_at(dag_run, state)),
             "finished_at": _when(getattr(dag_run, "end_date", None) or dt.datetime.now(dt.UTC)) if finished else None,
-            "links": run_links(get_settings(), day),
+            "links": run_links(get_settings(), day, dag_run.dag_id),
         }})
 
     @hookimpl

@@ -147,7 +147,7 @@ def create_app(
 ) -> FastAPI:
     """The platform app. Defaults: get_settings(), the warehouse engine, the real dispatcher (drains the outbox
     through the configured channels), rate limits from the settings."""
-    from replenish.platform import api, web
+    from replenish.platform import api, documents, web
 
     settings = settings or get_settings()
     if engine is None:
@@ -180,6 +180,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(web.router)
+    app.include_router(documents.router)
 
     docs_page, docs_csp = _docs_page()
 
