@@ -349,6 +349,54 @@ def status(
             sys.stdout.write(status_text(doc))
 
 
+# ------------------------------------------------------------------- airflow ui
+@app.command("airflow-ui")
+def airflow_ui(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the Airflow UI listens on"),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port of the Airflow UI"),
+    scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler",
+                                   help="Also start a scheduler, so runs triggered in the UI execute"),
+) -> None:
+    """The Airflow UI for this project's runs: api-server, dag-processor and scheduler on the warehouse server's
+    metadata DB (embedded or REPLENISH_DATABASE_URL), the project's DAGs and monitoring plugin, signed in as
+    demo-admin (password printed). Ctrl-C stops all of them."""
+    import signal
+    import time
+    import urllib.request
+
+    from replenish.orchestration import UI_ADMIN, airflow_ui_env, start_airflow_ui, write_airflow_cfg
+
+    _setup_logging()
+    env, password = airflow_ui_env(host=host, port=port)
+    write_airflow_cfg(env)
+    err.print("starting the Airflow UI (api-server, dag-processor" + (", scheduler" if scheduler else "") + ")...")
+    procs = start_airflow_ui(env, scheduler=scheduler)
+    url = env["AIRFLOW__API__BASE_URL"]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                fail(f"an Airflow process ended at start: see {env['AIRFLOW_HOME']}/logs/ui-*.log")
+            try:
+                with urllib.request.urlopen(url + "/api/v2/monitor/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        typer.echo(f"Airflow UI: {url}   user {UI_ADMIN}   password {password}")
+        err.print(f"(DAGs are paused until you switch them on; logs in {env['AIRFLOW_HOME']}/logs; Ctrl-C stops)")
+        stop = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait, not to a handler
+        signal.sigwait(stop)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except Exception:  # noqa: BLE001
+                p.kill()
+
+
 # ------------------------------------------------------------------------ clock
 clock_app = typer.Typer(rich_markup_mode=None,
                         help="The platform's clock (business time zone, 'now' for cutoffs and dispatch).")
