@@ -116,7 +116,7 @@ def _sign_in(page: Any, base_url: str, user: dict[str, str]) -> None:
     page.get_by_label("Password").fill(user["password"])
     page.get_by_test_id("login-submit").click()
     page.wait_for_url("**/queue")
-    assert page.get_by_test_id("user-name").inner_text().startswith(user["username"])
+    assert page.get_by_test_id("user-name").inner_text().startswith(user.get("display", user["username"]))
 
 
 def _check_layout(page: Any, what: str, *, phone: bool) -> None:
@@ -289,3 +289,32 @@ def test_queue_and_order_are_accessible_on_both_viewports(playwright, world, bas
             page.get_by_text("Reject this order").click()
             page.get_by_text("Add an item").click()
             _check_layout(page, f"{name} order, all open", phone=phone)
+
+
+@pytest.mark.skipif(not os.environ.get("REPLENISH_README_DEMO_URL"),
+                    reason="README screenshots: set REPLENISH_README_DEMO_URL, _ADMIN_PASSWORD and _MANAGER")
+def test_readme_screenshots_of_the_demo(playwright) -> None:
+    """The README's pictures, taken on a running demo (`replenish serve --demo-users`): the queue and the order in
+    review on a laptop and a phone, written to docs/screenshots/ (or REPLENISH_SCREENSHOT_DIR). The same layout
+    checks as the flows apply to the real data."""
+    base = os.environ["REPLENISH_README_DEMO_URL"].rstrip("/")
+    admin = {"username": "demo-admin", "display": "Demo admin",
+             "password": os.environ["REPLENISH_README_DEMO_ADMIN_PASSWORD"]}
+    target = Path(os.environ.get("REPLENISH_SCREENSHOT_DIR") or Path(__file__).parents[1] / "docs" / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    for name, vp, phone in (("laptop", LAPTOP, False), ("phone", PHONE, True)):
+        with chromium_context(playwright, vp, is_mobile=phone, has_touch=phone) as ctx:
+            page = ctx.new_page()
+            _sign_in(page, base, admin)
+            page.goto(base + "/queue?status=all&sort=cutoff")
+            _check_layout(page, f"demo {name} queue", phone=phone)
+            page.screenshot(path=str(target / f"{name}-queue.png"))
+            page.goto(base + "/queue")
+            page.get_by_test_id("open-order").first.click()
+            page.wait_for_url("**/orders/*")
+            _check_layout(page, f"demo {name} order", phone=phone)
+            page.get_by_test_id("why").first.locator("summary").click()
+            page.screenshot(path=str(target / f"{name}-order.png"), full_page=not phone)
+            if not phone:
+                page.get_by_test_id("approve").click()
+                page.screenshot(path=str(target / f"{name}-approve-confirm.png"))

@@ -505,9 +505,10 @@ def _order_page(
         ln["chart"] = sales_svg(sales.get(iid, []), band.get(iid, []), label=ln["name"], orders=past.get(iid, []),
                                 window=win, css_class="chart-wide")
         recent = origin - dt.timedelta(days=13)  # a phone shows two weeks, drawn narrow so its text stays readable
-        ln["chart_phone"] = sales_svg([x for x in sales.get(iid, []) if x[0] >= recent], band.get(iid, []),
-                                      label=ln["name"], orders=[x for x in past.get(iid, []) if x[0] >= recent],
-                                      window=win, width=360, css_class="chart-narrow")
+        ln["chart_phone"] = sales_svg(
+            [x for x in sales.get(iid, []) if x[0] >= recent], band.get(iid, []), label=ln["name"],
+            orders=[x for x in past.get(iid, []) if x[0] >= recent], window=win, width=360, css_class="chart-narrow",
+        ) if sales.get(iid) or band.get(iid) else ""  # without data the wide one's sentence says it once
         ln["why_summary"], ln["why_steps"] = why_steps(
             ln["explanation"], proposed_qty=int(ln["proposed_qty"]), final_qty=int(ln["final_qty"]),
             edited_by=ln["edited_by"], edit_reason=ln["edit_reason"])
