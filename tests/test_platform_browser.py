@@ -292,7 +292,7 @@ def test_queue_and_order_are_accessible_on_both_viewports(playwright, world, bas
 
 
 @pytest.mark.skipif(not os.environ.get("REPLENISH_README_DEMO_URL"),
-                    reason="README screenshots: set REPLENISH_README_DEMO_URL, _ADMIN_PASSWORD and _MANAGER")
+                    reason="README screenshots: set REPLENISH_README_DEMO_URL and REPLENISH_README_DEMO_ADMIN_PASSWORD")
 def test_readme_screenshots_of_the_demo(playwright) -> None:
     """The README's pictures, taken on a running demo (`replenish serve --demo-users`): the queue and the order in
     review on a laptop and a phone, written to docs/screenshots/ (or REPLENISH_SCREENSHOT_DIR). The same layout
