@@ -31,7 +31,73 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 390, "height": 844}
-LAPTOP = {"width": 1366, "height": 768}
+LAPTOP = {"width": 1440, "height": 900}
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+MIN_TAP_PX = 44  # WCAG 2.5.5 target size
+
+
+def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """axe-core (vendored) on the current page: the WCAG 2.x A/AA violations of these impacts, one line each.
+
+    Evaluated through the DevTools protocol (page.evaluate), which the page's CSP does not govern: the CSP is
+    tested as it is served."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
+    result = page.evaluate(
+        """async () => {
+            const r = await window.axe.run(document, {runOnly: {type: 'tag',
+                values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}});
+            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                           nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+        }"""
+    )
+    return [f"{v['impact']} {v['id']}: {v['help']} at {v['nodes']}" for v in result if v["impact"] in impacts]
+
+
+def small_tap_targets(page: Any) -> list[str]:
+    """Visible controls a finger uses that are smaller than 44 x 44 CSS px (a checkbox counts by its label)."""
+    return page.evaluate(
+        """(min) => {
+            const out = [];
+            const sel = 'a[href], button, summary, select, input:not([type=hidden]):not([type=checkbox]), label.tap';
+            for (const el of document.querySelectorAll(sel)) {
+                const r = el.getBoundingClientRect(), st = getComputedStyle(el);
+                if (!r.width || !r.height || st.visibility === 'hidden') continue;
+                if (el.closest('.sr') || el.closest('details:not([open]) > :not(summary)')) continue;
+                if (r.height < min - 0.5 || r.width < min - 0.5)
+                    out.push(`${el.tagName.toLowerCase()} "${(el.textContent || el.name || '').trim().slice(0, 30)}" `
+                             + `${Math.round(r.width)}x${Math.round(r.height)}`);
+            }
+            return out;
+        }""",
+        MIN_TAP_PX,
+    )
+
+
+def horizontal_overflow(page: Any) -> int:
+    return int(page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+
+
+class Clicks:
+    """Counts what a person does: each click or tap, each field tapped to type in, each choice in a list."""
+
+    def __init__(self, touch: bool) -> None:
+        self.touch, self.n, self.log = touch, 0, []
+
+    def press(self, locator: Any, what: str = "") -> None:
+        self.n += 1
+        self.log.append(what or "press")
+        locator.tap() if self.touch else locator.click()
+
+    def type(self, locator: Any, value: str, what: str = "") -> None:
+        self.n += 1
+        self.log.append(what or f"type {value}")
+        locator.fill(value)
+
+    def choose(self, locator: Any, value: str, what: str = "") -> None:
+        self.n += 1
+        self.log.append(what or f"choose {value}")
+        locator.select_option(value)
 
 
 def free_port() -> int:

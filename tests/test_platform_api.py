@@ -71,14 +71,21 @@ def test_proposals_of_own_store_and_date(client, world) -> None:
     assert ids == {_order(world), _order(world, 0, 1), _order(world, 0, 0, 2)}
     r = client.get("/api/v1/proposals", params={"delivery_date": world["delivery_date"]}, headers=_h(world))
     assert {o["order_id"] for o in r.json()["orders"]} == {_order(world), _order(world, 0, 1)}
-    line = r.json()["orders"][0]["lines"][0]
+    order = r.json()["orders"][0]
+    line = order["lines"][0]
     assert line["why"].startswith("why ") and line["proposed_qty"] == line["final_qty"]
+    # every line says what it is: name (the item id when no master names it), pack, minimum, price, value
+    assert {"item_name", "pack_size", "min_order_qty", "unit_price", "line_value"} <= set(line)
+    assert line["item_name"] == line["item_id"] and line["pack_size"] == 6 and line["min_order_qty"] == 12
+    assert order["reason_texts"] == ["quantity far from the usual (item I1)", "promotion running (item I2)"]
     r = client.get("/api/v1/proposals", params={"delivery_date": "not-a-date"}, headers=_h(world))
-    assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "delivery_date"
+    err = r.json()["error"]["fields"][0]
+    assert r.status_code == 422 and (err["field"], err["in"]) == ("/delivery_date", "query")
 
 
 def test_patch_lines_validation_and_locking(client, world) -> None:
     oid = _order(world)
+    ok_lines = [{"item_id": "I1", "qty": 18, "reason": "promotion"}]
     v = client.get(f"/api/v1/orders/{oid}", headers=_h(world)).json()["version"]
     bad = {"version": v, "lines": [{"item_id": "I1", "qty": 13, "reason": "weather"},
                                    {"item_id": "I3", "qty": -4, "reason": "nope"},
@@ -86,10 +93,19 @@ def test_patch_lines_validation_and_locking(client, world) -> None:
     r = client.patch(f"/api/v1/orders/{oid}/lines", json=bad, headers=_h(world))
     assert r.status_code == 422
     fields = {f["field"] for f in r.json()["error"]["fields"]}
-    assert fields == {"lines[0].qty", "lines[1].qty", "lines[1].reason", "lines[2].item_id"}
+    assert fields == {"/lines/0/qty", "/lines/1/qty", "/lines/1/reason", "/lines/2/item_id"}  # JSON pointers
     r = client.patch(f"/api/v1/orders/{oid}/lines", json={"lines": [{"item_id": "I1", "qty": "x", "reason": "a"}],
                                                           "extra": 1}, headers=_h(world))
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    assert {f["field"] for f in r.json()["error"]["fields"]} == {"/lines/0/qty", "/extra", "/version"}
+    # the version is required for a change (a till must say which state it changes)
+    r = client.patch(f"/api/v1/orders/{oid}/lines", json={"lines": ok_lines}, headers=_h(world))
+    assert r.status_code == 422 and r.json()["error"]["fields"] == [
+        {"field": "/version", "in": "body", "message": "required"}]
+    r = client.patch(f"/api/v1/orders/{oid}/lines", content=b'{"version": 1, "lines": [',
+                     headers={**_h(world), "Content-Type": "application/json"})
+    err = r.json()["error"]["fields"]
+    assert r.status_code == 422 and len(err) == 1 and err[0]["field"] == "" and "not valid JSON" in err[0]["message"]
     ok = {"version": v, "lines": [{"item_id": "I1", "qty": 18, "reason": "promotion"}]}
     r = client.patch(f"/api/v1/orders/{oid}/lines", json=ok, headers=_h(world))
     assert r.status_code == 200 and r.json()["version"] == v + 1
@@ -107,19 +123,22 @@ def test_approve_is_idempotent(client, world, calls) -> None:
     oid = _order(world, 0, 1)
     h = {**_h(world), "Idempotency-Key": f"{world['tag']}-approve-1"}
     assert client.post(f"/api/v1/orders/{oid}/approve", headers=_h(world)).status_code == 422  # header required
-    first = client.post(f"/api/v1/orders/{oid}/approve", json={"send_now": True}, headers=h)
+    v = client.get(f"/api/v1/orders/{oid}", headers=_h(world)).json()["version"]
+    assert client.post(f"/api/v1/orders/{oid}/approve", json={}, headers=h).status_code == 422  # version required
+    h = {**_h(world), "Idempotency-Key": f"{world['tag']}-approve-1b"}
+    first = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True}, headers=h)
     assert first.status_code == 200 and first.json()["status"] == "queued"
     assert len(calls) == 1
-    again = client.post(f"/api/v1/orders/{oid}/approve", json={"send_now": True}, headers=h)
+    again = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True}, headers=h)
     assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
     assert again.json()["order_id"] == oid and len(calls) == 1  # not sent twice
-    other = client.post(f"/api/v1/orders/{oid}/approve", json={"send_now": False}, headers=h)
+    other = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": False}, headers=h)
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
     # a new key for an approved order: the state machine refuses, and that answer is replayed too
     h2 = {**_h(world), "Idempotency-Key": f"{world['tag']}-approve-2"}
-    r = client.post(f"/api/v1/orders/{oid}/approve", headers=h2)
+    r = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v + 1}, headers=h2)
     assert r.status_code == 409 and r.json()["error"]["code"] == "order_locked"
-    assert client.post(f"/api/v1/orders/{oid}/approve", headers=h2).status_code == 409
+    assert client.post(f"/api/v1/orders/{oid}/approve", json={"version": v + 1}, headers=h2).status_code == 409
     with _db().connect() as c:
         n = c.execute(text("SELECT count(*) FROM orders.outbox WHERE order_id = :o"), {"o": oid}).scalar()
     assert n == 1
@@ -130,10 +149,11 @@ def test_approve_is_idempotent(client, world, calls) -> None:
 def test_concurrent_approvals_with_one_key_approve_once(client, world) -> None:
     oid = _order(world, 0, 0, 2)
     h = {**_h(world), "Idempotency-Key": f"{world['tag']}-race"}
+    v = client.get(f"/api/v1/orders/{oid}", headers=_h(world)).json()["version"]
     results: list[Any] = []
 
     def go() -> None:
-        results.append(client.post(f"/api/v1/orders/{oid}/approve", headers=h))
+        results.append(client.post(f"/api/v1/orders/{oid}/approve", json={"version": v}, headers=h))
 
     threads = [threading.Thread(target=go) for _ in range(4)]
     for t in threads:
@@ -171,10 +191,10 @@ def test_receipts_idempotent_and_validated(client, world) -> None:
     r = client.post("/api/v1/receipts", json=bad, headers=_h(world))
     assert r.status_code == 422
     fields = {f["field"] for f in r.json()["error"]["fields"]}
-    assert fields == {"receipt_id", "sold_at", "lines.0.item_id", "lines.0.unit_price"}
+    assert fields == {"/receipt_id", "/sold_at", "/lines/0/item_id", "/lines/0/unit_price"}
     wrong_store = {**body, "receipt_id": rid + "x", "store_id": world["stores"][1]}
     r = client.post("/api/v1/receipts", json=wrong_store, headers=_h(world))
-    assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "store_id"
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "/store_id"
     with _db().connect() as c:
         rows = c.execute(text("SELECT store_id, business_date, total, lines FROM raw.pos_receipts "
                               "WHERE receipt_id = :r ORDER BY total"), {"r": rid}).all()
@@ -205,7 +225,8 @@ def test_errors_are_json_without_trace(world) -> None:
     r = c.post("/api/v1/receipts", content=b"{not json", headers={**_h(world), "Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
     oid = _order(world, 1, 0)
-    r = c.post(f"/api/v1/orders/{oid}/approve", json={"send_now": True},
+    v = c.get(f"/api/v1/orders/{oid}", headers=_h(world, 1)).json()["version"]
+    r = c.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True},
                headers={**_h(world, 1), "Idempotency-Key": world["tag"] + "-boom"})
     assert r.status_code == 500 and r.json() == {"error": {"code": "internal_error",
                                                            "message": "internal error (logged on the server)"}}
@@ -283,6 +304,14 @@ def test_cli_users_and_api_keys(cli_world) -> None:
     assert _cli("api-keys", "revoke", name + "-till", "--json", env=env).returncode == 0
     assert c.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 401
     assert _cli("api-keys", "revoke", name + "-till", env=env).returncode == 2
+    # without --json: the key alone on stdout (`> key.txt` keeps the key that is shown once), words on stderr
+    r = _cli("api-keys", "create", name + "-till2", "--store", world["stores"][1], env=env)
+    assert r.returncode == 0 and r.stdout.strip().startswith("rk_") and len(r.stdout.strip().split()) == 1
+    assert "shown once" in r.stderr
+    assert c.get("/api/v1/proposals", headers={"X-API-Key": r.stdout.strip()}).status_code == 200
+    table = _cli("users", "list", env=env)
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:3] == ["username", "role", "active"]
+    assert name in table.stdout and "{" not in table.stdout  # a table, not JSON
 
 
 def test_demo_users_are_regenerated(world) -> None:

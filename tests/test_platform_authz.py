@@ -133,8 +133,9 @@ def test_queue_and_bulk_only_in_scope(clients, world, who: str) -> None:
         assert _oid(world, other) not in page
         oid = _oid(world, other)
         before = _state(oid)
-        r = c.post("/queue/approve", data={"csrf_token": csrf_of(c), "order": [f"{oid}@{before[0]}"]})
-        assert r.status_code == 409 and "order not found" in r.text and _state(oid) == before
+        r = c.post("/queue/approve", data={"csrf_token": csrf_of(c), "order": [f"{oid}@{before[0]}"],
+                                           "confirmed": "1"})
+        assert r.status_code == 409 and "not found" in r.text and _state(oid) == before
 
 
 def test_unauthenticated_and_cross_channel(app, clients, world) -> None:

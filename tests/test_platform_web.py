@@ -145,8 +145,9 @@ def test_queue_groups_filters_reasons_countdown(app, world) -> None:
     ids = set(re.findall(r'data-testid="queue-order" data-order-id="([^"]+)"', page))
     mine = {o for k, o in world["orders"].items() if k.split("/")[1] == world["suppliers"][0]}
     assert ids >= mine and not ids & (set(world["orders"].values()) - mine)
-    assert 'data-testid="queue-group"' in page and 'data-reason="max_deviation"' in page
-    assert "quantity far from the usual" in page  # reason codes are shown in words, the code as a tooltip
+    assert 'data-testid="queue-table"' in page and 'data-reason="max_deviation"' in page
+    assert "quantity far from the usual" in page  # reason codes are shown in words
+    assert "max_deviation:" not in page.split('data-testid="queue-table"')[1]  # ... and never as codes
     assert re.search(r'data-testid="cutoff-countdown" data-cutoff="[^"]+">\d+h \d\dm left', page)
     only = c.get("/queue", params={"store_id": world["stores"][1]}).text
     assert set(re.findall(r'data-order-id="([^"]+)"', only)) == {_order(world, 1, 0)}
@@ -160,10 +161,12 @@ def test_queue_groups_filters_reasons_countdown(app, world) -> None:
 def test_order_page_shows_why_chart_rules_and_audit(app, world) -> None:
     c = _client(app, world, "manager1")
     page = c.get(f"/orders/{_order(world)}").text
-    assert "why 12: P80 demand" in page
+    assert "Why 12?" in page
     assert 'data-testid="sales-chart"' in page
-    assert 'data-testid="pack-rule">pack 6, min 12' in page
+    assert 'data-testid="pack-rule">packs of 6, at least 12' in page
     assert 'data-event="created"' in page and 'data-event="status"' in page
+    assert "Order proposed by the nightly run" in page and "Status proposed → to review" in page  # words
+    assert "in_review" not in page.split('data-testid="audit-trail"')[1].replace('data-event="', "")
 
 
 def test_edit_validation_messages(app, world) -> None:
@@ -180,9 +183,9 @@ def test_edit_validation_messages(app, world) -> None:
         r = c.post(f"/orders/{oid}/lines/I1", data={"qty": qty, "reason": "weather", "version": v,
                                                     "csrf_token": tok})
         assert r.status_code == 422 and msg in r.text, (qty, r.text[:300])
-        assert 'data-field="lines[0].qty"' in r.text
+        assert re.search(r'data-item-id="I1".*?data-testid="line-error"', r.text, re.S)
     r = c.post(f"/orders/{oid}/lines/I1", data={"qty": "18", "reason": "", "version": v, "csrf_token": tok})
-    assert r.status_code == 422 and "choose a reason code" in r.text
+    assert r.status_code == 422 and "Choose a reason for this change." in r.text
     assert version_of(c, oid) == v  # nothing was saved
 
 
@@ -251,18 +254,18 @@ def test_approve_reject_locks_and_send_now(app, world) -> None:
     assert r.status_code == 422
     r = c.post(f"/orders/{b}/reject", data={"reason": "store_closed", "version": version_of(c, b),
                                             "csrf_token": tok}, follow_redirects=False)
-    assert r.status_code == 303
-    assert 'data-testid="order-status">cancelled<' in c.get(f"/orders/{b}").text
+    assert r.status_code == 303 and r.headers["location"] == "/queue?done=rejected"
+    assert 'data-status="cancelled"' in c.get(f"/orders/{b}").text
     # send now: approve + outbox + dispatcher (EDIFACT file) in one click
     r = c.post(f"/orders/{a}/send", data={"version": version_of(c, a), "csrf_token": tok}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("done=sent")
     page = c.get(f"/orders/{a}").text
-    assert 'data-testid="order-status">sent<' in page and 'data-outbox-status="sent"' in page
+    assert 'data-status="sent"' in page and 'data-outbox-status="sent"' in page
     assert list(app.state.edi_dir.glob(f"*{a}*"))
     v = version_of(c, a)
     r = c.post(f"/orders/{a}/lines/I2", data={"qty": "4", "reason": "weather", "version": v, "csrf_token": tok})
     assert r.status_code == 409 and 'data-error-code="order_locked"' in r.text
-    assert 'data-testid="edit-form"' not in page  # closed orders have no edit forms
+    assert 'data-testid="qty-input"' not in page  # closed orders have no quantity fields
 
 
 def test_bulk_approve_reports_each_order(app, world) -> None:
@@ -270,8 +273,138 @@ def test_bulk_approve_reports_each_order(app, world) -> None:
     a, b = _order(world, 1, 0), _order(world, 0, 0)
     tok = csrf_of(c)
     stale = version_of(c, b) - 1
-    r = c.post("/queue/approve", data={"csrf_token": tok, "order": [f"{a}@{version_of(c, a)}", f"{b}@{stale}"]})
+    picked = [f"{a}@{version_of(c, a)}", f"{b}@{stale}"]
+    # nothing ticked: told so, nothing approved
+    r = c.post("/queue/approve", data={"csrf_token": tok})
+    assert r.status_code == 422 and "No order selected" in r.text
+    # first a confirmation that names what will be sent (store and supplier, not ids), nothing approved yet
+    r = c.post("/queue/approve", data={"csrf_token": tok, "order": picked})
+    assert r.status_code == 200 and 'data-testid="bulk-confirm-approve">Approve and send 2 orders<' in r.text
+    assert f"Store {world['stores'][1]}" in r.text and f"Supplier {world['suppliers'][0]}" in r.text
+    assert 'data-status="in_review"' in c.get(f"/orders/{a}").text
+    r = c.post("/queue/approve", data={"csrf_token": tok, "order": picked, "confirmed": "1"})
     assert r.status_code == 409
-    assert 'data-testid="bulk-approved-count">1 order' in r.text and "changed on another device" in r.text
-    assert 'data-testid="order-status">queued<' in c.get(f"/orders/{a}").text
-    assert 'data-testid="order-status">in_review<' in c.get(f"/orders/{b}").text
+    assert 'data-testid="bulk-approved-count">1 order approved' in r.text and "changed on another device" in r.text
+    assert f"Store {world['stores'][1]} &middot; Supplier {world['suppliers'][0]}" in r.text
+    assert 'data-status="queued"' in c.get(f"/orders/{a}").text
+    assert 'data-status="in_review"' in c.get(f"/orders/{b}").text
+
+
+# ------------------------------------------------------------------------------- the order page's one form
+def _form(c: TestClient, oid: str, qtys: dict[str, str], reasons: dict[str, str], action: str) -> Any:
+    page = c.get(f"/orders/{oid}").text
+    items = re.findall(r'name="item" value="([^"]+)"', page)
+    current = dict(re.findall(r'data-item-id="([^"]+)".*?name="qty"[^>]*value="(\d+)"', page, re.S))
+    data = {"csrf_token": csrf_of(c), "version": str(version_of(c, oid)), "action": action, "item": items,
+            "qty": [qtys.get(i, current[i]) for i in items], "reason": [reasons.get(i, "") for i in items]}
+    return c.post(f"/orders/{oid}", data=data, follow_redirects=False)
+
+
+def test_order_form_saves_changed_lines_only_and_needs_a_reason(app, world) -> None:
+    c = _client(app, world, "manager1")
+    oid = _order(world, 0, 0)
+    v = version_of(c, oid)
+    r = _form(c, oid, {}, {}, "save")  # nothing changed
+    assert r.status_code == 303 and r.headers["location"].endswith("done=unchanged") and version_of(c, oid) == v
+    r = _form(c, oid, {"I2": "9"}, {}, "save")  # changed without a reason: not saved, said at the line
+    assert r.status_code == 422 and re.search(r'data-item-id="I2".*?Choose a reason for this change', r.text, re.S)
+    assert 'value="9"' in r.text and version_of(c, oid) == v  # what was typed stays in the field
+    r = _form(c, oid, {"I2": "9", "I1": "13"}, {"I2": "weather", "I1": "weather"}, "save")
+    assert r.status_code == 422 and "multiple of the pack size 6" in r.text and version_of(c, oid) == v
+    r = _form(c, oid, {"I2": "9"}, {"I2": "weather"}, "save")
+    assert r.status_code == 303 and r.headers["location"].endswith("done=saved")
+    assert [e[1] for e in _events(oid)].count("line_edited:I2") == 1
+    assert not any(e[1] == "line_edited:I1" for e in _events(oid))
+
+
+def test_order_form_approve_and_send_include_the_change(app, world) -> None:
+    c = _client(app, world, "admin")
+    oid = _order(world, 0, 0, 2)
+    r = _form(c, oid, {"I2": "11"}, {"I2": "local_event"}, "approve")
+    assert r.status_code == 303 and r.headers["location"] == "/queue?done=approved"  # back to the work list
+    assert "Order approved and queued for sending." in c.get(r.headers["location"]).text
+    page = c.get(f"/orders/{oid}").text
+    assert 'data-status="queued"' in page and re.search(r'data-item-id="I2".*?final-qty">11<', page, re.S)
+    events = [e[1] for e in _events(oid)]
+    assert events.index("line_edited:I2") < max(i for i, e in enumerate(events) if e == "status")
+
+
+def test_order_page_confirmations_name_what_is_sent(app, world) -> None:
+    c = _client(app, world, "manager1")
+    oid = _order(world, 0, 0)
+    page = c.get(f"/orders/{oid}").text
+    for testid, button in (("approve-confirm", "confirm-approve"), ("send-confirm", "confirm-send")):
+        block = page.split(f'data-testid="{testid}"')[1].split("</details>")[0]
+        assert f"Supplier {world['suppliers'][0]}" in block and "EUR" in block and f'data-testid="{button}"' in block
+
+
+def test_queue_sorts_naturally_and_exports_csv(app, world) -> None:
+    import csv
+    import io
+
+    c = _client(app, world, "admin")
+    page = c.get("/queue", params={"sort": "store", "dir": "desc"}).text
+    assert 'aria-sort="descending"' in page
+    r = c.get("/queue.csv", params={"store_id": world["stores"][0]})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert rows and all(row["store_id"] == world["stores"][0] for row in rows)
+    assert {"store", "supplier", "order_value_eur", "why_in_review", "cutoff_local"} <= set(rows[0])
+    assert any("quantity far from the usual" in row["why_in_review"] for row in rows)
+    r = c.get(f"/orders/{_order(world, 0, 1)}.csv")
+    lines = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert [ln["item_id"] for ln in lines] == ["I1", "I2", "I3"] and lines[0]["pack_size"] == "6"
+    # another store's order: 404 for its CSV too
+    m = _client(app, world, "manager2")
+    assert m.get(f"/orders/{_order(world, 0, 1)}.csv").status_code == 404
+
+
+def test_csv_cells_never_start_a_formula() -> None:
+    from replenish.platform.web import csv_cell
+
+    assert csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert csv_cell("+1") == "'+1" and csv_cell("@SUM(A1)") == "'@SUM(A1)" and csv_cell("Store 2") == "Store 2"
+
+
+def test_reports_and_data_docs_over_http_behind_sign_in(app, world) -> None:
+    settings = app.state.ctx.settings
+    report = settings.reports_dir / "forecast_2000-01-01.html"
+    docs = settings.state / "data_docs" / "index.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    made_docs = not docs.exists()
+    report.write_text("<html><body>report 2000</body></html>")
+    if made_docs:
+        docs.write_text("<html><body>docs</body></html>")
+    try:
+        anon = TestClient(app)
+        r = anon.get("/reports/forecast_2000-01-01.html", follow_redirects=False)
+        assert r.status_code == 303 and "next=%2Freports%2Fforecast_2000-01-01.html" in r.headers["location"]
+        c = _client(app, world, "buyer1")
+        assert "2000-01-01" in c.get("/reports").text
+        r = c.get("/reports/forecast_2000-01-01.html")
+        assert r.status_code == 200 and "report 2000" in r.text
+        assert r.headers["content-security-policy"].startswith("sandbox")  # its scripts get no access to ours
+        assert c.get("/data-docs/index.html").status_code == 200
+        for bad in ("/reports/..%2F..%2Fpyproject.toml", "/data-docs/../../pyproject.toml",
+                    "/data-docs/..%2F..%2Fpgdata%2Fpg_hba.conf", "/reports/forecast_x.html"):
+            assert c.get(bad).status_code == 404, bad
+    finally:
+        report.unlink()
+        if made_docs:
+            docs.unlink()
+
+
+def test_run_links_open_on_the_platform() -> None:
+    import datetime as dt
+
+    from replenish.monitoring.figures import run_links
+    from replenish.settings import Settings
+
+    s = Settings(platform_base_url="http://replenish.example:8000/")
+    links = run_links(s, dt.date(2019, 4, 30))
+    assert links == {"review_queue": "http://replenish.example:8000/queue",
+                     "data_docs": "http://replenish.example:8000/data-docs/index.html",
+                     "forecast_report": "http://replenish.example:8000/reports/forecast_2019-04-30.html"}
+    assert "forecast_report" not in run_links(s, dt.date(2019, 4, 30), "forecast_training")  # it writes none

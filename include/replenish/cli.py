@@ -22,7 +22,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
+from replenish.cli_output import JSON_HELP, human
 from replenish.platform.cli_commands import register as register_platform_commands
+
+
+def _plain_usage_name(self: Any) -> str:
+    """Usage lines as people read them: ``replenish users add [OPTIONS] USERNAME`` (typer writes {username})."""
+    name = str(self.metavar or self.name or "").upper()
+    return name if self.required else f"[{name}]"
+
+
+typer.core.TyperArgument._usage_display_name = _plain_usage_name  # type: ignore[method-assign]
 
 
 def _click_errors(name: str) -> tuple[type[BaseException], ...]:
@@ -75,11 +85,12 @@ def fail(message: str, param_hint: str | None = None) -> NoReturn:
     raise typer.BadParameter(message, param_hint=param_hint)
 
 
-app = typer.Typer(help="Replenish: automated store replenishment.", no_args_is_help=True, cls=_OneLineErrors,
-                  pretty_exceptions_show_locals=False)  # locals could hold secrets: never print them
-db_app = typer.Typer(help="The warehouse database (embedded PostgreSQL unless REPLENISH_DATABASE_URL is set).")
-data_app = typer.Typer(help="Reference data.")
-bench_app = typer.Typer(help="Benchmarks (not part of the tests).")
+app = typer.Typer(rich_markup_mode=None, help="Replenish: automated store replenishment.", no_args_is_help=True,
+                  cls=_OneLineErrors, pretty_exceptions_show_locals=False)  # locals could hold secrets
+db_app = typer.Typer(rich_markup_mode=None,
+                     help="The warehouse database (embedded PostgreSQL unless REPLENISH_DATABASE_URL is set).")
+data_app = typer.Typer(rich_markup_mode=None, help="Reference data.")
+bench_app = typer.Typer(rich_markup_mode=None, help="Benchmarks (not part of the tests).")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
@@ -134,7 +145,9 @@ def _emit(doc: dict[str, Any], as_json: bool) -> None:
             sys.stdout.write(payload.decode())
             sys.stdout.flush()
     else:
-        err.print_json(json.dumps(doc, default=str))
+        # for a person: tables and sentences on stdout (logs stay on stderr), so `... > file` keeps the result
+        sys.stdout.write(human(doc))
+        sys.stdout.flush()
 
 
 @contextmanager
@@ -182,7 +195,7 @@ def db_stop() -> None:
 
 
 @db_app.command("status")
-def db_status(as_json: bool = typer.Option(False, "--json")) -> None:
+def db_status(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Is the database reachable? (Does not start anything.)"""
     from replenish import embedded_pg
     from replenish.settings import get_settings
@@ -229,7 +242,7 @@ def import_bakery(force: bool = typer.Option(False, help="Rewrite export days th
 def ingest(
     date: str = typer.Option(..., "--date", help="Business date YYYY-MM-DD"),
     source: str = typer.Option(None, "--source", help="Export root folder (default: the state exports)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Load one business day's exports into the raw layer (replaces that day)."""
     _setup_logging()
@@ -256,7 +269,7 @@ def build(
     full_refresh: bool = typer.Option(
         False, "--full-refresh", help="Rebuild staging and marts from all of raw (after raw was changed by hand)."
     ),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """dbt build (models + tests) of the warehouse for one business date, outside a nightly run."""
     _setup_logging()
@@ -278,7 +291,7 @@ def build(
 def run(
     date: str = typer.Option(..., "--date", help="Business date YYYY-MM-DD"),
     to: str = typer.Option(None, "--to", help="Last business date of a range (inclusive)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run the nightly DAG (Airflow, in-process) for one business date or a range."""
     _setup_logging()
@@ -293,6 +306,13 @@ def run(
     day = start
     failed = False
     with _stdout_for_json(as_json):
+        loaded = pipeline.loaded_dates()
+        missing = [d for d in pipeline.available_export_dates() if d < start and d not in loaded]
+        if len(missing) > 3:
+            # a first installation (or days missed): the nightly's extract would load them silently for minutes
+            err.print(f"[bold]{len(missing)} earlier export days not loaded yet: loading them first[/bold]")
+            with _progress("loading export days") as update:
+                pipeline.extract(start, f"backfill__{uuid.uuid4().hex[:8]}", progress=update)
         while day <= end:
             err.print(f"[bold]nightly run for business date {day}[/bold]")
             res = run_dag("replenishment_nightly", day)
@@ -313,18 +333,73 @@ def run(
 # ----------------------------------------------------------------------- status
 @app.command("status")
 def status(
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     limit: int = typer.Option(10, "--limit", min=1, max=1000, help="How many recent runs to show (1-1000)."),
 ) -> None:
     """Row count of every warehouse table and the last runs with their state."""
     from replenish.status import collect_status
 
     with _stdout_for_json(as_json):
-        _emit(collect_status(limit=limit), as_json)
+        doc = collect_status(limit=limit)
+        if as_json:
+            _emit(doc, True)
+        else:
+            from replenish.cli_output import status_text
+
+            sys.stdout.write(status_text(doc))
+
+
+# ------------------------------------------------------------------- airflow ui
+@app.command("airflow-ui")
+def airflow_ui(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the Airflow UI listens on"),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port of the Airflow UI"),
+    scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler",
+                                   help="Also start a scheduler, so runs triggered in the UI execute"),
+) -> None:
+    """The Airflow UI for this project's runs: api-server, dag-processor and scheduler on the warehouse server's
+    metadata DB (embedded or REPLENISH_DATABASE_URL), the project's DAGs and monitoring plugin, signed in as
+    demo-admin (password printed). Ctrl-C stops all of them."""
+    import signal
+    import time
+    import urllib.request
+
+    from replenish.orchestration import UI_ADMIN, airflow_ui_env, start_airflow_ui, write_airflow_cfg
+
+    _setup_logging()
+    env, password = airflow_ui_env(host=host, port=port)
+    write_airflow_cfg(env)
+    err.print("starting the Airflow UI (api-server, dag-processor" + (", scheduler" if scheduler else "") + ")...")
+    procs = start_airflow_ui(env, scheduler=scheduler)
+    url = env["AIRFLOW__API__BASE_URL"]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                fail(f"an Airflow process ended at start: see {env['AIRFLOW_HOME']}/logs/ui-*.log")
+            try:
+                with urllib.request.urlopen(url + "/api/v2/monitor/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        typer.echo(f"Airflow UI: {url}   user {UI_ADMIN}   password {password}")
+        err.print(f"(DAGs are paused until you switch them on; logs in {env['AIRFLOW_HOME']}/logs; Ctrl-C stops)")
+        stop = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait, not to a handler
+        signal.sigwait(stop)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except Exception:  # noqa: BLE001
+                p.kill()
 
 
 # ------------------------------------------------------------------------ clock
-clock_app = typer.Typer(help="The platform's clock (business time zone, 'now' for cutoffs and dispatch).")
+clock_app = typer.Typer(rich_markup_mode=None,
+                        help="The platform's clock (business time zone, 'now' for cutoffs and dispatch).")
 app.add_typer(clock_app, name="clock")
 
 
@@ -468,7 +543,7 @@ def _demo_summary(day: dt.date, res: dict[str, Any], stages: dict[str, Any]) -> 
 
 # ------------------------------------------------------------------------ bench
 @bench_app.command("forecast")
-def bench_forecast(as_json: bool = typer.Option(False, "--json")) -> None:
+def bench_forecast(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Forecast accuracy on the real bakery panel against baselines and peers (../shared/BENCHMARK.md)."""
     _setup_logging()
     from ml.bench import format_table, run_forecast_bench
@@ -487,7 +562,7 @@ def bench_forecast_scale(
     stores: int = typer.Option(10, help="stores in the synthetic panel"),
     items: int = typer.Option(3049, help="items per store (10 x 3,049 = M5's 30,490 series)"),
     days: int = typer.Option(730, help="days of history"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train + predict time and peak memory on a synthetic panel of M5 size (target < 10 min, < 8 GiB)."""
     _setup_logging()
@@ -504,7 +579,7 @@ def bench_forecast_scale(
 @bench_app.command("proposals")
 def bench_proposals_cmd(
     lines: int = typer.Option(1_000_000, help="store x item lines"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Proposal computation (forecast -> rounding -> explanations) for N store x item lines."""
     _setup_logging()
@@ -524,7 +599,7 @@ def bench_pipeline_cmd(
     keep: bool = typer.Option(False, help="keep each case's database afterwards (for --reuse)"),
     reuse: bool = typer.Option(False, help="run on the database a --keep run left: skip the setup it recorded "
                                            "and measure the nightly again (implies --keep)"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """End-to-end nightly run: seconds and peak memory per stage, for the bakery demo and a synthetic chain."""
     _setup_logging()
@@ -549,7 +624,7 @@ def bench_extract_cmd(
     stores: int = typer.Option(200, help="synthetic chain: stores"),
     items: int = typer.Option(150, help="synthetic chain: items"),
     workers: int = typer.Option(0, help="worker processes (0 = one per core)"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """History load: in-process vs chunks prepared in worker processes, same days, same database."""
     _setup_logging()
@@ -566,7 +641,7 @@ def bench_web_cmd(
     users: int = typer.Option(50, help="concurrent clients per scenario"),
     duration: int = typer.Option(30, help="seconds of steady-state load per scenario"),
     workers: int = typer.Option(2, help="uvicorn worker processes"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Ordering platform latency (review queue page, proposals API) under N concurrent clients (locust)."""
     _setup_logging()
@@ -589,7 +664,7 @@ def simulate_cmd(
     stores: str = typer.Option(None, "--stores", help="Comma-separated store ids (default: all 35)"),
     adjust: float = typer.Option(1.0, "--adjust", help="Reviewer: factor applied to orders sent to review"),
     train_stride: int = typer.Option(None, "--train-stride", help="Every N-th training origin (default: model's)"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Closed-loop replay of a window on the real demand: ours vs min/max, same-as-last-week, perfect foresight."""
     _setup_logging()

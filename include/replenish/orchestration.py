@@ -8,10 +8,14 @@ Environment variables must be set before ``airflow`` is first imported.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
+import re
+import secrets
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from replenish.database import database_url, ensure_database, url_parts
@@ -53,12 +57,61 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
     return env
 
 
+def write_airflow_cfg(env: dict[str, str]) -> Path:
+    """Make ``$AIRFLOW_HOME/airflow.cfg`` say what the environment says (the project's DAGs and plugin, no
+    examples, the warehouse server's metadata DB): Airflow writes a default one (sqlite, example DAGs) on first
+    import, which misleads whoever starts ``airflow`` by hand with that AIRFLOW_HOME. Every ``AIRFLOW__S__K``
+    of ``env`` becomes ``k = value`` in section ``[s]`` (replacing the line, or added to the section)."""
+    path = Path(env["AIRFLOW_HOME"]) / "airflow.cfg"
+    wanted: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        parts = name.split("__")
+        if len(parts) == 3 and parts[0] == "AIRFLOW":
+            wanted.setdefault(parts[1].lower(), {})[parts[2].lower()] = value
+    lines = path.read_text().splitlines() if path.exists() else []
+    out: list[str] = ["# Written by replenish (replenish.orchestration.airflow_env): the same values are set in the",
+                      "# environment of every Airflow process it starts; `replenish airflow-ui` starts the UI on them."]
+    lines = [ln for ln in lines if not ln.startswith("# Written by replenish") and
+             not ln.startswith("# environment of every Airflow process")]
+    section, done = "", set()
+
+    def flush(sec: str) -> None:
+        for key, value in wanted.get(sec, {}).items():
+            if (sec, key) not in done:
+                out.append(f"{key} = {value}")
+                done.add((sec, key))
+
+    for ln in lines:
+        m = re.match(r"\s*\[([^\]]+)\]\s*$", ln)
+        if m:
+            flush(section)
+            section = m.group(1).strip().lower()
+            out.append(ln)
+            continue
+        k = re.match(r"\s*#?\s*([a-z0-9_]+)\s*=", ln)
+        if k and section in wanted and k.group(1) in wanted[section] and (section, k.group(1)) not in done:
+            out.append(f"{k.group(1)} = {wanted[section][k.group(1)]}")
+            done.add((section, k.group(1)))
+            continue
+        out.append(ln)
+    flush(section)
+    for sec in wanted:
+        if any((sec, k) not in done for k in wanted[sec]):
+            out.append(f"\n[{sec}]")
+            flush(sec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n")
+    path.chmod(0o600)  # it may hold the metadata DB's password
+    return path
+
+
 def configure_airflow(settings: Settings | None = None) -> None:
     """Set Airflow's environment and migrate its metadata DB once (skipped when current)."""
     if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME"):
         return
     env = airflow_env(settings)
     os.environ.update(env)
+    write_airflow_cfg(env)
     marker = get_settings().airflow_home / ".migrated"
     if marker.exists() and marker.read_text() == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]:
         return
@@ -89,6 +142,77 @@ def run_dag(dag_id: str, business_date: dt.date) -> dict[str, Any]:
     dag = bag.get_dag(dag_id)
     if dag is None:
         raise KeyError(f"no DAG {dag_id}")
+    started = dt.datetime.now(dt.UTC)
     dr = dag.test(logical_date=logical_date_for(business_date))
+    _record_wall_start(dag_id, dr.run_id, started)
     tasks = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
     return {"dag_id": dag_id, "run_id": dr.run_id, "state": str(dr.state), "tasks": tasks}
+
+
+def _record_wall_start(dag_id: str, run_id: str, started: dt.datetime) -> None:
+    """``dag.test()`` stores the logical date (the business day's end, maybe years ago) as the run's start date,
+    so the Airflow UI showed durations like "2774d": store when the run really started."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).update(
+            {DagRun.start_date: started}, synchronize_session=False)
+
+
+UI_ADMIN = "demo-admin"  # the Airflow UI's one user (SimpleAuthManager), named like the platform's demo admin
+
+
+def airflow_ui_env(settings: Settings | None = None, *, host: str = "127.0.0.1", port: int = 8080) -> tuple[
+        dict[str, str], str]:
+    """The environment of ``replenish airflow-ui``: the project's Airflow settings plus a local API server with
+    Airflow 3's simple auth manager and one admin whose password is generated now (returned, written to the
+    passwords file Airflow reads); the JWT secret is shared by the processes so a sign-in holds across them."""
+    settings = settings or get_settings()
+    env = airflow_env(settings)
+    home = Path(env["AIRFLOW_HOME"])
+    password = secrets.token_urlsafe(12)
+    pw_file = home / "simple_auth_manager_passwords.json"
+    pw_file.write_text(json.dumps({UI_ADMIN: password}) + "\n")
+    pw_file.chmod(0o600)
+    secret_file = home / ".api_secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    secret = secret_file.read_text().strip()
+    env.update({
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # looking around never starts a nightly by itself
+        "AIRFLOW__API__HOST": host,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret,
+        "AIRFLOW__API__SECRET_KEY": secret,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL":
+            f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/execution/",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    })
+    return env, password
+
+
+def start_airflow_ui(env: dict[str, str], *, scheduler: bool = True) -> list[subprocess.Popen]:
+    """api-server (the UI), dag-processor (the project's DAGs into the metadata DB) and, to run what is
+    triggered in the UI, a scheduler: one process each, on the metadata DB of ``env``."""
+    airflow_bin = os.path.join(os.path.dirname(sys.executable), "airflow")
+    full = {**os.environ, **env}
+    res = subprocess.run([airflow_bin, "db", "migrate"], env=full, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{res.stderr[-3000:]}")
+    cmds = [["api-server", "--host", env["AIRFLOW__API__HOST"], "--port", env["AIRFLOW__API__PORT"]],
+            ["dag-processor"]] + ([["scheduler"]] if scheduler else [])
+    logs = Path(env["AIRFLOW_HOME"]) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for cmd in cmds:
+        out = open(logs / f"ui-{cmd[0]}.log", "ab")  # noqa: SIM115 - the process owns it until it ends
+        procs.append(subprocess.Popen([airflow_bin, *cmd], env=full, stdout=out, stderr=subprocess.STDOUT))
+    return procs

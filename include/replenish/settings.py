@@ -80,10 +80,10 @@ class Settings(BaseSettings):
         default="data-team@example.com", description="Comma-separated recipients of pipeline failure alerts."
     )
     data_docs_url: str | None = Field(
-        default=None, description="Where the GX Data Docs site is served (default: file URL under the state dir)."
+        default=None, description="Where the GX Data Docs site is served (default: the platform, /data-docs/)."
     )
     reports_url: str | None = Field(
-        default=None, description="Where the forecast reports are served (default: file URL under the state dir)."
+        default=None, description="Where the forecast reports are served (default: the platform, /reports)."
     )
 
     # Ordering platform (replenish serve). Sessions are server-side (platform.sessions): the cookie holds a

@@ -7,7 +7,6 @@ left out rather than reported as zero.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -76,22 +75,27 @@ def run_figures(conn: Connection, run_id: str, business_date: dt.date | None) ->
     return fig
 
 
-def _file_url(path: Path) -> str:
-    return path.resolve().as_uri()
+def _platform(settings: Settings) -> str:
+    return settings.platform_base_url.rstrip("/")
 
 
 def data_docs_url(settings: Settings) -> str:
-    return settings.data_docs_url or _file_url(settings.state / "data_docs" / "index.html")
+    """The GX Data Docs: served by the ordering platform (``/data-docs/``) unless a URL is configured."""
+    return settings.data_docs_url or f"{_platform(settings)}/data-docs/index.html"
 
 
 def reports_url(settings: Settings) -> str:
-    return settings.reports_url or _file_url(settings.reports_dir)
+    """The forecast reports: served by the ordering platform (``/reports``) unless a URL is configured."""
+    return settings.reports_url or f"{_platform(settings)}/reports"
 
 
-def run_links(settings: Settings, business_date: dt.date | None) -> dict[str, str]:
-    """Where a person looks next: the platform's review queue, the run's Data Docs and forecast report."""
-    links = {"review_queue": f"{settings.platform_base_url.rstrip('/')}/queue",
-             "data_docs": data_docs_url(settings)}
-    if business_date is not None:
+NIGHTLY_DAG = "replenishment_nightly"  # the one DAG that writes a forecast report per business date
+
+
+def run_links(settings: Settings, business_date: dt.date | None, dag_id: str | None = NIGHTLY_DAG) -> dict[str, str]:
+    """Where a person looks next: the platform's review queue, the run's Data Docs and (nightly runs only: the
+    training DAG writes none) the run's forecast report."""
+    links = {"review_queue": f"{_platform(settings)}/queue", "data_docs": data_docs_url(settings)}
+    if business_date is not None and dag_id == NIGHTLY_DAG:
         links["forecast_report"] = f"{reports_url(settings).rstrip('/')}/forecast_{business_date.isoformat()}.html"
     return links

@@ -98,11 +98,15 @@ def record_dag_run(conn: Connection, *, dag_id: str, run_id: str, business_date:
     conn.execute(
         text("""INSERT INTO ops.pipeline_runs (dag_id, run_id, business_date, state, started_at, finished_at,
                     figures, links)
-                VALUES (:dag, :run, :d, :state, :start, :end, CAST(:fig AS jsonb), CAST(:links AS jsonb))
+                VALUES (:dag, :run, :d, :state,
+                        -- no wall-clock start known (a dag.test() run): its first task's start
+                        coalesce(CAST(:start AS timestamptz), (SELECT min(t.started_at) FROM ops.task_runs t
+                                                WHERE t.dag_id = :dag AND t.run_id = :run)),
+                        :end, CAST(:fig AS jsonb), CAST(:links AS jsonb))
                 ON CONFLICT (dag_id, run_id) DO UPDATE
                    SET business_date = coalesce(EXCLUDED.business_date, ops.pipeline_runs.business_date),
                        state = EXCLUDED.state,
-                       started_at = coalesce(EXCLUDED.started_at, ops.pipeline_runs.started_at),
+                       started_at = coalesce(ops.pipeline_runs.started_at, EXCLUDED.started_at),
                        finished_at = EXCLUDED.finished_at,
                        figures = ops.pipeline_runs.figures || EXCLUDED.figures,
                        links = ops.pipeline_runs.links || EXCLUDED.links, recorded_at = now()"""),

@@ -40,10 +40,16 @@ key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="POS t
 ID = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
+class FieldErrorOut(BaseModel):
+    field: str = Field(description="JSON pointer (RFC 6901) into the request part, e.g. /lines/0/qty; '' = all of it")
+    in_: str = Field(alias="in", description="body | query | path | header")
+    message: str
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
-    fields: list[dict[str, str]] | None = None
+    fields: list[FieldErrorOut] | None = None
 
 
 class ErrorBody(BaseModel):
@@ -64,8 +70,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 class LineOut(BaseModel):
     item_id: str
+    item_name: str = Field(description="the item master's name (the item id when the master does not know it)")
+    pack_size: int = Field(description="quantities are multiples of this")
+    min_order_qty: int = Field(description="the supplier's minimum per line (0: none)")
     proposed_qty: int
     final_qty: int
+    unit_price: Decimal | None = Field(None, description="purchase price per unit, EUR (null when unknown)")
+    line_value: Decimal | None = Field(None, description="final_qty x unit_price, EUR")
     why: str | None = None
     edited_by: str | None = None
     edit_reason: str | None = None
@@ -88,6 +99,8 @@ class OrderOut(BaseModel):
     status: str
     version: int
     reasons: list[str]
+    reason_texts: list[str] = Field(description="the reasons in words, in the order of ``reasons``")
+    order_value: Decimal | None = Field(None, description="sum of the line values, EUR")
     lines: list[LineOut]
     outbox: OutboxOut | None = None
 
@@ -107,13 +120,14 @@ class LinePatch(BaseModel):
 
 class LinesPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(default=None, description="order version the change is based on (recommended)")
+    version: int = Field(description="the order version the change is based on (from GET): a change made on "
+                                     "another device in between answers 409 version_conflict")
     lines: list[LinePatch] = Field(min_length=1, max_length=500)
 
 
 class ApproveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(default=None, description="order version the approval is based on")
+    version: int = Field(description="the order version the approval is based on (from GET)")
     send_now: bool = Field(default=False, description="run the dispatcher right after the approval")
 
 
@@ -206,11 +220,40 @@ router = APIRouter(tags=["pos"], responses=ERRORS)
 
 
 def order_out(conn, head: dict, lines: list[dict] | None = None, box: dict | None = None,
-              *, prefetched: bool = False) -> OrderOut:
+              *, prefetched: bool = False, names: dict | None = None) -> OrderOut:
     """``prefetched``: ``lines`` and ``box`` were loaded for many orders at once (see proposals)."""
+    from replenish.platform.labels import reason_label
+    from replenish.platform.order_queries import ItemRule, item_rules, line_prices
+    from replenish.platform.order_queries import names as load_names
+
     if not prefetched:
         lines = order_lines(conn, head["order_id"])
         box = outbox_state(conn, head["order_id"])
+    lines = lines or []
+    nm = names if names is not None else load_names(conn)
+    rules = item_rules(conn, head, lines)
+    prices = line_prices(conn, head, lines)
+    out_lines = []
+    for ln in lines:
+        iid = str(ln["item_id"])
+        rule = rules.get(iid, ItemRule())
+        price = prices.get(iid)
+        unit = None if price is None else Decimal(str(price)).quantize(Decimal("0.01"))
+        out_lines.append(LineOut(
+            item_id=iid,
+            item_name=nm.get("item", {}).get(iid, iid),
+            pack_size=rule.pack_size,
+            min_order_qty=rule.moq,
+            proposed_qty=ln["proposed_qty"],
+            final_qty=ln["final_qty"],
+            unit_price=unit,
+            line_value=None if unit is None else (unit * ln["final_qty"]).quantize(Decimal("0.01")),
+            why=(ln["explanation"] or {}).get("why"),
+            edited_by=ln["edited_by"],
+            edit_reason=ln["edit_reason"],
+        ))
+    values = [ln.line_value for ln in out_lines if ln.line_value is not None]
+    reasons = list(head["reasons"] or [])
     return OrderOut(
         order_id=head["order_id"],
         store_id=head["store_id"],
@@ -219,18 +262,10 @@ def order_out(conn, head: dict, lines: list[dict] | None = None, box: dict | Non
         cutoff_at=head["cutoff_at"],
         status=head["status"],
         version=head["version"],
-        reasons=list(head["reasons"] or []),
-        lines=[
-            LineOut(
-                item_id=str(ln["item_id"]),
-                proposed_qty=ln["proposed_qty"],
-                final_qty=ln["final_qty"],
-                why=(ln["explanation"] or {}).get("why"),
-                edited_by=ln["edited_by"],
-                edit_reason=ln["edit_reason"],
-            )
-            for ln in lines or []
-        ],
+        reasons=reasons,
+        reason_texts=[reason_label(r, nm.get("item")) for r in reasons],
+        order_value=sum(values, Decimal(0)) if values else None,
+        lines=out_lines,
         outbox=OutboxOut(**{k: box[k] for k in OutboxOut.model_fields}) if box else None,
     )
 
@@ -256,8 +291,11 @@ def proposals(
         heads_ = [dict(h) for h in heads.all()]
         ids = [h["order_id"] for h in heads_]
         lines, boxes = lines_by_order(conn, ids), outbox_by_order(conn, ids)
-        orders = [order_out(conn, h, lines.get(h["order_id"], []), boxes.get(h["order_id"]), prefetched=True)
-                  for h in heads_]
+        from replenish.platform.order_queries import names
+
+        nm = names(conn)
+        orders = [order_out(conn, h, lines.get(h["order_id"], []), boxes.get(h["order_id"]), prefetched=True,
+                            names=nm) for h in heads_]
     return ProposalsOut(store_id=p.stores[0], delivery_date=delivery_date, orders=orders)
 
 
@@ -295,12 +333,11 @@ def approve_order(
         str,
         Header(alias="Idempotency-Key", min_length=1, max_length=200, description="unique per intended approval"),
     ],
-    body: ApproveIn | None = None,
+    body: ApproveIn,
 ) -> JSONResponse:
     """A repeated POST with the same key returns the first result (also a first error); the same key with
     another order or body is ``422 idempotency_key_reused``. Stored with the approval in one transaction."""
     ctx = request.app.state.ctx
-    body = body or ApproveIn()
     h = _request_hash(f"approve:{order_id}", body.model_dump())
     with ctx.engine.begin() as conn:
         fresh = conn.execute(
@@ -352,7 +389,7 @@ def _business_today(ctx: PlatformContext) -> dt.date:
 
 def _business_date(sold_at: dt.datetime, today: dt.date, tz: ZoneInfo) -> dt.date:
     """The receipt's business date, or 422 when it is not within the receipt window around ``today``."""
-    window = FieldError("sold_at", f"business date must be from {today - dt.timedelta(days=RECEIPT_DAYS_BACK)} "
+    window = FieldError("/sold_at", f"business date must be from {today - dt.timedelta(days=RECEIPT_DAYS_BACK)} "
                                    f"to {today + dt.timedelta(days=RECEIPT_DAYS_AHEAD)} (today is {today})")
     # bounded before converting: astimezone overflows for the years 1 and 9999
     noon = dt.datetime.combine(today, dt.time(12), tz)
@@ -376,7 +413,7 @@ def post_receipt(request: Request, p: Terminal, body: ReceiptIn) -> JSONResponse
     ``200 duplicate`` with the same content, ``409 receipt_conflict`` with other content."""
     store = p.stores[0]
     if body.store_id is not None and body.store_id != store:
-        raise invalid([FieldError("store_id", f"this API key belongs to store {store}")])
+        raise invalid([FieldError("/store_id", f"this API key belongs to store {store}")])
     ctx = request.app.state.ctx
     tz = ZoneInfo(ctx.settings.timezone)
     day = _business_date(body.sold_at, _business_today(ctx), tz)

@@ -24,8 +24,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from replenish.platform import tables
-from replenish.platform.errors import FieldError, PlatformError
-from replenish.platform.labels import reason_label
+from replenish.platform.errors import FieldError, PlatformError, pointer
+from replenish.platform.labels import actor_label, reason_label, status_label
 from replenish.platform.ratelimit import TokenBucket
 from replenish.settings import Settings, get_settings
 
@@ -95,6 +95,8 @@ def make_templates() -> Jinja2Templates:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True)
     env.filters["reason_label"] = reason_label
+    env.filters["status_label"] = status_label
+    env.filters["actor_label"] = actor_label
     # an id as one URL path segment: '/' and '..' in an id must not make a form post to another route
     env.filters["segment"] = lambda value: quote(str(value), safe="")
     return Jinja2Templates(env=env)
@@ -145,7 +147,7 @@ def create_app(
 ) -> FastAPI:
     """The platform app. Defaults: get_settings(), the warehouse engine, the real dispatcher (drains the outbox
     through the configured channels), rate limits from the settings."""
-    from replenish.platform import api, web
+    from replenish.platform import api, documents, web
 
     settings = settings or get_settings()
     if engine is None:
@@ -178,6 +180,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(web.router)
+    app.include_router(documents.router)
 
     docs_page, docs_csp = _docs_page()
 
@@ -240,10 +243,20 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         fields = []
         for e in exc.errors():
-            loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path", "header")]
-            name = ".".join(loc) or "body"
-            fields.append(FieldError(name, str(e.get("msg", "invalid value"))))
-        msg = "invalid input: " + "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
+            loc = list(e.get("loc", ()))
+            where = str(loc[0]) if loc and loc[0] in ("body", "query", "path", "header", "cookie") else "body"
+            rest = loc[1:] if loc and loc[0] == where else loc
+            if e.get("type") == "json_invalid":
+                # the body is not JSON at all: the pointer is the whole body, the message says where it broke
+                ctx_ = e.get("ctx") or {}
+                fields.append(FieldError("", f"the body is not valid JSON ({ctx_.get('error', 'parse error')} "
+                                             f"at character {rest[0] if rest else '?'})", "body"))
+                continue
+            msg = str(e.get("msg", "invalid value"))
+            if e.get("type") == "missing":
+                msg = "required"
+            fields.append(FieldError(pointer(*rest), msg, where))
+        msg = "invalid input: " + "; ".join(f"{f.field or f.location}: {f.message}" for f in fields[:5])
         return _error_response(request, PlatformError(422, "validation_error", msg, fields))
 
     @app.exception_handler(StarletteHTTPException)

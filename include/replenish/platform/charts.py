@@ -1,48 +1,123 @@
-"""A small inline SVG per line: recent daily sales and the forecast band (P10-P90, P50 line) after them.
+"""The order line's chart as server-rendered SVG: daily sales of the last weeks, the forecast band (P10-P90,
+P50 dashed) up to the end of the coverage window, the window itself shaded, and the last orders as bars.
 
-Rendered on the server (no chart library, no JavaScript). Coordinates are numbers; the one text in it, the
-item id of the aria-label, is escaped (an item id can come from a user's added line). Returns ``Markup``, so
-the autoescaping templates insert it as is and nothing else in them needs ``|safe``.
+No chart library and no JavaScript (the pages' CSP allows our own scripts only). Every coordinate is a number
+and every text is a date, a number or an escaped label; the result is ``Markup``, so the autoescaping
+templates insert it as is and nothing else in them needs ``|safe``. Styling lives in app.css (classes only:
+the CSP forbids inline styles).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from markupsafe import Markup, escape
 
-W, H, PAD = 240, 64, 4
+W, H = 640, 210
+LEFT, RIGHT, TOP, BOTTOM = 40, 10, 26, 34  # plot margins: y labels left, legend on top, dates below
+
+
+def _nice_step(top: float) -> float:
+    raw = top / 4 or 1.0
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+
+
+def _fmt_day(d: dt.date) -> str:
+    return f"{d.day} {d.strftime('%b')}"
 
 
 def sales_svg(
-    sales: list[tuple[dt.date, float]], band: list[tuple[dt.date, float, float, float]], *, label: str = ""
+    sales: list[tuple[dt.date, float]],
+    band: list[tuple[dt.date, float, float, float]],
+    *,
+    label: str = "",
+    orders: list[tuple[dt.date, float]] | None = None,
+    window: tuple[dt.date, dt.date] | None = None,
+    width: int = W,
+    css_class: str = "",
 ) -> Markup:
+    """``window``: (delivery date, last day the delivery covers), shaded; ``orders``: (delivery date, quantity).
+    ``width``: the drawing's width in CSS pixels at 1:1 (a phone gets a narrower one with fewer days, so its
+    text stays readable)."""
+    orders = orders or []
     if not sales and not band:
-        return Markup('<span class="muted">no sales history</span>')
-    days = [d for d, _ in sales] + [b[0] for b in band]
+        return Markup('<p class="muted small">No sales history for this item yet.</p>')
+    days = [d for d, _ in sales] + [b[0] for b in band] + [d for d, _ in orders] + (list(window) if window else [])
     d0, d1 = min(days), max(days)
     span = max((d1 - d0).days, 1)
-    top = max([v for _, v in sales] + [b[3] for b in band] + [1.0])
+    top = max([v for _, v in sales] + [b[3] for b in band] + [q for _, q in orders] + [1.0])
+    step = _nice_step(top)
+    top = step * math.ceil(top / step)
+    items = [("sales", "sold per day")]
+    if band:
+        items += [("band", "forecast P10–P90"), ("p50", "forecast P50")]
+    if orders:
+        items.append(("order", "ordered (delivery day)"))
+    if window:
+        items.append(("window", "this delivery covers"))
+    legend: list[tuple[str, str, float, int]] = []  # (class, text, x, row offset)
+    lx: float = LEFT
+    ly = 0
+    for cls, text_ in items:
+        need = 28 + 5.6 * len(text_)
+        if lx + need > width and lx > LEFT:
+            lx, ly = LEFT, ly + 15
+        legend.append((cls, text_, lx, ly))
+        lx += need
+    top_m = TOP + ly  # the plot starts below the legend's rows
+    pw, ph = width - LEFT - RIGHT, H + ly - top_m - BOTTOM
+    slot = pw / (span + 1)  # one day's width
 
     def x(d: dt.date) -> float:
-        return round(PAD + (W - 2 * PAD) * (d - d0).days / span, 1)
+        return round(LEFT + slot * ((d - d0).days + 0.5), 1)
 
     def y(v: float) -> float:
-        return round(H - PAD - (H - 2 * PAD) * max(v, 0.0) / top, 1)
+        return round(top_m + ph - ph * max(v, 0.0) / top, 1)
 
-    parts = [
-        f'<svg class="spark" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
-        f'aria-label="sales of the last {len(sales)} days and forecast band{" for " + escape(label) if label else ""}">'
+    name = escape(label)
+    desc = f"Daily sales from {_fmt_day(d0)} and the forecast until {_fmt_day(d1)}"
+    p = [
+        f'<svg class="chart-svg {escape(css_class)}" viewBox="0 0 {width} {H + ly}" role="img" '
+        f'aria-label="{escape(desc)}{" for " + name if label else ""}" preserveAspectRatio="xMidYMid meet">'
     ]
-    if band:
-        upper = " ".join(f"{x(d)},{y(p90)}" for d, _p10, _p50, p90 in band)
-        lower = " ".join(f"{x(d)},{y(p10)}" for d, p10, _p50, _p90 in reversed(band))
-        parts.append(f'<polygon class="band" points="{upper} {lower}"/>')
-        parts.append(
-            '<polyline class="p50" points="' + " ".join(f"{x(d)},{y(p50)}" for d, _a, p50, _b in band) + '"/>'
-        )
+    # horizontal grid with unit labels
+    v = 0.0
+    while v <= top + 1e-9:
+        p.append(f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y(v)}" y2="{y(v)}"/>')
+        p.append(f'<text class="axis" x="{LEFT - 5}" y="{y(v) + 4}" text-anchor="end">{v:g}</text>')
+        v += step
+    if window:
+        x0 = round(x(window[0]) - slot / 2, 1)
+        x1 = round(x(window[1]) + slot / 2, 1)
+        p.append(f'<rect class="window" x="{x0}" y="{top_m}" width="{round(x1 - x0, 1)}" height="{ph}"/>')
+    # dates: every Monday (and the first day), so a week reads at a glance
+    for i in range(span + 1):
+        d = d0 + dt.timedelta(days=i)
+        if d.isoweekday() == 1 or i == 0:
+            p.append(f'<line class="tick" x1="{x(d)}" x2="{x(d)}" y1="{top_m + ph}" y2="{top_m + ph + 4}"/>')
+            p.append(f'<text class="axis" x="{x(d)}" y="{top_m + ph + 16}" text-anchor="middle">{_fmt_day(d)}</text>')
+    for d, q in orders:
+        bw = max(round(slot * 0.34, 1), 2.0)
+        p.append(f'<rect class="order" x="{round(x(d) - bw / 2, 1)}" y="{y(q)}" width="{bw}" '
+                 f'height="{round(top_m + ph - y(q), 1)}"><title>ordered {q:g} for {_fmt_day(d)}</title></rect>')
+    # the forecast as steps, one slot per day: a band of one or two days (a short coverage window) stays visible
+    for d, p10, p50, p90 in band:
+        bx = round(x(d) - slot / 2, 1)
+        p.append(f'<rect class="band" x="{bx}" y="{y(p90)}" width="{round(slot, 1)}" '
+                 f'height="{round(max(y(p10) - y(p90), 1.0), 1)}"><title>{_fmt_day(d)}: forecast P10 {p10:.0f}, '
+                 f'P50 {p50:.0f}, P90 {p90:.0f}</title></rect>')
+        p.append(f'<line class="p50" x1="{bx}" x2="{round(bx + slot, 1)}" y1="{y(p50)}" y2="{y(p50)}"/>')
     if sales:
-        parts.append('<polyline class="sales" points="' + " ".join(f"{x(d)},{y(v)}" for d, v in sales) + '"/>')
-    parts.append(f'<text x="{W - PAD}" y="12" text-anchor="end" class="axis">max {top:g}</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 - built from numbers and the escaped label only
+        p.append('<polyline class="sales" points="' + " ".join(f"{x(d)},{y(s)}" for d, s in sales) + '"/>')
+        last_d, last_v = sales[-1]
+        p.append(f'<circle class="sales-dot" cx="{x(last_d)}" cy="{y(last_v)}" r="2.5"/>')
+    for cls, text_, lx_, ly_ in legend:
+        if cls in ("sales", "p50"):
+            p.append(f'<line class="{cls}" x1="{lx_}" x2="{lx_ + 16}" y1="{11 + ly_}" y2="{11 + ly_}"/>')
+        else:
+            p.append(f'<rect class="{cls}" x="{lx_}" y="{5 + ly_}" width="16" height="12"/>')
+        p.append(f'<text class="legend" x="{lx_ + 21}" y="{15 + ly_}">{text_}</text>')
+    p.append("</svg>")
+    return Markup("".join(p))  # noqa: S704 - built from numbers, dates and the escaped label only

@@ -10,8 +10,11 @@ from typing import Any, NoReturn
 
 import typer
 
-users_app = typer.Typer(help="Platform users (roles admin, buyer, store_manager).", no_args_is_help=True)
-keys_app = typer.Typer(help="POS terminal API keys (one store each).", no_args_is_help=True)
+from replenish.cli_output import JSON_HELP
+
+users_app = typer.Typer(rich_markup_mode=None, help="Platform users (roles admin, buyer, store_manager).",
+                        no_args_is_help=True)
+keys_app = typer.Typer(rich_markup_mode=None, help="POS terminal API keys (one store each).", no_args_is_help=True)
 
 
 def _cli():
@@ -66,13 +69,14 @@ def _require_known(conn: Any, kind: str, values: list[str]) -> None:
 
 @users_app.command("add")
 def users_add(
-    username: str = typer.Argument(..., help="Sign-in name (letters, digits and . _ @ -)"),
+    username: str = typer.Argument(..., help="Sign-in name (letters, digits and . _ @ -)", metavar="USERNAME"),
     role: str = typer.Option(..., "--role", help="admin | buyer | store_manager"),
-    email: str = typer.Option("", "--email"),
+    email: str = typer.Option("", "--email", help="Mail address for the buyer digest (default: the username if it "
+                                                  "is one, else <username>@example.com)"),
     store: list[str] = typer.Option([], "--store", help="Store id (store managers; repeatable)"),
     supplier: list[str] = typer.Option([], "--supplier", help="Supplier id (buyers; repeatable)"),
     category: list[str] = typer.Option([], "--category", help="Item category (buyers; repeatable)"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Create a user with a generated password (printed once). Store, supplier and category ids must exist in
     the warehouse (marts.dim_stores, dim_suppliers, dim_items)."""
@@ -101,12 +105,18 @@ def users_add(
                                                    scopes=_scopes(store, supplier, category))
             except ValueError as e:
                 fail(str(e))
-        cli._emit({"username": user.username, "role": user.role, "password": password,
-                   "scopes": {k: list(v) for k, v in user.scopes.items()}}, as_json)
+        doc: dict[str, Any] = {"username": user.username, "role": user.role, "password": password,
+               "scopes": {k: list(v) for k, v in user.scopes.items()}}
+        if as_json:
+            cli._emit(doc, True)
+        else:
+            scope = "; ".join(f"{k} {', '.join(v)}" for k, v in doc["scopes"].items()) or "everything"
+            cli.err.print(f"user {user.username} ({user.role}, sees {scope}) created; the password is shown once:")
+            typer.echo(f"{user.username} {password}")
 
 
 @users_app.command("list")
-def users_list(as_json: bool = typer.Option(False, "--json")) -> None:
+def users_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """All users with role, scopes and whether they are active."""
     from replenish.platform import accounts
 
@@ -114,12 +124,24 @@ def users_list(as_json: bool = typer.Option(False, "--json")) -> None:
     with cli._stdout_for_json(as_json):
         with _begin() as conn:
             users = accounts.list_users(conn)
-        cli._emit({"users": [{"username": u.username, "role": u.role, "active": u.is_active, "email": u.email,
-                              "scopes": {k: list(v) for k, v in u.scopes.items()}} for u in users]}, as_json)
+        doc: dict[str, Any] = {"users": [
+            {"username": u.username, "role": u.role, "active": u.is_active, "email": u.email,
+             "scopes": {k: list(v) for k, v in u.scopes.items()}} for u in users]}
+        if as_json:
+            cli._emit(doc, True)
+        else:
+            from replenish.cli_output import table
+
+            typer.echo(table([{**u, "sees": "; ".join(f"{k} {', '.join(v)}" for k, v in u["scopes"].items())
+                               or "everything"} for u in doc["users"]],
+                             ["username", "role", "active", "email", "sees"]), nl=False)
 
 
 @users_app.command("disable")
-def users_disable(username: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+def users_disable(
+    username: str = typer.Argument(..., help="The user to disable", metavar="USERNAME"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Disable a user: sign-in refused, open sessions end at once."""
     from replenish.platform import accounts
     from replenish.platform.sessions import end_user_sessions
@@ -135,7 +157,7 @@ def users_disable(username: str = typer.Argument(...), as_json: bool = typer.Opt
 
 
 @users_app.command("demo")
-def users_demo(as_json: bool = typer.Option(False, "--json")) -> None:
+def users_demo(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """(Re)create the demo users over the orders in the database, with new generated passwords."""
     cli = _cli()
     with cli._stdout_for_json(as_json):
@@ -152,9 +174,9 @@ def seed_and_describe() -> list[dict[str, Any]]:
 
 @keys_app.command("create")
 def keys_create(
-    name: str = typer.Argument(..., help="Terminal name, e.g. store12-till1"),
+    name: str = typer.Argument(..., help="Terminal name, e.g. store12-till1", metavar="NAME"),
     store: str = typer.Option(..., "--store", help="The one store this key may act for"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Create an API key (printed once; stored hashed). The store must exist in marts.dim_stores."""
     from replenish.platform import api_keys
@@ -172,11 +194,19 @@ def keys_create(
                 key, clear = api_keys.create_key(conn, name, store, created_by="cli")
             except ValueError as e:
                 fail(str(e))
-        cli._emit({"name": key.name, "store_id": key.store_id, "api_key": clear}, as_json)
+        if as_json:
+            cli._emit({"name": key.name, "store_id": key.store_id, "api_key": clear}, True)
+        else:
+            # the key alone on stdout (`... > key.txt` keeps it); what it is on stderr
+            cli.err.print(f"API key {key.name} for store {key.store_id} (shown once, stored hashed):")
+            typer.echo(clear)
 
 
 @keys_app.command("revoke")
-def keys_revoke(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+def keys_revoke(
+    name: str = typer.Argument(..., help="The key's terminal name", metavar="NAME"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Revoke the active key of this name (its next request gets 401)."""
     from replenish.platform import api_keys
 
@@ -190,7 +220,7 @@ def keys_revoke(name: str = typer.Argument(...), as_json: bool = typer.Option(Fa
 
 
 @keys_app.command("list")
-def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
+def keys_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Keys with store, prefix, creation, revocation and last use (never the key itself)."""
     from replenish.platform import api_keys
 
@@ -198,7 +228,12 @@ def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
     with cli._stdout_for_json(as_json):
         with _begin() as conn:
             rows = api_keys.list_keys(conn)
-        cli._emit({"api_keys": rows}, as_json)
+        if as_json:
+            cli._emit({"api_keys": rows}, True)
+        else:
+            from replenish.cli_output import table
+
+            typer.echo(table(rows), nl=False)
 
 
 def serve(

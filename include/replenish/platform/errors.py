@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class FieldError:
+    """``field`` is a JSON pointer (RFC 6901) into the request part ``location``: ``/lines/0/qty`` in the body,
+    ``/delivery_date`` in the query; ``""`` is the whole part (a body that is not JSON)."""
+
     field: str
     message: str
+    location: str = "body"  # body | query | path | header
 
 
 @dataclass
@@ -22,11 +26,16 @@ class PlatformError(Exception):
     def body(self) -> dict:
         err: dict = {"code": self.code, "message": self.message}
         if self.fields:
-            err["fields"] = [{"field": f.field, "message": f.message} for f in self.fields]
+            err["fields"] = [{"field": f.field, "in": f.location, "message": f.message} for f in self.fields]
         return {"error": err}
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+def pointer(*parts: object) -> str:
+    """A JSON pointer from path parts: ('lines', 0, 'qty') -> '/lines/0/qty' ('~' and '/' escaped)."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def not_found(what: str = "order") -> PlatformError:

@@ -1,6 +1,6 @@
-"""Plain-language labels for the release reason codes a store manager or buyer sees in the queue.
+"""Plain-language words for the codes a store manager or buyer sees: release reasons, history events, actors.
 
-Codes stay the stable interface (filters, API, digests); a code may carry a detail after ':' (the item id).
+Codes stay the stable interface (filters, API, digests, CSV); a code may carry a detail after ':' (the item id).
 """
 
 from __future__ import annotations
@@ -9,27 +9,130 @@ REASON_LABELS: dict[str, str] = {
     "auto_release_disabled": "automatic release is off for this supplier or store",
     "quality_gate_missing": "today's data checks did not run",
     "quality_gate_blocked": "today's data failed a blocking check",
-    "stock_snapshot_stale": "the stock count is out of date",
+    "stock_snapshot_stale": "the closing stock count is missing or out of date",
     "supplier_manual_only": "this supplier takes manual orders only",
     "order_value_over_limit": "order value above the automatic limit",
     "no_usual_quantity": "no usual quantity to compare with",
     "quantity_unusual": "quantity far from the usual",
     "max_deviation": "quantity far from the usual",
+    "quantity_improbable_high": "more than demand can plausibly take",
+    "quantity_improbable_low": "less than demand will almost surely need",
+    "line_risk_waste": "too much money at risk in waste",
+    "line_risk_short": "too much margin at risk in lost sales",
     "forecast_interval_wide": "forecast very uncertain",
     "promotion": "promotion running",
     "new_item": "new item",
     "forecast_fallback": "too little sales history for the model",
     "below_min_order_value": "below the supplier's minimum order value",
     "cap_below_moq": "maximum quantity is below the minimum order quantity",
+    "cutoff_passed": "proposed after the supplier's cutoff: phone the supplier or reject",
     "cutoff_escalated": "the supplier's cutoff passed without a review",
     "cutoff_skipped": "skipped at the supplier's cutoff",
 }
 
+STATUS_LABELS: dict[str, str] = {
+    "proposed": "proposed",
+    "in_review": "to review",
+    "approved": "approved",
+    "auto_approved": "approved automatically",
+    "queued": "queued for sending",
+    "sending": "sending",
+    "retry": "sending again soon",
+    "sent": "sent",
+    "acknowledged": "confirmed by the supplier",
+    "dead_letter": "sending failed",
+    "failed": "failed",
+    "rejected": "rejected",
+    "cancelled": "cancelled",
+    "skipped": "skipped",
+}
+
+# Why a person changed a quantity or rejected an order (the codes of order_actions, here for the history too).
+EDIT_REASON_LABELS: dict[str, str] = {
+    "stock_count": "stock on hand differs",
+    "shelf_space": "shelf space",
+    "promotion": "promotion / display",
+    "local_event": "local event",
+    "weather": "weather",
+    "forecast_too_high": "forecast too high",
+    "forecast_too_low": "forecast too low",
+    "supplier_issue": "supplier issue",
+    "other": "other",
+    "not_needed": "not needed",
+    "store_closed": "store closed",
+    "supplier_unavailable": "supplier unavailable",
+    "duplicate": "duplicate order",
+}
+
 
 def reason_label(code: str, item_names: dict[str, str] | None = None) -> str:
-    """'quantity_unusual:3' -> 'quantity far from the usual (Weizenbroetchen)'; unknown codes as they are."""
+    """'line_risk_waste:3' -> 'too much money at risk in waste (Weizenbroetchen)'; unknown codes readable."""
     base, _, detail = str(code).partition(":")
     label = REASON_LABELS.get(base, base.replace("_", " "))
     if detail:
         label += f" ({(item_names or {}).get(detail, 'item ' + detail)})"
     return label
+
+
+def status_label(status: object) -> str:
+    return STATUS_LABELS.get(str(status), str(status).replace("_", " "))
+
+
+def actor_label(actor: object) -> str:
+    """Who did it, in words: people by their user name; the system's actors by what they are."""
+    a = str(actor or "")
+    kind, _, rest = a.partition(":")
+    if kind == "release":
+        return "automatic release rules"
+    if kind == "cutoff":
+        return "supplier cutoff rule"
+    if kind == "dispatcher":
+        return "dispatcher"
+    if kind == "system":
+        return "nightly run" if rest in ("propose", "proposal") else "system"
+    if kind == "pos":
+        return f"till {rest}" if rest else a
+    return a
+
+
+def _qty(v: object) -> str:
+    return "" if v is None else str(v)
+
+
+def event_words(event: str, from_value: object, to_value: object, item_names: dict[str, str] | None = None) -> str:
+    """One history row in words: 'Quantity of Weizenbroetchen changed from 120 to 130'."""
+    base, _, detail = str(event).partition(":")
+    item = (item_names or {}).get(detail, f"item {detail}") if detail else ""
+    f, t = _qty(from_value), _qty(to_value)
+    if base == "created":
+        return "Order proposed by the nightly run"
+    if base == "reproposed":
+        return "Proposal recomputed by a later run"
+    if base == "status":
+        if f == t:
+            return f"Status confirmed: {status_label(t)}"
+        return f"Status {status_label(f)} → {status_label(t)}" if f else f"Status: {status_label(t)}"
+    if base == "reasons":
+        codes = [c for c in t.split(",") if c]
+        return ("Held for review: " + "; ".join(reason_label(c, item_names) for c in codes)) if codes \
+            else "No longer held for review"
+    if base == "line_edited":
+        return f"Quantity of {item} changed from {f or 0} to {t or 0}"
+    if base == "line_capped":
+        return f"Quantity of {item} capped from {f} to {t} by the release rules (money or demand at risk)"
+    if base == "line_added":
+        return f"{item} added: {t}"
+    if base == "line_removed":
+        return f"{item} removed (was {f})"
+    if base == "edit_reason":
+        return f"Reason for {item}: {EDIT_REASON_LABELS.get(t, t)}"
+    if base == "cancel_reason":
+        return f"Reason: {EDIT_REASON_LABELS.get(t, t)}"
+    if base == "sent_ref":
+        return f"Delivered to the supplier (reference {t})" if t else "Delivered to the supplier"
+    if base == "escalated":
+        return "Cutoff passed without a review: escalated"
+    text = base.replace("_", " ").capitalize()
+    if f or t:
+        text += f": {f} → {t}" if f else f": {t}"
+    return text

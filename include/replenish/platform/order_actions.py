@@ -47,6 +47,11 @@ REJECT_REASONS: dict[str, str] = {
 MAX_QTY = 100_000
 
 
+def reason_choices(reasons: dict[str, str]) -> str:
+    """'Not needed (not_needed), Store closed (store_closed), ...': the words, with the code an API client sends."""
+    return ", ".join(f"{label} ({code})" for code, label in reasons.items())
+
+
 @dataclass(frozen=True)
 class LineChange:
     item_id: str
@@ -131,30 +136,30 @@ def change_lines(
     allowed = supplier_items(conn, head) if adds else None
     errors: list[FieldError] = []
     if not changes:
-        errors.append(FieldError("lines", "no change given"))
+        errors.append(FieldError("/lines", "no change given"))
     for i, c in enumerate(changes):
-        at = f"lines[{i}]"
+        at = f"/lines/{i}"  # JSON pointer into the request (the API's body, the web form's lines)
         if c.reason not in EDIT_REASONS:
-            errors.append(FieldError(f"{at}.reason", f"choose a reason code: {', '.join(EDIT_REASONS)}"))
+            errors.append(FieldError(f"{at}/reason", "say why the quantity changes: " + reason_choices(EDIT_REASONS)))
         if not c.item_id or len(c.item_id) > 64 or has_control_chars(c.item_id):
-            errors.append(FieldError(f"{at}.item_id", "item id is required (at most 64 characters)"))
+            errors.append(FieldError(f"{at}/item_id", "item id is required (at most 64 characters)"))
             continue
         if c.op == "add":
             if not NEW_ITEM_ID.fullmatch(c.item_id):
                 # typed by a user: an id like '../approve' or '<b ...>' would only ever be trouble downstream
-                errors.append(FieldError(f"{at}.item_id", "item id: letters, digits and . _ - only"))
+                errors.append(FieldError(f"{at}/item_id", "item id: letters, digits and . _ - only"))
             elif c.item_id in lines:
-                errors.append(FieldError(f"{at}.item_id", f"item {c.item_id} is already on the order: edit its line"))
+                errors.append(FieldError(f"{at}/item_id", f"item {c.item_id} is already on the order: edit its line"))
             elif allowed is not None and c.item_id not in allowed:
                 errors.append(
-                    FieldError(f"{at}.item_id", f"item {c.item_id} is not delivered by supplier {head['supplier_id']}")
+                    FieldError(f"{at}/item_id", f"item {c.item_id} is not delivered by supplier {head['supplier_id']}")
                 )
         elif c.item_id not in lines:
-            errors.append(FieldError(f"{at}.item_id", f"item {c.item_id} is not on this order"))
+            errors.append(FieldError(f"{at}/item_id", f"item {c.item_id} is not on this order"))
         if c.op in ("set", "add"):
-            errors += qty_errors(c.qty, rules.get(c.item_id, ItemRule()), f"{at}.qty")
+            errors += qty_errors(c.qty, rules.get(c.item_id, ItemRule()), f"{at}/qty")
             if c.op == "add" and c.qty == 0:
-                errors.append(FieldError(f"{at}.qty", "an added line needs a quantity above 0"))
+                errors.append(FieldError(f"{at}/qty", "an added line needs a quantity above 0"))
     if errors:
         raise invalid(errors, "the change was not saved: " + "; ".join(e.message for e in errors))
     for c in changes:
@@ -247,7 +252,8 @@ def retry(conn: Connection, p: Principal, order_id: str, expected_version: int |
 
 def reject(conn: Connection, p: Principal, order_id: str, expected_version: int | None, reason: str) -> dict:
     if reason not in REJECT_REASONS:
-        raise invalid([FieldError("reason", f"choose a reason code: {', '.join(REJECT_REASONS)}")])
+        raise invalid([FieldError("/reason", "choose why the order is rejected: " + reason_choices(REJECT_REASONS))],
+                      "choose why the order is rejected: " + reason_choices(REJECT_REASONS))
     head = lock_order(conn, p, order_id, expected_version)
     _require_open(head)
     outbox.cancel(conn, order_id, actor=p.actor, reason=reason)

@@ -275,3 +275,68 @@ def outbox_by_order(conn: Connection, order_ids: list[str]) -> dict[str, dict[st
         {"o": list(order_ids)},
     ).mappings()
     return {r["order_id"]: dict(r) for r in rows}
+
+
+def natural_key(value: object) -> tuple:
+    """'Store 2' before 'Store 17': digit runs compare as numbers (names and ids from the exports)."""
+    import re
+
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t.casefold()) for t in re.findall(r"\d+|\D+", str(value)))
+
+
+def line_prices(conn: Connection, head: dict, lines: list[dict]) -> dict[str, float]:
+    """Purchase price per unit of each line's item: the replenishment parameters (store x item x supplier), else
+    what the proposal recorded (explanation risk.unit_cost); items without either are left out."""
+    prices: dict[str, float] = {}
+    for ln in lines:
+        cost = ((ln.get("explanation") or {}).get("risk") or {}).get("unit_cost")
+        if cost:
+            prices[str(ln["item_id"])] = float(cost)
+    if lines and _exists(conn, "marts.dim_replenishment_parameters"):
+        rows = conn.execute(
+            text(
+                """SELECT item_id::text, unit_cost FROM marts.dim_replenishment_parameters
+                WHERE store_id::text = :s AND supplier_id::text = :p AND item_id::text = ANY(:i)"""
+            ),
+            {"s": str(head["store_id"]), "p": str(head["supplier_id"]), "i": [str(ln["item_id"]) for ln in lines]},
+        )
+        for item, cost in cast("Iterable[tuple[str, Any]]", rows):
+            if cost is not None:
+                prices[str(item)] = float(cost)
+    return prices
+
+
+def past_orders(
+    conn: Connection, store_id: str, item_ids: list[str], since: dt.date, until: dt.date, exclude_order: str = ""
+) -> dict[str, list[tuple[dt.date, float]]]:
+    """Quantities ordered per delivery day: the merchandise system's purchase orders (staging) and the orders
+    this platform sent, for the chart's 'last orders'."""
+    out: dict[str, dict[dt.date, float]] = {}
+    if not item_ids:
+        return {}
+    params = {"s": str(store_id), "i": item_ids, "a": since, "b": until, "x": exclude_order}
+    if _exists(conn, "staging.stg_mms__purchase_orders"):
+        rows = conn.execute(
+            text(
+                """SELECT item_id::text, due_date, sum(quantity) FROM staging.stg_mms__purchase_orders
+                WHERE store_id::text = :s AND item_id::text = ANY(:i) AND due_date BETWEEN :a AND :b
+                  AND status <> 'cancelled' GROUP BY 1, 2"""
+            ),
+            params,
+        )
+        for item, day, qty in cast("Iterable[tuple[str, dt.date, Any]]", rows):
+            out.setdefault(item, {})[day] = float(qty)
+    rows = conn.execute(
+        text(
+            """SELECT l.item_id::text, p.delivery_date, sum(l.final_qty) FROM orders.purchase_orders p
+            JOIN orders.order_lines l USING (order_id)
+            WHERE p.store_id::text = :s AND l.item_id::text = ANY(:i) AND p.delivery_date BETWEEN :a AND :b
+              AND p.order_id <> :x AND p.status IN ('approved', 'auto_approved', 'queued', 'sending', 'sent',
+                                                    'acknowledged', 'retry')
+            GROUP BY 1, 2"""
+        ),
+        params,
+    )
+    for item, day, qty in cast("Iterable[tuple[str, dt.date, Any]]", rows):
+        out.setdefault(item, {})[day] = float(qty)  # ours replace the MMS copy of the same delivery
+    return {k: sorted(v.items()) for k, v in out.items()}

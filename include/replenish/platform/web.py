@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,6 +23,8 @@ from replenish.platform.access import Principal
 from replenish.platform.accounts import authenticate
 from replenish.platform.charts import sales_svg
 from replenish.platform.errors import FieldError, PlatformError, has_control_chars, not_found
+from replenish.platform.explain import why_steps
+from replenish.platform.labels import actor_label, event_words, reason_label, status_label
 from replenish.platform.ratelimit import account_key, account_wait, clear_failures, record_failure
 from replenish.platform.sessions import (
     LOGIN_CSRF_COOKIE,
@@ -40,6 +44,7 @@ NOTICES = {
     "added": "Line added.",
     "removed": "Line removed.",
     "approved": "Order approved and queued for sending.",
+    "unchanged": "Nothing changed: every quantity is as it was.",
     "rejected": "Order rejected.",
     "sent": "Sent to the supplier.",
     "queued": "Approved: it goes out with the next dispatch run.",
@@ -134,8 +139,10 @@ def _safe_next(nxt: str | None) -> str:
     parts = urlsplit(nxt)
     if parts.scheme or parts.netloc:
         return "/queue"
-    if not (parts.path == "/queue" or (parts.path.startswith("/orders/") and "/" not in parts.path[8:])):
-        return "/queue"  # only back to the pages a sign-in interrupts: the queue or an order
+    if not (parts.path in ("/queue", "/reports") or (parts.path.startswith("/orders/") and "/" not in parts.path[8:])
+            or re.fullmatch(r"/reports/forecast_\d{4}-\d{2}-\d{2}\.html", parts.path)
+            or re.fullmatch(r"/data-docs/[A-Za-z0-9_./-]{1,300}", parts.path) and ".." not in parts.path):
+        return "/queue"  # only back to the pages a sign-in interrupts: the queue, an order, a report, Data Docs
     return nxt
 
 
@@ -234,16 +241,12 @@ def _cutoff_text(cutoff: dt.datetime | None, now: dt.datetime) -> str:
     return (f"{d}d {h}h" if d else f"{h}h {m:02d}m" if h else f"{m}m") + " left"
 
 
-@router.get("/queue", response_class=HTMLResponse)
-def queue(
-    request: Request,
-    s: Session,
-    status: Annotated[str, Query(max_length=20)] = "open",
-    delivery_date: Annotated[str, Query(max_length=10)] = "",
-    store_id: Annotated[str, Query(max_length=64)] = "",
-    supplier_id: Annotated[str, Query(max_length=64)] = "",
-    reason: Annotated[str, Query(max_length=64)] = "",
-) -> HTMLResponse:
+SORTS = ("cutoff", "delivery", "store", "supplier", "value", "lines", "status")
+
+
+def _queue_rows(request: Request, s: WebSession, status: str, delivery_date: str, store_id: str, supplier_id: str,
+                reason: str, sort: str, direction: str) -> tuple[list[dict], dict, dict, list[str], dict]:
+    """The queue's rows (filtered, in words, sorted), the filter facets, the names, errors and the filters."""
     ctx = _ctx(request)
     errors: list[str] = []
     day = None
@@ -260,61 +263,217 @@ def queue(
     if status not in ("open", "all", *STATUSES):
         errors.append(f"status: unknown value {status!r}")
         status = "open"
+    if sort not in SORTS:
+        sort = "cutoff"
+    direction = "desc" if direction == "desc" else "asc"
     f = order_queries.QueueFilter(status, day, store_id or None, supplier_id or None, reason or None)
     with ctx.engine.connect() as conn:
         rows = order_queries.review_queue(conn, s.principal, f)
         now = ctx.now()
         facets = order_queries.queue_facets(conn, s.principal, since=now.date() - dt.timedelta(days=14))
         nm = order_queries.names(conn)
-    groups: dict[tuple, list[dict]] = {}
+    nk = order_queries.natural_key
+    facets["stores"] = sorted(facets["stores"], key=lambda v: nk(nm["store"].get(v, v)))
+    facets["suppliers"] = sorted(facets["suppliers"], key=lambda v: nk(nm["supplier"].get(v, v)))
     for r in rows:
         # a countdown only while a person can still act on the order
         is_open = r["status"] in ("proposed", "in_review")
+        r["is_open"] = is_open
         r["cutoff_text"] = _cutoff_text(r["cutoff_at"], now) if is_open else ""
         r["cutoff_soon"] = (is_open and r["cutoff_at"] is not None
                             and 0 < (r["cutoff_at"] - now).total_seconds() < 3 * 3600)
         r["counts_down"] = is_open and r["cutoff_at"] is not None
-        groups.setdefault((r["delivery_date"], r["store_id"], r["supplier_id"]), []).append(r)
+        r["store_name"] = nm["store"].get(str(r["store_id"]), f"Store {r['store_id']}")
+        r["supplier_name"] = nm["supplier"].get(str(r["supplier_id"]), f"Supplier {r['supplier_id']}")
+        r["reason_words"] = [reason_label(c, nm["item"]) for c in r["reasons"] or []]
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    keys = {
+        "cutoff": lambda r: (r["cutoff_at"] if r["is_open"] and r["cutoff_at"] else far, nk(r["store_name"])),
+        "delivery": lambda r: (r["delivery_date"], nk(r["store_name"]), nk(r["supplier_name"])),
+        "store": lambda r: (nk(r["store_name"]), nk(r["supplier_name"]), r["delivery_date"]),
+        "supplier": lambda r: (nk(r["supplier_name"]), nk(r["store_name"]), r["delivery_date"]),
+        "value": lambda r: (float(r["order_value"] or 0), nk(r["store_name"])),
+        "lines": lambda r: (int(r["line_count"] or 0), nk(r["store_name"])),
+        "status": lambda r: (str(r["status"]), nk(r["store_name"])),
+    }
+    rows.sort(key=keys[sort], reverse=direction == "desc")
+    filters = {"status": status, "delivery_date": delivery_date, "store_id": store_id, "supplier_id": supplier_id,
+               "reason": reason, "sort": sort, "dir": direction}
+    return rows, facets, nm, errors, filters
+
+
+QueueStatus = Annotated[str, Query(max_length=20)]
+QueueText = Annotated[str, Query(max_length=64)]
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue(
+    request: Request,
+    s: Session,
+    status: QueueStatus = "open",
+    delivery_date: Annotated[str, Query(max_length=10)] = "",
+    store_id: QueueText = "",
+    supplier_id: QueueText = "",
+    reason: QueueText = "",
+    sort: QueueStatus = "cutoff",
+    dir: QueueStatus = "asc",  # noqa: A002 - the query name
+) -> HTMLResponse:
+    rows, facets, nm, errors, filters = _queue_rows(request, s, status, delivery_date, store_id, supplier_id, reason,
+                                                    sort, dir)
+    base = {k: v for k, v in filters.items() if v and k not in ("sort", "dir")}
+
+    def sort_url(col: str) -> str:
+        flip = "desc" if filters["sort"] == col and filters["dir"] == "asc" else "asc"
+        return "/queue?" + urlencode({**base, "sort": col, "dir": flip})
+
     return render(
         request,
         "queue.html.j2",
         422 if errors else 200,
         session=s,
-        groups=groups,
+        rows=rows,
         count=len(rows),
+        open_count=sum(1 for r in rows if r["is_open"]),
         facets=facets,
         names=nm,
-        filters={"status": status, "delivery_date": delivery_date, "store_id": store_id,
-                 "supplier_id": supplier_id, "reason": reason},
+        filters=filters,
+        active_filters=sum(1 for k in ("delivery_date", "store_id", "supplier_id", "reason") if filters[k])
+        + (filters["status"] != "open"),
         statuses=STATUSES,
         errors=errors,
-        open_statuses=("proposed", "in_review"),
+        sort_url=sort_url,
+        csv_url="/queue.csv?" + urlencode(base),
+        bulk_error=None,
     )
 
 
-@router.post("/queue/approve", response_class=HTMLResponse)
-def bulk_approve(request: Request, s: Checked, order: Annotated[list[str] | None, Form()] = None) -> Response:
-    """Approve every ticked order (``order`` = "<order_id>@<version>"), each in its own transaction."""
+_CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A cell a spreadsheet shows as text: names from the exports could start a formula (=HYPERLINK...)."""
+    text_ = "" if value is None else str(value)
+    return "'" + text_ if text_.startswith(_CSV_RISKY) else text_
+
+
+def _csv_response(rows: list[list[object]], filename: str) -> Response:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    for row in rows:
+        w.writerow([csv_cell(c) for c in row])
+    return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/queue.csv")
+def queue_csv(
+    request: Request,
+    s: Session,
+    status: QueueStatus = "open",
+    delivery_date: Annotated[str, Query(max_length=10)] = "",
+    store_id: QueueText = "",
+    supplier_id: QueueText = "",
+    reason: QueueText = "",
+    sort: QueueStatus = "cutoff",
+    dir: QueueStatus = "asc",  # noqa: A002
+) -> Response:
+    """The queue as filtered and sorted on screen, one order per row (Excel and LibreOffice read it as is)."""
+    rows, _facets, _nm, errors, _filters = _queue_rows(request, s, status, delivery_date, store_id, supplier_id,
+                                                       reason, sort, dir)
+    if errors:
+        raise PlatformError(422, "validation_error", "; ".join(errors))
+    tz = _tz(request)
+    out: list[list[object]] = [["order_id", "store_id", "store", "supplier_id", "supplier", "delivery_date", "status",
+                                "lines", "order_value_eur", "cutoff_local", "why_in_review", "reason_codes"]]
+    for r in rows:
+        out.append([r["order_id"], r["store_id"], r["store_name"], r["supplier_id"], r["supplier_name"],
+                    r["delivery_date"].isoformat(), status_label(r["status"]), r["line_count"],
+                    "" if r["order_value"] is None else f"{float(r['order_value']):.2f}",
+                    r["cutoff_at"].astimezone(tz).strftime("%Y-%m-%d %H:%M") if r["cutoff_at"] else "",
+                    "; ".join(r["reason_words"]), " ".join(r["reasons"] or [])])
+    return _csv_response(out, "review-queue.csv")
+
+
+def _selected(request: Request, s: WebSession, order: list[str] | None) -> list[dict]:
+    """The ticked orders (``order`` = "<order_id>@<version>") as the person may see them, in words."""
     ctx = _ctx(request)
+    picked: list[dict] = []
+    with ctx.engine.connect() as conn:
+        nm = order_queries.names(conn)
+        for value in dict.fromkeys(order or []):
+            if len(picked) >= 500:
+                break
+            oid, _, ver = value.rpartition("@")
+            entry: dict[str, Any] = {"value": value, "order_id": oid or value, "version": ver, "head": None}
+            head = order_queries.get_order(conn, s.principal, oid) if oid and ver.isdigit() else None
+            if head is not None:
+                entry["head"] = head
+                entry["store_name"] = nm["store"].get(str(head["store_id"]), f"Store {head['store_id']}")
+                entry["supplier_name"] = nm["supplier"].get(str(head["supplier_id"]), f"Supplier {head['supplier_id']}")
+                entry["lines"] = conn.execute(
+                    text("SELECT count(*) FROM orders.order_lines WHERE order_id = :o AND final_qty > 0"), {"o": oid}
+                ).scalar()
+            picked.append(entry)
+    return picked
+
+
+@router.post("/queue/approve", response_class=HTMLResponse)
+def bulk_approve(
+    request: Request,
+    s: Checked,
+    order: Annotated[list[str] | None, Form()] = None,
+    confirmed: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Approve every ticked order, each in its own transaction, after a confirmation page that names them."""
+    ctx = _ctx(request)
+    picked = _selected(request, s, order)
+    if not picked:
+        return render(request, "bulk_confirm.html.j2", 422, session=s, picked=[], total=0,
+                      error="No order selected: tick the orders to approve (or \u201cselect all\u201d) first.")
+    if confirmed != "1":
+        total = sum(float(p["head"]["order_value"] or 0) for p in picked if p["head"])
+        return render(request, "bulk_confirm.html.j2", session=s, picked=picked, total=total, error=None)
     done, failed = [], []
-    for value in (order or [])[:500]:
-        oid, _, ver = value.rpartition("@")
-        try:
-            version = int(ver)
-        except ValueError:
-            failed.append((value, "malformed selection"))
+    for p in picked:
+        if p["head"] is None:
+            failed.append((p, "not found, or not an order you may approve" if p["version"].isdigit()
+                           else "malformed selection"))
             continue
         try:
             with ctx.engine.begin() as conn:
-                order_actions.approve(conn, s.principal, oid, version)
-            done.append(oid)
+                order_actions.approve(conn, s.principal, p["order_id"], int(p["version"]))
+            done.append(p)
         except PlatformError as e:
-            failed.append((oid, e.message))
+            failed.append((p, e.message))
     status = 200 if not failed else 409
     return render(request, "bulk_result.html.j2", status, session=s, done=done, failed=failed)
 
 
 # ------------------------------------------------------------------------------------------- order page
+def _tz(request: Request) -> ZoneInfo:
+    return ZoneInfo(_ctx(request).settings.timezone)
+
+
+def _order_data(conn: Any, s: WebSession, order_id: str) -> tuple[dict, list[dict], dict]:
+    head = order_queries.get_order(conn, s.principal, order_id)
+    if head is None:
+        raise not_found()
+    lines = order_queries.order_lines(conn, order_id)
+    nm = order_queries.names(conn)
+    rules = order_queries.item_rules(conn, head, lines)
+    prices = order_queries.line_prices(conn, head, lines)
+    for ln in lines:
+        iid = str(ln["item_id"])
+        ln["name"] = nm["item"].get(iid, f"Item {iid}")
+        ln["rule"] = rules.get(iid, order_queries.ItemRule())
+        ln["unit_price"] = prices.get(iid)
+        ln["line_value"] = None if ln["unit_price"] is None else round(ln["final_qty"] * ln["unit_price"], 2)
+    return head, lines, nm
+
+
 def _order_page(
     request: Request,
     s: WebSession,
@@ -326,31 +485,48 @@ def _order_page(
 ) -> HTMLResponse:
     ctx = _ctx(request)
     with ctx.engine.connect() as conn:
-        head = order_queries.get_order(conn, s.principal, order_id)
-        if head is None:
-            raise not_found()
-        lines = order_queries.order_lines(conn, order_id)
-        rules = order_queries.item_rules(conn, head, lines)
+        head, lines, nm = _order_data(conn, s, order_id)
         items = [str(ln["item_id"]) for ln in lines]
         origin = head["order_date"]
+        cover_end = head.get("next_delivery_date") or head["delivery_date"] + dt.timedelta(days=1)
+        last_covered = max(head["delivery_date"], cover_end - dt.timedelta(days=1))
         sales = order_queries.sales_history(conn, head["store_id"], items, origin)
-        band = order_queries.forecast_band(
-            conn, head["store_id"], items, origin, head.get("next_delivery_date") or head["delivery_date"]
-        )
+        # the forecast the night made (origin: the business day before the order date), up to the window's end
+        band = order_queries.forecast_band(conn, head["store_id"], items, origin - dt.timedelta(days=1),
+                                           last_covered)
+        past = order_queries.past_orders(conn, str(head["store_id"]), items, origin - dt.timedelta(days=27),
+                                         last_covered, exclude_order=order_id)
         audit = order_queries.audit_trail(conn, order_id)
         box = order_queries.outbox_state(conn, order_id)
-        nm = order_queries.names(conn)
         addable = order_queries.supplier_items(conn, head)
     for ln in lines:
         iid = str(ln["item_id"])
-        ln["rule"] = rules.get(iid, order_queries.ItemRule())
-        ln["chart"] = sales_svg(sales.get(iid, []), band.get(iid, []), label=iid)
-        ln["why"] = (ln["explanation"] or {}).get("why") or ""
-    field_errors: dict[str, str] = {}
+        win = (head["delivery_date"], last_covered)
+        ln["chart"] = sales_svg(sales.get(iid, []), band.get(iid, []), label=ln["name"], orders=past.get(iid, []),
+                                window=win, css_class="chart-wide")
+        recent = origin - dt.timedelta(days=13)  # a phone shows two weeks, drawn narrow so its text stays readable
+        ln["chart_phone"] = sales_svg(
+            [x for x in sales.get(iid, []) if x[0] >= recent], band.get(iid, []), label=ln["name"],
+            orders=[x for x in past.get(iid, []) if x[0] >= recent], window=win, width=360, css_class="chart-narrow",
+        ) if sales.get(iid) or band.get(iid) else ""  # without data the wide one's sentence says it once
+        ln["why_summary"], ln["why_steps"] = why_steps(
+            ln["explanation"], proposed_qty=int(ln["proposed_qty"]), final_qty=int(ln["final_qty"]),
+            edited_by=ln["edited_by"], edit_reason=ln["edit_reason"])
+    field_errors: dict[str, list[str]] = {}
+    general_errors: list[str] = []
     if error is not None:
         for fe in error.fields:
-            field_errors.setdefault(fe.field, fe.message)
+            key = (form or {}).get("field_items", {}).get(fe.field, fe.field)
+            field_errors.setdefault(key, []).append(fe.message)
+        if not error.fields:
+            general_errors.append(error.message)
     open_ = head["status"] in ("proposed", "in_review")
+    tz = _tz(request)
+    for e in audit:
+        e["words"] = event_words(e["event"], e["from_value"], e["to_value"], nm["item"])
+        e["who"] = actor_label(e["actor"])
+        e["local"] = e["at"].astimezone(tz)
+    value = sum(ln["line_value"] or 0 for ln in lines) if any(ln["line_value"] is not None for ln in lines) else None
     return render(
         request,
         "order.html.j2",
@@ -367,10 +543,95 @@ def _order_page(
         reject_reasons=order_actions.REJECT_REASONS,
         addable=[i for i in (addable or []) if i not in items] if addable is not None else None,
         cutoff_text=_cutoff_text(head["cutoff_at"], ctx.now()) if open_ else "",
+        cutoff_local=head["cutoff_at"].astimezone(tz) if head["cutoff_at"] else None,
         error=error,
         field_errors=field_errors,
+        general_errors=general_errors,
         form=form or {},
+        order_value=head["order_value"] if head["order_value"] is not None else value,
+        open_lines=sum(1 for ln in lines if ln["final_qty"] > 0),
+        last_covered=last_covered,
+        tz_name=ctx.settings.timezone,
     )
+
+
+@router.get("/orders/{order_id}.csv")
+def order_csv(request: Request, s: Session, order_id: str) -> Response:
+    """The order's lines as a spreadsheet: item, pack, quantities, price and value, who changed what."""
+    with _ctx(request).engine.connect() as conn:
+        head, lines, nm = _order_data(conn, s, order_id)
+    out: list[list[object]] = [["order_id", "store", "supplier", "delivery_date", "status", "item_id", "item",
+                                "pack_size", "min_order_qty", "proposed_qty", "order_qty", "unit_price_eur",
+                                "line_value_eur", "changed_by", "change_reason"]]
+    store = nm["store"].get(str(head["store_id"]), str(head["store_id"]))
+    supplier = nm["supplier"].get(str(head["supplier_id"]), str(head["supplier_id"]))
+    for ln in lines:
+        out.append([head["order_id"], store, supplier, head["delivery_date"].isoformat(), status_label(head["status"]),
+                    ln["item_id"], ln["name"], ln["rule"].pack_size, ln["rule"].moq, ln["proposed_qty"],
+                    ln["final_qty"], "" if ln["unit_price"] is None else f"{ln['unit_price']:.2f}",
+                    "" if ln["line_value"] is None else f"{ln['line_value']:.2f}", ln["edited_by"] or "",
+                    order_actions.EDIT_REASONS.get(ln["edit_reason"] or "", ln["edit_reason"] or "")])
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in head["order_id"])[:80]
+    return _csv_response(out, f"order-{safe}.csv")
+
+
+@router.post("/orders/{order_id}", response_class=HTMLResponse)
+def order_form(
+    request: Request,
+    s: Checked,
+    order_id: str,
+    action: Annotated[str, Form(max_length=10)] = "save",
+    version: Annotated[str, Form(max_length=20)] = "",
+    item: Annotated[list[str] | None, Form()] = None,
+    qty: Annotated[list[str] | None, Form()] = None,
+    reason: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """The order page's one form: the quantities of every line (a reason for each one changed), then save,
+    approve or send now - one transaction, so an approval never goes out without the change it was made with."""
+    if action not in ("save", "approve", "send"):
+        raise PlatformError(422, "validation_error", "action: save, approve or send")
+    items, qtys, reasons = item or [], qty or [], reason or []
+    if not (len(items) == len(qtys) == len(reasons)) or len(items) > 500:
+        raise PlatformError(422, "validation_error", "the form is incomplete: reload the page")
+    form: dict[str, Any] = {"line_qty": dict(zip(items, qtys, strict=True)),
+                            "line_reason": dict(zip(items, reasons, strict=True)), "field_items": {}}
+    changes: list[order_actions.LineChange] = []
+
+    def run(conn: Any) -> None:
+        head = order_actions.lock_order(conn, s.principal, order_id, _version(version))
+        current = {str(ln["item_id"]): ln for ln in order_queries.order_lines(conn, order_id)}
+        for iid, raw, why in zip(items, qtys, reasons, strict=True):
+            ln = current.get(iid)
+            parsed = order_actions.parse_qty(raw)
+            if ln is not None and parsed == int(ln["final_qty"]):
+                continue  # unchanged (its reason, if any, is ignored)
+            op = "remove" if ln is not None and parsed == 0 and int(ln["proposed_qty"]) == 0 else "set"
+            changes.append(order_actions.LineChange(iid, op, None if op == "remove" else parsed, why))  # type: ignore[arg-type]
+        for i, c in enumerate(changes):
+            for f in ("qty", "reason", "item_id"):
+                form["field_items"][f"/lines/{i}/{f}"] = c.item_id
+        if changes:
+            order_actions.change_lines(conn, s.principal, order_id, changes, None)
+        if action == "approve":
+            order_actions.approve(conn, s.principal, order_id, None)
+        elif action == "send":
+            if head["status"] in ("proposed", "in_review"):
+                order_actions.approve(conn, s.principal, order_id, None)
+            elif head["status"] not in ("approved", "auto_approved", "queued", "retry"):
+                raise PlatformError(409, "order_locked", f"order {order_id} is {status_label(head['status'])}: "
+                                                         "nothing to send")
+
+    done = {"save": "saved", "approve": "approved", "send": "sent"}[action]
+    resp = _mutate(request, s, order_id, done, run, form)
+    if resp.status_code != 303:
+        return resp
+    if action == "save" and not changes:
+        return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done=unchanged", status_code=303)
+    if action == "approve":
+        return RedirectResponse("/queue?" + urlencode({"done": "approved"}), status_code=303)
+    if action == "send":
+        return _after_send(request, order_id)
+    return resp
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
@@ -391,12 +652,17 @@ def _mutate(request: Request, s: WebSession, order_id: str, done: str, fn, form:
     return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done={done}", status_code=303)
 
 
+def _line_fields(item_id: str) -> dict[str, str]:
+    """A one-line change's field errors (/lines/0/...) belong to that line on the page."""
+    return {f"/lines/0/{f}": item_id for f in ("qty", "reason", "item_id")}
+
+
 def _version(raw: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
         raise PlatformError(422, "validation_error", "version: missing or not a number (reload the page)",
-                            [FieldError("version", "missing or not a number")]) from None
+                            [FieldError("/version", "missing or not a number")]) from None
 
 
 @router.post("/orders/{order_id}/lines/{item_id}", response_class=HTMLResponse)
@@ -410,7 +676,7 @@ def edit_qty(
     version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     change = order_actions.LineChange(item_id, "set", order_actions.parse_qty(qty), reason)  # type: ignore[arg-type]
-    form = {"item_id": item_id, "qty": qty, "reason": reason}
+    form = {"line_qty": {item_id: qty}, "line_reason": {item_id: reason}, "field_items": _line_fields(item_id)}
     return _mutate(request, s, order_id, "saved",
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
 
@@ -425,7 +691,7 @@ def remove_line(
     version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     change = order_actions.LineChange(item_id, "remove", None, reason)
-    form = {"item_id": item_id, "reason": reason, "remove": True}
+    form = {"line_reason": {item_id: reason}, "field_items": _line_fields(item_id)}
     return _mutate(request, s, order_id, "removed",
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
 
@@ -442,7 +708,8 @@ def add_line(
 ) -> Response:
     qty_in = order_actions.parse_qty(qty)
     change = order_actions.LineChange(_item_by_name(request, item_id.strip()), "add", qty_in, reason)  # type: ignore[arg-type]
-    form = {"item_id": item_id, "qty": qty, "reason": reason, "add": True}
+    form = {"item_id": item_id, "qty": qty, "reason": reason, "add": True,
+            "field_items": {"/lines/0/qty": "add", "/lines/0/reason": "add", "/lines/0/item_id": "add"}}
     return _mutate(request, s, order_id, "added",
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
 
@@ -461,8 +728,9 @@ def _item_by_name(request: Request, typed: str) -> str:
 def approve(
     request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
-    return _mutate(request, s, order_id, "approved",
+    resp = _mutate(request, s, order_id, "approved",
                    lambda c: order_actions.approve(c, s.principal, order_id, _version(version)), {})
+    return RedirectResponse("/queue?done=approved", status_code=303) if resp.status_code == 303 else resp
 
 
 @router.post("/orders/{order_id}/reject", response_class=HTMLResponse)
@@ -473,9 +741,10 @@ def reject(
     reason: Annotated[str, Form(max_length=64)] = "",
     version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    return _mutate(request, s, order_id, "rejected",
+    resp = _mutate(request, s, order_id, "rejected",
                    lambda c: order_actions.reject(c, s.principal, order_id, _version(version), reason),
                    {"reject_reason": reason})
+    return RedirectResponse("/queue?done=rejected", status_code=303) if resp.status_code == 303 else resp
 
 
 @router.post("/orders/{order_id}/send", response_class=HTMLResponse)

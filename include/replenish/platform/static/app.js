@@ -1,5 +1,10 @@
-/* Replenish: live cutoff countdowns. The server renders the text; this only keeps it ticking, using the
-   server's clock (body[data-now]) so a demo on historical dates counts down correctly too. */
+/* Replenish: small enhancements over server-rendered pages that work without it.
+   - live cutoff countdowns, on the server's clock (body[data-now]), so a demo on historical dates counts right;
+   - times in the reader's own time zone (time[data-local]);
+   - "select all" in the queue and the count of what is ticked;
+   - the filters open on a laptop (closed on a phone, where the orders come first);
+   - one confirmation open at a time;
+   - the veto of any htmx request that is not a boosted link or form of ours. */
 (function () {
   "use strict";
   var serverNow = Date.parse(document.body.getAttribute("data-now") || "");
@@ -19,12 +24,55 @@
       el.classList.toggle("soon", left > 0 && left < 3 * 3600 * 1000);
     });
   }
-  document.addEventListener("htmx:afterSettle", tick);
+  function localTimes() {
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+    document.querySelectorAll("time[data-local=datetime]").forEach(function (el) {
+      var t = new Date(el.getAttribute("datetime"));
+      if (isNaN(t.getTime())) { return; }
+      el.textContent = t.toLocaleString(undefined, { weekday: "short", day: "numeric", month: "short",
+                                                      hour: "2-digit", minute: "2-digit" });
+    });
+    if (zone) {
+      document.querySelectorAll("[data-local=zone]").forEach(function (el) { el.textContent = zone; });
+    }
+  }
+  function selection() {
+    var boxes = document.querySelectorAll("input[type=checkbox][name=order]");
+    var ticked = Array.prototype.filter.call(boxes, function (b) { return b.checked; }).length;
+    var all = document.querySelector("[data-select-all]");
+    if (all) {
+      all.checked = boxes.length > 0 && ticked === boxes.length;
+      all.indeterminate = ticked > 0 && ticked < boxes.length;
+    }
+    var out = document.getElementById("selected-count");
+    if (out) { out.textContent = ticked ? ticked + " of " + boxes.length + " selected" : ""; }
+  }
+  document.addEventListener("change", function (evt) {
+    var el = evt.target;
+    if (el && el.hasAttribute && el.hasAttribute("data-select-all")) {
+      document.querySelectorAll("input[type=checkbox][name=order]").forEach(function (b) { b.checked = el.checked; });
+    }
+    if (el && el.type === "checkbox") { selection(); }
+  });
+  document.addEventListener("toggle", function (evt) {
+    var d = evt.target;
+    if (d && d.classList && d.classList.contains("confirm") && d.open) {
+      document.querySelectorAll("details.confirm[open]").forEach(function (o) { if (o !== d) { o.open = false; } });
+    }
+  }, true);
+  function filtersOnLaptop() {
+    var box = document.getElementById("filters-box");
+    if (box && window.matchMedia && window.matchMedia("(min-width: 48rem)").matches) { box.open = true; }
+  }
+  function settle() { tick(); localTimes(); selection(); filtersOnLaptop(); }
+  document.addEventListener("htmx:afterSettle", settle);
   // Every request these pages make through htmx comes from a boosted link or form (hx-boost on <body>).
   // Anything else (an hx-get/hx-post/hx-trigger that got into the page) would carry the session's CSRF
   // header: refuse it before it is sent.
   document.addEventListener("htmx:beforeRequest", function (evt) {
     if (!evt.detail || evt.detail.boosted !== true) { evt.preventDefault(); }
   });
+  settle();
   setInterval(tick, 30000);
 })();

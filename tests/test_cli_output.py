@@ -1,0 +1,48 @@
+"""The CLI for a person: every option has help text, usage lines read USERNAME (not {username}), flags show no
+<bool>, results are tables on stdout (JSON only with --json)."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+
+import typer
+
+from replenish.cli import app
+from replenish.cli_output import human, status_text, table
+
+
+def _commands(group, path=()):
+    for name, cmd in getattr(group, "commands", {}).items():
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+def test_every_option_has_help_text() -> None:
+    root = typer.main.get_command(app)
+    missing = [f"{' '.join(p)} {param.opts[0]}" for p, cmd in _commands(root) for param in cmd.params
+               if param.param_type_name == "option" and not (param.help or "").strip()]
+    assert not missing, missing
+
+
+def test_help_reads_plainly() -> None:
+    root = typer.main.get_command(app)
+    for path, cmd in _commands(root):
+        ctx = typer.Context(cmd, info_name=" ".join(("replenish", *path)))
+        text = cmd.get_help(ctx)
+        assert "<bool>" not in text, path
+        assert "{" not in text.splitlines()[0], (path, text.splitlines()[0])
+
+
+def test_tables_align_and_escape() -> None:
+    out = table([{"name": "a\x1b[2Jb", "rows": 1200}, {"name": "c", "rows": 3}])
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "rows"] and "\x1b" not in out and "\\x1b" in out
+    assert lines[2].endswith("1,200") and lines[3].endswith("    3")  # numbers right-aligned
+    assert human({"a": 1, "runs": [{"x": 1}]}).startswith("a     1\n")
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        print(status_text({"tables": {"raw.x": 0}, "runs": [], "dag_runs": []}), end="")
+    assert "empty: raw.x" in buf.getvalue()

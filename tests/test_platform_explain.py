@@ -1,0 +1,85 @@
+"""'Why this quantity' in words, the chart and the words for codes: pure functions, no database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from replenish.platform.charts import sales_svg
+from replenish.platform.explain import why_steps
+from replenish.platform.labels import REASON_LABELS, actor_label, event_words, reason_label
+
+# the issue's example: the old text read "position 0.000 (on hand 36.000 + on order 80.000 - expiring 116.000 -
+# sold before delivery 88.470)", which sums to -88.47
+EXPLANATION = {
+    "quantile_level": 0.694, "quantile": "P69.4", "rule": "newsvendor", "forecast_quantile_sum": 89.6,
+    "coverage_days": 1, "on_hand": 36.0, "on_order": 80.0, "expiring": 116.0, "demand_before_delivery": 88.47,
+    "position": 0.0, "raw_need": 89.6, "steps": {"net_need": 90, "moq": [0, 90], "pack": [10, 90], "cap": [None, 90],
+                                                 "cap_below_moq": False, "top_up_packs": 0},
+    "final": 90,
+}
+
+
+def _num(v: str) -> int:
+    return int(v.replace("−", "-").lstrip("=→+ ").strip())
+
+
+def test_why_in_words_adds_up_in_whole_units() -> None:
+    summary, steps = why_steps(EXPLANATION, proposed_qty=90, final_qty=90)
+    values = {s.label: s.value for s in steps}
+    parts = [_num(values[k]) for k in ("On hand now", "Arriving before the delivery (open orders)",
+                                       "Expiring before the delivery", "Expected sales until the delivery")]
+    assert parts == [36, 80, -116, -88]
+    left = next(s for s in steps if s.label == "Left in store when the delivery arrives")
+    assert _num(left.value) == 0 and "−88 counted as 0" in left.note  # the sum is shown, and why it counts as 0
+    demand = _num(values["Expected sales over 1 day from the delivery"])
+    assert demand == 90 and _num(values["Needed"]) == demand - 0
+    assert values["Proposed"] == "90"
+    text = " ".join(f"{s.label} {s.value} {s.note}" for s in steps) + summary
+    assert not re.search(r"\d\.\d{3}", text), "no three-decimal figures"
+    assert "P69" not in text  # no jargon: the level is said in words
+    assert "70 of 100 days" in text or "69 of 100 days" in text
+
+
+def test_why_mentions_rounding_caps_and_edits() -> None:
+    e = {**EXPLANATION, "forecast_quantile_sum": 85.2, "raw_need": 85.2,
+         "steps": {"net_need": 86, "moq": [0, 86], "pack": [10, 90], "cap": [None, 90], "top_up_packs": 0},
+         "release_cap": {"from": 90, "to": 60, "reason": "line_risk_waste", "detail": "waste at risk 52.00 EUR"}}
+    _summary, steps = why_steps(e, proposed_qty=90, final_qty=70, edited_by="anna", edit_reason="weather")
+    labels = [s.label for s in steps]
+    assert "In whole units" in labels and "Packs of 10" in labels and "Capped by the release rules" in labels
+    assert "Changed by anna" in labels and any("weather" in s.note for s in steps)
+    assert next(s for s in steps if s.label == "Packs of 10").note == "9 packs"
+
+
+def test_hand_added_and_old_explanations() -> None:
+    assert why_steps({"added": True}, proposed_qty=0, final_qty=5)[1][0].label.startswith("Added by hand")
+    assert why_steps({"why": "why 12: old text"}, proposed_qty=12, final_qty=12)[0] == "why 12: old text"
+
+
+def test_chart_has_dates_legend_band_window_and_orders() -> None:
+    d = dt.date(2019, 4, 1)
+    sales = [(d + dt.timedelta(days=i), float(10 + i % 7)) for i in range(28)]
+    band = [(d + dt.timedelta(days=28 + i), 8.0, 12.0, 16.0) for i in range(3)]
+    svg = str(sales_svg(sales, band, label="<b>Brot</b>", orders=[(d + dt.timedelta(days=7), 40.0)],
+                        window=(d + dt.timedelta(days=29), d + dt.timedelta(days=30))))
+    assert "<b>" not in svg and "&lt;b&gt;Brot" in svg  # the label is escaped
+    assert 'class="band"' in svg and 'class="window"' in svg and 'class="order"' in svg
+    assert "1 Apr" in svg and "8 Apr" in svg  # dates on the axis (Mondays)
+    assert "sold per day" in svg and "forecast P10–P90" in svg and "ordered (delivery day)" in svg
+    assert "style=" not in svg  # the CSP forbids inline styles
+    assert "No sales history" in str(sales_svg([], []))
+
+
+def test_every_release_reason_and_event_has_words() -> None:
+    for code in ("quantity_improbable_high", "quantity_improbable_low", "line_risk_waste", "line_risk_short",
+                 "stock_snapshot_stale", "quality_gate_blocked", "cutoff_passed", "cutoff_escalated"):
+        assert code in REASON_LABELS
+    assert reason_label("line_risk_waste:3", {"3": "Brot"}) == "too much money at risk in waste (Brot)"
+    assert event_words("status", "in_review", "in_review", {}) == "Status confirmed: to review"
+    assert event_words("line_capped:3", 90, 60, {"3": "Brot"}).startswith("Quantity of Brot capped from 90 to 60")
+    assert event_words("reasons", "", "stock_snapshot_stale", {}) == (
+        "Held for review: the closing stock count is missing or out of date")
+    assert actor_label("release:scheduled__2019:rules-v2") == "automatic release rules"
+    assert actor_label("cutoff:escalate:rules-v2") == "supplier cutoff rule"
+    assert actor_label("pos:store12-till1") == "till store12-till1" and actor_label("anna") == "anna"
