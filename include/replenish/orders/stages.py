@@ -305,5 +305,7 @@ def dispatch(
         "failed": c["failed"],
         "dead": c["dead"],
         "deduplicated": c["deduplicated"],
+        "expired": c.get("expired", 0),
+        "possible_duplicates": c.get("possible_duplicates", 0),
         "cutoff": cutoffs,
     }

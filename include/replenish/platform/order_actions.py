@@ -243,6 +243,7 @@ def retry(conn: Connection, p: Principal, order_id: str, expected_version: int |
     head = lock_order(conn, p, order_id, expected_version)
     if head["status"] != "dead_letter":
         raise conflict("not_dead_letter", f"order {order_id} is {head['status']}: only a failed send can be retried")
+    _require_future_delivery(conn, head)
     outbox.requeue(conn, order_id, actor=p.actor)
     _bump(conn, order_id)
     fresh = get_order(conn, p, order_id)

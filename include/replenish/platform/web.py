@@ -50,9 +50,10 @@ NOTICES = {
     "queued": "Approved: it goes out with the next dispatch run.",
     "send_retry": "The supplier could not be reached: it is retried automatically (see the status below).",
     "send_failed": "Sending failed: see the error below, then use Retry.",
+    "send_expired": "Not sent: its delivery date has passed, so the order was cancelled.",
     "signed_out": "You are signed out.",
 }
-BAD_NOTICES = {"send_retry", "send_failed"}
+BAD_NOTICES = {"send_retry", "send_failed", "send_expired"}
 
 
 class LoginRequired(Exception):
@@ -785,6 +786,7 @@ def _after_send(request: Request, order_id: str) -> Response:
     with ctx.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"),
                               {"o": order_id}).scalar()
-    done = {"sent": "sent", "acknowledged": "sent", "retry": "send_retry", "dead_letter": "send_failed"}.get(
+    done = {"sent": "sent", "acknowledged": "sent", "retry": "send_retry", "dead_letter": "send_failed",
+            "cancelled": "send_expired"}.get(
         str(status), "queued")
     return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done={done}", status_code=303)
