@@ -44,7 +44,7 @@ def test_new_item_is_one_without_four_weeks_of_sales():
         tx = c.begin()  # everything below is rolled back: the warehouse is left untouched
         try:
             store, old, new = (str(900_000 + uuid.uuid4().int % 10**5) for _ in range(3))
-            for item, first in ((old, D - dt.timedelta(days=60)), (new, D - dt.timedelta(days=10))):
+            for item, first in ((old, D - dt.timedelta(days=40)), (new, D - dt.timedelta(days=10))):
                 c.execute(
                     text("INSERT INTO marts.fct_daily_demand (store_id, item_id, demand_date, units_sold) "
                          "VALUES (:s, :i, :d, 5)"),

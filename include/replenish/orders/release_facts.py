@@ -139,18 +139,23 @@ def promotions(conn: Connection, keys: list[LineKey]) -> list[bool]:
 
 
 def new_items(conn: Connection, keys: list[LineKey], business_date: dt.date) -> list[bool]:
-    """Whether each line's item is new at its store: no demand row before ``NEW_ITEM_DAYS`` days ago."""
+    """Whether each line's item is new at its store: no demand row in the ``NEW_ITEM_DAYS`` days before the last
+    ``NEW_ITEM_DAYS`` (it was not in the store's data four weeks ago). One read of that date range through the
+    mart's date index, joined to the run's pairs (a per-line lookup has no (store, item) index to use)."""
     if not keys:
         return []
     cte, params = _unnest(keys)
     params |= {"bd": business_date, "nd": NEW_ITEM_DAYS}
-    known = dict(_rows(
+    known = {r[0] for r in _rows(
         conn,
-        f"""WITH {cte} SELECT k.n, EXISTS (SELECT 1 FROM marts.fct_daily_demand d WHERE d.store_id = k.store_int
-            AND d.item_id = k.item_int AND d.demand_date <= CAST(:bd AS date) - :nd) FROM k""",
+        f"""WITH {cte}, pairs AS (SELECT DISTINCT store_int, item_int FROM k),
+        seen AS (SELECT DISTINCT d.store_id, d.item_id FROM marts.fct_daily_demand d
+                 JOIN pairs p ON d.store_id = p.store_int AND d.item_id = p.item_int
+                 WHERE d.demand_date <= CAST(:bd AS date) - :nd AND d.demand_date > CAST(:bd AS date) - 2 * :nd)
+        SELECT k.n FROM k JOIN seen s ON s.store_id = k.store_int AND s.item_id = k.item_int""",
         params, "marts.fct_daily_demand",
-    ))
-    return [not known.get(n, False) for n in range(1, len(keys) + 1)]
+    )}
+    return [n not in known for n in range(1, len(keys) + 1)]
 
 
 def forecast_flags(conn: Connection, keys: list[LineKey], business_date: dt.date) -> list[tuple[bool, bool]]:
