@@ -39,15 +39,30 @@ ORDERS_SQL = """SELECT order_id, store_id, supplier_id, delivery_date, next_deli
 LINES_SQL = """SELECT order_id, item_id, proposed_qty, final_qty, explanation::text FROM orders.order_lines
     ORDER BY order_id, item_id"""
 
-REFERENCE_RUN = """
-import datetime as dt, json, sys
+# Both warehouses run at the night after the business date (frozen), as tests/test_nightly_dag.py does: at the
+# wall clock every 2019 delivery date has passed and neither run would propose an order.
+PIN_CLOCK = """
+import datetime as dt, sys
+from replenish import clock
+day = dt.date.fromisoformat(sys.argv[1])
+clock.set_clock(clock.end_of_business_day(day) + dt.timedelta(hours=1), frozen=True, set_by="test")
+"""
+
+REFERENCE_RUN = PIN_CLOCK + """
+import json
 from replenish import pipeline
-day, run_id = dt.date.fromisoformat(sys.argv[1]), "single-process"
+run_id = "single-process"
 for stage in (pipeline.extract, pipeline.transform, pipeline.validate, pipeline.forecast, pipeline.propose,
               pipeline.release, pipeline.dispatch):
     stage(day, run_id)
 print(json.dumps(sorted(pipeline.stage_results(run_id))))
 """
+
+
+def _pin_clock(env: dict[str, str]) -> None:
+    res = subprocess.run([sys.executable, "-c", PIN_CLOCK, BUSINESS_DATE.isoformat()], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
 
 
 def _services_up() -> None:
@@ -106,6 +121,7 @@ def distributed_run(exports, reference_db, tmp_path_factory):
                             redis_url=REDIS_URL, workers=2, concurrency=1, partitions=4)
     try:
         cluster.start()
+        _pin_clock(cluster.env())
         run_id = cluster.trigger(DAG_ID, BUSINESS_DATE)
         state = cluster.wait_for_run(DAG_ID, run_id)
         tis = cluster.task_instances(DAG_ID, run_id)

@@ -111,7 +111,8 @@ class CeleryCluster:
     def env(self) -> dict[str, str]:
         from replenish.settings import get_settings
 
-        home = get_settings().home
+        settings = get_settings()
+        home = settings.home
         host_part = self.server_url.split("://", 1)[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REPLENISH_"))}
         env.update({
@@ -122,6 +123,10 @@ class CeleryCluster:
             "AIRFLOW_HOME": str(self.state_dir / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # the nightly's data interval is the business day in the retailer's time zone, on every component
+            # and in the process that triggers the run, as in orchestration.airflow_env
+            "REPLENISH_TIMEZONE": settings.timezone,
+            "AIRFLOW__CORE__DEFAULT_TIMEZONE": settings.timezone,
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "replenish.distributed.worker_hostname",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
