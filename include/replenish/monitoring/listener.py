@@ -44,14 +44,9 @@ def business_date_of(data_interval_start: Any) -> dt.date | None:
     """The business day a run covers: its data interval start in the retailer's time zone."""
     if data_interval_start is None:
         return None
-    from zoneinfo import ZoneInfo
+    from replenish import clock
 
-    from replenish.settings import get_settings
-
-    start = data_interval_start
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=dt.UTC)
-    return start.astimezone(ZoneInfo(get_settings().timezone)).date()
+    return clock.business_date_of_interval(data_interval_start)
 
 
 def _when(v: Any) -> str | None:
