@@ -190,6 +190,23 @@ def test_users_add_with_known_ids(cli_db) -> None:
     assert_refused(invoke("users", "add", "cli-buyer", "--role", "buyer", "--supplier", "11"), "exists")
 
 
+def test_users_disable_then_enable(cli_db) -> None:
+    assert invoke("users", "add", "cli-toggle", "--role", "admin").exit_code == 0
+
+    def active() -> bool:
+        with cli_db.connect() as conn:
+            return bool(conn.execute(text("SELECT is_active FROM platform.users WHERE username = 'cli-toggle'"))
+                        .scalar_one())
+
+    r = invoke("users", "disable", "cli-toggle", "--json")
+    assert r.exit_code == 0, r.output
+    assert not active()
+    r = invoke("users", "enable", "cli-toggle", "--json")
+    assert r.exit_code == 0, r.output
+    assert active()
+    assert_refused(invoke("users", "enable", "nobody-here"), "no user 'nobody-here'")
+
+
 def test_api_keys_create_refuses_unknown_stores(cli_db) -> None:
     assert_refused(invoke("api-keys", "create", "till-x", "--store", "999"), "unknown store id '999'")
     assert _active_keys(cli_db, "till-x") == 0

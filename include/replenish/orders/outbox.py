@@ -117,7 +117,3 @@ def expire(conn: Connection, order_id: str, *, actor: str, reason: str, message_
         text("UPDATE orders.outbox SET status = 'expired', last_error = :d WHERE message_id = :m"),
         {"d": detail, "m": message_id},
     )
-
-
-def record_acknowledgement(conn: Connection, order_id: str, *, accepted: bool, actor: str = "supplier") -> None:
-    set_status(conn, order_id, "acknowledged" if accepted else "rejected", actor, expect=("sent",))

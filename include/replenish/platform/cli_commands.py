@@ -143,17 +143,35 @@ def users_disable(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Disable a user: sign-in refused, open sessions end at once."""
-    from replenish.platform import accounts
+    from replenish.platform import accounts, tables
     from replenish.platform.sessions import end_user_sessions
 
     cli = _cli()
     with cli._stdout_for_json(as_json):
         with _begin() as conn:
+            tables.ensure_schema(conn)  # the sessions table exists only once the web app has started
             found = accounts.disable_user(conn, username)
             ended = end_user_sessions(conn, username) if found else 0
         if not found:
             fail(f"no user {username!r}", "username")
         cli._emit({"username": username, "disabled": True, "sessions_ended": ended}, as_json)
+
+
+@users_app.command("enable")
+def users_enable(
+    username: str = typer.Argument(..., help="The user to enable again", metavar="USERNAME"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Enable a disabled user again (their password is unchanged)."""
+    from replenish.platform import accounts
+
+    cli = _cli()
+    with cli._stdout_for_json(as_json):
+        with _begin() as conn:
+            found = accounts.enable_user(conn, username)
+        if not found:
+            fail(f"no user {username!r}", "username")
+        cli._emit({"username": username, "enabled": True}, as_json)
 
 
 @users_app.command("demo")

@@ -56,10 +56,6 @@ NOTICES = {
 BAD_NOTICES = {"send_retry", "send_failed", "send_expired"}
 
 
-class LoginRequired(Exception):
-    pass
-
-
 class WebSession:
     def __init__(self, principal: Principal, csrf: str) -> None:
         self.principal, self.csrf = principal, csrf
