@@ -387,6 +387,23 @@ def test_reports_and_data_docs_over_http_behind_sign_in(app, world) -> None:
         assert r.status_code == 200 and "report 2000" in r.text
         assert r.headers["content-security-policy"].startswith("sandbox")  # its scripts get no access to ours
         assert c.get("/data-docs/index.html").status_code == 200
+        # the index is the platform's own (GX's needs CDN scripts): every validation page on disk, newest first
+        page = (settings.state / "data_docs" / "validations" / "quality_<b>x" / "run" / "20190501T001500.123Z"
+                / "batch-1.html")
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text("<html><body>validation page</body></html>")
+        try:
+            index = c.get("/data-docs/")
+            assert index.status_code == 200 and "2019-05-01 00:15 UTC" in index.text
+            assert "quality_&lt;b&gt;x" in index.text and "<b>x" not in index.text
+            assert 'href="/data-docs/validations/quality_%3Cb%3Ex/run/20190501T001500.123Z/batch-1.html"' \
+                in index.text
+            assert "validation page" in c.get(
+                "/data-docs/validations/quality_%3Cb%3Ex/run/20190501T001500.123Z/batch-1.html").text
+        finally:
+            import shutil
+
+            shutil.rmtree(settings.state / "data_docs" / "validations" / "quality_<b>x")
         for bad in ("/reports/..%2F..%2Fpyproject.toml", "/data-docs/../../pyproject.toml",
                     "/data-docs/..%2F..%2Fpgdata%2Fpg_hba.conf", "/reports/forecast_x.html"):
             assert c.get(bad).status_code == 404, bad
