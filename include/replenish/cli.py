@@ -151,9 +151,11 @@ def _emit(doc: dict[str, Any], as_json: bool) -> None:
 
 
 @contextmanager
-def _progress(description: str) -> Iterator[Any]:
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=False) as prog:
+def _progress(description: str, *, counted: bool = True) -> Iterator[Any]:
+    """A bar on stderr; ``counted=False`` for a step without a count (a pulsing bar and the time elapsed)."""
+    columns = [TextColumn("{task.description}"), BarColumn(), *([MofNCompleteColumn()] if counted else []),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=False) as prog:
         task_id = prog.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:
@@ -313,9 +315,12 @@ def run(
             err.print(f"[bold]{len(missing)} earlier export days not loaded yet: loading them first[/bold]")
             with _progress("loading export days") as update:
                 pipeline.extract(start, f"backfill__{uuid.uuid4().hex[:8]}", progress=update)
+        n_days, done = (end - start).days + 1, 0
         while day <= end:
             err.print(f"[bold]nightly run for business date {day}[/bold]")
-            res = run_dag("replenishment_nightly", day)
+            with _progress(f"nightly run {day}" + (f" ({done + 1} of {n_days})" if n_days > 1 else ""), counted=False):
+                res = run_dag("replenishment_nightly", day)
+            done += 1
             res["business_date"] = day.isoformat()
             res["stages"] = pipeline.stage_results(res["run_id"])
             report = res["stages"].get("forecast", {}).get("report")
@@ -479,11 +484,14 @@ def demo(
             setup_run = f"setup__{uuid.uuid4().hex[:8]}"
             with _progress("loading export days") as update:
                 setup["extract"] = pipeline.extract(last, setup_run, progress=update)
-            setup["transform"] = pipeline.transform(last, setup_run)
-            setup["train"] = run_dag("forecast_training", last)["state"]
+            with _progress("building the warehouse (dbt build)", counted=False):
+                setup["transform"] = pipeline.transform(last, setup_run)
+            with _progress("training the first forecast model (forecast_training DAG)", counted=False):
+                setup["train"] = run_dag("forecast_training", last)["state"]
         users = seed_and_describe()
         err.print(f"[bold]nightly run for business date {last}[/bold] (orders for {clock.order_date_for(last)})")
-        res = run_dag("replenishment_nightly", last)
+        with _progress("nightly run: extract, dbt build, checks, forecasts, orders, dispatch, digests", counted=False):
+            res = run_dag("replenishment_nightly", last)
         stages = pipeline.stage_results(res["run_id"])
         summary = _demo_summary(last, res, stages)
         if setup:
