@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
-import logging
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,11 +15,11 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from replenish.cli_output import JSON_HELP, human
+from replenish.cli_output import JSON_HELP, emit, setup_logging, stdout_for_json
+from replenish.cli_output import err as output_console
 from replenish.platform.cli_commands import register as register_platform_commands
 
 
@@ -96,58 +93,11 @@ app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 register_platform_commands(app)  # serve, users, api-keys
 
-err = Console(stderr=True)
-
-
-def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("airflow", "sqlalchemy", "great_expectations", "dbt", "alembic", "lightgbm"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-_json_fd: int | None = None
-
-
-@contextmanager
-def _stdout_for_json(as_json: bool) -> Iterator[None]:
-    """With --json, stdout must carry one JSON document only.
-
-    dbt, Airflow and GX print to file descriptor 1 directly, so redirecting
-    ``sys.stdout`` is not enough: point fd 1 at stderr for the duration of the
-    work and keep a duplicate of the real stdout for the document.
-    """
-    global _json_fd
-    if not as_json:
-        yield
-        return
-    sys.stdout.flush()
-    _json_fd = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(_json_fd, 1)
-        os.close(_json_fd)
-        _json_fd = None
-
-
-def _emit(doc: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        payload = (json.dumps(doc, default=str, indent=2) + "\n").encode()
-        if _json_fd is not None:
-            os.write(_json_fd, payload)
-        else:
-            sys.stdout.write(payload.decode())
-            sys.stdout.flush()
-    else:
-        # for a person: tables and sentences on stdout (logs stay on stderr), so `... > file` keeps the result
-        sys.stdout.write(human(doc))
-        sys.stdout.flush()
+# the output helpers live in cli_output (the platform's commands use them too); the short names stay for this module
+err = output_console
+_setup_logging = setup_logging
+_stdout_for_json = stdout_for_json
+_emit = emit
 
 
 @contextmanager

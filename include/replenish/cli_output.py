@@ -1,13 +1,21 @@
 """What the CLI prints for a person (without ``--json``): aligned tables and sentences on stdout.
 
-With ``--json`` the same documents go out as JSON (replenish.cli._emit). Values from the database or a user are
-made one-line safe (control characters shown escaped), so a hostile name cannot move the terminal's cursor.
+With ``--json`` the same documents go out as JSON (``emit``), alone on stdout (``stdout_for_json``). Values from
+the database or a user are made one-line safe (control characters shown escaped), so a hostile name cannot move
+the terminal's cursor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+
+from rich.console import Console
 
 JSON_HELP = "Print one JSON document on stdout instead of tables (logs stay on stderr)."
 
@@ -97,3 +105,57 @@ def status_text(doc: dict[str, Any]) -> str:
             text += f"empty: {', '.join(empty)}\n"
         parts.append(text)
     return "\n".join(parts) if parts else "Nothing recorded yet: run `replenish demo`.\n"
+
+
+err = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("airflow", "sqlalchemy", "great_expectations", "dbt", "alembic", "lightgbm"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+_json_fd: int | None = None
+
+
+@contextmanager
+def stdout_for_json(as_json: bool) -> Iterator[None]:
+    """With --json, stdout must carry one JSON document only.
+
+    dbt, Airflow and GX print to file descriptor 1 directly, so redirecting
+    ``sys.stdout`` is not enough: point fd 1 at stderr for the duration of the
+    work and keep a duplicate of the real stdout for the document.
+    """
+    global _json_fd
+    if not as_json:
+        yield
+        return
+    sys.stdout.flush()
+    _json_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(_json_fd, 1)
+        os.close(_json_fd)
+        _json_fd = None
+
+
+def emit(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        payload = (json.dumps(doc, default=str, indent=2) + "\n").encode()
+        if _json_fd is not None:
+            os.write(_json_fd, payload)
+        else:
+            sys.stdout.write(payload.decode())
+            sys.stdout.flush()
+    else:
+        # for a person: tables and sentences on stdout (logs stay on stderr), so `... > file` keeps the result
+        sys.stdout.write(human(doc))
+        sys.stdout.flush()

@@ -50,21 +50,6 @@ def begin(settings: Settings | None = None) -> Iterator[Connection]:
         yield conn
 
 
-def ensure_database(admin_url: str, name: str) -> None:
-    """CREATE DATABASE ``name`` on the server of ``admin_url`` unless it exists (needs autocommit)."""
-    import psycopg2
-
-    conn = psycopg2.connect(admin_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-
-
 class UrlParts(TypedDict):
     host: str
     port: int

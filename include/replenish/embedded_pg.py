@@ -149,6 +149,6 @@ def stop(settings: Settings) -> ServerStatus:
 
 
 def _ensure_database(server: ServerStatus, name: str) -> None:
-    from replenish.database import ensure_database
+    from replenish.pg_server import ensure_database
 
     ensure_database(server.url("postgres"), name)

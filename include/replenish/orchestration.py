@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from replenish.database import database_url, ensure_database, url_parts
+from replenish.database import database_url, url_parts
+from replenish.pg_server import ensure_database
 from replenish.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

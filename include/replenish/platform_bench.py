@@ -76,7 +76,8 @@ def _server_env(s: Settings) -> dict[str, str]:
 
 def _engine(s: Settings) -> Any:
     from replenish.database import _engine as cached_engine
-    from replenish.database import database_url, ensure_database
+    from replenish.database import database_url
+    from replenish.pg_server import ensure_database
 
     if s.database_url:
         base, _, name = s.database_url.rpartition("/")

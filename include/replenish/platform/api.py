@@ -32,7 +32,7 @@ from replenish.platform.errors import FieldError, PlatformError, invalid, not_fo
 from replenish.platform.order_queries import get_order, lines_by_order, order_lines, outbox_by_order, outbox_state
 
 if TYPE_CHECKING:
-    from replenish.platform.app import PlatformContext
+    from replenish.platform.context import PlatformContext
 
 bearer = HTTPBearer(auto_error=False, description="POS terminal API key")
 key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="POS terminal API key (alternative)")

@@ -7,10 +7,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -24,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from replenish.platform import tables
+from replenish.platform.context import PlatformContext
 from replenish.platform.errors import FieldError, PlatformError, pointer
 from replenish.platform.labels import actor_label, reason_label, status_label
 from replenish.platform.ratelimit import TokenBucket
@@ -49,23 +48,6 @@ _HTTP_CODES = {
     422: "validation_error",
     429: "rate_limited",
 }
-
-
-@dataclass
-class PlatformContext:
-    settings: Settings
-    engine: Engine
-    dispatch: Callable[[list[str] | None], dict]
-    login_limiter: TokenBucket
-    api_limiter: TokenBucket
-    templates: Jinja2Templates
-
-    def now(self) -> dt.datetime:
-        """The platform's "now": the shared clock (``replenish.clock``), the same the nightly run used."""
-        from replenish import clock
-
-        with self.engine.connect() as conn:
-            return clock.now(conn)
 
 
 def default_dispatch(settings: Settings, engine: Engine) -> Callable[[list[str] | None], dict]:

@@ -10,17 +10,12 @@ from typing import Any, NoReturn
 
 import typer
 
+from replenish import cli_output as cli
 from replenish.cli_output import JSON_HELP
 
 users_app = typer.Typer(rich_markup_mode=None, help="Platform users (roles admin, buyer, store_manager).",
                         no_args_is_help=True)
 keys_app = typer.Typer(rich_markup_mode=None, help="POS terminal API keys (one store each).", no_args_is_help=True)
-
-
-def _cli():
-    from replenish import cli
-
-    return cli
 
 
 def fail(message: str, param_hint: str | None = None) -> NoReturn:
@@ -82,8 +77,6 @@ def users_add(
     the warehouse (marts.dim_stores, dim_suppliers, dim_items)."""
     from replenish.platform import accounts
     from replenish.platform.known_ids import plain_email, plain_name
-
-    cli = _cli()
     try:
         plain_name(username, "username")
     except ValueError as e:
@@ -94,7 +87,7 @@ def users_add(
         fail(str(e), "--email")
     store, supplier, category = (list(dict.fromkeys(v)) for v in (store, supplier, category))
     _check_scopes(role, store, supplier, category)
-    with cli._stdout_for_json(as_json):
+    with cli.stdout_for_json(as_json):
         with _begin() as conn:
             if accounts.get_user(conn, username) is not None:
                 fail(f"user {username!r} exists", "username")
@@ -108,7 +101,7 @@ def users_add(
         doc: dict[str, Any] = {"username": user.username, "role": user.role, "password": password,
                "scopes": {k: list(v) for k, v in user.scopes.items()}}
         if as_json:
-            cli._emit(doc, True)
+            cli.emit(doc, True)
         else:
             scope = "; ".join(f"{k} {', '.join(v)}" for k, v in doc["scopes"].items()) or "everything"
             cli.err.print(f"user {user.username} ({user.role}, sees {scope}) created; the password is shown once:")
@@ -119,16 +112,14 @@ def users_add(
 def users_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """All users with role, scopes and whether they are active."""
     from replenish.platform import accounts
-
-    cli = _cli()
-    with cli._stdout_for_json(as_json):
+    with cli.stdout_for_json(as_json):
         with _begin() as conn:
             users = accounts.list_users(conn)
         doc: dict[str, Any] = {"users": [
             {"username": u.username, "role": u.role, "active": u.is_active, "email": u.email,
              "scopes": {k: list(v) for k, v in u.scopes.items()}} for u in users]}
         if as_json:
-            cli._emit(doc, True)
+            cli.emit(doc, True)
         else:
             from replenish.cli_output import table
 
@@ -145,16 +136,14 @@ def users_disable(
     """Disable a user: sign-in refused, open sessions end at once."""
     from replenish.platform import accounts, tables
     from replenish.platform.sessions import end_user_sessions
-
-    cli = _cli()
-    with cli._stdout_for_json(as_json):
+    with cli.stdout_for_json(as_json):
         with _begin() as conn:
             tables.ensure_schema(conn)  # the sessions table exists only once the web app has started
             found = accounts.disable_user(conn, username)
             ended = end_user_sessions(conn, username) if found else 0
         if not found:
             fail(f"no user {username!r}", "username")
-        cli._emit({"username": username, "disabled": True, "sessions_ended": ended}, as_json)
+        cli.emit({"username": username, "disabled": True, "sessions_ended": ended}, as_json)
 
 
 @users_app.command("enable")
@@ -164,23 +153,20 @@ def users_enable(
 ) -> None:
     """Enable a disabled user again (their password is unchanged)."""
     from replenish.platform import accounts
-
-    cli = _cli()
-    with cli._stdout_for_json(as_json):
+    with cli.stdout_for_json(as_json):
         with _begin() as conn:
             found = accounts.enable_user(conn, username)
         if not found:
             fail(f"no user {username!r}", "username")
-        cli._emit({"username": username, "enabled": True}, as_json)
+        cli.emit({"username": username, "enabled": True}, as_json)
 
 
 @users_app.command("demo")
 def users_demo(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """(Re)create the demo users over the orders in the database, with new generated passwords."""
-    cli = _cli()
-    with cli._stdout_for_json(as_json):
+    with cli.stdout_for_json(as_json):
         rows = seed_and_describe()
-        cli._emit({"users": rows}, as_json)
+        cli.emit({"users": rows}, as_json)
 
 
 def seed_and_describe() -> list[dict[str, Any]]:
@@ -199,13 +185,11 @@ def keys_create(
     """Create an API key (printed once; stored hashed). The store must exist in marts.dim_stores."""
     from replenish.platform import api_keys
     from replenish.platform.known_ids import plain_name
-
-    cli = _cli()
     try:
         plain_name(name, "key name")
     except ValueError as e:
         fail(str(e), "name")
-    with cli._stdout_for_json(as_json):
+    with cli.stdout_for_json(as_json):
         with _begin() as conn:
             _require_known(conn, "store", [store])
             try:
@@ -213,7 +197,7 @@ def keys_create(
             except ValueError as e:
                 fail(str(e))
         if as_json:
-            cli._emit({"name": key.name, "store_id": key.store_id, "api_key": clear}, True)
+            cli.emit({"name": key.name, "store_id": key.store_id, "api_key": clear}, True)
         else:
             # the key alone on stdout (`... > key.txt` keeps it); what it is on stderr
             cli.err.print(f"API key {key.name} for store {key.store_id} (shown once, stored hashed):")
@@ -227,27 +211,23 @@ def keys_revoke(
 ) -> None:
     """Revoke the active key of this name (its next request gets 401)."""
     from replenish.platform import api_keys
-
-    cli = _cli()
-    with cli._stdout_for_json(as_json):
+    with cli.stdout_for_json(as_json):
         with _begin() as conn:
             done = api_keys.revoke_key(conn, name)
         if not done:
             fail(f"no active API key named {name!r}", "name")
-        cli._emit({"name": name, "revoked": True}, as_json)
+        cli.emit({"name": name, "revoked": True}, as_json)
 
 
 @keys_app.command("list")
 def keys_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Keys with store, prefix, creation, revocation and last use (never the key itself)."""
     from replenish.platform import api_keys
-
-    cli = _cli()
-    with cli._stdout_for_json(as_json):
+    with cli.stdout_for_json(as_json):
         with _begin() as conn:
             rows = api_keys.list_keys(conn)
         if as_json:
-            cli._emit({"api_keys": rows}, True)
+            cli.emit({"api_keys": rows}, True)
         else:
             from replenish.cli_output import table
 
@@ -265,9 +245,7 @@ def serve(
     from replenish.platform.app import create_app
     from replenish.platform.demo import format_demo_users
     from replenish.settings import get_settings
-
-    cli = _cli()
-    cli._setup_logging()
+    cli.setup_logging()
     s = get_settings()
     host, port = host or s.platform_host, port or s.platform_port
     app = create_app(s)
