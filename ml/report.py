@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _png(fig) -> str:
+def png_img(fig) -> str:
+    """The figure as an inline <img> (a data: URL): the reports are single self-contained HTML files."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -49,7 +50,7 @@ def write_forecast_report(forecasts: pd.DataFrame, path: Path | str, title: str 
         ax.plot(d["target_date"], d["y"], "k.", ms=3, label="actual")
         ax.set_title(f"store {s.store_id} item {s.item_id} (h={horizon})", fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
-    parts.append("<h2>Actual vs P10/P50/P90</h2>" + _png(fig))
+    parts.append("<h2>Actual vs P10/P50/P90</h2>" + png_img(fig))
     bh, bs = metrics_by(fc, "horizon"), metrics_by(fc, "store_id")
     fig, ax = plt.subplots(1, 2, figsize=(11, 3))
     ax[0].bar(bh["horizon"], bh["wape"])
@@ -57,7 +58,7 @@ def write_forecast_report(forecasts: pd.DataFrame, path: Path | str, title: str 
     ax[1].bar(bs["store_id"].astype(str), bs["wape"])
     ax[1].set_title("WAPE by store")
     ax[1].tick_params(axis="x", labelsize=6, rotation=90)
-    parts.append("<h2>Error by horizon and store</h2>" + _png(fig))
+    parts.append("<h2>Error by horizon and store</h2>" + png_img(fig))
     parts.append("<h2>By horizon</h2>" + bh.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
     parts.append("<h2>By item</h2>" + metrics_by(fc, "item_id").to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
     path = Path(path)
@@ -247,7 +248,7 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
         parts.append(f"<h2>Largest {len(series)} store x items: last {LOOKBACK_DAYS} days and the forecast</h2>"
                      "<p>Black: actual sales (red x = stock-out day, sales understate demand). Blue: P50 and "
                      f"P10-P90 band from origin {bd.date()}. Orange dashed: h=1 P50 of earlier origins, where "
-                     "they exist.</p>" + pd.DataFrame(rows).to_html(index=False, float_format="%.1f") + _png(fig))  # type: ignore[call-overload]  # pandas takes a format string
+                     "they exist.</p>" + pd.DataFrame(rows).to_html(index=False, float_format="%.1f") + png_img(fig))  # type: ignore[call-overload]  # pandas takes a format string
 
     # ---- accuracy of matured forecasts
     parts.append(f"<h2>Accuracy of matured forecasts (targets {start.date()} .. {bd.date()})</h2>")
@@ -275,7 +276,7 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
         ax[1].axhline(0, color="k", lw=0.8)
         ax[2].axhline(0.8, color="r", ls="--", lw=1)
         ax[2].set_ylim(0, 1)
-        parts.append(_png(fig))
+        parts.append(png_img(fig))
         fig, ax = plt.subplots(1, 3, figsize=(12, 3))
         xs = bs["store_id"].astype(str)
         for k, (col, ttl) in enumerate((("wape", "WAPE"), ("bias", "bias"), ("coverage", "P10-P90 coverage"))):
@@ -286,7 +287,7 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
         ax[1].axhline(0, color="k", lw=0.8)
         ax[2].axhline(0.8, color="r", ls="--", lw=1)
         ax[2].set_ylim(0, 1)
-        parts.append(_png(fig))
+        parts.append(png_img(fig))
         parts.append("<h3>By horizon</h3>" + bh.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
         parts.append("<h3>By store</h3>" + bs.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
 

@@ -71,7 +71,7 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ml.report import _png
+    from ml.report import png_img
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     ax.set_ylabel("EUR")
     ax.set_title("Cost per policy (lost margin + waste cost)")
     ax.legend()
-    figs.append(_png(fig))
+    figs.append(png_img(fig))
 
     m = result.world.masters
     d = result.daily.assign(cost=lambda x: x["lost"] * m.terms.margin[x["s"].to_numpy()]
@@ -99,7 +99,7 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     ax.set_ylabel("EUR")
     ax.legend()
     fig.autofmt_xdate()
-    figs.append(_png(fig))
+    figs.append(png_img(fig))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for p in doc["policies"]:
@@ -112,7 +112,7 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     ax.set_ylabel("fill rate")
     ax.set_title("Waste vs fill rate per item")
     ax.legend(fontsize=8)
-    figs.append(_png(fig))
+    figs.append(png_img(fig))
 
     # one store x item: demand, sales and the stock on the shelf per policy
     top = d[d["policy"] == pols[0]].groupby("s")["demand"].sum()
@@ -127,7 +127,7 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     ax.set_title(f"Store {m.keys.at[s, 'store_id']}, item {m.keys.at[s, 'item_id']} (median-volume series)")
     ax.legend(fontsize=7)
     fig.autofmt_xdate()
-    figs.append(_png(fig))
+    figs.append(png_img(fig))
 
     t = doc["target"]
     verdict = ("met" if t.get("met") else "not met") if "met" in t else "n/a"
