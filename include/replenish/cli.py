@@ -210,6 +210,19 @@ def db_status(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
     _emit(doc, as_json)
 
 
+@db_app.command("upgrade")
+def db_upgrade(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Apply the schema migrations up to this release (every command and service also does this on start)."""
+    _setup_logging()
+    from replenish import migrations
+    from replenish.database import database_url
+
+    with _stdout_for_json(as_json):
+        result = migrations.upgrade()
+        doc = {"database": _redact(database_url()), **result.to_dict()}
+    _emit(doc, as_json)
+
+
 @db_app.command("url")
 def db_url() -> None:
     """Print the warehouse URL (starts the embedded server if needed)."""
