@@ -350,9 +350,11 @@ def status(
     limit: int = typer.Option(10, "--limit", min=1, max=1000, help="How many recent runs to show (1-1000)."),
 ) -> None:
     """Row count of every warehouse table and the last runs with their state."""
+    from replenish import migrations
     from replenish.status import collect_status
 
     with _stdout_for_json(as_json):
+        migrations.ensure_current()
         doc = collect_status(limit=limit)
         if as_json:
             _emit(doc, True)

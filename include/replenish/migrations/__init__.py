@@ -146,3 +146,13 @@ def ensure_current(bind: Engine | Connection | None = None) -> None:
 def forget() -> None:
     """Check again on the next :func:`ensure_current` (after a database was dropped and created again)."""
     _at_head.clear()
+
+
+def copy_tables(engine: Engine, source: str, target: str, tables: tuple[str, ...]) -> None:
+    """Empty copies of migrated tables (columns, defaults, constraints, indexes) in schema ``target``, for
+    loads that must not touch the real ones (tests, benchmarks). Idempotent; serialised per target schema."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock(hashtext('{LOCK_KEY}:{target}'))")
+        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{target}"')
+        for t in tables:
+            conn.exec_driver_sql(f'CREATE TABLE IF NOT EXISTS "{target}"."{t}" (LIKE "{source}"."{t}" INCLUDING ALL)')

@@ -23,59 +23,6 @@ if TYPE_CHECKING:
 # unlike the warehouse's data tables, which a re-run leaves unchanged.
 RUN_LOG_TABLES = ("ops.pipeline_runs", "ops.task_runs", "ops.pipeline_alerts")
 
-DDL = """
-CREATE SCHEMA IF NOT EXISTS ops;
-CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
-    dag_id        text        NOT NULL,
-    run_id        text        NOT NULL,
-    business_date date,
-    state         text        NOT NULL,
-    started_at    timestamptz,
-    finished_at   timestamptz,
-    figures       jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    links         jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    recorded_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (dag_id, run_id)
-);
-CREATE INDEX IF NOT EXISTS pipeline_runs_recent_idx ON ops.pipeline_runs (recorded_at DESC);
-CREATE TABLE IF NOT EXISTS ops.task_runs (
-    dag_id      text        NOT NULL,
-    run_id      text        NOT NULL,
-    task_id     text        NOT NULL,
-    map_index   int         NOT NULL DEFAULT -1,
-    try_number  int         NOT NULL,
-    max_tries   int,
-    state       text        NOT NULL,
-    started_at  timestamptz,
-    finished_at timestamptz,
-    error       text,
-    recorded_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (dag_id, run_id, task_id, map_index, try_number)
-);
-CREATE TABLE IF NOT EXISTS ops.pipeline_alerts (
-    dag_id      text        NOT NULL,
-    run_id      text        NOT NULL,
-    task_id     text        NOT NULL,            -- '' for a DAG run failure without a failed task
-    map_index   int         NOT NULL DEFAULT -1,
-    try_number  int,
-    recipients  text        NOT NULL,
-    subject     text        NOT NULL,
-    message     text        NOT NULL,
-    status      text        NOT NULL DEFAULT 'pending',   -- pending -> sent | failed
-    external_ref text,
-    last_error  text,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    sent_at     timestamptz,
-    PRIMARY KEY (dag_id, run_id, task_id, map_index)
-)
-"""
-
-
-def ensure_schema(conn: Connection) -> None:
-    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('replenish.ops_monitoring_ddl'))")
-    conn.exec_driver_sql(DDL)
-
-
 def record_task_run(conn: Connection, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int,
                     max_tries: int | None, state: str, started_at: dt.datetime | None,
                     finished_at: dt.datetime | None, error: str | None = None) -> None:

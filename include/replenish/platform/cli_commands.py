@@ -29,8 +29,10 @@ def fail(message: str, param_hint: str | None = None) -> NoReturn:
 
 
 def _begin():
+    from replenish import migrations
     from replenish.database import engine
 
+    migrations.ensure_current()  # the users and keys commands may be the first to touch a new database
     return engine().begin()
 
 

@@ -1,6 +1,8 @@
 -- Schema raw: the loader's tables (from replenish.extract.contract as of this release) and the tills' receipts.
 -- Revision 0001 (baseline), verbatim from release 0.1.0; idempotent: see versions/0001_baseline.py.
 create schema if not exists raw;
+-- The __key_idx indexes of the transaction tables whose staging key is not the business date: dbt's incremental
+-- staging (dbt_project/macros/incremental_staging.sql) looks up every version of a changed key through them.
 create table if not exists raw.pos_sales_lines (
     receipt_id text not null,
     store_id integer not null,
@@ -218,6 +220,8 @@ create table if not exists raw.load_batches (
     constraint load_batches_rows_balance check (rows_loaded + rows_quarantined = rows_in_file)
 );
 create index if not exists load_batches__day_idx on raw.load_batches (business_date, entity);
+-- raw.pos_receipts: sales receipts pushed by the tills (intraday), one row per store and receipt id (a
+-- receipt id is only unique within its store).
 CREATE TABLE IF NOT EXISTS raw.pos_receipts (
     receipt_id text NOT NULL,
     store_id text NOT NULL,

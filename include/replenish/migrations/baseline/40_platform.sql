@@ -1,5 +1,13 @@
 -- Schema platform: accounts, sessions, API keys, idempotency records, sign-in throttling.
 -- Revision 0001 (baseline), verbatim from release 0.1.0; idempotent: see versions/0001_baseline.py.
+-- platform.users / user_scopes: accounts and what each may see (replenish.platform.accounts).
+-- platform.sessions: server-side web sessions; the cookie carries a random token, the table only its
+--   SHA-256 (a stolen database does not yield usable cookies), plus the session's CSRF token.
+-- platform.api_keys: per-terminal POS API keys, SHA-256 at rest (the keys are 256-bit random, so a slow
+--   password hash would add latency without adding security), one store each, revocable.
+-- platform.api_idempotency: first result of every POST with an Idempotency-Key header.
+-- platform.login_failures: consecutive failed sign-ins per account name as typed (known or not), and until
+--   when that account's sign-in is refused (ratelimit.account_wait / record_failure).
 CREATE SCHEMA IF NOT EXISTS platform;
 CREATE TABLE IF NOT EXISTS platform.users (
     user_id bigserial PRIMARY KEY,
