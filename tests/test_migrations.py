@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -79,6 +80,10 @@ def previous_dump(engines: list[Engine]) -> str:
     eng = at_previous_release("reference")
     engines.append(eng)
     return schema_dump(eng)
+
+
+def test_the_cheap_head_is_alembics_head():
+    assert migrations.head() == migrations.alembic_head()
 
 
 def test_an_empty_database_upgrades_to_the_schema_of_the_previous_release(engines, previous_dump):
@@ -172,6 +177,18 @@ def test_ensure_current_checks_once_per_process(engines):
         assert migrations.current(conn) == migrations.head()
 
 
+def test_a_database_newer_than_the_release_is_refused(engines):
+    eng = next(e for e in engines if e.url.database == PREFIX + "once")
+    with eng.begin() as conn:
+        conn.exec_driver_sql("UPDATE public.alembic_version SET version_num = '9999_from_the_future'")
+    try:
+        with pytest.raises(RuntimeError, match="9999_from_the_future"):
+            migrations.upgrade(eng)
+    finally:
+        with eng.begin() as conn:
+            conn.exec_driver_sql(f"UPDATE public.alembic_version SET version_num = '{migrations.head()}'")
+
+
 def test_the_raw_tables_match_the_extract_contract(engines):
     """The loader writes the contract's columns: a contract change needs a migration, and this test says so."""
     from replenish.extract import ENTITIES
@@ -194,3 +211,22 @@ def test_db_upgrade_prints_one_json_document(engines):
     assert first["before"] is None and first["after"] == migrations.head() and "0001" in first["applied"]
     second = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
     assert second["before"] == second["after"] == migrations.head() and second["applied"] == []
+
+
+DDL = re.compile(r"\b(create|alter)\s+(or\s+replace\s+)?(unique\s+)?(table|schema|index|view|trigger|function|sequence|"
+                 r"type|materialized)\b", re.I)
+# Not the application's schemas: the web benchmark's stand-in marts, and the simulated merchandise system that
+# MmsDatabaseConnector reads (a source system, like the export files).
+NOT_APPLICATION_DDL = {"include/replenish/platform_bench.py", "include/replenish/extract/connectors.py"}
+
+
+def test_ddl_lives_only_in_the_migrations():
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for folder in ("include", "ml", "plugins", "dags"):
+        for path in (root / folder).rglob("*.py"):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith("include/replenish/migrations/") or rel in NOT_APPLICATION_DDL:
+                continue
+            found += [f"{rel}: {m.group(0)}" for m in DDL.finditer(path.read_text())]
+    assert found == []

@@ -85,9 +85,10 @@ def setting(conn: Connection | None = None) -> ClockSetting | None:
     """The clock setting in the database, or None (real time)."""
     from sqlalchemy import text
 
+    from replenish import migrations
+
     def read(c: Connection) -> ClockSetting | None:
-        if not c.exec_driver_sql("SELECT to_regclass('ops.clock') IS NOT NULL").scalar():
-            return None
+        migrations.ensure_current(c)
         row = c.execute(text("SELECT business_at, wall_at, is_frozen, set_by FROM ops.clock")).first()
         return None if row is None else ClockSetting(row[0], row[1], bool(row[2]), row[3])
 

@@ -225,6 +225,7 @@ def _forecast_report(business_date: dt.date) -> Path:
 def train(business_date: dt.date, run_id: str) -> dict[str, Any]:
     from ml.predict import train_and_register
 
+    migrations.ensure_current()  # the weekly training DAG's one task
     result = train_and_register(engine(), business_date)
     summary = result if isinstance(result, dict) else {"result": str(result)}
     return record_stage(run_id, business_date, "train", summary)

@@ -16,6 +16,7 @@ template); its SQL runs in the upgrade's one transaction.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -50,14 +51,33 @@ def _config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*['\"]?([\w-]+|None)['\"]?\s*$", re.M)
+
+
 @lru_cache(maxsize=1)
 def head() -> str:
-    """This release's head revision."""
+    """This release's head revision: the one no other revision revises.
+
+    Read from the revision files' ``revision`` / ``down_revision`` lines rather than through Alembic, whose
+    import costs about a second: the check every process makes at its start stays one query. (The history is
+    linear; tests/test_migrations.py checks this against Alembic's own answer.)"""
+    revisions, revised = set(), set()
+    for path in (Path(__file__).resolve().parent / "versions").glob("*.py"):
+        found = dict((k, v) for k, v in _ASSIGNMENT.findall(path.read_text()))
+        if "revision" in found:
+            revisions.add(found["revision"])
+            revised.add(found.get("down_revision"))
+    heads = revisions - revised
+    if len(heads) != 1:
+        raise RuntimeError(f"replenish/migrations/versions must have exactly one head, found {sorted(heads)}")
+    return heads.pop()
+
+
+def alembic_head() -> str | None:
+    """The head revision as Alembic computes it."""
     from alembic.script import ScriptDirectory
 
-    found = ScriptDirectory.from_config(_config()).get_current_head()
-    assert found is not None, "no revisions in replenish/migrations/versions"
-    return found
+    return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def current(conn: Connection) -> str | None:
@@ -70,12 +90,13 @@ def current(conn: Connection) -> str | None:
 def _revisions_after(before: str | None) -> list[str]:
     """The revisions an upgrade from ``before`` to head applies, oldest first."""
     from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
     script = ScriptDirectory.from_config(_config())
     try:
         revs = list(script.iterate_revisions(head(), before))
-    except CommandError as e:  # a revision this release does not know: the database is newer than the code
+    except (CommandError, RevisionError) as e:  # a revision this release does not know: a newer database
         raise RuntimeError(f"the database is at schema revision {before!r}, which this release does not know "
                            f"(its head is {head()!r}): run a release at least as new as the database") from e
     return [r.revision for r in reversed(revs)]
@@ -122,8 +143,8 @@ def upgrade(bind: Engine | Connection | None = None) -> UpgradeResult:
 
 
 def ensure_current(bind: Engine | Connection | None = None) -> None:
-    """Apply the migrations once per process and database: the first call checks the revision (one query),
-    upgrades if it is behind, and remembers; later calls return without touching the database.
+    """Apply the migrations once per process and database: the first call checks the revision (two small
+    queries), upgrades if it is behind, and remembers; later calls return without touching the database.
 
     Given a connection inside a transaction, the check (and an upgrade, if needed) runs in that transaction,
     as the DDL it replaces did: a second connection could wait on locks the caller's transaction holds."""
@@ -135,7 +156,11 @@ def ensure_current(bind: Engine | Connection | None = None) -> None:
     if key in _at_head:
         return
     if isinstance(bind, Engine) or not bind.in_transaction():
-        upgrade(eng)
+        with eng.connect() as conn:
+            behind = current(conn) != head()  # without the lock: the usual answer is "at head"
+        if behind:
+            upgrade(eng)  # takes the lock and checks again
+        _at_head.add(key)
         return
     if current(bind) == head():
         _at_head.add(key)

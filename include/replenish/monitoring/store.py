@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from replenish import migrations
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -64,8 +66,7 @@ def record_dag_run(conn: Connection, *, dag_id: str, run_id: str, business_date:
 
 
 def recent_runs(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
-    if not conn.execute(text("SELECT to_regclass('ops.pipeline_runs') IS NOT NULL")).scalar():
-        return []
+    migrations.ensure_current(conn)
     rows = conn.execute(
         text("""SELECT r.dag_id, r.run_id, r.business_date, r.state, r.started_at, r.finished_at, r.figures,
                        r.links,

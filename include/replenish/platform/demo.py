@@ -73,7 +73,7 @@ def seed_demo_users(conn: Connection, *, managers: int = 3, with_api_key: bool =
     # missing stock count): someone can sign in and decide them on a phone
     waiting = [str(r[0]) for r in conn.execute(text(
         "SELECT DISTINCT store_id::text FROM orders.purchase_orders WHERE status IN ('proposed', 'in_review')"
-    )).all()] if conn.exec_driver_sql("SELECT to_regclass('orders.purchase_orders')").scalar() else []
+    )).all()]
     for store in list(dict.fromkeys(stores[:managers] + sorted(waiting, key=lambda s: (len(s), s))))[:managers + 5]:
         plan.append((f"demo-manager-{store}", "store_manager", {"store": [store]}, f"Manager store {store}"))
     for username, role, scopes, display in plan:

@@ -426,9 +426,8 @@ def _write_results(eng: Engine, result: GateResult, reasons: dict[int, list[tupl
 
 def latest_run(eng: Engine, business_date: dt.date) -> dict[str, Any] | None:
     """The most recent quality run for the date (None: never validated)."""
+    migrations.ensure_current(eng)
     with eng.connect() as conn:
-        if not conn.execute(text("SELECT to_regclass('ops.quality_runs') IS NOT NULL")).scalar():
-            return None
         row = conn.execute(
             text("""SELECT * FROM ops.quality_runs WHERE business_date = :d
                     ORDER BY created_at DESC, run_id DESC LIMIT 1"""),
