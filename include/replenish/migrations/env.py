@@ -10,6 +10,7 @@ if context.is_offline_mode() or connection is None:
                        "which passes the connection; offline SQL generation is not supported")
 
 # The caller's transaction is the migration's: the upgrade and its advisory lock commit together.
-context.configure(connection=connection, transactional_ddl=True)
+# The version table in public, where replenish.migrations.current() reads it, whatever the role's search_path.
+context.configure(connection=connection, transactional_ddl=True, version_table_schema="public")
 with context.begin_transaction():
     context.run_migrations()
