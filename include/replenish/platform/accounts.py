@@ -118,9 +118,8 @@ def _scopes(conn: Connection, user_ids: list[int]) -> dict[int, dict[str, tuple[
     return {uid: {k: tuple(v) for k, v in s.items()} for uid, s in out.items()}
 
 
-def _users(conn: Connection, where: str = "", params: dict | None = None, *, ensure: bool = True) -> list[User]:
-    if ensure:
-        migrations.ensure_current(conn)
+def _users(conn: Connection, where: str = "", params: dict | None = None) -> list[User]:
+    migrations.ensure_current(conn)  # after the process's first call: no query
     rows = conn.execute(
         text(
             "SELECT user_id, username, email, display_name, role, is_active FROM platform.users "
@@ -135,9 +134,8 @@ def _users(conn: Connection, where: str = "", params: dict | None = None, *, ens
     ]
 
 
-def get_user(conn: Connection, username: str, *, ensure: bool = True) -> User | None:
-    """``ensure=False`` where the schema is known to exist (a session lookup per request: no DDL, no lock)."""
-    found = _users(conn, "WHERE username = :u", {"u": username}, ensure=ensure)
+def get_user(conn: Connection, username: str) -> User | None:
+    found = _users(conn, "WHERE username = :u", {"u": username})
     return found[0] if found else None
 
 
