@@ -232,3 +232,20 @@ def test_ddl_lives_only_in_the_migrations():
                 continue
             found += [f"{rel}: {m.group(0)}" for m in DDL.finditer(path.read_text())]
     assert found == []
+
+
+def test_entry_points_migrate_a_new_database(engines):
+    """`replenish serve`'s app and a CLI command that touches the database (here `users list`) bring it to head."""
+    from replenish.platform.app import create_app
+
+    served = _fresh("serve")
+    engines.append(served)
+    create_app(engine=served, dispatch=lambda *_: {})
+    cli = _fresh("users")
+    engines.append(cli)
+    env = {**os.environ, "REPLENISH_DATABASE_URL": _url(str(cli.url.database))}
+    subprocess.run([sys.executable, "-m", "replenish.cli", "users", "list", "--json"], env=env, check=True,
+                   capture_output=True)
+    for eng in (served, cli):
+        with eng.connect() as conn:
+            assert migrations.current(conn) == migrations.head()
