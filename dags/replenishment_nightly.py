@@ -28,8 +28,9 @@ START = timezone.datetime(2016, 1, 2)  # in core.default_timezone: the retailer'
 
 def _stage(name: str, *args: Any) -> Any:
     """``replenish.pipeline.<name>(business date, run id, *args)`` for this run's business day."""
-    from replenish import clock, pipeline
+    from replenish import clock, migrations, pipeline
 
+    migrations.ensure_current()  # once per worker process: the schema at this release's head
     ctx = get_current_context()
     day = clock.business_date_of_interval(ctx["data_interval_start"])
     return getattr(pipeline, name)(day, ctx["run_id"], *args)

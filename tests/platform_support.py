@@ -13,12 +13,12 @@ VERSION_RE = re.compile(r'data-testid="order-head" data-order-id="[^"]+" data-ve
 
 
 def seeded_world() -> dict[str, Any]:
+    from replenish import migrations
     from replenish.database import engine
     from replenish.platform.demo import seed_demo
-    from replenish.platform.tables import ensure_schema
 
     with engine().begin() as conn:
-        ensure_schema(conn)
+        migrations.upgrade(conn)
         return seed_demo(conn)
 
 

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
+from replenish import migrations
 from replenish.database import database_url, sqlalchemy_url
 from replenish.settings import Settings, get_settings
 
@@ -40,7 +41,7 @@ def wh(tmp_path_factory):
     root = state / "exports"
     for d in DAYS:
         extract_fixtures.write_export_day(root, d)
-    extract.ensure_raw_schema(eng)
+    migrations.upgrade(eng)
     extract.load_days(eng, extract.CsvExportConnector(root), DAYS)
     yield settings, eng
     eng.dispose()
@@ -160,7 +161,7 @@ def test_incremental_staging_equals_full_refresh(tmp_path_factory):
     try:
         for d in (d0, d1):
             extract_fixtures.write_export_day(root, d)
-        extract.ensure_raw_schema(eng)
+        migrations.upgrade(eng)
         extract.load_days(eng, extract.CsvExportConnector(root), [d0, d1])
         assert run_dbt_build(d1, full_refresh=True, settings=settings).success
 

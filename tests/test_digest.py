@@ -36,10 +36,8 @@ _DAYS = itertools.count()
 
 @pytest.fixture(scope="module")
 def eng():
-    from ml.registry import ensure_schema as ensure_forecast_schema
-    from replenish.digest.outbox import ensure_schema
+    from replenish import migrations
     from replenish.platform.accounts import add_user
-    from replenish.quality import ensure_ops_quality_schema
 
     base = database_url()
     admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
@@ -48,10 +46,8 @@ def eng():
         conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
     admin.dispose()
     e = create_engine(sqlalchemy_url(base.rsplit("/", 1)[0] + "/" + TEST_DB), future=True)
-    ensure_forecast_schema(e)
-    ensure_ops_quality_schema(e)
+    migrations.upgrade(e)
     with e.begin() as c:
-        ensure_schema(c)
         c.exec_driver_sql(MARTS)
         c.execute(text("INSERT INTO marts.dim_items VALUES (10, 'Weizenbroetchen', 'bread'), "
                        "(20, 'Apfelkuchen', 'cake')"))

@@ -54,12 +54,11 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def eng():
+    from replenish import migrations
     from replenish.database import engine
-    from replenish.orders.store import ensure_schema
 
     e = engine()
-    with e.begin() as c:
-        ensure_schema(c)
+    migrations.upgrade(e)
     return e
 
 
@@ -341,11 +340,10 @@ _DIGEST_BASE = dt.date(2101, 1, 1) + dt.timedelta(days=uuid.uuid4().int % 20_000
 
 def _digest(eng) -> tuple[dt.date, str]:
     """A queued digest for a fresh business date and a user id no other run used."""
-    from replenish.digest.outbox import digest_key, enqueue, ensure_schema
+    from replenish.digest.outbox import digest_key, enqueue
 
     day, user = _DIGEST_BASE + dt.timedelta(days=next(_DIGEST_DAY)), uuid.uuid4().int % 10**12
     with eng.begin() as c:
-        ensure_schema(c)
         enqueue(c, day, user, "anna@retailer.test", "Replenish digest", {"text": "t", "html": "<p>h</p>"}, "r")
     return day, digest_key(day, user)
 
@@ -442,8 +440,8 @@ def test_an_upgrade_carries_the_old_sent_ledger_over(tmp_path):
     'sending' claim alone stays an attempt without outcome (the resend is marked, with one alert)."""
     from sqlalchemy import create_engine
 
+    from replenish import migrations
     from replenish.database import database_url, sqlalchemy_url
-    from replenish.orders.store import ensure_schema
 
     name = "replenish_test_ledger_upgrade"
     base = database_url()
@@ -463,9 +461,8 @@ def test_an_upgrade_carries_the_old_sent_ledger_over(tmp_path):
                     ('PO1', 'email', 'sent', 'sendgrid:abc', now()), ('PO2', 'email', 'sending', NULL, now()),
                     ('digest-2030-01-01-u1', 'digest', 'sending', NULL, now()),
                     ('digest-2030-01-01-u1', 'digest', 'sent', 'eml:x', now())""")
-        for _ in range(2):  # ensure_schema runs again and again: carried over once
-            with e.begin() as c:
-                ensure_schema(c)
+        for _ in range(2):  # the upgrade runs again: carried over once
+            migrations.upgrade(e)
         with e.connect() as c:
             rows = c.execute(text("SELECT idempotency_key, channel, attempt, outcome, external_ref "
                                   "FROM orders.send_attempts")).all()

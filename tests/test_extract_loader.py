@@ -13,12 +13,12 @@ from replenish.extract import (
     CsvExportConnector,
     ExportFileError,
     MmsDatabaseConnector,
-    ensure_raw_schema,
     entities_for,
     get_entity,
     load_day,
     load_days,
     populate_mms_source,
+    prepare_raw_schema,
 )
 
 D = date(2019, 4, 29)
@@ -97,7 +97,7 @@ def test_rerun_is_idempotent(eng, export_day: Path, raw_schema: str):
     s2 = load_day(eng, conn, D, schema=raw_schema)
     assert counts(eng, raw_schema) == c1
     assert s1.rows_loaded == s2.rows_loaded
-    ensure_raw_schema(eng, raw_schema)  # idempotent DDL
+    prepare_raw_schema(eng, raw_schema)  # idempotent
 
 
 def test_text_in_quantity_and_impossible_date_are_quarantined(eng, tmp_path: Path, raw_schema: str):

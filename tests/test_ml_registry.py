@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from ml.registry import current_model, ensure_schema, register_model
+from ml.registry import current_model, register_model
+from replenish import migrations
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +15,7 @@ def eng():
     from replenish.database import engine
 
     e = engine()
-    ensure_schema(e)
+    migrations.upgrade(e)
     with e.begin() as c:
         c.execute(text("truncate forecast.models, forecast.forecasts, forecast.backtest_metrics"))
     yield e

@@ -9,11 +9,12 @@ from sendgrid_local import SendGridServer
 from sqlalchemy import text
 from supplier_api_local import SupplierApiServer
 
+from replenish import migrations
 from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel
 from replenish.orders.dispatcher import DispatchConfig, SimulatedCrash, drain
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
-from replenish.orders.store import edit_line, ensure_schema, load_order, upsert_proposals
+from replenish.orders.store import edit_line, load_order, upsert_proposals
 
 D = dt.date(2030, 3, 4)
 
@@ -23,8 +24,7 @@ def eng():
     from replenish.database import engine
 
     e = engine()
-    with e.begin() as c:
-        ensure_schema(c)
+    migrations.upgrade(e)
     return e
 
 

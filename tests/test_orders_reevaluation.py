@@ -9,10 +9,10 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from replenish import clock
+from replenish import clock, migrations
 from replenish.orders.cutoff import enforce_cutoffs
 from replenish.orders.stages import release
-from replenish.orders.store import add_event, edit_line, ensure_schema, set_status
+from replenish.orders.store import add_event, edit_line, set_status
 
 BUSINESS = dt.date(2031, 6, 2) + dt.timedelta(days=uuid.uuid4().int % 300)  # a date of this run only
 ORDER_DATE = clock.order_date_for(BUSINESS)
@@ -24,8 +24,7 @@ def eng():
     from replenish.database import engine
 
     e = engine()
-    with e.begin() as c:
-        ensure_schema(c)
+    migrations.upgrade(e)
     return e
 
 

@@ -65,12 +65,12 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def world() -> dict[str, Any]:
     """Two stores x two suppliers of open orders in review, users of every role (platform.demo.seed_demo)."""
+    from replenish import migrations
     from replenish.database import engine
-    from replenish.orders.store import ensure_schema
     from replenish.platform.demo import seed_demo
 
     with engine().begin() as conn:
-        ensure_schema(conn)
+        migrations.upgrade(conn)
         return seed_demo(conn)
 
 

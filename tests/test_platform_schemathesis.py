@@ -23,12 +23,12 @@ MAX_EXAMPLES = 30
 
 @pytest.fixture(scope="module")
 def seeded() -> dict[str, Any]:
+    from replenish import migrations
     from replenish.database import engine
-    from replenish.orders.store import ensure_schema
     from replenish.platform.demo import seed_demo
 
     with engine().begin() as conn:
-        ensure_schema(conn)
+        migrations.upgrade(conn)
         return seed_demo(conn)
 
 

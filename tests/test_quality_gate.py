@@ -8,6 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
+from replenish import migrations
 from replenish.database import database_url, sqlalchemy_url
 from replenish.settings import Settings
 
@@ -56,11 +57,7 @@ def qdb():
     admin.dispose()
     url = base.rsplit("/", 1)[0] + "/" + TEST_DB
     eng = create_engine(sqlalchemy_url(url), future=True)
-    try:
-        from replenish.extract import ensure_raw_schema  # the loader's DDL, when it exists
-        ensure_raw_schema(eng)
-    except ImportError:
-        pass
+    migrations.upgrade(eng)
     with eng.begin() as conn:
         for stmt in RAW_DDL.split(";"):
             if stmt.strip():

@@ -162,6 +162,19 @@ def db_status(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
     _emit(doc, as_json)
 
 
+@db_app.command("upgrade")
+def db_upgrade(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Apply the schema migrations up to this release (every command and service also does this on start)."""
+    _setup_logging()
+    from replenish import migrations
+    from replenish.database import database_url
+
+    with _stdout_for_json(as_json):
+        result = migrations.upgrade()
+        doc = {"database": _redact(database_url()), **result.to_dict()}
+    _emit(doc, as_json)
+
+
 @db_app.command("url")
 def db_url() -> None:
     """Print the warehouse URL (starts the embedded server if needed)."""
@@ -292,9 +305,11 @@ def status(
     limit: int = typer.Option(10, "--limit", min=1, max=1000, help="How many recent runs to show (1-1000)."),
 ) -> None:
     """Row count of every warehouse table and the last runs with their state."""
+    from replenish import migrations
     from replenish.status import collect_status
 
     with _stdout_for_json(as_json):
+        migrations.ensure_current()
         doc = collect_status(limit=limit)
         if as_json:
             _emit(doc, True)

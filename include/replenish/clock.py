@@ -26,19 +26,6 @@ from replenish.settings import get_settings
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-CLOCK_DDL = """
-CREATE SCHEMA IF NOT EXISTS ops;
-CREATE TABLE IF NOT EXISTS ops.clock (
-    id            boolean     PRIMARY KEY DEFAULT true CHECK (id),
-    business_at   timestamptz NOT NULL,
-    wall_at       timestamptz NOT NULL,
-    is_frozen     boolean     NOT NULL DEFAULT false,
-    set_by        text        NOT NULL,
-    updated_at    timestamptz NOT NULL DEFAULT clock_timestamp()
-);
-"""
-
-
 def business_tz() -> ZoneInfo:
     """The retailer's time zone (setting ``timezone``): business dates, order dates and cutoffs live in it."""
     return ZoneInfo(get_settings().timezone)
@@ -94,18 +81,14 @@ def _engine() -> Engine:
     return engine()
 
 
-def ensure_schema(conn: Connection) -> None:
-    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('replenish.ops_ddl'))")
-    conn.exec_driver_sql(CLOCK_DDL)
-
-
 def setting(conn: Connection | None = None) -> ClockSetting | None:
     """The clock setting in the database, or None (real time)."""
     from sqlalchemy import text
 
+    from replenish import migrations
+
     def read(c: Connection) -> ClockSetting | None:
-        if not c.exec_driver_sql("SELECT to_regclass('ops.clock') IS NOT NULL").scalar():
-            return None
+        migrations.ensure_current(c)
         row = c.execute(text("SELECT business_at, wall_at, is_frozen, set_by FROM ops.clock")).first()
         return None if row is None else ClockSetting(row[0], row[1], bool(row[2]), row[3])
 
@@ -135,10 +118,12 @@ def set_clock(business_at: dt.datetime, *, frozen: bool = False, set_by: str = "
     """Pin "now" to ``business_at`` from this instant on (running on in real time unless ``frozen``)."""
     from sqlalchemy import text
 
+    from replenish import migrations
+
     if business_at.tzinfo is None:
         business_at = business_at.replace(tzinfo=business_tz())
     with _engine().begin() as conn:
-        ensure_schema(conn)
+        migrations.ensure_current(conn)
         conn.execute(
             text("""INSERT INTO ops.clock (id, business_at, wall_at, is_frozen, set_by)
                     VALUES (true, :b, clock_timestamp(), :f, :by)
@@ -153,8 +138,10 @@ def set_clock(business_at: dt.datetime, *, frozen: bool = False, set_by: str = "
 
 def reset_clock() -> None:
     """Back to the wall clock."""
+    from replenish import migrations
+
     with _engine().begin() as conn:
-        ensure_schema(conn)
+        migrations.ensure_current(conn)
         conn.exec_driver_sql("DELETE FROM ops.clock")
 
 

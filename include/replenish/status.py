@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from replenish import migrations
 from replenish.database import begin
 
 WAREHOUSE_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ops", "forecast", "orders")
@@ -33,9 +34,7 @@ def table_counts() -> dict[str, int]:
 
 def last_runs(limit: int = 10) -> list[dict[str, Any]]:
     with begin() as conn:
-        exists = conn.execute(text("SELECT to_regclass('ops.stage_results') IS NOT NULL")).scalar()
-        if not exists:
-            return []
+        migrations.ensure_current(conn)
         rows = conn.execute(
             text(
                 """
@@ -87,8 +86,7 @@ def night_outcome(business_date: Any) -> dict[str, Any]:
 
     order_date = clock.order_date_for(business_date)
     with begin() as conn:
-        if not conn.execute(text("SELECT to_regclass('orders.purchase_orders') IS NOT NULL")).scalar():
-            return {"business_date": str(business_date), "order_date": order_date.isoformat(), "orders": 0}
+        migrations.ensure_current(conn)
         row = conn.execute(text("""
             SELECT count(*) AS orders,
                    count(*) FILTER (WHERE left(released_by, 8) = 'release:') AS released_automatically,
@@ -105,10 +103,8 @@ def night_outcome(business_date: Any) -> dict[str, Any]:
             USING (order_id) WHERE p.order_date = :d"""), {"d": order_date}).scalar()
         capped = conn.execute(text("""SELECT count(*) FROM orders.order_lines l JOIN orders.purchase_orders p
             USING (order_id) WHERE p.order_date = :d AND l.edited_by LIKE 'release:%%'"""), {"d": order_date}).scalar()
-        has_digests = conn.execute(text("SELECT to_regclass('orders.digest_outbox') IS NOT NULL")).scalar()
         digests = conn.execute(text("SELECT count(*) FILTER (WHERE status = 'sent'), count(*) "
-                                    "FROM orders.digest_outbox WHERE business_date = :b"),
-                               {"b": business_date}).one() if has_digests else (0, 0)
+                                    "FROM orders.digest_outbox WHERE business_date = :b"), {"b": business_date}).one()
     n = int(row["orders"])
     return {
         "business_date": str(business_date), "order_date": order_date.isoformat(), "orders": n,

@@ -38,11 +38,11 @@ def run_digest(
     cfg: DispatchConfig | None = None,
     hooks: dict | None = None,
 ) -> dict[str, Any]:
+    from replenish import migrations
     from replenish.digest.content import Thresholds, buyer_digest
-    from replenish.digest.outbox import drain_digests, enqueue, ensure_schema
+    from replenish.digest.outbox import drain_digests, enqueue
     from replenish.digest.render import html_body, subject, text_body
     from replenish.orders.channels import EmailChannel
-    from replenish.platform.accounts import ensure_schema as ensure_platform_schema
     from replenish.platform.accounts import list_users
     from replenish.settings import get_settings
 
@@ -51,8 +51,7 @@ def run_digest(
     summary: dict[str, Any] = {"buyers": 0, "unscoped": [], "new": 0, "refreshed": 0, "already_sent": 0,
                                "to_review": 0, "exceptions": 0}
     with engine.begin() as conn:
-        ensure_schema(conn)
-        ensure_platform_schema(conn)
+        migrations.ensure_current(conn)
         buyers = list_users(conn, role="buyer", active_only=True)
     for user in buyers:
         if not user.scope("supplier") and not user.scope("category"):

@@ -74,6 +74,7 @@ def _order_scope(conn: Connection) -> str:
 
 
 def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thresholds) -> BuyerDigest:
+    """One buyer's digest (the caller has migrated the database: only the dbt marts may be missing)."""
     scope = {"suppliers": list(user.scope("supplier")), "categories": list(user.scope("category"))}
     d = BuyerDigest(
         business_date=business_date.isoformat(),
@@ -84,47 +85,44 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
 
     # the nightly for the business date proposed the orders of the next day (replenish.clock)
     p = {**scope, "d": business_date, "od": clock.order_date_for(business_date)}
-    if _exists(conn, "orders.purchase_orders", "orders.order_lines"):
-        where = _order_scope(conn)
-        # Awaiting review: still open and still deliverable, the earliest cutoff first.
-        rows = conn.execute(
-            text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, p.cutoff_at, p.reasons,
-                            p.order_value
-                     FROM orders.purchase_orders p
-                     WHERE p.status IN ('proposed', 'in_review') AND p.order_date <= :od
-                       AND p.delivery_date > :od AND {where}
-                     ORDER BY p.cutoff_at NULLS LAST, p.order_id"""),
-            p,
-        ).mappings().all()
-        d.review_count = len(rows)
-        d.review = [{**r, "reasons": list(r["reasons"] or ()), "order_value": _num(r["order_value"])}
-                    for r in rows[:MAX_LISTED]]
-        # Released by the rules (not by a person or a cutoff action) for today's order opportunities.
-        auto = conn.execute(
-            text(f"""SELECT count(*) AS released, coalesce(sum(p.order_value), 0) AS value,
-                            count(*) FILTER (WHERE p.status IN ('sent', 'acknowledged')) AS sent,
-                            coalesce(sum(p.order_value) FILTER (WHERE p.status IN ('sent', 'acknowledged')), 0)
-                                AS sent_value
-                     FROM orders.purchase_orders p
-                     WHERE p.order_date = :od AND left(p.released_by, 8) = 'release:' AND {where}"""),
-            p,
-        ).mappings().one()
-        d.auto = {k: _num(v) for k, v in auto.items()}
-        if _exists(conn, "orders.outbox"):
-            dead = conn.execute(
-                text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, o.channel, o.attempts,
-                                o.last_error
-                         FROM orders.outbox o JOIN orders.purchase_orders p ON p.order_id = o.order_id
-                         WHERE o.status = 'dead_letter' AND p.order_date = :od AND {where}
-                         ORDER BY p.order_id"""),
-                p,
-            ).mappings().all()
-            d.dead_letters = [dict(r) for r in dead[:MAX_LISTED]]
-    if _exists(conn, "ops.quality_gate"):
-        blocked = _blocked_stores(conn, business_date)
-        d.blocked_store_count = len(blocked)
-        d.blocked_stores = blocked[:MAX_LISTED]
-    if _exists(conn, "forecast.forecasts", "marts.fct_daily_demand", "marts.dim_items",
+    where = _order_scope(conn)
+    # Awaiting review: still open and still deliverable, the earliest cutoff first.
+    rows = conn.execute(
+        text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, p.cutoff_at, p.reasons,
+                        p.order_value
+                 FROM orders.purchase_orders p
+                 WHERE p.status IN ('proposed', 'in_review') AND p.order_date <= :od
+                   AND p.delivery_date > :od AND {where}
+                 ORDER BY p.cutoff_at NULLS LAST, p.order_id"""),
+        p,
+    ).mappings().all()
+    d.review_count = len(rows)
+    d.review = [{**r, "reasons": list(r["reasons"] or ()), "order_value": _num(r["order_value"])}
+                for r in rows[:MAX_LISTED]]
+    # Released by the rules (not by a person or a cutoff action) for today's order opportunities.
+    auto = conn.execute(
+        text(f"""SELECT count(*) AS released, coalesce(sum(p.order_value), 0) AS value,
+                        count(*) FILTER (WHERE p.status IN ('sent', 'acknowledged')) AS sent,
+                        coalesce(sum(p.order_value) FILTER (WHERE p.status IN ('sent', 'acknowledged')), 0)
+                            AS sent_value
+                 FROM orders.purchase_orders p
+                 WHERE p.order_date = :od AND left(p.released_by, 8) = 'release:' AND {where}"""),
+        p,
+    ).mappings().one()
+    d.auto = {k: _num(v) for k, v in auto.items()}
+    dead = conn.execute(
+        text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date, o.channel, o.attempts,
+                        o.last_error
+                 FROM orders.outbox o JOIN orders.purchase_orders p ON p.order_id = o.order_id
+                 WHERE o.status = 'dead_letter' AND p.order_date = :od AND {where}
+                 ORDER BY p.order_id"""),
+        p,
+    ).mappings().all()
+    d.dead_letters = [dict(r) for r in dead[:MAX_LISTED]]
+    blocked = _blocked_stores(conn, business_date)
+    d.blocked_store_count = len(blocked)
+    d.blocked_stores = blocked[:MAX_LISTED]
+    if _exists(conn, "marts.fct_daily_demand", "marts.dim_items",
                "marts.dim_replenishment_parameters"):
         outliers = _yoy_outliers(conn, p, th)
         d.yoy_outlier_count = len(outliers)

@@ -31,7 +31,6 @@ from replenish.orders.sent_ledger import (
     transmit,
     uncertain_note,
 )
-from replenish.orders.store import ensure_schema as ensure_orders_schema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -40,35 +39,7 @@ if TYPE_CHECKING:
 
 CHANNEL = "digest"
 
-DDL = """
-CREATE TABLE IF NOT EXISTS orders.digest_outbox (
-    message_id      bigserial PRIMARY KEY,
-    business_date   date        NOT NULL,
-    user_id         bigint      NOT NULL,
-    idempotency_key text        NOT NULL UNIQUE,
-    recipient       text        NOT NULL,
-    subject         text        NOT NULL,
-    payload         jsonb       NOT NULL,
-    status          text        NOT NULL DEFAULT 'pending',
-    attempts        int         NOT NULL DEFAULT 0,
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
-    last_error      text,
-    run_id          text,
-    created_at      timestamptz NOT NULL DEFAULT now(),
-    sent_at         timestamptz,
-    sent_by_run     text,
-    external_ref    text,
-    UNIQUE (business_date, user_id)
-)
-"""
-
-__all__ = ["CHANNEL", "DispatchConfig", "SimulatedCrash", "digest_key", "drain_digests", "enqueue", "ensure_schema"]
-
-
-def ensure_schema(conn: Connection) -> None:
-    ensure_orders_schema(conn)  # orders.sent_ledger and orders.alerts
-    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('orders.digest_outbox'))")
-    conn.exec_driver_sql(DDL)
+__all__ = ["CHANNEL", "DispatchConfig", "SimulatedCrash", "digest_key", "drain_digests", "enqueue"]
 
 
 def digest_key(business_date: dt.date, user_id: int) -> str:

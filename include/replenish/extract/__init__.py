@@ -19,7 +19,7 @@ from replenish.extract.loader import (
     load_days,
     validate_frame,
 )
-from replenish.extract.schema import RAW_SCHEMA, ensure_raw_schema, raw_schema_ddl
+from replenish.extract.schema import RAW_SCHEMA, prepare_raw_schema
 
 __all__ = [
     "Column",
@@ -35,13 +35,12 @@ __all__ = [
     "MmsDatabaseConnector",
     "RAW_SCHEMA",
     "RawFrame",
-    "ensure_raw_schema",
     "entities_for",
     "get_entity",
     "load_day",
     "load_days",
     "parse_csv_bytes",
     "populate_mms_source",
-    "raw_schema_ddl",
+    "prepare_raw_schema",
     "validate_frame",
 ]

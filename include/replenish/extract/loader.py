@@ -37,7 +37,7 @@ from replenish.extract.contract import (
     EntitySpec,
     describe_char,
 )
-from replenish.extract.schema import RAW_SCHEMA, check_ident, ensure_raw_schema
+from replenish.extract.schema import RAW_SCHEMA, check_ident, prepare_raw_schema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -602,7 +602,7 @@ def load_days(
     if entities is not None:
         wanted = set(entities)
         specs = [s for s in specs if s.name in wanted or s.entity in wanted]
-    ensure_raw_schema(engine, schema)
+    prepare_raw_schema(engine, schema)
     total = LoadSummary(connector=connector.name)
     done = 0
     if progress:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from replenish.monitoring.store import ensure_schema
+from replenish import migrations
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -58,7 +58,7 @@ def alert_failure(engine: Engine, *, dag_id: str, run_id: str, task_id: str = ""
     lines += [f"{name.replace('_', ' ')}: {url}" for name, url in (links or {}).items()]
     body = "\n".join(lines) + "\n"
     with engine.begin() as conn:
-        ensure_schema(conn)
+        migrations.ensure_current(conn)
         claimed = conn.execute(
             text("""INSERT INTO ops.pipeline_alerts (dag_id, run_id, task_id, map_index, try_number, recipients,
                         subject, message)

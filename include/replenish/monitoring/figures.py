@@ -20,20 +20,16 @@ if TYPE_CHECKING:
 _BLOCKED_LISTED = 50  # blocked stores listed with their reasons in a run's figures (the count is complete)
 
 
-def _exists(conn: Connection, table: str) -> bool:
-    return bool(conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar())
-
-
 def _int(v: Any) -> int:
     return int(v or 0)
 
 
 def run_figures(conn: Connection, run_id: str, business_date: dt.date | None) -> dict[str, Any]:
+    """The run's business figures from what its stages recorded (the caller has migrated the database)."""
     stages: dict[str, dict[str, Any]] = {}
-    if _exists(conn, "ops.stage_results"):
-        for r in conn.execute(text("SELECT stage, status, summary FROM ops.stage_results WHERE run_id = :r"),
-                              {"r": run_id}):
-            stages[r.stage] = {"status": r.status, **(r.summary or {})}
+    for r in conn.execute(text("SELECT stage, status, summary FROM ops.stage_results WHERE run_id = :r"),
+                          {"r": run_id}):
+        stages[r.stage] = {"status": r.status, **(r.summary or {})}
     fig: dict[str, Any] = {}
     if "extract" in stages:
         fig["rows_loaded"] = _int(stages["extract"].get("rows_loaded"))
@@ -59,18 +55,17 @@ def run_figures(conn: Connection, run_id: str, business_date: dt.date | None) ->
         fig["dispatch_dead_letters"] = _int(d.get("dead"))
     if "digest" in stages:
         fig["digests_sent"] = _int(stages["digest"].get("sent"))
-    if business_date is not None and _exists(conn, "orders.release_stats"):
+    if business_date is not None:
         row = conn.execute(
             text("SELECT sum(orders), sum(auto_released) FROM orders.release_stats WHERE business_date = :d"),
             {"d": business_date},
         ).one()
         if row[0]:
             fig["touchless_rate"] = round(float(row[1]) / float(row[0]), 4)
-    if _exists(conn, "forecast.models"):
-        model = conn.execute(text("SELECT version, backtest_wape FROM forecast.models WHERE is_current")).first()
-        if model is not None:
-            fig["model_version"] = model[0]
-            fig["backtest_wape"] = None if model[1] is None else round(float(model[1]), 4)
+    model = conn.execute(text("SELECT version, backtest_wape FROM forecast.models WHERE is_current")).first()
+    if model is not None:
+        fig["model_version"] = model[0]
+        fig["backtest_wape"] = None if model[1] is None else round(float(model[1]), 4)
     fig["stage_status"] = {k: v["status"] for k, v in stages.items()}
     return fig
 

@@ -70,16 +70,17 @@ def deliver(rec: dict[str, Any]) -> None:
     figures, computed now from what its stages recorded, and the alert of a failed run no task alerted),
     ``alert_status`` (the outcome of an alert mail whose status could not be written).
     """
+    from replenish import migrations
     from replenish.database import engine
     from replenish.monitoring.alerts import AlertStatusNotRecorded, alert_failure, mark_alert
-    from replenish.monitoring.store import ensure_schema, record_task_run
+    from replenish.monitoring.store import record_task_run
 
     kind = rec["kind"]
     try:
         if kind == "task":
             t = rec["task"]
             with engine().begin() as conn:
-                ensure_schema(conn)
+                migrations.ensure_current(conn)
                 record_task_run(conn, **{**t, "started_at": _parse_when(t["started_at"]),
                                          "finished_at": _parse_when(t["finished_at"])})
             if rec.get("alert"):
@@ -101,16 +102,17 @@ def deliver(rec: dict[str, Any]) -> None:
 def _deliver_dag_run(rec: dict[str, Any]) -> None:
     from sqlalchemy import text
 
+    from replenish import migrations
     from replenish.database import engine
     from replenish.monitoring.alerts import alert_failure
     from replenish.monitoring.figures import run_figures
-    from replenish.monitoring.store import ensure_schema, record_dag_run
+    from replenish.monitoring.store import record_dag_run
 
     r = rec["dag_run"]
     day = dt.date.fromisoformat(r["business_date"]) if r.get("business_date") else None
     finished = r["state"] != "running"
     with engine().begin() as conn:
-        ensure_schema(conn)
+        migrations.ensure_current(conn)
         record_dag_run(conn, dag_id=r["dag_id"], run_id=r["run_id"], business_date=day, state=r["state"],
                        started_at=_parse_when(r.get("started_at")), finished_at=_parse_when(r.get("finished_at")),
                        figures=run_figures(conn, r["run_id"], day) if finished else {}, links=r.get("links") or {})

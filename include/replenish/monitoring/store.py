@@ -16,65 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from replenish import migrations
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 # Logs of Airflow runs: a re-run of a business date is a new Airflow run (new run id) and adds its rows,
 # unlike the warehouse's data tables, which a re-run leaves unchanged.
 RUN_LOG_TABLES = ("ops.pipeline_runs", "ops.task_runs", "ops.pipeline_alerts")
-
-DDL = """
-CREATE SCHEMA IF NOT EXISTS ops;
-CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
-    dag_id        text        NOT NULL,
-    run_id        text        NOT NULL,
-    business_date date,
-    state         text        NOT NULL,
-    started_at    timestamptz,
-    finished_at   timestamptz,
-    figures       jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    links         jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    recorded_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (dag_id, run_id)
-);
-CREATE INDEX IF NOT EXISTS pipeline_runs_recent_idx ON ops.pipeline_runs (recorded_at DESC);
-CREATE TABLE IF NOT EXISTS ops.task_runs (
-    dag_id      text        NOT NULL,
-    run_id      text        NOT NULL,
-    task_id     text        NOT NULL,
-    map_index   int         NOT NULL DEFAULT -1,
-    try_number  int         NOT NULL,
-    max_tries   int,
-    state       text        NOT NULL,
-    started_at  timestamptz,
-    finished_at timestamptz,
-    error       text,
-    recorded_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (dag_id, run_id, task_id, map_index, try_number)
-);
-CREATE TABLE IF NOT EXISTS ops.pipeline_alerts (
-    dag_id      text        NOT NULL,
-    run_id      text        NOT NULL,
-    task_id     text        NOT NULL,            -- '' for a DAG run failure without a failed task
-    map_index   int         NOT NULL DEFAULT -1,
-    try_number  int,
-    recipients  text        NOT NULL,
-    subject     text        NOT NULL,
-    message     text        NOT NULL,
-    status      text        NOT NULL DEFAULT 'pending',   -- pending -> sent | failed
-    external_ref text,
-    last_error  text,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    sent_at     timestamptz,
-    PRIMARY KEY (dag_id, run_id, task_id, map_index)
-)
-"""
-
-
-def ensure_schema(conn: Connection) -> None:
-    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('replenish.ops_monitoring_ddl'))")
-    conn.exec_driver_sql(DDL)
-
 
 def record_task_run(conn: Connection, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int,
                     max_tries: int | None, state: str, started_at: dt.datetime | None,
@@ -117,8 +66,7 @@ def record_dag_run(conn: Connection, *, dag_id: str, run_id: str, business_date:
 
 
 def recent_runs(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
-    if not conn.execute(text("SELECT to_regclass('ops.pipeline_runs') IS NOT NULL")).scalar():
-        return []
+    migrations.ensure_current(conn)
     rows = conn.execute(
         text("""SELECT r.dag_id, r.run_id, r.business_date, r.state, r.started_at, r.finished_at, r.figures,
                        r.links,

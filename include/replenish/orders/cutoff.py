@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
+from replenish import migrations
 from replenish.orders.outbox import approve, cancel
 from replenish.orders.release import cutoff_action, load_rules
-from replenish.orders.store import add_event, ensure_schema, set_status
+from replenish.orders.store import add_event, set_status
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -42,7 +43,7 @@ def enforce_cutoffs(
     rules = load_rules(rules_path)
     counts = {"send": 0, "skip": 0, "escalate": 0}
     with engine.begin() as conn:
-        ensure_schema(conn)
+        migrations.ensure_current(conn)
         due = (
             conn.execute(
                 text(

@@ -15,14 +15,14 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from replenish import clock
+from replenish import clock, migrations
 from replenish.orders import release_facts as facts
 from replenish.orders.dispatcher import DispatchConfig, drain
 from replenish.orders.inputs import load_inputs
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
 from replenish.orders.release import Decision, LineFacts, LineRisk, OrderFacts, RuleSet, decide, load_rules
-from replenish.orders.store import SYSTEM_ACTOR_RE, add_event, ensure_schema, set_status, upsert_proposals
+from replenish.orders.store import SYSTEM_ACTOR_RE, add_event, set_status, upsert_proposals
 
 CUTOFF_PASSED = "cutoff_passed"  # proposed after the supplier's cutoff (a late run): a person must phone or reject
 # reasons written by propose: kept when release re-decides an order (release's own reasons are recomputed)
@@ -47,7 +47,7 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up",
     stores = None if store_ids is None else sorted({str(s) for s in store_ids})
     order_date = clock.order_date_for(business_date)
     with eng.begin() as conn:
-        ensure_schema(conn)
+        migrations.ensure_current(conn)
         now = clock.now(conn)
         lines, fc = load_inputs(conn, business_date)
         if not lines.empty:
@@ -123,7 +123,7 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
     auto = review = capped = 0
     reasons_count: dict[str, int] = {}
     with _engine().begin() as conn:
-        ensure_schema(conn)
+        migrations.ensure_current(conn)
         now = now or clock.now(conn)
         orders = conn.execute(text(_REEVALUABLE_SQL), {"d": order_date, "now": now, "sys": SYSTEM_ACTOR_RE}
                               ).mappings().all()
@@ -295,7 +295,7 @@ def dispatch(
 
     eng = _engine()
     with eng.begin() as conn:
-        ensure_schema(conn)
+        migrations.ensure_current(conn)
         now = now or clock.now(conn)
     cutoffs = enforce_cutoffs(eng, now, business_today=now.date())
     c = drain(eng, channels or default_channels(), business_today=now.date(), run_id=run_id, limit=limit, cfg=cfg,

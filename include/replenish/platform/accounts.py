@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
+from replenish import migrations
 from replenish.platform.errors import has_control_chars
 
 if TYPE_CHECKING:
@@ -20,27 +21,6 @@ if TYPE_CHECKING:
 
 ROLES = ("admin", "buyer", "store_manager")
 SCOPE_TYPES = ("store", "supplier", "category")
-
-DDL = """
-CREATE SCHEMA IF NOT EXISTS platform;
-CREATE TABLE IF NOT EXISTS platform.users (
-    user_id bigserial PRIMARY KEY,
-    username text NOT NULL UNIQUE,
-    email text NOT NULL,
-    display_name text NOT NULL DEFAULT '',
-    role text NOT NULL CHECK (role IN ('admin', 'buyer', 'store_manager')),
-    password_hash text NOT NULL,
-    is_active boolean NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS platform.user_scopes (
-    user_id bigint NOT NULL REFERENCES platform.users(user_id),
-    scope_type text NOT NULL CHECK (scope_type IN ('store', 'supplier', 'category')),
-    scope_value text NOT NULL,
-    PRIMARY KEY (user_id, scope_type, scope_value)
-);
-"""
-
 
 @dataclass(frozen=True)
 class User:
@@ -54,11 +34,6 @@ class User:
 
     def scope(self, scope_type: str) -> tuple[str, ...]:
         return self.scopes.get(scope_type, ())
-
-
-def ensure_schema(conn: Connection) -> None:
-    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('platform.ensure_schema'))")
-    conn.exec_driver_sql(DDL)
 
 
 def _hasher():
@@ -100,7 +75,7 @@ def add_user(
     for scope_type in scopes or {}:
         if scope_type not in SCOPE_TYPES:
             raise ValueError(f"scope type must be one of {', '.join(SCOPE_TYPES)}, not {scope_type!r}")
-    ensure_schema(conn)
+    migrations.ensure_current(conn)
     password = password or generate_password()
     user_id: int = conn.execute(
         text(
@@ -143,9 +118,8 @@ def _scopes(conn: Connection, user_ids: list[int]) -> dict[int, dict[str, tuple[
     return {uid: {k: tuple(v) for k, v in s.items()} for uid, s in out.items()}
 
 
-def _users(conn: Connection, where: str = "", params: dict | None = None, *, ensure: bool = True) -> list[User]:
-    if ensure:
-        ensure_schema(conn)
+def _users(conn: Connection, where: str = "", params: dict | None = None) -> list[User]:
+    migrations.ensure_current(conn)  # after the process's first call: no query
     rows = conn.execute(
         text(
             "SELECT user_id, username, email, display_name, role, is_active FROM platform.users "
@@ -160,9 +134,8 @@ def _users(conn: Connection, where: str = "", params: dict | None = None, *, ens
     ]
 
 
-def get_user(conn: Connection, username: str, *, ensure: bool = True) -> User | None:
-    """``ensure=False`` where the schema is known to exist (a session lookup per request: no DDL, no lock)."""
-    found = _users(conn, "WHERE username = :u", {"u": username}, ensure=ensure)
+def get_user(conn: Connection, username: str) -> User | None:
+    found = _users(conn, "WHERE username = :u", {"u": username})
     return found[0] if found else None
 
 
@@ -198,7 +171,7 @@ def authenticate(conn: Connection, username: str, password: str) -> User | None:
     Unknown user, disabled user, wrong password and unusable input (control characters) do the same work,
     one argon2 verification (against a dummy hash when there is no usable one), and give the same answer:
     neither the answer nor its time tells which names exist or are disabled."""
-    ensure_schema(conn)
+    migrations.ensure_current(conn)
     row = None
     if username and not has_control_chars(username) and not has_control_chars(password):
         row = conn.execute(

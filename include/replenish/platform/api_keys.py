@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from replenish.platform.tables import ensure_schema
+from replenish import migrations
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -38,7 +38,7 @@ def create_key(conn: Connection, name: str, store_id: str, *, created_by: str | 
         raise ValueError("name must not be empty")
     if not str(store_id).strip():
         raise ValueError("store_id must not be empty")
-    ensure_schema(conn)
+    migrations.ensure_current(conn)
     prefix = secrets.token_hex(4)
     key = f"rk_{prefix}_{secrets.token_urlsafe(32)}"
     exists = conn.execute(
@@ -57,7 +57,7 @@ def create_key(conn: Connection, name: str, store_id: str, *, created_by: str | 
 
 
 def revoke_key(conn: Connection, name: str) -> bool:
-    ensure_schema(conn)
+    migrations.ensure_current(conn)
     res = conn.execute(
         text("UPDATE platform.api_keys SET revoked_at = now() WHERE name = :n AND revoked_at IS NULL"), {"n": name}
     )
@@ -65,7 +65,7 @@ def revoke_key(conn: Connection, name: str) -> bool:
 
 
 def list_keys(conn: Connection) -> list[dict]:
-    ensure_schema(conn)
+    migrations.ensure_current(conn)
     rows = conn.execute(
         text(
             "SELECT name, store_id, key_prefix, created_by, created_at, revoked_at, last_used_at "

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from replenish.platform import tables
+from replenish import migrations
 from replenish.platform.context import PlatformContext
 from replenish.platform.errors import FieldError, PlatformError, pointer
 from replenish.platform.labels import actor_label, reason_label, status_label
@@ -136,8 +136,7 @@ def create_app(
         from replenish.database import engine as warehouse_engine
 
         engine = warehouse_engine(settings)
-    with engine.begin() as conn:
-        tables.ensure_schema(conn)
+    migrations.ensure_current(engine)  # `replenish serve` and every test app: the schema at this release's head
     templates = make_templates()
     ctx = PlatformContext(
         settings=settings,

@@ -24,8 +24,10 @@ def fail(message: str, param_hint: str | None = None) -> NoReturn:
 
 
 def _begin():
+    from replenish import migrations
     from replenish.database import engine
 
+    migrations.ensure_current()  # the users and keys commands may be the first to touch a new database
     return engine().begin()
 
 
@@ -134,11 +136,11 @@ def users_disable(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Disable a user: sign-in refused, open sessions end at once."""
-    from replenish.platform import accounts, tables
+    from replenish.platform import accounts
     from replenish.platform.sessions import end_user_sessions
+
     with cli.stdout_for_json(as_json):
         with _begin() as conn:
-            tables.ensure_schema(conn)  # the sessions table exists only once the web app has started
             found = accounts.disable_user(conn, username)
             ended = end_user_sessions(conn, username) if found else 0
         if not found:

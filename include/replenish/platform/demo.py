@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from replenish import migrations
 from replenish.orders.store import add_event, set_status
 from replenish.platform import accounts, api_keys
-from replenish.platform.tables import ensure_schema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -61,7 +61,7 @@ def seed_demo_users(conn: Connection, *, managers: int = 3, with_api_key: bool =
 
     Returns one dict per account: username, role, password (clear, only now), scopes; plus a POS API key
     for the first store (``role`` = "pos_terminal", ``api_key``) when ``with_api_key``."""
-    ensure_schema(conn)
+    migrations.ensure_current(conn)
     stores, suppliers = _stores_and_suppliers(conn)
     half = (len(suppliers) + 1) // 2
     accounts_out: list[dict[str, Any]] = []
@@ -73,7 +73,7 @@ def seed_demo_users(conn: Connection, *, managers: int = 3, with_api_key: bool =
     # missing stock count): someone can sign in and decide them on a phone
     waiting = [str(r[0]) for r in conn.execute(text(
         "SELECT DISTINCT store_id::text FROM orders.purchase_orders WHERE status IN ('proposed', 'in_review')"
-    )).all()] if conn.exec_driver_sql("SELECT to_regclass('orders.purchase_orders')").scalar() else []
+    )).all()]
     for store in list(dict.fromkeys(stores[:managers] + sorted(waiting, key=lambda s: (len(s), s))))[:managers + 5]:
         plan.append((f"demo-manager-{store}", "store_manager", {"store": [store]}, f"Manager store {store}"))
     for username, role, scopes, display in plan:
@@ -130,7 +130,7 @@ def seed_demo(conn: Connection, *, tag: str | None = None, today: dt.date | None
     POS API key per store. Returns names, ids, passwords and keys (see the keys of the dict)."""
     from replenish import clock
 
-    ensure_schema(conn)
+    migrations.ensure_current(conn)
     tag = tag or "t" + uuid.uuid4().hex[:6]
     today = today or clock.today(conn)
     now = now or dt.datetime.now(dt.UTC)

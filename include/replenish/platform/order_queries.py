@@ -234,7 +234,7 @@ def forecast_band(
     conn: Connection, store_id: str, item_ids: list[str], origin: dt.date, until: dt.date
 ) -> dict[str, list[tuple[dt.date, float, float, float]]]:
     """(target date, p10, p50, p90) from the latest forecast made on or before ``origin``."""
-    if not item_ids or not _exists(conn, "forecast.forecasts"):
+    if not item_ids:
         return {}
     rows = conn.execute(
         text(

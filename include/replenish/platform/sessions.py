@@ -71,7 +71,7 @@ def session_user(conn: Connection, token: str | None, *, idle_minutes: int | Non
     if row.stale:
         conn.execute(text("UPDATE platform.sessions SET last_seen_at = now() WHERE token_hash = :h"),
                      {"h": _hash(token)})
-    user = get_user(conn, row.username, ensure=False)  # the join above proved the tables exist
+    user = get_user(conn, row.username)
     return (user, row.csrf_token) if user else None
 
 

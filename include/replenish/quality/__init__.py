@@ -9,7 +9,6 @@ from replenish.quality.gate import (
     CheckResult,
     GateResult,
     build_data_docs,
-    ensure_ops_quality_schema,
     is_store_blocked,
     latest_gate,
     latest_run,
@@ -19,6 +18,6 @@ from replenish.quality.suites import CHECKS, Check, QualityParams, check_catalog
 
 __all__ = [
     "CHECKS", "Check", "CheckResult", "GateResult", "QualityParams", "build_data_docs",
-    "check_catalog", "ensure_ops_quality_schema", "is_store_blocked", "latest_gate", "latest_run",
+    "check_catalog", "is_store_blocked", "latest_gate", "latest_run",
     "run_quality_gate",
 ]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from replenish import migrations
 from replenish.database import database_url, sqlalchemy_url
 from replenish.database import engine as default_engine
 from replenish.quality.reasons import global_sentence, store_sentence
@@ -30,43 +31,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
-
-OPS_DDL = """
-CREATE SCHEMA IF NOT EXISTS ops;
-CREATE TABLE IF NOT EXISTS ops.quality_runs (
-    run_id                    text        PRIMARY KEY,
-    business_date             date        NOT NULL,
-    is_automation_blocked_any boolean     NOT NULL,
-    checks_failed_blocking    int         NOT NULL,
-    checks_failed_warning     int         NOT NULL,
-    created_at                timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS quality_runs_date_idx ON ops.quality_runs (business_date, created_at DESC);
-CREATE TABLE IF NOT EXISTS ops.quality_results (
-    run_id        text        NOT NULL,
-    business_date date        NOT NULL,
-    check_name    text        NOT NULL,
-    severity      text        NOT NULL,
-    scope         text        NOT NULL,
-    store_id      int,
-    success       boolean     NOT NULL,
-    observed      jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    checked_at    timestamptz NOT NULL DEFAULT now()
-);
-CREATE UNIQUE INDEX IF NOT EXISTS quality_results_key
-    ON ops.quality_results (run_id, check_name, coalesce(store_id, -1));
-CREATE INDEX IF NOT EXISTS quality_results_date_idx ON ops.quality_results (business_date);
-CREATE TABLE IF NOT EXISTS ops.quality_gate (
-    run_id                text    NOT NULL,
-    business_date         date    NOT NULL,
-    store_id              int     NOT NULL,
-    is_automation_blocked boolean NOT NULL,
-    reasons               text[]  NOT NULL DEFAULT '{}',
-    PRIMARY KEY (run_id, store_id)
-);
-ALTER TABLE ops.quality_gate ADD COLUMN IF NOT EXISTS details text[] NOT NULL DEFAULT '{}';
-CREATE INDEX IF NOT EXISTS quality_gate_date_idx ON ops.quality_gate (business_date);
-"""
 
 _ROWS_KEPT = 50      # unexpected rows kept per expectation in `observed`
 _VALUES_KEPT = 20    # unexpected values kept per column expectation
@@ -152,14 +116,6 @@ def _dumps(obj: Any) -> str:
 
 def _jsonable(obj: Any) -> Any:
     return json.loads(_dumps(obj))
-
-
-def ensure_ops_quality_schema(eng: Engine) -> None:
-    with eng.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('replenish.ops_quality_ddl'))"))
-        for stmt in OPS_DDL.split(";"):
-            if stmt.strip():
-                conn.execute(text(stmt))
 
 
 def _existing_tables(conn: Connection, names: set[str]) -> frozenset[str]:
@@ -368,7 +324,7 @@ def run_quality_gate(
     # preflight: an unreachable warehouse is an infrastructure error, not bad data
     with eng.connect() as conn:
         conn.execute(text("SELECT 1"))
-    ensure_ops_quality_schema(eng)
+    migrations.ensure_current(eng)
 
     names = {f"{params.raw_schema}.{t}" for t in (*RAW_TABLES, "quarantine")}
     names.add(f"{params.marts_schema}.fct_daily_demand")
@@ -470,9 +426,8 @@ def _write_results(eng: Engine, result: GateResult, reasons: dict[int, list[tupl
 
 def latest_run(eng: Engine, business_date: dt.date) -> dict[str, Any] | None:
     """The most recent quality run for the date (None: never validated)."""
+    migrations.ensure_current(eng)
     with eng.connect() as conn:
-        if not conn.execute(text("SELECT to_regclass('ops.quality_runs') IS NOT NULL")).scalar():
-            return None
         row = conn.execute(
             text("""SELECT * FROM ops.quality_runs WHERE business_date = :d
                     ORDER BY created_at DESC, run_id DESC LIMIT 1"""),
