@@ -35,18 +35,40 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model)."""
     import pandas as pd
 
-    from ml.backtest import metrics, metrics_by
     from ml.data import mart_to_frame
-    from ml.model import ForecastModel
     from ml.registry import register_model, series_horizon_metrics
 
     cfg = cfg or ForecastConfig()
     end = pd.Timestamp(end_date)
-    frame = frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon)
-    frame = frame[pd.to_datetime(frame["date"]) <= end]
+    # the mart's frame is passed on, not kept here: backtest_and_fit drops its future rows and frees it
+    model, P, m = backtest_and_fit(frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon),
+                                   end, cfg)
+    version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+    path = model.save(artifact_dir() / f"{version}.pkl")
+    promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
+                              model.train_end, m, str(path), series_metrics=series_horizon_metrics(P))
+    log.info("model %s backtest wape=%.4f promoted=%s", version, m["wape"], promoted)
+    return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
+
+
+def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig) -> tuple[ForecastModel, pd.DataFrame, dict]:
+    """The weekly training without the database: the backtest model (data <= end - 28 d) predicts every origin of
+    the last 28 days (h = 1..7), then the model is fit on all data <= end. Returns the model, the backtest rows
+    and their metrics. Each model's grid and matrix are freed before the next is built."""
+    import pandas as pd
+
+    from ml.backtest import metrics, metrics_by
+    from ml.model import ForecastModel
+
+    end = pd.Timestamp(end)
+    after = pd.to_datetime(frame["date"]) > end
+    if after.any():                     # the future drivers' rows: a copy without them, only when there are any
+        frame = frame[~after.to_numpy()]
+    del after
     bt_start = end - pd.Timedelta(days=BACKTEST_DAYS)
     bt = ForecastModel(cfg).fit(frame, end_date=bt_start)
     P = bt.predict(frame, pd.date_range(bt_start + pd.Timedelta(days=1), end - pd.Timedelta(days=1)), range(1, 8))
+    del bt
     P = P[P["target_date"] <= end]
     m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
@@ -54,12 +76,7 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
                        for r in metrics_by(P, "horizon").to_dict("records")}
     m["backtest_origins"] = [str((bt_start + pd.Timedelta(days=1)).date()), str((end - pd.Timedelta(days=1)).date())]
     model = ForecastModel(cfg).fit(frame, end_date=end)
-    version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
-    path = model.save(artifact_dir() / f"{version}.pkl")
-    promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
-                              model.train_end, m, str(path), series_metrics=series_horizon_metrics(P))
-    log.info("model %s backtest wape=%.4f promoted=%s", version, m["wape"], promoted)
-    return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
+    return model, P, m
 
 
 def _blocked_mask(store_ids, blocked: bool | Collection[int]):
