@@ -112,7 +112,7 @@ def run_scale_bench(n_stores: int = 10, n_items: int = 3049, days: int = 730, se
 
 
 def run_chain_bench(n_stores: int = 200, n_items: int = 150, days: int = 730, seed: int = 0, cfg=None,
-                    chunk_series: int | None = None) -> dict:
+                    chunk_series: int | None = None, forecasts_to: str | Path | None = None) -> dict:
     """The chain case (200 stores x 150 items = 30,000 series, two years daily): the production code paths without
     the database. The synthetic panel is written to a Parquet file that plays the demand mart (read whole for the
     weekly training, by chunks of stores for the nightly), so the process holds what the pipeline's would.
@@ -120,7 +120,8 @@ def run_chain_bench(n_stores: int = 200, n_items: int = 150, days: int = 730, se
     Phases: ``train`` = the weekly training (:func:`ml.predict.backtest_and_fit`: backtest model, 28 backtest
     origins, final model; production config), ``nightly`` = the nightly forecast of every store
     (:func:`ml.predict.forecast_stores`, streamed by store chunks, fallback profiled over every store).
-    Target (issue 18): both under 8 GiB peak."""
+    Target (issue 18): both under 8 GiB peak. ``forecasts_to``: the nightly's forecasts written there (Parquet),
+    to compare two versions of the code row for row."""
     import tempfile
 
     import pandas as pd
@@ -176,6 +177,9 @@ def run_chain_bench(n_stores: int = 200, n_items: int = 150, days: int = 730, se
         res["nightly_seconds"] = round(time.perf_counter() - t0, 1)
         res["forecast_rows"] = int(len(F))
         res["fallback_rows"] = int(F["is_fallback"].sum())
+        if forecasts_to is not None:
+            F[["store_id", "item_id", "horizon", "p10", "p50", "p90", "is_fallback"]].to_parquet(forecasts_to)
+        del F
         mem.phase("end")
     res["peak_rss_gib"] = {k: round(v / GIB, 2) for k, v in mem.peaks.items()}
     res["peak_rss_gib_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 2)
