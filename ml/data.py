@@ -183,6 +183,19 @@ def mart_store_ids(engine: Engine, end_date, horizon: int = 14) -> list[int]:
     return sorted(ids)
 
 
+
+def mart_series_counts(engine: Engine, end_date, store_ids: list[int]) -> dict[int, int]:
+    """Series per store with a demand row at ``end_date`` (one indexed date's rows): sizes the nightly's chunks
+    before reading them, without a scan of the whole mart."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        rows = conn.execute(text("select store_id, count(*) from marts.fct_daily_demand where demand_date = :d"
+                                 " and store_id = any(:s) group by store_id"),
+                            {"d": pd.Timestamp(end_date).date(), "s": [int(s) for s in store_ids]}).all()
+    return {int(r[0]): int(r[1]) for r in rows}
+
 def _neutral_from_mart(raw: pd.DataFrame) -> pd.DataFrame:
     """Mart rows (any order) -> the neutral frame sorted by series and date. Built column by column in numpy and
     consumed from ``raw`` as it goes: a whole-frame sort, group shifts and a final column selection each copied the

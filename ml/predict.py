@@ -91,20 +91,23 @@ def _blocked_mask(store_ids, blocked: bool | Collection[int]):
 # series whose history is read and featurised at once by the nightly forecast: at two years of daily rows a chunk
 # of 8,000 series peaks near 2 GiB (frame, grid, feature temporaries); the chain's 30,000 series at once took 8.9 GB
 PREDICT_CHUNK_SERIES = 8_000
-# stores in the first chunk, before the series per store are known
+# stores in the first chunk when the series per store are not known beforehand
 FIRST_CHUNK_STORES = 16
 
 
 def forecast_stores(model: ForecastModel | None, cfg: ForecastConfig, origin, stores: Sequence[int],
                     load: Callable[[list[int]], pd.DataFrame], history: Callable[[list[int] | None], pd.DataFrame],
-                    chunk_series: int = PREDICT_CHUNK_SERIES) -> pd.DataFrame:
+                    chunk_series: int = PREDICT_CHUNK_SERIES, sizes: dict[int, int] | None = None) -> pd.DataFrame:
     """Forecasts h = 1..max_horizon from ``origin`` for the series of ``stores``, streamed by chunks of stores:
     ``load(store_ids)`` returns those stores' neutral frame (history and future drivers); each chunk is predicted
     and freed before the next is read, so memory follows the chunk (about ``chunk_series`` series), not the chain.
 
     Every feature is per series, so a chunk's rows equal the whole frame's. The one exception is the short-history
     fallback, which profiles an item over every store: its rows are filled at the end from ``history(item_ids)``
-    (observed rows of those items in every store, None: of every item), once for all chunks."""
+    (observed rows of those items in every store, None: of every item), once for all chunks.
+
+    ``sizes`` (series per store, approximate) sizes the chunks; without it the first chunk has FIRST_CHUNK_STORES
+    stores and the next ones follow the series per store seen so far."""
     import pandas as pd
 
     from ml.model import item_profile_fallback
@@ -114,6 +117,11 @@ def forecast_stores(model: ForecastModel | None, cfg: ForecastConfig, origin, st
     stores = [int(s) for s in stores]
     i, n = 0, FIRST_CHUNK_STORES
     while i < len(stores):
+        if sizes is not None:
+            n, total = 0, 0
+            while i + n < len(stores) and (n == 0 or total + sizes.get(stores[i + n], 0) <= chunk_series):
+                total += sizes.get(stores[i + n], 0)
+                n += 1
         chunk = stores[i:i + n]
         i += len(chunk)
         part = load(chunk)
@@ -187,7 +195,7 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
     import pandas as pd
     from sqlalchemy import text
 
-    from ml.data import history_frame, mart_store_ids, mart_to_frame
+    from ml.data import history_frame, mart_series_counts, mart_store_ids, mart_to_frame
     from ml.model import ForecastModel
     from ml.registry import current_model, ensure_schema
     from replenish.bulk import copy_frame
@@ -211,7 +219,8 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
         stores = ids if ids is not None else mart_store_ids(engine, origin, cfg.max_horizon)
         P = forecast_stores(model, cfg, origin, stores,
                             lambda chunk: mart_to_frame(engine, origin, cfg.max_horizon, store_ids=chunk),
-                            lambda items: history_frame(engine, origin, items), chunk_series)
+                            lambda items: history_frame(engine, origin, items), chunk_series,
+                            sizes=mart_series_counts(engine, origin, stores))
     else:
         P = forecast_frame(model, cfg, origin, frame, ids, chunk_series)
     out = pd.DataFrame({

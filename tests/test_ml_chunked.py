@@ -52,6 +52,22 @@ def test_store_chunks_give_the_one_pass_forecasts(panel, model, with_model):
         pd.testing.assert_frame_equal(_sorted(model.predict(panel, [ORIGIN])), whole)
 
 
+def test_chunks_sized_by_known_series_counts_give_the_same_forecasts(panel, model):
+    from ml.predict import forecast_stores
+
+    def load(chunk):
+        assert len(chunk) <= 2 or chunk == [5]       # two stores of ~3 series fit 7 series; store 5 alone
+        return panel[panel["store_id"].isin(chunk)]
+
+    def history(items):
+        return panel if items is None else panel[panel["item_id"].isin(items)]
+
+    whole = _sorted(model.predict(panel, [ORIGIN]))
+    sized = _sorted(forecast_stores(model, model.cfg, ORIGIN, [2, 3, 4, 5], load, history, chunk_series=7,
+                                    sizes={2: 3, 3: 3, 4: 3, 5: 20}))
+    pd.testing.assert_frame_equal(sized, whole)
+
+
 def test_a_partition_streams_its_own_stores_with_the_chain_wide_fallback(panel, model):
     from ml.predict import forecast_frame
 
