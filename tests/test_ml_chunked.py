@@ -88,3 +88,18 @@ def test_preallocated_training_matrix_grows_when_the_sample_overshoots():
     expected = np.concatenate([c.to_numpy(np.float32) for c in chunks])
     assert data.flags["C_CONTIGUOUS"] and np.array_equal(data, expected)
     assert np.array_equal(target, expected[:, 0]) and np.array_equal(weight, expected[:, 1])
+
+
+def test_compact_frame_gives_the_same_features(panel):
+    # int32 ids and float32 drivers in the frame: the grid holds drivers as float32 anyway
+    from ml.data import compact_frame
+    from ml.features import build_features, make_grid
+    from ml.tests_support import fast_config
+
+    cfg = fast_config()
+    wide = panel.assign(store_id=panel["store_id"].astype("int64"), item_id=panel["item_id"].astype("int64"))
+    compact = compact_frame(wide.copy())
+    assert compact["store_id"].dtype == np.int32 and compact["rain"].dtype == np.float32
+    a = build_features(make_grid(wide, cfg), [ORIGIN], cfg)
+    b = build_features(make_grid(compact, cfg), [ORIGIN], cfg)
+    pd.testing.assert_frame_equal(a, b)
