@@ -111,6 +111,99 @@ def run_scale_bench(n_stores: int = 10, n_items: int = 3049, days: int = 730, se
     return res
 
 
+def run_chain_bench(n_stores: int = 200, n_items: int = 150, days: int = 730, seed: int = 0, cfg=None,
+                    chunk_series: int | None = None, forecasts_to: str | Path | None = None) -> dict:
+    """The chain case (200 stores x 150 items = 30,000 series, two years daily): the production code paths without
+    the database. The synthetic panel is written to a Parquet file that plays the demand mart (read whole for the
+    weekly training, by chunks of stores for the nightly), so the process holds what the pipeline's would.
+
+    Phases: ``train`` = the weekly training (:func:`ml.predict.backtest_and_fit`: backtest model, 28 backtest
+    origins, final model; production config), ``nightly`` = the nightly forecast of every store
+    (:func:`ml.predict.forecast_stores`, streamed by store chunks, fallback profiled over every store).
+    Target (issue 18): both under 8 GiB peak. ``forecasts_to``: the nightly's forecasts written there (Parquet),
+    to compare two versions of the code row for row."""
+    import tempfile
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from ml.config import ForecastConfig
+    from ml.data import compact_frame
+    from ml.predict import PREDICT_CHUNK_SERIES, backtest_and_fit, forecast_stores
+    from ml.synthetic import synthetic_panel
+
+    cfg = cfg or ForecastConfig()
+    chunk_series = chunk_series or PREDICT_CHUNK_SERIES
+    H = cfg.max_horizon
+    res: dict = {"case": "chain", "series": n_stores * n_items, "stores": n_stores, "items": n_items, "days": days,
+                 "horizons": H, "num_threads": cfg.lgbm.num_threads, "max_train_rows": cfg.max_train_rows,
+                 "origin_stride": cfg.origin_stride, "chunk_series": chunk_series}
+    with PeakRSS() as mem, tempfile.TemporaryDirectory(prefix="replenish-chain-") as tmp:
+        mart = Path(tmp) / "mart.parquet"
+        mem.phase("generate")
+        t0 = time.perf_counter()
+        frame = synthetic_panel(n_stores, n_items, days, future_days=H, seed=seed)
+        res["rows"] = int(len(frame))
+        end = pd.Timestamp(frame.loc[frame["y"].notna(), "date"].max())
+        # row groups of a few stores: a chunk's read touches its own stores' groups only, like the mart's scan
+        frame.to_parquet(mart, index=False, row_group_size=n_items * (days + H) * 4)
+        del frame
+        res["generate_seconds"] = round(time.perf_counter() - t0, 1)
+
+        def read(filters=None, columns=None) -> pd.DataFrame:
+            f = pq.read_table(mart, filters=filters, columns=columns).to_pandas(split_blocks=True, self_destruct=True)
+            f["y"] = f["y"].astype("float64")          # the mart's units are float8
+            return compact_frame(f)
+
+        mem.phase("train")
+        t0 = time.perf_counter()
+        model, P, metrics = backtest_and_fit(read(), end, cfg)
+        res["train_seconds"] = round(time.perf_counter() - t0, 1)
+        res["train_rows"] = model.n_train_rows
+        res["backtest_wape"] = round(float(metrics["wape"]), 4)
+        del P
+
+        mem.phase("nightly")
+        t0 = time.perf_counter()
+        stores = sorted(int(s) for s in pq.read_table(mart, columns=["store_id"]).column(0).unique().to_pylist())
+
+        def history(items):
+            narrow = ["store_id", "item_id", "date", "y", "is_stockout"]
+            f = read(None if items is None else [("item_id", "in", list(items))], narrow)
+            return f[f["date"] <= end]
+
+        F = forecast_stores(model, cfg, end, stores, lambda chunk: read([("store_id", "in", chunk)]), history,
+                            chunk_series)
+        res["nightly_seconds"] = round(time.perf_counter() - t0, 1)
+        res["forecast_rows"] = int(len(F))
+        res["fallback_rows"] = int(F["is_fallback"].sum())
+        if forecasts_to is not None:
+            F[["store_id", "item_id", "horizon", "p10", "p50", "p90", "is_fallback"]].to_parquet(forecasts_to)
+        del F
+        mem.phase("end")
+    res["peak_rss_gib"] = {k: round(v / GIB, 2) for k, v in mem.peaks.items()}
+    res["peak_rss_gib_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 2)
+    res["targets"] = {"peak_rss_gib": 8}
+    res["within_targets"] = bool(res["peak_rss_gib"].get("train", 0) < 8 and res["peak_rss_gib"].get("nightly", 0) < 8)
+    return res
+
+
+def format_chain(res: dict) -> str:
+    p = res["peak_rss_gib"]
+    return "\n".join([
+        f"synthetic chain: {res['stores']} stores x {res['items']} items = {res['series']:,} series x {res['days']} "
+        f"days ({res['rows']:,} rows), generated in {res['generate_seconds']} s",
+        f"weekly training: {res['train_seconds']:>7.1f} s  (backtest + final fit, {res['train_rows']:,} rows, "
+        f"backtest WAPE {res['backtest_wape']:.3f}), peak RSS {p.get('train')} GiB (target < 8)",
+        f"nightly forecast: {res['nightly_seconds']:>6.1f} s  ({res['forecast_rows']:,} forecasts, "
+        f"{res['fallback_rows']:,} fallback, chunks of ~{res['chunk_series']:,} series), peak RSS {p.get('nightly')} "
+        "GiB (target < 8)",
+        "peak RSS GiB by phase: " + ", ".join(f"{k} {v}" for k, v in p.items()) +
+        f"; process max {res['peak_rss_gib_process']} GiB",
+        f"within targets: {res['within_targets']}",
+    ])
+
+
 def _sanity(frame, P, origin) -> dict:
     """WAPE of P50 and of the same-weekday-last-week naive on the held-out days, P10-P90 coverage."""
     import pandas as pd

@@ -97,7 +97,9 @@ def read_query_frame(conn, sql: str, params: dict) -> pd.DataFrame:
         query = cur.mogrify(sql, params).decode()
         cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
         buf.seek(0)
-        return pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(column_types=types)).to_pandas()
+        table = pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(column_types=types))
+    # self_destruct frees each Arrow column once converted: the table and the frame are never both whole in memory
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def mart_to_frame(engine: Engine, end_date, horizon: int = 14, store_ids: list[int] | None = None) -> pd.DataFrame:
@@ -120,8 +122,79 @@ def mart_to_frame(engine: Engine, end_date, horizon: int = 14, store_ids: list[i
     fut["is_stockout"] = 0.0
     raw = pd.concat([hist, fut], ignore_index=True)
     del hist, fut
-    return _neutral_from_mart(raw)
+    return compact_frame(_neutral_from_mart(raw))
 
+
+def compact_frame(f: pd.DataFrame) -> pd.DataFrame:
+    """The frame in compact types, in place, one column at a time: int32 ids, float32 drivers, bool stock-out.
+    The grid stores drivers as float32 anyway (ml.features.make_grid), so the features are the same; y stays
+    float64. At the chain's 22 M rows this is 1.2 GB instead of 2.1 GB."""
+    import numpy as np
+
+    for c in ("store_id", "item_id"):
+        if c in f and len(f) and f[c].min() >= np.iinfo(np.int32).min and f[c].max() <= np.iinfo(np.int32).max:
+            f[c] = f[c].to_numpy().astype(np.int32)
+    for c in DRIVER_COLUMNS:
+        if c in f and f[c].dtype == np.float64:
+            f[c] = f[c].to_numpy().astype(np.float32)
+    if "is_stockout" in f and f["is_stockout"].dtype != bool:
+        f["is_stockout"] = f["is_stockout"].fillna(0).to_numpy().astype(bool)
+    return f
+
+
+# The short-history fallback (ml.model.item_profile_fallback) profiles an item over every store: it needs only these
+# columns, so it reads them alone, for the items it needs (see ml.predict.fallback_history).
+_HISTORY_SQL = """
+select store_id, item_id, demand_date as date, units_sold::float8 as y,
+       coalesce(is_stockout, false)::int as is_stockout
+from marts.fct_daily_demand where demand_date <= %(end_date)s and units_sold is not null
+"""
+
+
+def history_frame(engine: Engine, end_date, item_ids: list[int] | None = None) -> pd.DataFrame:
+    """Observed demand (store_id, item_id, date, y, is_stockout) dated <= end_date, of ``item_ids`` (None: all),
+    in every store; compact types."""
+    import pandas as pd
+
+    only = "" if item_ids is None else " and item_id = any(%(item_ids)s)"
+    with engine.connect() as conn:
+        f = read_query_frame(conn, _HISTORY_SQL + only, {"end_date": pd.Timestamp(end_date).date(),
+                                                         "item_ids": item_ids})
+    return compact_frame(f)
+
+
+def mart_store_ids(engine: Engine, end_date, horizon: int = 14) -> list[int]:
+    """The stores :func:`mart_to_frame` would return rows of (demand dated <= end_date, drivers up to ``horizon``
+    days later), sorted: the unpartitioned nightly forecast reads them a chunk at a time."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    end = pd.Timestamp(end_date)
+    with engine.connect() as conn:
+        ids = {int(r[0]) for r in conn.execute(
+            text("select distinct store_id from marts.fct_daily_demand where demand_date <= :e"), {"e": end.date()})}
+        try:
+            with conn.begin_nested():
+                ids |= {int(r[0]) for r in conn.execute(text(
+                    "select distinct store_id from marts.fct_demand_drivers where driver_date > :e and driver_date"
+                    " <= :u"), {"e": end.date(), "u": (end + pd.Timedelta(days=horizon)).date()})}
+        except Exception:  # noqa: BLE001 - no drivers table yet (as in mart_to_frame)
+            pass
+    return sorted(ids)
+
+
+
+def mart_series_counts(engine: Engine, end_date, store_ids: list[int]) -> dict[int, int]:
+    """Series per store with a demand row at ``end_date`` (one indexed date's rows): sizes the nightly's chunks
+    before reading them, without a scan of the whole mart."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        rows = conn.execute(text("select store_id, count(*) from marts.fct_daily_demand where demand_date = :d"
+                                 " and store_id = any(:s) group by store_id"),
+                            {"d": pd.Timestamp(end_date).date(), "s": [int(s) for s in store_ids]}).all()
+    return {int(r[0]): int(r[1]) for r in rows}
 
 def _neutral_from_mart(raw: pd.DataFrame) -> pd.DataFrame:
     """Mart rows (any order) -> the neutral frame sorted by series and date. Built column by column in numpy and

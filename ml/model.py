@@ -26,6 +26,52 @@ if TYPE_CHECKING:
 
 # rows of features built at once when predicting many origins (about 0.5 GiB of float32 features)
 PREDICT_CHUNK_ROWS = 2_000_000
+# candidate training rows whose features are built at once (before the max_train_rows subsample)
+TRAIN_CHUNK_ROWS = 2_000_000
+
+
+def _capacity(candidates: int, frac: float) -> int:
+    """Rows to preallocate for a Bernoulli(frac) sample of ``candidates`` rows: the mean plus six standard
+    deviations (the filters only remove rows), so the matrix practically never has to grow."""
+    if frac >= 1.0:
+        return min(candidates, 4_000_000)
+    mean = candidates * frac
+    return min(candidates, int(np.ceil(mean + 6 * np.sqrt(mean * (1 - frac)))) + 1024)
+
+
+class _TrainMatrix:
+    """The training matrix filled chunk by chunk into one preallocated float32 array (row-major, as LightGBM reads
+    it): no list of chunk arrays and no concatenated copy of them. Rows past the filled ones are never touched,
+    so they are never resident."""
+
+    def __init__(self, capacity: int, n_cols: int) -> None:
+        self.data = np.empty((max(capacity, 1), n_cols), dtype=np.float32)
+        self.target = np.empty(max(capacity, 1), dtype=np.float32)
+        self.weight = np.empty(max(capacity, 1), dtype=np.float32)
+        self.n = 0
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, int(len(self.target) * 1.5))
+        for name in ("data", "target", "weight"):
+            old = getattr(self, name)
+            new = np.empty((cap, *old.shape[1:]), dtype=np.float32)
+            new[:self.n] = old[:self.n]
+            setattr(self, name, new)
+
+    def append(self, X: pd.DataFrame, target: np.ndarray, weight: np.ndarray) -> None:
+        m = len(X)
+        if self.n + m > len(self.target):
+            self._grow(self.n + m)
+        rows = slice(self.n, self.n + m)
+        for j, c in enumerate(X.columns):        # column by column: no (m x n_cols) temporary
+            self.data[rows, j] = X[c].to_numpy(dtype=np.float32)
+        self.target[rows] = target
+        self.weight[rows] = weight
+        self.n += m
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Views of the filled rows (contiguous: LightGBM reads them without a copy)."""
+        return self.data[:self.n], self.target[:self.n], self.weight[:self.n]
 
 
 @dataclass
@@ -49,19 +95,24 @@ class ForecastModel:
 
         t0 = time.perf_counter()
         cfg = self.cfg
-        frame = frame[pd.to_datetime(frame["date"]) <= pd.Timestamp(end_date)] if end_date is not None else frame
-        end = pd.to_datetime(frame.loc[frame["y"].notna(), "date"]).max()
+        if end_date is not None:
+            after = pd.to_datetime(frame["date"]) > pd.Timestamp(end_date)
+            if after.any():             # a copy only when there is something to drop (the final fit has not)
+                frame = frame[~after.to_numpy()]
+            del after
+        end = pd.to_datetime(frame["date"].to_numpy()[frame["y"].notna().to_numpy()]).max()
         grid = make_grid(frame, cfg)
         del frame
+        train_start = str(grid.dates[0].date())
         first = pd.Timestamp(start_origin) if start_origin is not None else grid.dates[0] + pd.Timedelta(days=56)
         origins = pd.date_range(first, end - pd.Timedelta(days=1), freq=f"{cfg.origin_stride}D")
         cols = feature_columns(cfg)
-        per_origin = len(grid.keys) * len(cfg.horizons)
-        frac = min(1.0, cfg.max_train_rows / max(per_origin * len(origins), 1)) if cfg.max_train_rows else 1.0
+        candidates = len(grid.keys) * len(cfg.horizons) * len(origins)
+        frac = min(1.0, cfg.max_train_rows / max(candidates, 1)) if cfg.max_train_rows else 1.0
         # chunks of ~2M candidate rows keep the float64 feature temporaries small
-        n_chunks = max(1, int(np.ceil(per_origin * len(origins) / 2_000_000)))
+        n_chunks = max(1, int(np.ceil(candidates / TRAIN_CHUNK_ROWS)))
         rng = np.random.default_rng(cfg.lgbm.seed)
-        parts, targets, weights = [], [], []
+        matrix = _TrainMatrix(_capacity(candidates, frac), len(cols))
         for chunk in np.array_split(np.asarray(origins), n_chunks):
             if len(chunk) == 0:
                 continue
@@ -71,15 +122,12 @@ class ForecastModel:
                 keep &= ~X["stockout"]
             if frac < 1.0:
                 keep &= rng.random(len(X)) < frac
-            X = X[keep]
-            parts.append(X[cols].to_numpy(dtype=np.float32))
-            targets.append((X["y"] / X["scale"]).to_numpy(dtype=np.float32))
-            weights.append(self._weights(X, end))
+            X = X[keep.to_numpy()]
+            matrix.append(X[cols], (X["y"] / X["scale"]).to_numpy(dtype=np.float32), self._weights(X, end))
             del X
-        data = np.concatenate(parts) if parts else np.empty((0, len(cols)), dtype=np.float32)
-        del parts
-        target = np.concatenate(targets)
-        weight = np.concatenate(weights)
+        del grid
+        data, target, weight = matrix.arrays()
+        del matrix
         params = cfg.lgbm.model_dump()
         rounds = params.pop("num_boost_round")
         interval_rounds = params.pop("interval_boost_round") or rounds
@@ -88,15 +136,15 @@ class ForecastModel:
                          params={"max_bin": params["max_bin"], "verbose": -1, "num_threads": params["num_threads"],
                                  "min_data_in_leaf": params["min_data_in_leaf"]})
         ds.construct()
-        del data
+        del data, target, weight        # the binned Dataset holds what training needs (free_raw_data)
         for q in cfg.quantiles:
             qp = dict(params, objective="quantile", alpha=q)
             n = rounds if q == 0.5 else interval_rounds
             qp["learning_rate"] = params["learning_rate"] * rounds / n
             self.boosters[q] = lgb.train(qp, ds, num_boost_round=n, keep_training_booster=False)
-        self.train_start = str(grid.dates[0].date())
+        self.train_start = train_start
         self.train_end = str(end.date())
-        self.n_train_rows = len(target)
+        self.n_train_rows = ds.num_data()
         self.fit_seconds = time.perf_counter() - t0
         return self
 
@@ -132,28 +180,32 @@ class ForecastModel:
         out["_short"] = short
         return out
 
-    def predict(self, frame: pd.DataFrame, origins, horizons=None) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, origins, horizons=None, fallback: bool = True) -> pd.DataFrame:
         """Forecasts for every series of ``frame`` at each origin (columns p10/p50/p90 for default quantiles).
 
         Many origins over many series (a backtest of a 30,000-series chain: 5.7 M rows) are predicted in chunks of
         origins of about PREDICT_CHUNK_ROWS rows, so the feature matrix stays bounded; the rows are the same, the
-        chunks come one after the other."""
+        chunks come one after the other. ``fallback=False``: short-history rows are flagged ``is_fallback`` but
+        keep the model's values, for a caller that profiles them over more stores than ``frame`` holds."""
         import pandas as pd
 
         grid = make_grid(frame, self.cfg)
         origins = sorted(pd.DatetimeIndex(list(origins)))
         per_origin = len(grid.keys) * len(horizons if horizons is not None else self.cfg.horizons)
         step = max(1, PREDICT_CHUNK_ROWS // max(per_origin, 1))
+        src = frame if fallback else None
         if len(origins) <= step:
-            return self._predict_grid(frame, grid, origins, horizons)
-        return pd.concat([self._predict_grid(frame, grid, origins[i:i + step], horizons)
+            return self._predict_grid(src, grid, origins, horizons)
+        return pd.concat([self._predict_grid(src, grid, origins[i:i + step], horizons)
                           for i in range(0, len(origins), step)], ignore_index=True)
 
-    def _predict_grid(self, frame: pd.DataFrame, grid, origins, horizons) -> pd.DataFrame:
+    def _predict_grid(self, frame: pd.DataFrame | None, grid, origins, horizons) -> pd.DataFrame:
         X = build_features(grid, origins, self.cfg, horizons)
         out = self.predict_features(X)
         del X
-        if out["_short"].any():
+        if frame is None:
+            out["is_fallback"] = out["_short"]
+        elif out["_short"].any():
             fb = item_profile_fallback(frame, out.loc[out["_short"]], self.cfg)
             out.loc[out["_short"], fb.columns] = fb.to_numpy()
             out.loc[out["_short"], "is_fallback"] = True
@@ -211,7 +263,9 @@ def item_profile_fallback(frame: pd.DataFrame, rows: pd.DataFrame, cfg: Forecast
     import pandas as pd
 
     names = [f"p{int(round(q * 100))}" for q in cfg.quantiles]
-    f = frame[frame["y"].notna()].copy()
+    # only the columns used here: a copy of every column of a chain's frame was 2 GB
+    f = frame.loc[frame["y"].notna().to_numpy(), [c for c in ("store_id", "item_id", "date", "y", "is_stockout")
+                                                  if c in frame]]
     if cfg.mask_stockouts and "is_stockout" in f:
         f = f[~f["is_stockout"].astype(bool)]
     f["date"] = pd.to_datetime(f["date"])

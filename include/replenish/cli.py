@@ -532,21 +532,28 @@ def bench_forecast(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
 
 @bench_app.command("forecast-scale")
 def bench_forecast_scale(
-    stores: int = typer.Option(10, help="stores in the synthetic panel"),
-    items: int = typer.Option(3049, help="items per store (10 x 3,049 = M5's 30,490 series)"),
+    case: str = typer.Option("m5", help="m5: train + predict once on an M5-size panel; chain: the weekly training "
+                             "(backtest + fit) and the streamed nightly forecast of a 200 x 150 chain"),
+    stores: int | None = typer.Option(None, help="stores in the synthetic panel (m5: 10, chain: 200)"),
+    items: int | None = typer.Option(None, help="items per store (m5: 3,049 = M5's 30,490 series; chain: 150)"),
     days: int = typer.Option(730, help="days of history"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Train + predict time and peak memory on a synthetic panel of M5 size (target < 10 min, < 8 GiB)."""
+    """Time and peak memory at scale on a synthetic panel (targets: < 10 min train + predict, < 8 GiB)."""
     _setup_logging()
-    from ml.bench_scale import format_scale, run_scale_bench
+    from ml.bench_scale import format_chain, format_scale, run_chain_bench, run_scale_bench
 
+    if case not in ("m5", "chain"):
+        raise typer.BadParameter(f"unknown case {case!r} (m5 or chain)")
     with _stdout_for_json(as_json):
-        result = run_scale_bench(stores, items, days)
+        if case == "chain":
+            result = run_chain_bench(stores or 200, items or 150, days)
+        else:
+            result = run_scale_bench(stores or 10, items or 3049, days)
         if as_json:
             _emit(result, True)
         else:
-            typer.echo(format_scale(result))
+            typer.echo(format_chain(result) if case == "chain" else format_scale(result))
 
 
 @bench_app.command("proposals")
