@@ -38,8 +38,10 @@ class ForecastModel:
     n_train_rows: int = 0
 
     # ---------------------------------------------------------------- training
-    def fit(self, frame: pd.DataFrame, end_date=None, start_origin=None) -> ForecastModel:
-        """Train on origins o with o + h <= end_date (only rows whose target is known by end_date).
+    def fit(self, frame: pd.DataFrame, end_date=None, start_origin=None,
+            weather: pd.DataFrame | None = None) -> ForecastModel:
+        """Train on origins o with o + h <= end_date (only rows whose target is known by end_date). ``weather``:
+        the weather forecasts as issued (ml.weather), the same source as at prediction.
 
         Memory is bounded: features are built in chunks of origins, kept as float32, and (if
         ``cfg.max_train_rows`` is set) each chunk is subsampled (seeded) so the training matrix never exceeds it.
@@ -51,7 +53,7 @@ class ForecastModel:
         cfg = self.cfg
         frame = frame[pd.to_datetime(frame["date"]) <= pd.Timestamp(end_date)] if end_date is not None else frame
         end = pd.to_datetime(frame.loc[frame["y"].notna(), "date"]).max()
-        grid = make_grid(frame, cfg)
+        grid = make_grid(frame, cfg, weather)
         del frame
         first = pd.Timestamp(start_origin) if start_origin is not None else grid.dates[0] + pd.Timedelta(days=56)
         origins = pd.date_range(first, end - pd.Timedelta(days=1), freq=f"{cfg.origin_stride}D")
@@ -132,7 +134,7 @@ class ForecastModel:
         out["_short"] = short
         return out
 
-    def predict(self, frame: pd.DataFrame, origins, horizons=None) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, origins, horizons=None, weather: pd.DataFrame | None = None) -> pd.DataFrame:
         """Forecasts for every series of ``frame`` at each origin (columns p10/p50/p90 for default quantiles).
 
         Many origins over many series (a backtest of a 30,000-series chain: 5.7 M rows) are predicted in chunks of
@@ -140,7 +142,7 @@ class ForecastModel:
         chunks come one after the other."""
         import pandas as pd
 
-        grid = make_grid(frame, self.cfg)
+        grid = make_grid(frame, self.cfg, weather)
         origins = sorted(pd.DatetimeIndex(list(origins)))
         per_origin = len(grid.keys) * len(horizons if horizons is not None else self.cfg.horizons)
         step = max(1, PREDICT_CHUNK_ROWS // max(per_origin, 1))
