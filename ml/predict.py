@@ -33,7 +33,7 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     import pandas as pd
 
     from ml.backtest import metrics, metrics_by
-    from ml.data import mart_to_frame
+    from ml.data import mart_to_frame, mart_weather_forecasts
     from ml.model import ForecastModel
     from ml.registry import register_model, series_horizon_metrics
 
@@ -41,16 +41,18 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     end = pd.Timestamp(end_date)
     frame = frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon)
     frame = frame[pd.to_datetime(frame["date"]) <= end]
+    weather = mart_weather_forecasts(engine, pd.to_datetime(frame["date"]).min(), end)
     bt_start = end - pd.Timedelta(days=BACKTEST_DAYS)
-    bt = ForecastModel(cfg).fit(frame, end_date=bt_start)
-    P = bt.predict(frame, pd.date_range(bt_start + pd.Timedelta(days=1), end - pd.Timedelta(days=1)), range(1, 8))
+    bt = ForecastModel(cfg).fit(frame, end_date=bt_start, weather=weather)
+    P = bt.predict(frame, pd.date_range(bt_start + pd.Timedelta(days=1), end - pd.Timedelta(days=1)), range(1, 8),
+                   weather=weather)
     P = P[P["target_date"] <= end]
     m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
     m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}
                        for r in metrics_by(P, "horizon").to_dict("records")}
     m["backtest_origins"] = [str((bt_start + pd.Timedelta(days=1)).date()), str((end - pd.Timedelta(days=1)).date())]
-    model = ForecastModel(cfg).fit(frame, end_date=end)
+    model = ForecastModel(cfg).fit(frame, end_date=end, weather=weather)
     version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
     path = model.save(artifact_dir() / f"{version}.pkl")
     promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
@@ -78,9 +80,10 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
     import pandas as pd
     from sqlalchemy import text
 
-    from ml.data import mart_to_frame
+    from ml.data import mart_to_frame, mart_weather_forecasts
     from ml.model import ForecastModel, item_profile_fallback
     from ml.registry import current_model, ensure_schema
+    from ml.weather import MAX_ISSUE_AGE_DAYS
     from replenish.bulk import copy_frame
 
     ensure_schema(engine)
@@ -108,7 +111,9 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
         return whole if whole is not None else mart_to_frame(engine, origin, cfg.max_horizon)
 
     if model is not None:
-        P = model.predict(part, [origin])
+        # the forecasts issued at the origin (and the two days before, standing in for a missing delivery)
+        weather = mart_weather_forecasts(engine, origin - pd.Timedelta(days=MAX_ISSUE_AGE_DAYS), origin, store_ids=ids)
+        P = model.predict(part, [origin], weather=weather)
         if ids is not None and P["is_fallback"].any():
             short = P["is_fallback"].astype(bool)
             fb = item_profile_fallback(every_store(), P.loc[short], cfg)

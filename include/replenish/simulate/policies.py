@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ml.weather import MAX_ISSUE_AGE_DAYS, neutral_forecasts
 from replenish.orders.proposals import compute_proposals
 from replenish.simulate.world import HISTORY_WEEKS, Masters, Opportunity
 
@@ -153,6 +154,8 @@ class Ours(ProposalPolicy):
         self._row_s = pd.MultiIndex.from_frame(masters.keys).get_indexer(
             pd.MultiIndex.from_frame(self._window[["store_id", "item_id"]]))
         self._row_t = (self._window["date"] - masters.start).dt.days.to_numpy()
+        # weather as production reads it (ml.weather): the forecasts issued at each origin, in training and prediction
+        self._weather = neutral_forecasts(masters.weather_forecasts) if len(masters.weather_forecasts) else None
 
     def _observed(self, view: DayView, upto: pd.Timestamp) -> pd.DataFrame:
         """Window rows dated <= upto with y = this policy's sales and its stock-out flags (as production sees)."""
@@ -175,7 +178,8 @@ class Ours(ProposalPolicy):
         frame = frame[frame["date"] <= end]
         if self.on_train:
             self.on_train(f"training the forecast model on data through {end.date()}")
-        self.model = fit_weekly(self.cfg, frame, end)
+        wf = self._weather
+        self.model = fit_weekly(self.cfg, frame, end, None if wf is None else wf[wf["issue_date"] <= end])
         self.train_end = end
         self.fits.append({"business_date": str(view.date.date()), "train_end": str(end.date()),
                           "rows": int(self.model.n_train_rows), "seconds": round(self.model.fit_seconds, 1)})
@@ -190,7 +194,11 @@ class Ours(ProposalPolicy):
         fut = fut[fut["date"] > view.date].assign(y=np.nan, is_stockout=False)
         frame = pd.concat([past, fut[past.columns]], ignore_index=True)
         assert self.model is not None  # _maybe_train above returns only with a model set
-        P = self.model.predict(frame, [view.date])
+        wf = self._weather
+        if wf is not None:
+            wf = wf[(wf["issue_date"] <= view.date)
+                    & (wf["issue_date"] >= view.date - pd.Timedelta(days=MAX_ISSUE_AGE_DAYS))]
+        P = self.model.predict(frame, [view.date], weather=wf)
         return P.assign(is_flagged=P["is_fallback"].astype(bool))
 
 
