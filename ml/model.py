@@ -36,6 +36,8 @@ class ForecastModel:
     train_end: str | None = None
     fit_seconds: float = 0.0
     n_train_rows: int = 0
+    # interval calibration from the backtest (ml.calibration), applied to every prediction; None: raw quantiles
+    calibration: dict | None = None
 
     # ---------------------------------------------------------------- training
     def fit(self, frame: pd.DataFrame, end_date=None, start_origin=None,
@@ -159,14 +161,19 @@ class ForecastModel:
             fb = item_profile_fallback(frame, out.loc[out["_short"]], self.cfg)
             out.loc[out["_short"], fb.columns] = fb.to_numpy()
             out.loc[out["_short"], "is_fallback"] = True
-        return out.drop(columns="_short").reset_index(drop=True)
+        out = out.drop(columns="_short").reset_index(drop=True)
+        if self.calibration is not None and {"p10", "p50", "p90"} <= set(out.columns):
+            from ml.calibration import apply_calibration, series_groups
+
+            out = apply_calibration(out, series_groups(grid, out), self.calibration)
+        return out
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = {"cfg": self.cfg.model_dump(), "boosters": {q: b.model_to_string() for q, b in self.boosters.items()},
-                "train_start": self.train_start, "train_end": self.train_end}
+                "train_start": self.train_start, "train_end": self.train_end, "calibration": self.calibration}
         path.write_bytes(pickle.dumps(blob))
         return path
 
@@ -185,6 +192,7 @@ class ForecastModel:
                     f"its stored config describes {len(expected)}; retrain (the forecast_training DAG)"
                 )
         m.train_start, m.train_end = blob["train_start"], blob["train_end"]
+        m.calibration = blob.get("calibration")
         return m
 
 

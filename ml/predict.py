@@ -29,10 +29,13 @@ def artifact_dir() -> Path:
 
 def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = None, frame=None) -> dict:
     """Backtest (train on data <= end_date - 28d, origins daily over the last 28 days, h=1..7), then fit on all
-    data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model)."""
+    data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model). The
+    backtest's residuals calibrate the intervals (ml.calibration), stored with the version and applied at
+    prediction."""
     import pandas as pd
 
     from ml.backtest import metrics, metrics_by
+    from ml.calibration import backtest_calibration
     from ml.data import mart_to_frame, mart_weather_forecasts
     from ml.model import ForecastModel
     from ml.registry import register_model, series_horizon_metrics
@@ -44,19 +47,20 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     weather = mart_weather_forecasts(engine, pd.to_datetime(frame["date"]).min(), end)
     bt_start = end - pd.Timedelta(days=BACKTEST_DAYS)
     bt = ForecastModel(cfg).fit(frame, end_date=bt_start, weather=weather)
-    P = bt.predict(frame, pd.date_range(bt_start + pd.Timedelta(days=1), end - pd.Timedelta(days=1)), range(1, 8),
-                   weather=weather)
-    P = P[P["target_date"] <= end]
+    # origins daily over the last 28 days, h = 1..7: the promotion metrics and the interval calibration
+    P, calibration = backtest_calibration(bt, frame, end, weather, BACKTEST_DAYS)
     m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
     m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}
                        for r in metrics_by(P, "horizon").to_dict("records")}
     m["backtest_origins"] = [str((bt_start + pd.Timedelta(days=1)).date()), str((end - pd.Timedelta(days=1)).date())]
     model = ForecastModel(cfg).fit(frame, end_date=end, weather=weather)
+    model.calibration = calibration
     version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
     path = model.save(artifact_dir() / f"{version}.pkl")
     promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
-                              model.train_end, m, str(path), series_metrics=series_horizon_metrics(P))
+                              model.train_end, m, str(path), series_metrics=series_horizon_metrics(P),
+                              calibration=calibration)
     log.info("model %s backtest wape=%.4f promoted=%s", version, m["wape"], promoted)
     return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
 
