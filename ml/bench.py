@@ -31,12 +31,16 @@ HORIZONS = list(range(1, 8))
 WEATHER_SEED = 18
 
 
-def _ours(frame, origins, cfg=None, weather=None):
+def _ours(frame, origins, cfg=None, weather=None, calibrate=True):
+    from ml.calibration import fit_calibrated
     from ml.config import ForecastConfig
     from ml.model import ForecastModel
 
     cfg = cfg or ForecastConfig(origin_stride=6, horizons=HORIZONS)
-    m = ForecastModel(cfg).fit(frame, end_date=TRAIN_END, weather=weather)
+    if calibrate:   # the production recipe: the backtest before TRAIN_END calibrates the intervals (ml.calibration)
+        m = fit_calibrated(cfg, frame, TRAIN_END, weather)
+    else:
+        m = ForecastModel(cfg).fit(frame, end_date=TRAIN_END, weather=weather)
     return m.predict(frame, origins, HORIZONS, weather=weather)
 
 

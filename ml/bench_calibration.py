@@ -1,6 +1,6 @@
 """Interval validation table over several panels (``replenish bench calibration``).
 
-Every panel runs the production recipe (ml.calibration.fit_calibrated: a backtest model on the 28 days before the
+Every panel runs the production recipe (ml.calibration.fit_calibrated: a backtest model on the 56 days before the
 training end calibrates the final model's intervals) and is scored on a later test window, h = 1..7, stock-out
 days excluded (their sales are not demand). Reported per panel and per series group (volume, intermittency,
 history): P10-P90 coverage before and after calibration, WAPE, bias, and the share of demand at or below the
@@ -126,7 +126,7 @@ def run_calibration_bench(synthetic_stores: int = 2, synthetic_items: int = 300)
         (r["panel"], g, v["coverage"]) for r in rows for g, v in r["groups"].items() if v["n"] >= 100]
     misses = [f"{p}{'/' + g if g else ''}: {c}" for p, g, c in cells if not TARGET[0] <= c <= TARGET[1]]
     return {"panels": rows, "target": list(TARGET), "outside_target": misses,
-            "protocol": "production recipe per panel (28-day backtest calibrates the model trained at train_end); "
+            "protocol": "production recipe per panel (56-day backtest calibrates the model trained at train_end); "
                         "test origins every 2nd day, h=1..7, stock-out days excluded; groups with >= 100 rows "
                         "count towards the target"}
 

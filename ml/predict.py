@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# the backtest window (origins every 2nd day over the last 56 days), shared with the simulator: see ml.calibration
+from ml.calibration import BACKTEST_DAYS, BACKTEST_STRIDE
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
@@ -15,7 +17,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
-BACKTEST_DAYS = 28
 
 
 def artifact_dir() -> Path:
@@ -28,8 +29,8 @@ def artifact_dir() -> Path:
 
 
 def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = None, frame=None) -> dict:
-    """Backtest (train on data <= end_date - 28d, origins daily over the last 28 days, h=1..7), then fit on all
-    data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model). The
+    """Backtest (train on data <= end_date - 56d, origins every 2nd day over the last 56 days, h=1..7), then fit on
+    all data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model). The
     backtest's residuals calibrate the intervals (ml.calibration), stored with the version and applied at
     prediction."""
     import pandas as pd
@@ -47,13 +48,13 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     weather = mart_weather_forecasts(engine, pd.to_datetime(frame["date"]).min(), end)
     bt_start = end - pd.Timedelta(days=BACKTEST_DAYS)
     bt = ForecastModel(cfg).fit(frame, end_date=bt_start, weather=weather)
-    # origins daily over the last 28 days, h = 1..7: the promotion metrics and the interval calibration
-    P, calibration = backtest_calibration(bt, frame, end, weather, BACKTEST_DAYS)
+    # the promotion metrics and the interval calibration come from the same backtest
+    P, calibration = backtest_calibration(bt, frame, end, weather, BACKTEST_DAYS, BACKTEST_STRIDE)
     m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
     m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}
                        for r in metrics_by(P, "horizon").to_dict("records")}
-    m["backtest_origins"] = [str((bt_start + pd.Timedelta(days=1)).date()), str((end - pd.Timedelta(days=1)).date())]
+    m["backtest_origins"] = [str(pd.Timestamp(P["origin"].min()).date()), str(pd.Timestamp(P["origin"].max()).date())]
     model = ForecastModel(cfg).fit(frame, end_date=end, weather=weather)
     model.calibration = calibration
     version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"

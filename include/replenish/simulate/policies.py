@@ -138,7 +138,7 @@ class Ours(ProposalPolicy):
     uses_forecast_interval = True
 
     def __init__(self, masters: Masters, cfg: ForecastConfig | None = None,
-                 on_train: Callable[[str], None] | None = None) -> None:
+                 on_train: Callable[[str], None] | None = None, calibrate: bool = True) -> None:
         from ml.config import ForecastConfig
 
         super().__init__(masters)
@@ -147,6 +147,7 @@ class Ours(ProposalPolicy):
         self.train_end: pd.Timestamp | None = None
         self.fits: list[dict] = []
         self.on_train = on_train
+        self.calibrate = calibrate
         h = masters.history
         self._hist_tail = h[h["date"] > masters.start - pd.Timedelta(days=PREDICT_LOOKBACK_DAYS)]
         w = masters.drivers
@@ -179,7 +180,15 @@ class Ours(ProposalPolicy):
         if self.on_train:
             self.on_train(f"training the forecast model on data through {end.date()}")
         wf = self._weather
-        self.model = fit_weekly(self.cfg, frame, end, None if wf is None else wf[wf["issue_date"] <= end])
+        wf = None if wf is None else wf[wf["issue_date"] <= end]
+        self.model = fit_weekly(self.cfg, frame, end, wf)
+        if self.calibrate:
+            # as forecast_training: a model on data through end - 56 days backtests the last 56 days, whose
+            # residuals calibrate the intervals of the model the week runs on (ml.calibration)
+            from ml.calibration import BACKTEST_DAYS, backtest_calibration
+
+            bt = fit_weekly(self.cfg, frame, end - pd.Timedelta(days=BACKTEST_DAYS), wf)
+            self.model.calibration = backtest_calibration(bt, frame, end, wf)[1]
         self.train_end = end
         self.fits.append({"business_date": str(view.date.date()), "train_end": str(end.date()),
                           "rows": int(self.model.n_train_rows), "seconds": round(self.model.fit_seconds, 1)})
