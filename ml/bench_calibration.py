@@ -7,8 +7,9 @@ history): P10-P90 coverage before and after calibration, WAPE, bias, and the sha
 P70 the proposals interpolate (replenish.orders.quantiles; target 0.70).
 
 Panels: the bakery (real), one bakery store, the bakery without drivers, the bakery with six months of history,
-an intermittent bakery (demand binomially thinned to 3 %: the real patterns at slow-mover volumes), and a subset
-of the M5-size synthetic panel (ml.synthetic: slow movers, trends, censored stock-outs).
+an intermittent bakery (demand binomially thinned to 3 %: the real patterns at slow-mover volumes), the bakery
+with a third of its stores opened two months before the training end (short history), and a subset of the
+M5-size synthetic panel (ml.synthetic: slow movers, trends, censored stock-outs).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def _bakery_panels() -> list[dict[str, Any]]:
     bare = f.copy()
     bare[DRIVER_COLUMNS] = np.nan
     short = f[f["date"] >= pd.Timestamp("2018-07-01")].reset_index(drop=True)
+    # new stores: every third store opens 2018-11-01 (61 days before the training end, short history in the test)
+    late = f["store_id"].isin(sorted(f["store_id"].unique())[::3]) & (f["date"] < pd.Timestamp("2018-11-01"))
+    new_stores = f[~late].reset_index(drop=True)
     return [
         {"panel": "bakery", "frame": f, "weather": wf, **win},
         {"panel": f"bakery_one_store_{store}", "frame": f[f["store_id"] == store].reset_index(drop=True),
@@ -50,6 +54,7 @@ def _bakery_panels() -> list[dict[str, Any]]:
         {"panel": "bakery_no_drivers", "frame": bare, "weather": None, **win},
         {"panel": "bakery_short_history", "frame": short, "weather": wf, **win},
         {"panel": "bakery_intermittent", "frame": thin, "weather": wf, **win},
+        {"panel": "bakery_new_stores", "frame": new_stores, "weather": wf, **win},
     ]
 
 
