@@ -162,11 +162,19 @@ class ForecastModel:
             out.loc[out["_short"], fb.columns] = fb.to_numpy()
             out.loc[out["_short"], "is_fallback"] = True
         out = out.drop(columns="_short").reset_index(drop=True)
-        if self.calibration is not None and {"p10", "p50", "p90"} <= set(out.columns):
-            from ml.calibration import apply_calibration, series_groups
+        return self._calibrated(out, grid)
 
-            out = apply_calibration(out, series_groups(grid, out), self.calibration)
-        return out
+    def _calibrated(self, out: pd.DataFrame, grid) -> pd.DataFrame:
+        if self.calibration is None or not {"p10", "p50", "p90"} <= set(out.columns):
+            return out
+        from ml.calibration import apply_calibration, series_groups
+
+        return apply_calibration(out, series_groups(grid, out), self.calibration)
+
+    def calibrate_rows(self, frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` (store_id, item_id, origin, horizon, p10/p50/p90 from elsewhere, e.g. the fallback computed
+        over every store for a partition) with this model's interval calibration, groups from ``frame``."""
+        return self._calibrated(rows, make_grid(frame, self.cfg))
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: Path) -> Path:

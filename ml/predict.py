@@ -123,6 +123,8 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
             short = P["is_fallback"].astype(bool)
             fb = item_profile_fallback(every_store(), P.loc[short], cfg)
             P.loc[short, fb.columns] = fb.to_numpy()
+            # calibrated like the single-process run's fallback rows (the groups are per series: the partition's)
+            P.loc[short, fb.columns] = model.calibrate_rows(part, P.loc[short])[list(fb.columns)].to_numpy()
         assert rec is not None  # a model is only loaded from the current record
         version = rec.version
     else:
