@@ -181,6 +181,18 @@ BACKTEST_DAYS = 56
 BACKTEST_STRIDE = 2
 
 
+FIRST_ORIGIN_DAYS = 56             # ml.model.ForecastModel.fit's first training origin: 56 days into the data
+
+
+def backtest_days(frame: pd.DataFrame, end) -> int:
+    """BACKTEST_DAYS, or fewer when the history is short (a new warehouse): the backtest model needs training
+    origins before its own end (FIRST_ORIGIN_DAYS into the data, plus a couple of days)."""
+    import pandas as pd
+
+    span = (pd.Timestamp(end) - pd.to_datetime(frame.loc[frame["y"].notna(), "date"]).min()).days
+    return int(max(min(BACKTEST_DAYS, span - FIRST_ORIGIN_DAYS - 2), 2))
+
+
 def backtest_calibration(model, frame: pd.DataFrame, end, weather: pd.DataFrame | None = None,
                          days: int = BACKTEST_DAYS,
                          stride: int = BACKTEST_STRIDE) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -216,6 +228,7 @@ def fit_calibrated(cfg, frame: pd.DataFrame, end, weather: pd.DataFrame | None =
     from ml.model import ForecastModel
 
     end = pd.Timestamp(end)
+    days = min(days, backtest_days(frame, end))
     bt = ForecastModel(cfg).fit(frame, end_date=end - pd.Timedelta(days=days), weather=weather)
     _, cal = backtest_calibration(bt, frame, end, weather, days, stride)
     model = ForecastModel(cfg).fit(frame, end_date=end, weather=weather)

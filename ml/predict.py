@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # the backtest window (origins every 2nd day over the last 56 days), shared with the simulator: see ml.calibration
-from ml.calibration import BACKTEST_DAYS, BACKTEST_STRIDE
+from ml.calibration import BACKTEST_STRIDE
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     import pandas as pd
 
     from ml.backtest import metrics, metrics_by
-    from ml.calibration import backtest_calibration
+    from ml.calibration import backtest_calibration, backtest_days
     from ml.data import mart_to_frame, mart_weather_forecasts
     from ml.model import ForecastModel
     from ml.registry import register_model, series_horizon_metrics
@@ -46,10 +46,10 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     frame = frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon)
     frame = frame[pd.to_datetime(frame["date"]) <= end]
     weather = mart_weather_forecasts(engine, pd.to_datetime(frame["date"]).min(), end)
-    bt_start = end - pd.Timedelta(days=BACKTEST_DAYS)
-    bt = ForecastModel(cfg).fit(frame, end_date=bt_start, weather=weather)
+    days = backtest_days(frame, end)          # BACKTEST_DAYS unless the warehouse's history is shorter
+    bt = ForecastModel(cfg).fit(frame, end_date=end - pd.Timedelta(days=days), weather=weather)
     # the promotion metrics and the interval calibration come from the same backtest
-    P, calibration = backtest_calibration(bt, frame, end, weather, BACKTEST_DAYS, BACKTEST_STRIDE)
+    P, calibration = backtest_calibration(bt, frame, end, weather, days, BACKTEST_STRIDE)
     m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
     m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}

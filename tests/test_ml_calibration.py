@@ -91,3 +91,13 @@ def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp
     raw = loaded.predict(f, origins)
     pd.testing.assert_series_equal(cal["p50"], raw["p50"])
     assert not np.allclose(cal["p90"], raw["p90"])
+
+
+def test_a_short_warehouse_history_shortens_the_backtest_instead_of_failing():
+    from ml.calibration import BACKTEST_DAYS, backtest_days, fit_calibrated
+
+    f = small_frame(stores=(2,), start="2018-02-01", end="2018-04-28")          # 87 days, a new warehouse
+    assert backtest_days(f, "2018-04-28") == 86 - 56 - 2 < BACKTEST_DAYS     # 86 days after the first
+    assert backtest_days(small_frame(stores=(2,)), "2018-06-30") == BACKTEST_DAYS
+    m = fit_calibrated(fast_config(), f, "2018-04-28")
+    assert m.calibration is not None and m.calibration["n_rows"] > 0

@@ -185,10 +185,11 @@ class Ours(ProposalPolicy):
         if self.calibrate:
             # as forecast_training: a model on data through end - 56 days backtests the last 56 days, whose
             # residuals calibrate the intervals of the model the week runs on (ml.calibration)
-            from ml.calibration import BACKTEST_DAYS, backtest_calibration
+            from ml.calibration import backtest_calibration, backtest_days
 
-            bt = fit_weekly(self.cfg, frame, end - pd.Timedelta(days=BACKTEST_DAYS), wf)
-            self.model.calibration = backtest_calibration(bt, frame, end, wf)[1]
+            days = backtest_days(frame, end)
+            bt = fit_weekly(self.cfg, frame, end - pd.Timedelta(days=days), wf)
+            self.model.calibration = backtest_calibration(bt, frame, end, wf, days)[1]
         self.train_end = end
         self.fits.append({"business_date": str(view.date.date()), "train_end": str(end.date()),
                           "rows": int(self.model.n_train_rows), "seconds": round(self.model.fit_seconds, 1)})
