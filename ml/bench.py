@@ -28,15 +28,20 @@ if TYPE_CHECKING:
 TRAIN_END = "2018-12-31"
 TEST_START, TEST_END = "2019-01-01", "2019-04-30"
 HORIZONS = list(range(1, 8))
+WEATHER_SEED = 18
 
 
-def _ours(frame, origins, cfg=None):
+def _ours(frame, origins, cfg=None, weather=None, calibrate=True):
+    from ml.calibration import fit_calibrated
     from ml.config import ForecastConfig
     from ml.model import ForecastModel
 
     cfg = cfg or ForecastConfig(origin_stride=6, horizons=HORIZONS)
-    m = ForecastModel(cfg).fit(frame, end_date=TRAIN_END)
-    return m.predict(frame, origins, HORIZONS)
+    if calibrate:   # the production recipe: the backtest before TRAIN_END calibrates the intervals (ml.calibration)
+        m = fit_calibrated(cfg, frame, TRAIN_END, weather)
+    else:
+        m = ForecastModel(cfg).fit(frame, end_date=TRAIN_END, weather=weather)
+    return m.predict(frame, origins, HORIZONS, weather=weather)
 
 
 def _statsforecast(frame, origins):
@@ -101,8 +106,12 @@ def run_forecast_bench(panel: pd.DataFrame, methods: list[str] | None = None, ou
 
     from ml.baselines import mean_last4_same_weekday, seasonal_naive
     from ml.data import panel_to_frame
+    from ml.weather import derive_weather_forecasts
 
     frame = panel_to_frame(panel) if "demand" in panel.columns else panel
+    # the panel has observed weather only: ours gets forecasts issued at each origin, derived with the exports'
+    # error model (seeded), in training and prediction alike; no method sees the target day's observed weather
+    weather = derive_weather_forecasts(frame, seed=WEATHER_SEED)
     origins = pd.date_range(TEST_START, TEST_END, freq="D")[:-1]
     last = pd.Timestamp(TEST_END)
     truth = frame[["store_id", "item_id", "date", "y"]].rename(columns={"date": "target_date"})
@@ -111,7 +120,7 @@ def run_forecast_bench(panel: pd.DataFrame, methods: list[str] | None = None, ou
         "mean_last4_same_weekday": lambda: mean_last4_same_weekday(frame, origins, HORIZONS),
         "statsforecast_autoets": lambda: _statsforecast(frame, origins),
         "mlforecast_lgbm": lambda: _mlforecast(frame, origins),
-        "ours": lambda: _ours(frame, origins, ours_cfg),
+        "ours": lambda: _ours(frame, origins, ours_cfg, weather),
     }
     methods = methods or list(runners)
     res: dict = {"methods": {}, "ratios": {}, "forecasts": {}}
@@ -141,7 +150,8 @@ def run_forecast_bench(panel: pd.DataFrame, methods: list[str] | None = None, ou
                 res["ratios"][name] = round(ow / m["wape"], 3)
     res["n_rows"] = int(len(keys)) if keys is not None else 0
     res["protocol"] = (f"fit once on data <= {TRAIN_END}; origins {TEST_START}..{origins[-1].date()} daily; "
-                       f"h=1..7; targets <= {TEST_END}; inputs dated <= origin")
+                       f"h=1..7; targets <= {TEST_END}; inputs dated <= origin; weather = forecast issued at the "
+                       f"origin (replenish.data.weather error model, seed {WEATHER_SEED})")
     return res
 
 

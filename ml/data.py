@@ -239,3 +239,27 @@ def _neutral_from_mart(raw: pd.DataFrame) -> pd.DataFrame:
     }, copy=False)
     assert list(f.columns) == NEUTRAL_KEYS + ["y", "is_stockout"] + DRIVER_COLUMNS
     return f
+
+
+_WEATHER_FORECASTS_SQL = """
+select store_id, issue_date, weather_date, rain_mm::float8 as rain_mm, temperature_c::float8 as temperature_c
+from marts.fct_weather_forecasts where issue_date >= %(start)s and issue_date <= %(end)s
+"""
+
+
+def mart_weather_forecasts(engine: Engine, start, end, store_ids: list[int] | None = None) -> pd.DataFrame | None:
+    """Weather forecasts issued on start..end (mart ``fct_weather_forecasts``) in ml.weather's neutral frame; None
+    without the mart (the weather features are then missing in training and prediction alike)."""
+    import pandas as pd
+
+    from ml.weather import neutral_forecasts
+
+    only = "" if store_ids is None else " and store_id = any(%(store_ids)s)"
+    params: dict = {"start": pd.Timestamp(start).date(), "end": pd.Timestamp(end).date(), "store_ids": store_ids}
+    try:
+        with engine.connect() as conn:
+            # COPY: a 200-store chain's two years of forecasts are ~2 M rows
+            raw = read_query_frame(conn, _WEATHER_FORECASTS_SQL + only, params)
+    except Exception:  # noqa: BLE001 - no forecasts mart yet
+        return None
+    return neutral_forecasts(raw)

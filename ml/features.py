@@ -1,7 +1,9 @@
 """Direct multi-horizon features for (origin o, horizon h) -> target date t = o + h.
 
 Target-derived features read y only through :func:`y_at`, which asserts that every source date is <= o
-(the leakage guard). Known-in-advance drivers and the calendar are read at the target date t.
+(the leakage guard). Known-in-advance drivers (calendar, holidays, planned promotions, prices) are read at the
+target date t. Weather is not known in advance: ``cfg.weather_drivers`` are the forecast issued at o for t
+(ml.weather), never the weather observed on t.
 :func:`check_no_lookahead` is an end-to-end guard: rebuilding with every y after the origin scrambled must
 give identical features.
 """
@@ -16,6 +18,7 @@ import numpy as np
 
 from ml.config import ForecastConfig
 from ml.holidays import keys_and_lags
+from ml.weather import MAX_ISSUE_AGE_DAYS, forecast_arrays, issued_at_origin
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +38,9 @@ class Grid:
     y_raw: np.ndarray                   # observed y as recorded (sales), NaN if missing
     stockout: np.ndarray
     drivers: dict[str, np.ndarray] = field(default_factory=dict)
+    # weather forecasts per store (ml.weather.forecast_arrays): [store row, issue date, lead - 1]
+    weather_row: np.ndarray | None = None
+    weather: dict[str, np.ndarray] = field(default_factory=dict)
 
     def date_index(self, d) -> int:
         import pandas as pd
@@ -42,7 +48,8 @@ class Grid:
         return int((pd.Timestamp(d) - self.dates[0]).days)
 
 
-def make_grid(frame: pd.DataFrame, cfg: ForecastConfig) -> Grid:
+def make_grid(frame: pd.DataFrame, cfg: ForecastConfig, weather: pd.DataFrame | None = None) -> Grid:
+    """``weather``: forecasts as issued (ml.weather); the source of ``cfg.weather_drivers`` (missing without)."""
     import pandas as pd
 
     # no copy of the frame (at M5 size it is GBs); series index via one sort of int64 keys when ids allow it
@@ -72,8 +79,12 @@ def make_grid(frame: pd.DataFrame, cfg: ForecastConfig) -> Grid:
     y = y_raw.copy()
     if cfg.mask_stockouts:
         y[so] = np.nan
-    drivers = {c: fill(c, dtype=np.float32) for c in cfg.drivers}      # float32: drivers are ~1/3 of the grid
-    return Grid(keys=keys, dates=dates, y=y, y_raw=y_raw, stockout=so, drivers=drivers)
+    # float32: drivers are ~1/3 of the grid; weather drivers come from the forecasts, the observed are not kept
+    drivers = {c: fill(c, dtype=np.float32) for c in cfg.drivers if c not in cfg.weather_drivers}
+    # leads beyond the horizon too: they stand in for a missing delivery (ml.weather.issued_at_origin)
+    row, wx = forecast_arrays(weather, keys["store_id"].to_numpy(), dates, cfg.max_horizon + MAX_ISSUE_AGE_DAYS)
+    return Grid(keys=keys, dates=dates, y=y, y_raw=y_raw, stockout=so, drivers=drivers, weather_row=row,
+                weather={c: wx[c] for c in cfg.weather_drivers})
 
 
 def y_at(a: np.ndarray, src: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -182,7 +193,11 @@ def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons:
             ya = np.stack([y_at(y, t - 364 + d, o) for d in range(-half, half + 1)])
             feats["year_ago"] = _nanmean(ya) / scale
         for c in cfg.drivers:
-            feats[c] = _at_target(grid.drivers[c], t)
+            if c in cfg.weather_drivers:
+                assert grid.weather_row is not None  # make_grid always sets it
+                feats[c] = issued_at_origin(grid.weather[c], grid.weather_row, o, h)
+            else:
+                feats[c] = _at_target(grid.drivers[c], t)
         hol = grid.drivers.get("is_holiday")
         if cfg.holiday_neighbours:
             for name, d in (("holiday_prev", -1), ("holiday_next", 1)):
@@ -248,19 +263,31 @@ def feature_columns(cfg: ForecastConfig) -> list[str]:
 
 
 def check_no_lookahead(frame: pd.DataFrame, origin, cfg: ForecastConfig, extra: Sequence[ExtraFeature] = (),
-                       seed: int = 0) -> None:
-    """End-to-end guard: scramble every y (and stock-out flag) dated after ``origin``; the features built at
-    ``origin`` must not change. Raises LeakageError otherwise."""
+                       seed: int = 0, weather: pd.DataFrame | None = None) -> None:
+    """End-to-end guard: scramble every y, stock-out flag and observed weather dated after ``origin`` and every
+    weather forecast issued after it; the features built at ``origin`` must not change. Raises LeakageError
+    otherwise."""
     import pandas as pd
+
+    from ml.weather import WEATHER_COLUMNS, neutral_forecasts
 
     rng = np.random.default_rng(seed)
     after = pd.to_datetime(frame["date"]) > pd.Timestamp(origin)
     scrambled = frame.copy()
     scrambled.loc[after, "y"] = rng.uniform(0, 1e6, int(after.sum()))
     scrambled.loc[after, "is_stockout"] = rng.uniform(size=int(after.sum())) < 0.5
+    for c in WEATHER_COLUMNS:
+        if c in scrambled:
+            scrambled.loc[after, c] = rng.uniform(-50, 50, int(after.sum()))
+    wf, wf_s = neutral_forecasts(weather), None
+    if wf is not None:
+        wf_s = wf.copy()
+        late = wf_s["issue_date"] > pd.Timestamp(origin)
+        for c in WEATHER_COLUMNS:
+            wf_s.loc[late, c] = rng.uniform(-50, 50, int(late.sum()))
     cols = [c for c in feature_columns(cfg) if c not in cfg.categoricals] + ["scale"]
-    a = build_features(make_grid(frame, cfg), [origin], cfg, extra=extra)
-    b = build_features(make_grid(scrambled, cfg), [origin], cfg, extra=extra)
+    a = build_features(make_grid(frame, cfg, wf), [origin], cfg, extra=extra)
+    b = build_features(make_grid(scrambled, cfg, wf_s), [origin], cfg, extra=extra)
     extra_cols = [c for c in a.columns if c not in cols and c not in
                   ("store_id", "item_id", "origin", "target_date", "y", "stockout")]
     for c in cols + extra_cols:

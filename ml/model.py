@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 PREDICT_CHUNK_ROWS = 2_000_000
 # candidate training rows whose features are built at once (before the max_train_rows subsample)
 TRAIN_CHUNK_ROWS = 2_000_000
+# predict(fallback=False) keeps each row's calibration group in these columns, so a caller that fills the
+# short-history rows later (over more stores) can calibrate them as a single pass would (calibrate_fallback)
+GROUP_PREFIX = "_group_"
+GROUP_KEYS = ("volume", "intermittency", "history")
 
 
 def _capacity(candidates: int, frac: float) -> int:
@@ -82,10 +86,14 @@ class ForecastModel:
     train_end: str | None = None
     fit_seconds: float = 0.0
     n_train_rows: int = 0
+    # interval calibration from the backtest (ml.calibration), applied to every prediction; None: raw quantiles
+    calibration: dict | None = None
 
     # ---------------------------------------------------------------- training
-    def fit(self, frame: pd.DataFrame, end_date=None, start_origin=None) -> ForecastModel:
-        """Train on origins o with o + h <= end_date (only rows whose target is known by end_date).
+    def fit(self, frame: pd.DataFrame, end_date=None, start_origin=None,
+            weather: pd.DataFrame | None = None) -> ForecastModel:
+        """Train on origins o with o + h <= end_date (only rows whose target is known by end_date). ``weather``:
+        the weather forecasts as issued (ml.weather), the same source as at prediction.
 
         Memory is bounded: features are built in chunks of origins, kept as float32, and (if
         ``cfg.max_train_rows`` is set) each chunk is subsampled (seeded) so the training matrix never exceeds it.
@@ -101,7 +109,7 @@ class ForecastModel:
                 frame = frame[~after.to_numpy()]
             del after
         end = pd.to_datetime(frame["date"].to_numpy()[frame["y"].notna().to_numpy()]).max()
-        grid = make_grid(frame, cfg)
+        grid = make_grid(frame, cfg, weather)
         del frame
         train_start = str(grid.dates[0].date())
         first = pd.Timestamp(start_origin) if start_origin is not None else grid.dates[0] + pd.Timedelta(days=56)
@@ -180,7 +188,8 @@ class ForecastModel:
         out["_short"] = short
         return out
 
-    def predict(self, frame: pd.DataFrame, origins, horizons=None, fallback: bool = True) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, origins, horizons=None, weather: pd.DataFrame | None = None,
+                fallback: bool = True) -> pd.DataFrame:
         """Forecasts for every series of ``frame`` at each origin (columns p10/p50/p90 for default quantiles).
 
         Many origins over many series (a backtest of a 30,000-series chain: 5.7 M rows) are predicted in chunks of
@@ -189,7 +198,7 @@ class ForecastModel:
         keep the model's values, for a caller that profiles them over more stores than ``frame`` holds."""
         import pandas as pd
 
-        grid = make_grid(frame, self.cfg)
+        grid = make_grid(frame, self.cfg, weather)
         origins = sorted(pd.DatetimeIndex(list(origins)))
         per_origin = len(grid.keys) * len(horizons if horizons is not None else self.cfg.horizons)
         step = max(1, PREDICT_CHUNK_ROWS // max(per_origin, 1))
@@ -205,18 +214,42 @@ class ForecastModel:
         del X
         if frame is None:
             out["is_fallback"] = out["_short"]
+            if self.calibration is not None and len(out):
+                from ml.calibration import series_groups
+
+                groups = series_groups(grid, out)
+                for k in GROUP_KEYS:
+                    out[GROUP_PREFIX + k] = groups[k].to_numpy()
         elif out["_short"].any():
             fb = item_profile_fallback(frame, out.loc[out["_short"]], self.cfg)
             out.loc[out["_short"], fb.columns] = fb.to_numpy()
             out.loc[out["_short"], "is_fallback"] = True
-        return out.drop(columns="_short").reset_index(drop=True)
+        out = out.drop(columns="_short").reset_index(drop=True)
+        return self._calibrated(out, grid)
+
+    def _calibrated(self, out: pd.DataFrame, grid) -> pd.DataFrame:
+        if self.calibration is None or not {"p10", "p50", "p90"} <= set(out.columns):
+            return out
+        from ml.calibration import apply_calibration, series_groups
+
+        return apply_calibration(out, series_groups(grid, out), self.calibration)
+
+    def calibrate_fallback(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` from predict(fallback=False) whose p10/p50/p90 were replaced (the fallback profiled over every
+        store) with this model's interval calibration, by the groups their chunk recorded."""
+        if self.calibration is None or not len(rows):
+            return rows
+        from ml.calibration import apply_calibration
+
+        groups = rows[[GROUP_PREFIX + k for k in GROUP_KEYS]].set_axis(list(GROUP_KEYS), axis=1)
+        return apply_calibration(rows, groups, self.calibration)
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = {"cfg": self.cfg.model_dump(), "boosters": {q: b.model_to_string() for q, b in self.boosters.items()},
-                "train_start": self.train_start, "train_end": self.train_end}
+                "train_start": self.train_start, "train_end": self.train_end, "calibration": self.calibration}
         path.write_bytes(pickle.dumps(blob))
         return path
 
@@ -235,6 +268,7 @@ class ForecastModel:
                     f"its stored config describes {len(expected)}; retrain (the forecast_training DAG)"
                 )
         m.train_start, m.train_end = blob["train_start"], blob["train_end"]
+        m.calibration = blob.get("calibration")
         return m
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# the backtest window (origins every 2nd day over the last 56 days), shared with the simulator: see ml.calibration
+from ml.calibration import BACKTEST_STRIDE
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
     from ml.model import ForecastModel
 
 log = logging.getLogger(__name__)
-BACKTEST_DAYS = 28
 
 
 def artifact_dir() -> Path:
@@ -31,33 +32,41 @@ def artifact_dir() -> Path:
 
 
 def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = None, frame=None) -> dict:
-    """Backtest (train on data <= end_date - 28d, origins daily over the last 28 days, h=1..7), then fit on all
-    data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model)."""
+    """Backtest (train on data <= end_date - 56d, origins every 2nd day over the last 56 days, h=1..7), then fit on
+    all data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model). The
+    backtest's residuals calibrate the intervals (ml.calibration), stored with the version and applied at
+    prediction."""
     import pandas as pd
 
-    from ml.data import mart_to_frame
+    from ml.data import mart_to_frame, mart_weather_forecasts
     from ml.registry import register_model, series_horizon_metrics
 
     cfg = cfg or ForecastConfig()
     end = pd.Timestamp(end_date)
+    # the weather forecasts issued up to the end (training reads the one issued at each origin)
+    weather = mart_weather_forecasts(engine, "1900-01-01", end)
     # the mart's frame is passed on, not kept here: backtest_and_fit drops its future rows and frees it
     model, P, m = backtest_and_fit(frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon),
-                                   end, cfg)
+                                   end, cfg, weather)
     version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
     path = model.save(artifact_dir() / f"{version}.pkl")
     promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
-                              model.train_end, m, str(path), series_metrics=series_horizon_metrics(P))
+                              model.train_end, m, str(path), series_metrics=series_horizon_metrics(P),
+                              calibration=model.calibration)
     log.info("model %s backtest wape=%.4f promoted=%s", version, m["wape"], promoted)
     return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
 
 
-def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig) -> tuple[ForecastModel, pd.DataFrame, dict]:
-    """The weekly training without the database: the backtest model (data <= end - 28 d) predicts every origin of
-    the last 28 days (h = 1..7), then the model is fit on all data <= end. Returns the model, the backtest rows
-    and their metrics. Each model's grid and matrix are freed before the next is built."""
+def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig,
+                     weather: pd.DataFrame | None = None) -> tuple[ForecastModel, pd.DataFrame, dict]:
+    """The weekly training without the database: the backtest model (data <= end - 56 d, fewer on a short
+    history) forecasts every 2nd origin of the window (h = 1..7); their residuals give the promotion metrics and the
+    interval calibration; then the model is fit on all data <= end and carries that calibration. Returns the model,
+    the backtest rows and their metrics. Each model's grid and matrix are freed before the next is built."""
     import pandas as pd
 
     from ml.backtest import metrics, metrics_by
+    from ml.calibration import backtest_calibration, backtest_days
     from ml.model import ForecastModel
 
     end = pd.Timestamp(end)
@@ -65,17 +74,18 @@ def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig) -> tuple[For
     if after.any():                     # the future drivers' rows: a copy without them, only when there are any
         frame = frame[~after.to_numpy()]
     del after
-    bt_start = end - pd.Timedelta(days=BACKTEST_DAYS)
-    bt = ForecastModel(cfg).fit(frame, end_date=bt_start)
-    P = bt.predict(frame, pd.date_range(bt_start + pd.Timedelta(days=1), end - pd.Timedelta(days=1)), range(1, 8))
+    days = backtest_days(frame, end)    # BACKTEST_DAYS unless the history is shorter
+    bt = ForecastModel(cfg).fit(frame, end_date=end - pd.Timedelta(days=days), weather=weather)
+    # the promotion metrics and the interval calibration come from the same backtest
+    P, calibration = backtest_calibration(bt, frame, end, weather, days, BACKTEST_STRIDE)
     del bt
-    P = P[P["target_date"] <= end]
     m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
     m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}
                        for r in metrics_by(P, "horizon").to_dict("records")}
-    m["backtest_origins"] = [str((bt_start + pd.Timedelta(days=1)).date()), str((end - pd.Timedelta(days=1)).date())]
-    model = ForecastModel(cfg).fit(frame, end_date=end)
+    m["backtest_origins"] = [str(pd.Timestamp(P["origin"].min()).date()), str(pd.Timestamp(P["origin"].max()).date())]
+    model = ForecastModel(cfg).fit(frame, end_date=end, weather=weather)
+    model.calibration = calibration
     return model, P, m
 
 
@@ -97,7 +107,8 @@ FIRST_CHUNK_STORES = 16
 
 def forecast_stores(model: ForecastModel | None, cfg: ForecastConfig, origin, stores: Sequence[int],
                     load: Callable[[list[int]], pd.DataFrame], history: Callable[[list[int] | None], pd.DataFrame],
-                    chunk_series: int = PREDICT_CHUNK_SERIES, sizes: dict[int, int] | None = None) -> pd.DataFrame:
+                    chunk_series: int = PREDICT_CHUNK_SERIES, sizes: dict[int, int] | None = None,
+                    weather: Callable[[list[int]], pd.DataFrame | None] | None = None) -> pd.DataFrame:
     """Forecasts h = 1..max_horizon from ``origin`` for the series of ``stores``, streamed by chunks of stores:
     ``load(store_ids)`` returns those stores' neutral frame (history and future drivers); each chunk is predicted
     and freed before the next is read, so memory follows the chunk (about ``chunk_series`` series), not the chain.
@@ -107,10 +118,12 @@ def forecast_stores(model: ForecastModel | None, cfg: ForecastConfig, origin, st
     (observed rows of those items in every store, None: of every item), once for all chunks.
 
     ``sizes`` (series per store, approximate) sizes the chunks; without it the first chunk has FIRST_CHUNK_STORES
-    stores and the next ones follow the series per store seen so far."""
+    stores and the next ones follow the series per store seen so far. ``weather(store_ids)``: the weather forecasts
+    issued at the origin for those stores (ml.weather). The fallback rows get the model's interval calibration, with
+    the series groups taken while their chunk was loaded, as in a single pass."""
     import pandas as pd
 
-    from ml.model import item_profile_fallback
+    from ml.model import GROUP_PREFIX, item_profile_fallback
 
     origin = pd.Timestamp(origin)
     parts: list[pd.DataFrame] = []
@@ -128,7 +141,8 @@ def forecast_stores(model: ForecastModel | None, cfg: ForecastConfig, origin, st
         n_series = len(part[["store_id", "item_id"]].drop_duplicates()) if len(part) else 0
         if n_series:
             if model is not None:
-                parts.append(model.predict(part, [origin], fallback=False))
+                parts.append(model.predict(part, [origin], weather=None if weather is None else weather(chunk),
+                                           fallback=False))
             else:
                 keys = part[["store_id", "item_id"]].drop_duplicates()
                 parts.append(pd.concat([keys.assign(origin=origin, horizon=h, target_date=origin + pd.Timedelta(days=h))
@@ -149,7 +163,9 @@ def forecast_stores(model: ForecastModel | None, cfg: ForecastConfig, origin, st
             if c not in P:
                 P[c] = float("nan")
         P.loc[short, fb.columns] = fb.to_numpy()
-    return P
+        if model is not None:
+            P.loc[short, fb.columns] = model.calibrate_fallback(P.loc[short])[list(fb.columns)].to_numpy()
+    return P.drop(columns=[c for c in P.columns if c.startswith(GROUP_PREFIX)])
 
 
 def fallback_history(history: Callable[[list[int] | None], pd.DataFrame], items, origin, cfg) -> pd.DataFrame:
@@ -168,7 +184,8 @@ def fallback_history(history: Callable[[list[int] | None], pd.DataFrame], items,
 
 
 def forecast_frame(model: ForecastModel | None, cfg: ForecastConfig, origin, frame: pd.DataFrame,
-                   store_ids: Sequence[int] | None = None, chunk_series: int = PREDICT_CHUNK_SERIES) -> pd.DataFrame:
+                   store_ids: Sequence[int] | None = None, chunk_series: int = PREDICT_CHUNK_SERIES,
+                   weather: Callable[[list[int]], pd.DataFrame | None] | None = None) -> pd.DataFrame:
     """:func:`forecast_stores` over an in-memory neutral frame (tests, benches): ``store_ids`` (None: every store
     of the frame) a chunk at a time, the fallback profiled over every store of the frame."""
     import numpy as np
@@ -180,7 +197,7 @@ def forecast_frame(model: ForecastModel | None, cfg: ForecastConfig, origin, fra
         return frame if items is None else frame[frame["item_id"].isin(items).to_numpy()]
 
     return forecast_stores(model, cfg, origin, stores, lambda chunk: frame[np.isin(ids, chunk)], history,
-                           chunk_series)
+                           chunk_series, weather=weather)
 
 
 def predict_for_date(engine: Engine, business_date, run_id: str, automation_blocked: bool | Collection[int],
@@ -195,9 +212,10 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
     import pandas as pd
     from sqlalchemy import text
 
-    from ml.data import history_frame, mart_series_counts, mart_store_ids, mart_to_frame
+    from ml.data import history_frame, mart_series_counts, mart_store_ids, mart_to_frame, mart_weather_forecasts
     from ml.model import ForecastModel
     from ml.registry import current_model, ensure_schema
+    from ml.weather import MAX_ISSUE_AGE_DAYS
     from replenish.bulk import copy_frame
 
     ensure_schema(engine)
@@ -215,14 +233,18 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
     # A partition reads its own stores' rows only, a chunk at a time; the fallback profiles an item over all stores,
     # so its items' rows are read from every store: a partition then writes exactly what the single-process run
     # writes, without every partition reading the whole chain every night.
+    def weather(chunk: list[int]) -> pd.DataFrame | None:
+        # the forecasts issued at the origin (and the days before, standing in for a missing delivery)
+        return mart_weather_forecasts(engine, origin - pd.Timedelta(days=MAX_ISSUE_AGE_DAYS), origin, store_ids=chunk)
+
     if frame is None:
         stores = ids if ids is not None else mart_store_ids(engine, origin, cfg.max_horizon)
         P = forecast_stores(model, cfg, origin, stores,
                             lambda chunk: mart_to_frame(engine, origin, cfg.max_horizon, store_ids=chunk),
                             lambda items: history_frame(engine, origin, items), chunk_series,
-                            sizes=mart_series_counts(engine, origin, stores))
+                            sizes=mart_series_counts(engine, origin, stores), weather=weather)
     else:
-        P = forecast_frame(model, cfg, origin, frame, ids, chunk_series)
+        P = forecast_frame(model, cfg, origin, frame, ids, chunk_series, weather=weather)
     out = pd.DataFrame({
         "store_id": P["store_id"].astype("int64"), "item_id": P["item_id"].astype("int64"),
         "origin_date": origin.date(), "target_date": pd.to_datetime(P["target_date"]).dt.date,

@@ -41,7 +41,8 @@ def current_model(engine: Engine) -> ModelRecord | None:
 
 
 def register_model(engine: Engine, version: str, params: dict, feature_config: dict, train_start, train_end,
-                   backtest_metrics: dict, artifact_path: str, series_metrics: list[dict] | None = None) -> bool:
+                   backtest_metrics: dict, artifact_path: str, series_metrics: list[dict] | None = None,
+                   calibration: dict | None = None) -> bool:
     """Insert the version; promote it (atomically) iff its backtest WAPE beats the current one. Returns promoted.
 
     Idempotent: registering the same version again replaces its row and its per-series metrics (a retried
@@ -60,13 +61,16 @@ def register_model(engine: Engine, version: str, params: dict, feature_config: d
             promote = cur is None or wape < float(cur[1])
         conn.execute(text(
             "insert into forecast.models (version, params, feature_config, train_start, train_end, backtest_metrics,"
-            " backtest_wape, artifact_path, is_current) values (:v, cast(:p as jsonb), cast(:f as jsonb), :ts, :te,"
-            " cast(:m as jsonb), :w, :a, false) on conflict (version) do update set params = excluded.params,"
+            " backtest_wape, artifact_path, is_current, calibration) values (:v, cast(:p as jsonb),"
+            " cast(:f as jsonb), :ts, :te, cast(:m as jsonb), :w, :a, false, cast(:c as jsonb))"
+            " on conflict (version) do update set params = excluded.params,"
             " feature_config = excluded.feature_config, train_start = excluded.train_start,"
             " train_end = excluded.train_end, backtest_metrics = excluded.backtest_metrics,"
-            " backtest_wape = excluded.backtest_wape, artifact_path = excluded.artifact_path"),
+            " backtest_wape = excluded.backtest_wape, artifact_path = excluded.artifact_path,"
+            " calibration = excluded.calibration"),
             {"v": version, "p": json.dumps(params), "f": json.dumps(feature_config), "ts": train_start,
-             "te": train_end, "m": json.dumps(backtest_metrics, default=float), "w": wape, "a": str(artifact_path)})
+             "te": train_end, "m": json.dumps(backtest_metrics, default=float), "w": wape, "a": str(artifact_path),
+             "c": None if calibration is None else json.dumps(calibration, default=float)})
         if series_metrics is not None:
             conn.execute(text("delete from forecast.backtest_metrics where model_version = :v"), {"v": version})
             if series_metrics:

@@ -106,3 +106,14 @@ def test_exports_match_contract(retailer, tmp_path):
     # idempotent: complete days are skipped
     again = write_exports(retailer, tmp_path, start=start, end=end, tz="Europe/Berlin")
     assert again["days_written"] == 0 and again["days_skipped"] == 10
+
+
+def test_weather_forecast_error_grows_with_lead_time(retailer):
+    """The exported forecasts are forecasts (error growing with the lead), not the actuals plus a fixed noise."""
+    m = retailer.weather_forecasts.merge(retailer.weather, on=["store_id", "weather_date"], suffixes=("_fc", ""))
+    lead = (m["weather_date"] - m["issue_date"]).dt.days
+    t_err = (m["temperature_c_fc"] - m["temperature_c"]).abs().groupby(lead).mean()
+    r_err = (m["rain_mm_fc"] - m["rain_mm"]).abs().groupby(lead).mean()
+    assert set(lead) == set(range(1, 15))
+    for err in (t_err, r_err):
+        assert err[1] < err[4] < err[7] < err[14]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -111,6 +112,13 @@ def test_build_full_refresh_then_incremental_is_rerunnable(wh):
     drivers = q(eng, f"SELECT * FROM marts.fct_demand_drivers WHERE driver_date = '{D + timedelta(days=1)}' "
                      "AND store_id = 1 AND item_id = 100")
     assert drivers[0]["is_weather_forecast"] is True and drivers[0]["is_promotion"] is True
+    # the forecasts by issue day, as the forecaster reads them (ml.weather): issued D for D + 1, never the actuals
+    from ml.data import mart_weather_forecasts
+
+    wf = mart_weather_forecasts(eng, D, D)
+    assert wf is not None and sorted(wf["store_id"]) == [1, 2]
+    assert (wf["issue_date"] == pd.Timestamp(D)).all() and (wf["weather_date"] == pd.Timestamp(D + timedelta(1))).all()
+    assert wf.set_index("store_id").loc[1, "rain"] == pytest.approx(2.5)
 
 
 def test_build_error_names_failing_nodes(wh):

@@ -79,6 +79,13 @@ def test_train_and_register_stores_backtest_metrics_per_series_and_horizon(eng):
     assert (bm.sum_p50.sum() - bm.sum_y.sum()) / bm.sum_y.sum() == pytest.approx(m["bias"])
     assert bm.sum_pinball.sum() / bm.sum_y.sum() / 3 == pytest.approx(m["pinball"])
     assert list(by_h.horizon) == list(range(1, 8))
+    # the interval calibration fitted on this backtest is stored with the version and in its artifact
+    from ml.model import ForecastModel
+
+    with eng.connect() as c:
+        cal = c.execute(text("select calibration from forecast.models where version = :v"), {"v": v}).scalar()
+    assert cal is not None and cal["n_rows"] > 0
+    assert ForecastModel.load(res["artifact_path"]).calibration == cal
     assert by_h.wape.to_list() == pytest.approx([stored["by_horizon"][str(h)]["wape"] for h in range(1, 8)])
     # idempotent: registering the same version again (a retried task) replaces, never duplicates
     rows = series_horizon_metrics(pd.DataFrame({"store_id": [2, 2], "item_id": [1, 1], "horizon": [1, 1],

@@ -105,8 +105,8 @@ class _Spy(Policy):
 
 
 class _CheckedOurs(Ours):
-    """The production forecast path, asserting what reaches the model: no sales after the day, and weather
-    after the day from the forecast issued that day, never the actual."""
+    """The production forecast path, asserting what reaches the model: no sales after the day, and weather only
+    as forecast on the day (or the two days before), never a forecast issued later nor the actual."""
 
     checked = 0
 
@@ -114,17 +114,16 @@ class _CheckedOurs(Ours):
         self._maybe_train(view)
         real_predict = type(self.model).predict.__get__(self.model)
 
-        def predict(frame, origins, horizons=None):
+        def predict(frame, origins, horizons=None, weather=None):
             f = frame
             assert f.loc[f["y"].notna(), "date"].max() <= view.date
-            fut = f[f["date"] > view.date]
-            wf = self.m.weather_forecasts
-            wf = wf[wf["issue_date"] == view.date].rename(columns={"weather_date": "date"})
-            chk = fut.merge(wf, on=["store_id", "date"])
-            assert len(chk) and np.allclose(chk["rain"], chk["rain_mm"]) and np.allclose(chk["temperature"],
-                                                                                           chk["temperature_c"])
+            assert weather is not None and weather["issue_date"].max() == view.date
+            issued = self.m.weather_forecasts
+            issued = issued[issued["issue_date"] == view.date]
+            chk = weather[weather["issue_date"] == view.date].merge(issued, on=["store_id", "weather_date"])
+            assert len(chk) == len(issued) and np.allclose(chk["rain"], chk["rain_mm"])
             type(self).checked += 1
-            return real_predict(frame, origins, horizons)
+            return real_predict(frame, origins, horizons, weather=weather)
 
         self.model.predict = predict
         return super().forecasts(view)

@@ -530,6 +530,24 @@ def bench_forecast(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
             typer.echo(format_table(result))
 
 
+@bench_app.command("calibration")
+def bench_calibration(
+    synthetic_stores: int = typer.Option(2, help="stores of the synthetic (M5-like) panel"),
+    synthetic_items: int = typer.Option(300, help="items per store of the synthetic panel"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Interval validation table: P10-P90 coverage (target 0.75-0.85), WAPE and bias per panel and series group."""
+    _setup_logging()
+    from ml.bench_calibration import format_table, run_calibration_bench
+
+    with _stdout_for_json(as_json):
+        result = run_calibration_bench(synthetic_stores, synthetic_items)
+        if as_json:
+            _emit(result, True)
+        else:
+            typer.echo(format_table(result))
+
+
 @bench_app.command("forecast-scale")
 def bench_forecast_scale(
     case: str = typer.Option("m5", help="m5: train + predict once on an M5-size panel; chain: the weekly training "

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from replenish.data.weather import forecast_from_observed
 from replenish.settings import Settings, get_settings
 
 # ------------------------------------------------------------------------- masters
@@ -159,17 +160,13 @@ def _weather(panel: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFram
         index=dates, columns=stores).to_numpy()
     temp = w.pivot(index="weather_date", columns="store_id", values="temperature_c").reindex(
         index=dates, columns=stores).to_numpy()
-    k = np.arange(1, H + 1)[None, :, None]
-    t_noise = rng.normal(0.0, 1.0, size=(T, H, S)) * (0.6 + 0.25 * k)
-    r_mult = np.exp(rng.normal(0.0, 1.0, size=(T, H, S)) * (0.15 + 0.04 * k))
-    r_add = rng.normal(0.0, 1.0, size=(T, H, S)) * (0.2 + 0.1 * k)
+    # the shared error model (replenish.data.weather): error grows with lead time, rain skill decays to climatology
+    f_rain, f_temp = forecast_from_observed(rain, temp, rng, H)
     issue_idx = np.arange(T)[:, None, None] + np.zeros((1, H, S), dtype=int)
-    target_idx = issue_idx + k
+    target_idx = issue_idx + np.arange(1, H + 1)[None, :, None]
     valid = target_idx < T
     ti = np.where(valid, target_idx, 0)
     si = np.broadcast_to(np.arange(S)[None, None, :], (T, H, S))
-    f_temp = temp[ti, si] + t_noise
-    f_rain = np.clip(rain[ti, si] * r_mult + r_add, 0.0, None)
     m = valid.ravel()
     fc = pd.DataFrame({
         "issue_date": dates[issue_idx.ravel()[m]],

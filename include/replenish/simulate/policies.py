@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ml.weather import MAX_ISSUE_AGE_DAYS, neutral_forecasts
 from replenish.orders.proposals import compute_proposals
 from replenish.simulate.world import HISTORY_WEEKS, Masters, Opportunity
 
@@ -137,7 +138,7 @@ class Ours(ProposalPolicy):
     uses_forecast_interval = True
 
     def __init__(self, masters: Masters, cfg: ForecastConfig | None = None,
-                 on_train: Callable[[str], None] | None = None) -> None:
+                 on_train: Callable[[str], None] | None = None, calibrate: bool = True) -> None:
         from ml.config import ForecastConfig
 
         super().__init__(masters)
@@ -146,6 +147,7 @@ class Ours(ProposalPolicy):
         self.train_end: pd.Timestamp | None = None
         self.fits: list[dict] = []
         self.on_train = on_train
+        self.calibrate = calibrate
         h = masters.history
         self._hist_tail = h[h["date"] > masters.start - pd.Timedelta(days=PREDICT_LOOKBACK_DAYS)]
         w = masters.drivers
@@ -153,6 +155,8 @@ class Ours(ProposalPolicy):
         self._row_s = pd.MultiIndex.from_frame(masters.keys).get_indexer(
             pd.MultiIndex.from_frame(self._window[["store_id", "item_id"]]))
         self._row_t = (self._window["date"] - masters.start).dt.days.to_numpy()
+        # weather as production reads it (ml.weather): the forecasts issued at each origin, in training and prediction
+        self._weather = neutral_forecasts(masters.weather_forecasts) if len(masters.weather_forecasts) else None
 
     def _observed(self, view: DayView, upto: pd.Timestamp) -> pd.DataFrame:
         """Window rows dated <= upto with y = this policy's sales and its stock-out flags (as production sees)."""
@@ -175,7 +179,17 @@ class Ours(ProposalPolicy):
         frame = frame[frame["date"] <= end]
         if self.on_train:
             self.on_train(f"training the forecast model on data through {end.date()}")
-        self.model = fit_weekly(self.cfg, frame, end)
+        wf = self._weather
+        wf = None if wf is None else wf[wf["issue_date"] <= end]
+        self.model = fit_weekly(self.cfg, frame, end, wf)
+        if self.calibrate:
+            # as forecast_training: a model on data through end - 56 days backtests the last 56 days, whose
+            # residuals calibrate the intervals of the model the week runs on (ml.calibration)
+            from ml.calibration import backtest_calibration, backtest_days
+
+            days = backtest_days(frame, end)
+            bt = fit_weekly(self.cfg, frame, end - pd.Timedelta(days=days), wf)
+            self.model.calibration = backtest_calibration(bt, frame, end, wf, days)[1]
         self.train_end = end
         self.fits.append({"business_date": str(view.date.date()), "train_end": str(end.date()),
                           "rows": int(self.model.n_train_rows), "seconds": round(self.model.fit_seconds, 1)})
@@ -190,7 +204,11 @@ class Ours(ProposalPolicy):
         fut = fut[fut["date"] > view.date].assign(y=np.nan, is_stockout=False)
         frame = pd.concat([past, fut[past.columns]], ignore_index=True)
         assert self.model is not None  # _maybe_train above returns only with a model set
-        P = self.model.predict(frame, [view.date])
+        wf = self._weather
+        if wf is not None:
+            wf = wf[(wf["issue_date"] <= view.date)
+                    & (wf["issue_date"] >= view.date - pd.Timedelta(days=MAX_ISSUE_AGE_DAYS))]
+        P = self.model.predict(frame, [view.date], weather=wf)
         return P.assign(is_flagged=P["is_fallback"].astype(bool))
 
 

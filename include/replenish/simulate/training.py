@@ -31,7 +31,8 @@ def single_thread(cfg: ForecastConfig) -> ForecastConfig:
     return cfg.model_copy(update={"lgbm": cfg.lgbm.model_copy(update={"num_threads": 1})})
 
 
-def fit_weekly(cfg: ForecastConfig, frame: pd.DataFrame, end_date: pd.Timestamp) -> ForecastModel:
+def fit_weekly(cfg: ForecastConfig, frame: pd.DataFrame, end_date: pd.Timestamp,
+               weather: pd.DataFrame | None = None) -> ForecastModel:
     """``ForecastModel(cfg).fit(frame, end_date=end_date)``, one quantile per thread (see the module doc).
 
     The returned model predicts with one LightGBM thread too (a few hundred rows a day: threads only add
@@ -42,7 +43,8 @@ def fit_weekly(cfg: ForecastConfig, frame: pd.DataFrame, end_date: pd.Timestamp)
     one = single_thread(cfg)
 
     def fit(q: float) -> ForecastModel:
-        return ForecastModel(one.model_copy(update={"quantiles": [q]})).fit(frame.copy(), end_date=end_date)
+        return ForecastModel(one.model_copy(update={"quantiles": [q]})).fit(frame.copy(), end_date=end_date,
+                                                                              weather=weather)
 
     with ThreadPoolExecutor(max_workers=len(cfg.quantiles), thread_name_prefix="weekly-fit") as pool:
         parts = list(pool.map(fit, cfg.quantiles))

@@ -224,8 +224,8 @@ def build_world(panel: pd.DataFrame, start: dt.date, end: dt.date, *, seed: int,
     history = panel_to_frame(hist_panel)
     drivers = panel_to_frame(panel.assign(demand=np.nan)).drop(columns=["y", "is_stockout"])
     wf = retailer.weather_forecasts
-    wf = wf[(wf["issue_date"] >= start_ts - pd.Timedelta(days=1)) & (wf["issue_date"] <= end_ts)
-            & wf["store_id"].isin(keys["store_id"].unique())].reset_index(drop=True)
+    # every issue day up to the window's end: the weekly training reads the forecasts issued at its past origins
+    wf = wf[(wf["issue_date"] <= end_ts) & wf["store_id"].isin(keys["store_id"].unique())].reset_index(drop=True)
 
     hs_wide = past.pivot_table(index="date", columns=["store_id", "item_id"], values="sales", aggfunc="first")
     hs = hs_wide.reindex(index=pd.date_range(start_ts - pd.Timedelta(days=HISTORY_WEEKS * 7),

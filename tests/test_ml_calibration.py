@@ -1,0 +1,103 @@
+"""Interval calibration (ml.calibration): levels hit on held-out residuals, censoring, groups known at the origin,
+and the calibration travelling with the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.calibration import apply_calibration, fit_calibration, series_groups
+from ml.features import make_grid
+from ml.tests_support import fast_config, small_frame
+
+
+def _rows(n: int, seed: int, spread: float, stockout_share: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Forecasts whose P10/P90 are `spread` times too narrow (spread > 1) for normal demand around P50."""
+    rng = np.random.default_rng(seed)
+    p50 = rng.uniform(5, 50, n)
+    sd = 0.2 * p50
+    y = np.maximum(p50 + sd * rng.normal(size=n), 0)
+    z = 1.2816
+    P = pd.DataFrame({"y": y, "p50": p50, "p10": p50 - z * sd / spread, "p90": p50 + z * sd / spread,
+                      "horizon": rng.integers(1, 8, n), "stockout": rng.random(n) < stockout_share})
+    groups = pd.DataFrame({"volume": np.where(p50 < 20, "mid", "high"), "intermittency": "smooth",
+                           "history": "long"}, index=P.index)
+    return P, groups
+
+
+def _coverage(P: pd.DataFrame) -> float:
+    return float(((P["y"] >= P["p10"]) & (P["y"] <= P["p90"])).mean())
+
+
+@pytest.mark.parametrize("spread", [2.0, 0.5])          # intervals too narrow, then too wide
+def test_recalibrated_intervals_hit_their_levels_on_new_rows(spread):
+    cal = fit_calibration(*_rows(4000, 0, spread))
+    P, groups = _rows(4000, 1, spread)
+    assert not 0.75 <= _coverage(P) <= 0.85
+    C = apply_calibration(P, groups, cal)
+    assert 0.77 <= _coverage(C) <= 0.83
+    assert 0.07 <= (C["y"] < C["p10"]).mean() <= 0.13 and 0.07 <= (C["y"] > C["p90"]).mean() <= 0.13
+    pd.testing.assert_series_equal(C["p50"], P["p50"])                  # the point forecast is untouched
+    assert (C["p10"] >= 0).all() and (C["p10"] <= C["p50"]).all() and (C["p50"] <= C["p90"]).all()
+
+
+def test_stockout_days_are_left_out_of_the_residuals():
+    P, groups = _rows(3000, 2, 1.0, stockout_share=0.3)
+    # censored sales: far below demand on stock-out days; counting them would stretch P10 downwards
+    P.loc[P["stockout"], "y"] = 0.0
+    with_censored = fit_calibration(P.assign(stockout=False), groups)
+    cal = fit_calibration(P, groups)
+    clean = fit_calibration(P[~P["stockout"]], groups[~P["stockout"]])
+    assert cal["global"] == clean["global"]
+    assert with_censored["global"]["lo"] > 1.5 * cal["global"]["lo"]
+
+
+def test_zero_width_intervals_of_intermittent_series_get_a_width():
+    rng = np.random.default_rng(3)
+    n = 3000
+    y = (rng.random(n) < 0.3).astype(float)               # sells 1 on 30 % of days, forecast 0 / 0 / 0
+    P = pd.DataFrame({"y": y, "p10": 0.0, "p50": 0.0, "p90": 0.0, "horizon": 1})
+    groups = pd.DataFrame({"volume": "low", "intermittency": "intermittent", "history": "long"}, index=P.index)
+    C = apply_calibration(P, groups, fit_calibration(P, groups))
+    assert (C["p90"] >= 1).all() and _coverage(C) == 1.0
+
+
+def test_groups_use_only_the_history_up_to_the_origin():
+    f = small_frame(stores=(2,))
+    cfg = fast_config()
+    rows = pd.DataFrame({"store_id": 2, "item_id": sorted(f["item_id"].unique()), "origin": pd.Timestamp("2018-03-15")})
+    a = series_groups(make_grid(f, cfg), rows)
+    scrambled = f.copy()
+    after = scrambled["date"] > "2018-03-15"
+    scrambled.loc[after, "y"] = 0.0
+    b = series_groups(make_grid(scrambled, cfg), rows)
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["history"]) == {"long"} and set(a["intermittency"]) == {"smooth"}
+
+
+def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp_path):
+    from ml.calibration import fit_calibrated
+    from ml.model import ForecastModel
+
+    f = small_frame(stores=(2, 3), start="2017-11-01", end="2018-06-30")
+    m = fit_calibrated(fast_config(origin_stride=4), f, "2018-05-31")
+    assert m.calibration is not None and m.calibration["n_rows"] > 0
+    loaded = ForecastModel.load(m.save(tmp_path / "m.pkl"))
+    assert loaded.calibration == m.calibration
+    origins = [pd.Timestamp("2018-06-05")]
+    cal = loaded.predict(f, origins)
+    loaded.calibration = None
+    raw = loaded.predict(f, origins)
+    pd.testing.assert_series_equal(cal["p50"], raw["p50"])
+    assert not np.allclose(cal["p90"], raw["p90"])
+
+
+def test_a_short_warehouse_history_shortens_the_backtest_instead_of_failing():
+    from ml.calibration import BACKTEST_DAYS, backtest_days, fit_calibrated
+
+    f = small_frame(stores=(2,), start="2018-02-01", end="2018-04-28")          # 87 days, a new warehouse
+    assert backtest_days(f, "2018-04-28") == 86 - 56 - 2 < BACKTEST_DAYS     # 86 days after the first
+    assert backtest_days(small_frame(stores=(2,)), "2018-06-30") == BACKTEST_DAYS
+    m = fit_calibrated(fast_config(), f, "2018-04-28")
+    assert m.calibration is not None and m.calibration["n_rows"] > 0
