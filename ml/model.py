@@ -214,7 +214,7 @@ class ForecastModel:
         del X
         if frame is None:
             out["is_fallback"] = out["_short"]
-            if self.calibration is not None and len(out):
+            if self.applies_calibration and len(out):
                 from ml.calibration import series_groups
 
                 groups = series_groups(grid, out)
@@ -228,21 +228,26 @@ class ForecastModel:
         return self._calibrated(out, grid)
 
     def _calibrated(self, out: pd.DataFrame, grid) -> pd.DataFrame:
-        if self.calibration is None or not {"p10", "p50", "p90"} <= set(out.columns):
+        if not self.applies_calibration or not {"p10", "p50", "p90"} <= set(out.columns):
             return out
         from ml.calibration import apply_calibration, series_groups
 
-        return apply_calibration(out, series_groups(grid, out), self.calibration)
+        return apply_calibration(out, series_groups(grid, out), cast(dict, self.calibration))
+
+    @property
+    def applies_calibration(self) -> bool:
+        """Are the forecasts' intervals calibrated? (fitted always, applied as ``cfg.apply_interval_calibration``)"""
+        return self.calibration is not None and self.cfg.apply_interval_calibration
 
     def calibrate_fallback(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` from predict(fallback=False) whose p10/p50/p90 were replaced (the fallback profiled over every
         store) with this model's interval calibration, by the groups their chunk recorded."""
-        if self.calibration is None or not len(rows):
+        if not self.applies_calibration or not len(rows):
             return rows
         from ml.calibration import apply_calibration
 
         groups = rows[[GROUP_PREFIX + k for k in GROUP_KEYS]].set_axis(list(GROUP_KEYS), axis=1)
-        return apply_calibration(rows, groups, self.calibration)
+        return apply_calibration(rows, groups, cast(dict, self.calibration))
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: Path) -> Path:

@@ -35,3 +35,20 @@ def playwright():
 
     with sync_playwright() as p:
         yield p
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _migrations_checked_again_per_module() -> None:
+    """Tests drop and create their databases under the same URL: the once-per-process "at head" memory of
+    ``replenish.migrations`` must not outlive one. Autouse fixtures of a scope run before the others of that scope,
+    so a module's database fixtures check again (two small queries), and so does every test (below)."""
+    from replenish import migrations
+
+    migrations.forget()
+
+
+@pytest.fixture(autouse=True)
+def _migrations_checked_again() -> None:
+    from replenish import migrations
+
+    migrations.forget()

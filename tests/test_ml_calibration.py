@@ -81,7 +81,7 @@ def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp
     from ml.model import ForecastModel
 
     f = small_frame(stores=(2, 3), start="2017-11-01", end="2018-06-30")
-    m = fit_calibrated(fast_config(origin_stride=4), f, "2018-05-31")
+    m = fit_calibrated(fast_config(origin_stride=4, apply_interval_calibration=True), f, "2018-05-31")
     assert m.calibration is not None and m.calibration["n_rows"] > 0
     loaded = ForecastModel.load(m.save(tmp_path / "m.pkl"))
     assert loaded.calibration == m.calibration
@@ -89,6 +89,9 @@ def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp
     cal = loaded.predict(f, origins)
     loaded.calibration = None
     raw = loaded.predict(f, origins)
+    # fitted and stored always; applied only when the configuration says so (the default does not)
+    m.cfg = m.cfg.model_copy(update={"apply_interval_calibration": False})
+    pd.testing.assert_frame_equal(m.predict(f, origins), raw)
     pd.testing.assert_series_equal(cal["p50"], raw["p50"])
     assert not np.allclose(cal["p90"], raw["p90"])
 
