@@ -114,6 +114,7 @@ def users_add(
 def users_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """All users with role, scopes and whether they are active."""
     from replenish.platform import accounts
+
     with cli.stdout_for_json(as_json):
         with _begin() as conn:
             users = accounts.list_users(conn)
@@ -155,6 +156,7 @@ def users_enable(
 ) -> None:
     """Enable a disabled user again (their password is unchanged)."""
     from replenish.platform import accounts
+
     with cli.stdout_for_json(as_json):
         with _begin() as conn:
             found = accounts.enable_user(conn, username)
@@ -213,6 +215,7 @@ def keys_revoke(
 ) -> None:
     """Revoke the active key of this name (its next request gets 401)."""
     from replenish.platform import api_keys
+
     with cli.stdout_for_json(as_json):
         with _begin() as conn:
             done = api_keys.revoke_key(conn, name)
@@ -225,6 +228,7 @@ def keys_revoke(
 def keys_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Keys with store, prefix, creation, revocation and last use (never the key itself)."""
     from replenish.platform import api_keys
+
     with cli.stdout_for_json(as_json):
         with _begin() as conn:
             rows = api_keys.list_keys(conn)
@@ -247,6 +251,7 @@ def serve(
     from replenish.platform.app import create_app
     from replenish.platform.demo import format_demo_users
     from replenish.settings import get_settings
+
     cli.setup_logging()
     s = get_settings()
     host, port = host or s.platform_host, port or s.platform_port
