@@ -148,10 +148,42 @@ def fit_calibration(P: pd.DataFrame, groups: pd.DataFrame) -> dict[str, Any]:
         all_h = est(in_c, glob)
         cells[str(c)] = {"all": all_h, **{b: est(in_c & (band == b), all_h) for b in ("h1", "h2")}}
         cells[str(c)]["h3"] = cells[str(c)]["h2"]
+    rho, pairs = day_error_correlation(P)
     return {"method": "split-conformal half-width scaling per group x horizon band", "global": glob,
-            "cells": cells, "volume_edges": list(VOLUME_EDGES), "intermittent_zero_share": INTERMITTENT_ZERO_SHARE,
+            "cells": cells, "day_error_correlation": rho, "day_error_pairs": pairs,
+            "volume_edges": list(VOLUME_EDGES), "intermittent_zero_share": INTERMITTENT_ZERO_SHARE,
             "short_history_days": SHORT_HISTORY_DAYS, "horizon_bands": list(HORIZON_BANDS),
             "shrink_rows": SHRINK_ROWS, "n_rows": int(len(P))}
+
+
+def day_error_correlation(P: pd.DataFrame, lags: tuple[int, ...] = (1, 2)) -> tuple[float | None, int]:
+    """Correlation of the standardised errors (y - P50) / half-width of the same series and origin ``lags`` days
+    apart, pooled (the residuals of one forecast run share weather, events and the series' level). The demand over
+    a multi-day coverage window is judged with it (replenish.orders.quantiles.window_quantiles): 1 would make a
+    window's P90 the sum of the daily P90s, 0 would treat the days as independent. None below 100 pairs."""
+    import pandas as pd
+
+    need = {"store_id", "item_id", "origin", "horizon", "y", "p10", "p50", "p90"}
+    if not need <= set(P.columns) or len(P) == 0:
+        return None, 0
+    y, p10, p50, p90 = (P[c].to_numpy(float) for c in ("y", "p10", "p50", "p90"))
+    e = (y - p50) / np.maximum((p90 - p10) / 2, _floor(p50))
+    E = pd.DataFrame({"s": P["store_id"].to_numpy(), "i": P["item_id"].to_numpy(), "o": P["origin"].to_numpy(),
+                      "h": P["horizon"].to_numpy(), "e": e}).pivot_table(
+        index=["s", "i", "o"], columns="h", values="e", aggfunc="first")
+    a_all, b_all = [], []
+    hs = [int(h) for h in E.columns]
+    for lag in lags:
+        for h in hs:
+            if h + lag in hs:
+                a, b = E[h].to_numpy(), E[h + lag].to_numpy()
+                ok = np.isfinite(a) & np.isfinite(b)
+                a_all.append(a[ok])
+                b_all.append(b[ok])
+    a, b = (np.concatenate(x) if x else np.empty(0) for x in (a_all, b_all))
+    if len(a) < 100 or a.std() == 0 or b.std() == 0:
+        return None, int(len(a))
+    return float(np.clip(np.corrcoef(a, b)[0, 1], 0.0, 1.0)), int(len(a))
 
 
 def apply_calibration(P: pd.DataFrame, groups: pd.DataFrame, calibration: dict[str, Any]) -> pd.DataFrame:

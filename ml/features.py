@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ml.censoring import impute_stockouts
 from ml.config import ForecastConfig
 from ml.holidays import keys_and_lags
 from ml.weather import MAX_ISSUE_AGE_DAYS, forecast_arrays, issued_at_origin
@@ -37,6 +38,8 @@ class Grid:
     y: np.ndarray                       # observed y, NaN if missing or (masked) stock-out
     y_raw: np.ndarray                   # observed y as recorded (sales), NaN if missing
     stockout: np.ndarray
+    # the training target where stock-out days are imputed (ml.censoring): a draw above the sales; None: y_raw
+    y_fit: np.ndarray | None = None
     drivers: dict[str, np.ndarray] = field(default_factory=dict)
     # weather forecasts per store (ml.weather.forecast_arrays): [store row, issue date, lead - 1]
     weather_row: np.ndarray | None = None
@@ -76,15 +79,19 @@ def make_grid(frame: pd.DataFrame, cfg: ForecastConfig, weather: pd.DataFrame | 
     y_raw = fill("y")
     so = fill("is_stockout", 0.0, np.float32)
     so = np.nan_to_num(so) > 0
-    y = y_raw.copy()
-    if cfg.mask_stockouts:
-        y[so] = np.nan
+    y_fit = None
+    if cfg.mask_stockouts and cfg.impute_stockouts:
+        y, y_fit = impute_stockouts(y_raw, so, seed=cfg.lgbm.seed)
+    else:
+        y = y_raw.copy()
+        if cfg.mask_stockouts:
+            y[so] = np.nan
     # float32: drivers are ~1/3 of the grid; weather drivers come from the forecasts, the observed are not kept
     drivers = {c: fill(c, dtype=np.float32) for c in cfg.drivers if c not in cfg.weather_drivers}
     # leads beyond the horizon too: they stand in for a missing delivery (ml.weather.issued_at_origin)
     row, wx = forecast_arrays(weather, keys["store_id"].to_numpy(), dates, cfg.max_horizon + MAX_ISSUE_AGE_DAYS)
-    return Grid(keys=keys, dates=dates, y=y, y_raw=y_raw, stockout=so, drivers=drivers, weather_row=row,
-                weather={c: wx[c] for c in cfg.weather_drivers})
+    return Grid(keys=keys, dates=dates, y=y, y_raw=y_raw, stockout=so, y_fit=y_fit, drivers=drivers,
+                weather_row=row, weather={c: wx[c] for c in cfg.weather_drivers})
 
 
 def y_at(a: np.ndarray, src: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -221,6 +228,8 @@ def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons:
         df.insert(0, "store_id", np.repeat(grid.keys["store_id"].to_numpy(), len(o)))
         df["scale"] = scale.ravel()
         df["y"] = _at_target(grid.y_raw, t).ravel()
+        if grid.y_fit is not None:
+            df["y_fit"] = _at_target(grid.y_fit, t).ravel()
         df["stockout"] = _at_target(grid.stockout.astype(float), t).ravel() > 0
         out.append(df)
     return pd.concat(out, ignore_index=True)

@@ -126,12 +126,14 @@ class ForecastModel:
                 continue
             X = build_features(grid, pd.DatetimeIndex(chunk), cfg)
             keep = (X["target_date"] <= end) & X["y"].notna() & (X["n_obs_56"] >= cfg.min_history_days)
-            if cfg.mask_stockouts:
+            # with imputed stock-out days (ml.censoring) they train on the imputed demand, else they are dropped
+            target_col = "y_fit" if "y_fit" in X else "y"
+            if cfg.mask_stockouts and target_col == "y":
                 keep &= ~X["stockout"]
             if frac < 1.0:
                 keep &= rng.random(len(X)) < frac
             X = X[keep.to_numpy()]
-            matrix.append(X[cols], (X["y"] / X["scale"]).to_numpy(dtype=np.float32), self._weights(X, end))
+            matrix.append(X[cols], (X[target_col] / X["scale"]).to_numpy(dtype=np.float32), self._weights(X, end))
             del X
         del grid
         data, target, weight = matrix.arrays()

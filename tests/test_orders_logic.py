@@ -106,6 +106,37 @@ def test_quantile_hits_anchors_and_extrapolates():
     assert np.allclose(q[:3], [4, 10, 20]) and q[3] > 20
 
 
+def test_window_demand_at_the_level_is_the_quantile_of_the_sum():
+    """Five days of P10/P50/P90 = 5/10/15 at service level 0.9: the sum of the daily P90s (75) is the window's P90
+    only if the days miss together (correlation 1); independent days give 50 + sqrt(5) x 5, in between between."""
+    five = _line(next_delivery_date=D + dt.timedelta(days=6), service_level=0.9)
+    qty = {rho: int(run([five], _fc(p50=10, p10=5, p90=15), day_error_correlation=rho).lines.proposed_qty[0])
+           for rho in (0.0, 0.5, 1.0)}
+    assert qty[1.0] == 75
+    assert qty[0.0] == int(np.ceil(50 + np.sqrt(5) * 5))
+    assert qty[0.0] < qty[0.5] < qty[1.0]
+    # one day: the window's quantile is the day's, whatever the correlation
+    one = [_line(service_level=0.9)]
+    assert {int(run(one, _fc(p50=10, p10=5, p90=15), day_error_correlation=r).lines.proposed_qty[0])
+            for r in (0.0, 1.0)} == {15}
+
+
+def test_day_error_correlation_is_measured_from_the_backtest():
+    from ml.calibration import day_error_correlation
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(60):
+        shared = rng.normal()                   # a run's shared miss (weather, level): correlates its days
+        for h in range(1, 8):
+            e = 0.7 * shared + np.sqrt(1 - 0.49) * rng.normal()
+            rows.append({"store_id": s, "item_id": 1, "origin": D, "horizon": h, "y": 100 + 10 * e,
+                         "p10": 100 - 10 * 1.2816, "p50": 100.0, "p90": 100 + 10 * 1.2816})
+    rho, pairs = day_error_correlation(pd.DataFrame(rows))
+    assert pairs == 60 * 11 and 0.3 < rho < 0.7       # the true correlation is 0.49
+    assert day_error_correlation(pd.DataFrame(rows[:7])) == (None, 11)
+
+
 # --- rounding steps ------------------------------------------------------------------------------------------
 def test_net_need_rounds_up_to_whole_units():
     r = run([_line(on_hand_qty=5.5)], _fc(p50=10.2))  # 10.2 - 5.5 = 4.7 -> 5

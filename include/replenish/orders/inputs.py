@@ -94,3 +94,12 @@ def load_inputs(conn: Connection, business_date: dt.date) -> tuple[pd.DataFrame,
 # the scan of forecast.forecasts (primary key leads with origin_date), which grows by one origin every night.
 FIRST_ORIGIN_SQL = """(CAST(:t AS date) - COALESCE((SELECT max(horizon) FROM forecast.forecasts
         WHERE origin_date = (SELECT max(origin_date) FROM forecast.forecasts WHERE origin_date <= :d)), 0))"""
+
+
+def day_error_correlation(conn: Connection) -> float | None:
+    """The current model's measured correlation of the forecast errors of a window's days (ml.calibration);
+    None without a model or a measurement (the proposals then use their default)."""
+    row = conn.execute(
+        text("SELECT calibration->>'day_error_correlation' FROM forecast.models WHERE is_current")
+    ).first()
+    return float(row[0]) if row and row[0] is not None else None

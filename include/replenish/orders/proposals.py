@@ -12,9 +12,9 @@ Per line (one row = store x item x supplier for one delivery):
   ``delivery - as_of >= shelf_life_days`` (for shelf-life-1 items all on-hand always expires); an open
   order due on day d expires when ``delivery - d >= shelf_life_days``. Conservative: expiring stock is
   not assumed to be sold first.
-* demand    = sum over the coverage window [delivery, next_delivery) of the per-day forecast quantile
-  at the item's service level (see quantiles.py). APPROXIMATION: a sum of daily quantiles is not the
-  quantile of the sum; above the median it over-states the window quantile (conservative).
+* demand    = the quantile at the item's service level of the demand summed over the coverage window
+  [delivery, next_delivery), from the days' P10/P50/P90 correlated with the model's measured day-to-day error
+  correlation (quantiles.window_quantile; a sum of daily quantiles would be the P90 of five P90 days in a row).
 * perishables (shelf_life_days == 1): newsvendor critical ratio cr = margin/(margin+waste_cost) with
   margin = price - cost and waste_cost = cost (= (price-cost)/price) replaces the service level and only
   the delivery day's demand is covered.
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from replenish.orders.quantiles import level_weight, quantile_from_weight, window_quantiles
+from replenish.orders.quantiles import DAY_ERROR_CORRELATION, level_weight, window_quantile, window_quantiles
 
 MILLI = 1000
 MAX_DAILY_UNITS = 1e7  # a forecast above this per store x item x day is garbage, not demand
@@ -94,11 +94,14 @@ def _fmt_milli(v: int) -> str:
 
 
 def compute_proposals(
-    lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_policy: str = "top_up", explain: bool = True
+    lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_policy: str = "top_up", explain: bool = True,
+    day_error_correlation: float | None = None,
 ) -> ProposalResult:
     """``lines``: REQUIRED_LINE_COLUMNS (+ optional on_order_qty, on_order_expiring_qty, expiring_qty,
     max_order_qty, min_order_value). ``forecasts``: store_id, item_id, target_date, p10, p50, p90
-    (+ optional is_flagged). Returns line and order frames with int quantities and explanations."""
+    (+ optional is_flagged). ``day_error_correlation``: of the forecast errors of a window's days, as the model's
+    backtest measured it (None: quantiles.DAY_ERROR_CORRELATION). Returns line and order frames with int
+    quantities and explanations."""
     if mov_policy not in ("top_up", "hold"):
         raise ValueError(f"mov_policy must be 'top_up' or 'hold', got {mov_policy!r}")
     missing = [c for c in REQUIRED_LINE_COLUMNS if c not in lines.columns]
@@ -143,7 +146,7 @@ def compute_proposals(
     absurd = ~(np.isfinite(p10) & np.isfinite(p50) & np.isfinite(p90)) | (np.maximum(p50, p90) > MAX_DAILY_UNITS)
     if absurd.any():
         p10, p50, p90 = (np.where(absurd, 0.0, a) for a in (p10, p50, p90))
-    q_m = np.rint(quantile_from_weight(p10, p50, p90, w[li]) * MILLI).astype("int64")
+    rho = DAY_ERROR_CORRELATION if day_error_correlation is None else float(day_error_correlation)
     in_cov = (t >= deliv[li]) & (t < window_end[li])
     in_sell = in_cov & (t < deliv[li] + shelf[li])
     in_shelf = (t >= deliv[li]) & (t < deliv[li] + shelf[li])
@@ -152,17 +155,20 @@ def compute_proposals(
     def _sum(mask, vals):
         return np.rint(np.bincount(li[mask], weights=vals[mask], minlength=n)).astype("int64")
 
-    demand = _sum(in_cov, q_m)
-    sellable = _sum(in_sell, q_m)
+    def _at_level(mask):
+        return np.rint(window_quantile(li[mask], n, p10[mask], p50[mask], p90[mask], w, rho) * MILLI).astype("int64")
+
+    demand = _at_level(in_cov)
+    sellable = _at_level(in_sell)
     before_m = _sum(before, np.rint(np.maximum(p50, 0) * MILLI).astype("int64"))
     p50_cov = _sum(in_cov, p50 * MILLI)
     width_cov = _sum(in_cov, np.maximum(p90 - p10, 0) * MILLI)
     cov_days = np.bincount(li[in_cov], minlength=n)
     # the demand distribution the release rules judge a line by (release.LineRisk): quantiles summed over the
     # days the delivery can be sold in, and P10 over its shelf life (what is sold before it expires if demand is low)
-    sell = window_quantiles(li[in_sell], n, p10[in_sell], p50[in_sell], p90[in_sell])
+    sell = window_quantiles(li[in_sell], n, p10[in_sell], p50[in_sell], p90[in_sell], rho)
     risk_sums = dict(zip(("sell_p10", "sell_p50", "sell_p90"), sell, strict=True))
-    risk_sums["shelf_p10"] = window_quantiles(li[in_shelf], n, p10[in_shelf], p50[in_shelf], p90[in_shelf])[0]
+    risk_sums["shelf_p10"] = window_quantiles(li[in_shelf], n, p10[in_shelf], p50[in_shelf], p90[in_shelf], rho)[0]
     flagged = (
         (
             np.bincount(

@@ -36,17 +36,16 @@ def quantile(p10, p50, p90, level) -> np.ndarray:
     return quantile_from_weight(p10, p50, p90, level_weight(np.atleast_1d(level)))
 
 
-# Correlation of forecast errors between the days of a window. Summing daily quantiles assumes 1 (every day misses
-# the same way), which makes a 5-day window's P10 as extreme as five P10 days in a row; independence (0) would be
-# too optimistic for demand that shares weather and events. 0.5 until the backtest measures it per series group.
+# Correlation of the forecast errors of a window's days when the model has not measured it (ml.calibration
+# day_error_correlation, from its backtest). Summing daily quantiles assumes 1 (every day misses the same way),
+# which makes a 5-day window's P90 as extreme as five P90 days in a row; independence (0) is too optimistic for
+# demand that shares weather and events.
 DAY_ERROR_CORRELATION = 0.5
 
 
-def window_quantiles(li: np.ndarray, n: int, p10, p50, p90, rho: float = DAY_ERROR_CORRELATION):
-    """P10, P50, P90 of the demand summed over each line's days (``li``: the line of each daily row; ``n`` lines).
-
-    Each day's spread below and above its median (from its P10/P90, as a normal z-scale) is combined with
-    correlation ``rho``: sd_window = sqrt((1 - rho) * sum(sd^2) + rho * sum(sd)^2), separately for both sides."""
+def _window_spread(li: np.ndarray, n: int, p10, p50, p90, rho: float):
+    """Window median and its spread below and above (normal z-scale) from the days' P10/P50/P90, the days
+    correlated with ``rho``: sd_window = sqrt((1 - rho) * sum(sd^2) + rho * sum(sd)^2), separately per side."""
     p10, p50, p90 = (np.maximum(np.asarray(a, dtype="float64"), 0) for a in (p10, p50, p90))
     lo, hi = np.maximum(p50 - p10, 0) / Z90, np.maximum(p90 - p50, 0) / Z90
     med = np.bincount(li, weights=p50, minlength=n)
@@ -55,4 +54,18 @@ def window_quantiles(li: np.ndarray, n: int, p10, p50, p90, rho: float = DAY_ERR
         s1, s2 = np.bincount(li, weights=s, minlength=n), np.bincount(li, weights=s * s, minlength=n)
         return np.sqrt(np.maximum((1 - rho) * s2 + rho * s1 * s1, 0))
 
-    return np.maximum(med - Z90 * sd(lo), 0), med, med + Z90 * sd(hi)
+    return med, sd(lo), sd(hi)
+
+
+def window_quantiles(li: np.ndarray, n: int, p10, p50, p90, rho: float = DAY_ERROR_CORRELATION):
+    """P10, P50, P90 of the demand summed over each line's days (``li``: the line of each daily row; ``n`` lines)."""
+    med, lo, hi = _window_spread(li, n, p10, p50, p90, rho)
+    return np.maximum(med - Z90 * lo, 0), med, med + Z90 * hi
+
+
+def window_quantile(li: np.ndarray, n: int, p10, p50, p90, w: np.ndarray, rho: float = DAY_ERROR_CORRELATION):
+    """The demand summed over each line's days at the line's level (``w``: :func:`level_weight` per line); for a
+    one-day window it is that day's :func:`quantile`."""
+    med, lo, hi = _window_spread(li, n, p10, p50, p90, rho)
+    w = np.asarray(w, dtype="float64")
+    return np.maximum(np.where(w >= 0, med + w * Z90 * hi, med + w * Z90 * lo), 0.0)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from replenish import clock, migrations
 from replenish.orders import release_facts as facts
 from replenish.orders.dispatcher import DispatchConfig, drain
-from replenish.orders.inputs import load_inputs
+from replenish.orders.inputs import day_error_correlation, load_inputs
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
 from replenish.orders.release import Decision, LineFacts, LineRisk, OrderFacts, RuleSet, decide, load_rules
@@ -57,7 +57,8 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up",
             fc = fc[fc["store_id"].isin(stores)]
         if lines.empty:
             return {"orders": 0, "lines": 0, "late": 0}
-        res = compute_proposals(lines, fc, mov_policy=mov_policy, explain=False)
+        res = compute_proposals(lines, fc, mov_policy=mov_policy, explain=False,
+                                day_error_correlation=day_error_correlation(conn))
         first = lines.groupby(["store_id", "supplier_id"], as_index=False)[["cutoff_at", "channel"]].first()
         orders = res.orders.astype({"store_id": str, "supplier_id": str}).merge(
             first, on=["store_id", "supplier_id"], how="left"

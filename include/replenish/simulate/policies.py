@@ -84,6 +84,10 @@ class ProposalPolicy(Policy):
     def forecasts(self, view: DayView) -> pd.DataFrame:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def day_error_correlation(self) -> float | None:
+        """Of the forecast errors of a window's days (None: the proposals' default)."""
+        return None
+
     def lines(self, view: DayView) -> pd.DataFrame:
         m, tr = self.m, self.m.terms
         ss = np.array(sorted(view.opportunities), dtype=np.int64)
@@ -105,7 +109,8 @@ class ProposalPolicy(Policy):
             return empty_lines()
         lines = self.lines(view)
         fc = self.forecasts(view)
-        res = compute_proposals(lines.drop(columns=["_s", "_delivery", "_next"]), fc, explain=False)
+        res = compute_proposals(lines.drop(columns=["_s", "_delivery", "_next"]), fc, explain=False,
+                                day_error_correlation=self.day_error_correlation())
         r = res.lines
         order_reasons = res.orders["reasons"].to_numpy()[r["order_idx"].to_numpy()]
         cap_reason = np.where(r["cap_below_moq"].to_numpy(), "cap_below_moq", "")
@@ -195,6 +200,11 @@ class Ours(ProposalPolicy):
                           "rows": int(self.model.n_train_rows), "seconds": round(self.model.fit_seconds, 1)})
         log.info("simulated weekly training through %s: %d rows, %.1f s", end.date(), self.model.n_train_rows,
                  self.model.fit_seconds)
+
+    def day_error_correlation(self) -> float | None:
+        # as production (replenish.orders.inputs): measured by the backtest that calibrates the week's model
+        cal = self.model.calibration if self.model is not None else None
+        return (cal or {}).get("day_error_correlation")
 
     def forecasts(self, view: DayView) -> pd.DataFrame:
         self._maybe_train(view)
