@@ -82,7 +82,7 @@ class ForecastConfig(BaseModel):
     # The backtest's interval calibration (ml.calibration) is always fitted and stored with the model version, but
     # applied to the forecasts only when set. Off by default: in the closed loop it cost 2 % more (simulator,
     # March-April 2019: 32,787 against 32,082 EUR) and its wider P90 inflated multi-day orders that the release
-    # rules then held (a sum of daily quantiles is not the window's quantile; issue 18, deliverable 2, comes first).
+    # rules then held (measured before the window demand came from the joint distribution; to be re-measured).
     apply_interval_calibration: bool = False
     lgbm: LightGBMParams = Field(default_factory=LightGBMParams)
 

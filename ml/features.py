@@ -35,7 +35,7 @@ class Grid:
 
     keys: pd.DataFrame                  # store_id, item_id per series row
     dates: pd.DatetimeIndex
-    y: np.ndarray                       # observed y, NaN if missing or (masked) stock-out
+    y: np.ndarray                       # observed y, NaN if missing; stock-out days imputed (or NaN if masked)
     y_raw: np.ndarray                   # observed y as recorded (sales), NaN if missing
     stockout: np.ndarray
     # the training target where stock-out days are imputed (ml.censoring): a draw above the sales; None: y_raw
