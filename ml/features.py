@@ -298,7 +298,7 @@ def check_no_lookahead(frame: pd.DataFrame, origin, cfg: ForecastConfig, extra: 
     a = build_features(make_grid(frame, cfg, wf), [origin], cfg, extra=extra)
     b = build_features(make_grid(scrambled, cfg, wf_s), [origin], cfg, extra=extra)
     extra_cols = [c for c in a.columns if c not in cols and c not in
-                  ("store_id", "item_id", "origin", "target_date", "y", "stockout")]
+                  ("store_id", "item_id", "origin", "target_date", "y", "y_fit", "stockout")]
     for c in cols + extra_cols:
         if not np.allclose(a[c].to_numpy(float), b[c].to_numpy(float), equal_nan=True):
             raise LeakageError(f"feature {c!r} changes when data after the origin {origin} changes")
