@@ -1,8 +1,8 @@
-"""Rolling-origin backtest and metrics (WAPE, bias, pinball, P10-P90 coverage) + the censoring experiment."""
+"""Forecast metrics (WAPE, bias, pinball, P10-P90 coverage) and simulated stock-outs for censoring tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -37,22 +37,6 @@ def metrics_by(df: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def rolling_origin_backtest(frame: pd.DataFrame, start, end, fit_predict: Callable, horizons=range(1, 8),
-                            refit: str = "once") -> dict:
-    """Origins daily over [start, end]; ``fit_predict(train_frame, full_frame, origins, horizons)`` returns
-    forecasts (store_id, item_id, origin, target_date, horizon, p10, p50, p90, y). ``refit='once'`` trains on data
-    dated < start; predictions at origin o use history <= o only (enforced by the feature guard).
-    Returns pooled metrics + per horizon / store / item tables and the forecast frame."""
-    import pandas as pd
-
-    origins = pd.date_range(start, end, freq="D")
-    train = frame[pd.to_datetime(frame["date"]) < pd.Timestamp(start)]
-    fc = fit_predict(train, frame, origins, list(horizons))
-    fc = fc[fc["target_date"] <= pd.to_datetime(frame.loc[frame["y"].notna(), "date"]).max()]
-    return {"pooled": metrics(fc), "by_horizon": metrics_by(fc, "horizon"), "by_store": metrics_by(fc, "store_id"),
-            "by_item": metrics_by(fc, "item_id"), "forecasts": fc}
-
-
 def simulate_stockouts(frame: pd.DataFrame, share: float = 0.2, cap: float = 0.6, seed: int = 0) -> pd.DataFrame:
     """Censor the panel: on a random ``share`` of days, sales are capped at ``cap`` x demand and flagged as
     stock-outs. Column ``true_y`` keeps the real demand."""
@@ -63,25 +47,3 @@ def simulate_stockouts(frame: pd.DataFrame, share: float = 0.2, cap: float = 0.6
     f.loc[hit, "y"] = np.floor(f.loc[hit, "y"] * cap)
     f["is_stockout"] = hit
     return f
-
-
-def censoring_experiment(frame: pd.DataFrame, train_end="2018-12-31", test_start="2019-01-01",
-                         test_end="2019-02-28", horizons=range(1, 8), seed: int = 0, cfg=None) -> pd.DataFrame:
-    """Train on artificially censored sales with and without the stock-out treatment; score P50 against the true
-    (uncensored) demand in the test window (the test window's history is censored too)."""
-    import pandas as pd
-
-    from ml.config import ForecastConfig
-    from ml.model import ForecastModel
-
-    cens = simulate_stockouts(frame, seed=seed)
-    rows = []
-    base = cfg or ForecastConfig(quantiles=[0.5], origin_stride=3)
-    for label, mask in (("masked (ours)", True), ("naive: train on censored sales", False)):
-        cfg_i = base.model_copy(update={"mask_stockouts": mask})
-        m = ForecastModel(cfg_i).fit(cens.drop(columns="true_y"), end_date=train_end)
-        P = m.predict(cens.drop(columns="true_y"), pd.date_range(test_start, test_end), horizons)
-        truth = cens[["store_id", "item_id", "date", "true_y"]].rename(columns={"date": "target_date"})
-        P = P.drop(columns="y").merge(truth, on=["store_id", "item_id", "target_date"]).rename(columns={"true_y": "y"})
-        rows.append({"method": label, **metrics(P[["y", "p50"]])})
-    return pd.DataFrame(rows)
