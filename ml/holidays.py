@@ -59,3 +59,14 @@ def keys_and_lags(dates, years: int) -> tuple[np.ndarray, np.ndarray]:
     keys = np.array([holiday_key(d) for d in days], dtype=np.float64)
     lags = np.array([[(d - same_holiday(d, k)).days for d in days] for k in range(1, years + 1)], dtype=np.int64)
     return keys, lags.reshape(years, len(days))
+
+
+def public_holidays(years) -> set[dt.date]:
+    """Germany's nationwide public holidays in ``years``."""
+    out: set[dt.date] = set()
+    for y in years:
+        e = easter(y)
+        out |= {dt.date(y, 1, 1), dt.date(y, 5, 1), dt.date(y, 10, 3), dt.date(y, 12, 25), dt.date(y, 12, 26),
+                e - dt.timedelta(days=2), e + dt.timedelta(days=1), e + dt.timedelta(days=39),
+                e + dt.timedelta(days=50)}
+    return out
