@@ -80,10 +80,10 @@ def near_holiday(grid: Grid) -> np.ndarray:
     """(series, dates): a public holiday on the day, the day before or the day after (Christmas Eve, New Year's
     Eve, bridge days). A few such days in a backtest window carry errors many times the ordinary ones and would set
     every group's width; they are left out of the residuals (their forecasts get the same factors). The holiday
-    flags come from the drivers, or from the calendar (ml.synthetic.public_holidays) when a panel has none."""
+    flags come from the drivers, or from the calendar (ml.holidays.public_holidays) when a panel has none."""
     hol = grid.drivers.get("is_holiday")
     if hol is None or np.isnan(hol).all():
-        from ml.synthetic import public_holidays
+        from ml.holidays import public_holidays
 
         days = set(public_holidays(range(grid.dates[0].year, grid.dates[-1].year + 1)))
         flags = np.array([d.date() in days for d in grid.dates])
@@ -206,7 +206,7 @@ def apply_calibration(P: pd.DataFrame, groups: pd.DataFrame, calibration: dict[s
 
 
 # the backtest behind every training (ml.predict): origins every 2nd day over the last 56 days, h = 1..7. Chosen
-# on the validation table (ml.bench_calibration): as good as 28 daily origins (the same prediction cost) on the
+# on the validation table (benchmarks.calibration): as good as 28 daily origins (the same prediction cost) on the
 # synthetic and intermittent panels, and steadier where one month is unusual (a December before a January test:
 # coverage 0.83-0.89 on 28 days, 0.79-0.80 on 56)
 BACKTEST_DAYS = 56

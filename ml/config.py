@@ -52,8 +52,8 @@ class ForecastConfig(BaseModel):
     calendar: list[str] = Field(default_factory=lambda: ["dow", "dom", "month", "doy", "week"])
     drivers: list[str] = Field(default_factory=lambda: list(DRIVER_COLUMNS))
     # drivers that are not known in advance: read from the weather forecast issued at the origin for the target
-    # date (ml.weather), never the observed value of the target date (BENCHMARK.md). A stored model without this
-    # field keeps reading them at the target date (ml.model._stored_config), as it was trained.
+    # date (ml.weather), never the observed value of the target date (docs/benchmark-protocol.md). A stored model
+    # without this field keeps reading them at the target date (ml.model._stored_config), as it was trained.
     weather_drivers: list[str] = Field(default_factory=lambda: ["rain", "temperature"])
     # public holiday the day before and the day after the target date (known in advance, like the drivers)
     holiday_neighbours: bool = True

@@ -1,15 +1,20 @@
-"""Holiday identity from the calendar alone: which holiday a date is, and when it fell in earlier years.
+"""Public holidays and holiday identity: which days are holidays, which holiday a date is, and when it fell in
+earlier years.
 
-A holiday is either Easter-linked (Maundy Thursday .. Corpus Christi, a fixed offset from Easter Sunday) or on a
-fixed month-day. The source data only flags *that* a day is a holiday; these keys say *which*, so that a model can
-learn that stores are shut on one holiday and trade like a Sunday on another.
+The holidays themselves come from the maintained ``holidays`` package (every country it knows and their
+subdivisions: the German states as BW, BY, ...). A holiday's identity is either Easter-linked (Maundy Thursday ..
+Corpus Christi, a fixed offset from Western Easter Sunday, ``dateutil.easter`` as the package uses) or a fixed
+month-day. The source data only flags *that* a day is a holiday; these keys say *which*, so that a model can learn
+that stores are shut on one holiday and trade like a Sunday on another.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import numpy as np
+from dateutil.easter import easter as _western_easter
 
 # offsets from Easter Sunday of the Western Christian movable holidays (Maundy Thursday, Good Friday, Easter Sunday,
 # Easter Monday, Ascension, Whit Sunday, Whit Monday, Corpus Christi)
@@ -18,18 +23,8 @@ EASTER_KEY_BASE = 2000          # keys 1997..2060 are Easter-linked; month * 100
 
 
 def easter(year: int) -> dt.date:
-    """Western (Gregorian) Easter Sunday: the anonymous Gregorian algorithm (Meeus/Jones/Butcher)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    l_ = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l_) // 451
-    month = (h + l_ - 7 * m + 114) // 31
-    day = (h + l_ - 7 * m + 114) % 31 + 1
-    return dt.date(year, month, day)
+    """Western (Gregorian) Easter Sunday."""
+    return _western_easter(year)
 
 
 def holiday_key(day: dt.date) -> int:
@@ -59,3 +54,18 @@ def keys_and_lags(dates, years: int) -> tuple[np.ndarray, np.ndarray]:
     keys = np.array([holiday_key(d) for d in days], dtype=np.float64)
     lags = np.array([[(d - same_holiday(d, k)).days for d in days] for k in range(1, years + 1)], dtype=np.int64)
     return keys, lags.reshape(years, len(days))
+
+
+def public_holidays(years: Iterable[int], country: str = "DE", subdiv: str | None = None) -> set[dt.date]:
+    """The public holidays of ``country`` (ISO 3166-1 code) in ``years``: the nationwide ones, plus those of
+    ``subdiv`` (one of :func:`subdivisions`, e.g. a German state "BW") when given."""
+    import holidays
+
+    return set(holidays.country_holidays(country, subdiv=subdiv, years=list(years)))
+
+
+def subdivisions(country: str = "DE") -> list[str]:
+    """The subdivision codes the ``holidays`` package knows for ``country``."""
+    import holidays
+
+    return list(holidays.list_supported_countries()[country])

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from support.forecast import fast_config, small_frame
 
 from ml.calibration import apply_calibration, fit_calibration, series_groups
 from ml.features import make_grid
-from ml.tests_support import fast_config, small_frame
 
 
 def _rows(n: int, seed: int, spread: float, stockout_share: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:

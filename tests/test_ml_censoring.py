@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from support.forecast import fast_config, small_frame
 
 from ml.backtest import metrics
 from ml.censoring import impute_stockouts
 from ml.model import ForecastModel
-from ml.tests_support import fast_config, small_frame
 
 
 def test_imputed_demand_recovers_the_mean_and_spread_the_stock_cut_off():

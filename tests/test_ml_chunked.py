@@ -14,7 +14,7 @@ KEYS = ["store_id", "item_id", "horizon"]
 
 @pytest.fixture(scope="module")
 def panel():
-    from ml.tests_support import small_frame
+    from support.forecast import small_frame
 
     f = small_frame(stores=(2, 3, 4, 5), start="2017-09-01", end="2018-06-14")
     f.loc[f["date"] > ORIGIN, "y"] = np.nan
@@ -27,8 +27,9 @@ def panel():
 
 @pytest.fixture(scope="module")
 def model(panel):
+    from support.forecast import fast_config
+
     from ml.model import ForecastModel
-    from ml.tests_support import fast_config
 
     return ForecastModel(fast_config(origin_stride=7)).fit(panel, end_date=ORIGIN)
 
@@ -92,9 +93,10 @@ def test_preallocated_training_matrix_grows_when_the_sample_overshoots():
 
 def test_compact_frame_gives_the_same_features(panel):
     # int32 ids and float32 drivers in the frame: the grid holds drivers as float32 anyway
+    from support.forecast import fast_config
+
     from ml.data import compact_frame
     from ml.features import build_features, make_grid
-    from ml.tests_support import fast_config
 
     cfg = fast_config()
     wide = panel.assign(store_id=panel["store_id"].astype("int64"), item_id=panel["item_id"].astype("int64"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from support.forecast import small_frame
 
 from ml.config import ForecastConfig
 from ml.features import LeakageError, build_features, check_no_lookahead, make_grid, y_at
-from ml.tests_support import small_frame
 
 
 def test_features_do_not_change_when_future_data_changes():

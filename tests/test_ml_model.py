@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from support.forecast import fast_config, small_frame
 
 from ml.backtest import metrics, simulate_stockouts
 from ml.model import ForecastModel, item_profile_fallback
-from ml.tests_support import fast_config, small_frame
 
 
 def _scores_against_demand(runs, truth) -> dict[str, dict]:

@@ -36,7 +36,7 @@ def panel() -> pd.DataFrame:
 
 
 def _policies(world: World, oracle: bool = True) -> list[Policy]:
-    from ml.tests_support import fast_config
+    from support.forecast import fast_config
 
     m = world.masters
     out: list[Policy] = [Ours(m, fast_config()), MinMax(m), SameAsLastWeek(m)]
@@ -46,7 +46,7 @@ def _policies(world: World, oracle: bool = True) -> list[Policy]:
 @pytest.fixture(scope="module")
 def small(panel):
     """One simulation shared by the tests; every policy is wrapped in a spy that checks what it is shown."""
-    from ml.tests_support import fast_config
+    from support.forecast import fast_config
 
     world = build_world(panel, START, END, seed=11, stores=STORES)
     m = world.masters
@@ -160,8 +160,9 @@ def test_parallel_weekly_fit_equals_the_production_fit():
     """``ours`` fits each quantile in its own thread with one LightGBM thread (the runtime fix for shared
     cores): same configuration but the thread count, same training rows, the same forecasts as the
     production ``ForecastModel.fit``."""
+    from support.forecast import fast_config, small_frame
+
     from ml.model import ForecastModel
-    from ml.tests_support import fast_config, small_frame
     from replenish.simulate.training import fit_weekly
 
     frame, cfg, end = small_frame(), fast_config(), pd.Timestamp("2018-05-27")

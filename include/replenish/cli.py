@@ -517,9 +517,9 @@ def _demo_summary(day: dt.date, res: dict[str, Any], stages: dict[str, Any]) -> 
 # ------------------------------------------------------------------------ bench
 @bench_app.command("forecast")
 def bench_forecast(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Forecast accuracy on the real bakery panel against baselines and peers (../shared/BENCHMARK.md)."""
+    """Forecast accuracy on the real bakery panel against baselines and peers (docs/benchmark-protocol.md)."""
     _setup_logging()
-    from ml.bench import format_table, run_forecast_bench
+    from benchmarks.forecast import format_table, run_forecast_bench
     from replenish.data.bakery import load_panel
 
     with _stdout_for_json(as_json):
@@ -538,7 +538,7 @@ def bench_calibration(
 ) -> None:
     """Interval validation table: P10-P90 coverage (target 0.75-0.85), WAPE and bias per panel and series group."""
     _setup_logging()
-    from ml.bench_calibration import format_table, run_calibration_bench
+    from benchmarks.calibration import format_table, run_calibration_bench
 
     with _stdout_for_json(as_json):
         result = run_calibration_bench(synthetic_stores, synthetic_items)
@@ -559,7 +559,7 @@ def bench_forecast_scale(
 ) -> None:
     """Time and peak memory at scale on a synthetic panel (targets: < 10 min train + predict, < 8 GiB)."""
     _setup_logging()
-    from ml.bench_scale import format_chain, format_scale, run_chain_bench, run_scale_bench
+    from benchmarks.forecast_scale import format_chain, format_scale, run_chain_bench, run_scale_bench
 
     if case not in ("m5", "chain"):
         raise typer.BadParameter(f"unknown case {case!r} (m5 or chain)")
@@ -581,7 +581,7 @@ def bench_proposals_cmd(
 ) -> None:
     """Proposal computation (forecast -> rounding -> explanations) for N store x item lines."""
     _setup_logging()
-    from replenish.orders.proposals import bench_proposals
+    from benchmarks.proposals import bench_proposals
 
     with _stdout_for_json(as_json):
         _emit(bench_proposals(lines), as_json)
@@ -601,7 +601,7 @@ def bench_pipeline_cmd(
 ) -> None:
     """End-to-end nightly run: seconds and peak memory per stage, for the bakery demo and a synthetic chain."""
     _setup_logging()
-    from replenish.pipeline_bench import bench_pipeline, format_table
+    from benchmarks.pipeline import bench_pipeline, format_table
 
     for name, value in (("--stores", stores), ("--items", items)):
         if value < 1:
@@ -626,7 +626,7 @@ def bench_extract_cmd(
 ) -> None:
     """History load: in-process vs chunks prepared in worker processes, same days, same database."""
     _setup_logging()
-    from replenish.extract_bench import bench_extract
+    from benchmarks.extract import bench_extract
 
     if not 1 <= days <= 59:
         raise typer.BadParameter("--days must be 1..59")
@@ -643,7 +643,7 @@ def bench_web_cmd(
 ) -> None:
     """Ordering platform latency (review queue page, proposals API) under N concurrent clients (locust)."""
     _setup_logging()
-    from replenish.platform_bench import format_table, run_web_bench
+    from benchmarks.web import format_table, run_web_bench
 
     with _stdout_for_json(as_json):
         result = run_web_bench(users=users, duration_s=duration, workers=workers)

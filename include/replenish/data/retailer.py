@@ -9,7 +9,6 @@ shelf-life aging. See docs/retailer.md.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +57,9 @@ CITIES = {
            "Guenzburg", "Dillingen", "Ingolstadt", "Nuernberg", "Regensburg", "Lindau", "Fuessen"],
 }
 EXTRA_REGIONS = ["BW", "BY", "HE", "RP", "NW"]
-# Public holidays after the panel's end that fall into the calendar look-ahead (D+28).
-EXTRA_HOLIDAYS = {dt.date(2019, 5, 1), dt.date(2019, 5, 30)}
+# The chain's country (ISO 3166-1): its regions are the country's subdivisions (the German states' codes above), and
+# the calendar's public holidays after the panel's end (the D+28 look-ahead) are that state's (ml.holidays).
+COUNTRY = "DE"
 LABELS = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
 
 
@@ -135,13 +135,20 @@ def _calendar(panel: pd.DataFrame, stores: pd.DataFrame) -> pd.DataFrame:
         is_school_holiday=("is_school_holiday", "max"))
     # Extend 28 days past the panel so the D+28 look-ahead is complete; the label keeps the
     # panel's one-day shift (it is what the source system prints).
+    from ml.holidays import public_holidays, subdivisions
+
     last = panel["date"].max()
+    days = [last + pd.Timedelta(days=k) for k in range(1, 29)]
+    years = range(days[0].year, days[-1].year + 1)
+    known = subdivisions(COUNTRY)
+    regions = sorted(cal["region"].unique())
+    # a region that is no subdivision (a generated name) gets the nationwide holidays
+    holidays = {r: public_holidays(years, COUNTRY, r if r in known else None) for r in regions}
     ext = []
-    for k in range(1, 29):
-        d = last + pd.Timedelta(days=k)
-        for region in sorted(cal["region"].unique()):
+    for d in days:
+        for region in regions:
             ext.append({"date": d, "region": region, "weekday": LABELS[(d.dayofweek - 1) % 7],
-                        "is_public_holiday": int(d.date() in EXTRA_HOLIDAYS), "is_school_holiday": 0})
+                        "is_public_holiday": int(d.date() in holidays[region]), "is_school_holiday": 0})
     cal = pd.concat([cal, pd.DataFrame(ext)], ignore_index=True)
     cal = cal.rename(columns={"date": "calendar_date"})
     cal["is_public_holiday"] = cal["is_public_holiday"].astype(bool)

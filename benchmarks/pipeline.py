@@ -1,7 +1,7 @@
 """``replenish bench pipeline``: the end-to-end nightly run, time and peak memory per stage, at two sizes.
 
 Cases: ``bakery`` (the demo data: the real bakery panel and its generated retailer) and ``chain`` (the
-synthetic chain of :mod:`replenish.data.synthetic`, default 200 stores x 150 items x 2 years). Each case runs
+synthetic chain of :mod:`benchmarks.synthetic_chain`, default 200 stores x 150 items x 2 years). Each case runs
 in its own Python process against a fresh database ``replenish_bench_<case>`` on the configured server, so
 memory figures are per case and nothing touches the demo's warehouse:
 
@@ -160,7 +160,7 @@ def _write_case_exports(case: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     if case["kind"] == "bakery":
         return ensure_exports(settings).to_dict()
-    from replenish.data.synthetic import generate_chain, write_chain_exports
+    from benchmarks.synthetic_chain import generate_chain, write_chain_exports
 
     end = dt.date.fromisoformat(case["end"])
     if day_complete(settings.exports_dir / end.isoformat()) and day_complete(
@@ -305,7 +305,7 @@ def bench_pipeline(cases: list[str], *, stores: int = 200, items: int = 150, day
             _recreate(f"{server}/postgres", f"replenish_bench_{kind}")
         t0 = time.perf_counter()
         try:
-            res = subprocess.run([sys.executable, "-m", "replenish.pipeline_bench", json.dumps(case)], env=env,
+            res = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", json.dumps(case)], env=env,
                                  stdout=subprocess.PIPE, text=True)
         finally:
             if not (keep or reuse):

@@ -24,7 +24,7 @@ def _exports(stores: int, items: int) -> tuple[Any, list[dt.date]]:
         first = end - dt.timedelta(days=days - 1)
         if day_complete(root / end.isoformat()) and day_complete(root / first.isoformat()):
             return root, [first + dt.timedelta(days=i) for i in range(days)]
-    from replenish.data.synthetic import generate_chain, write_chain_exports
+    from benchmarks.synthetic_chain import generate_chain, write_chain_exports
 
     root = bench / f"chain-{stores}x{items}x60"
     write_chain_exports(generate_chain(stores, items, 60, end=end), root)

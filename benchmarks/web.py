@@ -37,7 +37,7 @@ from replenish.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-LOCUSTFILE = Path(__file__).with_name("platform_bench_locustfile.py")
+LOCUSTFILE = Path(__file__).with_name("web_locustfile.py")
 TARGET_P95_MS = 200.0
 SCENARIOS = {"review_queue": "WebReviewer", "proposals_api": "PosTerminal"}
 

@@ -1,4 +1,4 @@
-"""Seeded synthetic retail panel in the neutral frame (ml.data), for the scale bench.
+"""Seeded synthetic retail panel in the neutral frame (ml.data), for the scale and calibration benches.
 
 Default size is the M5 panel: 10 stores x 3,049 items = 30,490 series, 2 years of daily sales, plus
 ``future_days`` rows per series that carry only the known-in-advance drivers (y = NaN).
@@ -11,25 +11,15 @@ frame itself stays ~1 GiB at M5 size.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ml.config import DRIVER_COLUMNS
-from ml.holidays import easter
+from ml.holidays import easter, public_holidays
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def public_holidays(years) -> set[date]:
-    out: set[date] = set()
-    for y in years:
-        e = easter(y)
-        out |= {date(y, 1, 1), date(y, 5, 1), date(y, 10, 3), date(y, 12, 25), date(y, 12, 26),
-                e - timedelta(days=2), e + timedelta(days=1), e + timedelta(days=39), e + timedelta(days=50)}
-    return out
 
 
 def synthetic_panel(n_stores: int = 10, n_items: int = 3049, days: int = 730, future_days: int = 14,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from replenish.pipeline_bench import MEASURES, NIGHTLY_STAGES, ServerCpu, format_table
+from benchmarks.pipeline import MEASURES, NIGHTLY_STAGES, ServerCpu, format_table
 
 
 def _stage(seconds: float, db: float | None = 1.0) -> dict:
@@ -35,7 +35,7 @@ def test_server_cpu_counts_a_process_tree_or_says_unknown():
 
 
 def test_reuse_skips_the_recorded_setup_up_to_the_first_stage_that_must_run_again():
-    from replenish.pipeline_bench import setup_plan
+    from benchmarks.pipeline import setup_plan
 
     ok, failed = {"status": "success"}, {"status": "failed"}
     everything = {"extract": ok, "transform": ok, "train": ok}

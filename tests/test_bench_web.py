@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from replenish.platform_bench import _read_stats, bench_settings, format_table, seed
+from benchmarks.web import _read_stats, bench_settings, format_table, seed
 from replenish.settings import Settings
 
 HEADER = (

@@ -9,7 +9,7 @@ P70 the proposals interpolate (replenish.orders.quantiles; target 0.70).
 Panels: the bakery (real), one bakery store, the bakery without drivers, the bakery with six months of history,
 an intermittent bakery (demand binomially thinned to 3 %: the real patterns at slow-mover volumes), the bakery
 with a third of its stores opened two months before the training end (short history), and a subset of the
-M5-size synthetic panel (ml.synthetic: slow movers, trends, censored stock-outs).
+M5-size synthetic panel (benchmarks.synthetic_panel: slow movers, trends, censored stock-outs).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _bakery_panels() -> list[dict[str, Any]]:
 def _synthetic_panel(stores: int, items: int) -> dict[str, Any]:
     import pandas as pd
 
-    from ml.synthetic import synthetic_panel
+    from benchmarks.synthetic_panel import synthetic_panel
     from ml.weather import derive_weather_forecasts
 
     f = synthetic_panel(n_stores=stores, n_items=items, days=730, future_days=0, seed=0)

@@ -9,13 +9,13 @@ import pytest
 
 @pytest.fixture(scope="module")
 def chain():
-    from replenish.data.synthetic import generate_chain
+    from benchmarks.synthetic_chain import generate_chain
 
     return generate_chain(stores=3, items=5, days=90, end=dt.date(2019, 4, 29), seed=7)
 
 
 def test_same_seed_same_chain(chain):
-    from replenish.data.synthetic import generate_chain
+    from benchmarks.synthetic_chain import generate_chain
 
     again = generate_chain(stores=3, items=5, days=90, end=dt.date(2019, 4, 29), seed=7)
     assert again.daily.equals(chain.daily) and again.purchase_orders.equals(chain.purchase_orders)
@@ -24,8 +24,8 @@ def test_same_seed_same_chain(chain):
 
 
 def test_exports_follow_the_contract_and_windows_change_nothing(chain, tmp_path):
+    from benchmarks.synthetic_chain import write_chain_exports
     from replenish.data.exports import COLUMNS, day_complete, write_exports
-    from replenish.data.synthetic import write_chain_exports
 
     write_exports(chain, tmp_path / "whole", tz="Europe/Berlin")
     write_chain_exports(chain, tmp_path / "windows", window_days=13)
@@ -39,7 +39,7 @@ def test_exports_follow_the_contract_and_windows_change_nothing(chain, tmp_path)
 
 
 def test_bad_size_names_the_field():
-    from replenish.data.synthetic import generate_chain
+    from benchmarks.synthetic_chain import generate_chain
 
     with pytest.raises(ValueError, match="days"):
         generate_chain(stores=2, items=2, days=10)

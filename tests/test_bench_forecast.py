@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ml.bench import _oracle_day_wape
+from benchmarks.forecast import _oracle_day_wape
 
 
 def test_oracle_day_factor_removes_only_the_error_common_to_the_day():

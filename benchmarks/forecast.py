@@ -1,4 +1,4 @@
-"""Forecast bench per shared/BENCHMARK.md (see ``run_forecast_bench``).
+"""Forecast bench per docs/benchmark-protocol.md (see ``run_forecast_bench``).
 
 Protocol, identical for every learned method: fitted ONCE on data dated <= 2018-12-31, then for every origin o in
 2019-01-01..2019-04-29 it forecasts o+1..o+7 from the history dated <= o (parameters frozen, state/features

@@ -1,7 +1,7 @@
 """Locust users of ``replenish bench web`` (run by locust in its own process: gevent patches everything there).
 
 Credentials come from the JSON file named by REPLENISH_BENCH_CREDENTIALS (sessions and API keys created by
-replenish.platform_bench.seed). Each simulated client takes the next session or terminal in turn and waits
+benchmarks.web.seed). Each simulated client takes the next session or terminal in turn and waits
 0.5-1.5 s between requests, like a person paging through the queue or a till polling for proposals.
 """
 

@@ -73,8 +73,8 @@ def scale_config():
 def run_scale_bench(n_stores: int = 10, n_items: int = 3049, days: int = 730, seed: int = 0, cfg=None) -> dict:
     import pandas as pd
 
+    from benchmarks.synthetic_panel import synthetic_panel
     from ml.model import ForecastModel
-    from ml.synthetic import synthetic_panel
 
     cfg = cfg or scale_config()
     H = cfg.max_horizon
@@ -127,10 +127,10 @@ def run_chain_bench(n_stores: int = 200, n_items: int = 150, days: int = 730, se
     import pandas as pd
     import pyarrow.parquet as pq
 
+    from benchmarks.synthetic_panel import synthetic_panel
     from ml.config import ForecastConfig
     from ml.data import compact_frame
     from ml.predict import PREDICT_CHUNK_SERIES, backtest_and_fit, forecast_stores
-    from ml.synthetic import synthetic_panel
 
     cfg = cfg or ForecastConfig()
     chunk_series = chunk_series or PREDICT_CHUNK_SERIES
