@@ -151,6 +151,15 @@ def test_pack_rounds_up_never_fractional():
     assert run([_line(on_hand_qty=3, moq=5, pack_size=4)]).lines.proposed_qty[0] == 8  # 7 -> 7 -> 8
 
 
+def test_perishable_packs_round_to_the_nearest_multiple_at_least_one():
+    def qty(p50, pack=10, shelf=1):
+        return run([_line(shelf_life_days=shelf, pack_size=pack)], _fc(p50=p50)).lines.proposed_qty[0]
+
+    # newsvendor at P50 (cr 0.5): need 14 -> 10, 15 -> 20, 3 -> one pack; nothing needed -> nothing
+    assert (qty(14), qty(15), qty(3), qty(0)) == (10, 20, 10, 0)
+    assert qty(14, shelf=30) == 20          # a service-level line still rounds up
+
+
 def test_cap_max_order_qty_floored_to_packs():
     assert run([_line(max_order_qty=7, pack_size=3)], _fc(p50=50)).lines.proposed_qty[0] == 6
 

@@ -83,3 +83,11 @@ def test_every_release_reason_and_event_has_words() -> None:
     assert actor_label("release:scheduled__2019:rules-v2") == "automatic release rules"
     assert actor_label("cutoff:escalate:rules-v2") == "supplier cutoff rule"
     assert actor_label("pos:store12-till1") == "till store12-till1" and actor_label("anna") == "anna"
+
+
+def test_a_fresh_line_rounded_down_to_the_nearest_pack_says_why() -> None:
+    e = {**EXPLANATION, "raw_need": 93.0, "steps": {"net_need": 93, "moq": [0, 93], "pack": [10, 90],
+                                                    "cap": [None, 90], "cap_below_moq": False, "top_up_packs": 0}}
+    _, steps = why_steps(e, proposed_qty=90, final_qty=90)
+    pack = next(s for s in steps if s.label == "Packs of 10")
+    assert pack.value == "→ 90" and "the nearest" in pack.note and "thrown away" in pack.note

@@ -19,8 +19,9 @@ Per line (one row = store x item x supplier for one delivery):
   margin = price - cost and waste_cost = cost (= (price-cost)/price) replaces the service level and only
   the delivery day's demand is covered.
 * rounding, in this fixed order: raw need (milli) -> net need (ceil to whole units) -> MOQ (raise to moq
-  when need > 0) -> pack multiple (round UP) -> cap: min(max_order_qty floored to packs, shelf-life cap =
-  sellable demand within shelf life minus position rounded UP to packs). If the cap pushes a positive
+  when need > 0) -> pack multiple (round UP; perishables: the nearest multiple of the raw need, at least one
+  pack) -> cap: min(max_order_qty floored to packs, shelf-life cap = sellable demand within shelf life minus
+  position rounded UP to packs). If the cap pushes a positive
   quantity below the MOQ the line becomes 0 and is flagged ``cap_below_moq``.
 * supplier level (store x supplier x delivery): order value < min_order_value -> ``top_up`` (add one pack
   at a time to the line with the lowest cover ratio (position+qty)/demand among lines whose cap allows
@@ -183,7 +184,11 @@ def compute_proposals(
     raw_need = np.maximum(demand - position, 0)
     net_need = _ceil_div(raw_need, MILLI)
     after_moq = np.where(net_need > 0, np.maximum(net_need, moq), 0)
-    after_pack = _ceil_div(after_moq, pack) * pack
+    # a newsvendor line's cost is flat around its quantile, so the nearest pack multiple is the cheapest (always
+    # rounding up added half a pack of waste to every fresh line); at least one pack, and the MOQ, when it needs any
+    nearest = ((2 * raw_need + pack * MILLI) // (2 * pack * MILLI)) * pack
+    nearest = np.where(net_need > 0, np.maximum(nearest, _ceil_div(np.maximum(moq, 1), pack) * pack), 0)
+    after_pack = np.where(perishable, nearest, _ceil_div(after_moq, pack) * pack)
     cap_max = np.where(np.isnan(maxq), BIG, (np.nan_to_num(maxq).astype("int64") // pack) * pack)
     shelf_limited = shelf < window_days
     cap_shelf = np.where(

@@ -97,8 +97,11 @@ def why_steps(
     pack = st.get("pack") or [1, qty]
     if int(pack[0]) > 1:
         packs = int(pack[1]) // int(pack[0])
+        note = f"{packs} pack{'s' if packs != 1 else ''}"
+        if int(pack[1]) < qty:      # a fresh line rounds to the nearest pack (orders.proposals)
+            note += ", the nearest: sold on the day only, one pack more would more likely be thrown away than sold"
         steps.append(Step(f"Packs of {int(pack[0])}", f"→ {int(pack[1])}" if int(pack[1]) != qty else f"= {qty}",
-                          f"{packs} pack{'s' if packs != 1 else ''}", kind="change"))
+                          note, kind="change"))
     qty = int(pack[1]) if pack else qty
     cap = st.get("cap") or [None, qty]
     if cap[0] is not None and int(cap[1]) != qty:
