@@ -69,9 +69,11 @@ def replenishment_nightly():
     def forecast(store_ids: list[int]) -> dict:
         return _stage("forecast_partition", store_ids)
 
+    # parts[:] is one slice request; iterating the lazy sequence fetches item after item until a "not found",
+    # which the task SDK logs as an error in every nightly's log
     @task
     def forecast_summary(parts: list[dict]) -> dict:
-        return _stage("forecast_summary", list(parts))
+        return _stage("forecast_summary", list(parts[:]))
 
     @task
     def propose(store_ids: list[int]) -> dict:
@@ -79,7 +81,7 @@ def replenishment_nightly():
 
     @task
     def proposals_summary(parts: list[dict]) -> dict:
-        return _stage("propose_summary", list(parts))
+        return _stage("propose_summary", list(parts[:]))
 
     @task
     def release() -> dict:
