@@ -86,8 +86,11 @@ def test_every_release_reason_and_event_has_words() -> None:
 
 
 def test_a_fresh_line_rounded_down_to_the_nearest_pack_says_why() -> None:
-    e = {**EXPLANATION, "raw_need": 93.0, "steps": {"net_need": 93, "moq": [0, 93], "pack": [10, 90],
-                                                    "cap": [None, 90], "cap_below_moq": False, "top_up_packs": 0}}
+    e = {**EXPLANATION, "forecast_quantile_sum": 93.33, "raw_need": 93.33,
+         "steps": {"net_need": 94, "moq": [0, 94], "pack": [10, 90], "cap": [None, 90], "cap_below_moq": False,
+                   "top_up_packs": 0}}
     _, steps = why_steps(e, proposed_qty=90, final_qty=90)
+    labels = [s.label for s in steps]
+    assert "In whole units" not in labels          # the packs round the unrounded need, not the whole units
     pack = next(s for s in steps if s.label == "Packs of 10")
     assert pack.value == "→ 90" and "the nearest" in pack.note and "thrown away" in pack.note

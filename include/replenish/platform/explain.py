@@ -86,7 +86,10 @@ def why_steps(
     net_need = int(_n(st.get("net_need")))
     steps.append(Step("Needed", f"= {need}", f"{demand} expected − {left} left", kind="total"))
     qty = need
-    if net_need != need:
+    pack = st.get("pack") or [1, qty]
+    # a fresh line's packs round its unrounded need to the nearest (orders.proposals): whole units say nothing there
+    to_nearest_pack = int(pack[0]) > 1 and int(pack[1]) < net_need
+    if net_need != need and not to_nearest_pack:
         steps.append(Step("In whole units", f"→ {net_need}", "the unrounded figures give "
                           f"{_n(e.get('raw_need')):.1f}, rounded up", kind="change"))
         qty = net_need
@@ -94,11 +97,11 @@ def why_steps(
     if int(moq[0]) and int(moq[1]) != qty:
         steps.append(Step(f"Supplier's minimum order {int(moq[0])}", f"→ {int(moq[1])}", kind="change"))
     qty = int(moq[1]) if moq else qty
-    pack = st.get("pack") or [1, qty]
     if int(pack[0]) > 1:
         packs = int(pack[1]) // int(pack[0])
         note = f"{packs} pack{'s' if packs != 1 else ''}"
-        if int(pack[1]) < qty:      # a fresh line rounds to the nearest pack (orders.proposals)
+        if to_nearest_pack:
+            qty = need
             note += ", the nearest: sold on the day only, one pack more would more likely be thrown away than sold"
         steps.append(Step(f"Packs of {int(pack[0])}", f"→ {int(pack[1])}" if int(pack[1]) != qty else f"= {qty}",
                           note, kind="change"))
