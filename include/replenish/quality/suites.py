@@ -57,7 +57,8 @@ class QualityParams(BaseSettings):
 
     raw_schema: str = "raw"
     marts_schema: str = "marts"
-    timezone: str = "Europe/Berlin"
+    # None: the platform's business time zone (Settings.timezone), the one source of it
+    timezone: str | None = None
     spike_factor: float = 4.0          # D quantity > factor * mean(last 28 days) + additive
     spike_additive: float = 20.0
     spike_history_days: int = 28
@@ -109,7 +110,12 @@ class Ctx:
 
     @property
     def tz(self) -> str:
-        return "'" + self.params.timezone.replace("'", "''") + "'"
+        tz = self.params.timezone
+        if tz is None:
+            from replenish.settings import get_settings
+
+            tz = get_settings().timezone
+        return "'" + tz.replace("'", "''") + "'"
 
     def latest_master_sql(self, table: str, columns: str) -> str:
         """``columns`` of the latest delivery of a master table on or before D."""
