@@ -1,11 +1,11 @@
-"""Self-contained HTML forecast report (matplotlib PNGs embedded as base64)."""
+"""Self-contained HTML forecast report (matplotlib PNGs embedded as base64), rendered from frames: the run's
+report reads them from the warehouse in ``replenish.forecasting.report``."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from pathlib import Path
 
 
 def png_img(fig) -> str:
@@ -21,42 +21,6 @@ def png_img(fig) -> str:
 LOOKBACK_DAYS = 28
 NO_MATURED = ("No matured forecasts yet: accuracy tracking starts once forecasts mature, i.e. once earlier "
               "origins' target dates fall on or before the business date.")
-
-
-def _read(engine, sql: str, params: dict):
-    import pandas as pd
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        return pd.read_sql(text(sql), conn, params=params)
-
-
-def _load_run_inputs(engine, business_date, forecasts, actuals, models, max_horizon: int = 28):
-    """Fetch only what the report needs: forecasts of origins that can hit the look-back window (plus the new
-    origin), actuals of the look-back window, the current model row."""
-    import datetime as dt
-
-    import pandas as pd
-
-    bd = pd.Timestamp(business_date).date()
-    start = bd - dt.timedelta(days=LOOKBACK_DAYS - 1)
-    if forecasts is None:
-        forecasts = _read(engine,
-                          "select store_id, item_id, origin_date, target_date, horizon, p10, p50, p90, model_version,"
-                          " is_flagged, run_id from forecast.forecasts"
-                          " where origin_date <= :bd and (origin_date = :bd or (target_date between :s and :bd"
-                          " and origin_date >= :o0))",
-                          {"bd": bd, "s": start, "o0": start - dt.timedelta(days=max_horizon)})
-    if actuals is None:
-        actuals = _read(engine,
-                        "select store_id, item_id, demand_date, units_sold, is_stockout from marts.fct_daily_demand"
-                        " where demand_date between :s and :bd", {"s": start, "bd": bd})
-    if models is None:
-        try:
-            models = _read(engine, "select * from forecast.models where is_current", {})
-        except Exception:  # noqa: BLE001 - registry schema not created yet: report without it
-            models = pd.DataFrame()
-    return forecasts, actuals, models
 
 
 def _fmt(v) -> str:
@@ -95,14 +59,13 @@ def _models_html(models) -> str:
     return "".join(out)
 
 
-def write_run_report(engine, business_date, path: Path | str, n_series: int = 4, *, forecasts=None, actuals=None,
-                     models=None, generated_at=None) -> Path:
-    """Nightly HTML report for the forecasts of origin ``business_date`` (self-contained, PNGs base64-embedded).
+def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4, generated_at=None) -> str:
+    """The nightly HTML report for the forecasts of origin ``business_date`` (self-contained, PNGs base64-embedded).
 
-    Reads ``forecast.forecasts`` (new origin + earlier origins whose targets fall in the 28 days up to
-    ``business_date``), ``marts.fct_daily_demand`` (last 28 days) and ``forecast.models`` (current model) through
-    ``engine``; any of ``forecasts`` / ``actuals`` / ``models`` given as DataFrames bypasses the DB for that input
-    (``engine`` may then be None). Accuracy excludes stock-out days (sales there are censored demand)."""
+    ``forecasts``: rows of ``forecast.forecasts`` (the new origin and earlier origins whose targets fall in the
+    LOOKBACK_DAYS up to ``business_date``); ``actuals``: ``marts.fct_daily_demand`` rows (store_id, item_id,
+    demand_date, units_sold, is_stockout) of those days; ``models``: the current model's row of ``forecast.models``
+    (None or empty: none). Accuracy excludes stock-out days (sales there are censored demand)."""
     import datetime as dt
 
     import matplotlib
@@ -115,9 +78,8 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
 
     bd = pd.Timestamp(business_date).normalize()
     start = bd - pd.Timedelta(days=LOOKBACK_DAYS - 1)
-    fc, act, models = _load_run_inputs(engine, business_date, forecasts, actuals, models)
-    fc = fc.copy()
-    act = act.copy()
+    fc = forecasts.copy()
+    act = actuals.copy()
     for c in ("origin_date", "target_date"):
         fc[c] = pd.to_datetime(fc[c])
     act["demand_date"] = pd.to_datetime(act["demand_date"])
@@ -239,8 +201,5 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
 
     parts.append("<h2>Current model (forecast.models)</h2>" + _models_html(models))
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
-                    "</title></head><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>")
-    return path
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
+            "</title></head><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>")

@@ -1,4 +1,4 @@
-"""Registry promotion rule and idempotent prediction writes (embedded Postgres)."""
+"""Registry promotion rule and idempotent prediction writes (replenish.forecasting, embedded Postgres)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from ml.registry import current_model, register_model
 from replenish import migrations
+from replenish.forecasting.registry import current_model, register_model
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_new_model_becomes_current_only_if_it_beats_the_current_wape(eng):
 def test_predict_for_date_is_idempotent_per_origin(eng):
     from support.forecast import small_frame
 
-    from ml.predict import predict_for_date
+    from replenish.forecasting.predict import predict_for_date
 
     f = small_frame(stores=(2,), start="2018-04-01", end="2018-06-14")
     f.loc[f.date > "2018-05-31", "y"] = float("nan")
@@ -60,8 +60,8 @@ def test_predict_for_date_is_idempotent_per_origin(eng):
 def test_train_and_register_stores_backtest_metrics_per_series_and_horizon(eng):
     from support.forecast import fast_config, small_frame
 
-    from ml.predict import train_and_register
-    from ml.registry import series_horizon_metrics
+    from ml.backtest import series_horizon_metrics
+    from replenish.forecasting.train import train_and_register
 
     f = small_frame(stores=(2, 3), start="2017-11-01", end="2018-05-31")
     res = train_and_register(eng, "2018-05-31", cfg=fast_config(origin_stride=4), frame=f)

@@ -485,8 +485,8 @@ def demo(
 
 
 def _has_current_model() -> bool:
-    from ml.registry import current_model
     from replenish.database import engine
+    from replenish.forecasting.registry import current_model
 
     return current_model(engine()) is not None
 
