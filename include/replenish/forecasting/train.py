@@ -1,11 +1,11 @@
-"""The weekly training: read the marts, backtest and fit (``ml.predict.backtest_and_fit``), save the artifact and
-register the version (``forecast.models``; promoted only if its backtest WAPE beats the current model's)."""
+"""The weekly training: read the marts, backtest and fit (``ml.predict.backtest_and_fit``), save the artifact in
+``Settings.models_dir`` and register the version (``forecast.models``, which keeps the artifact's absolute path;
+promoted only if its backtest WAPE beats the current model's)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,15 +15,6 @@ if TYPE_CHECKING:
     from ml.config import ForecastConfig
 
 log = logging.getLogger(__name__)
-
-
-def artifact_dir() -> Path:
-    try:
-        from replenish.settings import get_settings
-
-        return Path(get_settings().cache_dir) / "models"
-    except Exception:  # noqa: BLE001
-        return Path(".state/cache/models")
 
 
 def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = None,
@@ -39,6 +30,7 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     from ml.predict import backtest_and_fit
     from replenish.forecasting.inputs import mart_to_frame, mart_weather_forecasts
     from replenish.forecasting.registry import register_model
+    from replenish.settings import get_settings
 
     cfg = cfg or ForecastConfig()
     end = pd.Timestamp(end_date)
@@ -48,7 +40,7 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     model, P, m = backtest_and_fit(frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon),
                                    end, cfg, weather)
     version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
-    path = model.save(artifact_dir() / f"{version}.pkl")
+    path = model.save(get_settings().models_dir / f"{version}.pkl")
     promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
                               model.train_end, m, str(path), series_metrics=series_horizon_metrics(P),
                               calibration=model.calibration)
