@@ -194,7 +194,9 @@ if __name__ == "__main__":
     import sys
 
     from replenish.data.bakery import load_panel
+    from replenish.forecasting.runtime import use_passive_openmp_wait
 
+    use_passive_openmp_wait()  # run as a script: before lightgbm loads
     r = run_forecast_bench(load_panel(), methods=sys.argv[1:] or None)
     print(format_table(r))
     print(json.dumps(to_json(r), indent=1, default=str))

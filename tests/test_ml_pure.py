@@ -1,9 +1,14 @@
 """``ml`` is the pure forecasting library: no module of it imports ``replenish``, a database driver or SQLAlchemy,
-at module level, inside a function or under TYPE_CHECKING alike (``replenish.forecasting`` is where the two meet)."""
+at module level, inside a function or under TYPE_CHECKING alike (``replenish.forecasting`` is where the two meet),
+and importing it changes nothing in the process's environment."""
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +47,17 @@ def test_ml_imports_neither_replenish_nor_sql(path: Path):
     bad = [f"{path.relative_to(ML.parent)}:{line} imports {root}"
            for line, root in _imported_roots(ast.parse(path.read_text())) if root in FORBIDDEN]
     assert not bad, "; ".join(bad)
+
+
+def test_importing_ml_sets_no_environment_variable():
+    # in a fresh interpreter without OMP_WAIT_POLICY (which ml/__init__ used to set; the entry points set it now)
+    code = ("import importlib, json, os, pkgutil\n"
+            "before = dict(os.environ)\n"
+            "import ml\n"
+            "for m in pkgutil.iter_modules(ml.__path__):\n"
+            "    importlib.import_module('ml.' + m.name)\n"
+            "print(json.dumps({k: v for k, v in os.environ.items() if before.get(k) != v}))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ML.parent, capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout) == {}

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from replenish import migrations
 from replenish.database import begin, engine
+from replenish.forecasting.runtime import use_passive_openmp_wait
 from replenish.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def _flag_summary(blocked: bool | set[int]) -> dict[str, Any]:
 
 def forecast(business_date: dt.date, run_id: str) -> dict[str, Any]:
     """Forecasts for the business date as origin; flagged for the stores the quality gate blocked."""
+    use_passive_openmp_wait()  # a DAG task's process: before lightgbm loads
     from replenish.forecasting.predict import predict_for_date
 
     blocked = _automation_blocked(business_date, run_id)
@@ -182,6 +184,7 @@ def store_partitions(business_date: dt.date, run_id: str, n: int | None = None) 
 
 def forecast_partition(business_date: dt.date, run_id: str, store_ids: list[int]) -> dict[str, Any]:
     """Forecasts of one store partition; replaces only those stores' rows of the origin (a retry is a no-op)."""
+    use_passive_openmp_wait()  # a DAG task's process: before lightgbm loads
     from replenish.forecasting.predict import predict_for_date
 
     blocked = _automation_blocked(business_date, run_id)
@@ -223,6 +226,7 @@ def _forecast_report(business_date: dt.date) -> Path:
 
 
 def train(business_date: dt.date, run_id: str) -> dict[str, Any]:
+    use_passive_openmp_wait()  # a DAG task's process: before lightgbm loads
     from replenish.forecasting.train import train_and_register
 
     migrations.ensure_current()  # the weekly training DAG's one task
