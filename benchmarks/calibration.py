@@ -30,10 +30,11 @@ def _bakery_panels() -> list[dict[str, Any]]:
     import pandas as pd
 
     from ml.config import DRIVER_COLUMNS
-    from ml.data import load_bakery_panel, panel_to_frame
-    from ml.weather import derive_weather_forecasts
+    from ml.data import panel_to_frame
+    from replenish.data.bakery import load_panel
+    from replenish.data.weather import derive_weather_forecasts
 
-    f = panel_to_frame(load_bakery_panel())
+    f = panel_to_frame(load_panel())
     wf = derive_weather_forecasts(f, seed=18)
     win = {"train_end": "2018-12-31", "test_start": "2019-01-01", "test_end": "2019-04-30"}
     store = int(sorted(f["store_id"].unique())[0])
@@ -62,7 +63,7 @@ def _synthetic_panel(stores: int, items: int) -> dict[str, Any]:
     import pandas as pd
 
     from benchmarks.synthetic_panel import synthetic_panel
-    from ml.weather import derive_weather_forecasts
+    from replenish.data.weather import derive_weather_forecasts
 
     f = synthetic_panel(n_stores=stores, n_items=items, days=730, future_days=0, seed=0)
     f = f.astype({"store_id": "int64", "item_id": "int64"})

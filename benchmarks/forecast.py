@@ -106,7 +106,7 @@ def run_forecast_bench(panel: pd.DataFrame, methods: list[str] | None = None, ou
 
     from ml.baselines import mean_last4_same_weekday, seasonal_naive
     from ml.data import panel_to_frame
-    from ml.weather import derive_weather_forecasts
+    from replenish.data.weather import derive_weather_forecasts
 
     frame = panel_to_frame(panel) if "demand" in panel.columns else panel
     # the panel has observed weather only: ours gets forecasts issued at each origin, derived with the exports'
@@ -193,8 +193,10 @@ if __name__ == "__main__":
     import json
     import sys
 
-    from ml.data import load_bakery_panel
+    from replenish.data.bakery import load_panel
+    from replenish.forecasting.runtime import use_passive_openmp_wait
 
-    r = run_forecast_bench(load_bakery_panel(), methods=sys.argv[1:] or None)
+    use_passive_openmp_wait()  # run as a script: before lightgbm loads
+    r = run_forecast_bench(load_panel(), methods=sys.argv[1:] or None)
     print(format_table(r))
     print(json.dumps(to_json(r), indent=1, default=str))

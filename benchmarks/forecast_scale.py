@@ -244,6 +244,9 @@ if __name__ == "__main__":
     import json
     import sys
 
+    from replenish.forecasting.runtime import use_passive_openmp_wait
+
+    use_passive_openmp_wait()  # run as a script: before lightgbm loads
     r = run_scale_bench(n_items=int(sys.argv[1]) if len(sys.argv) > 1 else 3049)
     print(format_scale(r))
     print(json.dumps(r))

@@ -370,6 +370,9 @@ def format_table(doc: dict[str, Any]) -> str:
 if __name__ == "__main__":  # the child process of bench_pipeline
     import logging
 
+    from replenish.forecasting.runtime import use_passive_openmp_wait
+
+    use_passive_openmp_wait()  # before lightgbm loads (the parent's environment usually has it already)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("sqlalchemy", "great_expectations", "dbt", "alembic", "lightgbm", "airflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -256,8 +256,8 @@ def backtest_calibration(model, frame: pd.DataFrame, end, weather: pd.DataFrame 
 
 def fit_calibrated(cfg, frame: pd.DataFrame, end, weather: pd.DataFrame | None = None, days: int = BACKTEST_DAYS,
                    stride: int = BACKTEST_STRIDE):
-    """The production recipe in one call (ml.predict.train_and_register without the registry): a backtest model
-    on data <= end - days calibrates the intervals of the model trained on data <= end."""
+    """The production recipe in one call (the weekly training's ml.predict.backtest_and_fit without its metrics): a
+    backtest model on data <= end - days calibrates the intervals of the model trained on data <= end."""
     import pandas as pd
 
     from ml.model import ForecastModel

@@ -1,42 +1,20 @@
 """Adapters into the neutral frame: store_id, item_id, date, y, is_stockout, <drivers> (ml.config.DRIVER_COLUMNS).
 
-Rows with a missing y (future dates) carry only the known-in-advance drivers.
+Rows with a missing y (future dates) carry only the known-in-advance drivers. The frames come from a panel (the
+bakery's, :func:`panel_to_frame`) or from the warehouse's marts (rows read by ``replenish.forecasting.inputs``,
+:func:`neutral_from_mart`); nothing here reads a database or a file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ml.config import DRIVER_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sqlalchemy.engine import Engine
 
-DDOP_CSV_DIR = Path("/tmp/ddop/ddop-0.7.6/ddop/datasets/data")
 NEUTRAL_KEYS = ["store_id", "item_id", "date"]
-
-
-def load_bakery_panel() -> pd.DataFrame:
-    """The panel from ``replenish.data.bakery.load_panel`` if available, else the extracted ddop CSVs."""
-    import pandas as pd
-
-    try:
-        from replenish.data.bakery import load_panel
-
-        return load_panel()
-    except Exception:  # noqa: BLE001 - fall back to the extracted CSVs
-        data = pd.read_csv(DDOP_CSV_DIR / "bakery_data.csv")
-        target = pd.read_csv(DDOP_CSV_DIR / "bakery_target.csv")
-        return pd.DataFrame({
-            "date": pd.to_datetime(data["date"]), "store_id": data["store"].astype("int64"),
-            "item_id": data["product"].astype("int64"), "demand": target["demand"].astype(float),
-            "is_holiday": data["is_holiday"], "is_holiday_next2days": data["is_holiday_next2days"],
-            "is_school_holiday": data["is_schoolholiday"], "rain": data["rain"], "temperature": data["temperature"],
-            "promotion_currentweek": data["promotion_currentweek"], "promotion_lastweek": data["promotion_lastweek"],
-        })
 
 
 def panel_to_frame(panel: pd.DataFrame) -> pd.DataFrame:
@@ -62,69 +40,6 @@ def panel_to_frame(panel: pd.DataFrame) -> pd.DataFrame:
     return f.sort_values(NEUTRAL_KEYS).reset_index(drop=True)[NEUTRAL_KEYS + ["y", "is_stockout"] + DRIVER_COLUMNS]
 
 
-# Typed in SQL (float8, 0/1 flags) so the rows arrive as numbers, not as one Decimal or bool object per value: a
-# 200-store chain's two years are 22 M rows, which as Python objects needed over 20 GB.
-_MART_SQL = """
-select store_id, item_id, demand_date as date, units_sold::float8 as y,
-       coalesce(is_stockout, false)::int as is_stockout,
-       is_public_holiday::int as is_public_holiday, is_school_holiday::int as is_school_holiday,
-       rain_mm::float8 as rain_mm, temperature_c::float8 as temperature_c, is_promotion::int as is_promotion,
-       unit_price::float8 as unit_price
-from marts.fct_daily_demand where demand_date <= %(end_date)s
-"""
-_DRIVERS_SQL = """
-select store_id, item_id, driver_date as date, is_public_holiday::int as is_public_holiday,
-       is_school_holiday::int as is_school_holiday, rain_mm::float8 as rain_mm, temperature_c::float8 as temperature_c,
-       is_promotion::int as is_promotion, unit_price::float8 as unit_price
-from marts.fct_demand_drivers where driver_date > %(end_date)s and driver_date <= %(until)s
-"""
-_DTYPES: dict[Hashable, str] = {"store_id": "int64", "item_id": "int64", "y": "float64", "is_stockout": "float32",
-           "is_public_holiday": "float32", "is_school_holiday": "float32", "rain_mm": "float64",
-           "temperature_c": "float64", "is_promotion": "float32", "unit_price": "float64"}
-
-
-def read_query_frame(conn, sql: str, params: dict) -> pd.DataFrame:
-    """A query's rows as a compact frame: COPY ... TO STDOUT as CSV into a spooled file (psycopg2), parsed by Arrow's
-    multi-threaded CSV reader with fixed types (dates straight to datetime64[ns], no second conversion pass).
-    Memory stays near the frame's own size whatever the row count."""
-    import tempfile
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    types = {**{c: pa.from_numpy_dtype(t) for c, t in _DTYPES.items()}, "date": pa.timestamp("ns")}
-    with conn.connection.driver_connection.cursor() as cur, tempfile.SpooledTemporaryFile(max_size=64 * 2**20) as buf:
-        query = cur.mogrify(sql, params).decode()
-        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
-        buf.seek(0)
-        table = pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(column_types=types))
-    # self_destruct frees each Arrow column once converted: the table and the frame are never both whole in memory
-    return table.to_pandas(split_blocks=True, self_destruct=True)
-
-
-def mart_to_frame(engine: Engine, end_date, horizon: int = 14, store_ids: list[int] | None = None) -> pd.DataFrame:
-    """Warehouse mart (actuals <= end_date, drivers for end_date+1..end_date+horizon) -> neutral frame; ``store_ids``
-    limits it to those stores (every column is per series, so their rows are the same as in the whole frame)."""
-    import pandas as pd
-
-    end = pd.Timestamp(end_date)
-    only = "" if store_ids is None else " and store_id = any(%(store_ids)s)"
-    with engine.connect() as conn:
-        hist = read_query_frame(conn, _MART_SQL + only, {"end_date": end.date(), "store_ids": store_ids})
-        try:
-            with conn.begin_nested():
-                fut = read_query_frame(conn, _DRIVERS_SQL + only, {
-                    "end_date": end.date(), "until": (end + pd.Timedelta(days=horizon)).date(),
-                    "store_ids": store_ids})
-        except Exception:  # noqa: BLE001 - no drivers table yet: future rows get no drivers
-            fut = pd.DataFrame(columns=[c for c in hist.columns if c not in ("y", "is_stockout")])
-    fut["y"] = float("nan")
-    fut["is_stockout"] = 0.0
-    raw = pd.concat([hist, fut], ignore_index=True)
-    del hist, fut
-    return compact_frame(_neutral_from_mart(raw))
-
-
 def compact_frame(f: pd.DataFrame) -> pd.DataFrame:
     """The frame in compact types, in place, one column at a time: int32 ids, float32 drivers, bool stock-out.
     The grid stores drivers as float32 anyway (ml.features.make_grid), so the features are the same; y stays
@@ -142,62 +57,9 @@ def compact_frame(f: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
-# The short-history fallback (ml.model.item_profile_fallback) profiles an item over every store: it needs only these
-# columns, so it reads them alone, for the items it needs (see ml.predict.fallback_history).
-_HISTORY_SQL = """
-select store_id, item_id, demand_date as date, units_sold::float8 as y,
-       coalesce(is_stockout, false)::int as is_stockout
-from marts.fct_daily_demand where demand_date <= %(end_date)s and units_sold is not null
-"""
-
-
-def history_frame(engine: Engine, end_date, item_ids: list[int] | None = None) -> pd.DataFrame:
-    """Observed demand (store_id, item_id, date, y, is_stockout) dated <= end_date, of ``item_ids`` (None: all),
-    in every store; compact types."""
-    import pandas as pd
-
-    only = "" if item_ids is None else " and item_id = any(%(item_ids)s)"
-    with engine.connect() as conn:
-        f = read_query_frame(conn, _HISTORY_SQL + only, {"end_date": pd.Timestamp(end_date).date(),
-                                                         "item_ids": item_ids})
-    return compact_frame(f)
-
-
-def mart_store_ids(engine: Engine, end_date, horizon: int = 14) -> list[int]:
-    """The stores :func:`mart_to_frame` would return rows of (demand dated <= end_date, drivers up to ``horizon``
-    days later), sorted: the unpartitioned nightly forecast reads them a chunk at a time."""
-    import pandas as pd
-    from sqlalchemy import text
-
-    end = pd.Timestamp(end_date)
-    with engine.connect() as conn:
-        ids = {int(r[0]) for r in conn.execute(
-            text("select distinct store_id from marts.fct_daily_demand where demand_date <= :e"), {"e": end.date()})}
-        try:
-            with conn.begin_nested():
-                ids |= {int(r[0]) for r in conn.execute(text(
-                    "select distinct store_id from marts.fct_demand_drivers where driver_date > :e and driver_date"
-                    " <= :u"), {"e": end.date(), "u": (end + pd.Timedelta(days=horizon)).date()})}
-        except Exception:  # noqa: BLE001 - no drivers table yet (as in mart_to_frame)
-            pass
-    return sorted(ids)
-
-
-
-def mart_series_counts(engine: Engine, end_date, store_ids: list[int]) -> dict[int, int]:
-    """Series per store with a demand row at ``end_date`` (one indexed date's rows): sizes the nightly's chunks
-    before reading them, without a scan of the whole mart."""
-    import pandas as pd
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        rows = conn.execute(text("select store_id, count(*) from marts.fct_daily_demand where demand_date = :d"
-                                 " and store_id = any(:s) group by store_id"),
-                            {"d": pd.Timestamp(end_date).date(), "s": [int(s) for s in store_ids]}).all()
-    return {int(r[0]): int(r[1]) for r in rows}
-
-def _neutral_from_mart(raw: pd.DataFrame) -> pd.DataFrame:
-    """Mart rows (any order) -> the neutral frame sorted by series and date. Built column by column in numpy and
+def neutral_from_mart(raw: pd.DataFrame) -> pd.DataFrame:
+    """Mart rows in any order (the columns ``replenish.forecasting.inputs`` reads from ``marts.fct_daily_demand``
+    and ``fct_demand_drivers``) -> the neutral frame sorted by series and date. Built column by column in numpy and
     consumed from ``raw`` as it goes: a whole-frame sort, group shifts and a final column selection each copied the
     chain's 22 M rows, and the peak was five times the frame."""
     import numpy as np
@@ -239,27 +101,3 @@ def _neutral_from_mart(raw: pd.DataFrame) -> pd.DataFrame:
     }, copy=False)
     assert list(f.columns) == NEUTRAL_KEYS + ["y", "is_stockout"] + DRIVER_COLUMNS
     return f
-
-
-_WEATHER_FORECASTS_SQL = """
-select store_id, issue_date, weather_date, rain_mm::float8 as rain_mm, temperature_c::float8 as temperature_c
-from marts.fct_weather_forecasts where issue_date >= %(start)s and issue_date <= %(end)s
-"""
-
-
-def mart_weather_forecasts(engine: Engine, start, end, store_ids: list[int] | None = None) -> pd.DataFrame | None:
-    """Weather forecasts issued on start..end (mart ``fct_weather_forecasts``) in ml.weather's neutral frame; None
-    without the mart (the weather features are then missing in training and prediction alike)."""
-    import pandas as pd
-
-    from ml.weather import neutral_forecasts
-
-    only = "" if store_ids is None else " and store_id = any(%(store_ids)s)"
-    params: dict = {"start": pd.Timestamp(start).date(), "end": pd.Timestamp(end).date(), "store_ids": store_ids}
-    try:
-        with engine.connect() as conn:
-            # COPY: a 200-store chain's two years of forecasts are ~2 M rows
-            raw = read_query_frame(conn, _WEATHER_FORECASTS_SQL + only, params)
-    except Exception:  # noqa: BLE001 - no forecasts mart yet
-        return None
-    return neutral_forecasts(raw)

@@ -1,10 +1,9 @@
-"""Training + registration and the nightly prediction that writes ``forecast.forecasts``."""
+"""The weekly training recipe (backtest, then fit) and the nightly prediction streamed by chunks of stores, on
+frames and loaders the caller supplies: the warehouse side (reading the marts, the registry, writing
+``forecast.forecasts``) is ``replenish.forecasting``."""
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # the backtest window (origins every 2nd day over the last 56 days), shared with the simulator: see ml.calibration
@@ -12,49 +11,11 @@ from ml.calibration import BACKTEST_STRIDE
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Sequence
+    from collections.abc import Callable, Sequence
 
     import pandas as pd
-    from sqlalchemy.engine import Engine
 
     from ml.model import ForecastModel
-
-log = logging.getLogger(__name__)
-
-
-def artifact_dir() -> Path:
-    try:
-        from replenish.settings import get_settings
-
-        return Path(get_settings().cache_dir) / "models"
-    except Exception:  # noqa: BLE001
-        return Path(".state/cache/models")
-
-
-def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = None, frame=None) -> dict:
-    """Backtest (train on data <= end_date - 56d, origins every 2nd day over the last 56 days, h=1..7), then fit on
-    all data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model). The
-    backtest's residuals calibrate the intervals (ml.calibration), stored with the version and applied at
-    prediction."""
-    import pandas as pd
-
-    from ml.data import mart_to_frame, mart_weather_forecasts
-    from ml.registry import register_model, series_horizon_metrics
-
-    cfg = cfg or ForecastConfig()
-    end = pd.Timestamp(end_date)
-    # the weather forecasts issued up to the end (training reads the one issued at each origin)
-    weather = mart_weather_forecasts(engine, "1900-01-01", end)
-    # the mart's frame is passed on, not kept here: backtest_and_fit drops its future rows and frees it
-    model, P, m = backtest_and_fit(frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon),
-                                   end, cfg, weather)
-    version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
-    path = model.save(artifact_dir() / f"{version}.pkl")
-    promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
-                              model.train_end, m, str(path), series_metrics=series_horizon_metrics(P),
-                              calibration=model.calibration)
-    log.info("model %s backtest wape=%.4f promoted=%s", version, m["wape"], promoted)
-    return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
 
 
 def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig,
@@ -87,15 +48,6 @@ def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig,
     model = ForecastModel(cfg).fit(frame, end_date=end, weather=weather)
     model.calibration = calibration
     return model, P, m
-
-
-def _blocked_mask(store_ids, blocked: bool | Collection[int]):
-    """Per row: is the row's store blocked? (a bool blocks every store or none)"""
-    import numpy as np
-
-    if isinstance(blocked, bool):
-        return np.full(len(store_ids), blocked)
-    return store_ids.astype("int64").isin([int(s) for s in blocked]).to_numpy()
 
 
 # series whose history is read and featurised at once by the nightly forecast: at two years of daily rows a chunk
@@ -198,67 +150,3 @@ def forecast_frame(model: ForecastModel | None, cfg: ForecastConfig, origin, fra
 
     return forecast_stores(model, cfg, origin, stores, lambda chunk: frame[np.isin(ids, chunk)], history,
                            chunk_series, weather=weather)
-
-
-def predict_for_date(engine: Engine, business_date, run_id: str, automation_blocked: bool | Collection[int],
-                     frame=None, store_ids: Sequence[int] | None = None,
-                     chunk_series: int = PREDICT_CHUNK_SERIES) -> int:
-    """Forecast h=1..max_horizon from origin ``business_date`` with the current model and replace the rows of
-    that origin in forecast.forecasts (delete + insert in one transaction). Without a current model every series
-    gets the item-profile fallback. Rows are flagged when automation is blocked for their store or the fallback was
-    used: ``automation_blocked`` is the quality gate's blocked store ids (True: every store, False: none).
-    ``store_ids`` limits the run (and the rows it replaces) to those stores: one partition of the nightly DAG.
-    The stores are read and predicted in chunks of about ``chunk_series`` series (:func:`forecast_stores`)."""
-    import pandas as pd
-    from sqlalchemy import text
-
-    from ml.data import history_frame, mart_series_counts, mart_store_ids, mart_to_frame, mart_weather_forecasts
-    from ml.model import ForecastModel
-    from ml.registry import current_model, ensure_schema
-    from ml.weather import MAX_ISSUE_AGE_DAYS
-    from replenish.bulk import copy_frame
-
-    ensure_schema(engine)
-    origin = pd.Timestamp(business_date)
-    rec = current_model(engine)
-    model = None
-    if rec and Path(rec.artifact_path).exists():
-        try:
-            model = ForecastModel.load(Path(rec.artifact_path))
-        except ValueError as e:  # an artifact this code cannot feed: forecast with the fallback, flagged
-            log.error("current model %s unusable, using the fallback: %s", rec.version, e)
-    cfg = model.cfg if model else ForecastConfig()
-    version = rec.version if model is not None and rec is not None else None
-    ids = None if store_ids is None else [int(s) for s in store_ids]
-    # A partition reads its own stores' rows only, a chunk at a time; the fallback profiles an item over all stores,
-    # so its items' rows are read from every store: a partition then writes exactly what the single-process run
-    # writes, without every partition reading the whole chain every night.
-    def weather(chunk: list[int]) -> pd.DataFrame | None:
-        # the forecasts issued at the origin (and the days before, standing in for a missing delivery)
-        return mart_weather_forecasts(engine, origin - pd.Timedelta(days=MAX_ISSUE_AGE_DAYS), origin, store_ids=chunk)
-
-    if frame is None:
-        stores = ids if ids is not None else mart_store_ids(engine, origin, cfg.max_horizon)
-        P = forecast_stores(model, cfg, origin, stores,
-                            lambda chunk: mart_to_frame(engine, origin, cfg.max_horizon, store_ids=chunk),
-                            lambda items: history_frame(engine, origin, items), chunk_series,
-                            sizes=mart_series_counts(engine, origin, stores), weather=weather)
-    else:
-        P = forecast_frame(model, cfg, origin, frame, ids, chunk_series, weather=weather)
-    out = pd.DataFrame({
-        "store_id": P["store_id"].astype("int64"), "item_id": P["item_id"].astype("int64"),
-        "origin_date": origin.date(), "target_date": pd.to_datetime(P["target_date"]).dt.date,
-        "horizon": P["horizon"].astype("int64"), "p10": P["p10"].astype(float), "p50": P["p50"].astype(float),
-        "p90": P["p90"].astype(float), "model_version": version,
-        "is_flagged": _blocked_mask(P["store_id"], automation_blocked) | P["is_fallback"].astype(bool).to_numpy(),
-        "run_id": run_id,
-    })
-    with engine.begin() as conn:
-        if ids is None:
-            conn.execute(text("delete from forecast.forecasts where origin_date = :o"), {"o": origin.date()})
-        else:
-            conn.execute(text("delete from forecast.forecasts where origin_date = :o and store_id = any(:s)"),
-                         {"o": origin.date(), "s": ids})
-        # COPY: the chain's 420,000 rows a night took ~55 s as parameterised inserts
-        copy_frame(conn, "forecast.forecasts", out)
-    return len(out)

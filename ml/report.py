@@ -1,11 +1,11 @@
-"""Self-contained HTML forecast report (matplotlib PNGs embedded as base64)."""
+"""Self-contained HTML forecast report (matplotlib PNGs embedded as base64), rendered from frames: the run's
+report reads them from the warehouse in ``replenish.forecasting.report``."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from pathlib import Path
 
 
 def png_img(fig) -> str:
@@ -21,42 +21,6 @@ def png_img(fig) -> str:
 LOOKBACK_DAYS = 28
 NO_MATURED = ("No matured forecasts yet: accuracy tracking starts once forecasts mature, i.e. once earlier "
               "origins' target dates fall on or before the business date.")
-
-
-def _read(engine, sql: str, params: dict):
-    import pandas as pd
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        return pd.read_sql(text(sql), conn, params=params)
-
-
-def _load_run_inputs(engine, business_date, forecasts, actuals, models, max_horizon: int = 28):
-    """Fetch only what the report needs: forecasts of origins that can hit the look-back window (plus the new
-    origin), actuals of the look-back window, the current model row."""
-    import datetime as dt
-
-    import pandas as pd
-
-    bd = pd.Timestamp(business_date).date()
-    start = bd - dt.timedelta(days=LOOKBACK_DAYS - 1)
-    if forecasts is None:
-        forecasts = _read(engine,
-                          "select store_id, item_id, origin_date, target_date, horizon, p10, p50, p90, model_version,"
-                          " is_flagged, run_id from forecast.forecasts"
-                          " where origin_date <= :bd and (origin_date = :bd or (target_date between :s and :bd"
-                          " and origin_date >= :o0))",
-                          {"bd": bd, "s": start, "o0": start - dt.timedelta(days=max_horizon)})
-    if actuals is None:
-        actuals = _read(engine,
-                        "select store_id, item_id, demand_date, units_sold, is_stockout from marts.fct_daily_demand"
-                        " where demand_date between :s and :bd", {"s": start, "bd": bd})
-    if models is None:
-        try:
-            models = _read(engine, "select * from forecast.models where is_current", {})
-        except Exception:  # noqa: BLE001 - registry schema not created yet: report without it
-            models = pd.DataFrame()
-    return forecasts, actuals, models
 
 
 def _fmt(v) -> str:
@@ -95,29 +59,24 @@ def _models_html(models) -> str:
     return "".join(out)
 
 
-def write_run_report(engine, business_date, path: Path | str, n_series: int = 4, *, forecasts=None, actuals=None,
-                     models=None, generated_at=None) -> Path:
-    """Nightly HTML report for the forecasts of origin ``business_date`` (self-contained, PNGs base64-embedded).
+def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4, generated_at=None) -> str:
+    """The nightly HTML report for the forecasts of origin ``business_date`` (self-contained, PNGs base64-embedded).
 
-    Reads ``forecast.forecasts`` (new origin + earlier origins whose targets fall in the 28 days up to
-    ``business_date``), ``marts.fct_daily_demand`` (last 28 days) and ``forecast.models`` (current model) through
-    ``engine``; any of ``forecasts`` / ``actuals`` / ``models`` given as DataFrames bypasses the DB for that input
-    (``engine`` may then be None). Accuracy excludes stock-out days (sales there are censored demand)."""
+    ``forecasts``: rows of ``forecast.forecasts`` (the new origin and earlier origins whose targets fall in the
+    LOOKBACK_DAYS up to ``business_date``); ``actuals``: ``marts.fct_daily_demand`` rows (store_id, item_id,
+    demand_date, units_sold, is_stockout) of those days; ``models``: the current model's row of ``forecast.models``
+    (None or empty: none). Accuracy excludes stock-out days (sales there are censored demand)."""
     import datetime as dt
 
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
-
-    from ml.backtest import metrics, metrics_by
 
     bd = pd.Timestamp(business_date).normalize()
     start = bd - pd.Timedelta(days=LOOKBACK_DAYS - 1)
-    fc, act, models = _load_run_inputs(engine, business_date, forecasts, actuals, models)
-    fc = fc.copy()
-    act = act.copy()
+    fc = forecasts.copy()
+    act = actuals.copy()
     for c in ("origin_date", "target_date"):
         fc[c] = pd.to_datetime(fc[c])
     act["demand_date"] = pd.to_datetime(act["demand_date"])
@@ -126,15 +85,24 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
     new = fc[fc["origin_date"] == bd].sort_values(["store_id", "item_id", "horizon"])
     old = fc[(fc["origin_date"] < bd) & (fc["target_date"] <= bd) & (fc["target_date"] >= start)]
 
-    # ---- header
-    generated_at = generated_at or dt.datetime.now(dt.UTC)
+    title = f"Replenish nightly forecast report - {bd.date()}"
+    parts = [f"<h1>{html.escape(title)}</h1>", _header_html(bd, new, generated_at or dt.datetime.now(dt.UTC)),
+             _series_html(bd, act, new, old, n_series), _accuracy_html(bd, start, act, old),
+             "<h2>Current model (forecast.models)</h2>" + _models_html(models)]
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
+            "</title></head><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>")
+
+
+def _header_html(bd, new, generated_at) -> str:
+    """The run's facts (origin, model versions, rows, flags, run ids) and the warning the flags call for."""
+    import pandas as pd
+
     versions = sorted({("none (item-profile fallback)" if v is None or v != v else str(v))
                        for v in new.get("model_version", pd.Series(dtype=object))})
     n_flag = int(new["is_flagged"].astype(bool).sum()) if len(new) else 0
     n_fb = int(new["model_version"].isna().sum()) if len(new) else 0
     n_keys = len(new[["store_id", "item_id"]].drop_duplicates())
-    title = f"Replenish nightly forecast report - {bd.date()}"
-    parts = [f"<h1>{html.escape(title)}</h1>", "<table border='1' cellspacing='0' cellpadding='3'>"]
+    parts = ["<table border='1' cellspacing='0' cellpadding='3'>"]
     head = [("Business date (forecast origin)", bd.date()),
             ("Model version(s) used", ", ".join(versions) if versions else "-"),
             ("Forecast rows", f"{len(new)} ({n_keys} store x items, horizons "
@@ -151,53 +119,68 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
         parts.append(f"<p><b>No forecasts found in forecast.forecasts for origin {bd.date()}.</b></p>")
     elif n_flag:
         parts.append("<p><b>Flagged forecasts must be reviewed before automatic ordering uses them.</b></p>")
+    return "".join(parts)
 
-    # ---- series plots: largest store x items by volume over the look-back window
+
+def _series_html(bd, act, new, old, n_series: int) -> str:
+    """The largest store x items by volume over the look-back window: their actuals, the new forecast's band and
+    the earlier origins' h=1 P50, one plot each, and a table (empty without actuals or forecasts)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
     vol = act.groupby(["store_id", "item_id"], as_index=False)["units_sold"].sum()
     if len(new):
         vol = vol.merge(new[["store_id", "item_id"]].drop_duplicates(), how="right", on=["store_id", "item_id"])
     series = vol.fillna({"units_sold": 0}).sort_values("units_sold", ascending=False, kind="stable").head(n_series)
-    if len(series):
-        fig, axes = plt.subplots(len(series), 1, figsize=(11, 2.8 * len(series)), squeeze=False)
-        for ax, s in zip(axes[:, 0], series.itertuples(), strict=False):
-            a = act[(act["store_id"] == s.store_id) & (act["item_id"] == s.item_id)].sort_values("demand_date")
-            f = new[(new["store_id"] == s.store_id) & (new["item_id"] == s.item_id)].sort_values("target_date")
-            h1 = old[(old["store_id"] == s.store_id) & (old["item_id"] == s.item_id) & (old["horizon"] == 1)]
-            h1 = h1.sort_values("target_date")
-            ax.plot(a["demand_date"], a["units_sold"], "k.-", lw=1, ms=4, label="actual sales")
-            so = a[a["is_stockout"]]
-            if len(so):
-                ax.plot(so["demand_date"], so["units_sold"], "rx", ms=7, mew=2, label="stock-out (censored)")
-            if len(h1):
-                ax.plot(h1["target_date"], h1["p50"], "--", color="tab:orange", lw=1.2,
-                        label="earlier origins h=1 P50")
-            if len(f):
-                ax.fill_between(f["target_date"], f["p10"], f["p90"], color="tab:blue", alpha=0.25,
-                                label="P10-P90")
-                ax.plot(f["target_date"], f["p50"], color="tab:blue", lw=1.5, label="P50 (new origin)")
-            ax.axvline(bd, color="grey", ls=":", lw=1)
-            flag = " [flagged]" if len(f) and f["is_flagged"].astype(bool).any() else ""
-            ax.set_title(f"store {s.store_id} item {s.item_id} - last {LOOKBACK_DAYS} days sold "
-                         f"{s.units_sold:,.0f}{flag}", fontsize=9)
-            ax.set_ylim(bottom=0)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=7, loc="upper left", ncol=3)
-        fig.autofmt_xdate()
-        rows = []
-        for s in series.itertuples():
-            a = act[(act["store_id"] == s.store_id) & (act["item_id"] == s.item_id)]
-            f = new[(new["store_id"] == s.store_id) & (new["item_id"] == s.item_id)]
-            rows.append({"store_id": s.store_id, "item_id": s.item_id, f"units sold (last {LOOKBACK_DAYS} d)":
-                         s.units_sold, "stock-out days": int(a["is_stockout"].sum()),
-                         "P50 next 7 d": float(f.loc[f["horizon"] <= 7, "p50"].sum()) if len(f) else None,
-                         "flagged": bool(f["is_flagged"].astype(bool).any()) if len(f) else None})
-        parts.append(f"<h2>Largest {len(series)} store x items: last {LOOKBACK_DAYS} days and the forecast</h2>"
-                     "<p>Black: actual sales (red x = stock-out day, sales understate demand). Blue: P50 and "
-                     f"P10-P90 band from origin {bd.date()}. Orange dashed: h=1 P50 of earlier origins, where "
-                     "they exist.</p>" + pd.DataFrame(rows).to_html(index=False, float_format="%.1f") + png_img(fig))  # type: ignore[call-overload]  # pandas takes a format string
+    if not len(series):
+        return ""
+    fig, axes = plt.subplots(len(series), 1, figsize=(11, 2.8 * len(series)), squeeze=False)
+    for ax, s in zip(axes[:, 0], series.itertuples(), strict=False):
+        a = act[(act["store_id"] == s.store_id) & (act["item_id"] == s.item_id)].sort_values("demand_date")
+        f = new[(new["store_id"] == s.store_id) & (new["item_id"] == s.item_id)].sort_values("target_date")
+        h1 = old[(old["store_id"] == s.store_id) & (old["item_id"] == s.item_id) & (old["horizon"] == 1)]
+        h1 = h1.sort_values("target_date")
+        ax.plot(a["demand_date"], a["units_sold"], "k.-", lw=1, ms=4, label="actual sales")
+        so = a[a["is_stockout"]]
+        if len(so):
+            ax.plot(so["demand_date"], so["units_sold"], "rx", ms=7, mew=2, label="stock-out (censored)")
+        if len(h1):
+            ax.plot(h1["target_date"], h1["p50"], "--", color="tab:orange", lw=1.2,
+                    label="earlier origins h=1 P50")
+        if len(f):
+            ax.fill_between(f["target_date"], f["p10"], f["p90"], color="tab:blue", alpha=0.25,
+                            label="P10-P90")
+            ax.plot(f["target_date"], f["p50"], color="tab:blue", lw=1.5, label="P50 (new origin)")
+        ax.axvline(bd, color="grey", ls=":", lw=1)
+        flag = " [flagged]" if len(f) and f["is_flagged"].astype(bool).any() else ""
+        ax.set_title(f"store {s.store_id} item {s.item_id} - last {LOOKBACK_DAYS} days sold "
+                     f"{s.units_sold:,.0f}{flag}", fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="upper left", ncol=3)
+    fig.autofmt_xdate()
+    rows = []
+    for s in series.itertuples():
+        a = act[(act["store_id"] == s.store_id) & (act["item_id"] == s.item_id)]
+        f = new[(new["store_id"] == s.store_id) & (new["item_id"] == s.item_id)]
+        rows.append({"store_id": s.store_id, "item_id": s.item_id, f"units sold (last {LOOKBACK_DAYS} d)":
+                     s.units_sold, "stock-out days": int(a["is_stockout"].sum()),
+                     "P50 next 7 d": float(f.loc[f["horizon"] <= 7, "p50"].sum()) if len(f) else None,
+                     "flagged": bool(f["is_flagged"].astype(bool).any()) if len(f) else None})
+    return (f"<h2>Largest {len(series)} store x items: last {LOOKBACK_DAYS} days and the forecast</h2>"
+            "<p>Black: actual sales (red x = stock-out day, sales understate demand). Blue: P50 and "
+            f"P10-P90 band from origin {bd.date()}. Orange dashed: h=1 P50 of earlier origins, where "
+            "they exist.</p>" + pd.DataFrame(rows).to_html(index=False, float_format="%.1f") + png_img(fig))  # type: ignore[call-overload]  # pandas takes a format string
 
-    # ---- accuracy of matured forecasts
-    parts.append(f"<h2>Accuracy of matured forecasts (targets {start.date()} .. {bd.date()})</h2>")
+
+def _accuracy_html(bd, start, act, old) -> str:
+    """Accuracy of the matured forecasts (earlier origins, targets in the look-back window), stock-out days left
+    out: pooled, and by horizon and by store as plots and tables."""
+    import pandas as pd
+
+    from ml.backtest import metrics, metrics_by
+
+    parts = [f"<h2>Accuracy of matured forecasts (targets {start.date()} .. {bd.date()})</h2>"]
     j = old.merge(act.rename(columns={"demand_date": "target_date"}), on=["store_id", "item_id", "target_date"],
                   how="inner")
     n_so = int(j["is_stockout"].sum()) if len(j) else 0
@@ -205,42 +188,35 @@ def write_run_report(engine, business_date, path: Path | str, n_series: int = 4,
     j = j[j["y"].notna()]
     if len(j) == 0 or float(j["y"].sum()) <= 0:
         parts.append(f"<p>{html.escape(NO_MATURED)}</p>")
-    else:
-        pooled = metrics(j)
-        parts.append("<p>Pooled: " + ", ".join(f"{k} {_fmt(v)}" for k, v in pooled.items()) +
-                     f". {j['origin_date'].nunique()} earlier origin(s); {n_so} stock-out target day(s) excluded "
-                     "(censored sales). WAPE = sum|y-P50|/sum y; bias = (sum P50 - sum y)/sum y; coverage = share "
-                     "of actuals inside P10-P90 (nominal 0.80).</p>")
-        bh = metrics_by(j, "horizon")
-        bs = metrics_by(j, "store_id")
-        fig, ax = plt.subplots(1, 3, figsize=(12, 3))
-        for k, (col, ttl) in enumerate((("wape", "WAPE"), ("bias", "bias"), ("coverage", "P10-P90 coverage"))):
-            if col in bh:
-                ax[k].bar(bh["horizon"], bh[col], color="tab:blue")
-            ax[k].set_title(f"{ttl} by horizon", fontsize=9)
+        return "".join(parts)
+    pooled = metrics(j)
+    parts.append("<p>Pooled: " + ", ".join(f"{k} {_fmt(v)}" for k, v in pooled.items()) +
+                 f". {j['origin_date'].nunique()} earlier origin(s); {n_so} stock-out target day(s) excluded "
+                 "(censored sales). WAPE = sum|y-P50|/sum y; bias = (sum P50 - sum y)/sum y; coverage = share "
+                 "of actuals inside P10-P90 (nominal 0.80).</p>")
+    bh = metrics_by(j, "horizon")
+    bs = metrics_by(j, "store_id")
+    parts.append(_metric_bars(bh["horizon"], bh, "horizon", "tab:blue"))
+    parts.append(_metric_bars(bs["store_id"].astype(str), bs, "store", "tab:green"))
+    parts.append("<h3>By horizon</h3>" + bh.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
+    parts.append("<h3>By store</h3>" + bs.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
+    return "".join(parts)
+
+
+def _metric_bars(xs, by, name: str, color: str) -> str:
+    """WAPE, bias and P10-P90 coverage of each group of ``by`` as three bar charts (the nominal 0.80 marked)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3))
+    for k, (col, ttl) in enumerate((("wape", "WAPE"), ("bias", "bias"), ("coverage", "P10-P90 coverage"))):
+        if col in by:
+            ax[k].bar(xs, by[col], color=color)
+        ax[k].set_title(f"{ttl} by {name}", fontsize=9)
+        if name == "horizon":
             ax[k].set_xlabel("horizon (days)", fontsize=8)
-        ax[1].axhline(0, color="k", lw=0.8)
-        ax[2].axhline(0.8, color="r", ls="--", lw=1)
-        ax[2].set_ylim(0, 1)
-        parts.append(png_img(fig))
-        fig, ax = plt.subplots(1, 3, figsize=(12, 3))
-        xs = bs["store_id"].astype(str)
-        for k, (col, ttl) in enumerate((("wape", "WAPE"), ("bias", "bias"), ("coverage", "P10-P90 coverage"))):
-            if col in bs:
-                ax[k].bar(xs, bs[col], color="tab:green")
-            ax[k].set_title(f"{ttl} by store", fontsize=9)
+        else:
             ax[k].tick_params(axis="x", labelsize=7, rotation=90)
-        ax[1].axhline(0, color="k", lw=0.8)
-        ax[2].axhline(0.8, color="r", ls="--", lw=1)
-        ax[2].set_ylim(0, 1)
-        parts.append(png_img(fig))
-        parts.append("<h3>By horizon</h3>" + bh.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
-        parts.append("<h3>By store</h3>" + bs.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
-
-    parts.append("<h2>Current model (forecast.models)</h2>" + _models_html(models))
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
-                    "</title></head><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>")
-    return path
+    ax[1].axhline(0, color="k", lw=0.8)
+    ax[2].axhline(0.8, color="r", ls="--", lw=1)
+    ax[2].set_ylim(0, 1)
+    return png_img(fig)

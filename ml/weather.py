@@ -4,10 +4,11 @@ A weather driver of the row (origin o, target o + h) is the forecast *issued at 
 observed on o + h: training and prediction read the same thing, and a benchmark gives our model no weather a
 retailer would not have. The forecasts come as a neutral frame (``store_id, issue_date, weather_date, rain,
 temperature``; the exports' ``rain_mm``/``temperature_c`` are accepted too):
-- production: the delivered forecasts (mart ``fct_weather_forecasts``, see ml.data.mart_weather_forecasts);
+- production: the delivered forecasts (mart ``fct_weather_forecasts``, read by
+  ``replenish.forecasting.inputs.mart_weather_forecasts``);
 - the generated exports and the simulator: ``Retailer.weather_forecasts``;
-- a panel that has only observed weather (the bakery): :func:`derive_weather_forecasts`, the exports' error
-  model (replenish.data.weather) applied to the observed series, seeded.
+- a panel that has only observed weather (the bakery): ``replenish.data.weather.derive_weather_forecasts``, the
+  exports' error model applied to the observed series, seeded.
 Without forecasts the weather features are missing (NaN) in training and prediction alike.
 """
 
@@ -40,31 +41,6 @@ def neutral_forecasts(wf: pd.DataFrame | None) -> pd.DataFrame | None:
         "weather_date": pd.to_datetime(f["weather_date"]).to_numpy().astype("datetime64[ns]"),
         **{c: pd.to_numeric(f[c], errors="coerce").to_numpy(np.float64) if c in f else np.nan
            for c in WEATHER_COLUMNS},
-    })
-
-
-def derive_weather_forecasts(frame: pd.DataFrame, seed: int = 0, horizon: int = FORECAST_HORIZON) -> pd.DataFrame:
-    """Forecasts issued on every date of ``frame`` for the next ``horizon`` days, from its observed weather (one
-    value per store and date) with the exports' error model. Deterministic for a given seed."""
-    import pandas as pd
-
-    from replenish.data.weather import forecast_from_observed
-
-    w = frame.drop_duplicates(["store_id", "date"])[["store_id", "date", *WEATHER_COLUMNS]]
-    dates = pd.date_range(pd.to_datetime(w["date"]).min(), pd.to_datetime(w["date"]).max(), freq="D")
-    stores = np.sort(w["store_id"].unique())
-    wide = {c: w.pivot(index="date", columns="store_id", values=c).reindex(index=dates, columns=stores).to_numpy(float)
-            for c in WEATHER_COLUMNS}
-    f_rain, f_temp = forecast_from_observed(wide["rain"], wide["temperature"], np.random.default_rng(seed), horizon)
-    T, H, S = f_rain.shape
-    issue = np.repeat(np.arange(T), H * S)
-    lead = np.tile(np.repeat(np.arange(1, H + 1), S), T)
-    store = np.tile(stores, T * H)
-    ok = issue + lead < T
-    return pd.DataFrame({
-        "store_id": store[ok].astype(np.int64), "issue_date": dates[issue[ok]],
-        "weather_date": dates[(issue + lead)[ok]],
-        "rain": np.round(f_rain.ravel()[ok], 1), "temperature": np.round(f_temp.ravel()[ok], 1),
     })
 
 

@@ -27,6 +27,10 @@ if os.environ.get("REPLENISH_TEST_EXTERNAL_PG"):
 
 import pytest  # noqa: E402 - after the environment above is set
 
+from replenish.forecasting.runtime import use_passive_openmp_wait  # noqa: E402
+
+use_passive_openmp_wait()  # the test session fits LightGBM models (on a shared machine), before lightgbm loads
+
 
 @pytest.fixture(scope="module")
 def playwright():

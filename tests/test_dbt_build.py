@@ -113,7 +113,7 @@ def test_build_full_refresh_then_incremental_is_rerunnable(wh):
                      "AND store_id = 1 AND item_id = 100")
     assert drivers[0]["is_weather_forecast"] is True and drivers[0]["is_promotion"] is True
     # the forecasts by issue day, as the forecaster reads them (ml.weather): issued D for D + 1, never the actuals
-    from ml.data import mart_weather_forecasts
+    from replenish.forecasting.inputs import mart_weather_forecasts
 
     wf = mart_weather_forecasts(eng, D, D)
     assert wf is not None and sorted(wf["store_id"]) == [1, 2]

@@ -110,7 +110,7 @@ def test_holiday_identity_features():
 def test_mart_rows_become_the_neutral_frame_sorted_with_shifts_inside_each_series():
     # The pandas reference the numpy build replaced (a whole-frame sort and groupby shifts), on shuffled rows of
     # series of different lengths, one shorter than the promotion lag: the same frame, value for value.
-    from ml.data import NEUTRAL_KEYS, _neutral_from_mart
+    from ml.data import NEUTRAL_KEYS, neutral_from_mart
 
     rng = np.random.default_rng(7)
     parts = []
@@ -139,4 +139,4 @@ def test_mart_rows_become_the_neutral_frame_sorted_with_shifts_inside_each_serie
         "promotion_lastweek": promo.groupby([ref["store_id"], ref["item_id"]]).shift(7),
         "price": ref["unit_price"],
     })
-    pd.testing.assert_frame_equal(_neutral_from_mart(raw.copy()), expected)
+    pd.testing.assert_frame_equal(neutral_from_mart(raw.copy()), expected)

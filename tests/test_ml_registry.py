@@ -1,4 +1,4 @@
-"""Registry promotion rule and idempotent prediction writes (embedded Postgres)."""
+"""Registry promotion rule and idempotent prediction writes (replenish.forecasting, embedded Postgres)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from ml.registry import current_model, register_model
 from replenish import migrations
+from replenish.forecasting.registry import current_model, register_model
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_new_model_becomes_current_only_if_it_beats_the_current_wape(eng):
 def test_predict_for_date_is_idempotent_per_origin(eng):
     from support.forecast import small_frame
 
-    from ml.predict import predict_for_date
+    from replenish.forecasting.predict import predict_for_date
 
     f = small_frame(stores=(2,), start="2018-04-01", end="2018-06-14")
     f.loc[f.date > "2018-05-31", "y"] = float("nan")
@@ -60,8 +60,8 @@ def test_predict_for_date_is_idempotent_per_origin(eng):
 def test_train_and_register_stores_backtest_metrics_per_series_and_horizon(eng):
     from support.forecast import fast_config, small_frame
 
-    from ml.predict import train_and_register
-    from ml.registry import series_horizon_metrics
+    from ml.backtest import series_horizon_metrics
+    from replenish.forecasting.train import train_and_register
 
     f = small_frame(stores=(2, 3), start="2017-11-01", end="2018-05-31")
     res = train_and_register(eng, "2018-05-31", cfg=fast_config(origin_stride=4), frame=f)
@@ -88,6 +88,12 @@ def test_train_and_register_stores_backtest_metrics_per_series_and_horizon(eng):
         cal = c.execute(text("select calibration from forecast.models where version = :v"), {"v": v}).scalar()
     assert cal is not None and cal["n_rows"] > 0
     assert ForecastModel.load(res["artifact_path"]).calibration == cal
+    # the artifact is in the settings' models folder, registered by its absolute path
+    from pathlib import Path
+
+    from replenish.settings import get_settings
+
+    assert Path(res["artifact_path"]).is_absolute() and Path(res["artifact_path"]).parent == get_settings().models_dir
     assert by_h.wape.to_list() == pytest.approx([stored["by_horizon"][str(h)]["wape"] for h in range(1, 8)])
     # idempotent: registering the same version again (a retried task) replaces, never duplicates
     rows = series_horizon_metrics(pd.DataFrame({"store_id": [2, 2], "item_id": [1, 1], "horizon": [1, 1],
@@ -115,3 +121,22 @@ def test_series_metrics_keep_their_missing_values_through_copy(eng):
         rows = c.execute(text("select item_id, n, n_covered, wape, coverage, sum_abs_err from forecast.backtest_metrics"
                               " where model_version = 'v-metrics' order by item_id")).all()
     assert [tuple(r) for r in rows] == [(10, 7, 6, 4.25 / 35, 6 / 7, 4.25), (11, 7, None, None, None, 4.25)]
+
+
+def test_a_registered_artifact_loads_from_its_stored_path_wherever_it_is(eng, tmp_path):
+    # Artifacts registered before they moved to Settings.models_dir (cache_dir/models) keep serving: prediction
+    # loads the path stored in forecast.models, never one rebuilt from the settings.
+    from support.forecast import fast_config, small_frame
+
+    from ml.model import ForecastModel
+    from replenish.forecasting.predict import predict_for_date
+
+    f = small_frame(stores=(2,), start="2017-11-01", end="2018-06-14")
+    f.loc[f.date > "2018-05-31", "y"] = float("nan")
+    path = ForecastModel(fast_config()).fit(f, end_date="2018-05-31").save(tmp_path / "cache" / "models" / "old.pkl")
+    assert register_model(eng, "v-old-place", {}, {}, None, None, {"wape": 0.0}, str(path)) is True
+    predict_for_date(eng, "2018-05-31", "run-old", automation_blocked=False, frame=f)
+    with eng.connect() as c:
+        rows = pd.read_sql(text("select model_version, is_flagged from forecast.forecasts"
+                                " where origin_date = '2018-05-31'"), c)
+    assert len(rows) == 3 * 7 and set(rows.model_version) == {"v-old-place"} and not rows.is_flagged.any()

@@ -1,4 +1,4 @@
-"""ml.report.write_run_report on synthetic frames (no database)."""
+"""ml.report.run_report_html on synthetic frames (no database); replenish.forecasting.report writes it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.report import NO_MATURED, write_run_report
+from ml.report import NO_MATURED, run_report_html
+from replenish.forecasting.report import write_run_report
 
 BD = date(2019, 4, 29)
 
@@ -62,12 +63,10 @@ def test_run_report_without_matured_forecasts(tmp_path):
 
 
 @pytest.mark.parametrize("n_series", [1, 3])
-def test_run_report_with_matured_forecasts(tmp_path, n_series):
+def test_run_report_with_matured_forecasts(n_series):
     origins = list(pd.date_range(pd.Timestamp(BD) - pd.Timedelta(days=20), pd.Timestamp(BD), freq="D"))
     fc = _forecasts(origins)
-    out = write_run_report(None, BD, tmp_path / "run.html", n_series=n_series, forecasts=fc, actuals=_actuals(),
-                           models=MODELS.iloc[0:0])
-    text = out.read_text()
+    text = run_report_html(BD, fc, _actuals(), MODELS.iloc[0:0], n_series=n_series)
     assert _imgs(text) == 3                          # series + error by horizon + error by store
     assert "no matured forecasts" not in text.lower()
     assert "By horizon" in text and "By store" in text and "coverage" in text
@@ -75,9 +74,8 @@ def test_run_report_with_matured_forecasts(tmp_path, n_series):
     assert "No current model" in text
 
 
-def test_run_report_without_forecasts_for_origin(tmp_path):
+def test_run_report_without_forecasts_for_origin():
     empty = _forecasts([pd.Timestamp(BD)]).iloc[0:0]
-    out = write_run_report(None, BD, tmp_path / "run.html", forecasts=empty, actuals=_actuals(), models=MODELS)
-    text = out.read_text()
+    text = run_report_html(BD, empty, _actuals(), MODELS)
     assert "No forecasts found" in text and "no matured forecasts" in text.lower()
     assert _imgs(text) == 1                          # actuals of the largest series still plotted

@@ -9,7 +9,7 @@ from support.forecast import small_frame
 
 from ml.config import ForecastConfig
 from ml.features import LeakageError, build_features, check_no_lookahead, make_grid
-from ml.weather import derive_weather_forecasts
+from replenish.data.weather import derive_weather_forecasts
 
 
 @pytest.fixture(scope="module")

@@ -81,8 +81,8 @@ def test_nightly_run_succeeds_for_a_business_date(first_run):
 
 
 def test_training_registered_a_current_model(first_run):
-    from ml.registry import current_model
     from replenish.database import engine
+    from replenish.forecasting.registry import current_model
 
     assert current_model(engine()) is not None
 
@@ -178,9 +178,9 @@ def test_partitioned_forecasts_equal_the_unpartitioned_run(first_run):
     """The DAG maps the forecast over store partitions: their union must be exactly the one-shot result."""
     from sqlalchemy import text
 
-    from ml.predict import predict_for_date
     from replenish import pipeline
     from replenish.database import begin, engine
+    from replenish.forecasting.predict import predict_for_date
 
     sql = text("SELECT store_id, item_id, horizon, p10, p50, p90, model_version, is_flagged FROM forecast.forecasts"
                " WHERE origin_date = :d ORDER BY store_id, item_id, horizon")

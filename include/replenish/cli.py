@@ -51,6 +51,10 @@ class _OneLineErrors(TyperGroup):
     ``replenish status: error: Invalid value for '--limit': -1 is not in the range 1<=x<=1000.``"""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        from replenish.forecasting.runtime import use_passive_openmp_wait
+
+        # the process entry point: before any command imports lightgbm (and inherited by what it starts)
+        use_passive_openmp_wait()
         standalone = kwargs.pop("standalone_mode", True)
         kwargs["standalone_mode"] = False  # errors come back here instead of being printed
         if not standalone:
@@ -485,8 +489,8 @@ def demo(
 
 
 def _has_current_model() -> bool:
-    from ml.registry import current_model
     from replenish.database import engine
+    from replenish.forecasting.registry import current_model
 
     return current_model(engine()) is not None
 

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from replenish import migrations
 from replenish.database import begin, engine
+from replenish.forecasting.runtime import use_passive_openmp_wait
 from replenish.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,8 @@ def _flag_summary(blocked: bool | set[int]) -> dict[str, Any]:
 
 def forecast(business_date: dt.date, run_id: str) -> dict[str, Any]:
     """Forecasts for the business date as origin; flagged for the stores the quality gate blocked."""
-    from ml.predict import predict_for_date
+    use_passive_openmp_wait()  # a DAG task's process: before lightgbm loads
+    from replenish.forecasting.predict import predict_for_date
 
     blocked = _automation_blocked(business_date, run_id)
     result = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked)
@@ -182,7 +184,8 @@ def store_partitions(business_date: dt.date, run_id: str, n: int | None = None) 
 
 def forecast_partition(business_date: dt.date, run_id: str, store_ids: list[int]) -> dict[str, Any]:
     """Forecasts of one store partition; replaces only those stores' rows of the origin (a retry is a no-op)."""
-    from ml.predict import predict_for_date
+    use_passive_openmp_wait()  # a DAG task's process: before lightgbm loads
+    from replenish.forecasting.predict import predict_for_date
 
     blocked = _automation_blocked(business_date, run_id)
     rows = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked, store_ids=store_ids)
@@ -216,14 +219,15 @@ def propose_summary(business_date: dt.date, run_id: str, parts: list[dict[str, A
 
 def _forecast_report(business_date: dt.date) -> Path:
     """The run's HTML forecast report (actual vs P10-P50-P90, error by horizon and store)."""
-    from ml.report import write_run_report
+    from replenish.forecasting.report import write_run_report
 
     path = get_settings().reports_dir / f"forecast_{business_date.isoformat()}.html"
     return write_run_report(engine(), business_date, path)
 
 
 def train(business_date: dt.date, run_id: str) -> dict[str, Any]:
-    from ml.predict import train_and_register
+    use_passive_openmp_wait()  # a DAG task's process: before lightgbm loads
+    from replenish.forecasting.train import train_and_register
 
     migrations.ensure_current()  # the weekly training DAG's one task
     result = train_and_register(engine(), business_date)

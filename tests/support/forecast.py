@@ -7,9 +7,10 @@ from functools import lru_cache
 
 @lru_cache(maxsize=1)
 def _panel_frame():
-    from ml.data import load_bakery_panel, panel_to_frame
+    from ml.data import panel_to_frame
+    from replenish.data.bakery import load_panel
 
-    return panel_to_frame(load_bakery_panel())
+    return panel_to_frame(load_panel())
 
 
 def small_frame(stores=(2, 3, 4), start="2017-09-01", end="2018-06-30"):

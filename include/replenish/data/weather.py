@@ -16,7 +16,14 @@ Seeded: the same ``rng`` state gives the same forecasts.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from ml.weather import FORECAST_HORIZON, WEATHER_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CLIMATOLOGY_DAYS = 28
 
@@ -64,3 +71,27 @@ def forecast_from_observed(rain: np.ndarray, temp: np.ndarray, rng: np.random.Ge
     f_temp[~valid] = np.nan
     f_rain[~valid] = np.nan
     return f_rain, f_temp
+
+
+def derive_weather_forecasts(frame: pd.DataFrame, seed: int = 0, horizon: int = FORECAST_HORIZON) -> pd.DataFrame:
+    """Forecasts issued on every date of ``frame`` for the next ``horizon`` days, from its observed weather (one
+    value per store and date) with the exports' error model, in ``ml.weather``'s neutral frame: how a panel that has
+    only observed weather (the bakery) gets forecasts as issued. Deterministic for a given seed."""
+    import pandas as pd
+
+    w = frame.drop_duplicates(["store_id", "date"])[["store_id", "date", *WEATHER_COLUMNS]]
+    dates = pd.date_range(pd.to_datetime(w["date"]).min(), pd.to_datetime(w["date"]).max(), freq="D")
+    stores = np.sort(w["store_id"].unique())
+    wide = {c: w.pivot(index="date", columns="store_id", values=c).reindex(index=dates, columns=stores).to_numpy(float)
+            for c in WEATHER_COLUMNS}
+    f_rain, f_temp = forecast_from_observed(wide["rain"], wide["temperature"], np.random.default_rng(seed), horizon)
+    T, H, S = f_rain.shape
+    issue = np.repeat(np.arange(T), H * S)
+    lead = np.tile(np.repeat(np.arange(1, H + 1), S), T)
+    store = np.tile(stores, T * H)
+    ok = issue + lead < T
+    return pd.DataFrame({
+        "store_id": store[ok].astype(np.int64), "issue_date": dates[issue[ok]],
+        "weather_date": dates[(issue + lead)[ok]],
+        "rain": np.round(f_rain.ravel()[ok], 1), "temperature": np.round(f_temp.ravel()[ok], 1),
+    })

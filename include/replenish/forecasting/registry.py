@@ -1,4 +1,4 @@
-"""Model versions in the warehouse (schema ``forecast``) and the promotion rule.
+"""Model versions in the warehouse (``forecast.models``, ``forecast.backtest_metrics``) and the promotion rule.
 
 A new model becomes current only if its backtest WAPE is strictly lower than the current model's.
 """
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    import pandas as pd
     from sqlalchemy.engine import Engine
+
 
 @dataclass
 class ModelRecord:
@@ -46,7 +46,7 @@ def register_model(engine: Engine, version: str, params: dict, feature_config: d
     """Insert the version; promote it (atomically) iff its backtest WAPE beats the current one. Returns promoted.
 
     Idempotent: registering the same version again replaces its row and its per-series metrics (a retried
-    training task never duplicates). ``series_metrics`` (from :func:`series_horizon_metrics`) goes into
+    training task never duplicates). ``series_metrics`` (from :func:`ml.backtest.series_horizon_metrics`) goes into
     ``forecast.backtest_metrics`` in the same transaction, so a version never exists without its metrics."""
     from sqlalchemy import text
 
@@ -91,40 +91,3 @@ def register_model(engine: Engine, version: str, params: dict, feature_config: d
             conn.execute(text("update forecast.models set is_current = false where is_current"))
             conn.execute(text("update forecast.models set is_current = true where version = :v"), {"v": version})
     return promote
-
-
-def series_horizon_metrics(fc: pd.DataFrame) -> list[dict]:
-    """Backtest forecasts (store_id, item_id, horizon, y, p10, p50, p90) -> one dict per (store, item, horizon)
-    with additive sums (so any roll-up, e.g. per store or per horizon, is exact in SQL) and the derived metrics.
-    WAPE/bias/pinball are None where the series sold nothing in the window."""
-    import numpy as np
-
-    d = fc[fc["y"].notna()].copy()
-    y, p = d["y"].to_numpy(float), d["p50"].to_numpy(float)
-    d["_abs"] = np.abs(y - p)
-    has_q = "p10" in d and "p90" in d
-    if has_q:
-        pin = np.zeros(len(d))
-        for q, c in ((0.1, "p10"), (0.5, "p50"), (0.9, "p90")):
-            e = y - d[c].to_numpy(float)
-            pin += np.maximum(q * e, (q - 1) * e)
-        d["_pin"] = pin
-        d["_cov"] = ((y >= d["p10"].to_numpy(float)) & (y <= d["p90"].to_numpy(float))).astype(int)
-    aggs = {"n": ("y", "size"), "sum_y": ("y", "sum"), "sum_p50": ("p50", "sum"), "sum_abs_err": ("_abs", "sum")}
-    if has_q:
-        aggs.update(sum_pinball=("_pin", "sum"), n_covered=("_cov", "sum"))
-    g = d.groupby(["store_id", "item_id", "horizon"], sort=True).agg(**aggs).reset_index()
-    out = []
-    for r in g.to_dict("records"):
-        sy = float(r["sum_y"])
-        rec: dict[str, Any]
-        rec = {"store_id": int(r["store_id"]), "item_id": int(r["item_id"]), "horizon": int(r["horizon"]),
-               "n": int(r["n"]), "sum_y": sy, "sum_p50": float(r["sum_p50"]), "sum_abs_err": float(r["sum_abs_err"]),
-               "sum_pinball": float(r["sum_pinball"]) if has_q else None,
-               "n_covered": int(r["n_covered"]) if has_q else None}
-        rec["wape"] = rec["sum_abs_err"] / sy if sy > 0 else None
-        rec["bias"] = (rec["sum_p50"] - sy) / sy if sy > 0 else None
-        rec["pinball"] = rec["sum_pinball"] / sy / 3 if has_q and sy > 0 else None
-        rec["coverage"] = rec["n_covered"] / rec["n"] if has_q and rec["n"] else None
-        out.append(rec)
-    return out

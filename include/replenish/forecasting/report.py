@@ -1,0 +1,68 @@
+"""The nightly run's forecast report: what it shows is read from the warehouse here and rendered by ``ml.report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Engine
+
+
+def _read(engine, sql: str, params: dict) -> pd.DataFrame:
+    import pandas as pd
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return pd.read_sql(text(sql), conn, params=params)
+
+
+def load_run_inputs(engine: Engine | None, business_date, forecasts: pd.DataFrame | None = None,
+                    actuals: pd.DataFrame | None = None, models: pd.DataFrame | None = None,
+                    max_horizon: int = 28) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Fetch only what the report needs: forecasts of origins that can hit the look-back window (plus the new
+    origin), actuals of the look-back window, the current model row. An input given as a frame is not read."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from ml.report import LOOKBACK_DAYS
+
+    bd = pd.Timestamp(business_date).date()
+    start = bd - dt.timedelta(days=LOOKBACK_DAYS - 1)
+    if forecasts is None:
+        forecasts = _read(engine,
+                          "select store_id, item_id, origin_date, target_date, horizon, p10, p50, p90, model_version,"
+                          " is_flagged, run_id from forecast.forecasts"
+                          " where origin_date <= :bd and (origin_date = :bd or (target_date between :s and :bd"
+                          " and origin_date >= :o0))",
+                          {"bd": bd, "s": start, "o0": start - dt.timedelta(days=max_horizon)})
+    if actuals is None:
+        actuals = _read(engine,
+                        "select store_id, item_id, demand_date, units_sold, is_stockout from marts.fct_daily_demand"
+                        " where demand_date between :s and :bd", {"s": start, "bd": bd})
+    if models is None:
+        try:
+            models = _read(engine, "select * from forecast.models where is_current", {})
+        except Exception:  # noqa: BLE001 - registry schema not created yet: report without it
+            models = pd.DataFrame()
+    return forecasts, actuals, models
+
+
+def write_run_report(engine: Engine | None, business_date, path: Path | str, n_series: int = 4, *,
+                     forecasts: pd.DataFrame | None = None, actuals: pd.DataFrame | None = None,
+                     models: pd.DataFrame | None = None, generated_at=None) -> Path:
+    """Nightly HTML report for the forecasts of origin ``business_date`` (``ml.report.run_report_html``) written to
+    ``path``. Reads ``forecast.forecasts`` (new origin + earlier origins whose targets fall in the 28 days up to
+    ``business_date``), ``marts.fct_daily_demand`` (last 28 days) and ``forecast.models`` (current model) through
+    ``engine``; any of ``forecasts`` / ``actuals`` / ``models`` given as frames bypasses the database for that input
+    (``engine`` may then be None)."""
+    from ml.report import run_report_html
+
+    fc, act, current = load_run_inputs(engine, business_date, forecasts, actuals, models)
+    text = run_report_html(business_date, fc, act, current, n_series=n_series, generated_at=generated_at)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
