@@ -185,84 +185,108 @@ def _first_forbidden(value: str) -> str:
     return f"contains the control character {describe_char(m[0])} at position {m.start() + 1}"
 
 
-def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Return (normalised value or NA, reason or None) for one column. Vectorised: masks are numpy arrays and the
-    values stay Arrow strings (a masked assignment into an Arrow string Series converts every value to Python).
-    Every value that passes is one PostgreSQL takes for the column's type: a value it would refuse fails the whole
-    COPY, and with it the day."""
-    st = s.str.strip()
-    present = _mask(st.ne(""))
-    failed = np.zeros(len(s), dtype=bool)
-    reason = np.full(len(s), None, dtype=object)
+class _Failures:
+    """The reason each value of a column fails, in numpy arrays; a value keeps the first reason it failed for
+    (a later check does not overwrite it), so the checks run from the basic ones (format) to the finer ones."""
 
-    def fail(mask: np.ndarray, msg: str, show_value: bool = True) -> None:
-        m = mask & ~failed
+    def __init__(self, st: pd.Series):
+        self.st = st
+        self.failed = np.zeros(len(st), dtype=bool)
+        self.reason = np.full(len(st), None, dtype=object)
+
+    def __call__(self, mask: np.ndarray, msg: str, show_value: bool = True) -> None:
+        m = mask & ~self.failed
         if m.any():
-            reason[m] = (msg + ": " + _repr(st[m])) if show_value else msg
-            failed[m] = True
+            self.reason[m] = (msg + ": " + _repr(self.st[m])) if show_value else msg
+            self.failed[m] = True
 
+
+# A type's check: (column text, its stripped text, present mask, failures) -> (numeric value or None, normalised text)
+_Check = Callable[[pd.Series, pd.Series, np.ndarray, _Failures], tuple[np.ndarray | None, pd.Series | pa.Array]]
+
+
+def _check_text(s: pd.Series, st: pd.Series, present: np.ndarray, fail: _Failures) -> tuple[None, pd.Series]:
+    # text keeps its surrounding blanks; the reason names the first forbidden character of each value
+    forbidden = _mask(s.str.contains(_FORBIDDEN_TEXT, regex=True)) & ~fail.failed
+    if forbidden.any():
+        fail.reason[forbidden] = [_first_forbidden(v) + ": '" + _escape(v[:80]) + "'" for v in s[forbidden]]
+        fail.failed[forbidden] = True
+    return None, s
+
+
+def _check_int(s: pd.Series, st: pd.Series, present: np.ndarray, fail: _Failures) -> tuple[np.ndarray, pa.Array]:
+    fast = _mask(st.str.fullmatch(_INT_PARSEABLE_RE))
+    slow = present & ~fast
+    digits = _fullmatch_on(st, slow, _INT_RE)  # well-formed, but more digits than int64 holds
+    fail(slow & ~digits, "not an integer")
+    out_of_range = f"integer out of range ({INT4_MIN}..{INT4_MAX})"
+    fail(slow & digits, out_of_range)
+    num, canonical = _numbers(st, present & fast, integer=True)
+    fail((num < INT4_MIN) | (num > INT4_MAX), out_of_range)
+    assert canonical is not None
+    return num, canonical
+
+
+def _check_numeric(s: pd.Series, st: pd.Series, present: np.ndarray,
+                   fail: _Failures) -> tuple[np.ndarray, pd.Series]:
+    value = st
+    fmt = _mask(st.str.fullmatch(_NUM_RE))
+    fail(present & ~fmt, "not a number")
+    good = present & fmt
+    num, _ = _numbers(st, good, integer=False)
+    zero = _fullmatch_on(st, good & (num == 0), _NUM_ZERO_RE)
+    # beyond a double's range either way: infinite, or a non-zero value that parsed as 0 (1e-400)
+    fail(good & (np.isinf(num) | ((num == 0) & ~zero)), "number out of range (beyond a double's range)")
+    if zero.any():  # all-zero digits load as 0: PostgreSQL refuses 0e-99999 ("value overflows numeric format")
+        value = pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pa.array(zero), "0", pa.array(st))),
+                          index=st.index)
+    return num, value
+
+
+def _check_date(s: pd.Series, st: pd.Series, present: np.ndarray, fail: _Failures) -> tuple[None, pd.Series]:
     lo, hi = PLAUSIBLE_YEARS
-    if col.required:
-        fail(~present, "required value missing", show_value=False)
-    num: np.ndarray | None = None
-    value: pd.Series | pa.Array = st  # the normalised text of a value that passes
+    fmt = _mask(st.str.fullmatch(_DATE_RE))
+    fail(present & ~fmt, "not an ISO date (YYYY-MM-DD)")
+    good = present & fmt
+    year = _years(st, good)
+    fail(good & ((year < lo) | (year > hi)), f"date outside the accepted range {lo}-01-01..{hi}-12-31")
+    parsed = pd.to_datetime(st.where(good & ~fail.failed), format="%Y-%m-%d", errors="coerce")
+    fail(good & _mask(parsed.isna()), "impossible date")
+    return None, st
 
-    if col.type == "text":
-        value = s
-        forbidden = _mask(s.str.contains(_FORBIDDEN_TEXT, regex=True)) & ~failed
-        if forbidden.any():
-            reason[forbidden] = [_first_forbidden(v) + ": '" + _escape(v[:80]) + "'" for v in s[forbidden]]
-            failed[forbidden] = True
-    elif col.type == "int":
-        fast = _mask(st.str.fullmatch(_INT_PARSEABLE_RE))
-        slow = present & ~fast
-        digits = _fullmatch_on(st, slow, _INT_RE)  # well-formed, but more digits than int64 holds
-        fail(slow & ~digits, "not an integer")
-        out_of_range = f"integer out of range ({INT4_MIN}..{INT4_MAX})"
-        fail(slow & digits, out_of_range)
-        num, canonical = _numbers(st, present & fast, integer=True)
-        fail((num < INT4_MIN) | (num > INT4_MAX), out_of_range)
-        assert canonical is not None
-        value = canonical
-    elif col.type == "numeric":
-        fmt = _mask(st.str.fullmatch(_NUM_RE))
-        fail(present & ~fmt, "not a number")
-        good = present & fmt
-        num, _ = _numbers(st, good, integer=False)
-        zero = _fullmatch_on(st, good & (num == 0), _NUM_ZERO_RE)
-        # beyond a double's range either way: infinite, or a non-zero value that parsed as 0 (1e-400)
-        fail(good & (np.isinf(num) | ((num == 0) & ~zero)), "number out of range (beyond a double's range)")
-        if zero.any():  # all-zero digits load as 0: PostgreSQL refuses 0e-99999 ("value overflows numeric format")
-            value = pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pa.array(zero), "0", pa.array(st))),
-                              index=st.index)
-    elif col.type == "date":
-        fmt = _mask(st.str.fullmatch(_DATE_RE))
-        fail(present & ~fmt, "not an ISO date (YYYY-MM-DD)")
-        good = present & fmt
-        year = _years(st, good)
-        fail(good & ((year < lo) | (year > hi)), f"date outside the accepted range {lo}-01-01..{hi}-12-31")
-        parsed = pd.to_datetime(st.where(good & ~failed), format="%Y-%m-%d", errors="coerce")
-        fail(good & _mask(parsed.isna()), "impossible date")
-    elif col.type == "timestamptz":
-        pg = _mask(st.str.fullmatch(_TS_PG_RE))
-        fmt = pg | _fullmatch_on(st, present & ~pg, _TS_RE)
-        fail(present & ~fmt, "not an ISO-8601 timestamp with UTC offset")
-        good = present & fmt
-        year = _years(st, good)
-        fail(good & ((year < lo) | (year > hi)), f"timestamp outside the accepted years {lo}..{hi}")
-        limit = f"{MAX_UTC_OFFSET_MINUTES // 60:02d}:{MAX_UTC_OFFSET_MINUTES % 60:02d}"
-        fail(good & ~pg, f"UTC offset out of range (-{limit}..+{limit})")
-        # Arrow's RE2 (pandas' str.replace with a group reference runs Python's re per value)
-        value = pd.Series(pd.arrays.ArrowStringArray(
-            pc.replace_substring_regex(pa.array(st), r"([+-]\d{2})$", r"\1:00")), index=st.index)
-        parsed = pd.to_datetime(value.where(good & ~failed), format="ISO8601", utc=True, errors="coerce")
-        fail(good & _mask(parsed.isna()), "impossible timestamp")
-    elif col.type == "bool":
-        value = st.str.lower()
-        fail(present & ~_mask(value.isin(list(_BOOL))), "not a boolean (true/false)")
-    else:  # pragma: no cover - contract guarantees the type
-        raise ValueError(col.type)
 
+def _check_timestamptz(s: pd.Series, st: pd.Series, present: np.ndarray,
+                       fail: _Failures) -> tuple[None, pd.Series]:
+    lo, hi = PLAUSIBLE_YEARS
+    pg = _mask(st.str.fullmatch(_TS_PG_RE))
+    fmt = pg | _fullmatch_on(st, present & ~pg, _TS_RE)
+    fail(present & ~fmt, "not an ISO-8601 timestamp with UTC offset")
+    good = present & fmt
+    year = _years(st, good)
+    fail(good & ((year < lo) | (year > hi)), f"timestamp outside the accepted years {lo}..{hi}")
+    limit = f"{MAX_UTC_OFFSET_MINUTES // 60:02d}:{MAX_UTC_OFFSET_MINUTES % 60:02d}"
+    fail(good & ~pg, f"UTC offset out of range (-{limit}..+{limit})")
+    # Arrow's RE2 (pandas' str.replace with a group reference runs Python's re per value)
+    value = pd.Series(pd.arrays.ArrowStringArray(
+        pc.replace_substring_regex(pa.array(st), r"([+-]\d{2})$", r"\1:00")), index=st.index)
+    parsed = pd.to_datetime(value.where(good & ~fail.failed), format="ISO8601", utc=True, errors="coerce")
+    fail(good & _mask(parsed.isna()), "impossible timestamp")
+    return None, value
+
+
+def _check_bool(s: pd.Series, st: pd.Series, present: np.ndarray, fail: _Failures) -> tuple[None, pd.Series]:
+    value = st.str.lower()
+    fail(present & ~_mask(value.isin(list(_BOOL))), "not a boolean (true/false)")
+    return None, value
+
+
+_CHECKS: dict[str, _Check] = {"text": _check_text, "int": _check_int, "numeric": _check_numeric,
+                              "date": _check_date, "timestamptz": _check_timestamptz, "bool": _check_bool}
+
+
+def _check_constraints(col: Column, st: pd.Series, present: np.ndarray, num: np.ndarray | None,
+                       fail: _Failures) -> None:
+    """The column's own limits on top of its type: numeric bounds, allowed values, pattern."""
     if num is not None:
         if col.min is not None:
             bad = num < col.min if col.min_inclusive else num <= col.min
@@ -275,9 +299,26 @@ def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
             fail(present & ~_mask(st.isin(list(col.allowed))), f"not one of {'/'.join(col.allowed)}")
         if col.pattern:
             fail(present & ~_mask(st.str.fullmatch(col.pattern)), f"does not match {col.pattern}")
+
+
+def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (normalised value or NA, reason or None) for one column. Vectorised: masks are numpy arrays and the
+    values stay Arrow strings (a masked assignment into an Arrow string Series converts every value to Python).
+    Every value that passes is one PostgreSQL takes for the column's type: a value it would refuse fails the whole
+    COPY, and with it the day."""
+    st = s.str.strip()
+    present = _mask(st.ne(""))
+    fail = _Failures(st)
+    if col.required:
+        fail(~present, "required value missing", show_value=False)
+    check = _CHECKS.get(col.type)
+    if check is None:  # pragma: no cover - contract guarantees the type
+        raise ValueError(col.type)
+    num, value = check(s, st, present, fail)  # value: the normalised text of a value that passes
+    _check_constraints(col, st, present, num, fail)
     arr = value if isinstance(value, pa.Array | pa.ChunkedArray) else pa.array(value)
-    out = pc.if_else(pa.array(present & ~failed), arr, None)
-    return pd.Series(pd.arrays.ArrowStringArray(out), index=s.index), pd.Series(reason, index=s.index)
+    out = pc.if_else(pa.array(present & ~fail.failed), arr, None)
+    return pd.Series(pd.arrays.ArrowStringArray(out), index=s.index), pd.Series(fail.reason, index=s.index)
 
 
 def validate_frame(spec: EntitySpec, df: pd.DataFrame, file_col: str | None = None) -> Validated:
