@@ -424,6 +424,101 @@ def _frame_for_file(spec: EntitySpec, rf: RawFrame) -> pd.DataFrame:
     return rf.data.reindex(columns=list(spec.column_names), fill_value="")
 
 
+def _read_entity(connector: Connector, spec: EntitySpec, days: Sequence[date],
+                 qrecords: list[dict]) -> tuple[pd.DataFrame, list[dict]]:
+    """All days' files of one entity in one frame (validated together: one vectorised pass instead of one per
+    file), each row tagged with its batch, day, file and line; the files' metadata (one batch each). Records
+    the reader could not parse go to ``qrecords``."""
+    parts: list[pd.DataFrame] = []
+    metas: list[dict] = []
+    lines: list[np.ndarray] = []
+    for d in days:
+        rf = connector.read(spec, d)
+        df = _frame_for_file(spec, rf)
+        bid = str(uuid.uuid4())
+        parts.append(df)
+        lines.append(rf.line_numbers)
+        metas.append(
+            {
+                "batch_id": bid,
+                "business_date": d.isoformat(),
+                "source_file": rf.source,
+                "rows_in_file": rf.rows_in_file,
+                "malformed": len(rf.malformed),
+            }
+        )
+        for mal in rf.malformed:
+            qrecords.append(
+                {
+                    "batch_id": bid,
+                    "business_date": d.isoformat(),
+                    "connector": connector.name,
+                    "entity": spec.name,
+                    "source_file": rf.source,
+                    "line_no": mal.line_no,
+                    "field": mal.field,
+                    "reason": mal.reason,
+                    "raw_record": _record_json(mal.raw_record),
+                }
+            )
+    big = pd.concat(parts, ignore_index=True)
+    sizes = [len(p) for p in parts]
+    big["_business_date"] = np.repeat([m["business_date"] for m in metas], sizes)
+    big["_source_file"] = np.repeat([m["source_file"] for m in metas], sizes)
+    big["_source_line"] = np.concatenate(lines) if lines else np.array([], dtype=np.int64)
+    big["_batch_id"] = np.repeat([m["batch_id"] for m in metas], sizes)
+    return big, metas
+
+
+def _quarantined(connector: Connector, spec: EntitySpec, big: pd.DataFrame, v: Validated,
+                 bad: pd.Series) -> pd.DataFrame:
+    """Quarantine rows for the records that failed validation, with the record as found."""
+    raw = big.loc[bad, list(spec.column_names)]
+    return pd.DataFrame(
+        {
+            "batch_id": big.loc[bad, "_batch_id"],
+            "business_date": big.loc[bad, "_business_date"],
+            "connector": connector.name,
+            "entity": spec.name,
+            "source_file": big.loc[bad, "_source_file"],
+            "line_no": big.loc[bad, "_source_line"],
+            "field": v.field[bad],
+            "reason": v.reason[bad],
+            "raw_record": [_record_json(r) for r in raw.to_dict("records")],
+        }
+    )
+
+
+def _batches(connector: Connector, spec: EntitySpec, big: pd.DataFrame, ok: pd.Series, metas: list[dict],
+             summary: LoadSummary) -> list[dict]:
+    """One load_batches row per file; every row of a file is either loaded or quarantined, or nothing loads."""
+    bad = ~ok
+    loaded_per = big.loc[ok, "_batch_id"].value_counts() if len(big) else pd.Series(dtype=int)
+    bad_per = big.loc[bad, "_batch_id"].value_counts() if len(big) else pd.Series(dtype=int)
+    batches = []
+    for m in metas:
+        loaded = int(loaded_per.get(m["batch_id"], 0))
+        quarantined = int(bad_per.get(m["batch_id"], 0)) + m["malformed"]
+        if loaded + quarantined != m["rows_in_file"]:
+            raise LoadInvariantError(
+                f"{m['source_file']}: loaded {loaded} + quarantined {quarantined} != {m['rows_in_file']} rows"
+            )
+        batches.append(
+            {
+                "batch_id": m["batch_id"],
+                "business_date": m["business_date"],
+                "connector": connector.name,
+                "entity": spec.name,
+                "source_file": m["source_file"],
+                "rows_in_file": m["rows_in_file"],
+                "rows_loaded": loaded,
+                "rows_quarantined": quarantined,
+            }
+        )
+        summary.add_file(spec.name, m["rows_in_file"], loaded, quarantined)
+    return batches
+
+
 def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[date]) -> _Prepared:
     summary = LoadSummary(connector=connector.name, days=len(days))
     rows: dict[str, pd.DataFrame] = {}
@@ -431,44 +526,7 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
     qrecords: list[dict] = []
     batches: list[dict] = []
     for spec in specs:
-        parts: list[pd.DataFrame] = []
-        metas: list[dict] = []
-        lines: list[np.ndarray] = []
-        for d in days:
-            rf = connector.read(spec, d)
-            df = _frame_for_file(spec, rf)
-            bid = str(uuid.uuid4())
-            parts.append(df)
-            lines.append(rf.line_numbers)
-            metas.append(
-                {
-                    "batch_id": bid,
-                    "business_date": d.isoformat(),
-                    "source_file": rf.source,
-                    "rows_in_file": rf.rows_in_file,
-                    "malformed": len(rf.malformed),
-                }
-            )
-            for mal in rf.malformed:
-                qrecords.append(
-                    {
-                        "batch_id": bid,
-                        "business_date": d.isoformat(),
-                        "connector": connector.name,
-                        "entity": spec.name,
-                        "source_file": rf.source,
-                        "line_no": mal.line_no,
-                        "field": mal.field,
-                        "reason": mal.reason,
-                        "raw_record": _record_json(mal.raw_record),
-                    }
-                )
-        big = pd.concat(parts, ignore_index=True)
-        sizes = [len(p) for p in parts]
-        big["_business_date"] = np.repeat([m["business_date"] for m in metas], sizes)
-        big["_source_file"] = np.repeat([m["source_file"] for m in metas], sizes)
-        big["_source_line"] = np.concatenate(lines) if lines else np.array([], dtype=np.int64)
-        big["_batch_id"] = np.repeat([m["batch_id"] for m in metas], sizes)
+        big, metas = _read_entity(connector, spec, days, qrecords)
         v = validate_frame(spec, big, file_col="_batch_id")
         ok = v.ok
         good = v.values[ok].copy()
@@ -477,43 +535,9 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
         rows[spec.name] = good
         bad = ~ok
         if bad.any():
-            raw = big.loc[bad, list(spec.column_names)]
-            q = pd.DataFrame(
-                {
-                    "batch_id": big.loc[bad, "_batch_id"],
-                    "business_date": big.loc[bad, "_business_date"],
-                    "connector": connector.name,
-                    "entity": spec.name,
-                    "source_file": big.loc[bad, "_source_file"],
-                    "line_no": big.loc[bad, "_source_line"],
-                    "field": v.field[bad],
-                    "reason": v.reason[bad],
-                    "raw_record": [_record_json(r) for r in raw.to_dict("records")],
-                }
-            )
-            qparts.append(q)
-        loaded_per = big.loc[ok, "_batch_id"].value_counts() if len(big) else pd.Series(dtype=int)
-        bad_per = big.loc[bad, "_batch_id"].value_counts() if len(big) else pd.Series(dtype=int)
-        for m in metas:
-            loaded = int(loaded_per.get(m["batch_id"], 0))
-            quarantined = int(bad_per.get(m["batch_id"], 0)) + m["malformed"]
-            if loaded + quarantined != m["rows_in_file"]:
-                raise LoadInvariantError(
-                    f"{m['source_file']}: loaded {loaded} + quarantined {quarantined} != {m['rows_in_file']} rows"
-                )
-            batches.append(
-                {
-                    "batch_id": m["batch_id"],
-                    "business_date": m["business_date"],
-                    "connector": connector.name,
-                    "entity": spec.name,
-                    "source_file": m["source_file"],
-                    "rows_in_file": m["rows_in_file"],
-                    "rows_loaded": loaded,
-                    "rows_quarantined": quarantined,
-                }
-            )
-            summary.add_file(spec.name, m["rows_in_file"], loaded, quarantined)
+            qparts.append(_quarantined(connector, spec, big, v, bad))
+        batches += _batches(connector, spec, big, ok, metas, summary)
+    # the records the readers could not parse follow the ones that failed validation
     if qrecords:
         qparts.append(pd.DataFrame(qrecords, columns=_QCOLS))
     quarantine = pd.concat(qparts, ignore_index=True) if qparts else pd.DataFrame(columns=_QCOLS)
