@@ -45,16 +45,9 @@ def _school_holidays(dates: pd.DatetimeIndex, region: int) -> np.ndarray:
     return summer | winter | spring
 
 
-def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt.date = dt.date(2019, 4, 29),
-                   seed: int = 20260101) -> Retailer:
-    """The chain's masters, calendar, weather, promotions and operational history for ``days`` days to ``end``."""
-    if stores < 1 or items < 1 or days < 60:
-        raise ValueError(f"need stores >= 1, items >= 1 and days >= 60 (got {stores}, {items}, {days})")
-    rng = np.random.default_rng(seed)
-    dates = pd.date_range(end=pd.Timestamp(end), periods=days, freq="D")
-    T, n_items = len(dates), items
-
-    # ---------------------------------------------------------------- masters
+def _chain_items(n_items: int, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Items as copies of the bakery archetypes with their own price: (items, their supplier terms in the same
+    order, the archetype of each item)."""
     arche = ITEMS.set_index("item_id")
     arche_ids = np.array(sorted(arche.index))
     item_arch = arche_ids[np.arange(n_items) % len(arche_ids)]
@@ -71,16 +64,22 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
     })
     terms = ITEM_SUPPLIERS.set_index("item_id").loc[item_arch].reset_index(drop=True)
     item_suppliers = terms.assign(item_id=item_ids)[list(ITEM_SUPPLIERS.columns)]
+    return items_df, item_suppliers, item_arch
+
+
+def _chain_stores(stores: int, dates: pd.DatetimeIndex, rng: np.random.Generator) -> pd.DataFrame:
     store_ids = 1 + np.arange(stores)
     store_region = rng.integers(0, len(REGIONS), stores)
-    stores_df = pd.DataFrame({
+    return pd.DataFrame({
         "store_id": store_ids, "store_name": [f"Filiale {s:03d}" for s in store_ids],
         "city": [f"Stadt {s % 97:02d}" for s in store_ids], "region": [REGIONS[r] for r in store_region],
         "opened_date": [(dates[0] - pd.Timedelta(days=int(d))).date() for d in rng.integers(200, 5000, stores)],
         "is_active": True,
     })
 
-    # ---------------------------------------------------------------- calendar + weather
+
+def _chain_calendar(dates: pd.DatetimeIndex) -> pd.DataFrame:
+    # 28 days past the history, like the bakery retailer: the D+28 look-ahead is complete
     cal_dates = pd.date_range(dates[0], dates[-1] + pd.Timedelta(days=28))
     hol = _holidays(cal_dates)
     calendar = pd.concat([pd.DataFrame({
@@ -88,7 +87,13 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
         "weekday": [LABELS[d] for d in cal_dates.dayofweek],
         "is_public_holiday": hol, "is_school_holiday": _school_holidays(cal_dates, r),
     }) for r in range(len(REGIONS))], ignore_index=True).sort_values(["calendar_date", "region"])
-    calendar = calendar.reset_index(drop=True)
+    return calendar.reset_index(drop=True)
+
+
+def _chain_weather(dates: pd.DatetimeIndex, store_ids: np.ndarray,
+                   rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Weather actuals (seasonal temperature, showers) and forecasts whose error grows with the lead time."""
+    T, stores = len(dates), len(store_ids)
     doy = dates.dayofyear.to_numpy()
     temp = (11 + 9 * np.sin(2 * np.pi * (doy - 110) / 365.25))[:, None] + rng.normal(0, 2.5, (T, stores))
     rain = np.round(np.where(rng.random((T, stores)) < 0.35, rng.gamma(1.2, 3.0, (T, stores)), 0.0), 1)
@@ -107,13 +112,14 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
                                       1).ravel(),
         }))
     forecasts = pd.concat(fc, ignore_index=True).sort_values(["issue_date", "store_id", "weather_date"])
-    forecasts = forecasts.reset_index(drop=True)
+    return weather, forecasts.reset_index(drop=True)
 
-    # ---------------------------------------------------------------- promotions: one week, ~4 per series per year
-    S = stores * n_items
-    s_store = np.repeat(store_ids, n_items)
-    s_item = np.tile(item_ids, stores)
-    n_promo = max(1, days // 90)
+
+def _chain_promotions(dates: pd.DatetimeIndex, s_store: np.ndarray, s_item: np.ndarray,
+                      rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
+    """One-week promotions, ~4 per series per year: (promotion flag per day x series, promotions)."""
+    T, S = len(dates), len(s_store)
+    n_promo = max(1, T // 90)
     starts = rng.integers(0, T - 7, (S, n_promo))
     promo = np.zeros((T, S), dtype=bool)
     for k in range(n_promo):
@@ -127,27 +133,21 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
         "store_id": s_store[p_s], "item_id": s_item[p_s], "start_date": p_start,
         "end_date": p_start + pd.Timedelta(days=6), "promo_type": "weekly_flyer",
     }).drop_duplicates(["store_id", "item_id", "start_date"]).reset_index(drop=True)
+    return promo, promotions
 
-    # ---------------------------------------------------------------- demand
-    item_idx = np.tile(np.arange(n_items), stores)
-    arch_s = item_arch[item_idx]
-    level = rng.gamma(2.0, 6.0, n_items)[item_idx] * rng.uniform(0.5, 1.8, stores)[np.repeat(np.arange(stores),
-                                                                                              n_items)]
-    prof = np.array([PROFILE[a] for a in arch_s]).T                              # (7, S)
-    dow = dates.dayofweek.to_numpy()
-    season = 1 + 0.12 * np.sin(2 * np.pi * (doy - 80) / 365.25)
-    holiday_f = np.where(_holidays(dates), 0.35, 1.0)
-    mean = level[None, :] * prof[dow] * (season * holiday_f)[:, None] * np.where(promo, 1.4, 1.0)
-    demand = rng.poisson(mean).astype(np.int64)
 
-    # ---------------------------------------------------------------- stock replay (vectorised over series)
+def _replay_stock(dates: pd.DatetimeIndex, demand: np.ndarray, plan: np.ndarray, level: np.ndarray,
+                  item_idx: np.ndarray, terms: pd.DataFrame, items_df: pd.DataFrame,
+                  arch_s: np.ndarray) -> dict[str, np.ndarray]:
+    """Stock movements per day x series: order-up-to deliveries on delivery days, sales capped by stock, write-off."""
+    T, S = demand.shape
+    n_items = len(terms)
     lead = terms["lead_time_days"].to_numpy()[item_idx]
     pack = terms["pack_size"].to_numpy()[item_idx]
     life = items_df["shelf_life_days"].to_numpy()[item_idx]
     safety = np.array([SAFETY[a] for a in arch_s])
     wds = [set(int(w) for w in s.split("|")) for s in terms["order_weekdays"]]
     order_day = np.array([[(d + 1) in wds[i] for d in range(7)] for i in range(n_items)])[item_idx]  # (S, 7)
-    plan = level[None, :] * prof[dow] * season[:, None]                          # expected demand, no promo info
     cover = np.ones(S, dtype=np.int64)
     for i in range(n_items):                                                      # days until the next delivery
         days_on = np.flatnonzero(order_day[i])
@@ -172,8 +172,13 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
         out["closing"][t], out["waste"][t] = left, waste
         on_hand = left - waste
         out["closing_after"][t] = on_hand
+    return out
 
-    del mean, plan, promo
+
+def _chain_daily(dates: pd.DatetimeIndex, s_store: np.ndarray, s_item: np.ndarray, demand: np.ndarray,
+                 out: dict[str, np.ndarray]) -> pd.DataFrame:
+    T, S = demand.shape
+    dow = dates.dayofweek.to_numpy()
     ti = np.repeat(np.arange(T), S)
     si = np.tile(np.arange(S), T)
     # The weekday label as a categorical: 7 strings, not one Python string per row (22 M rows at full size).
@@ -184,13 +189,17 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
     del ti, si
     for col, values in out.items():
         daily[col] = values.ravel()
+    return daily
 
-    rt, rs = np.nonzero(out["received"] > 0)
-    supplier = terms["supplier_id"].to_numpy()[item_idx]
+
+def _chain_orders(dates: pd.DatetimeIndex, s_store: np.ndarray, s_item: np.ndarray, received: np.ndarray,
+                  lead: np.ndarray, supplier: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Purchase orders and goods receipts behind the deliveries (every delivery was ordered and received in full)."""
+    rt, rs = np.nonzero(received > 0)
     po = pd.DataFrame({
         "store_id": s_store[rs], "supplier_id": supplier[rs], "item_id": s_item[rs],
         "order_date": dates[rt] - pd.to_timedelta(lead[rs], unit="D"), "due_date": dates[rt],
-        "quantity": out["received"][rt, rs], "received_qty": out["received"][rt, rs],
+        "quantity": received[rt, rs], "received_qty": received[rt, rs],
     }).sort_values(["order_date", "store_id", "supplier_id", "item_id"]).reset_index(drop=True)
     # Ids as Arrow strings (built vectorised, a few bytes a row): 18 M purchase-order lines at full size would need
     # gigabytes as Python strings.
@@ -204,13 +213,56 @@ def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt
     gr = po.assign(received_date=po["due_date"], receipt_no="GR-" + po["po_id"].str[3:] + "-"
                    + po["line_no"].astype(text), quantity=po["received_qty"])
     gr = gr[["receipt_no", "po_id", "line_no", "store_id", "item_id", "received_date", "quantity"]]
+    return po, gr
 
+
+def generate_chain(stores: int = 200, items: int = 150, days: int = 730, end: dt.date = dt.date(2019, 4, 29),
+                   seed: int = 20260101) -> Retailer:
+    """The chain's masters, calendar, weather, promotions and operational history for ``days`` days to ``end``."""
+    if stores < 1 or items < 1 or days < 60:
+        raise ValueError(f"need stores >= 1, items >= 1 and days >= 60 (got {stores}, {items}, {days})")
+    # One generator shared by the parts below: the order of the calls is the order of the draws, so it is part of
+    # what a seed produces.
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(end=pd.Timestamp(end), periods=days, freq="D")
+    T, n_items = len(dates), items
+    items_df, terms, item_arch = _chain_items(n_items, rng)
+    stores_df = _chain_stores(stores, dates, rng)
+    store_ids = stores_df["store_id"].to_numpy()
+    calendar = _chain_calendar(dates)
+    weather, forecasts = _chain_weather(dates, store_ids, rng)
+
+    S = stores * n_items
+    s_store = np.repeat(store_ids, n_items)
+    s_item = np.tile(items_df["item_id"].to_numpy(), stores)
+    promo, promotions = _chain_promotions(dates, s_store, s_item, rng)
+
+    # demand = Poisson(level x weekday profile x season x promotion uplift x holiday factor)
+    item_idx = np.tile(np.arange(n_items), stores)
+    arch_s = item_arch[item_idx]
+    level = rng.gamma(2.0, 6.0, n_items)[item_idx] * rng.uniform(0.5, 1.8, stores)[np.repeat(np.arange(stores),
+                                                                                              n_items)]
+    prof = np.array([PROFILE[a] for a in arch_s]).T                              # (7, S)
+    dow = dates.dayofweek.to_numpy()
+    doy = dates.dayofyear.to_numpy()
+    season = 1 + 0.12 * np.sin(2 * np.pi * (doy - 80) / 365.25)
+    holiday_f = np.where(_holidays(dates), 0.35, 1.0)
+    mean = level[None, :] * prof[dow] * (season * holiday_f)[:, None] * np.where(promo, 1.4, 1.0)
+    demand = rng.poisson(mean).astype(np.int64)
+    del mean, promo
+    plan = level[None, :] * prof[dow] * season[:, None]                          # expected demand, no promo info
+    out = _replay_stock(dates, demand, plan, level, item_idx, terms, items_df, arch_s)
+    del plan
+
+    daily = _chain_daily(dates, s_store, s_item, demand, out)
+    po, gr = _chain_orders(dates, s_store, s_item, out["received"], terms["lead_time_days"].to_numpy()[item_idx],
+                           terms["supplier_id"].to_numpy()[item_idx])
     stats = {"series": S, "days": T, "stores": stores, "items": n_items, "daily_rows": int(len(daily)),
              "purchase_order_lines": int(len(po)),
              "lost_sales_share": float((demand - out["sales"]).sum() / max(demand.sum(), 1)),
              "waste_share_of_received": float(out["waste"].sum() / max(out["received"].sum(), 1))}
     return Retailer(seed=seed, dates=dates, stores=stores_df, items=items_df, suppliers=SUPPLIERS.copy(),
-                    item_suppliers=item_suppliers, calendar=calendar, weather=weather, weather_forecasts=forecasts,
+                    item_suppliers=terms, calendar=calendar, weather=weather, weather_forecasts=forecasts,
                     promotions=promotions, daily=daily, purchase_orders=po, goods_receipts=gr, stats=stats)
 
 

@@ -154,17 +154,8 @@ WHERE status = 'sent'
 """
 
 
-def seed(conn: Any, shape: BenchShape, today: dt.date) -> dict[str, Any]:
-    """Rebuild the bench world; returns counts and the credentials the load clients use."""
-    from replenish import migrations
-    from replenish.platform import accounts, api_keys
-    from replenish.platform.sessions import create_session
-
-    db = conn.exec_driver_sql("SELECT current_database()").scalar()
-    if not str(db).endswith("_bench_web"):  # it drops schemas: never anywhere but the bench's own database
-        raise ValueError(f"database: the web bench seeds only a *_bench_web database, not {db!r}")
-    conn.exec_driver_sql(_MARTS)
-    migrations.upgrade(conn)
+def _seed_masters(conn: Any, shape: BenchShape, today: dt.date) -> tuple[list[str], list[str]]:
+    """The stores, suppliers and items the orders refer to: (store ids, supplier ids)."""
     stores = [f"B{n:03d}" for n in range(1, shape.stores + 1)]
     suppliers = [f"P{n:02d}" for n in range(1, shape.suppliers + 1)]
     conn.execute(
@@ -182,6 +173,11 @@ def seed(conn: Any, shape: BenchShape, today: dt.date) -> dict[str, Any]:
             for i in range(1, shape.items_per_supplier + 1)
         ],
     )
+    return stores, suppliers
+
+
+def _seed_orders(conn: Any, shape: BenchShape, today: dt.date) -> None:
+    """The order history in set-based SQL: orders, their lines and values, the outbox and the audit trail."""
     from replenish import clock
 
     params = {
@@ -204,7 +200,15 @@ def seed(conn: Any, shape: BenchShape, today: dt.date) -> dict[str, Any]:
     )
     conn.execute(text(_OUTBOX))
     conn.execute(text(_EVENTS))
-    conn.exec_driver_sql("ANALYZE")
+
+
+def _seed_users(
+    conn: Any, shape: BenchShape, stores: list[str], suppliers: list[str]
+) -> tuple[list[tuple[str, str, dict[str, list[str]]]], list[dict[str, str]]]:
+    """An admin, the buyers (suppliers split between them) and a manager per store, each with a session:
+    (users as (username, role, scopes), sessions)."""
+    from replenish.platform import accounts
+    from replenish.platform.sessions import create_session
 
     password = accounts.generate_password()  # one for all: the bench never signs in through the form
     users: list[tuple[str, str, dict[str, list[str]]]] = [("bench-admin", "admin", {})]
@@ -229,10 +233,10 @@ def seed(conn: Any, shape: BenchShape, today: dt.date) -> dict[str, Any]:
         assert user is not None
         token, _csrf = create_session(conn, user, 12)
         sessions.append({"username": username, "role": role, "token": token})
-    keys = []
-    for s in stores:
-        for t in range(1, shape.terminals_per_store + 1):
-            keys.append({"store_id": s, "key": api_keys.create_key(conn, f"bench-till-{s}-{t}", s)[1]})
+    return users, sessions
+
+
+def _seeded_counts(conn: Any) -> dict[str, int]:
     counts = dict(
         conn.execute(
             text(
@@ -244,8 +248,29 @@ def seed(conn: Any, shape: BenchShape, today: dt.date) -> dict[str, Any]:
             )
         ).fetchall()
     )
+    return {k: int(v) for k, v in counts.items()}
+
+
+def seed(conn: Any, shape: BenchShape, today: dt.date) -> dict[str, Any]:
+    """Rebuild the bench world; returns counts and the credentials the load clients use."""
+    from replenish import migrations
+    from replenish.platform import api_keys
+
+    db = conn.exec_driver_sql("SELECT current_database()").scalar()
+    if not str(db).endswith("_bench_web"):  # it drops schemas: never anywhere but the bench's own database
+        raise ValueError(f"database: the web bench seeds only a *_bench_web database, not {db!r}")
+    conn.exec_driver_sql(_MARTS)
+    migrations.upgrade(conn)
+    stores, suppliers = _seed_masters(conn, shape, today)
+    _seed_orders(conn, shape, today)
+    conn.exec_driver_sql("ANALYZE")
+    users, sessions = _seed_users(conn, shape, stores, suppliers)
+    keys = []
+    for s in stores:
+        for t in range(1, shape.terminals_per_store + 1):
+            keys.append({"store_id": s, "key": api_keys.create_key(conn, f"bench-till-{s}-{t}", s)[1]})
     return {
-        "counts": {k: int(v) for k, v in counts.items()} | {"users": len(users), "api_keys": len(keys)},
+        "counts": _seeded_counts(conn) | {"users": len(users), "api_keys": len(keys)},
         "sessions": sessions,
         "api_keys": keys,
     }

@@ -204,39 +204,40 @@ def _promotions(panel: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- replay
-def _replay(panel: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Day-by-day replay of the real demand, vectorised over the store x item series."""
-    dates = pd.DatetimeIndex(np.sort(panel["date"].unique()))
-    T = len(dates)
-    dem_df = panel.pivot_table(index="date", columns=["store_id", "item_id"], values="demand",
-                               aggfunc="first").reindex(dates)
-    series = dem_df.columns
-    S = len(series)
-    demand = np.rint(dem_df.fillna(0.0).to_numpy()).astype(np.int64)
-    s_store = np.array([c[0] for c in series], dtype=np.int64)
-    s_item = np.array([c[1] for c in series], dtype=np.int64)
+@dataclass(frozen=True)
+class _SeriesTerms:
+    """The item master and supplier terms, one entry per replayed store x item series."""
+    life: np.ndarray
+    cost: np.ndarray
+    pack: np.ndarray
+    moq: np.ndarray
+    mov: np.ndarray
+    lead: np.ndarray
+    supplier: np.ndarray
+    maxq: np.ndarray
+    safety: np.ndarray
+    order_wd: np.ndarray  # [series, iso weekday - 1]
 
+
+def _series_terms(s_item: np.ndarray) -> _SeriesTerms:
     terms = ITEM_SUPPLIERS.set_index("item_id").loc[s_item]
     items = ITEMS.set_index("item_id").loc[s_item]
-    life = items["shelf_life_days"].to_numpy(np.int64)
-    cost = items["unit_cost"].to_numpy(float)
-    pack = terms["pack_size"].to_numpy(np.int64)
-    moq = terms["moq"].to_numpy(np.int64)
-    mov = terms["min_order_value"].to_numpy(float)
-    lead = terms["lead_time_days"].to_numpy(np.int64)
-    supplier = terms["supplier_id"].to_numpy(np.int64)
-    maxq = terms["max_order_qty"].to_numpy(np.int64)
-    safety = np.array([SAFETY[i] for i in s_item])
-    order_wd = np.zeros((S, 7), dtype=bool)  # [series, iso weekday - 1]
+    order_wd = np.zeros((len(s_item), 7), dtype=bool)
     for j, wds in enumerate(terms["order_weekdays"]):
         for w in wds.split("|"):
             order_wd[j, int(w) - 1] = True
-    L_MAX = int(lead.max())
-    LIFE_MAX = int(life.max())
+    return _SeriesTerms(
+        life=items["shelf_life_days"].to_numpy(np.int64), cost=items["unit_cost"].to_numpy(float),
+        pack=terms["pack_size"].to_numpy(np.int64), moq=terms["moq"].to_numpy(np.int64),
+        mov=terms["min_order_value"].to_numpy(float), lead=terms["lead_time_days"].to_numpy(np.int64),
+        supplier=terms["supplier_id"].to_numpy(np.int64), maxq=terms["max_order_qty"].to_numpy(np.int64),
+        safety=np.array([SAFETY[i] for i in s_item]), order_wd=order_wd)
 
-    # Forecast for target day d: mean of the last 4 same weekdays (d-7..d-28) that exist; the first
-    # week has no history and falls back to the first observed same weekday (warm start).
-    dem_f = demand.astype(float)
+
+def _weekday_forecast(dem_f: np.ndarray) -> np.ndarray:
+    """Forecast for target day d: mean of the last 4 same weekdays (d-7..d-28) that exist; the first
+    week has no history and falls back to the first observed same weekday (warm start)."""
+    T, S = dem_f.shape
     pad = 28
     ext = np.full((T + pad + 8, S), np.nan)
     ext[pad:pad + T] = dem_f
@@ -246,91 +247,120 @@ def _replay(panel: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame
         fc = np.where(cnt > 0, np.nansum(hist, axis=0) / np.maximum(cnt, 1), np.nan)
     first_week = np.vstack([dem_f[:7]] * ((T + 8) // 7 + 2))[: T + 8]
     # index i of fc corresponds to day i; days beyond T continue the weekly history the same way
-    fc = np.where(np.isnan(fc), first_week, fc)
+    return np.where(np.isnan(fc), first_week, fc)
 
-    def fcs(day: int) -> np.ndarray:  # forecast row for day (may be < 0 for pre-start ordering)
+
+class _Ordering:
+    """The order-up-to policy of the replay: what each day's orders are and what arrives when.
+
+    Days may be negative (the orders placed before the panel starts, so that its first days have deliveries).
+    """
+
+    def __init__(self, terms: _SeriesTerms, demand: np.ndarray, weekday0: int, rng: np.random.Generator):
+        self.terms = terms
+        self.T, self.S = demand.shape
+        self.dem_f = demand.astype(float)
+        self.fc = _weekday_forecast(self.dem_f)
+        self.weekday0 = weekday0  # 0 = Monday
+        self.L_MAX = int(terms.lead.max())
+        self.LIFE_MAX = int(terms.life.max())
+        self.OFF = self.L_MAX + 1  # arrival arrays are indexed by day + OFF so pre-start orders fit
+        size = (self.T + 2 * self.OFF, self.S)
+        self.arrivals = np.zeros(size, dtype=np.int64)  # received qty by arrival day + OFF
+        # random draws up front (deterministic, independent of the loop's path); their order is part of the seed's
+        # output: short deliveries first, then the delivered fractions
+        self.u_short = rng.random(size)
+        self.u_frac = rng.uniform(0.5, 0.9, size=size)
+        self.po_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (order_day, series, qty, rec)
+
+    def forecast(self, day: int) -> np.ndarray:
         if day < 0:
-            return dem_f[day % 7] if T >= 7 else dem_f[0]
-        return fc[day]
+            return self.dem_f[day % 7] if self.T >= 7 else self.dem_f[0]
+        return self.fc[day]
 
-    weekday0 = dates[0].dayofweek  # 0 = Monday
+    def iso_wd(self, day: int) -> int:
+        return (self.weekday0 + day) % 7
 
-    def iso_wd(day: int) -> int:
-        return (weekday0 + day) % 7
-
-    inv = np.zeros((S, LIFE_MAX), dtype=np.int64)     # inv[:, k] expires at close of today + k
-    out = {k: np.zeros((T, S), dtype=np.int64) for k in
-           ("opening", "received", "sales", "closing", "waste", "closing_after")}
-    po_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (order_day, series idx, qty, received)
-    OFF = L_MAX + 1  # arrival arrays are indexed by day + OFF so pre-start orders fit
-
-    arrivals = np.zeros((T + 2 * OFF, S), dtype=np.int64)  # received qty by arrival day + OFF
-    ordered = np.zeros((T + 2 * OFF, S), dtype=np.int64)   # ordered qty by arrival day + OFF
-    # random draws up front (deterministic, independent of the loop's path)
-    u_short = rng.random((T + 2 * OFF, S))
-    u_frac = rng.uniform(0.5, 0.9, size=(T + 2 * OFF, S))
-    life_idx = life - 1
-    cols = np.arange(S)
-
-    def place_orders(t: int, on_hand_after: np.ndarray) -> None:
-        """Orders placed on day t (possibly < 0) for arrival t + lead."""
-        mask = order_wd[:, iso_wd(t)] & (t + lead >= 0)
-        if not mask.any():
-            return
-        a = t + lead
-        # next possible delivery after a: next order weekday after t, plus lead
-        nxt = np.ones(S, dtype=np.int64)
-        for j in range(S):
+    def _days_to_next_order(self, t: int, mask: np.ndarray) -> np.ndarray:
+        """Per series ordering on day t: days until its next order weekday (what this order has to cover)."""
+        nxt = np.ones(self.S, dtype=np.int64)
+        for j in range(self.S):
             if mask[j]:
-                wd = iso_wd(t)
+                wd = self.iso_wd(t)
                 n = 1
-                while not order_wd[j, (wd + n) % 7]:
+                while not self.terms.order_wd[j, (wd + n) % 7]:
                     n += 1
                 nxt[j] = n
+        return nxt
+
+    def _round_to_terms(self, need: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Packs, minimum quantity, minimum order value and the maximum quantity applied to the need."""
+        tm = self.terms
+        qty = np.ceil(need / tm.pack - 1e-9).astype(np.int64) * tm.pack
+        pos = qty > 0
+        qty = np.where(pos, np.maximum(qty, tm.moq), qty)
+        min_units = np.ceil(tm.mov / tm.cost / tm.pack - 1e-9).astype(np.int64) * tm.pack
+        qty = np.where(pos, np.maximum(qty, min_units), qty)
+        qty = np.minimum(qty, tm.maxq)
+        return np.where(mask, qty, 0)
+
+    def place(self, t: int, on_hand_after: np.ndarray) -> None:
+        """Orders placed on day t (possibly < 0) for arrival t + lead."""
+        tm, S, OFF = self.terms, self.S, self.OFF
+        mask = tm.order_wd[:, self.iso_wd(t)] & (t + tm.lead >= 0)
+        if not mask.any():
+            return
+        a = t + tm.lead
+        # next possible delivery after a: next order weekday after t, plus lead
+        nxt = self._days_to_next_order(t, mask)
         target = np.zeros(S)
         exp_cons = np.zeros(S)
         pipeline = np.zeros(S)
         for i in np.nonzero(mask)[0]:
             aj = a[i]
-            target[i] = sum(fcs(d)[i] for d in range(aj, aj + nxt[i]))
-            exp_cons[i] = sum(fcs(d)[i] for d in range(t, aj))
-            pipeline[i] = arrivals[t + OFF: aj + OFF, i].sum()
-        target *= 1.0 + safety
+            target[i] = sum(self.forecast(d)[i] for d in range(aj, aj + nxt[i]))
+            exp_cons[i] = sum(self.forecast(d)[i] for d in range(t, aj))
+            pipeline[i] = self.arrivals[t + OFF: aj + OFF, i].sum()
+        target *= 1.0 + tm.safety
         # stock usable at arrival: what is on hand (after write-off) and in the pipeline, minus the
         # expected consumption until then; stock expiring before arrival is wasted, not carried.
-        k_exp = np.minimum(lead, LIFE_MAX)
+        k_exp = np.minimum(tm.lead, self.LIFE_MAX)
         exp_before = np.array([on_hand_after[j, : k_exp[j]].sum() for j in range(S)])
         total = on_hand_after.sum(axis=1) + pipeline
         ip = np.maximum(0.0, total - np.maximum(exp_cons, exp_before))
         need = np.maximum(0.0, target - ip)
-        qty = np.ceil(need / pack - 1e-9).astype(np.int64) * pack
-        pos = qty > 0
-        qty = np.where(pos, np.maximum(qty, moq), qty)
-        min_units = np.ceil(mov / cost / pack - 1e-9).astype(np.int64) * pack
-        qty = np.where(pos, np.maximum(qty, min_units), qty)
-        qty = np.minimum(qty, maxq)
-        qty = np.where(mask, qty, 0)
+        qty = self._round_to_terms(need, mask)
         sel = np.nonzero(qty > 0)[0]
         if len(sel):
             ai = a[sel] + OFF
-            ordered[ai, sel] += qty[sel]
-            short = u_short[ai, sel] < SHORT_DELIVERY_RATE
-            rec = np.where(short, (np.floor(qty[sel] * u_frac[ai, sel] / pack[sel]) * pack[sel]).astype(np.int64),
+            pack = tm.pack[sel]
+            short = self.u_short[ai, sel] < SHORT_DELIVERY_RATE
+            rec = np.where(short, (np.floor(qty[sel] * self.u_frac[ai, sel] / pack) * pack).astype(np.int64),
                            qty[sel])
-            arrivals[ai, sel] += rec
-            po_rows.append((np.full(len(sel), t), sel, qty[sel], rec))
+            self.arrivals[ai, sel] += rec
+            self.po_rows.append((np.full(len(sel), t), sel, qty[sel], rec))
+
+
+def _run_days(demand: np.ndarray, terms: _SeriesTerms, ordering: _Ordering) -> dict[str, np.ndarray]:
+    """The stock movements of every day: deliveries in, FIFO sales out, expired stock written off at closing."""
+    T, S = demand.shape
+    inv = np.zeros((S, ordering.LIFE_MAX), dtype=np.int64)     # inv[:, k] expires at close of today + k
+    out = {k: np.zeros((T, S), dtype=np.int64) for k in
+           ("opening", "received", "sales", "closing", "waste", "closing_after")}
+    life_idx = terms.life - 1
+    cols = np.arange(S)
 
     # pre-start orders so that the first days have deliveries
-    empty = np.zeros((S, LIFE_MAX), dtype=np.int64)
-    for t in range(-L_MAX, 0):
-        place_orders(t, empty)
+    empty = np.zeros((S, ordering.LIFE_MAX), dtype=np.int64)
+    for t in range(-ordering.L_MAX, 0):
+        ordering.place(t, empty)
 
     for t in range(T):
         # orders are cut off during the day (14:00 / 10:00): they see yesterday's closing stock after
         # write-off, today's and later deliveries in the pipeline and today's forecast, not today's sales.
-        place_orders(t, inv)
+        ordering.place(t, inv)
         opening = inv.sum(axis=1)
-        rec = arrivals[t + OFF]
+        rec = ordering.arrivals[t + ordering.OFF]
         inv[cols, life_idx] += rec
         # FIFO sales
         d = demand[t]
@@ -348,8 +378,57 @@ def _replay(panel: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame
         out["closing"][t] = closing
         out["waste"][t] = waste
         out["closing_after"][t] = closing - waste
+    return out
 
-    # ---- frames
+
+def _purchase_orders(po_rows: list, dates: pd.DatetimeIndex, s_store: np.ndarray, s_item: np.ndarray,
+                     terms: _SeriesTerms) -> pd.DataFrame:
+    """The replay's order lines as purchase orders: one per store, supplier and order day."""
+    day0 = dates[0]
+    o_t = np.concatenate([r[0] for r in po_rows]) if po_rows else np.zeros(0, dtype=np.int64)
+    o_s = np.concatenate([r[1] for r in po_rows]) if po_rows else np.zeros(0, dtype=np.int64)
+    o_q = np.concatenate([r[2] for r in po_rows]) if po_rows else np.zeros(0, dtype=np.int64)
+    o_r = np.concatenate([r[3] for r in po_rows]) if po_rows else np.zeros(0, dtype=np.int64)
+    po = pd.DataFrame({
+        "store_id": s_store[o_s], "supplier_id": terms.supplier[o_s], "item_id": s_item[o_s],
+        "order_date": day0 + pd.to_timedelta(o_t, unit="D"),
+        "due_date": day0 + pd.to_timedelta(o_t + terms.lead[o_s], unit="D"),
+        "quantity": o_q, "received_qty": o_r,
+    })
+    po = po.sort_values(["order_date", "store_id", "supplier_id", "item_id"]).reset_index(drop=True)
+    po["po_id"] = ("PO-" + po["store_id"].astype(str) + "-" + po["supplier_id"].astype(str) + "-"
+                   + po["order_date"].dt.strftime("%Y%m%d"))
+    po["line_no"] = po.groupby("po_id").cumcount() + 1
+    return po[["po_id", "line_no", "store_id", "supplier_id", "item_id", "order_date", "due_date", "quantity",
+               "received_qty"]]
+
+
+def _goods_receipts(po: pd.DataFrame, last: pd.Timestamp) -> pd.DataFrame:
+    """Lines due by the panel's last day were received (in the quantity the replay delivered)."""
+    gr = po[po["due_date"] <= last].copy()
+    gr = gr.assign(received_date=gr["due_date"],
+                   receipt_no="GR-" + gr["po_id"].str[3:] + "-" + gr["line_no"].astype(str),
+                   quantity=gr["received_qty"])
+    gr = gr[["receipt_no", "po_id", "line_no", "store_id", "item_id", "received_date", "quantity"]]
+    return gr.reset_index(drop=True)
+
+
+def _replay(panel: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Day-by-day replay of the real demand, vectorised over the store x item series."""
+    dates = pd.DatetimeIndex(np.sort(panel["date"].unique()))
+    T = len(dates)
+    dem_df = panel.pivot_table(index="date", columns=["store_id", "item_id"], values="demand",
+                               aggfunc="first").reindex(dates)
+    series = dem_df.columns
+    S = len(series)
+    demand = np.rint(dem_df.fillna(0.0).to_numpy()).astype(np.int64)
+    s_store = np.array([c[0] for c in series], dtype=np.int64)
+    s_item = np.array([c[1] for c in series], dtype=np.int64)
+
+    terms = _series_terms(s_item)
+    ordering = _Ordering(terms, demand, dates[0].dayofweek, rng)
+    out = _run_days(demand, terms, ordering)
+
     idx = pd.MultiIndex.from_product([range(T), range(S)], names=["t", "s"])
     ti = idx.get_level_values("t").to_numpy()
     si = idx.get_level_values("s").to_numpy()
@@ -357,31 +436,8 @@ def _replay(panel: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame
                           "demand": demand.ravel()})
     for k, v in out.items():
         daily[k] = v.ravel()
-
-    day0 = dates[0]
-    o_t = np.concatenate([r[0] for r in po_rows]) if po_rows else np.zeros(0, dtype=np.int64)
-    o_s = np.concatenate([r[1] for r in po_rows]) if po_rows else np.zeros(0, dtype=np.int64)
-    o_q = np.concatenate([r[2] for r in po_rows]) if po_rows else np.zeros(0, dtype=np.int64)
-    o_r = np.concatenate([r[3] for r in po_rows]) if po_rows else np.zeros(0, dtype=np.int64)
-    po = pd.DataFrame({
-        "store_id": s_store[o_s], "supplier_id": supplier[o_s], "item_id": s_item[o_s],
-        "order_date": day0 + pd.to_timedelta(o_t, unit="D"),
-        "due_date": day0 + pd.to_timedelta(o_t + lead[o_s], unit="D"),
-        "quantity": o_q, "received_qty": o_r,
-    })
-    po = po.sort_values(["order_date", "store_id", "supplier_id", "item_id"]).reset_index(drop=True)
-    po["po_id"] = ("PO-" + po["store_id"].astype(str) + "-" + po["supplier_id"].astype(str) + "-"
-                   + po["order_date"].dt.strftime("%Y%m%d"))
-    po["line_no"] = po.groupby("po_id").cumcount() + 1
-    po = po[["po_id", "line_no", "store_id", "supplier_id", "item_id", "order_date", "due_date", "quantity",
-             "received_qty"]]
-    last = dates[-1]
-    gr = po[po["due_date"] <= last].copy()
-    gr = gr.assign(received_date=gr["due_date"],
-                   receipt_no="GR-" + gr["po_id"].str[3:] + "-" + gr["line_no"].astype(str),
-                   quantity=gr["received_qty"])
-    gr = gr[["receipt_no", "po_id", "line_no", "store_id", "item_id", "received_date", "quantity"]]
-    gr = gr.reset_index(drop=True)
+    po = _purchase_orders(ordering.po_rows, dates, s_store, s_item, terms)
+    gr = _goods_receipts(po, dates[-1])
 
     active = demand > 0
     stats = {

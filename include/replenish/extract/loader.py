@@ -185,84 +185,108 @@ def _first_forbidden(value: str) -> str:
     return f"contains the control character {describe_char(m[0])} at position {m.start() + 1}"
 
 
-def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Return (normalised value or NA, reason or None) for one column. Vectorised: masks are numpy arrays and the
-    values stay Arrow strings (a masked assignment into an Arrow string Series converts every value to Python).
-    Every value that passes is one PostgreSQL takes for the column's type: a value it would refuse fails the whole
-    COPY, and with it the day."""
-    st = s.str.strip()
-    present = _mask(st.ne(""))
-    failed = np.zeros(len(s), dtype=bool)
-    reason = np.full(len(s), None, dtype=object)
+class _Failures:
+    """The reason each value of a column fails, in numpy arrays; a value keeps the first reason it failed for
+    (a later check does not overwrite it), so the checks run from the basic ones (format) to the finer ones."""
 
-    def fail(mask: np.ndarray, msg: str, show_value: bool = True) -> None:
-        m = mask & ~failed
+    def __init__(self, st: pd.Series):
+        self.st = st
+        self.failed = np.zeros(len(st), dtype=bool)
+        self.reason = np.full(len(st), None, dtype=object)
+
+    def __call__(self, mask: np.ndarray, msg: str, show_value: bool = True) -> None:
+        m = mask & ~self.failed
         if m.any():
-            reason[m] = (msg + ": " + _repr(st[m])) if show_value else msg
-            failed[m] = True
+            self.reason[m] = (msg + ": " + _repr(self.st[m])) if show_value else msg
+            self.failed[m] = True
 
+
+# A type's check: (column text, its stripped text, present mask, failures) -> (numeric value or None, normalised text)
+_Check = Callable[[pd.Series, pd.Series, np.ndarray, _Failures], tuple[np.ndarray | None, pd.Series | pa.Array]]
+
+
+def _check_text(s: pd.Series, st: pd.Series, present: np.ndarray, fail: _Failures) -> tuple[None, pd.Series]:
+    # text keeps its surrounding blanks; the reason names the first forbidden character of each value
+    forbidden = _mask(s.str.contains(_FORBIDDEN_TEXT, regex=True)) & ~fail.failed
+    if forbidden.any():
+        fail.reason[forbidden] = [_first_forbidden(v) + ": '" + _escape(v[:80]) + "'" for v in s[forbidden]]
+        fail.failed[forbidden] = True
+    return None, s
+
+
+def _check_int(s: pd.Series, st: pd.Series, present: np.ndarray, fail: _Failures) -> tuple[np.ndarray, pa.Array]:
+    fast = _mask(st.str.fullmatch(_INT_PARSEABLE_RE))
+    slow = present & ~fast
+    digits = _fullmatch_on(st, slow, _INT_RE)  # well-formed, but more digits than int64 holds
+    fail(slow & ~digits, "not an integer")
+    out_of_range = f"integer out of range ({INT4_MIN}..{INT4_MAX})"
+    fail(slow & digits, out_of_range)
+    num, canonical = _numbers(st, present & fast, integer=True)
+    fail((num < INT4_MIN) | (num > INT4_MAX), out_of_range)
+    assert canonical is not None
+    return num, canonical
+
+
+def _check_numeric(s: pd.Series, st: pd.Series, present: np.ndarray,
+                   fail: _Failures) -> tuple[np.ndarray, pd.Series]:
+    value = st
+    fmt = _mask(st.str.fullmatch(_NUM_RE))
+    fail(present & ~fmt, "not a number")
+    good = present & fmt
+    num, _ = _numbers(st, good, integer=False)
+    zero = _fullmatch_on(st, good & (num == 0), _NUM_ZERO_RE)
+    # beyond a double's range either way: infinite, or a non-zero value that parsed as 0 (1e-400)
+    fail(good & (np.isinf(num) | ((num == 0) & ~zero)), "number out of range (beyond a double's range)")
+    if zero.any():  # all-zero digits load as 0: PostgreSQL refuses 0e-99999 ("value overflows numeric format")
+        value = pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pa.array(zero), "0", pa.array(st))),
+                          index=st.index)
+    return num, value
+
+
+def _check_date(s: pd.Series, st: pd.Series, present: np.ndarray, fail: _Failures) -> tuple[None, pd.Series]:
     lo, hi = PLAUSIBLE_YEARS
-    if col.required:
-        fail(~present, "required value missing", show_value=False)
-    num: np.ndarray | None = None
-    value: pd.Series | pa.Array = st  # the normalised text of a value that passes
+    fmt = _mask(st.str.fullmatch(_DATE_RE))
+    fail(present & ~fmt, "not an ISO date (YYYY-MM-DD)")
+    good = present & fmt
+    year = _years(st, good)
+    fail(good & ((year < lo) | (year > hi)), f"date outside the accepted range {lo}-01-01..{hi}-12-31")
+    parsed = pd.to_datetime(st.where(good & ~fail.failed), format="%Y-%m-%d", errors="coerce")
+    fail(good & _mask(parsed.isna()), "impossible date")
+    return None, st
 
-    if col.type == "text":
-        value = s
-        forbidden = _mask(s.str.contains(_FORBIDDEN_TEXT, regex=True)) & ~failed
-        if forbidden.any():
-            reason[forbidden] = [_first_forbidden(v) + ": '" + _escape(v[:80]) + "'" for v in s[forbidden]]
-            failed[forbidden] = True
-    elif col.type == "int":
-        fast = _mask(st.str.fullmatch(_INT_PARSEABLE_RE))
-        slow = present & ~fast
-        digits = _fullmatch_on(st, slow, _INT_RE)  # well-formed, but more digits than int64 holds
-        fail(slow & ~digits, "not an integer")
-        out_of_range = f"integer out of range ({INT4_MIN}..{INT4_MAX})"
-        fail(slow & digits, out_of_range)
-        num, canonical = _numbers(st, present & fast, integer=True)
-        fail((num < INT4_MIN) | (num > INT4_MAX), out_of_range)
-        assert canonical is not None
-        value = canonical
-    elif col.type == "numeric":
-        fmt = _mask(st.str.fullmatch(_NUM_RE))
-        fail(present & ~fmt, "not a number")
-        good = present & fmt
-        num, _ = _numbers(st, good, integer=False)
-        zero = _fullmatch_on(st, good & (num == 0), _NUM_ZERO_RE)
-        # beyond a double's range either way: infinite, or a non-zero value that parsed as 0 (1e-400)
-        fail(good & (np.isinf(num) | ((num == 0) & ~zero)), "number out of range (beyond a double's range)")
-        if zero.any():  # all-zero digits load as 0: PostgreSQL refuses 0e-99999 ("value overflows numeric format")
-            value = pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pa.array(zero), "0", pa.array(st))),
-                              index=st.index)
-    elif col.type == "date":
-        fmt = _mask(st.str.fullmatch(_DATE_RE))
-        fail(present & ~fmt, "not an ISO date (YYYY-MM-DD)")
-        good = present & fmt
-        year = _years(st, good)
-        fail(good & ((year < lo) | (year > hi)), f"date outside the accepted range {lo}-01-01..{hi}-12-31")
-        parsed = pd.to_datetime(st.where(good & ~failed), format="%Y-%m-%d", errors="coerce")
-        fail(good & _mask(parsed.isna()), "impossible date")
-    elif col.type == "timestamptz":
-        pg = _mask(st.str.fullmatch(_TS_PG_RE))
-        fmt = pg | _fullmatch_on(st, present & ~pg, _TS_RE)
-        fail(present & ~fmt, "not an ISO-8601 timestamp with UTC offset")
-        good = present & fmt
-        year = _years(st, good)
-        fail(good & ((year < lo) | (year > hi)), f"timestamp outside the accepted years {lo}..{hi}")
-        limit = f"{MAX_UTC_OFFSET_MINUTES // 60:02d}:{MAX_UTC_OFFSET_MINUTES % 60:02d}"
-        fail(good & ~pg, f"UTC offset out of range (-{limit}..+{limit})")
-        # Arrow's RE2 (pandas' str.replace with a group reference runs Python's re per value)
-        value = pd.Series(pd.arrays.ArrowStringArray(
-            pc.replace_substring_regex(pa.array(st), r"([+-]\d{2})$", r"\1:00")), index=st.index)
-        parsed = pd.to_datetime(value.where(good & ~failed), format="ISO8601", utc=True, errors="coerce")
-        fail(good & _mask(parsed.isna()), "impossible timestamp")
-    elif col.type == "bool":
-        value = st.str.lower()
-        fail(present & ~_mask(value.isin(list(_BOOL))), "not a boolean (true/false)")
-    else:  # pragma: no cover - contract guarantees the type
-        raise ValueError(col.type)
 
+def _check_timestamptz(s: pd.Series, st: pd.Series, present: np.ndarray,
+                       fail: _Failures) -> tuple[None, pd.Series]:
+    lo, hi = PLAUSIBLE_YEARS
+    pg = _mask(st.str.fullmatch(_TS_PG_RE))
+    fmt = pg | _fullmatch_on(st, present & ~pg, _TS_RE)
+    fail(present & ~fmt, "not an ISO-8601 timestamp with UTC offset")
+    good = present & fmt
+    year = _years(st, good)
+    fail(good & ((year < lo) | (year > hi)), f"timestamp outside the accepted years {lo}..{hi}")
+    limit = f"{MAX_UTC_OFFSET_MINUTES // 60:02d}:{MAX_UTC_OFFSET_MINUTES % 60:02d}"
+    fail(good & ~pg, f"UTC offset out of range (-{limit}..+{limit})")
+    # Arrow's RE2 (pandas' str.replace with a group reference runs Python's re per value)
+    value = pd.Series(pd.arrays.ArrowStringArray(
+        pc.replace_substring_regex(pa.array(st), r"([+-]\d{2})$", r"\1:00")), index=st.index)
+    parsed = pd.to_datetime(value.where(good & ~fail.failed), format="ISO8601", utc=True, errors="coerce")
+    fail(good & _mask(parsed.isna()), "impossible timestamp")
+    return None, value
+
+
+def _check_bool(s: pd.Series, st: pd.Series, present: np.ndarray, fail: _Failures) -> tuple[None, pd.Series]:
+    value = st.str.lower()
+    fail(present & ~_mask(value.isin(list(_BOOL))), "not a boolean (true/false)")
+    return None, value
+
+
+_CHECKS: dict[str, _Check] = {"text": _check_text, "int": _check_int, "numeric": _check_numeric,
+                              "date": _check_date, "timestamptz": _check_timestamptz, "bool": _check_bool}
+
+
+def _check_constraints(col: Column, st: pd.Series, present: np.ndarray, num: np.ndarray | None,
+                       fail: _Failures) -> None:
+    """The column's own limits on top of its type: numeric bounds, allowed values, pattern."""
     if num is not None:
         if col.min is not None:
             bad = num < col.min if col.min_inclusive else num <= col.min
@@ -275,9 +299,26 @@ def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
             fail(present & ~_mask(st.isin(list(col.allowed))), f"not one of {'/'.join(col.allowed)}")
         if col.pattern:
             fail(present & ~_mask(st.str.fullmatch(col.pattern)), f"does not match {col.pattern}")
+
+
+def _validate_column(col: Column, s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (normalised value or NA, reason or None) for one column. Vectorised: masks are numpy arrays and the
+    values stay Arrow strings (a masked assignment into an Arrow string Series converts every value to Python).
+    Every value that passes is one PostgreSQL takes for the column's type: a value it would refuse fails the whole
+    COPY, and with it the day."""
+    st = s.str.strip()
+    present = _mask(st.ne(""))
+    fail = _Failures(st)
+    if col.required:
+        fail(~present, "required value missing", show_value=False)
+    check = _CHECKS.get(col.type)
+    if check is None:  # pragma: no cover - contract guarantees the type
+        raise ValueError(col.type)
+    num, value = check(s, st, present, fail)  # value: the normalised text of a value that passes
+    _check_constraints(col, st, present, num, fail)
     arr = value if isinstance(value, pa.Array | pa.ChunkedArray) else pa.array(value)
-    out = pc.if_else(pa.array(present & ~failed), arr, None)
-    return pd.Series(pd.arrays.ArrowStringArray(out), index=s.index), pd.Series(reason, index=s.index)
+    out = pc.if_else(pa.array(present & ~fail.failed), arr, None)
+    return pd.Series(pd.arrays.ArrowStringArray(out), index=s.index), pd.Series(fail.reason, index=s.index)
 
 
 def validate_frame(spec: EntitySpec, df: pd.DataFrame, file_col: str | None = None) -> Validated:
@@ -383,6 +424,101 @@ def _frame_for_file(spec: EntitySpec, rf: RawFrame) -> pd.DataFrame:
     return rf.data.reindex(columns=list(spec.column_names), fill_value="")
 
 
+def _read_entity(connector: Connector, spec: EntitySpec, days: Sequence[date],
+                 qrecords: list[dict]) -> tuple[pd.DataFrame, list[dict]]:
+    """All days' files of one entity in one frame (validated together: one vectorised pass instead of one per
+    file), each row tagged with its batch, day, file and line; the files' metadata (one batch each). Records
+    the reader could not parse go to ``qrecords``."""
+    parts: list[pd.DataFrame] = []
+    metas: list[dict] = []
+    lines: list[np.ndarray] = []
+    for d in days:
+        rf = connector.read(spec, d)
+        df = _frame_for_file(spec, rf)
+        bid = str(uuid.uuid4())
+        parts.append(df)
+        lines.append(rf.line_numbers)
+        metas.append(
+            {
+                "batch_id": bid,
+                "business_date": d.isoformat(),
+                "source_file": rf.source,
+                "rows_in_file": rf.rows_in_file,
+                "malformed": len(rf.malformed),
+            }
+        )
+        for mal in rf.malformed:
+            qrecords.append(
+                {
+                    "batch_id": bid,
+                    "business_date": d.isoformat(),
+                    "connector": connector.name,
+                    "entity": spec.name,
+                    "source_file": rf.source,
+                    "line_no": mal.line_no,
+                    "field": mal.field,
+                    "reason": mal.reason,
+                    "raw_record": _record_json(mal.raw_record),
+                }
+            )
+    big = pd.concat(parts, ignore_index=True)
+    sizes = [len(p) for p in parts]
+    big["_business_date"] = np.repeat([m["business_date"] for m in metas], sizes)
+    big["_source_file"] = np.repeat([m["source_file"] for m in metas], sizes)
+    big["_source_line"] = np.concatenate(lines) if lines else np.array([], dtype=np.int64)
+    big["_batch_id"] = np.repeat([m["batch_id"] for m in metas], sizes)
+    return big, metas
+
+
+def _quarantined(connector: Connector, spec: EntitySpec, big: pd.DataFrame, v: Validated,
+                 bad: pd.Series) -> pd.DataFrame:
+    """Quarantine rows for the records that failed validation, with the record as found."""
+    raw = big.loc[bad, list(spec.column_names)]
+    return pd.DataFrame(
+        {
+            "batch_id": big.loc[bad, "_batch_id"],
+            "business_date": big.loc[bad, "_business_date"],
+            "connector": connector.name,
+            "entity": spec.name,
+            "source_file": big.loc[bad, "_source_file"],
+            "line_no": big.loc[bad, "_source_line"],
+            "field": v.field[bad],
+            "reason": v.reason[bad],
+            "raw_record": [_record_json(r) for r in raw.to_dict("records")],
+        }
+    )
+
+
+def _batches(connector: Connector, spec: EntitySpec, big: pd.DataFrame, ok: pd.Series, metas: list[dict],
+             summary: LoadSummary) -> list[dict]:
+    """One load_batches row per file; every row of a file is either loaded or quarantined, or nothing loads."""
+    bad = ~ok
+    loaded_per = big.loc[ok, "_batch_id"].value_counts() if len(big) else pd.Series(dtype=int)
+    bad_per = big.loc[bad, "_batch_id"].value_counts() if len(big) else pd.Series(dtype=int)
+    batches = []
+    for m in metas:
+        loaded = int(loaded_per.get(m["batch_id"], 0))
+        quarantined = int(bad_per.get(m["batch_id"], 0)) + m["malformed"]
+        if loaded + quarantined != m["rows_in_file"]:
+            raise LoadInvariantError(
+                f"{m['source_file']}: loaded {loaded} + quarantined {quarantined} != {m['rows_in_file']} rows"
+            )
+        batches.append(
+            {
+                "batch_id": m["batch_id"],
+                "business_date": m["business_date"],
+                "connector": connector.name,
+                "entity": spec.name,
+                "source_file": m["source_file"],
+                "rows_in_file": m["rows_in_file"],
+                "rows_loaded": loaded,
+                "rows_quarantined": quarantined,
+            }
+        )
+        summary.add_file(spec.name, m["rows_in_file"], loaded, quarantined)
+    return batches
+
+
 def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[date]) -> _Prepared:
     summary = LoadSummary(connector=connector.name, days=len(days))
     rows: dict[str, pd.DataFrame] = {}
@@ -390,44 +526,7 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
     qrecords: list[dict] = []
     batches: list[dict] = []
     for spec in specs:
-        parts: list[pd.DataFrame] = []
-        metas: list[dict] = []
-        lines: list[np.ndarray] = []
-        for d in days:
-            rf = connector.read(spec, d)
-            df = _frame_for_file(spec, rf)
-            bid = str(uuid.uuid4())
-            parts.append(df)
-            lines.append(rf.line_numbers)
-            metas.append(
-                {
-                    "batch_id": bid,
-                    "business_date": d.isoformat(),
-                    "source_file": rf.source,
-                    "rows_in_file": rf.rows_in_file,
-                    "malformed": len(rf.malformed),
-                }
-            )
-            for mal in rf.malformed:
-                qrecords.append(
-                    {
-                        "batch_id": bid,
-                        "business_date": d.isoformat(),
-                        "connector": connector.name,
-                        "entity": spec.name,
-                        "source_file": rf.source,
-                        "line_no": mal.line_no,
-                        "field": mal.field,
-                        "reason": mal.reason,
-                        "raw_record": _record_json(mal.raw_record),
-                    }
-                )
-        big = pd.concat(parts, ignore_index=True)
-        sizes = [len(p) for p in parts]
-        big["_business_date"] = np.repeat([m["business_date"] for m in metas], sizes)
-        big["_source_file"] = np.repeat([m["source_file"] for m in metas], sizes)
-        big["_source_line"] = np.concatenate(lines) if lines else np.array([], dtype=np.int64)
-        big["_batch_id"] = np.repeat([m["batch_id"] for m in metas], sizes)
+        big, metas = _read_entity(connector, spec, days, qrecords)
         v = validate_frame(spec, big, file_col="_batch_id")
         ok = v.ok
         good = v.values[ok].copy()
@@ -436,43 +535,9 @@ def _prepare(connector: Connector, specs: Sequence[EntitySpec], days: Sequence[d
         rows[spec.name] = good
         bad = ~ok
         if bad.any():
-            raw = big.loc[bad, list(spec.column_names)]
-            q = pd.DataFrame(
-                {
-                    "batch_id": big.loc[bad, "_batch_id"],
-                    "business_date": big.loc[bad, "_business_date"],
-                    "connector": connector.name,
-                    "entity": spec.name,
-                    "source_file": big.loc[bad, "_source_file"],
-                    "line_no": big.loc[bad, "_source_line"],
-                    "field": v.field[bad],
-                    "reason": v.reason[bad],
-                    "raw_record": [_record_json(r) for r in raw.to_dict("records")],
-                }
-            )
-            qparts.append(q)
-        loaded_per = big.loc[ok, "_batch_id"].value_counts() if len(big) else pd.Series(dtype=int)
-        bad_per = big.loc[bad, "_batch_id"].value_counts() if len(big) else pd.Series(dtype=int)
-        for m in metas:
-            loaded = int(loaded_per.get(m["batch_id"], 0))
-            quarantined = int(bad_per.get(m["batch_id"], 0)) + m["malformed"]
-            if loaded + quarantined != m["rows_in_file"]:
-                raise LoadInvariantError(
-                    f"{m['source_file']}: loaded {loaded} + quarantined {quarantined} != {m['rows_in_file']} rows"
-                )
-            batches.append(
-                {
-                    "batch_id": m["batch_id"],
-                    "business_date": m["business_date"],
-                    "connector": connector.name,
-                    "entity": spec.name,
-                    "source_file": m["source_file"],
-                    "rows_in_file": m["rows_in_file"],
-                    "rows_loaded": loaded,
-                    "rows_quarantined": quarantined,
-                }
-            )
-            summary.add_file(spec.name, m["rows_in_file"], loaded, quarantined)
+            qparts.append(_quarantined(connector, spec, big, v, bad))
+        batches += _batches(connector, spec, big, ok, metas, summary)
+    # the records the readers could not parse follow the ones that failed validation
     if qrecords:
         qparts.append(pd.DataFrame(qrecords, columns=_QCOLS))
     quarantine = pd.concat(qparts, ignore_index=True) if qparts else pd.DataFrame(columns=_QCOLS)

@@ -119,51 +119,34 @@ def _docs_page() -> tuple[HTMLResponse, str]:
     return page, csp
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    engine: Engine | None = None,
-    dispatch: Callable[[list[str] | None], dict] | None = None,
-    login_limiter: TokenBucket | None = None,
-    api_limiter: TokenBucket | None = None,
-) -> FastAPI:
-    """The platform app. Defaults: get_settings(), the warehouse engine, the real dispatcher (drains the outbox
-    through the configured channels), rate limits from the settings."""
-    from replenish.platform import api, documents, web
-
-    settings = settings or get_settings()
-    if engine is None:
-        from replenish.database import engine as warehouse_engine
-
-        engine = warehouse_engine(settings)
-    migrations.ensure_current(engine)  # `replenish serve` and every test app: the schema at this release's head
-    templates = make_templates()
-    ctx = PlatformContext(
+def _context(
+    settings: Settings,
+    engine: Engine,
+    dispatch: Callable[[list[str] | None], dict] | None,
+    login_limiter: TokenBucket | None,
+    api_limiter: TokenBucket | None,
+) -> PlatformContext:
+    """What every route reads from ``app.state.ctx``; the defaults for what a test did not pass."""
+    return PlatformContext(
         settings=settings,
         engine=engine,
         dispatch=dispatch or default_dispatch(settings, engine),
         login_limiter=login_limiter or TokenBucket(settings.login_attempts_per_minute / 60.0,
                                                    settings.login_attempts_per_minute),
         api_limiter=api_limiter or TokenBucket(settings.api_requests_per_second, settings.api_burst),
-        templates=templates,
+        templates=make_templates(),
     )
-    app = FastAPI(
-        title="Replenish ordering platform - POS API",
-        version="1",
-        description="Per-terminal API for proposals, quantity changes, approvals and sales receipts. "
-        "Authenticate with `Authorization: Bearer <api key>` (or `X-API-Key`). Errors: "
-        '`{"error": {"code", "message", "fields"}}` with stable codes.',
-        docs_url=None,
-        redoc_url=None,
-        openapi_url="/openapi.json",
-    )
-    app.state.ctx = ctx
+
+
+def _add_routes(app: FastAPI) -> None:
+    from replenish.platform import api, documents, web
+
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(web.router)
     app.include_router(documents.router)
 
-    docs_page, docs_csp = _docs_page()
+    docs_page, docs_csp = _docs_page()  # built once: the hash in its CSP must match the page served
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -173,8 +156,8 @@ def create_app(
     def healthz() -> dict:
         return {"status": "ok"}
 
-    _install_error_handlers(app)
 
+def _install_security_headers(app: FastAPI, settings: Settings) -> None:
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
         response = await call_next(request)
@@ -193,9 +176,41 @@ def create_app(
             h.setdefault("Cache-Control", "no-store")
         return response
 
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    dispatch: Callable[[list[str] | None], dict] | None = None,
+    login_limiter: TokenBucket | None = None,
+    api_limiter: TokenBucket | None = None,
+) -> FastAPI:
+    """The platform app. Defaults: get_settings(), the warehouse engine, the real dispatcher (drains the outbox
+    through the configured channels), rate limits from the settings."""
+    settings = settings or get_settings()
+    if engine is None:
+        from replenish.database import engine as warehouse_engine
+
+        engine = warehouse_engine(settings)
+    migrations.ensure_current(engine)  # `replenish serve` and every test app: the schema at this release's head
+    ctx = _context(settings, engine, dispatch, login_limiter, api_limiter)
+    app = FastAPI(
+        title="Replenish ordering platform - POS API",
+        version="1",
+        description="Per-terminal API for proposals, quantity changes, approvals and sales receipts. "
+        "Authenticate with `Authorization: Bearer <api key>` (or `X-API-Key`). Errors: "
+        '`{"error": {"code", "message", "fields"}}` with stable codes.',
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    _add_routes(app)
+    _install_error_handlers(app)
+    _install_security_headers(app, settings)
     if settings.trusted_proxy_list():
-        # Outermost: X-Forwarded-For/-Proto count only from these proxies (the sign-in limits key on the
-        # client address). `replenish serve` runs uvicorn without its own proxy handling, which would trust
+        # Outermost (added last): X-Forwarded-For/-Proto count only from these proxies (the sign-in limits key on
+        # the client address). `replenish serve` runs uvicorn without its own proxy handling, which would trust
         # 127.0.0.1 by default.
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 

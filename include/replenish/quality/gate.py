@@ -208,20 +208,51 @@ class _Runner:
         )
 
     def run_check(self, check: Check, ctx: Ctx, run_id: str) -> CheckResult:
-        from great_expectations.core.validation_definition import ValidationDefinition
-        from great_expectations.expectations import UnexpectedRowsExpectation
-
         t0 = time.perf_counter()
         res = CheckResult(check.name, check.severity, check.scope, check.target, success=False)
         missing = [t for t in (ctx.physical(check.target), *check.requires(ctx)) if t not in ctx.existing_tables]
         if missing:
-            res.error = f"missing table(s): {', '.join(missing)}"
-            res.observed = {"error": res.error}
-            res.blocks_all_stores = check.severity == "blocking"
-            res.seconds = time.perf_counter() - t0
-            return res
+            return _not_run(res, f"missing table(s): {', '.join(missing)}", t0)
 
         asset_sql = check.asset_sql(ctx)
+        vd, fmt = self._validation(check, ctx, run_id, asset_sql)
+        try:
+            vres = vd.run(result_format=fmt)
+        except Exception as exc:  # noqa: BLE001 - bad SQL on bad data is a failed check
+            if _is_infrastructure_error(exc):
+                raise
+            log.warning("quality check %s could not run: %s", check.name, exc)
+            return _not_run(res, f"{type(exc).__name__}: {exc}"[:2000], t0)
+
+        exps = [_summarise_expectation(r) for r in vres.results]
+        all_rows = [row for r in vres.results
+                    for row in (((r.result or {}).get("details") or {}).get("unexpected_rows") or [])]
+        res.success = bool(vres.success) and all(e["success"] for e in exps)
+        errors = [e["error"] for e in exps if e.get("error")]
+        if errors:
+            res.error = "; ".join(errors)[:2000]
+            res.success = False
+        res.observed = {"expectations": exps}
+        store_rows = self._store_rows(check, vres.results, asset_sql, res.success)
+        if check.name == "weekday_label_consistency":
+            res.observed.update(_weekday_offsets(exps, all_rows))
+        if check.scope == "store" and not res.success:
+            res.store_rows = store_rows
+            res.failing_store_ids = sorted(store_rows)
+            res.blocks_all_stores = check.severity == "blocking" and (not store_rows or bool(res.error))
+        elif not res.success:
+            res.blocks_all_stores = check.severity == "blocking"
+            res.observed["affected_store_ids"] = sorted(store_rows)
+        res.observed["failing_store_ids"] = res.failing_store_ids
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _validation(self, check: Check, ctx: Ctx, run_id: str, asset_sql: str) -> tuple[Any, dict[str, Any]]:
+        """The check's suite over its query asset, registered in this run's context: (validation definition,
+        result format)."""
+        from great_expectations.core.validation_definition import ValidationDefinition
+        from great_expectations.expectations import UnexpectedRowsExpectation
+
         expectations = check.expectations(ctx)
         has_rows_query = any(isinstance(e, UnexpectedRowsExpectation) for e in expectations)
         suite = self.gx.ExpectationSuite(
@@ -236,38 +267,21 @@ class _Runner:
         )
         fmt: dict[str, Any] = {"result_format": "COMPLETE" if has_rows_query else "SUMMARY",
                                "partial_unexpected_count": _VALUES_KEPT}
-        try:
-            vres = vd.run(result_format=fmt)
-        except Exception as exc:  # noqa: BLE001 - bad SQL on bad data is a failed check
-            if _is_infrastructure_error(exc):
-                raise
-            log.warning("quality check %s could not run: %s", check.name, exc)
-            res.error = f"{type(exc).__name__}: {exc}"[:2000]
-            res.observed = {"error": res.error}
-            res.blocks_all_stores = check.severity == "blocking"
-            res.seconds = time.perf_counter() - t0
-            return res
+        return vd, fmt
 
-        exps = [_summarise_expectation(r) for r in vres.results]
-        all_rows = [row for r in vres.results
-                    for row in (((r.result or {}).get("details") or {}).get("unexpected_rows") or [])]
-        res.success = bool(vres.success) and all(e["success"] for e in exps)
-        errors = [e["error"] for e in exps if e.get("error")]
-        if errors:
-            res.error = "; ".join(errors)[:2000]
-            res.success = False
-        res.observed = {"expectations": exps}
-
-        # store attribution from the unexpected rows (one row per store by convention)
+    def _store_rows(self, check: Check, results: list[Any], asset_sql: str,
+                    success: bool) -> dict[int, list[dict[str, Any]]]:
+        """Store attribution from the unexpected rows (one row per store by convention). When GX returned fewer
+        rows than it counted, a failing store-scoped check runs its row query itself to name every store."""
         store_rows: dict[int, list[dict[str, Any]]] = {}
-        for r in vres.results:
+        for r in results:
             cfg = r.expectation_config
-            assert cfg is not None  # _summarise_expectation above already read .type/.kwargs of every result
+            assert cfg is not None  # _summarise_expectation already read .type/.kwargs of every result
             if cfg.type != "unexpected_rows_expectation":
                 continue
             rows = ((r.result or {}).get("details") or {}).get("unexpected_rows") or []
             total = (r.result or {}).get("observed_value") or 0
-            if total > len(rows) and check.scope == "store" and not res.success:
+            if total > len(rows) and check.scope == "store" and not success:
                 query = cfg.kwargs["unexpected_rows_query"]
                 with self.engine.connect() as conn:
                     rows = [dict(x._mapping) for x in conn.execute(text(_substitute_batch(query, asset_sql)))]
@@ -276,18 +290,16 @@ class _Runner:
                 for sid in ids or []:
                     if sid is not None:
                         store_rows.setdefault(int(sid), []).append(row)
-        if check.name == "weekday_label_consistency":
-            res.observed.update(_weekday_offsets(exps, all_rows))
-        if check.scope == "store" and not res.success:
-            res.store_rows = store_rows
-            res.failing_store_ids = sorted(store_rows)
-            res.blocks_all_stores = check.severity == "blocking" and (not store_rows or bool(res.error))
-        elif not res.success:
-            res.blocks_all_stores = check.severity == "blocking"
-            res.observed["affected_store_ids"] = sorted(store_rows)
-        res.observed["failing_store_ids"] = res.failing_store_ids
-        res.seconds = time.perf_counter() - t0
-        return res
+        return store_rows
+
+
+def _not_run(res: CheckResult, error: str, t0: float) -> CheckResult:
+    """A check that could not run fails; a blocking one blocks every store (nothing says which are fine)."""
+    res.error = error
+    res.observed = {"error": res.error}
+    res.blocks_all_stores = res.severity == "blocking"
+    res.seconds = time.perf_counter() - t0
+    return res
 
 
 def _weekday_offsets(exps: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from replenish.simulate.engine import SimulationResult
 
 COLUMNS = [
@@ -65,19 +67,12 @@ def _table_html(rows: list[dict], keys: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _cost_chart(doc: dict) -> str:
     import matplotlib.pyplot as plt
 
     from ml.report import png_img
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pols = [p["policy"] for p in doc["policies"]]
-    figs = []
-
     fig, ax = plt.subplots(figsize=(7, 3.5))
     lm = [p["lost_margin"] for p in doc["policies"]]
     wc = [p["waste_cost"] for p in doc["policies"]]
@@ -86,11 +81,14 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     ax.set_ylabel("EUR")
     ax.set_title("Cost per policy (lost margin + waste cost)")
     ax.legend()
-    figs.append(png_img(fig))
+    return png_img(fig)
 
-    m = result.world.masters
-    d = result.daily.assign(cost=lambda x: x["lost"] * m.terms.margin[x["s"].to_numpy()]
-                            + x["waste"] * m.terms.cost[x["s"].to_numpy()])
+
+def _cumulative_cost_chart(d: pd.DataFrame, pols: list[str]) -> str:
+    import matplotlib.pyplot as plt
+
+    from ml.report import png_img
+
     daily = d.groupby(["date", "policy"])["cost"].sum().unstack("policy")
     fig, ax = plt.subplots(figsize=(9, 3.5))
     for p in pols:
@@ -99,7 +97,13 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     ax.set_ylabel("EUR")
     ax.legend()
     fig.autofmt_xdate()
-    figs.append(png_img(fig))
+    return png_img(fig)
+
+
+def _waste_vs_fill_chart(doc: dict) -> str:
+    import matplotlib.pyplot as plt
+
+    from ml.report import png_img
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for p in doc["policies"]:
@@ -112,9 +116,16 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     ax.set_ylabel("fill rate")
     ax.set_title("Waste vs fill rate per item")
     ax.legend(fontsize=8)
-    figs.append(png_img(fig))
+    return png_img(fig)
 
-    # one store x item: demand, sales and the stock on the shelf per policy
+
+def _one_series_chart(d: pd.DataFrame, pols: list[str], keys: pd.DataFrame) -> str:
+    """One store x item: demand, sales and the stock on the shelf per policy. The series of median volume (by
+    the first policy's demand): a typical one, not the largest."""
+    import matplotlib.pyplot as plt
+
+    from ml.report import png_img
+
     top = d[d["policy"] == pols[0]].groupby("s")["demand"].sum()
     s = int(top.sort_values().index[len(top) // 2]) if len(top) else 0
     one = d[d["s"] == s]
@@ -124,11 +135,13 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
     for p in pols:
         g = one[one["policy"] == p]
         ax.plot(g["date"], g["available"], lw=1, alpha=0.8, label=f"{p}: stock at opening")
-    ax.set_title(f"Store {m.keys.at[s, 'store_id']}, item {m.keys.at[s, 'item_id']} (median-volume series)")
+    ax.set_title(f"Store {keys.at[s, 'store_id']}, item {keys.at[s, 'item_id']} (median-volume series)")
     ax.legend(fontsize=7)
     fig.autofmt_xdate()
-    figs.append(png_img(fig))
+    return png_img(fig)
 
+
+def _page(doc: dict, figs: list[str]) -> str:
     t = doc["target"]
     verdict = ("met" if t.get("met") else "not met") if "met" in t else "n/a"
     parts = [
@@ -149,7 +162,24 @@ def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
         _table_html([{**r, "policy": p["policy"]} for p in doc["policies"] for r in p["by_store"]], ["store_id"]),
         "</body></html>",
     ]
+    return "\n".join(parts)
+
+
+def write_html(doc: dict, result: SimulationResult, path: Path | str) -> Path:
+    import matplotlib
+
+    # before pyplot is first imported (by the charts): no display on a server or in a worker
+    matplotlib.use("Agg")
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pols = [p["policy"] for p in doc["policies"]]
+    m = result.world.masters
+    d = result.daily.assign(cost=lambda x: x["lost"] * m.terms.margin[x["s"].to_numpy()]
+                            + x["waste"] * m.terms.cost[x["s"].to_numpy()])
+    figs = [_cost_chart(doc), _cumulative_cost_chart(d, pols), _waste_vs_fill_chart(doc),
+            _one_series_chart(d, pols, m.keys)]
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text("\n".join(parts))
+    tmp.write_text(_page(doc, figs))
     tmp.replace(path)
     return path
