@@ -1,6 +1,6 @@
 """Exactly-once transmission, shared by the order dispatcher and the digest mails: the send ledger.
 
-``orders.send_attempts`` (DDL in ``replenish.orders.store``) holds one row per transmission attempt of a
+``orders.send_attempts`` (table: ``replenish.migrations``) holds one row per transmission attempt of a
 message, keyed by (channel, idempotency key, attempt number). A queue (``orders.outbox``,
 ``orders.digest_outbox``) says *what* is due; the ledger says what was tried and what came of it.
 

@@ -19,10 +19,10 @@ from replenish import clock, migrations
 from replenish.orders import release_facts as facts
 from replenish.orders.dispatcher import DispatchConfig, drain
 from replenish.orders.inputs import day_error_correlation, load_inputs
+from replenish.orders.order_tables import SYSTEM_ACTOR_RE, add_event, set_status, upsert_proposals
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
 from replenish.orders.release import Decision, LineFacts, LineRisk, OrderFacts, RuleSet, decide, load_rules
-from replenish.orders.store import SYSTEM_ACTOR_RE, add_event, set_status, upsert_proposals
 
 CUTOFF_PASSED = "cutoff_passed"  # proposed after the supplier's cutoff (a late run): a person must phone or reject
 # reasons written by propose: kept when release re-decides an order (release's own reasons are recomputed)
