@@ -50,12 +50,12 @@ clock.set_clock(clock.end_of_business_day(day) + dt.timedelta(hours=1), frozen=T
 
 REFERENCE_RUN = PIN_CLOCK + """
 import json
-from replenish import pipeline
+from replenish import pipeline, run_state
 run_id = "single-process"
 for stage in (pipeline.extract, pipeline.transform, pipeline.validate, pipeline.forecast, pipeline.propose,
               pipeline.release, pipeline.dispatch):
     stage(day, run_id)
-print(json.dumps(sorted(pipeline.stage_results(run_id))))
+print(json.dumps(sorted(run_state.stage_results(run_id))))
 """
 
 

@@ -2,8 +2,8 @@
 
 The Airflow DAG only wires these together; the CLI and tests call the same
 functions, so there is one implementation of each stage. Each stage is
-re-runnable for a business date and records what it did in ``ops.stage_results``
-(one row per business date and stage, replaced by a retry or a re-run, so that
+re-runnable for a business date and records what it did through ``replenish.run_state``
+(table ``ops.stage_results``: one row per business date and stage, replaced by a retry or a re-run, so that
 re-running a date leaves every table's row count unchanged), which is what
 ``replenish run --json`` and ``replenish status`` report.
 """
@@ -11,7 +11,6 @@ re-running a date leaves every table's row count unchanged), which is what
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -22,40 +21,12 @@ from sqlalchemy import text
 from replenish import migrations
 from replenish.database import begin, engine
 from replenish.forecasting.runtime import use_passive_openmp_wait
+from replenish.run_state import record_stage, stage_results
 from replenish.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[str, Any],
-                 status: str = "success") -> dict[str, Any]:
-    migrations.ensure_current()
-    with begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO ops.stage_results (run_id, business_date, stage, status, summary)
-                VALUES (:run_id, :d, :stage, :status, CAST(:summary AS jsonb))
-                ON CONFLICT (business_date, stage) DO UPDATE
-                   SET run_id = EXCLUDED.run_id, status = EXCLUDED.status,
-                       summary = EXCLUDED.summary, finished_at = now()
-                """
-            ),
-            {"run_id": run_id, "d": business_date, "stage": stage, "status": status,
-             "summary": json.dumps(summary, default=str)},
-        )
-    return summary
-
-
-def stage_results(run_id: str) -> dict[str, Any]:
-    migrations.ensure_current()
-    with begin() as conn:
-        rows = conn.execute(
-            text("SELECT stage, status, summary FROM ops.stage_results WHERE run_id = :r ORDER BY finished_at"),
-            {"r": run_id},
-        ).all()
-    return {r.stage: {"status": r.status, **r.summary} for r in rows}
 
 
 def available_export_dates(settings: Settings | None = None) -> list[dt.date]:
