@@ -102,7 +102,7 @@ def seed_hostile(engine: Engine) -> dict[str, Any]:
 
     Returns seed_demo's dict plus ``hostile_order``, ``hostile_user`` (username, password) and ``payloads``
     (where each stored string went)."""
-    from replenish.orders.store import add_event, set_status
+    from replenish.orders.order_tables import add_event, set_status
     from replenish.platform.accounts import add_user
     from replenish.platform.demo import seed_demo
 

@@ -1,9 +1,9 @@
 """The nightly DAG on a real CeleryExecutor: two workers, this machine's Redis and PostgreSQL, no Docker.
 
-A single-process reference run (the unpartitioned pipeline functions, one after the other) and the
-distributed run (api-server, scheduler, dag-processor and two Celery workers; forecasts and proposals
-mapped over store partitions) load the same exports into two fresh databases. The partitioned tasks must
-have run on both workers, and forecasts and proposals must be identical row for row.
+A single-process reference run (the pipeline functions one after the other: forecast and propose over one
+partition of all stores) and the distributed run (api-server, scheduler, dag-processor and two Celery workers;
+forecasts and proposals mapped over store partitions) load the same exports into two fresh databases. The
+partitioned tasks must have run on both workers, and forecasts and proposals must be identical row for row.
 
 Heavy (a whole Airflow deployment), so it runs with ``make test-distributed`` (``.ci/run`` calls it), not
 in ``make test``. Skipped with a message when Redis (127.0.0.1:6379) or PostgreSQL (127.0.0.1:5432) is down.
@@ -50,12 +50,12 @@ clock.set_clock(clock.end_of_business_day(day) + dt.timedelta(hours=1), frozen=T
 
 REFERENCE_RUN = PIN_CLOCK + """
 import json
-from replenish import pipeline
+from replenish import pipeline, run_state
 run_id = "single-process"
 for stage in (pipeline.extract, pipeline.transform, pipeline.validate, pipeline.forecast, pipeline.propose,
               pipeline.release, pipeline.dispatch):
     stage(day, run_id)
-print(json.dumps(sorted(pipeline.stage_results(run_id))))
+print(json.dumps(sorted(run_state.stage_results(run_id))))
 """
 
 

@@ -47,7 +47,7 @@ def night_clock():
 
 @pytest.fixture(scope="module")
 def first_run(exports_root, night_clock):
-    from replenish import pipeline
+    from replenish import run_state
     from replenish.orchestration import run_dag
 
     # The nightly run needs a warehouse to train on, so: a first nightly run (fallback forecasts),
@@ -56,7 +56,7 @@ def first_run(exports_root, night_clock):
     training = run_dag("forecast_training", BUSINESS_DATE)
     assert "success" in training["state"], training
     res = run_dag("replenishment_nightly", BUSINESS_DATE)
-    res["stages"] = pipeline.stage_results(res["run_id"])
+    res["stages"] = run_state.stage_results(res["run_id"])
     return res
 
 

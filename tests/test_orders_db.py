@@ -12,9 +12,9 @@ from supplier_api_local import SupplierApiServer
 from replenish import migrations
 from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel
 from replenish.orders.dispatcher import DispatchConfig, SimulatedCrash, drain
+from replenish.orders.order_tables import edit_line, load_order, upsert_proposals
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
-from replenish.orders.store import edit_line, load_order, upsert_proposals
 
 D = dt.date(2030, 3, 4)
 

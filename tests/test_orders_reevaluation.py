@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from replenish import clock, migrations
 from replenish.orders.cutoff import enforce_cutoffs
+from replenish.orders.order_tables import add_event, edit_line, set_status
 from replenish.orders.stages import release
-from replenish.orders.store import add_event, edit_line, set_status
 
 BUSINESS = dt.date(2031, 6, 2) + dt.timedelta(days=uuid.uuid4().int % 300)  # a date of this run only
 ORDER_DATE = clock.order_date_for(BUSINESS)

@@ -104,7 +104,7 @@ def gate_warehouse():
 
 
 def _nightly(day: dt.date, run_id: str) -> dict:
-    from replenish import clock, pipeline
+    from replenish import clock, pipeline, run_state
 
     # the night after the business date (frozen, in this test's own database): its orders' cutoffs lie ahead
     clock.set_clock(clock.end_of_business_day(day) + dt.timedelta(hours=1), frozen=True, set_by="test")
@@ -112,7 +112,7 @@ def _nightly(day: dt.date, run_id: str) -> dict:
     for stage in (pipeline.extract, pipeline.transform, pipeline.validate, pipeline.forecast, pipeline.propose,
                   pipeline.release):
         stage(day, run_id)
-    return pipeline.stage_results(run_id)
+    return run_state.stage_results(run_id)
 
 
 def _rows(sql: str, **params) -> list[dict]:

@@ -264,7 +264,7 @@ def run(
 ) -> None:
     """Run the nightly DAG (Airflow, in-process) for one business date or a range."""
     _setup_logging()
-    from replenish import pipeline
+    from replenish import pipeline, run_state
     from replenish.orchestration import run_dag
 
     start = _parse_date(date, "--date")
@@ -289,7 +289,7 @@ def run(
                 res = run_dag("replenishment_nightly", day)
             done += 1
             res["business_date"] = day.isoformat()
-            res["stages"] = pipeline.stage_results(res["run_id"])
+            res["stages"] = run_state.stage_results(res["run_id"])
             report = res["stages"].get("forecast", {}).get("report")
             if report:
                 err.print(f"  forecast report: {report}")
@@ -428,7 +428,7 @@ def demo(
     business day, load the history and train the first model, create the demo users, run the nightly DAG, then
     start the ordering platform over the orders it proposed."""
     _setup_logging()
-    from replenish import clock, pipeline
+    from replenish import clock, pipeline, run_state
     from replenish.data.exports import ensure_exports
     from replenish.database import database_url
     from replenish.orchestration import run_dag
@@ -461,7 +461,7 @@ def demo(
         err.print(f"[bold]nightly run for business date {last}[/bold] (orders for {clock.order_date_for(last)})")
         with _progress("nightly run: extract, dbt build, checks, forecasts, orders, dispatch, digests", counted=False):
             res = run_dag("replenishment_nightly", last)
-        stages = pipeline.stage_results(res["run_id"])
+        stages = run_state.stage_results(res["run_id"])
         summary = _demo_summary(last, res, stages)
         if setup:
             ex, tr = setup["extract"], setup["transform"]

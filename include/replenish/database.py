@@ -50,6 +50,12 @@ def begin(settings: Settings | None = None) -> Iterator[Connection]:
         yield conn
 
 
+def is_missing_relation(exc: BaseException) -> bool:
+    """Whether a database error (psycopg2's, or SQLAlchemy's wrapping one) says a table or view does not exist
+    (SQLSTATE 42P01): a relation not migrated or built yet, which some readers take as "no rows yet"."""
+    return getattr(getattr(exc, "orig", None) or exc, "pgcode", None) == "42P01"
+
+
 class UrlParts(TypedDict):
     host: str
     port: int

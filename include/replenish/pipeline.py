@@ -1,17 +1,19 @@
 """The nightly job's stages, as plain functions.
 
 The Airflow DAG only wires these together; the CLI and tests call the same
-functions, so there is one implementation of each stage. Each stage is
-re-runnable for a business date and records what it did in ``ops.stage_results``
-(one row per business date and stage, replaced by a retry or a re-run, so that
-re-running a date leaves every table's row count unchanged), which is what
-``replenish run --json`` and ``replenish status`` report.
+functions, so there is one implementation of each stage. Forecast and propose
+fan out over store partitions in the DAG (``forecast_partition`` / ``propose_partition``,
+then ``forecast_summary`` / ``propose_summary``); ``forecast`` and ``propose`` are
+the same path over one partition of all stores. Each stage is re-runnable for a
+business date and records what it did through ``replenish.run_state`` (table
+``ops.stage_results``: one row per business date and stage, replaced by a retry or
+a re-run, so that re-running a date leaves every table's row count unchanged),
+which is what ``replenish run --json`` and ``replenish status`` report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -22,40 +24,12 @@ from sqlalchemy import text
 from replenish import migrations
 from replenish.database import begin, engine
 from replenish.forecasting.runtime import use_passive_openmp_wait
+from replenish.run_state import record_stage, stage_results
 from replenish.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[str, Any],
-                 status: str = "success") -> dict[str, Any]:
-    migrations.ensure_current()
-    with begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO ops.stage_results (run_id, business_date, stage, status, summary)
-                VALUES (:run_id, :d, :stage, :status, CAST(:summary AS jsonb))
-                ON CONFLICT (business_date, stage) DO UPDATE
-                   SET run_id = EXCLUDED.run_id, status = EXCLUDED.status,
-                       summary = EXCLUDED.summary, finished_at = now()
-                """
-            ),
-            {"run_id": run_id, "d": business_date, "stage": stage, "status": status,
-             "summary": json.dumps(summary, default=str)},
-        )
-    return summary
-
-
-def stage_results(run_id: str) -> dict[str, Any]:
-    migrations.ensure_current()
-    with begin() as conn:
-        rows = conn.execute(
-            text("SELECT stage, status, summary FROM ops.stage_results WHERE run_id = :r ORDER BY finished_at"),
-            {"r": run_id},
-        ).all()
-    return {r.stage: {"status": r.status, **r.summary} for r in rows}
 
 
 def available_export_dates(settings: Settings | None = None) -> list[dt.date]:
@@ -153,16 +127,10 @@ def _flag_summary(blocked: bool | set[int]) -> dict[str, Any]:
 
 
 def forecast(business_date: dt.date, run_id: str) -> dict[str, Any]:
-    """Forecasts for the business date as origin; flagged for the stores the quality gate blocked."""
-    use_passive_openmp_wait()  # a DAG task's process: before lightgbm loads
-    from replenish.forecasting.predict import predict_for_date
-
-    blocked = _automation_blocked(business_date, run_id)
-    result = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked)
-    summary: dict[str, Any] = result if isinstance(result, dict) else {"rows": int(result)}
-    summary.update(_flag_summary(blocked))
-    summary["report"] = str(_forecast_report(business_date))
-    return record_stage(run_id, business_date, "forecast", summary)
+    """Forecasts for the business date as origin; flagged for the stores the quality gate blocked. The DAG's path
+    (:func:`forecast_partition`, then :func:`forecast_summary`) over one partition of all stores."""
+    parts = [forecast_partition(business_date, run_id, ids) for ids in store_partitions(business_date, run_id, n=1)]
+    return forecast_summary(business_date, run_id, parts)
 
 
 def store_partitions(business_date: dt.date, run_id: str, n: int | None = None) -> list[list[int]]:
@@ -189,7 +157,7 @@ def forecast_partition(business_date: dt.date, run_id: str, store_ids: list[int]
 
     blocked = _automation_blocked(business_date, run_id)
     rows = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked, store_ids=store_ids)
-    return {"rows": int(rows) if not isinstance(rows, dict) else rows.get("rows", 0), "stores": len(store_ids)}
+    return {"rows": rows, "stores": len(store_ids)}
 
 
 def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -230,16 +198,14 @@ def train(business_date: dt.date, run_id: str) -> dict[str, Any]:
     from replenish.forecasting.train import train_and_register
 
     migrations.ensure_current()  # the weekly training DAG's one task
-    result = train_and_register(engine(), business_date)
-    summary = result if isinstance(result, dict) else {"result": str(result)}
-    return record_stage(run_id, business_date, "train", summary)
+    return record_stage(run_id, business_date, "train", train_and_register(engine(), business_date))
 
 
 def propose(business_date: dt.date, run_id: str) -> dict[str, Any]:
-    """Order proposals for the order date after the business date (idempotent per delivery)."""
-    from replenish.orders import propose as _propose
-
-    return record_stage(run_id, business_date, "proposals", _propose(business_date, run_id))
+    """Order proposals for the order date after the business date (idempotent per delivery). The DAG's path
+    (:func:`propose_partition`, then :func:`propose_summary`) over one partition of all stores."""
+    parts = [propose_partition(business_date, run_id, ids) for ids in store_partitions(business_date, run_id, n=1)]
+    return propose_summary(business_date, run_id, parts)
 
 
 def release(business_date: dt.date, run_id: str) -> dict[str, Any]:

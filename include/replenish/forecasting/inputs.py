@@ -8,12 +8,15 @@ their own size in memory.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
 
 
 # Typed in SQL (float8, 0/1 flags) so the rows arrive as numbers, not as one Decimal or bool object per value: a
@@ -60,6 +63,7 @@ def mart_to_frame(engine: Engine, end_date, horizon: int = 14, store_ids: list[i
     """Warehouse mart (actuals <= end_date, drivers for end_date+1..end_date+horizon) -> neutral frame; ``store_ids``
     limits it to those stores (every column is per series, so their rows are the same as in the whole frame)."""
     import pandas as pd
+    from psycopg2.errors import UndefinedTable
 
     from ml.data import compact_frame, neutral_from_mart
 
@@ -72,7 +76,8 @@ def mart_to_frame(engine: Engine, end_date, horizon: int = 14, store_ids: list[i
                 fut = read_query_frame(conn, _DRIVERS_SQL + only, {
                     "end_date": end.date(), "until": (end + pd.Timedelta(days=horizon)).date(),
                     "store_ids": store_ids})
-        except Exception:  # noqa: BLE001 - no drivers table yet: future rows get no drivers
+        except UndefinedTable:  # the drivers mart is not built yet: future rows get no drivers
+            log.warning("marts.fct_demand_drivers does not exist (yet): the forecast rows get no drivers")
             fut = pd.DataFrame(columns=[c for c in hist.columns if c not in ("y", "is_stockout")])
     fut["y"] = float("nan")
     fut["is_stockout"] = 0.0
@@ -109,6 +114,9 @@ def mart_store_ids(engine: Engine, end_date, horizon: int = 14) -> list[int]:
     days later), sorted: the unpartitioned nightly forecast reads them a chunk at a time."""
     import pandas as pd
     from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
+
+    from replenish.database import is_missing_relation
 
     end = pd.Timestamp(end_date)
     with engine.connect() as conn:
@@ -119,8 +127,10 @@ def mart_store_ids(engine: Engine, end_date, horizon: int = 14) -> list[int]:
                 ids |= {int(r[0]) for r in conn.execute(text(
                     "select distinct store_id from marts.fct_demand_drivers where driver_date > :e and driver_date"
                     " <= :u"), {"e": end.date(), "u": (end + pd.Timedelta(days=horizon)).date()})}
-        except Exception:  # noqa: BLE001 - no drivers table yet (as in mart_to_frame)
-            pass
+        except ProgrammingError as exc:  # the drivers mart is not built yet (as in mart_to_frame)
+            if not is_missing_relation(exc):
+                raise
+            log.warning("marts.fct_demand_drivers does not exist (yet): stores are those with demand rows")
     return sorted(ids)
 
 
@@ -147,6 +157,7 @@ def mart_weather_forecasts(engine: Engine, start, end, store_ids: list[int] | No
     """Weather forecasts issued on start..end (mart ``fct_weather_forecasts``) in ml.weather's neutral frame; None
     without the mart (the weather features are then missing in training and prediction alike)."""
     import pandas as pd
+    from psycopg2.errors import UndefinedTable
 
     from ml.weather import neutral_forecasts
 
@@ -156,6 +167,7 @@ def mart_weather_forecasts(engine: Engine, start, end, store_ids: list[int] | No
         with engine.connect() as conn:
             # COPY: a 200-store chain's two years of forecasts are ~2 M rows
             raw = read_query_frame(conn, _WEATHER_FORECASTS_SQL + only, params)
-    except Exception:  # noqa: BLE001 - no forecasts mart yet
+    except UndefinedTable:  # the weather forecasts mart is not built yet
+        log.warning("marts.fct_weather_forecasts does not exist (yet): no weather forecasts")
         return None
     return neutral_forecasts(raw)

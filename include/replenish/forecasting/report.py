@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
 
 
 def _read(engine, sql: str, params: dict) -> pd.DataFrame:
@@ -26,8 +29,10 @@ def load_run_inputs(engine: Engine | None, business_date, forecasts: pd.DataFram
     import datetime as dt
 
     import pandas as pd
+    from sqlalchemy.exc import ProgrammingError
 
     from ml.report import LOOKBACK_DAYS
+    from replenish.database import is_missing_relation
 
     bd = pd.Timestamp(business_date).date()
     start = bd - dt.timedelta(days=LOOKBACK_DAYS - 1)
@@ -45,7 +50,10 @@ def load_run_inputs(engine: Engine | None, business_date, forecasts: pd.DataFram
     if models is None:
         try:
             models = _read(engine, "select * from forecast.models where is_current", {})
-        except Exception:  # noqa: BLE001 - registry schema not created yet: report without it
+        except ProgrammingError as exc:  # the registry's table is not migrated yet: report without it
+            if not is_missing_relation(exc):
+                raise
+            log.warning("forecast.models does not exist (yet): the report names no current model")
             models = pd.DataFrame()
     return forecasts, actuals, models
 

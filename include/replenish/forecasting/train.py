@@ -5,7 +5,7 @@ promoted only if its backtest WAPE beats the current model's)."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,12 +22,14 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     """Backtest (train on data <= end_date - 56d, origins every 2nd day over the last 56 days, h=1..7), then fit on
     all data <= end_date, save the artifact and register it (promoted only if its WAPE beats the current model). The
     backtest's residuals calibrate the intervals (ml.calibration), stored with the version and applied at
-    prediction. ``frame``: the neutral frame to train on instead of the marts' (tests)."""
+    prediction. ``frame``: the neutral frame to train on instead of the marts' (tests). The version names the
+    end date, the configuration and the time of training (``replenish.clock``'s "now", in UTC)."""
     import pandas as pd
 
     from ml.backtest import series_horizon_metrics
     from ml.config import ForecastConfig
     from ml.predict import backtest_and_fit
+    from replenish import clock
     from replenish.forecasting.inputs import mart_to_frame, mart_weather_forecasts
     from replenish.forecasting.registry import register_model
     from replenish.settings import get_settings
@@ -39,7 +41,9 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     # the mart's frame is passed on, not kept here: backtest_and_fit drops its future rows and frees it
     model, P, m = backtest_and_fit(frame if frame is not None else mart_to_frame(engine, end, cfg.max_horizon),
                                    end, cfg, weather)
-    version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+    with engine.connect() as conn:
+        trained_at = clock.now(conn).astimezone(UTC)  # the platform's "now" (a pinned clock included), in UTC
+    version = f"lgbm-{end.date()}-{cfg.fingerprint()}-{trained_at:%Y%m%d%H%M%S%f}"
     path = model.save(get_settings().models_dir / f"{version}.pkl")
     promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
                               model.train_end, m, str(path), series_metrics=series_horizon_metrics(P),

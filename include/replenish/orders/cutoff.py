@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from replenish import migrations
+from replenish.orders.order_tables import add_event, set_status
 from replenish.orders.outbox import approve, cancel
 from replenish.orders.release import cutoff_action, load_rules
-from replenish.orders.store import add_event, set_status
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

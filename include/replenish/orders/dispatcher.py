@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from replenish.orders.channels.base import ChannelError
+from replenish.orders.order_tables import add_event, set_status
 from replenish.orders.outbox import expire
 from replenish.orders.sent_ledger import (
     History,
@@ -36,7 +37,6 @@ from replenish.orders.sent_ledger import (
     transmit,
     uncertain_note,
 )
-from replenish.orders.store import add_event, set_status
 
 __all__ = ["DispatchConfig", "SimulatedCrash", "backoff_seconds", "drain"]
 

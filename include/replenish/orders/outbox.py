@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from replenish.orders.store import OPEN_STATUSES, add_event, set_status
+from replenish.orders.order_tables import OPEN_STATUSES, add_event, set_status
 
 
 def build_payload(conn: Connection, order_id: str) -> dict:

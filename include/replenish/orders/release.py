@@ -31,6 +31,9 @@ import yaml
 from replenish.orders.quantiles import quantile
 
 RULES_PATH = Path(__file__).with_name("release_rules.yml")
+CUTOFF_PASSED = "cutoff_passed"  # proposed after the supplier's cutoff (a late run): a person must phone or reject
+# reasons written by propose: kept when release re-decides an order (release's own reasons are recomputed)
+PROPOSAL_REASONS = ("below_min_order_value", "cap_below_moq", CUTOFF_PASSED)
 CUTOFF_ACTIONS = ("send", "skip", "escalate")
 DOUBTFUL_ACTIONS = ("cap", "hold")
 _SCHEMA: dict[str, tuple[type, ...]] = {

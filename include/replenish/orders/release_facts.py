@@ -1,4 +1,5 @@
-"""The facts release rules need for all lines of a run, looked up set-based (a few queries per run, not per line).
+"""The facts release rules need for all lines of a run, looked up set-based (a few queries per run, not per line),
+and the :class:`~replenish.orders.release.OrderFacts` of a run's orders built from them (:func:`order_facts`).
 
 Each lookup reads only the rows it needs through an index; a relation that is not built yet (a fresh database
 before its first ``dbt build``) yields no facts, which the rules treat as the cautious answer (gate missing,
@@ -15,6 +16,7 @@ from sqlalchemy import text
 
 from replenish import clock
 from replenish.orders.inputs import FIRST_ORIGIN_SQL
+from replenish.orders.release import PROPOSAL_REASONS, Decision, LineFacts, LineRisk, OrderFacts
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -184,3 +186,64 @@ def forecast_flags(conn: Connection, keys: list[LineKey], business_date: dt.date
         )
     }
     return [found.get(n, (False, False)) for n in range(1, len(keys) + 1)]
+
+
+def order_facts(conn: Connection, orders: list[Any], business_date: dt.date, now: dt.datetime) -> list[OrderFacts]:
+    """OrderFacts of every order, with the line facts looked up set-based for all lines at once."""
+    all_lines = conn.execute(
+        text("SELECT order_id, item_id, final_qty, explanation FROM orders.order_lines "
+             "WHERE order_id = ANY(:ids) ORDER BY order_id, item_id"),
+        {"ids": [o["order_id"] for o in orders]},
+    ).mappings().all()
+    by_order = {o["order_id"]: o for o in orders}
+    keys = [
+        LineKey(str(by_order[ln["order_id"]]["store_id"]), str(by_order[ln["order_id"]]["supplier_id"]),
+                str(ln["item_id"]), by_order[ln["order_id"]]["delivery_date"],
+                int((ln["explanation"] or {}).get("coverage_days") or 1))
+        for ln in all_lines
+    ]
+    category = categories(conn)
+    promo = promotions(conn, keys)
+    new = new_items(conn, keys, business_date)
+    flags = forecast_flags(conn, keys, business_date)
+    line_facts: dict[str, list[LineFacts]] = {}
+    for ln, is_promo, is_new, (flagged, fallback) in zip(all_lines, promo, new, flags, strict=True):
+        line_facts.setdefault(ln["order_id"], []).append(LineFacts(
+            str(ln["item_id"]), int(ln["final_qty"]), category=category.get(str(ln["item_id"])),
+            risk=line_risk(ln["explanation"] or {}), is_promotion=is_promo, is_new_item=is_new and ln["final_qty"] > 0,
+            forecast_flagged=flagged, forecast_fallback=fallback,
+        ))
+    gate = gate_by_store(conn, business_date)
+    snaps = snapshots(conn, business_date)
+    terms = supplier_terms(conn)
+    out = []
+    for o in orders:
+        age, snap_date = snapshot_freshness(snaps.get(str(o["store_id"])), business_date, now)
+        t = terms.get((str(o["store_id"]), str(o["supplier_id"])))
+        out.append(OrderFacts(
+            o["order_id"], str(o["store_id"]), str(o["supplier_id"]), float(o["order_value"] or 0),
+            gate.get(str(o["store_id"])), age, bool(t and t.allows_auto_order), line_facts.get(o["order_id"], []),
+            tuple(r for r in (o["reasons"] or ()) if r in PROPOSAL_REASONS),
+            snapshot_date=snap_date, business_date=business_date,
+        ))
+    return out
+
+
+def line_risk(expl: dict) -> LineRisk | None:
+    """The demand distribution a proposal recorded for its line (None for lines without one: added by hand)."""
+    risk, steps = expl.get("risk"), expl.get("steps") or {}
+    if not risk or "position" not in expl:
+        return None
+    return LineRisk(
+        position=float(expl["position"]), sell_p10=float(risk["sell_p10"]), sell_p50=float(risk["sell_p50"]),
+        sell_p90=float(risk["sell_p90"]), shelf_p10=float(risk["shelf_p10"]),
+        pack=max(int((steps.get("pack") or [1])[0]), 1), moq=max(int((steps.get("moq") or [0])[0]), 0),
+        top_up_units=int(steps.get("top_up_packs") or 0) * max(int((steps.get("pack") or [1])[0]), 1),
+        unit_cost=float(risk["unit_cost"]), unit_price=float(risk["unit_price"]),
+    )
+
+
+def value_after(of: OrderFacts, d: Decision) -> float:
+    """Order value (EUR at cost) once the caps are applied."""
+    caps = {c.item_id: c.to_qty for c in d.caps}
+    return sum(caps.get(ln.item_id, ln.qty) * (ln.risk.unit_cost if ln.risk else 0.0) for ln in of.lines)

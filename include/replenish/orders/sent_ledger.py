@@ -1,6 +1,6 @@
 """Exactly-once transmission, shared by the order dispatcher and the digest mails: the send ledger.
 
-``orders.send_attempts`` (DDL in ``replenish.orders.store``) holds one row per transmission attempt of a
+``orders.send_attempts`` (table: ``replenish.migrations``) holds one row per transmission attempt of a
 message, keyed by (channel, idempotency key, attempt number). A queue (``orders.outbox``,
 ``orders.digest_outbox``) says *what* is due; the ledger says what was tried and what came of it.
 
@@ -33,6 +33,7 @@ Tests simulate kills with :class:`SimulatedCrash` raised from ``hooks`` at each 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -44,6 +45,8 @@ from replenish.orders.channels.base import ChannelError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
 
 # Where a test may kill the sender (hooks[step](key)): the kill-point corpus of tests/test_dispatch_faults.py.
 STEPS = (
@@ -283,6 +286,8 @@ def transmit(engine: Engine, queue: Queue, msg: Message, *, hooks: dict | None =
             res = Result("unknown" if exc.maybe_delivered else "failed", error=_error(exc), attempt=n,
                          possible_duplicate=dup)
         except Exception as exc:  # noqa: BLE001 - an unexpected error mid-call may follow delivery: unknown
+            # recorded in the ledger as an unknown outcome (handled like a crash); its traceback goes to the log
+            log.exception("%s: unexpected error while sending, outcome unknown", msg.key)
             res = Result("unknown", error=_error(exc), attempt=n, possible_duplicate=dup)
         _hook(hooks, "after_call", msg.key)
         outcome = {"sent": "accepted", "failed": "rejected", "unknown": "unknown"}[res.kind]

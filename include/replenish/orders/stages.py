@@ -17,16 +17,13 @@ from sqlalchemy.engine import Connection
 
 from replenish import clock, migrations
 from replenish.orders import release_facts as facts
+from replenish.orders.channels import default_channels
 from replenish.orders.dispatcher import DispatchConfig, drain
 from replenish.orders.inputs import day_error_correlation, load_inputs
+from replenish.orders.order_tables import SYSTEM_ACTOR_RE, add_event, set_status, upsert_proposals
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
-from replenish.orders.release import Decision, LineFacts, LineRisk, OrderFacts, RuleSet, decide, load_rules
-from replenish.orders.store import SYSTEM_ACTOR_RE, add_event, set_status, upsert_proposals
-
-CUTOFF_PASSED = "cutoff_passed"  # proposed after the supplier's cutoff (a late run): a person must phone or reject
-# reasons written by propose: kept when release re-decides an order (release's own reasons are recomputed)
-PROPOSAL_REASONS = ("below_min_order_value", "cap_below_moq", CUTOFF_PASSED)
+from replenish.orders.release import CUTOFF_PASSED, Decision, RuleSet, decide, load_rules
 
 
 def _engine():
@@ -128,12 +125,12 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
         now = now or clock.now(conn)
         orders = conn.execute(text(_REEVALUABLE_SQL), {"d": order_date, "now": now, "sys": SYSTEM_ACTOR_RE}
                               ).mappings().all()
-        order_facts = _order_facts(conn, orders, business_date, now)
+        order_facts = facts.order_facts(conn, orders, business_date, now)
         terms = facts.supplier_terms(conn)
         for o, of in zip(orders, order_facts, strict=True):
             decision = decide(of, rules)
             mov = terms.get((str(o["store_id"]), str(o["supplier_id"])), facts.SupplierTerms(False, 0.0))
-            if decision.released and decision.caps and _value_after(of, decision) < mov.min_order_value:
+            if decision.released and decision.caps and facts.value_after(of, decision) < mov.min_order_value:
                 decision = Decision(["below_min_order_value"])
             actor = f"release:{run_id}:rules-v{rules.version}"
             if decision.reasons:
@@ -153,67 +150,6 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
         _record_stats(conn, run_id, business_date, order_date, rules)
     return {"auto": auto, "review": review, "capped_lines": capped, "reasons": reasons_count,
             "order_date": order_date.isoformat()}
-
-
-def _order_facts(conn: Connection, orders: list[Any], business_date: dt.date, now: dt.datetime) -> list[OrderFacts]:
-    """OrderFacts of every order, with the line facts looked up set-based for all lines at once."""
-    all_lines = conn.execute(
-        text("SELECT order_id, item_id, final_qty, explanation FROM orders.order_lines "
-             "WHERE order_id = ANY(:ids) ORDER BY order_id, item_id"),
-        {"ids": [o["order_id"] for o in orders]},
-    ).mappings().all()
-    by_order = {o["order_id"]: o for o in orders}
-    keys = [
-        facts.LineKey(str(by_order[ln["order_id"]]["store_id"]), str(by_order[ln["order_id"]]["supplier_id"]),
-                      str(ln["item_id"]), by_order[ln["order_id"]]["delivery_date"],
-                      int((ln["explanation"] or {}).get("coverage_days") or 1))
-        for ln in all_lines
-    ]
-    categories = facts.categories(conn)
-    promo = facts.promotions(conn, keys)
-    new = facts.new_items(conn, keys, business_date)
-    flags = facts.forecast_flags(conn, keys, business_date)
-    line_facts: dict[str, list[LineFacts]] = {}
-    for ln, is_promo, is_new, (flagged, fallback) in zip(all_lines, promo, new, flags, strict=True):
-        line_facts.setdefault(ln["order_id"], []).append(LineFacts(
-            str(ln["item_id"]), int(ln["final_qty"]), category=categories.get(str(ln["item_id"])),
-            risk=line_risk(ln["explanation"] or {}), is_promotion=is_promo, is_new_item=is_new and ln["final_qty"] > 0,
-            forecast_flagged=flagged, forecast_fallback=fallback,
-        ))
-    gate = facts.gate_by_store(conn, business_date)
-    snaps = facts.snapshots(conn, business_date)
-    terms = facts.supplier_terms(conn)
-    out = []
-    for o in orders:
-        age, snap_date = facts.snapshot_freshness(snaps.get(str(o["store_id"])), business_date, now)
-        t = terms.get((str(o["store_id"]), str(o["supplier_id"])))
-        out.append(OrderFacts(
-            o["order_id"], str(o["store_id"]), str(o["supplier_id"]), float(o["order_value"] or 0),
-            gate.get(str(o["store_id"])), age, bool(t and t.allows_auto_order), line_facts.get(o["order_id"], []),
-            tuple(r for r in (o["reasons"] or ()) if r in PROPOSAL_REASONS),
-            snapshot_date=snap_date, business_date=business_date,
-        ))
-    return out
-
-
-def line_risk(expl: dict) -> LineRisk | None:
-    """The demand distribution a proposal recorded for its line (None for lines without one: added by hand)."""
-    risk, steps = expl.get("risk"), expl.get("steps") or {}
-    if not risk or "position" not in expl:
-        return None
-    return LineRisk(
-        position=float(expl["position"]), sell_p10=float(risk["sell_p10"]), sell_p50=float(risk["sell_p50"]),
-        sell_p90=float(risk["sell_p90"]), shelf_p10=float(risk["shelf_p10"]),
-        pack=max(int((steps.get("pack") or [1])[0]), 1), moq=max(int((steps.get("moq") or [0])[0]), 0),
-        top_up_units=int(steps.get("top_up_packs") or 0) * max(int((steps.get("pack") or [1])[0]), 1),
-        unit_cost=float(risk["unit_cost"]), unit_price=float(risk["unit_price"]),
-    )
-
-
-def _value_after(of: OrderFacts, d: Decision) -> float:
-    """Order value (EUR at cost) once the caps are applied."""
-    caps = {c.item_id: c.to_qty for c in d.caps}
-    return sum(caps.get(ln.item_id, ln.qty) * (ln.risk.unit_cost if ln.risk else 0.0) for ln in of.lines)
 
 
 def _hold(conn: Connection, o: Any, reasons: list[str], actor: str) -> None:
@@ -267,18 +203,6 @@ def _record_stats(conn: Connection, run_id: str, business_date: dt.date, order_d
         ),
         {"r": run_id, "d": business_date, "od": order_date, "v": str(rules.version)},
     )
-
-
-def default_channels(settings=None) -> dict:
-    from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel
-    from replenish.settings import get_settings
-
-    s = settings or get_settings()
-    return {
-        "email": EmailChannel.from_settings(s),
-        "api": SupplierApiChannel(),
-        "edifact": EdifactChannel(s.edi_outbound_dir),
-    }
 
 
 def dispatch(

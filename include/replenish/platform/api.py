@@ -25,7 +25,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 from sqlalchemy import text
 
 from replenish.extract.contract import FORBIDDEN_ID_CHARS, MAX_UTC_OFFSET_MINUTES, describe_char
-from replenish.orders.store import OPEN_STATUSES
+from replenish.orders.order_tables import OPEN_STATUSES
 from replenish.platform import api_keys, order_actions
 from replenish.platform.access import Principal, scope_sql
 from replenish.platform.errors import FieldError, PlatformError, invalid, not_found

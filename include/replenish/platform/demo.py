@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from replenish import migrations
-from replenish.orders.store import add_event, set_status
+from replenish.orders.order_tables import add_event, set_status
 from replenish.platform import accounts, api_keys
 
 if TYPE_CHECKING:

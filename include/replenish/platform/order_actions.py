@@ -1,4 +1,4 @@
-"""Write side: quantity edits, added/removed lines, approve, reject - on top of orders.store / orders.outbox.
+"""Write side: quantity edits, added/removed lines, approve, reject - on top of orders.order_tables / orders.outbox.
 
 Optimistic locking: every change names the order version it was based on; the order row is locked
 (FOR UPDATE) and a different current version means another device changed the order in between ->
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from replenish.orders import outbox
-from replenish.orders.store import OPEN_STATUSES, add_event, edit_line
+from replenish.orders.order_tables import OPEN_STATUSES, add_event, edit_line
 from replenish.platform.access import Principal
 from replenish.platform.errors import FieldError, PlatformError, conflict, has_control_chars, invalid, not_found
 from replenish.platform.order_queries import ItemRule, get_order, item_rules, order_lines, supplier_items

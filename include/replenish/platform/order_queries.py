@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import text
 
-from replenish.orders.store import OPEN_STATUSES, STATUSES, explanation_of
+from replenish.orders.order_tables import OPEN_STATUSES, STATUSES, explanation_of
 from replenish.platform.access import Principal, scope_sql
 from replenish.platform.errors import has_control_chars
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
-from replenish.orders.store import STATUSES
+from replenish.orders.order_tables import STATUSES
 from replenish.platform import order_actions, order_queries
 from replenish.platform.access import Principal
 from replenish.platform.accounts import authenticate

@@ -1,4 +1,4 @@
-"""Persistence of proposals: orders.purchase_orders / order_lines / order_events (tables: replenish.migrations).
+"""Persistence of orders: orders.purchase_orders / order_lines / order_events (tables: replenish.migrations).
 
 Idempotent per (store, supplier, delivery date): the order id is deterministic and the table has a
 unique key on the triple, so a re-run never creates a second order. A re-run only touches orders still
@@ -86,33 +86,55 @@ def _insert_values(conn: Connection, sql: str, rows: list[tuple], template: str)
 def upsert_proposals(
     conn: Connection, orders: pd.DataFrame, lines: pd.DataFrame, *, run_id: str, actor: str = "system:propose"
 ) -> dict:
-    """Write a proposal result. Returns counts: orders_created, orders_updated, lines_written, locked."""
+    """Write a proposal result. Returns counts: orders_created, orders_updated, lines_written, locked.
+
+    In four steps, set-based through two temporary tables (``_po_in``, ``_ol_in``; dropped at commit):
+    the new orders are inserted (an existing order of the same store, supplier and delivery date keeps its id),
+    the lines are merged into the open orders, and every created or changed order gets its event."""
     if orders.empty:
         return {"orders_created": 0, "orders_updated": 0, "lines_written": 0, "locked": 0}
+    _stage_orders(conn, _order_rows(orders, run_id))
+    created, idmap, locked = _insert_new_orders(conn)
+    _stage_lines(conn, lines, idmap)
+    changed, vanished = _merge_lines(conn)
+    updated = _record_changes(conn, created, {*changed, *vanished}, run_id=run_id, actor=actor)
+    return {
+        "orders_created": len(created),
+        "orders_updated": len(updated),
+        "lines_written": len(changed),
+        "locked": locked,
+    }
+
+
+def _order_rows(orders: pd.DataFrame, run_id: str) -> list[tuple]:
+    """The proposal's orders as rows of ``_po_in`` (missing optional columns as NULL, no reasons as [])."""
     o = orders.copy()
     for c in ("cutoff_at", "channel", "next_delivery_date"):
         if c not in o:
             o[c] = None
     o["reasons"] = o["reasons"] if "reasons" in o else [[] for _ in range(len(o))]
-    orec = [
-        {
-            "order_id": r.order_id,
-            "store_id": str(r.store_id),
-            "supplier_id": str(r.supplier_id),
-            "delivery_date": pd.Timestamp(r.delivery_date).date(),
-            "order_date": pd.Timestamp(r.order_date).date(),
-            "next_delivery_date": None if pd.isna(r.next_delivery_date) else pd.Timestamp(r.next_delivery_date).date(),
-            "cutoff_at": None
-            if r.cutoff_at is None or pd.isna(r.cutoff_at)
-            else pd.Timestamp(r.cutoff_at).to_pydatetime(),
-            "run_id": run_id,
-            "reasons": list(r.reasons),
-            "channel": r.channel,
-            "value": int(r.order_value_cents) / 100 if "order_value_cents" in o else None,
-        }
+    has_value = "order_value_cents" in o
+    return [
+        (
+            r.order_id,
+            str(r.store_id),
+            str(r.supplier_id),
+            pd.Timestamp(r.delivery_date).date(),
+            None if pd.isna(r.next_delivery_date) else pd.Timestamp(r.next_delivery_date).date(),
+            pd.Timestamp(r.order_date).date(),
+            None if r.cutoff_at is None or pd.isna(r.cutoff_at) else pd.Timestamp(r.cutoff_at).to_pydatetime(),
+            run_id,
+            list(r.reasons),
+            r.channel,
+            int(r.order_value_cents) / 100 if has_value else None,
+        )
         for r in cast(Iterable[Any], o.itertuples(index=False))
     ]
-    # executemany cannot RETURNING portably: insert one by one would be slow -> use a temp table.
+
+
+def _stage_orders(conn: Connection, rows: list[tuple]) -> None:
+    """The orders into the temporary table ``_po_in`` (executemany cannot RETURNING portably, and one insert per
+    order would be slow)."""
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS _po_in (LIKE orders.purchase_orders INCLUDING DEFAULTS) ON COMMIT DROP"
     )
@@ -121,10 +143,14 @@ def upsert_proposals(
         conn,
         """INSERT INTO _po_in (order_id, store_id, supplier_id, delivery_date, next_delivery_date,
             order_date, cutoff_at, run_id, reasons, channel, order_value) VALUES %s""",
-        [(r["order_id"], r["store_id"], r["supplier_id"], r["delivery_date"], r["next_delivery_date"],
-          r["order_date"], r["cutoff_at"], r["run_id"], r["reasons"], r["channel"], r["value"]) for r in orec],
+        rows,
         "(%s, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s, %s)",
     )
+
+
+def _insert_new_orders(conn: Connection) -> tuple[list[str], dict[str, str], int]:
+    """Insert the staged orders not stored yet. Returns (ids created, staged id -> stored id, orders locked: past
+    review, so a re-proposal does not touch them)."""
     created = [
         r[0]
         for r in conn.exec_driver_sql("""
@@ -141,7 +167,11 @@ def upsert_proposals(
     )
     locked = conn.exec_driver_sql("""SELECT count(*) FROM _po_in i JOIN orders.purchase_orders p
         USING (store_id, supplier_id, delivery_date) WHERE p.status NOT IN ('proposed', 'in_review')""").scalar()
+    return created, idmap, int(locked or 0)
 
+
+def _stage_lines(conn: Connection, lines: pd.DataFrame, idmap: dict[str, str]) -> None:
+    """The proposal's lines (under their stored order ids, with their explanations) into ``_ol_in``."""
     if "explanation" not in lines:
         from replenish.orders.proposals import render_explanations
 
@@ -158,6 +188,11 @@ def upsert_proposals(
     conn.exec_driver_sql("TRUNCATE _ol_in")
     if lrec:
         _insert_values(conn, "INSERT INTO _ol_in VALUES %s", lrec, "(%s, %s, %s, %s::jsonb)")
+
+
+def _merge_lines(conn: Connection) -> tuple[list[str], list[str]]:
+    """Merge the staged lines into the open orders; lines no longer proposed go to 0. Returns the order ids of
+    the lines written (new or changed) and of the lines zeroed, one id per line."""
     changed = conn.exec_driver_sql("""
         INSERT INTO orders.order_lines AS l (order_id, item_id, proposed_qty, final_qty, explanation)
         SELECT t.order_id, t.item_id, t.proposed_qty, t.proposed_qty, t.explanation
@@ -183,8 +218,13 @@ def upsert_proposals(
           AND l.order_id IN (SELECT order_id FROM _ol_in)
           AND NOT EXISTS (SELECT 1 FROM _ol_in t WHERE t.order_id = l.order_id AND t.item_id = l.item_id)
         RETURNING l.order_id""").fetchall()
-    created_set = set(created)
-    updated = sorted({r[0] for r in [*changed, *vanished]} - created_set)
+    return [r[0] for r in changed], [r[0] for r in vanished]
+
+
+def _record_changes(conn: Connection, created: list[str], touched: set[str], *, run_id: str, actor: str) -> list[str]:
+    """A ``created`` event per new order; a new version, the staged reasons and value and a ``reproposed`` event
+    per existing order whose lines changed. Returns those updated orders' ids."""
+    updated = sorted(touched - set(created))
     for oid in created:
         add_event(conn, oid, actor, "created", None, run_id)
     for oid in updated:
@@ -196,12 +236,7 @@ def upsert_proposals(
             {"o": oid, "r": run_id},
         ).scalar()
         add_event(conn, oid, actor, "reproposed", None if v is None else v - 1, v)
-    return {
-        "orders_created": len(created),
-        "orders_updated": len(updated),
-        "lines_written": len(changed),
-        "locked": int(locked or 0),
-    }
+    return updated
 
 
 def edit_line(
