@@ -175,7 +175,7 @@ SETUP_STAGES = {"history_extract": "extract", "history_transform": "transform", 
 
 def setup_plan(recorded: dict[str, Any], *, train: bool, reuse: bool) -> tuple[list[str], list[str]]:
     """(setup stages to run, stages reused), in order. Without ``reuse`` all run; with it, those recorded as a
-    success (``recorded``: :func:`replenish.pipeline.stage_results` of the setup run) are reused, up to the first
+    success (``recorded``: :func:`replenish.run_state.stage_results` of the setup run) are reused, up to the first
     that is not: a stage after one that runs again runs again too (a new history load needs a new build and
     model)."""
     wanted = [s for s in SETUP_STAGES if train or s != "train"]
@@ -187,7 +187,7 @@ def setup_plan(recorded: dict[str, Any], *, train: bool, reuse: bool) -> tuple[l
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """One case in this process (settings from the environment the parent prepared)."""
-    from replenish import clock, pipeline
+    from replenish import clock, pipeline, run_state
     from replenish.status import night_outcome
 
     result: dict[str, Any] = {"case": case["kind"], **{k: v for k, v in case.items() if k not in ("kind", "db_pid")}}
@@ -201,14 +201,14 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         prev = last - dt.timedelta(days=1)
         result["business_date"] = last.isoformat()
         setup_run = f"bench-setup-{prev.isoformat()}"
-        todo, result["reused"] = setup_plan(pipeline.stage_results(setup_run), train=case.get("train", True),
+        todo, result["reused"] = setup_plan(run_state.stage_results(setup_run), train=case.get("train", True),
                                             reuse=case.get("reuse", False))
         for stage in todo:
             fn_setup: Callable[[dt.date, str], dict[str, Any]] = getattr(pipeline, SETUP_STAGES[stage])
             with _measure(setup, stage, mem, db):
                 fn_setup(prev, setup_run)
         run_id = f"bench-{last.isoformat()}"
-        result["nightly_rerun"] = bool(pipeline.stage_results(run_id))
+        result["nightly_rerun"] = bool(run_state.stage_results(run_id))
         # the night after the last business day, as in production (and the demo): its orders' cutoffs lie ahead
         clock.set_clock(clock.end_of_business_day(last), set_by="bench")
         for stage in NIGHTLY_STAGES:
@@ -216,7 +216,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
             with _measure(nightly, stage, mem, db):
                 fn(last, run_id)
         result["stage_results"] = {k: {kk: vv for kk, vv in v.items() if isinstance(vv, int | float | str)}
-                                   for k, v in pipeline.stage_results(run_id).items()}
+                                   for k, v in run_state.stage_results(run_id).items()}
         result["orders"] = night_outcome(last)
     import resource
 

@@ -55,8 +55,8 @@ def default_dispatch(settings: Settings, engine: Engine) -> Callable[[list[str] 
 
     def run(order_ids: list[str] | None) -> dict:
         from replenish import clock
+        from replenish.orders.channels import default_channels
         from replenish.orders.dispatcher import drain
-        from replenish.orders.stages import default_channels
 
         with engine.connect() as conn:
             today = clock.today(conn)
