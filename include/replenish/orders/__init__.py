@@ -1,4 +1,4 @@
-"""Ordering: calendar -> proposals -> store -> release -> outbox/dispatcher -> channels."""
+"""Ordering: calendar -> proposals -> order_tables (persistence) -> release -> outbox/dispatcher -> channels."""
 
 from replenish.orders.stages import dispatch, propose, release
 
