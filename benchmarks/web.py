@@ -91,40 +91,39 @@ DROP SCHEMA IF EXISTS platform CASCADE;
 DROP SCHEMA IF EXISTS marts CASCADE;
 DROP TABLE IF EXISTS public.alembic_version;  -- so that the migrations create orders and platform again
 CREATE SCHEMA marts;
-CREATE TABLE marts.dim_stores (store_id text PRIMARY KEY, store_name text NOT NULL);
-CREATE TABLE marts.dim_suppliers (supplier_id text PRIMARY KEY, supplier_name text NOT NULL, email text);
-CREATE TABLE marts.dim_items (item_id text, item_name text NOT NULL, category text, snapshot_date date,
+CREATE TABLE marts.dim_stores (store_id integer PRIMARY KEY, store_name text NOT NULL);
+CREATE TABLE marts.dim_suppliers (supplier_id integer PRIMARY KEY, supplier_name text NOT NULL, email text);
+CREATE TABLE marts.dim_items (item_id integer, item_name text NOT NULL, category text, snapshot_date date,
     PRIMARY KEY (item_id, snapshot_date));
 """
 
 # One statement per table over generate_series: seconds, not minutes, for ~100k lines.
 _ORDERS = """
 WITH o AS (
-    SELECT st, su, d,
-           'B' || lpad(st::text, 3, '0') AS store_id, 'P' || lpad(su::text, 2, '0') AS supplier_id,
-           CAST(:today AS date) + d AS delivery_date
+    SELECT st, su, d, st AS store_id, su AS supplier_id, CAST(:today AS date) + d AS delivery_date
     FROM generate_series(1, :stores) st, generate_series(1, :suppliers) su,
          generate_series(1 - :history, :open_days) d
 )
 INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date, next_delivery_date, order_date,
     cutoff_at, status, version, run_id, released_by, reasons, channel, order_value)
-SELECT store_id || '-' || supplier_id || '-' || to_char(delivery_date, 'YYYYMMDD'), store_id, supplier_id,
+SELECT 'B' || lpad(st::text, 3, '0') || '-P' || lpad(su::text, 2, '0') || '-' || to_char(delivery_date, 'YYYYMMDD'),
+       store_id, supplier_id,
        delivery_date, delivery_date + 1, delivery_date - 1,
        (delivery_date - 1 + time '11:00') AT TIME ZONE CAST(:tz AS text),
        CASE WHEN d >= 1 THEN 'in_review' ELSE 'sent' END, CASE WHEN d >= 1 THEN 1 ELSE 2 END,
        'bench', CASE WHEN d >= 1 THEN NULL WHEN (st + su + d) % 3 = 0 THEN 'bench-buyer' ELSE 'release:bench' END,
        CASE WHEN d < 1 THEN '{}'::text[]
             WHEN (st + su) % 3 = 0
-                THEN ARRAY['max_deviation:' || supplier_id || '-I03', 'promotion:' || supplier_id || '-I07']
-            WHEN (st + su) % 3 = 1 THEN ARRAY['forecast_interval_wide:' || supplier_id || '-I11']
-            ELSE ARRAY['quantity_unusual:' || supplier_id || '-I05'] END,
+                THEN ARRAY['max_deviation:' || (su * 1000 + 3), 'promotion:' || (su * 1000 + 7)]
+            WHEN (st + su) % 3 = 1 THEN ARRAY['forecast_interval_wide:' || (su * 1000 + 11)]
+            ELSE ARRAY['quantity_unusual:' || (su * 1000 + 5)] END,
        'edifact', 0
 FROM o
 """
 
 _LINES = """
 INSERT INTO orders.order_lines (order_id, item_id, proposed_qty, final_qty, explanation)
-SELECT p.order_id, p.supplier_id || '-I' || lpad(i::text, 2, '0'),
+SELECT p.order_id, p.supplier_id * 1000 + i,
        q, q,
        jsonb_build_object('quantile', 'P80', 'coverage_days', 1, 'interval_width', 1.1, 'final', q,
                           'steps', jsonb_build_object('net_need', q, 'pack', jsonb_build_array(1 + i % 4, q),
@@ -154,21 +153,23 @@ WHERE status = 'sent'
 """
 
 
-def _seed_masters(conn: Any, shape: BenchShape, today: dt.date) -> tuple[list[str], list[str]]:
-    """The stores, suppliers and items the orders refer to: (store ids, supplier ids)."""
-    stores = [f"B{n:03d}" for n in range(1, shape.stores + 1)]
-    suppliers = [f"P{n:02d}" for n in range(1, shape.suppliers + 1)]
+def _seed_masters(conn: Any, shape: BenchShape, today: dt.date) -> tuple[list[int], list[int]]:
+    """The stores, suppliers and items (item ``supplier x 1000 + n``) the orders refer to: (store ids, supplier
+    ids)."""
+    stores = list(range(1, shape.stores + 1))
+    suppliers = list(range(1, shape.suppliers + 1))
     conn.execute(
-        text("INSERT INTO marts.dim_stores VALUES (:s, :n)"), [{"s": s, "n": f"Store {s[1:]}"} for s in stores]
+        text("INSERT INTO marts.dim_stores VALUES (:s, :n)"), [{"s": s, "n": f"Store {s:03d}"} for s in stores]
     )
     conn.execute(
         text("INSERT INTO marts.dim_suppliers VALUES (:s, :n, :e)"),
-        [{"s": s, "n": f"Supplier {s}", "e": f"orders-{s.lower()}@example.com"} for s in suppliers],
+        [{"s": s, "n": f"Supplier P{s:02d}", "e": f"orders-p{s:02d}@example.com"} for s in suppliers],
     )
     conn.execute(
         text("INSERT INTO marts.dim_items VALUES (:i, :n, :c, :d)"),
         [
-            {"i": f"{s}-I{i:02d}", "n": f"Article {s}-{i:02d}", "c": ("bread", "pastry", "snacks")[i % 3], "d": today}
+            {"i": s * 1000 + i, "n": f"Article P{s:02d}-{i:02d}", "c": ("bread", "pastry", "snacks")[i % 3],
+             "d": today}
             for s in suppliers
             for i in range(1, shape.items_per_supplier + 1)
         ],
@@ -203,19 +204,19 @@ def _seed_orders(conn: Any, shape: BenchShape, today: dt.date) -> None:
 
 
 def _seed_users(
-    conn: Any, shape: BenchShape, stores: list[str], suppliers: list[str]
-) -> tuple[list[tuple[str, str, dict[str, list[str]]]], list[dict[str, str]]]:
+    conn: Any, shape: BenchShape, stores: list[int], suppliers: list[int]
+) -> tuple[list[tuple[str, str, dict[str, list[int]]]], list[dict[str, str]]]:
     """An admin, the buyers (suppliers split between them) and a manager per store, each with a session:
     (users as (username, role, scopes), sessions)."""
     from replenish.platform import accounts
     from replenish.platform.sessions import create_session
 
     password = accounts.generate_password()  # one for all: the bench never signs in through the form
-    users: list[tuple[str, str, dict[str, list[str]]]] = [("bench-admin", "admin", {})]
+    users: list[tuple[str, str, dict[str, list[int]]]] = [("bench-admin", "admin", {})]
     per_buyer = max(1, len(suppliers) // max(shape.buyers, 1))
     for b in range(shape.buyers):
         users.append((f"bench-buyer-{b + 1}", "buyer", {"supplier": suppliers[b * per_buyer : (b + 1) * per_buyer]}))
-    users += [(f"bench-manager-{s}", "store_manager", {"store": [s]}) for s in stores]
+    users += [(f"bench-manager-B{s:03d}", "store_manager", {"store": [s]}) for s in stores]
     sessions: list[dict[str, str]] = []
     first, _ = accounts.add_user(conn, users[0][0], f"{users[0][0]}@example.com", users[0][1], password=password)
     for username, role, scopes in users[1:]:

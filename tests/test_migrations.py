@@ -120,7 +120,9 @@ KEPT = {
     "ops.stage_results": "SELECT run_id, summary::text FROM ops.stage_results",
     "forecast.models": "SELECT version, is_current FROM forecast.models",
     "platform.users": "SELECT user_id, username FROM platform.users",
-    "orders.order_lines": "SELECT order_id, item_id, final_qty FROM orders.order_lines",
+    # ids compared as text: they were text in the orders of that release and are integers now (revision 0003)
+    "orders.purchase_orders": "SELECT order_id, store_id::text, supplier_id::text FROM orders.purchase_orders",
+    "orders.order_lines": "SELECT order_id, item_id::text, final_qty FROM orders.order_lines",
     "orders.order_events": "SELECT event_id, event FROM orders.order_events",
 }
 
@@ -138,6 +140,32 @@ def test_a_database_of_the_previous_release_upgrades_with_its_data(engines, prev
         assert {t: conn.exec_driver_sql(q).all() for t, q in KEPT.items()} == before
         assert migrations.current(conn) == migrations.head()
     assert schema_dump(eng) == previous_dump
+
+
+def test_every_store_supplier_and_item_id_column_is_an_integer(engines, previous_dump):
+    """One id type per key end to end: the tables the application writes hold the warehouse's integer keys."""
+    eng = next(e for e in engines if e.url.database == PREFIX + "previous")
+    with eng.connect() as conn:
+        types = conn.exec_driver_sql(
+            """SELECT table_schema || '.' || table_name || '.' || column_name, data_type
+            FROM information_schema.columns WHERE column_name IN ('store_id', 'supplier_id', 'item_id')
+              AND table_schema IN ('raw', 'ops', 'forecast', 'orders', 'platform')"""
+        ).all()
+    assert len(types) >= 10
+    assert {col: kind for col, kind in types if kind != "integer"} == {}
+
+
+def test_orders_with_an_id_that_is_not_an_integer_stop_the_upgrade(engines):
+    eng = at_previous_release("textids")
+    engines.append(eng)
+    with eng.begin() as conn:
+        conn.exec_driver_sql("""INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date,
+            order_date) VALUES ('PO-X', 'B001', '10', '2019-05-01', '2019-04-30')""")
+    with pytest.raises(Exception, match="B001"):
+        migrations.upgrade(eng)
+    with eng.connect() as conn:  # nothing half-done: the orders keep their text ids, the revision is not recorded
+        assert conn.exec_driver_sql("SELECT store_id FROM orders.purchase_orders").scalar() == "B001"
+        assert migrations.current(conn) != migrations.head()
 
 
 def test_concurrent_upgrades_apply_each_revision_once(engines):

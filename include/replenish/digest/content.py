@@ -66,7 +66,7 @@ def _order_scope(conn: Connection) -> str:
     """SQL predicate on alias ``p`` (orders.purchase_orders) for the buyer's suppliers / categories."""
     if _exists(conn, "marts.dim_items"):
         by_category = """EXISTS (SELECT 1 FROM orders.order_lines l JOIN marts.dim_items i
-                                  ON i.item_id::text = l.item_id
+                                  ON i.item_id = l.item_id
                                  WHERE l.order_id = p.order_id AND i.category = ANY(:categories))"""
     else:
         by_category = "false"
@@ -75,7 +75,7 @@ def _order_scope(conn: Connection) -> str:
 
 def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thresholds) -> BuyerDigest:
     """One buyer's digest (the caller has migrated the database: only the dbt marts may be missing)."""
-    scope = {"suppliers": list(user.scope("supplier")), "categories": list(user.scope("category"))}
+    scope = {"suppliers": list(user.ids("supplier")), "categories": list(user.scope("category"))}
     d = BuyerDigest(
         business_date=business_date.isoformat(),
         buyer={"user_id": user.user_id, "username": user.username, "email": user.email,
@@ -158,15 +158,15 @@ def _yoy_outliers(conn: Connection, p: dict[str, Any], th: Thresholds) -> list[d
                        y.units_sold AS last_year
                 FROM forecast.forecasts f
                 JOIN marts.fct_daily_demand y
-                  ON y.store_id::text = f.store_id::text AND y.item_id::text = f.item_id::text
+                  ON y.store_id = f.store_id AND y.item_id = f.item_id
                  AND y.demand_date = f.target_date - 364
-                JOIN marts.dim_items i ON i.item_id::text = f.item_id::text
+                JOIN marts.dim_items i ON i.item_id = f.item_id
                 WHERE f.origin_date = :d AND f.horizon BETWEEN 1 AND :h
                   AND abs(f.p50 - y.units_sold) > :share * greatest(y.units_sold, :min_units)
                   AND (i.category = ANY(:categories) OR EXISTS (
                         SELECT 1 FROM marts.dim_replenishment_parameters r
-                        WHERE r.store_id::text = f.store_id::text AND r.item_id::text = f.item_id::text
-                          AND r.supplier_id::text = ANY(:suppliers)))
+                        WHERE r.store_id = f.store_id AND r.item_id = f.item_id
+                          AND r.supplier_id = ANY(:suppliers)))
                 ORDER BY abs(f.p50 - y.units_sold) / greatest(y.units_sold, :min_units) DESC,
                          f.store_id, f.item_id, f.target_date"""),
         {**p, "h": th.horizon_days, "share": th.yoy_share, "min_units": th.yoy_min_units},

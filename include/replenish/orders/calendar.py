@@ -24,8 +24,8 @@ _MAX_SCAN_DAYS = 62
 
 @dataclass(frozen=True)
 class OrderOpportunity:
-    store_id: str
-    supplier_id: str
+    store_id: int
+    supplier_id: int
     order_date: dt.date
     cutoff_at: dt.datetime
     delivery_date: dt.date
@@ -74,8 +74,8 @@ def delivery_for(
 
 
 def opportunity(
-    store_id: str | int,
-    supplier_id: str | int,
+    store_id: int,
+    supplier_id: int,
     order_date: dt.date,
     *,
     order_weekdays,
@@ -103,7 +103,7 @@ def opportunity(
     if nxt is None:
         raise ValueError(f"no next delivery after {delivery} for {store_id}/{supplier_id}")
     cutoff_at = clock.at(order_date, parse_cutoff(cutoff_time))
-    return OrderOpportunity(str(store_id), str(supplier_id), order_date, cutoff_at, delivery, nxt)
+    return OrderOpportunity(int(store_id), int(supplier_id), order_date, cutoff_at, delivery, nxt)
 
 
 def opportunities(schedules, order_date: dt.date, holidays: Iterable[dt.date] = ()) -> list[OrderOpportunity]:

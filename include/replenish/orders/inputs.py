@@ -44,24 +44,22 @@ def load_inputs(conn: Connection, business_date: dt.date) -> tuple[pd.DataFrame,
             for x in opps
         ]
     )
-    params["store_id"], params["supplier_id"] = params["store_id"].astype(str), params["supplier_id"].astype(str)
     lines = params.merge(o, on=["store_id", "supplier_id"]).merge(
-        sched[["store_id", "supplier_id", "channel"]].astype({"store_id": str, "supplier_id": str}),
+        sched[["store_id", "supplier_id", "channel"]],
         on=["store_id", "supplier_id"],
         suffixes=("", "_o"),
     )
     inv = pd.read_sql(
-        text("""SELECT DISTINCT ON (store_id, item_id) store_id::text, item_id::text, as_of_date, on_hand_qty
+        text("""SELECT DISTINCT ON (store_id, item_id) store_id, item_id, as_of_date, on_hand_qty
         FROM marts.fct_inventory_position WHERE as_of_date <= :d ORDER BY store_id, item_id, as_of_date DESC"""),
         conn,
         params={"d": business_date},
     )
-    lines["item_id"] = lines["item_id"].astype(str)
     lines = lines.merge(inv, on=["store_id", "item_id"], how="left")
     lines["as_of_date"] = lines["as_of_date"].fillna(pd.Timestamp(business_date))
     lines["on_hand_qty"] = lines["on_hand_qty"].fillna(0)
     oo = pd.read_sql(
-        text("SELECT store_id::text, item_id::text, due_date, open_qty FROM marts.fct_open_orders WHERE open_qty > 0"),
+        text("SELECT store_id, item_id, due_date, open_qty FROM marts.fct_open_orders WHERE open_qty > 0"),
         conn,
     )
     if not oo.empty:
@@ -80,7 +78,7 @@ def load_inputs(conn: Connection, business_date: dt.date) -> tuple[pd.DataFrame,
     oldest = pd.to_datetime(lines["as_of_date"]).min()
     first_target = (min(oldest.date(), business_date) if pd.notna(oldest) else business_date) + dt.timedelta(days=1)
     fc = pd.read_sql(
-        text(f"""SELECT DISTINCT ON (store_id, item_id, target_date) store_id::text, item_id::text,
+        text(f"""SELECT DISTINCT ON (store_id, item_id, target_date) store_id, item_id,
             target_date, p10, p50, p90, is_flagged FROM forecast.forecasts
         WHERE origin_date <= :d AND origin_date >= {FIRST_ORIGIN_SQL} AND target_date >= :t
         ORDER BY store_id, item_id, target_date, origin_date DESC"""),

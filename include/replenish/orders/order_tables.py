@@ -117,8 +117,8 @@ def _order_rows(orders: pd.DataFrame, run_id: str) -> list[tuple]:
     return [
         (
             r.order_id,
-            str(r.store_id),
-            str(r.supplier_id),
+            int(r.store_id),
+            int(r.supplier_id),
             pd.Timestamp(r.delivery_date).date(),
             None if pd.isna(r.next_delivery_date) else pd.Timestamp(r.next_delivery_date).date(),
             pd.Timestamp(r.order_date).date(),
@@ -178,11 +178,11 @@ def _stage_lines(conn: Connection, lines: pd.DataFrame, idmap: dict[str, str]) -
         lines = lines.assign(explanation=render_explanations(lines))
     ln = lines[["order_id", "item_id", "proposed_qty", "explanation"]]
     lrec = [
-        (idmap.get(a, a), str(b), int(c), e)
+        (idmap.get(a, a), int(b), int(c), e)
         for a, b, c, e in zip(ln["order_id"], ln["item_id"], ln["proposed_qty"], ln["explanation"], strict=True)
     ]
     conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS _ol_in (order_id text, item_id text, proposed_qty int, "
+        "CREATE TEMP TABLE IF NOT EXISTS _ol_in (order_id text, item_id int, proposed_qty int, "
         "explanation jsonb) ON COMMIT DROP"
     )
     conn.exec_driver_sql("TRUNCATE _ol_in")
@@ -240,7 +240,7 @@ def _record_changes(conn: Connection, created: list[str], touched: set[str], *, 
 
 
 def edit_line(
-    conn: Connection, order_id: str, item_id: str, qty: int, *, actor: str, reason: str | None = None
+    conn: Connection, order_id: str, item_id: int, qty: int, *, actor: str, reason: str | None = None
 ) -> None:
     """A user edit: only while the order is open; the edit survives later re-runs."""
     if int(qty) != qty or qty < 0:
@@ -254,7 +254,7 @@ def edit_line(
         text("""UPDATE orders.order_lines l SET final_qty = :q, edited_by = :a, edited_at = now(),
         edit_reason = :r FROM orders.order_lines o WHERE l.order_id = o.order_id AND l.item_id = o.item_id
         AND l.order_id = :o AND l.item_id = :i RETURNING o.final_qty"""),
-        {"q": int(qty), "a": actor, "r": reason, "o": order_id, "i": str(item_id)},
+        {"q": int(qty), "a": actor, "r": reason, "o": order_id, "i": int(item_id)},
     ).scalar()
     if old is None:
         raise KeyError((order_id, item_id))

@@ -43,7 +43,7 @@ def build_payload(conn: Connection, order_id: str) -> dict:
     }
 
 
-def supplier_contact(conn: Connection, supplier_id: str) -> dict:
+def supplier_contact(conn: Connection, supplier_id: int) -> dict:
     """email / api_url from marts.dim_suppliers when those columns exist (tolerant: table built elsewhere)."""
     cols = {
         r[0]
@@ -59,8 +59,8 @@ def supplier_contact(conn: Connection, supplier_id: str) -> dict:
         return {}
     row = (
         conn.execute(
-            text(f"SELECT {', '.join(want)} FROM marts.dim_suppliers WHERE supplier_id::text = :s LIMIT 1"),
-            {"s": str(supplier_id)},
+            text(f"SELECT {', '.join(want)} FROM marts.dim_suppliers WHERE supplier_id = :s LIMIT 1"),
+            {"s": int(supplier_id)},
         )
         .mappings()
         .first()

@@ -190,7 +190,7 @@ class LineRisk:
 
 @dataclass
 class LineFacts:
-    item_id: str
+    item_id: int
     qty: int
     category: str | None = None
     risk: LineRisk | None = None  # None: no forecast distribution (not judged on risk)
@@ -203,8 +203,8 @@ class LineFacts:
 @dataclass
 class OrderFacts:
     order_id: str
-    store_id: str
-    supplier_id: str
+    store_id: int
+    supplier_id: int
     order_value: float
     quality_gate_passed: bool | None  # None = no gate row: treated as blocked
     snapshot_age_hours: float | None  # None = unknown: treated as stale
@@ -217,7 +217,7 @@ class OrderFacts:
 
 @dataclass(frozen=True)
 class LineCap:
-    item_id: str
+    item_id: int
     from_qty: int
     to_qty: int
     reason: str  # the doubt that was capped, e.g. "line_risk_waste"
@@ -314,5 +314,5 @@ def evaluate(order: OrderFacts, rules: RuleSet) -> list[str]:
     return decide(order, rules).reasons
 
 
-def cutoff_action(rules: RuleSet, supplier_id: str, store_id: str) -> str:
+def cutoff_action(rules: RuleSet, supplier_id: int, store_id: int) -> str:
     return rules.resolve(supplier_id, store_id)["on_cutoff"]

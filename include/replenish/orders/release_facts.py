@@ -26,9 +26,9 @@ NEW_ITEM_DAYS = 28  # an item sold at a store for less than this is new there
 
 @dataclass(frozen=True)
 class LineKey:
-    store_id: str
-    supplier_id: str
-    item_id: str
+    store_id: int
+    supplier_id: int
+    item_id: int
     delivery_date: dt.date
     coverage_days: int = 1
 
@@ -45,11 +45,7 @@ def _rows(conn: Connection, sql: str, params: dict[str, Any], *relations: str) -
 
 def _unnest(keys: list[LineKey]) -> tuple[str, dict[str, Any]]:
     """A CTE ``k`` with one row per key (n = position), for set-based lookups instead of one query per line."""
-    # store_int/item_int: the ids as the warehouse's integer keys (NULL when not numeric), so lookups use its indexes
-    cte = """k AS MATERIALIZED (SELECT k.*,
-            CASE WHEN k.store_id ~ '^[0-9]{1,9}$' THEN CAST(k.store_id AS integer) END AS store_int,
-            CASE WHEN k.item_id ~ '^[0-9]{1,9}$' THEN CAST(k.item_id AS integer) END AS item_int
-        FROM unnest(CAST(:k_s AS text[]), CAST(:k_p AS text[]), CAST(:k_i AS text[]),
+    cte = """k AS MATERIALIZED (SELECT * FROM unnest(CAST(:k_s AS int[]), CAST(:k_p AS int[]), CAST(:k_i AS int[]),
         CAST(:k_dd AS date[]), CAST(:k_c AS int[])) WITH ORDINALITY
         AS k(store_id, supplier_id, item_id, delivery_date, coverage_days, n))"""
     return cte, {
@@ -61,30 +57,30 @@ def _unnest(keys: list[LineKey]) -> tuple[str, dict[str, Any]]:
     }
 
 
-def gate_by_store(conn: Connection, business_date: dt.date) -> dict[str, bool]:
+def gate_by_store(conn: Connection, business_date: dt.date) -> dict[int, bool]:
     """Per store: did the quality gate pass (no blocking failure) for the business date."""
     return dict(_rows(
         conn,
-        "SELECT store_id::text, NOT bool_or(is_automation_blocked) FROM ops.quality_gate "
+        "SELECT store_id, NOT bool_or(is_automation_blocked) FROM ops.quality_gate "
         "WHERE business_date = :d GROUP BY store_id",
         {"d": business_date}, "ops.quality_gate",
     ))
 
 
-def categories(conn: Connection) -> dict[str, str]:
+def categories(conn: Connection) -> dict[int, str]:
     return dict(_rows(
         conn,
-        "SELECT DISTINCT ON (item_id) item_id::text, category FROM marts.dim_items "
+        "SELECT DISTINCT ON (item_id) item_id, category FROM marts.dim_items "
         "ORDER BY item_id, snapshot_date DESC",
         {}, "marts.dim_items",
     ))
 
 
-def snapshots(conn: Connection, business_date: dt.date) -> dict[str, dt.datetime]:
+def snapshots(conn: Connection, business_date: dt.date) -> dict[int, dt.datetime]:
     """Latest stock snapshot time per store (as of the business date)."""
     return dict(_rows(
         conn,
-        "SELECT store_id::text, max(snapshot_at) FROM marts.fct_inventory_position WHERE as_of_date <= :d "
+        "SELECT store_id, max(snapshot_at) FROM marts.fct_inventory_position WHERE as_of_date <= :d "
         "GROUP BY store_id",
         {"d": business_date}, "marts.fct_inventory_position",
     ))
@@ -109,13 +105,13 @@ class SupplierTerms:
     min_order_value: float
 
 
-def supplier_terms(conn: Connection) -> dict[tuple[str, str], SupplierTerms]:
+def supplier_terms(conn: Connection) -> dict[tuple[int, int], SupplierTerms]:
     """Per (store, supplier): automatic orders allowed, and the minimum order value (EUR at cost)."""
     return {
         (r[0], r[1]): SupplierTerms(bool(r[2]), float(r[3] or 0))
         for r in _rows(
             conn,
-            "SELECT store_id::text, supplier_id::text, bool_and(allows_auto_order), max(min_order_value) "
+            "SELECT store_id, supplier_id, bool_and(allows_auto_order), max(min_order_value) "
             "FROM marts.dim_replenishment_parameters GROUP BY store_id, supplier_id",
             {}, "marts.dim_replenishment_parameters",
         )
@@ -133,7 +129,7 @@ def promotions(conn: Connection, keys: list[LineKey]) -> list[bool]:
         d AS MATERIALIZED (SELECT store_id, item_id, driver_date, is_promotion FROM marts.fct_demand_drivers
             WHERE driver_date IN (SELECT DISTINCT delivery_date FROM k))
         SELECT k.n, bool_or(d.is_promotion) FROM k JOIN d
-        ON d.store_id = k.store_int AND d.item_id = k.item_int AND d.driver_date = k.delivery_date
+        ON d.store_id = k.store_id AND d.item_id = k.item_id AND d.driver_date = k.delivery_date
         GROUP BY k.n""",
         params, "marts.fct_demand_drivers",
     ))
@@ -150,11 +146,11 @@ def new_items(conn: Connection, keys: list[LineKey], business_date: dt.date) -> 
     params |= {"bd": business_date, "nd": NEW_ITEM_DAYS}
     known = {r[0] for r in _rows(
         conn,
-        f"""WITH {cte}, pairs AS (SELECT DISTINCT store_int, item_int FROM k),
+        f"""WITH {cte}, pairs AS (SELECT DISTINCT store_id, item_id FROM k),
         seen AS (SELECT DISTINCT d.store_id, d.item_id FROM marts.fct_daily_demand d
-                 JOIN pairs p ON d.store_id = p.store_int AND d.item_id = p.item_int
+                 JOIN pairs p ON d.store_id = p.store_id AND d.item_id = p.item_id
                  WHERE d.demand_date <= CAST(:bd AS date) - :nd AND d.demand_date > CAST(:bd AS date) - 2 * :nd)
-        SELECT k.n FROM k JOIN seen s ON s.store_id = k.store_int AND s.item_id = k.item_int""",
+        SELECT k.n FROM k JOIN seen s ON s.store_id = k.store_id AND s.item_id = k.item_id""",
         params, "marts.fct_daily_demand",
     )}
     return [n not in known for n in range(1, len(keys) + 1)]
@@ -178,7 +174,7 @@ def forecast_flags(conn: Connection, keys: list[LineKey], business_date: dt.date
                   AND target_date >= :t),
             f AS (
                 SELECT DISTINCT ON (k.n, fc.target_date) k.n, fc.is_flagged, fc.model_version
-                FROM k JOIN fc ON fc.store_id = k.store_int AND fc.item_id = k.item_int
+                FROM k JOIN fc ON fc.store_id = k.store_id AND fc.item_id = k.item_id
                  AND fc.target_date >= k.delivery_date AND fc.target_date < k.delivery_date + k.coverage_days
                 ORDER BY k.n, fc.target_date, fc.origin_date DESC)
             SELECT n, bool_or(is_flagged), bool_or(is_flagged AND model_version IS NULL) FROM f GROUP BY n""",
@@ -197,8 +193,8 @@ def order_facts(conn: Connection, orders: list[Any], business_date: dt.date, now
     ).mappings().all()
     by_order = {o["order_id"]: o for o in orders}
     keys = [
-        LineKey(str(by_order[ln["order_id"]]["store_id"]), str(by_order[ln["order_id"]]["supplier_id"]),
-                str(ln["item_id"]), by_order[ln["order_id"]]["delivery_date"],
+        LineKey(by_order[ln["order_id"]]["store_id"], by_order[ln["order_id"]]["supplier_id"],
+                ln["item_id"], by_order[ln["order_id"]]["delivery_date"],
                 int((ln["explanation"] or {}).get("coverage_days") or 1))
         for ln in all_lines
     ]
@@ -209,7 +205,7 @@ def order_facts(conn: Connection, orders: list[Any], business_date: dt.date, now
     line_facts: dict[str, list[LineFacts]] = {}
     for ln, is_promo, is_new, (flagged, fallback) in zip(all_lines, promo, new, flags, strict=True):
         line_facts.setdefault(ln["order_id"], []).append(LineFacts(
-            str(ln["item_id"]), int(ln["final_qty"]), category=category.get(str(ln["item_id"])),
+            ln["item_id"], int(ln["final_qty"]), category=category.get(ln["item_id"]),
             risk=line_risk(ln["explanation"] or {}), is_promotion=is_promo, is_new_item=is_new and ln["final_qty"] > 0,
             forecast_flagged=flagged, forecast_fallback=fallback,
         ))
@@ -218,11 +214,11 @@ def order_facts(conn: Connection, orders: list[Any], business_date: dt.date, now
     terms = supplier_terms(conn)
     out = []
     for o in orders:
-        age, snap_date = snapshot_freshness(snaps.get(str(o["store_id"])), business_date, now)
-        t = terms.get((str(o["store_id"]), str(o["supplier_id"])))
+        age, snap_date = snapshot_freshness(snaps.get(o["store_id"]), business_date, now)
+        t = terms.get((o["store_id"], o["supplier_id"]))
         out.append(OrderFacts(
-            o["order_id"], str(o["store_id"]), str(o["supplier_id"]), float(o["order_value"] or 0),
-            gate.get(str(o["store_id"])), age, bool(t and t.allows_auto_order), line_facts.get(o["order_id"], []),
+            o["order_id"], o["store_id"], o["supplier_id"], float(o["order_value"] or 0),
+            gate.get(o["store_id"]), age, bool(t and t.allows_auto_order), line_facts.get(o["order_id"], []),
             tuple(r for r in (o["reasons"] or ()) if r in PROPOSAL_REASONS),
             snapshot_date=snap_date, business_date=business_date,
         ))

@@ -33,7 +33,7 @@ def _engine():
 
 
 def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up",
-            store_ids: list[int] | list[str] | None = None) -> dict:
+            store_ids: list[int] | None = None) -> dict:
     """Proposals for the order opportunities of the order date after ``business_date``; ``store_ids`` limits them
     to one partition of stores (orders are per store and supplier, so partitions never touch each other's orders).
 
@@ -41,7 +41,7 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up",
     cutoff has passed (a run that finished late) are proposed into review with reason ``cutoff_passed`` and one
     alert each, never released automatically."""
     eng = _engine()
-    stores = None if store_ids is None else sorted({str(s) for s in store_ids})
+    stores = None if store_ids is None else sorted({int(s) for s in store_ids})
     order_date = clock.order_date_for(business_date)
     with eng.begin() as conn:
         migrations.ensure_current(conn)
@@ -57,9 +57,7 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up",
         res = compute_proposals(lines, fc, mov_policy=mov_policy, explain=False,
                                 day_error_correlation=day_error_correlation(conn))
         first = lines.groupby(["store_id", "supplier_id"], as_index=False)[["cutoff_at", "channel"]].first()
-        orders = res.orders.astype({"store_id": str, "supplier_id": str}).merge(
-            first, on=["store_id", "supplier_id"], how="left"
-        )
+        orders = res.orders.merge(first, on=["store_id", "supplier_id"], how="left")
         below_moq = res.lines.groupby("order_id")["cap_below_moq"].any()
         late = {oid for oid, cut in zip(orders["order_id"], orders["cutoff_at"], strict=True) if cut <= now}
         orders["reasons"] = [
@@ -72,7 +70,7 @@ def propose(business_date: dt.date, run_id: str, *, mov_policy: str = "top_up",
             for r in conn.execute(
                 text("SELECT order_id, store_id FROM orders.purchase_orders WHERE order_date = :d"), {"d": order_date}
             )
-            if stores is None or str(r[1]) in stores
+            if stores is None or r[1] in stores
         }
         keep = set(active) | existing
         ln = res.lines[
@@ -129,7 +127,7 @@ def release(business_date: dt.date, run_id: str, *, rules_path=None, now: dt.dat
         terms = facts.supplier_terms(conn)
         for o, of in zip(orders, order_facts, strict=True):
             decision = decide(of, rules)
-            mov = terms.get((str(o["store_id"]), str(o["supplier_id"])), facts.SupplierTerms(False, 0.0))
+            mov = terms.get((o["store_id"], o["supplier_id"]), facts.SupplierTerms(False, 0.0))
             if decision.released and decision.caps and facts.value_after(of, decision) < mov.min_order_value:
                 decision = Decision(["below_min_order_value"])
             actor = f"release:{run_id}:rules-v{rules.version}"
@@ -194,7 +192,7 @@ def _record_stats(conn: Connection, run_id: str, business_date: dt.date, order_d
             """INSERT INTO orders.release_stats
                    (run_id, business_date, supplier_id, store_id, orders, auto_released, touchless_rate,
                     rules_version)
-               SELECT :r, :d, supplier_id::text, store_id::text, count(*),
+               SELECT :r, :d, supplier_id, store_id, count(*),
                       count(*) FILTER (WHERE left(released_by, 8) = 'release:'),
                       round(count(*) FILTER (WHERE left(released_by, 8) = 'release:')::numeric / count(*), 4),
                       :v

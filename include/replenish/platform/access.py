@@ -25,8 +25,8 @@ class Principal:
     kind: str  # "user" | "api_key"
     name: str  # username or API key name
     role: str  # admin | buyer | store_manager | terminal
-    stores: tuple[str, ...] = ()
-    suppliers: tuple[str, ...] = ()
+    stores: tuple[int, ...] = ()
+    suppliers: tuple[int, ...] = ()
     categories: tuple[str, ...] = ()
     user_id: int | None = None
     key_id: int | None = None
@@ -43,8 +43,8 @@ class Principal:
             "user",
             user.username,
             user.role,
-            stores=user.scope("store"),
-            suppliers=user.scope("supplier"),
+            stores=user.ids("store"),
+            suppliers=user.ids("supplier"),
             categories=user.scope("category"),
             user_id=user.user_id,
             display_name=user.display_name or user.username,
@@ -71,7 +71,7 @@ def scope_sql(p: Principal, conn: Connection, alias: str = "p") -> tuple[str, di
         if p.categories and has_item_categories(conn):
             clauses.append(
                 f"""EXISTS (SELECT 1 FROM orders.order_lines sl JOIN marts.dim_items si
-                    ON si.item_id::text = sl.item_id WHERE sl.order_id = {alias}.order_id
+                    ON si.item_id = sl.item_id WHERE sl.order_id = {alias}.order_id
                     AND si.category = ANY(:scope_categories))"""
             )
             params["scope_categories"] = list(p.categories)

@@ -8,6 +8,7 @@ Passwords are hashed with argon2 (argon2-cffi); a generated password is returned
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,20 @@ class User:
 
     def scope(self, scope_type: str) -> tuple[str, ...]:
         return self.scopes.get(scope_type, ())
+
+    def ids(self, scope_type: str) -> tuple[int, ...]:
+        """The store or supplier ids of a scope (stored as text beside category names, integers when set)."""
+        return tuple(int(v) for v in self.scope(scope_type))
+
+    def typed_scopes(self) -> dict[str, list[int] | list[str]]:
+        """Every scope with its values typed: store and supplier ids as integers, categories as names."""
+        out: dict[str, list[int] | list[str]] = {}
+        for k, v in self.scopes.items():
+            if k == "category":
+                out[k] = list(v)
+            else:
+                out[k] = list(self.ids(k))
+        return out
 
 
 def _hasher():
@@ -67,14 +82,12 @@ def add_user(
     *,
     password: str | None = None,
     display_name: str = "",
-    scopes: dict[str, list[str]] | None = None,
+    scopes: Mapping[str, Sequence[int | str]] | None = None,
 ) -> tuple[User, str]:
     """Create a user (or fail if the username exists); returns the user and the clear password once."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    for scope_type in scopes or {}:
-        if scope_type not in SCOPE_TYPES:
-            raise ValueError(f"scope type must be one of {', '.join(SCOPE_TYPES)}, not {scope_type!r}")
+    values_of = _checked_scopes(scopes or {})
     migrations.ensure_current(conn)
     password = password or generate_password()
     user_id: int = conn.execute(
@@ -84,7 +97,7 @@ def add_user(
         ),
         {"u": username, "e": email, "d": display_name or username, "r": role, "h": hash_password(password)},
     ).scalar_one()
-    for scope_type, values in (scopes or {}).items():
+    for scope_type, values in values_of.items():
         for value in values:
             conn.execute(
                 text("INSERT INTO platform.user_scopes VALUES (:i, :t, :v) ON CONFLICT DO NOTHING"),
@@ -185,20 +198,34 @@ def authenticate(conn: Connection, username: str, password: str) -> User | None:
     return get_user(conn, username)
 
 
-def set_scopes(conn: Connection, username: str, scopes: dict[str, list[str]]) -> None:
-    """Replace the user's scopes (store / supplier / category values)."""
-    for scope_type in scopes:
+def _checked_scopes(scopes: Mapping[str, Sequence[int | str]]) -> dict[str, list[str]]:
+    """Scope values as stored: store and supplier ids must be integers (the warehouse's keys)."""
+    out: dict[str, list[str]] = {}
+    for scope_type, values in scopes.items():
         if scope_type not in SCOPE_TYPES:
             raise ValueError(f"scope type must be one of {', '.join(SCOPE_TYPES)}, not {scope_type!r}")
+        if scope_type == "category":
+            out[scope_type] = [str(v) for v in values]
+            continue
+        try:
+            out[scope_type] = [str(int(v)) for v in values]
+        except ValueError:
+            raise ValueError(f"{scope_type} ids are integers, got {list(values)!r}") from None
+    return out
+
+
+def set_scopes(conn: Connection, username: str, scopes: Mapping[str, Sequence[int | str]]) -> None:
+    """Replace the user's scopes (store / supplier ids, category names)."""
+    values_of = _checked_scopes(scopes)
     user = get_user(conn, username)
     if user is None:
         raise KeyError(username)
     conn.execute(text("DELETE FROM platform.user_scopes WHERE user_id = :i"), {"i": user.user_id})
-    for scope_type, values in scopes.items():
+    for scope_type, values in values_of.items():
         for value in values:
             conn.execute(
                 text("INSERT INTO platform.user_scopes VALUES (:i, :t, :v) ON CONFLICT DO NOTHING"),
-                {"i": user.user_id, "t": scope_type, "v": str(value)},
+                {"i": user.user_id, "t": scope_type, "v": value},
             )
 
 

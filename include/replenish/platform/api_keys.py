@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class ApiKey:
     key_id: int
     name: str
-    store_id: str
+    store_id: int
     key_prefix: str
     revoked: bool
 
@@ -32,12 +32,10 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(conn: Connection, name: str, store_id: str, *, created_by: str | None = None) -> tuple[ApiKey, str]:
+def create_key(conn: Connection, name: str, store_id: int, *, created_by: str | None = None) -> tuple[ApiKey, str]:
     """A new key for one terminal of ``store_id``; the clear key is returned once and never stored."""
     if not name.strip():
         raise ValueError("name must not be empty")
-    if not str(store_id).strip():
-        raise ValueError("store_id must not be empty")
     migrations.ensure_current(conn)
     prefix = secrets.token_hex(4)
     key = f"rk_{prefix}_{secrets.token_urlsafe(32)}"
@@ -51,9 +49,9 @@ def create_key(conn: Connection, name: str, store_id: str, *, created_by: str | 
             "INSERT INTO platform.api_keys (name, store_id, key_prefix, key_hash, created_by) "
             "VALUES (:n, :s, :p, :h, :c) RETURNING key_id"
         ),
-        {"n": name, "s": str(store_id), "p": prefix, "h": _hash(key), "c": created_by},
+        {"n": name, "s": int(store_id), "p": prefix, "h": _hash(key), "c": created_by},
     ).scalar_one()
-    return ApiKey(int(key_id), name, str(store_id), prefix, False), key
+    return ApiKey(int(key_id), name, int(store_id), prefix, False), key
 
 
 def revoke_key(conn: Connection, name: str) -> bool:

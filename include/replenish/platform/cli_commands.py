@@ -31,12 +31,12 @@ def _begin():
     return engine().begin()
 
 
-def _scopes(stores: list[str], suppliers: list[str], categories: list[str]) -> dict[str, list[str]]:
-    out = {"store": stores, "supplier": suppliers, "category": categories}
+def _scopes(stores: list[int], suppliers: list[int], categories: list[str]) -> dict[str, list[int] | list[str]]:
+    out: dict[str, list[int] | list[str]] = {"store": stores, "supplier": suppliers, "category": categories}
     return {k: v for k, v in out.items() if v}
 
 
-def _check_scopes(role: str, store: list[str], supplier: list[str], category: list[str]) -> None:
+def _check_scopes(role: str, store: list[int], supplier: list[int], category: list[str]) -> None:
     from replenish.platform.accounts import ROLES
 
     if role not in ROLES:
@@ -55,7 +55,7 @@ def _check_scopes(role: str, store: list[str], supplier: list[str], category: li
             fail("a buyer's scope is suppliers or categories: --store does not apply", "--role")
 
 
-def _require_known(conn: Any, kind: str, values: list[str]) -> None:
+def _require_known(conn: Any, kind: str, values: list[int] | list[str]) -> None:
     from replenish.platform.known_ids import UnknownIds, require_known
 
     try:
@@ -70,8 +70,8 @@ def users_add(
     role: str = typer.Option(..., "--role", help="admin | buyer | store_manager"),
     email: str = typer.Option("", "--email", help="Mail address for the buyer digest (default: the username if it "
                                                   "is one, else <username>@example.com)"),
-    store: list[str] = typer.Option([], "--store", help="Store id (store managers; repeatable)"),
-    supplier: list[str] = typer.Option([], "--supplier", help="Supplier id (buyers; repeatable)"),
+    store: list[int] = typer.Option([], "--store", help="Store id (store managers; repeatable)"),
+    supplier: list[int] = typer.Option([], "--supplier", help="Supplier id (buyers; repeatable)"),
     category: list[str] = typer.Option([], "--category", help="Item category (buyers; repeatable)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -87,7 +87,8 @@ def users_add(
         email = plain_email(email or (username if "@" in username else f"{username}@example.com"))
     except ValueError as e:
         fail(str(e), "--email")
-    store, supplier, category = (list(dict.fromkeys(v)) for v in (store, supplier, category))
+    store, supplier = list(dict.fromkeys(store)), list(dict.fromkeys(supplier))
+    category = list(dict.fromkeys(category))
     _check_scopes(role, store, supplier, category)
     with cli.stdout_for_json(as_json):
         with _begin() as conn:
@@ -101,11 +102,11 @@ def users_add(
             except ValueError as e:
                 fail(str(e))
         doc: dict[str, Any] = {"username": user.username, "role": user.role, "password": password,
-               "scopes": {k: list(v) for k, v in user.scopes.items()}}
+               "scopes": user.typed_scopes()}
         if as_json:
             cli.emit(doc, True)
         else:
-            scope = "; ".join(f"{k} {', '.join(v)}" for k, v in doc["scopes"].items()) or "everything"
+            scope = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in doc["scopes"].items()) or "everything"
             cli.err.print(f"user {user.username} ({user.role}, sees {scope}) created; the password is shown once:")
             typer.echo(f"{user.username} {password}")
 
@@ -120,13 +121,13 @@ def users_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
             users = accounts.list_users(conn)
         doc: dict[str, Any] = {"users": [
             {"username": u.username, "role": u.role, "active": u.is_active, "email": u.email,
-             "scopes": {k: list(v) for k, v in u.scopes.items()}} for u in users]}
+             "scopes": u.typed_scopes()} for u in users]}
         if as_json:
             cli.emit(doc, True)
         else:
             from replenish.cli_output import table
 
-            typer.echo(table([{**u, "sees": "; ".join(f"{k} {', '.join(v)}" for k, v in u["scopes"].items())
+            typer.echo(table([{**u, "sees": "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in u["scopes"].items())
                                or "everything"} for u in doc["users"]],
                              ["username", "role", "active", "email", "sees"]), nl=False)
 
@@ -183,7 +184,7 @@ def seed_and_describe() -> list[dict[str, Any]]:
 @keys_app.command("create")
 def keys_create(
     name: str = typer.Argument(..., help="Terminal name, e.g. store12-till1", metavar="NAME"),
-    store: str = typer.Option(..., "--store", help="The one store this key may act for"),
+    store: int = typer.Option(..., "--store", help="The one store this key may act for"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Create an API key (printed once; stored hashed). The store must exist in marts.dim_stores."""

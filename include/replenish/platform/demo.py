@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 DEMO_PASSWORD_NOTE = "generated now; re-run `replenish users demo` to get new ones"
 
 
-def _upsert_user(conn: Connection, username: str, role: str, scopes: dict[str, list[str]], display: str) -> str:
+def _upsert_user(conn: Connection, username: str, role: str, scopes: dict[str, list[int]], display: str) -> str:
     """Create the user or reset its password/scopes/active flag; returns the new clear password."""
     password = accounts.generate_password()
     if accounts.get_user(conn, username) is None:
@@ -42,17 +43,17 @@ def _upsert_user(conn: Connection, username: str, role: str, scopes: dict[str, l
     return password
 
 
-def _stores_and_suppliers(conn: Connection) -> tuple[list[str], list[str]]:
+def _stores_and_suppliers(conn: Connection) -> tuple[list[int], list[int]]:
     """The stores and suppliers that order: the replenishment parameters (so the demo users exist before the first
     nightly run mails its digests), else the orders already proposed."""
     source = ("marts.dim_replenishment_parameters"
               if conn.exec_driver_sql("SELECT to_regclass('marts.dim_replenishment_parameters')").scalar()
               else "orders.purchase_orders")
     rows = conn.execute(
-        text(f"SELECT DISTINCT store_id::text, supplier_id::text FROM {source} ORDER BY 1, 2")
+        text(f"SELECT DISTINCT store_id, supplier_id FROM {source} ORDER BY 1, 2")
     ).fetchall()
-    stores = sorted({r[0] for r in rows}, key=lambda s: (len(s), s))
-    suppliers = sorted({r[1] for r in rows}, key=lambda s: (len(s), s))
+    stores = sorted({int(r[0]) for r in rows})
+    suppliers = sorted({int(r[1]) for r in rows})
     return stores, suppliers
 
 
@@ -65,16 +66,16 @@ def seed_demo_users(conn: Connection, *, managers: int = 3, with_api_key: bool =
     stores, suppliers = _stores_and_suppliers(conn)
     half = (len(suppliers) + 1) // 2
     accounts_out: list[dict[str, Any]] = []
-    plan: list[tuple[str, str, dict[str, list[str]], str]] = [("demo-admin", "admin", {}, "Demo admin")]
+    plan: list[tuple[str, str, dict[str, list[int]], str]] = [("demo-admin", "admin", {}, "Demo admin")]
     for n, group in enumerate((suppliers[:half], suppliers[half:]), start=1):
         if group:
             plan.append((f"demo-buyer-{n}", "buyer", {"supplier": group}, f"Demo buyer {n}"))
     # a manager for the first stores and for every store whose orders wait in review (the demo's store with the
     # missing stock count): someone can sign in and decide them on a phone
-    waiting = [str(r[0]) for r in conn.execute(text(
-        "SELECT DISTINCT store_id::text FROM orders.purchase_orders WHERE status IN ('proposed', 'in_review')"
+    waiting = [int(r[0]) for r in conn.execute(text(
+        "SELECT DISTINCT store_id FROM orders.purchase_orders WHERE status IN ('proposed', 'in_review')"
     )).all()]
-    for store in list(dict.fromkeys(stores[:managers] + sorted(waiting, key=lambda s: (len(s), s))))[:managers + 5]:
+    for store in list(dict.fromkeys(stores[:managers] + sorted(waiting)))[:managers + 5]:
         plan.append((f"demo-manager-{store}", "store_manager", {"store": [store]}, f"Manager store {store}"))
     for username, role, scopes, display in plan:
         pw = _upsert_user(conn, username, role, scopes, display)
@@ -92,7 +93,7 @@ def format_demo_users(rows: list[dict[str, Any]], base_url: str) -> str:
     """Human-readable sign-in block for the demo's last screen."""
     out = [f"Ordering platform: {base_url}  (passwords {DEMO_PASSWORD_NOTE})"]
     for r in rows:
-        scope = ", ".join(f"{k} {'/'.join(v)}" for k, v in r["scopes"].items()) or "everything"
+        scope = ", ".join(f"{k} {'/'.join(map(str, v))}" for k, v in r["scopes"].items()) or "everything"
         if r["role"] == "pos_terminal":
             out.append(f"  POS API key ({scope}): {r['api_key']}   docs: {base_url}/docs")
         else:
@@ -102,11 +103,19 @@ def format_demo_users(rows: list[dict[str, Any]], base_url: str) -> str:
 
 # ------------------------------------------------------------------------------------------ test fixture
 ITEMS = {
-    # item: (pack size, MOQ, proposed qty)
-    "I1": (6, 12, 12),
-    "I2": (1, 0, 5),
-    "I3": (4, 8, 8),
+    # item: (pack size, MOQ, proposed qty); ids far above any master's, so the marts never name them
+    990_001: (6, 12, 12),
+    990_002: (1, 0, 5),
+    990_003: (4, 8, 8),
 }
+I1, I2, I3 = ITEMS
+
+
+def tag_ids(tag: str) -> tuple[int, int]:
+    """The first of the two store ids and of the two supplier ids of a seed_demo(tag) world: distinct per tag, so
+    worlds of several tests share one database, and above any master's ids."""
+    base = 1_000_000_000 + int(hashlib.sha256(tag.encode()).hexdigest()[:12], 16) % 100_000_000 * 10
+    return base + 1, base + 1
 
 
 def _explanation(qty: int, pack: int, moq: int) -> str:
@@ -125,16 +134,17 @@ def _explanation(qty: int, pack: int, moq: int) -> str:
 
 def seed_demo(conn: Connection, *, tag: str | None = None, today: dt.date | None = None,
               now: dt.datetime | None = None) -> dict[str, Any]:
-    """A small world for tests: stores ``<tag>S1``/``<tag>S2``, suppliers ``<tag>P1``/``<tag>P2``, one open
-    order per store x supplier for tomorrow (plus one for the day after at S1/P1), users of every role and a
-    POS API key per store. Returns names, ids, passwords and keys (see the keys of the dict)."""
+    """A small world for tests: two stores and two suppliers (ids from :func:`tag_ids`), one open order per store
+    x supplier for tomorrow (plus one for the day after at the first store and supplier), users of every role and
+    a POS API key per store. Returns names, ids, passwords and keys (see the keys of the dict)."""
     from replenish import clock
 
     migrations.ensure_current(conn)
     tag = tag or "t" + uuid.uuid4().hex[:6]
     today = today or clock.today(conn)
     now = now or dt.datetime.now(dt.UTC)
-    stores, suppliers = [f"{tag}S1", f"{tag}S2"], [f"{tag}P1", f"{tag}P2"]
+    first_store, first_supplier = tag_ids(tag)
+    stores, suppliers = [first_store, first_store + 1], [first_supplier, first_supplier + 1]
     orders: dict[str, str] = {}
     plan = [(s, p, 1) for s in stores for p in suppliers] + [(stores[0], suppliers[0], 2)]
     for store, supplier, days in plan:
@@ -167,7 +177,7 @@ def seed_demo(conn: Connection, *, tag: str | None = None, today: dt.date | None
                     {"o": oid, "i": item, "q": qty, "e": _explanation(qty, pack, moq)},
                 )
             add_event(conn, oid, "system:propose", "created", None, "demo")
-            set_status(conn, oid, "in_review", "release:demo", reasons=["max_deviation:I1", "promotion:I2"])
+            set_status(conn, oid, "in_review", "release:demo", reasons=[f"max_deviation:{I1}", f"promotion:{I2}"])
         orders[f"{store}/{supplier}/{days}"] = oid
     users: dict[str, dict[str, str]] = {}
     for key, role, scopes in (
@@ -180,7 +190,7 @@ def seed_demo(conn: Connection, *, tag: str | None = None, today: dt.date | None
         username = f"{tag}-{key}"
         users[key] = {"username": username, "password": _upsert_user(conn, username, role, scopes, username),
                       "role": role}
-    keys: dict[str, str] = {}
+    keys: dict[int, str] = {}
     for store in stores:
         name = f"{tag}-till-{store}"
         api_keys.revoke_key(conn, name)

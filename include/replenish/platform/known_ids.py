@@ -6,6 +6,7 @@ manager an empty queue, or a key for a store that does not exist), and names mus
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -13,7 +14,7 @@ from sqlalchemy import text
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-# kind -> (dimension, column holding the id as the orders and scopes store it)
+# kind -> (dimension, column holding the id)
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "store": ("marts.dim_stores", "store_id"),
     "supplier": ("marts.dim_suppliers", "supplier_id"),
@@ -29,8 +30,8 @@ class UnknownIds(ValueError):
     pass
 
 
-def unknown(conn: Connection, kind: str, values: list[str]) -> list[str]:
-    """The values not in the kind's dimension (ids compare as text, as orders and scopes hold them).
+def unknown(conn: Connection, kind: str, values: Sequence[int | str]) -> list:
+    """The values not in the kind's dimension (store and supplier ids are integers, categories names).
 
     Raises UnknownIds when the dimension is not built yet: nothing can be checked then, and an unchecked id
     is what this guards against."""
@@ -41,16 +42,16 @@ def unknown(conn: Connection, kind: str, values: list[str]) -> list[str]:
         raise UnknownIds(
             f"cannot check {kind} ids: {relation} is not built yet (run the nightly first: replenish run --date D)"
         )
-    found: set[str] = set(
+    found: set = set(
         conn.execute(
-            text(f"SELECT DISTINCT {column}::text FROM {relation} WHERE {column}::text = ANY(:v)"),
+            text(f"SELECT DISTINCT {column} FROM {relation} WHERE {column} = ANY(:v)"),
             {"v": list(values)},
         ).scalars()
     )
     return [v for v in values if v not in found]
 
 
-def require_known(conn: Connection, kind: str, values: list[str]) -> None:
+def require_known(conn: Connection, kind: str, values: Sequence[int | str]) -> None:
     missing = unknown(conn, kind, values)
     if missing:
         relation = DIMENSIONS[kind][0]

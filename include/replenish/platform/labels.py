@@ -65,12 +65,18 @@ EDIT_REASON_LABELS: dict[str, str] = {
 }
 
 
-def reason_label(code: str, item_names: dict[str, str] | None = None) -> str:
+def _item_name(item_names: dict[int, str] | None, detail: str) -> str:
+    """The name of the item a reason or event names after its ':' (the item id), else 'item <detail>'."""
+    name = (item_names or {}).get(int(detail)) if detail.isdigit() else None
+    return name if name is not None else f"item {detail}"
+
+
+def reason_label(code: str, item_names: dict[int, str] | None = None) -> str:
     """'line_risk_waste:3' -> 'too much money at risk in waste (Weizenbroetchen)'; unknown codes readable."""
     base, _, detail = str(code).partition(":")
     label = REASON_LABELS.get(base, base.replace("_", " "))
     if detail:
-        label += f" ({(item_names or {}).get(detail, 'item ' + detail)})"
+        label += f" ({_item_name(item_names, detail)})"
     return label
 
 
@@ -99,10 +105,10 @@ def _qty(v: object) -> str:
     return "" if v is None else str(v)
 
 
-def event_words(event: str, from_value: object, to_value: object, item_names: dict[str, str] | None = None) -> str:
+def event_words(event: str, from_value: object, to_value: object, item_names: dict[int, str] | None = None) -> str:
     """One history row in words: 'Quantity of Weizenbroetchen changed from 120 to 130'."""
     base, _, detail = str(event).partition(":")
-    item = (item_names or {}).get(detail, f"item {detail}") if detail else ""
+    item = _item_name(item_names, detail) if detail else ""
     f, t = _qty(from_value), _qty(to_value)
     if base == "created":
         return "Order proposed by the nightly run"

@@ -28,8 +28,8 @@ QUEUE_LIMIT = 500
 class QueueFilter:
     status: str = "open"  # "open" (proposed + in_review), "all" or one status
     delivery_date: dt.date | None = None
-    store_id: str | None = None
-    supplier_id: str | None = None
+    store_id: int | None = None
+    supplier_id: int | None = None
     reason: str | None = None
 
 
@@ -57,7 +57,7 @@ def review_queue(conn: Connection, p: Principal, f: QueueFilter) -> list[dict]:
         params["status"] = f.status
     for col in ("delivery_date", "store_id", "supplier_id"):
         v = getattr(f, col)
-        if v:
+        if v is not None and v != "":
             where.append(f"p.{col} = :{col}")
             params[col] = v
     if f.reason:
@@ -142,51 +142,51 @@ def lines_by_order(conn: Connection, order_ids: list[str]) -> dict[str, list[dic
     return out
 
 
-def item_rules(conn: Connection, head: dict, lines: list[dict], extra_items: Sequence[str] = ()) -> dict[str, ItemRule]:
+def item_rules(conn: Connection, head: dict, lines: list[dict], extra_items: Sequence[int] = ()) -> dict[int, ItemRule]:
     """Pack size and MOQ per item of the order: marts.dim_replenishment_parameters (store x item x supplier),
     else what the proposal recorded in its explanation (steps.pack / steps.moq), else pack 1 / MOQ 0."""
-    rules: dict[str, ItemRule] = {}
+    rules: dict[int, ItemRule] = {}
     for ln in lines:
         steps = (ln.get("explanation") or {}).get("steps") or {}
         pack, moq = steps.get("pack"), steps.get("moq")
         if pack and moq:
-            rules[str(ln["item_id"])] = ItemRule(max(int(pack[0]), 1), max(int(moq[0]), 0), "explanation")
+            rules[ln["item_id"]] = ItemRule(max(int(pack[0]), 1), max(int(moq[0]), 0), "explanation")
     if _exists(conn, "marts.dim_replenishment_parameters"):
-        items = sorted({str(ln["item_id"]) for ln in lines} | set(extra_items))
+        items = sorted({ln["item_id"] for ln in lines} | set(extra_items))
         rows = conn.execute(
             text(
-                """SELECT item_id::text AS item_id, pack_size, moq FROM marts.dim_replenishment_parameters
-                WHERE store_id::text = :s AND supplier_id::text = :p AND item_id::text = ANY(:i)"""
+                """SELECT item_id, pack_size, moq FROM marts.dim_replenishment_parameters
+                WHERE store_id = :s AND supplier_id = :p AND item_id = ANY(:i)"""
             ),
-            {"s": str(head["store_id"]), "p": str(head["supplier_id"]), "i": items},
+            {"s": head["store_id"], "p": head["supplier_id"], "i": items},
         ).mappings()
         for r in rows:
             rules[r["item_id"]] = ItemRule(max(int(r["pack_size"] or 1), 1), max(int(r["moq"] or 0), 0), "marts")
     return rules
 
 
-def supplier_items(conn: Connection, head: dict) -> list[str] | None:
+def supplier_items(conn: Connection, head: dict) -> list[int] | None:
     """Items this supplier delivers to this store; None (no restriction) when the parameters mart is not built
     or does not know the pair yet (a store opened after the last master load must still be able to order)."""
     if not _exists(conn, "marts.dim_replenishment_parameters"):
         return None
-    items: list[str] = list(
+    items: list[int] = list(
         conn.execute(
             text(
-                """SELECT DISTINCT item_id::text FROM marts.dim_replenishment_parameters
-                WHERE store_id::text = :s AND supplier_id::text = :p ORDER BY 1"""
+                """SELECT DISTINCT item_id FROM marts.dim_replenishment_parameters
+                WHERE store_id = :s AND supplier_id = :p ORDER BY 1"""
             ),
-            {"s": str(head["store_id"]), "p": str(head["supplier_id"])},
+            {"s": head["store_id"], "p": head["supplier_id"]},
         ).scalars()
     )
     return items or None
 
 
 _NAMES_TTL_SECONDS = 60.0
-_names_cache: dict[str, tuple[float, dict[str, dict[str, str]]]] = {}
+_names_cache: dict[str, tuple[float, dict[str, dict[int, str]]]] = {}
 
 
-def names(conn: Connection) -> dict[str, dict[str, str]]:
+def names(conn: Connection) -> dict[str, dict[int, str]]:
     """Display names of stores, suppliers and items from the marts (empty when not built). Cached per database
     for a minute: every page shows them, and they change with the nightly master load."""
     key = str(conn.engine.url)
@@ -198,54 +198,54 @@ def names(conn: Connection) -> dict[str, dict[str, str]]:
     return out
 
 
-def _load_names(conn: Connection) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {"store": {}, "supplier": {}, "item": {}}
+def _load_names(conn: Connection) -> dict[str, dict[int, str]]:
+    out: dict[str, dict[int, str]] = {"store": {}, "supplier": {}, "item": {}}
     for kind, rel, col in (
         ("store", "marts.dim_stores", "store_name"),
         ("supplier", "marts.dim_suppliers", "supplier_name"),
         ("item", "marts.dim_items", "item_name"),
     ):
         if _exists(conn, rel):
-            rows = conn.execute(text(f"SELECT DISTINCT ON ({kind}_id) {kind}_id::text, {col} FROM {rel}"))
-            out[kind] = {str(a): str(b) for a, b in rows}
+            rows = conn.execute(text(f"SELECT DISTINCT ON ({kind}_id) {kind}_id, {col} FROM {rel}"))
+            out[kind] = {int(a): str(b) for a, b in cast("Iterable[tuple[int, object]]", rows)}
     return out
 
 
 def sales_history(
-    conn: Connection, store_id: str, item_ids: list[str], until: dt.date, days: int = 28
-) -> dict[str, list[tuple[dt.date, float]]]:
+    conn: Connection, store_id: int, item_ids: list[int], until: dt.date, days: int = 28
+) -> dict[int, list[tuple[dt.date, float]]]:
     if not item_ids or not _exists(conn, "marts.fct_daily_demand"):
         return {}
     rows = conn.execute(
         text(
-            """SELECT item_id::text, demand_date, units_sold FROM marts.fct_daily_demand
-            WHERE store_id::text = :s AND item_id::text = ANY(:i) AND demand_date <= :u
+            """SELECT item_id, demand_date, units_sold FROM marts.fct_daily_demand
+            WHERE store_id = :s AND item_id = ANY(:i) AND demand_date <= :u
               AND demand_date > CAST(:u AS date) - :n ORDER BY demand_date"""
         ),
-        {"s": str(store_id), "i": item_ids, "u": until, "n": days},
+        {"s": store_id, "i": item_ids, "u": until, "n": days},
     )
-    out: dict[str, list[tuple[dt.date, float]]] = {}
-    for item, day, units in cast("Iterable[tuple[str, dt.date, Any]]", rows):
+    out: dict[int, list[tuple[dt.date, float]]] = {}
+    for item, day, units in cast("Iterable[tuple[int, dt.date, Any]]", rows):
         out.setdefault(item, []).append((day, float(units)))
     return out
 
 
 def forecast_band(
-    conn: Connection, store_id: str, item_ids: list[str], origin: dt.date, until: dt.date
-) -> dict[str, list[tuple[dt.date, float, float, float]]]:
+    conn: Connection, store_id: int, item_ids: list[int], origin: dt.date, until: dt.date
+) -> dict[int, list[tuple[dt.date, float, float, float]]]:
     """(target date, p10, p50, p90) from the latest forecast made on or before ``origin``."""
     if not item_ids:
         return {}
     rows = conn.execute(
         text(
-            """SELECT DISTINCT ON (item_id, target_date) item_id::text, target_date, p10, p50, p90
-            FROM forecast.forecasts WHERE store_id::text = :s AND item_id::text = ANY(:i) AND origin_date <= :o
+            """SELECT DISTINCT ON (item_id, target_date) item_id, target_date, p10, p50, p90
+            FROM forecast.forecasts WHERE store_id = :s AND item_id = ANY(:i) AND origin_date <= :o
               AND target_date > :o AND target_date <= :u ORDER BY item_id, target_date, origin_date DESC"""
         ),
-        {"s": str(store_id), "i": item_ids, "o": origin, "u": until},
+        {"s": store_id, "i": item_ids, "o": origin, "u": until},
     )
-    out: dict[str, list[tuple[dt.date, float, float, float]]] = {}
-    for item, day, p10, p50, p90 in cast("Iterable[tuple[str, dt.date, Any, Any, Any]]", rows):
+    out: dict[int, list[tuple[dt.date, float, float, float]]] = {}
+    for item, day, p10, p50, p90 in cast("Iterable[tuple[int, dt.date, Any, Any, Any]]", rows):
         out.setdefault(item, []).append((day, float(p10), float(p50), float(p90)))
     return out
 
@@ -284,59 +284,59 @@ def natural_key(value: object) -> tuple:
     return tuple((0, int(t), "") if t.isdigit() else (1, 0, t.casefold()) for t in re.findall(r"\d+|\D+", str(value)))
 
 
-def line_prices(conn: Connection, head: dict, lines: list[dict]) -> dict[str, float]:
+def line_prices(conn: Connection, head: dict, lines: list[dict]) -> dict[int, float]:
     """Purchase price per unit of each line's item: the replenishment parameters (store x item x supplier), else
     what the proposal recorded (explanation risk.unit_cost); items without either are left out."""
-    prices: dict[str, float] = {}
+    prices: dict[int, float] = {}
     for ln in lines:
         cost = ((ln.get("explanation") or {}).get("risk") or {}).get("unit_cost")
         if cost:
-            prices[str(ln["item_id"])] = float(cost)
+            prices[ln["item_id"]] = float(cost)
     if lines and _exists(conn, "marts.dim_replenishment_parameters"):
         rows = conn.execute(
             text(
-                """SELECT item_id::text, unit_cost FROM marts.dim_replenishment_parameters
-                WHERE store_id::text = :s AND supplier_id::text = :p AND item_id::text = ANY(:i)"""
+                """SELECT item_id, unit_cost FROM marts.dim_replenishment_parameters
+                WHERE store_id = :s AND supplier_id = :p AND item_id = ANY(:i)"""
             ),
-            {"s": str(head["store_id"]), "p": str(head["supplier_id"]), "i": [str(ln["item_id"]) for ln in lines]},
+            {"s": head["store_id"], "p": head["supplier_id"], "i": [ln["item_id"] for ln in lines]},
         )
-        for item, cost in cast("Iterable[tuple[str, Any]]", rows):
+        for item, cost in cast("Iterable[tuple[int, Any]]", rows):
             if cost is not None:
-                prices[str(item)] = float(cost)
+                prices[item] = float(cost)
     return prices
 
 
 def past_orders(
-    conn: Connection, store_id: str, item_ids: list[str], since: dt.date, until: dt.date, exclude_order: str = ""
-) -> dict[str, list[tuple[dt.date, float]]]:
+    conn: Connection, store_id: int, item_ids: list[int], since: dt.date, until: dt.date, exclude_order: str = ""
+) -> dict[int, list[tuple[dt.date, float]]]:
     """Quantities ordered per delivery day: the merchandise system's purchase orders (staging) and the orders
     this platform sent, for the chart's 'last orders'."""
-    out: dict[str, dict[dt.date, float]] = {}
+    out: dict[int, dict[dt.date, float]] = {}
     if not item_ids:
         return {}
-    params = {"s": str(store_id), "i": item_ids, "a": since, "b": until, "x": exclude_order}
+    params = {"s": store_id, "i": item_ids, "a": since, "b": until, "x": exclude_order}
     if _exists(conn, "staging.stg_mms__purchase_orders"):
         rows = conn.execute(
             text(
-                """SELECT item_id::text, due_date, sum(quantity) FROM staging.stg_mms__purchase_orders
-                WHERE store_id::text = :s AND item_id::text = ANY(:i) AND due_date BETWEEN :a AND :b
+                """SELECT item_id, due_date, sum(quantity) FROM staging.stg_mms__purchase_orders
+                WHERE store_id = :s AND item_id = ANY(:i) AND due_date BETWEEN :a AND :b
                   AND status <> 'cancelled' GROUP BY 1, 2"""
             ),
             params,
         )
-        for item, day, qty in cast("Iterable[tuple[str, dt.date, Any]]", rows):
+        for item, day, qty in cast("Iterable[tuple[int, dt.date, Any]]", rows):
             out.setdefault(item, {})[day] = float(qty)
     rows = conn.execute(
         text(
-            """SELECT l.item_id::text, p.delivery_date, sum(l.final_qty) FROM orders.purchase_orders p
+            """SELECT l.item_id, p.delivery_date, sum(l.final_qty) FROM orders.purchase_orders p
             JOIN orders.order_lines l USING (order_id)
-            WHERE p.store_id::text = :s AND l.item_id::text = ANY(:i) AND p.delivery_date BETWEEN :a AND :b
+            WHERE p.store_id = :s AND l.item_id = ANY(:i) AND p.delivery_date BETWEEN :a AND :b
               AND p.order_id <> :x AND p.status IN ('approved', 'auto_approved', 'queued', 'sending', 'sent',
                                                     'acknowledged', 'retry')
             GROUP BY 1, 2"""
         ),
         params,
     )
-    for item, day, qty in cast("Iterable[tuple[str, dt.date, Any]]", rows):
+    for item, day, qty in cast("Iterable[tuple[int, dt.date, Any]]", rows):
         out.setdefault(item, {})[day] = float(qty)  # ours replace the MMS copy of the same delivery
     return {k: sorted(v.items()) for k, v in out.items()}

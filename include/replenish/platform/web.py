@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
+from replenish.ids import parse_id
 from replenish.orders.order_tables import STATUSES
 from replenish.platform import order_actions, order_queries
 from replenish.platform.access import Principal
@@ -252,18 +253,22 @@ def _queue_rows(request: Request, s: WebSession, status: str, delivery_date: str
             day = dt.date.fromisoformat(delivery_date)
         except ValueError:
             errors.append(f"delivery date: expected YYYY-MM-DD, got {delivery_date!r}")
-    for name, value in (("store_id", store_id), ("supplier_id", supplier_id), ("reason", reason)):
-        if has_control_chars(value):
-            errors.append(f"{name}: control characters are not allowed")
+    if has_control_chars(reason):
+        errors.append("reason: control characters are not allowed")
+    store, supplier = parse_id(store_id), parse_id(supplier_id)
+    for name, raw, value in (("store", store_id, store), ("supplier", supplier_id, supplier)):
+        if raw and value is None:
+            errors.append(f"{name}: expected a {name} number")
     if errors:
         store_id = supplier_id = reason = ""
+        store = supplier = None
     if status not in ("open", "all", *STATUSES):
         errors.append(f"status: unknown value {status!r}")
         status = "open"
     if sort not in SORTS:
         sort = "cutoff"
     direction = "desc" if direction == "desc" else "asc"
-    f = order_queries.QueueFilter(status, day, store_id or None, supplier_id or None, reason or None)
+    f = order_queries.QueueFilter(status, day, store, supplier, reason or None)
     with ctx.engine.connect() as conn:
         rows = order_queries.review_queue(conn, s.principal, f)
         now = ctx.now()
@@ -280,8 +285,8 @@ def _queue_rows(request: Request, s: WebSession, status: str, delivery_date: str
         r["cutoff_soon"] = (is_open and r["cutoff_at"] is not None
                             and 0 < (r["cutoff_at"] - now).total_seconds() < 3 * 3600)
         r["counts_down"] = is_open and r["cutoff_at"] is not None
-        r["store_name"] = nm["store"].get(str(r["store_id"]), f"Store {r['store_id']}")
-        r["supplier_name"] = nm["supplier"].get(str(r["supplier_id"]), f"Supplier {r['supplier_id']}")
+        r["store_name"] = nm["store"].get(r["store_id"], f"Store {r['store_id']}")
+        r["supplier_name"] = nm["supplier"].get(r["supplier_id"], f"Supplier {r['supplier_id']}")
         r["reason_words"] = [reason_label(c, nm["item"]) for c in r["reasons"] or []]
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     keys = {
@@ -408,8 +413,8 @@ def _selected(request: Request, s: WebSession, order: list[str] | None) -> list[
             head = order_queries.get_order(conn, s.principal, oid) if oid and ver.isdigit() else None
             if head is not None:
                 entry["head"] = head
-                entry["store_name"] = nm["store"].get(str(head["store_id"]), f"Store {head['store_id']}")
-                entry["supplier_name"] = nm["supplier"].get(str(head["supplier_id"]), f"Supplier {head['supplier_id']}")
+                entry["store_name"] = nm["store"].get(head["store_id"], f"Store {head['store_id']}")
+                entry["supplier_name"] = nm["supplier"].get(head["supplier_id"], f"Supplier {head['supplier_id']}")
                 entry["lines"] = conn.execute(
                     text("SELECT count(*) FROM orders.order_lines WHERE order_id = :o AND final_qty > 0"), {"o": oid}
                 ).scalar()
@@ -463,7 +468,7 @@ def _order_data(conn: Any, s: WebSession, order_id: str) -> tuple[dict, list[dic
     rules = order_queries.item_rules(conn, head, lines)
     prices = order_queries.line_prices(conn, head, lines)
     for ln in lines:
-        iid = str(ln["item_id"])
+        iid = ln["item_id"]
         ln["name"] = nm["item"].get(iid, f"Item {iid}")
         ln["rule"] = rules.get(iid, order_queries.ItemRule())
         ln["unit_price"] = prices.get(iid)
@@ -483,7 +488,7 @@ def _order_page(
     ctx = _ctx(request)
     with ctx.engine.connect() as conn:
         head, lines, nm = _order_data(conn, s, order_id)
-        items = [str(ln["item_id"]) for ln in lines]
+        items = [ln["item_id"] for ln in lines]
         origin = head["order_date"]
         cover_end = head.get("next_delivery_date") or head["delivery_date"] + dt.timedelta(days=1)
         last_covered = max(head["delivery_date"], cover_end - dt.timedelta(days=1))
@@ -491,13 +496,13 @@ def _order_page(
         # the forecast the night made (origin: the business day before the order date), up to the window's end
         band = order_queries.forecast_band(conn, head["store_id"], items, origin - dt.timedelta(days=1),
                                            last_covered)
-        past = order_queries.past_orders(conn, str(head["store_id"]), items, origin - dt.timedelta(days=27),
+        past = order_queries.past_orders(conn, head["store_id"], items, origin - dt.timedelta(days=27),
                                          last_covered, exclude_order=order_id)
         audit = order_queries.audit_trail(conn, order_id)
         box = order_queries.outbox_state(conn, order_id)
         addable = order_queries.supplier_items(conn, head)
     for ln in lines:
-        iid = str(ln["item_id"])
+        iid = ln["item_id"]
         win = (head["delivery_date"], last_covered)
         ln["chart"] = sales_svg(sales.get(iid, []), band.get(iid, []), label=ln["name"], orders=past.get(iid, []),
                                 window=win, css_class="chart-wide")
@@ -560,8 +565,8 @@ def order_csv(request: Request, s: Session, order_id: str) -> Response:
     out: list[list[object]] = [["order_id", "store", "supplier", "delivery_date", "status", "item_id", "item",
                                 "pack_size", "min_order_qty", "proposed_qty", "order_qty", "unit_price_eur",
                                 "line_value_eur", "changed_by", "change_reason"]]
-    store = nm["store"].get(str(head["store_id"]), str(head["store_id"]))
-    supplier = nm["supplier"].get(str(head["supplier_id"]), str(head["supplier_id"]))
+    store = nm["store"].get(head["store_id"], str(head["store_id"]))
+    supplier = nm["supplier"].get(head["supplier_id"], str(head["supplier_id"]))
     for ln in lines:
         out.append([head["order_id"], store, supplier, head["delivery_date"].isoformat(), status_label(head["status"]),
                     ln["item_id"], ln["name"], ln["rule"].pack_size, ln["rule"].moq, ln["proposed_qty"],
@@ -596,17 +601,21 @@ def order_form(
 
     def run(conn: Any) -> None:
         head = order_actions.lock_order(conn, s.principal, order_id, _version(version))
-        current = {str(ln["item_id"]): ln for ln in order_queries.order_lines(conn, order_id)}
-        for iid, raw, why in zip(items, qtys, reasons, strict=True):
-            ln = current.get(iid)
+        current = {ln["item_id"]: ln for ln in order_queries.order_lines(conn, order_id)}
+        typed: list[str] = []  # each change's item as the form sent it (the page keys its fields by that)
+        for raw_item, raw, why in zip(items, qtys, reasons, strict=True):
+            iid = parse_id(raw_item)
+            ln = current.get(iid) if iid is not None else None
             parsed = order_actions.parse_qty(raw)
             if ln is not None and parsed == int(ln["final_qty"]):
                 continue  # unchanged (its reason, if any, is ignored)
             op = "remove" if ln is not None and parsed == 0 and int(ln["proposed_qty"]) == 0 else "set"
-            changes.append(order_actions.LineChange(iid, op, None if op == "remove" else parsed, why))  # type: ignore[arg-type]
-        for i, c in enumerate(changes):
+            changes.append(order_actions.LineChange(raw_item if iid is None else iid, op,
+                                                    None if op == "remove" else parsed, why))  # type: ignore[arg-type]
+            typed.append(raw_item)
+        for i, raw_item in enumerate(typed):
             for f in ("qty", "reason", "item_id"):
-                form["field_items"][f"/lines/{i}/{f}"] = c.item_id
+                form["field_items"][f"/lines/{i}/{f}"] = raw_item
         if changes:
             order_actions.change_lines(conn, s.principal, order_id, changes, None)
         if action == "approve":
@@ -672,7 +681,7 @@ def edit_qty(
     reason: Annotated[str, Form(max_length=64)] = "",
     version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    change = order_actions.LineChange(item_id, "set", order_actions.parse_qty(qty), reason)  # type: ignore[arg-type]
+    change = order_actions.LineChange(_typed_id(item_id), "set", order_actions.parse_qty(qty), reason)  # type: ignore[arg-type]
     form = {"line_qty": {item_id: qty}, "line_reason": {item_id: reason}, "field_items": _line_fields(item_id)}
     return _mutate(request, s, order_id, "saved",
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
@@ -687,7 +696,7 @@ def remove_line(
     reason: Annotated[str, Form(max_length=64)] = "",
     version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    change = order_actions.LineChange(item_id, "remove", None, reason)
+    change = order_actions.LineChange(_typed_id(item_id), "remove", None, reason)
     form = {"line_reason": {item_id: reason}, "field_items": _line_fields(item_id)}
     return _mutate(request, s, order_id, "removed",
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
@@ -711,12 +720,19 @@ def add_line(
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
 
 
-def _item_by_name(request: Request, typed: str) -> str:
-    """The add-line search field takes an item number or its exact name (any case)."""
+def _typed_id(raw: str) -> int | str:
+    """A path's item id, or the raw text when it is not one (change_lines reports it on the line)."""
+    iid = parse_id(raw)
+    return raw if iid is None else iid
+
+
+def _item_by_name(request: Request, typed: str) -> int | str:
+    """The add-line search field takes an item number or its exact name (any case); the raw text when neither."""
+    iid = parse_id(typed)
+    if iid is not None:
+        return iid
     with _ctx(request).engine.connect() as conn:
         items = order_queries.names(conn).get("item", {})
-    if typed in items:
-        return typed
     found = [i for i, n in items.items() if n.casefold() == typed.casefold()]
     return found[0] if len(found) == 1 else typed
 

@@ -34,8 +34,8 @@ class Releaser:
         promo = d[d["promotion"] > 0]
         self._promo = set(zip(key.get_indexer(pd.MultiIndex.from_frame(promo[["store_id", "item_id"]])).tolist(),
                               (promo["date"] - masters.start).dt.days.tolist(), strict=True))
-        self._store_str = [str(x) for x in masters.keys["store_id"].tolist()]
-        self._item_str = [str(x) for x in masters.keys["item_id"].tolist()]
+        self._store_ids = [int(x) for x in masters.keys["store_id"].tolist()]
+        self._item_ids = [int(x) for x in masters.keys["item_id"].tolist()]
 
     def _risk(self, s: int, row: tuple[float, ...]) -> LineRisk | None:
         if not np.isfinite(row[1]):
@@ -70,7 +70,7 @@ class Releaser:
             for i in idx:
                 si, dl = int(s_all[i]), int(dl_all[i])
                 facts.append(LineFacts(
-                    str(i), int(qty_all[i]), category=tr.category[si],
+                    int(i), int(qty_all[i]), category=tr.category[si],
                     risk=None if risk_all is None else self._risk(si, tuple(risk_all[i])),
                     is_promotion=(si, dl) in self._promo, is_new_item=False,
                     forecast_flagged=bool(fl_all[i]), forecast_fallback=bool(fb_all[i])))
@@ -78,7 +78,7 @@ class Releaser:
             s0 = int(s_sel[0])
             reasons = tuple(dict.fromkeys(x for i in idx for x in rs_all[i]))
             order = OrderFacts(
-                order_id=key, store_id=self._store_str[s0], supplier_id=str(tr.supplier_id[s0]),
+                order_id=key, store_id=self._store_ids[s0], supplier_id=int(tr.supplier_id[s0]),
                 order_value=float((qty_all[idx] * tr.cost[s_sel]).sum()),
                 quality_gate_passed=True, snapshot_age_hours=0.0, allows_auto_order=bool(tr.allows_auto[s0]),
                 lines=facts, proposal_reasons=reasons, snapshot_date=t, business_date=t)
@@ -89,7 +89,7 @@ class Releaser:
                 decision.reasons = ["below_min_order_value"]
                 caps = {}
             auto[idx] = decision.released
-            why_s = ",".join(_item_codes(decision.reasons, self._item_str, s_all))
+            why_s = ",".join(_item_codes(decision.reasons, self._item_ids, s_all))
             for i in idx:
                 why[i] = why_s
                 if i in caps:
@@ -104,10 +104,10 @@ class Releaser:
         return lines
 
 
-def _item_codes(reasons: list[str], item_str: list[str], s_all: np.ndarray) -> list[str]:
+def _item_codes(reasons: list[str], item_ids: list[int], s_all: np.ndarray) -> list[str]:
     """Reason codes with the line's item id (the decision names lines by their row position)."""
     out = []
     for r in reasons:
         code, _, row = r.partition(":")
-        out.append(f"{code}:{item_str[int(s_all[int(row)])]}" if row.isdigit() else r)
+        out.append(f"{code}:{item_ids[int(s_all[int(row)])]}" if row.isdigit() else r)
     return out
