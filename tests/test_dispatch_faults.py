@@ -77,11 +77,13 @@ def _queued(eng, channel: str, *, api_url: str | None = None, email_to: str | No
     with eng.begin() as c:
         c.execute(
             text("""INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date, order_date,
-                        status, channel) VALUES (:o, :s, 'FAULT', :dd, :d, 'proposed', :ch)"""),
-            {"o": oid, "s": "S" + oid[-8:], "dd": D + dt.timedelta(days=1), "d": D, "ch": channel},
+                        status, channel) VALUES (:o, :s, :p, :dd, :d, 'proposed', :ch)"""),
+            # a store of this order only, at a supplier no master knows (its contact is set below)
+            {"o": oid, "s": 300_000_000 + int(oid[-8:], 16) % 10**8, "p": 999_999_001, "dd": D + dt.timedelta(days=1),
+             "d": D, "ch": channel},
         )
         c.execute(text("INSERT INTO orders.order_lines (order_id, item_id, proposed_qty, final_qty) "
-                       "VALUES (:o, 'I1', 10, 10), (:o, 'I2', 4, 4)"), {"o": oid})
+                       "VALUES (:o, 1, 10, 10), (:o, 2, 4, 4)"), {"o": oid})
         approve(c, oid, actor="buyer:test")
         c.execute(
             text("UPDATE orders.outbox SET payload = jsonb_set(payload, '{supplier}', CAST(:s AS jsonb)) "

@@ -28,13 +28,13 @@ def eng():
     return e
 
 
-def _proposal(store, p50=10.0, items=("I1", "I2")):
+def _proposal(store, p50=10.0, items=(1, 2)):
     lines = pd.DataFrame(
         [
             dict(
                 store_id=store,
                 item_id=i,
-                supplier_id="P1",
+                supplier_id=1,
                 order_date=D,
                 as_of_date=D,
                 delivery_date=D + dt.timedelta(days=1),
@@ -62,13 +62,18 @@ def _proposal(store, p50=10.0, items=("I1", "I2")):
     return r.orders.assign(channel="api"), r.lines
 
 
+def _new_store() -> int:
+    """A store id of this test only (the database is shared by the whole run)."""
+    return 100_000_000 + uuid.uuid4().int % 10**8
+
+
 def _count(eng, sql, **p):
     with eng.connect() as c:
         return c.execute(text(sql), p).scalar()
 
 
 def test_rerun_is_idempotent_and_keeps_edits(eng):
-    store = "T" + uuid.uuid4().hex[:8]
+    store = _new_store()
     o, lines = _proposal(store)
     with eng.begin() as c:
         first = upsert_proposals(c, o, lines, run_id="r1")
@@ -78,7 +83,7 @@ def test_rerun_is_idempotent_and_keeps_edits(eng):
         second = upsert_proposals(c, o, lines, run_id="r2")
     assert second == {"orders_created": 0, "orders_updated": 0, "lines_written": 0, "locked": 0}
     with eng.begin() as c:
-        edit_line(c, oid, "I1", 3, actor="alice", reason="shelf full")
+        edit_line(c, oid, 1, 3, actor="alice", reason="shelf full")
     o2, l2 = _proposal(store, p50=20.0)
     with eng.begin() as c:
         third = upsert_proposals(c, o2, l2, run_id="r3")
@@ -86,10 +91,10 @@ def test_rerun_is_idempotent_and_keeps_edits(eng):
     with eng.connect() as c:
         head, lines = load_order(c, oid)
     by = {x["item_id"]: x for x in lines}
-    assert by["I1"]["final_qty"] == 3 and by["I1"]["proposed_qty"] == 20  # edit kept, proposal recorded
-    assert by["I2"]["final_qty"] == 20
+    assert by[1]["final_qty"] == 3 and by[1]["proposed_qty"] == 20  # edit kept, proposal recorded
+    assert by[2]["final_qty"] == 20
     assert _count(eng, "SELECT count(*) FROM orders.purchase_orders WHERE store_id = :s", s=store) == 1
-    assert "why 20" in by["I2"]["explanation"]["why"]
+    assert "why 20" in by[2]["explanation"]["why"]
     # locked once sent (queued here): a re-run changes nothing
     with eng.begin() as c:
         approve(c, oid, actor="bob")
@@ -98,13 +103,13 @@ def test_rerun_is_idempotent_and_keeps_edits(eng):
         fourth = upsert_proposals(c, o3, l3, run_id="r4")
     assert fourth["locked"] == 1 and fourth["lines_written"] == 0
     with eng.begin() as c, pytest.raises(PermissionError):
-        edit_line(c, oid, "I1", 5, actor="alice")
+        edit_line(c, oid, 1, 5, actor="alice")
     with eng.begin() as c, pytest.raises(Exception, match="append-only"):
         c.execute(text("DELETE FROM orders.order_events WHERE order_id = :o"), {"o": oid})
 
 
 def _queued(eng, channel, api_url=None, email=None):
-    store = "T" + uuid.uuid4().hex[:8]
+    store = _new_store()
     o, lines = _proposal(store)
     with eng.begin() as c:
         upsert_proposals(c, o.assign(channel=channel), lines, run_id="r1")
@@ -283,8 +288,7 @@ def test_cutoff_actions_send_skip_escalate_once(eng, tmp_path):
     from replenish.orders.release import RULES_PATH
 
     doc = yaml.safe_load(RULES_PATH.read_text())
-    tag = uuid.uuid4().hex[:6]
-    stores = {a: f"CUT{a}{tag}" for a in ("send", "skip", "escalate")}
+    stores = {a: _new_store() for a in ("send", "skip", "escalate")}
     doc["overrides"] = [{"name": a, "match": {"store_id": s}, "set": {"on_cutoff": a}} for a, s in stores.items()]
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(doc))

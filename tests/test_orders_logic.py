@@ -24,9 +24,9 @@ D = dt.date(2024, 3, 4)  # Monday
 
 def _line(**kw):
     base = dict(
-        store_id="S1",
-        item_id="I1",
-        supplier_id="P1",
+        store_id=1,
+        item_id=1,
+        supplier_id=1,
         order_date=D,
         as_of_date=D,
         delivery_date=D + dt.timedelta(days=1),
@@ -46,7 +46,7 @@ def _line(**kw):
     return base
 
 
-def _fc(store="S1", item="I1", days=range(1, 8), p50=10.0, p10=None, p90=None):
+def _fc(store=1, item=1, days=range(1, 8), p50=10.0, p10=None, p90=None):
     return pd.DataFrame(
         [
             {
@@ -68,35 +68,35 @@ def run(lines, fc=None, **kw):
 
 # --- calendar ---------------------------------------------------------------------------------------------
 def test_calendar_not_an_order_day():
-    assert cal.opportunity("S", "P", D + dt.timedelta(days=1), order_weekdays="1|3|5", lead_time_days=1) is None
+    assert cal.opportunity(1, 1, D + dt.timedelta(days=1), order_weekdays="1|3|5", lead_time_days=1) is None
 
 
 def test_calendar_coverage_across_weekdays():
-    o = cal.opportunity("S", "P", D, order_weekdays="1|3|5", cutoff_time="10:30", lead_time_days=1)
+    o = cal.opportunity(1, 1, D, order_weekdays="1|3|5", cutoff_time="10:30", lead_time_days=1)
     assert (o.delivery_date, o.next_delivery_date, o.coverage_days) == (dt.date(2024, 3, 5), dt.date(2024, 3, 7), 2)
-    f = cal.opportunity("S", "P", dt.date(2024, 3, 8), order_weekdays="1|3|5", lead_time_days=1)
+    f = cal.opportunity(1, 1, dt.date(2024, 3, 8), order_weekdays="1|3|5", lead_time_days=1)
     assert (f.delivery_date, f.next_delivery_date) == (dt.date(2024, 3, 9), dt.date(2024, 3, 12))
 
 
 def test_calendar_cutoff_is_berlin_local():
-    o = cal.opportunity("S", "P", D, order_weekdays="1", cutoff_time="10:30", lead_time_days=2)
+    o = cal.opportunity(1, 1, D, order_weekdays="1", cutoff_time="10:30", lead_time_days=2)
     assert o.cutoff_at.utcoffset() == dt.timedelta(hours=1)  # CET in March before DST
     assert o.is_past_cutoff(dt.datetime(2024, 3, 4, 9, 31, tzinfo=dt.UTC))
     assert not o.is_past_cutoff(dt.datetime(2024, 3, 4, 9, 29, tzinfo=dt.UTC))
-    s = cal.opportunity("S", "P", dt.date(2024, 7, 1), order_weekdays="1", cutoff_time="10:30", lead_time_days=2)
+    s = cal.opportunity(1, 1, dt.date(2024, 7, 1), order_weekdays="1", cutoff_time="10:30", lead_time_days=2)
     assert s.cutoff_at.utcoffset() == dt.timedelta(hours=2)
 
 
 def test_calendar_holiday_shifts_delivery_and_window():
     # Good Friday 2024-03-29 and Easter Monday 2024-04-01
     hol = {dt.date(2024, 3, 29), dt.date(2024, 4, 1)}
-    o = cal.opportunity("S", "P", dt.date(2024, 3, 28), order_weekdays=range(1, 8), lead_time_days=1, holidays=hol)
+    o = cal.opportunity(1, 1, dt.date(2024, 3, 28), order_weekdays=range(1, 8), lead_time_days=1, holidays=hol)
     assert o.delivery_date == dt.date(2024, 3, 30)  # Fri holiday -> Sat
     assert o.next_delivery_date == dt.date(2024, 3, 31)
-    o2 = cal.opportunity("S", "P", dt.date(2024, 3, 31), order_weekdays=range(1, 8), lead_time_days=1, holidays=hol)
+    o2 = cal.opportunity(1, 1, dt.date(2024, 3, 31), order_weekdays=range(1, 8), lead_time_days=1, holidays=hol)
     assert (o2.delivery_date, o2.next_delivery_date) == (dt.date(2024, 4, 2), dt.date(2024, 4, 3))
     # the Saturday order would also deliver Apr 2 after the Monday holiday: next delivery skips the collapse
-    o3 = cal.opportunity("S", "P", dt.date(2024, 3, 30), order_weekdays=range(1, 8), lead_time_days=2, holidays=hol)
+    o3 = cal.opportunity(1, 1, dt.date(2024, 3, 30), order_weekdays=range(1, 8), lead_time_days=2, holidays=hol)
     assert o3.delivery_date == dt.date(2024, 4, 2) and o3.next_delivery_date == dt.date(2024, 4, 3)
 
 
@@ -212,10 +212,10 @@ def test_explanation_has_steps_and_why():
 
 def test_mov_top_up_in_pack_steps_and_hold():
     lines = [
-        _line(item_id="I1", pack_size=6, min_order_value=40.0),
-        _line(item_id="I2", pack_size=6, min_order_value=40.0),
+        _line(item_id=1, pack_size=6, min_order_value=40.0),
+        _line(item_id=2, pack_size=6, min_order_value=40.0),
     ]
-    fc = pd.concat([_fc(item="I1", p50=10), _fc(item="I2", p50=3)])
+    fc = pd.concat([_fc(item=1, p50=10), _fc(item=2, p50=3)])
     r = run(lines, fc)  # 12 + 6 units at 1.00 = 18 < 40 -> top up
     assert r.orders.order_value_cents[0] >= 4000 and (r.lines.proposed_qty % 6 == 0).all()
     assert r.orders.mov_status[0] == "topped_up"
@@ -232,13 +232,13 @@ ROLLS = LineRisk(position=40, sell_p10=70, sell_p50=100, sell_p90=130, shelf_p10
 def _facts(**kw):
     base = dict(
         order_id="O",
-        store_id="S1",
-        supplier_id="P1",
+        store_id=1,
+        supplier_id=1,
         order_value=100.0,
         quality_gate_passed=True,
         snapshot_age_hours=2.0,
         allows_auto_order=True,
-        lines=[LineFacts("I1", 70, risk=ROLLS)],
+        lines=[LineFacts(1, 70, risk=ROLLS)],
     )
     base.update(kw)
     return OrderFacts(**base)
@@ -251,7 +251,7 @@ def test_release_all_conditions_hold():
 
 def test_release_reasons():
     rules = parse_rules({**_rules_doc(), "defaults": {**_rules_doc()["defaults"], "block_on_promotion": True}})
-    promo = _facts(lines=[LineFacts("I1", 70, risk=ROLLS, is_promotion=True)])
+    promo = _facts(lines=[LineFacts(1, 70, risk=ROLLS, is_promotion=True)])
     assert decide(promo, load_rules()).released  # by default the forecast knows the promotion: judged on risk
     why = evaluate(
         _facts(
@@ -259,7 +259,7 @@ def test_release_reasons():
             snapshot_age_hours=100,
             allows_auto_order=False,
             order_value=1e6,
-            lines=[LineFacts("I1", 70, risk=ROLLS, is_promotion=True), LineFacts("I2", 5, is_new_item=True)],
+            lines=[LineFacts(1, 70, risk=ROLLS, is_promotion=True), LineFacts(2, 5, is_new_item=True)],
         ),
         rules,
     )
@@ -268,8 +268,8 @@ def test_release_reasons():
         "stock_snapshot_stale",
         "supplier_manual_only",
         "order_value_over_limit",
-        "promotion:I1",
-        "new_item:I2",
+        "promotion:1",
+        "new_item:2",
     } <= set(why)
 
 
@@ -277,20 +277,20 @@ def test_pack_and_moq_rounding_is_not_a_doubt():
     # 2 units a day, a case of 24: the smallest orderable quantity overshoots P99, which the supplier imposes
     slow = LineRisk(position=0, sell_p10=1, sell_p50=2, sell_p90=4, shelf_p10=30, pack=24, moq=0,
                     unit_cost=0.5, unit_price=1.0)
-    assert decide(_facts(lines=[LineFacts("I1", 24, risk=slow)]), load_rules()).released
+    assert decide(_facts(lines=[LineFacts(1, 24, risk=slow)]), load_rules()).released
 
 
 def test_doubtful_line_is_capped_or_held():
     rules = load_rules()
     # 400 units of rolls where at most ~180 sell: improbable, and ~40 EUR of waste if demand comes in at P10
-    d = decide(_facts(lines=[LineFacts("I1", 400, risk=ROLLS)]), rules)
+    d = decide(_facts(lines=[LineFacts(1, 400, risk=ROLLS)]), rules)
     assert d.released and len(d.caps) == 1
     cap = d.caps[0]
     assert cap.from_qty == 400 and cap.to_qty % 10 == 0 and 60 <= cap.to_qty < 400
     assert ROLLS.waste_at_risk(cap.to_qty) <= 40 and cap.to_qty + ROLLS.position >= ROLLS.sell_p50
     held = parse_rules({**_rules_doc(), "defaults": {**_rules_doc()["defaults"], "on_doubtful_line": "hold"}})
-    why = evaluate(_facts(lines=[LineFacts("I1", 400, risk=ROLLS)]), held)
-    assert "quantity_improbable_high:I1" in why
+    why = evaluate(_facts(lines=[LineFacts(1, 400, risk=ROLLS)]), held)
+    assert "quantity_improbable_high:1" in why
 
 
 def test_money_at_risk_judges_expensive_lines():
@@ -298,17 +298,17 @@ def test_money_at_risk_judges_expensive_lines():
     # the same shape for a 30 EUR item: a normal quantity still puts too much money at stake -> review
     dear = LineRisk(position=40, sell_p10=70, sell_p50=100, sell_p90=130, shelf_p10=70, pack=10, moq=0,
                     unit_cost=30.0, unit_price=45.0)
-    d = decide(_facts(lines=[LineFacts("I1", 70, risk=dear)]), rules)
-    assert not d.released and "line_risk_short:I1" in d.reasons
+    d = decide(_facts(lines=[LineFacts(1, 70, risk=dear)]), rules)
+    assert not d.released and "line_risk_short:1" in d.reasons
     # too little: the shelf runs empty even if demand comes in low
     empty = LineRisk(position=0, sell_p10=70, sell_p50=100, sell_p90=130, shelf_p10=70, pack=10, moq=0,
                      unit_cost=0.12, unit_price=0.40)
-    short = decide(_facts(lines=[LineFacts("I1", 0, risk=empty)]), rules)
-    assert "quantity_improbable_low:I1" in short.reasons
+    short = decide(_facts(lines=[LineFacts(1, 0, risk=empty)]), rules)
+    assert "quantity_improbable_low:1" in short.reasons
 
 
 def test_line_without_distribution_is_not_judged_on_risk():
-    assert decide(_facts(lines=[LineFacts("I1", 10_000)]), load_rules()).released
+    assert decide(_facts(lines=[LineFacts(1, 10_000)]), load_rules()).released
 
 
 def _rules_doc() -> dict:

@@ -29,16 +29,17 @@ def eng():
 
 
 def _order(conn, name: str, *, cutoff_hours: float = 13.0) -> str:
-    oid = f"RE{uuid.uuid4().hex[:10].upper()}"
+    oid = f"RE-{name}-{uuid.uuid4().hex[:10].upper()}"
     conn.execute(
         text("""INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date, order_date,
                     cutoff_at, status, reasons, channel, order_value)
-                VALUES (:o, :s, 'P1', :dd, :od, :cut, 'proposed', '{}', 'edifact', 10)"""),
-        {"o": oid, "s": f"re-{name}-{oid}", "dd": ORDER_DATE + dt.timedelta(days=1), "od": ORDER_DATE,
+                VALUES (:o, :s, 1, :dd, :od, :cut, 'proposed', '{}', 'edifact', 10)"""),
+        {"o": oid, "s": 200_000_000 + uuid.uuid4().int % 10**8,  # a store of this order only
+         "dd": ORDER_DATE + dt.timedelta(days=1), "od": ORDER_DATE,
          "cut": NIGHT + dt.timedelta(hours=cutoff_hours)},
     )
     conn.execute(text("INSERT INTO orders.order_lines (order_id, item_id, proposed_qty, final_qty, explanation) "
-                      "VALUES (:o, 'I1', 10, 10, '{}')"), {"o": oid})
+                      "VALUES (:o, 1, 10, 10, '{}')"), {"o": oid})
     add_event(conn, oid, "system:propose", "created", None, "run-1")
     return oid
 
@@ -62,7 +63,7 @@ def test_release_redecides_untouched_orders_only(eng):
         c.execute(text("UPDATE orders.order_lines SET final_qty = 6, edited_by = 'release:r0:rules-v3' "
                        "WHERE order_id = :o"), {"o": capped})
         edited = _order(c, "edited")
-        edit_line(c, edited, "I1", 12, actor="anna", reason="local_event")
+        edit_line(c, edited, 1, 12, actor="anna", reason="local_event")
         rejected_look = _order(c, "person-status")
         set_status(c, rejected_look, "in_review", "anna")
         escalated = _order(c, "escalated", cutoff_hours=-0.5)

@@ -18,12 +18,12 @@ def test_snapshot_fresh_vs_business_date_not_wall_clock():
     assert day == D - dt.timedelta(days=1)
     base = dict(
         order_id="O",
-        store_id="S",
-        supplier_id="P",
+        store_id=1,
+        supplier_id=1,
         order_value=1.0,
         quality_gate_passed=True,
         allows_auto_order=True,
-        lines=[LineFacts("I", 10)],
+        lines=[LineFacts(1, 10)],
         business_date=D,
     )
     rules = load_rules()
@@ -43,14 +43,14 @@ def test_new_item_is_one_without_four_weeks_of_sales():
         c.rollback()
         tx = c.begin()  # everything below is rolled back: the warehouse is left untouched
         try:
-            store, old, new = (str(900_000 + uuid.uuid4().int % 10**5) for _ in range(3))
+            store, old, new = (900_000 + uuid.uuid4().int % 10**5 for _ in range(3))
             for item, first in ((old, D - dt.timedelta(days=40)), (new, D - dt.timedelta(days=10))):
                 c.execute(
                     text("INSERT INTO marts.fct_daily_demand (store_id, item_id, demand_date, units_sold) "
                          "VALUES (:s, :i, :d, 5)"),
-                    {"s": int(store), "i": int(item), "d": first},
+                    {"s": store, "i": item, "d": first},
                 )
-            keys = [LineKey(store, "1", i, D + dt.timedelta(days=2)) for i in (old, new, "12345678")]
+            keys = [LineKey(store, 1, i, D + dt.timedelta(days=2)) for i in (old, new, 12345678)]
             assert new_items(c, keys, D) == [False, True, True]
         finally:
             tx.rollback()
