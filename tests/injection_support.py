@@ -7,6 +7,10 @@ the way the MMS master exports would have filled them, so hostile names never re
 
 Every payload carries an element or attribute whose id starts with ``inj``: if any of them ever turns into
 markup, ``injected()`` (or the DOM check of the browser test) finds it.
+
+Store, supplier and item ids are integers (replenish.ids), so hostile text cannot be one: it goes where text
+still enters - the names the marts give those ids, order ids, reasons, events, edit reasons, explanations, user
+names - and what a person types as an id (path segments, form fields, query parameters) must be refused.
 """
 
 from __future__ import annotations
@@ -44,11 +48,12 @@ CORPUS: tuple[str, ...] = (
 SHORT10 = "<i id=inj>"  # delivery_date takes at most 10 characters
 SHORT20 = "<b id=inj>x</b>"  # status: 20
 USERNAME = '<b id="inj-user" hx-post="/logout">u</b>'
-STORE_ID = '"><b id="inj-store">'
-SUPPLIER_ID = "<i id='inj-sup'>'"
-ITEM_ID = '<svg id="inj-item" onload=alert(8)>'
-ORDER_ID = "x-<b id=\"inj-oid\">&'#?% 1"
-DOTS_ITEM_ID = "../../logout"  # in a form action unencoded, the browser would post to /logout
+STORE_NAME = '"><b id="inj-store">'  # breaks out of an attribute: the name of the hostile order's store
+SUPPLIER_NAME = "<i id='inj-sup'>'"
+ITEM_NAME = '<svg id="inj-item" onload=alert(8)>'  # the hostile item's name (its sales chart's label)
+ORDER_ID = "x-<b id=\"inj-oid\">&'#?% 1"  # order ids are text: still hostile
+DOTS = "../../logout"  # in a form action unencoded, the browser would post to /logout
+HOSTILE_ITEM, DOTS_ITEM = 990_004, 990_005  # the hostile order's items beside seed_demo's I1 (named as above)
 
 ALLOWED_HX = {"hx-boost", "hx-headers", "hx-disable"}
 
@@ -88,23 +93,24 @@ def fresh_database() -> Engine:
 
 MARTS = """
 CREATE SCHEMA IF NOT EXISTS marts;
-CREATE TABLE marts.dim_stores (store_id text PRIMARY KEY, store_name text NOT NULL);
-CREATE TABLE marts.dim_suppliers (supplier_id text PRIMARY KEY, supplier_name text NOT NULL, email text);
-CREATE TABLE marts.dim_items (item_id text, item_name text NOT NULL, category text, unit_cost numeric,
+CREATE TABLE marts.dim_stores (store_id integer PRIMARY KEY, store_name text NOT NULL);
+CREATE TABLE marts.dim_suppliers (supplier_id integer PRIMARY KEY, supplier_name text NOT NULL, email text);
+CREATE TABLE marts.dim_items (item_id integer, item_name text NOT NULL, category text, unit_cost numeric,
     snapshot_date date, PRIMARY KEY (item_id, snapshot_date));
-CREATE TABLE marts.fct_daily_demand (store_id text, item_id text, demand_date date, units_sold numeric);
+CREATE TABLE marts.fct_daily_demand (store_id integer, item_id integer, demand_date date, units_sold numeric);
 """
 
 
 def seed_hostile(engine: Engine) -> dict[str, Any]:
-    """seed_demo's small world with hostile names, plus one order whose ids, reasons, line edits, explanation,
-    audit trail and outbox error are all hostile, and an admin whose username and display name are.
+    """seed_demo's small world with hostile names, plus one order whose id, store, supplier and item names,
+    reasons, line edits, explanation, audit trail and outbox error are all hostile, and an admin whose username
+    and display name are.
 
-    Returns seed_demo's dict plus ``hostile_order``, ``hostile_user`` (username, password) and ``payloads``
-    (where each stored string went)."""
+    Returns seed_demo's dict plus ``hostile_order``, ``hostile_store``, ``hostile_supplier``, ``hostile_user``
+    (username, password) and ``names`` (where each stored name went)."""
     from replenish.orders.order_tables import add_event, set_status
     from replenish.platform.accounts import add_user
-    from replenish.platform.demo import seed_demo
+    from replenish.platform.demo import I1, I2, I3, seed_demo
 
     with engine.begin() as conn:
         world = seed_demo(conn, tag="x")
@@ -112,9 +118,10 @@ def seed_hostile(engine: Engine) -> dict[str, Any]:
         s1, s2 = world["stores"]
         p1, p2 = world["suppliers"]
         today = dt.date.fromisoformat(world["delivery_date"]) - dt.timedelta(days=1)
-        stores = {s1: CORPUS[1], s2: CORPUS[2], STORE_ID: CORPUS[3]}
-        suppliers = {p1: LOGOUT, p2: CORPUS[4], SUPPLIER_ID: CORPUS[5]}
-        items = {"I1": CORPUS[6], "I2": CORPUS[7], "I3": CORPUS[8], ITEM_ID: CORPUS[9]}
+        store, supplier = s2 + 1, p2 + 1
+        stores = {s1: CORPUS[1], s2: CORPUS[2], store: STORE_NAME + CORPUS[3]}
+        suppliers = {p1: LOGOUT, p2: CORPUS[4], supplier: SUPPLIER_NAME + CORPUS[5]}
+        items = {I1: CORPUS[6], I2: CORPUS[7], I3: CORPUS[8], HOSTILE_ITEM: ITEM_NAME, DOTS_ITEM: DOTS + CORPUS[9]}
         conn.execute(text("INSERT INTO marts.dim_stores VALUES (:i, :n)"),
                      [{"i": k, "n": v} for k, v in stores.items()])
         conn.execute(text("INSERT INTO marts.dim_suppliers VALUES (:i, :n, 'o@example.com')"),
@@ -123,22 +130,22 @@ def seed_hostile(engine: Engine) -> dict[str, Any]:
                      [{"i": k, "n": v, "c": CORPUS[10], "d": today} for k, v in items.items()])
         conn.execute(
             text("INSERT INTO marts.fct_daily_demand VALUES (:s, :i, :d, :u)"),
-            [{"s": STORE_ID, "i": i, "d": today - dt.timedelta(days=n), "u": 3 + n % 4}
-             for i in ("I1", ITEM_ID) for n in range(14)],
+            [{"s": store, "i": i, "d": today - dt.timedelta(days=n), "u": 3 + n % 4}
+             for i in (I1, HOSTILE_ITEM) for n in range(14)],
         )
 
         user, password = add_user(conn, USERNAME, "inj@example.com", "admin", password="inj-admin-password",
                                   display_name=CORPUS[11])
-        # the hostile order: every id and every free text of it
+        # the hostile order: its id and every free text of it
         conn.execute(
             text(
                 """INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date,
                     next_delivery_date, order_date, cutoff_at, run_id, reasons, channel, order_value)
                 VALUES (:o, :s, :p, :d, :d + 1, :t, now() + interval '5 hours', 'inj', '{}', 'edifact', 10)"""
             ),
-            {"o": ORDER_ID, "s": STORE_ID, "p": SUPPLIER_ID, "d": today + dt.timedelta(days=1), "t": today},
+            {"o": ORDER_ID, "s": store, "p": supplier, "d": today + dt.timedelta(days=1), "t": today},
         )
-        for item, qty in (("I1", 12), (ITEM_ID, 3), (DOTS_ITEM_ID, 1)):
+        for item, qty in ((I1, 12), (HOSTILE_ITEM, 3), (DOTS_ITEM, 1)):
             conn.execute(
                 text(
                     """INSERT INTO orders.order_lines (order_id, item_id, proposed_qty, final_qty, explanation,
@@ -150,9 +157,11 @@ def seed_hostile(engine: Engine) -> dict[str, Any]:
             )
         add_event(conn, ORDER_ID, "system:propose", "created", None, "inj")
         set_status(conn, ORDER_ID, "in_review", "release:inj",
-                   reasons=[CORPUS[0], f"max_deviation:{ITEM_ID}", f"promotion:{SHORT20}", f"{CORPUS[14]}:I1"])
+                   reasons=[CORPUS[0], f"max_deviation:{HOSTILE_ITEM}", f"promotion:{SHORT20}",
+                            f"line_risk_waste:{ITEM_NAME}", f"{CORPUS[14]}:{I1}"])
         add_event(conn, ORDER_ID, USERNAME, CORPUS[14], CORPUS[0], CORPUS[1])
-        add_event(conn, ORDER_ID, CORPUS[2], f"line_edited:{ITEM_ID}", CORPUS[3], CORPUS[4])
+        add_event(conn, ORDER_ID, CORPUS[2], f"line_edited:{HOSTILE_ITEM}", CORPUS[3], CORPUS[4])
+        add_event(conn, ORDER_ID, CORPUS[2], f"edit_reason:{ITEM_NAME}", None, CORPUS[5])
         conn.execute(
             text(
                 """INSERT INTO orders.outbox (order_id, idempotency_key, channel, payload, status, attempts,
@@ -162,6 +171,8 @@ def seed_hostile(engine: Engine) -> dict[str, Any]:
         )
     world.update(
         hostile_order=ORDER_ID,
+        hostile_store=store,
+        hostile_supplier=supplier,
         hostile_user={"username": USERNAME, "password": password, "display_name": user.display_name},
         names={"stores": stores, "suppliers": suppliers, "items": items},
     )
@@ -204,5 +215,5 @@ def injected(page: str) -> list[str]:
 
 def raw_payloads(page: str, payloads: list[str] | tuple[str, ...] = CORPUS) -> list[str]:
     """Payloads (those with markup characters) that occur unescaped in the HTML."""
-    extra = [SHORT10, SHORT20, USERNAME, STORE_ID, SUPPLIER_ID, ITEM_ID, ORDER_ID]
+    extra = [SHORT10, SHORT20, USERNAME, STORE_NAME, SUPPLIER_NAME, ITEM_NAME, ORDER_ID]
     return [p for p in (*payloads, *extra) if any(ch in p for ch in "<>\"'") and p in page]

@@ -26,12 +26,13 @@ CREATE SCHEMA IF NOT EXISTS marts;
 CREATE TABLE IF NOT EXISTS marts.dim_items (item_id bigint PRIMARY KEY, item_name text, category text);
 CREATE TABLE IF NOT EXISTS marts.fct_daily_demand (store_id bigint, item_id bigint, demand_date date,
     units_sold numeric, PRIMARY KEY (store_id, item_id, demand_date));
-CREATE TABLE IF NOT EXISTS marts.dim_replenishment_parameters (store_id bigint, item_id bigint, supplier_id text,
+CREATE TABLE IF NOT EXISTS marts.dim_replenishment_parameters (store_id bigint, item_id bigint, supplier_id bigint,
     PRIMARY KEY (store_id, item_id, supplier_id));
 """
 BASE = "https://replenish.example.test"
 FAST = DispatchConfig(max_attempts=3, base_delay_s=0, jitter=0)
 _DAYS = itertools.count()
+BREAD, CAKE = 31, 32  # the suppliers of bread and of cake
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +52,19 @@ def eng():
         c.exec_driver_sql(MARTS)
         c.execute(text("INSERT INTO marts.dim_items VALUES (10, 'Weizenbroetchen', 'bread'), "
                        "(20, 'Apfelkuchen', 'cake')"))
-        c.execute(text("INSERT INTO marts.dim_replenishment_parameters VALUES (1, 10, 'S-BREAD'), "
-                       "(1, 20, 'S-CAKE'), (2, 10, 'S-BREAD'), (2, 20, 'S-CAKE')"))
-        add_user(c, "anna", "anna@retailer.test", "buyer", display_name="Anna", scopes={"supplier": ["S-BREAD"]})
+        c.execute(text("INSERT INTO marts.dim_replenishment_parameters VALUES (1, 10, :b), (1, 20, :c), "
+                       "(2, 10, :b), (2, 20, :c)"), {"b": BREAD, "c": CAKE})
+        add_user(c, "anna", "anna@retailer.test", "buyer", display_name="Anna", scopes={"supplier": [BREAD]})
         add_user(c, "carl", "carl@retailer.test", "buyer", display_name="Carl", scopes={"category": ["cake"]})
         add_user(c, "nobody", "nobody@retailer.test", "buyer")  # no scope: no mail
-        add_user(c, "olga", "olga@retailer.test", "buyer", scopes={"supplier": ["S-BREAD"]})
+        add_user(c, "olga", "olga@retailer.test", "buyer", scopes={"supplier": [BREAD]})
         c.execute(text("UPDATE platform.users SET is_active = false WHERE username = 'olga'"))
         add_user(c, "root", "root@retailer.test", "admin")
     yield e
     e.dispose()
 
 
-def _order(c, d: dt.date, store: int, supplier: str, item: int, status: str, *, released_by=None, reasons=(),
+def _order(c, d: dt.date, store: int, supplier: int, item: int, status: str, *, released_by=None, reasons=(),
            value=100.0, outbox_status=None, error=None) -> str:
     oid = f"PO-{uuid.uuid4().hex[:10]}"
     c.execute(
@@ -71,12 +72,12 @@ def _order(c, d: dt.date, store: int, supplier: str, item: int, status: str, *, 
                     cutoff_at, status, reasons, order_value, released_by, channel)
                 VALUES (:o, :s, :p, :dd, :d, :cut, :st, :r, :v, :rb, 'email')"""),
         # the nightly for business date d proposed the orders of d + 1 (replenish.clock.order_date_for)
-        {"o": oid, "s": str(store), "p": supplier, "dd": d + dt.timedelta(days=2), "d": d + dt.timedelta(days=1),
+        {"o": oid, "s": store, "p": supplier, "dd": d + dt.timedelta(days=2), "d": d + dt.timedelta(days=1),
          "st": status,
          "cut": dt.datetime.combine(d + dt.timedelta(days=1), dt.time(10, 0), tzinfo=dt.UTC),
          "r": list(reasons), "v": value, "rb": released_by},
     )
-    c.execute(text("INSERT INTO orders.order_lines VALUES (:o, :i, 10, 10, NULL)"), {"o": oid, "i": str(item)})
+    c.execute(text("INSERT INTO orders.order_lines VALUES (:o, :i, 10, 10, NULL)"), {"o": oid, "i": item})
     if outbox_status:
         c.execute(
             text("""INSERT INTO orders.outbox (order_id, idempotency_key, channel, payload, status, attempts,
@@ -93,10 +94,10 @@ def day(eng):
     d = dt.date(2030, 1, 7) + dt.timedelta(days=10 * next(_DAYS))
     with eng.begin() as c:
         ids = {
-            "bread_review": _order(c, d, 1, "S-BREAD", 10, "in_review", reasons=("quantity_unusual",)),
-            "cake_review": _order(c, d, 2, "S-CAKE", 20, "in_review", reasons=("promotion",)),
-            "bread_auto": _order(c, d, 2, "S-BREAD", 10, "sent", released_by="release:r1:rules-v1", value=250.5),
-            "cake_dead": _order(c, d, 1, "S-CAKE", 20, "dead_letter", released_by="release:r1:rules-v1",
+            "bread_review": _order(c, d, 1, BREAD, 10, "in_review", reasons=("quantity_unusual",)),
+            "cake_review": _order(c, d, 2, CAKE, 20, "in_review", reasons=("promotion",)),
+            "bread_auto": _order(c, d, 2, BREAD, 10, "sent", released_by="release:r1:rules-v1", value=250.5),
+            "cake_dead": _order(c, d, 1, CAKE, 20, "dead_letter", released_by="release:r1:rules-v1",
                                 outbox_status="dead_letter", error="ChannelError: SendGrid HTTP 503"),
         }
         c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 2, true, '{stock_snapshot_freshness}')"),
@@ -161,8 +162,9 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert anna["subject"] == f"Replenish {d}: 1 to review, 1 sent automatically, 2 exceptions"
 
     a_text, a_html = _content(anna, "text/plain"), _content(anna, "text/html")
-    # Anna buys bread (supplier S-BREAD): her review order with cutoff, reasons and deep link; not Carl's.
+    # Anna buys bread (supplier BREAD): her review order with cutoff, reasons and deep link; not Carl's.
     assert ids["bread_review"] in a_text and ids["cake_review"] not in a_text
+    assert f"(suppliers: {BREAD}; categories: -)" in a_text and f"store 1, supplier {BREAD}," in a_text
     assert f'href="{BASE}/orders/{ids["bread_review"]}"' in a_html and f'href="{BASE}/queue"' in a_html
     assert "quantity_unusual" in a_text and f"cutoff {d + dt.timedelta(days=1):%a %Y-%m-%d}" in a_text
     assert "1 order(s) released, value 250.50; 1 transmitted" in a_text

@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from platform_support import make_app, retire, seeded_world
 from sqlalchemy import text
 
+from replenish.platform.demo import I1, I2, I3
+
 
 @pytest.fixture(scope="module")
 def world() -> Any:
@@ -76,8 +78,10 @@ def test_proposals_of_own_store_and_date(client, world) -> None:
     assert line["why"].startswith("why ") and line["proposed_qty"] == line["final_qty"]
     # every line says what it is: name (the item id when no master names it), pack, minimum, price, value
     assert {"item_name", "pack_size", "min_order_qty", "unit_price", "line_value"} <= set(line)
-    assert line["item_name"] == line["item_id"] and line["pack_size"] == 6 and line["min_order_qty"] == 12
-    assert order["reason_texts"] == ["quantity far from the usual (item I1)", "promotion running (item I2)"]
+    assert line["item_id"] == I1 and isinstance(line["item_id"], int)  # ids are JSON numbers
+    assert line["item_name"] == str(I1) and line["pack_size"] == 6 and line["min_order_qty"] == 12
+    assert r.json()["store_id"] == world["stores"][0] and order["supplier_id"] in world["suppliers"]
+    assert order["reason_texts"] == [f"quantity far from the usual (item {I1})", f"promotion running (item {I2})"]
     r = client.get("/api/v1/proposals", params={"delivery_date": "not-a-date"}, headers=_h(world))
     err = r.json()["error"]["fields"][0]
     assert r.status_code == 422 and (err["field"], err["in"]) == ("/delivery_date", "query")
@@ -85,16 +89,22 @@ def test_proposals_of_own_store_and_date(client, world) -> None:
 
 def test_patch_lines_validation_and_locking(client, world) -> None:
     oid = _order(world)
-    ok_lines = [{"item_id": "I1", "qty": 18, "reason": "promotion"}]
+    ok_lines = [{"item_id": I1, "qty": 18, "reason": "promotion"}]
     v = client.get(f"/api/v1/orders/{oid}", headers=_h(world)).json()["version"]
-    bad = {"version": v, "lines": [{"item_id": "I1", "qty": 13, "reason": "weather"},
-                                   {"item_id": "I3", "qty": -4, "reason": "nope"},
-                                   {"item_id": "XX", "qty": 1, "reason": "weather"}]}
+    bad = {"version": v, "lines": [{"item_id": I1, "qty": 13, "reason": "weather"},
+                                   {"item_id": I3, "qty": -4, "reason": "nope"},
+                                   {"item_id": 424242, "qty": 1, "reason": "weather"}]}
     r = client.patch(f"/api/v1/orders/{oid}/lines", json=bad, headers=_h(world))
     assert r.status_code == 422
     fields = {f["field"] for f in r.json()["error"]["fields"]}
     assert fields == {"/lines/0/qty", "/lines/1/qty", "/lines/1/reason", "/lines/2/item_id"}  # JSON pointers
-    r = client.patch(f"/api/v1/orders/{oid}/lines", json={"lines": [{"item_id": "I1", "qty": "x", "reason": "a"}],
+    # an item id is a number (numeric text is read too); anything else is the field's error, never a 500
+    for item in ("XX", "I1", "", -1, 2**31, 1.5, None, [I1], True, "1_000", "1e3"):
+        r = client.patch(f"/api/v1/orders/{oid}/lines", headers=_h(world),
+                         json={"version": v, "lines": [{"item_id": item, "qty": 18, "reason": "promotion"}]})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", (item, r.text)
+        assert [f["field"] for f in r.json()["error"]["fields"]] == ["/lines/0/item_id"], (item, r.text)
+    r = client.patch(f"/api/v1/orders/{oid}/lines", json={"lines": [{"item_id": I1, "qty": "x", "reason": "a"}],
                                                           "extra": 1}, headers=_h(world))
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
     assert {f["field"] for f in r.json()["error"]["fields"]} == {"/lines/0/qty", "/extra", "/version"}
@@ -106,15 +116,16 @@ def test_patch_lines_validation_and_locking(client, world) -> None:
                      headers={**_h(world), "Content-Type": "application/json"})
     err = r.json()["error"]["fields"]
     assert r.status_code == 422 and len(err) == 1 and err[0]["field"] == "" and "not valid JSON" in err[0]["message"]
-    ok = {"version": v, "lines": [{"item_id": "I1", "qty": 18, "reason": "promotion"}]}
+    ok = {"version": v, "lines": [{"item_id": str(I1), "qty": 18, "reason": "promotion"}]}  # numeric text: read
     r = client.patch(f"/api/v1/orders/{oid}/lines", json=ok, headers=_h(world))
     assert r.status_code == 200 and r.json()["version"] == v + 1
-    assert [ln for ln in r.json()["lines"] if ln["item_id"] == "I1"][0]["final_qty"] == 18
+    assert [ln for ln in r.json()["lines"] if ln["item_id"] == I1][0]["final_qty"] == 18
     r = client.patch(f"/api/v1/orders/{oid}/lines", json=ok, headers=_h(world))  # stale version: another till
     assert r.status_code == 409 and r.json()["error"]["code"] == "version_conflict"
     with _db().connect() as c:
         actor = c.execute(
-            text("SELECT actor FROM orders.order_events WHERE order_id = :o AND event = 'line_edited:I1'"), {"o": oid}
+            text("SELECT actor FROM orders.order_events WHERE order_id = :o AND event = :e"),
+            {"o": oid, "e": f"line_edited:{I1}"},
         ).scalar()
     assert actor == f"pos:{world['tag']}-till-{world['stores'][0]}"
 
@@ -174,8 +185,8 @@ def test_receipts_idempotent_and_validated(client, world) -> None:
     today = client.app.state.ctx.now().date()
     # 23:30 UTC the evening before is already today in Europe/Berlin
     body = {"receipt_id": rid, "sold_at": f"{today - dt.timedelta(days=1)}T23:30:00+00:00",
-            "lines": [{"item_id": "I1", "qty": 2, "unit_price": "1.25"}, {"item_id": "I2", "qty": -1,
-                                                                        "unit_price": 0.5}]}
+            "lines": [{"item_id": I1, "qty": 2, "unit_price": "1.25"}, {"item_id": I2, "qty": -1,
+                                                                      "unit_price": 0.5}]}
     r = client.post("/api/v1/receipts", json=body, headers=_h(world))
     assert r.status_code == 201 and r.json() == {"receipt_id": rid, "status": "created",
                                                  "business_date": today.isoformat(), "total": "2.00"}
@@ -268,7 +279,7 @@ def cli_world() -> Any:
     eng = create_engine(sqlalchemy_url(url), future=True)
     with eng.begin() as conn:
         w = seed_demo(conn)
-        conn.exec_driver_sql("CREATE SCHEMA marts; CREATE TABLE marts.dim_stores (store_id text, store_name text)")
+        conn.exec_driver_sql("CREATE SCHEMA marts; CREATE TABLE marts.dim_stores (store_id integer, store_name text)")
         conn.execute(text("INSERT INTO marts.dim_stores VALUES (:s, :s)"), [{"s": s} for s in w["stores"]])
     yield w, eng, {"REPLENISH_DATABASE_URL": url}
     eng.dispose()
@@ -281,7 +292,7 @@ def test_cli_users_and_api_keys(cli_world) -> None:
 
     world, eng, env = cli_world
     name = world["tag"] + "-cli"
-    r = _cli("users", "add", name, "--role", "store_manager", "--store", world["stores"][0], "--json", env=env)
+    r = _cli("users", "add", name, "--role", "store_manager", "--store", str(world["stores"][0]), "--json", env=env)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["scopes"] == {"store": [world["stores"][0]]} and len(doc["password"]) >= 12
@@ -290,13 +301,15 @@ def test_cli_users_and_api_keys(cli_world) -> None:
     r = _cli("users", "add", name + "2", "--role", "store_manager", env=env)
     assert r.returncode == 2 and "--store" in r.stderr
     r = _cli("users", "add", name + "3", "--role", "store_manager", "--store", "no-such-store", env=env)
-    assert r.returncode == 2 and "unknown store id 'no-such-store'" in r.stderr
+    assert r.returncode == 2 and "Invalid value for '--store'" in r.stderr and "integer" in r.stderr
+    r = _cli("users", "add", name + "3", "--role", "store_manager", "--store", "424242", env=env)
+    assert r.returncode == 2 and "unknown store id 424242" in r.stderr
     listed = json.loads(_cli("users", "list", "--json", env=env).stdout)
     assert any(u["username"] == name and u["active"] for u in listed["users"])
     assert _cli("users", "disable", name, "--json", env=env).returncode == 0
     with eng.begin() as c:
         assert authenticate(c, name, doc["password"]) is None
-    r = _cli("api-keys", "create", name + "-till", "--store", world["stores"][1], "--json", env=env)
+    r = _cli("api-keys", "create", name + "-till", "--store", str(world["stores"][1]), "--json", env=env)
     key = json.loads(r.stdout)["api_key"]
     c = TestClient(create_app(engine=eng, dispatch=lambda: {}, login_limiter=TokenBucket(1000, 1000),
                               api_limiter=TokenBucket(1000, 1000)))
@@ -305,7 +318,7 @@ def test_cli_users_and_api_keys(cli_world) -> None:
     assert c.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 401
     assert _cli("api-keys", "revoke", name + "-till", env=env).returncode == 2
     # without --json: the key alone on stdout (`> key.txt` keeps the key that is shown once), words on stderr
-    r = _cli("api-keys", "create", name + "-till2", "--store", world["stores"][1], env=env)
+    r = _cli("api-keys", "create", name + "-till2", "--store", str(world["stores"][1]), env=env)
     assert r.returncode == 0 and r.stdout.strip().startswith("rk_") and len(r.stdout.strip().split()) == 1
     assert "shown once" in r.stderr
     assert c.get("/api/v1/proposals", headers={"X-API-Key": r.stdout.strip()}).status_code == 200

@@ -16,14 +16,18 @@ from fastapi.testclient import TestClient
 from platform_support import csrf_of, login, make_app, retire, seeded_world
 from sqlalchemy import text
 
+from replenish.platform.demo import I1, I2
+
+I7 = 990_007  # an item to add (not on the orders)
+
 # principal -> (order in scope, order out of scope) as (store index, supplier index); None: admin sees all
 SCOPES: dict[str, tuple[tuple[int, int], tuple[int, int] | None]] = {
     "admin": ((1, 1), None),
-    "buyer1": ((1, 0), (0, 1)),  # supplier P1: another store's P1 order is in scope, store S1's P2 order is not
+    "buyer1": ((1, 0), (0, 1)),  # supplier 1: store 2's order from it is in scope, store 1's supplier-2 order is not
     "buyer2": ((0, 1), (1, 0)),
-    "manager1": ((0, 1), (1, 0)),  # store S1
+    "manager1": ((0, 1), (1, 0)),  # store 1
     "manager2": ((1, 0), (0, 1)),
-    "terminal": ((0, 1), (1, 0)),  # API key of store S1
+    "terminal": ((0, 1), (1, 0)),  # API key of store 1
 }
 
 
@@ -75,11 +79,11 @@ def _post(path: str, data: Callable[[int, bool], dict]) -> Call:
 WEB: dict[str, tuple[Call, int]] = {
     # name: (request, status expected in scope with the deliberately invalid input)
     "view": (lambda c, oid, v, valid: c.get(f"/orders/{oid}"), 200),
-    "edit": (_post("/orders/{oid}/lines/I1", lambda v, ok: {"qty": "18" if ok else "13", "reason": "weather",
+    "edit": (_post(f"/orders/{{oid}}/lines/{I1}", lambda v, ok: {"qty": "18" if ok else "13", "reason": "weather",
                                                               "version": v}), 422),
-    "add": (_post("/orders/{oid}/lines", lambda v, ok: {"item_id": "I7", "qty": "2" if ok else "-2",
+    "add": (_post("/orders/{oid}/lines", lambda v, ok: {"item_id": str(I7), "qty": "2" if ok else "-2",
                                                           "reason": "weather", "version": v}), 422),
-    "remove": (_post("/orders/{oid}/lines/I2/remove", lambda v, ok: {"reason": "other" if ok else "",
+    "remove": (_post(f"/orders/{{oid}}/lines/{I2}/remove", lambda v, ok: {"reason": "other" if ok else "",
                                                                        "version": v}), 422),
     "approve": (_post("/orders/{oid}/approve", lambda v, ok: {"version": v if ok else v - 1}), 409),
     "reject": (_post("/orders/{oid}/reject", lambda v, ok: {"reason": "not_needed", "version": v if ok else v - 1}),
@@ -90,7 +94,7 @@ WEB: dict[str, tuple[Call, int]] = {
 API: dict[str, tuple[Call, int]] = {
     "view": (lambda c, oid, v, ok: c.get(f"/api/v1/orders/{oid}"), 200),
     "patch": (lambda c, oid, v, ok: c.patch(f"/api/v1/orders/{oid}/lines", json={
-        "version": v, "lines": [{"item_id": "I1", "qty": 18 if ok else 13, "reason": "weather"}]}), 422),
+        "version": v, "lines": [{"item_id": I1, "qty": 18 if ok else 13, "reason": "weather"}]}), 422),
     "approve": (lambda c, oid, v, ok: c.post(f"/api/v1/orders/{oid}/approve", json={"version": v if ok else v - 1},
                                              headers={"Idempotency-Key": uuid.uuid4().hex}), 409),
 }
@@ -121,6 +125,18 @@ def test_matrix(clients, world, who: str, endpoint: str, target: str) -> None:
         else:
             assert 'data-error-code="not_found"' in r.text and oid not in r.text
     assert _state(oid) == before  # nothing changed, nothing recorded
+
+
+@pytest.mark.parametrize("who", ["buyer1", "manager1"])
+def test_an_item_id_that_is_no_number_does_not_reveal_an_order_out_of_scope(clients, world, who: str) -> None:
+    """Scope is checked before the line's fields: out of scope the answer stays 404 whatever the item id."""
+    oid = _oid(world, SCOPES[who][1])  # type: ignore[arg-type]
+    before = _state(oid)
+    c = clients[who]
+    for path in (f"/orders/{oid}/lines/abc", f"/orders/{oid}/lines/-1/remove"):
+        r = c.post(path, data={"qty": "18", "reason": "weather", "version": before[0], "csrf_token": csrf_of(c)})
+        assert r.status_code == 404 and 'data-error-code="not_found"' in r.text, (path, r.text[:300])
+    assert _state(oid) == before
 
 
 @pytest.mark.parametrize("who", [w for w in SCOPES if w != "terminal"])

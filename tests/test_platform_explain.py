@@ -75,9 +75,14 @@ def test_every_release_reason_and_event_has_words() -> None:
     for code in ("quantity_improbable_high", "quantity_improbable_low", "line_risk_waste", "line_risk_short",
                  "stock_snapshot_stale", "quality_gate_blocked", "cutoff_passed", "cutoff_escalated"):
         assert code in REASON_LABELS
-    assert reason_label("line_risk_waste:3", {"3": "Brot"}) == "too much money at risk in waste (Brot)"
+    assert reason_label("line_risk_waste:3", {3: "Brot"}) == "too much money at risk in waste (Brot)"
+    assert reason_label("line_risk_waste:4", {3: "Brot"}) == "too much money at risk in waste (item 4)"
+    assert reason_label("line_risk_waste:x3", {3: "Brot"}) == "too much money at risk in waste (item x3)"
     assert event_words("status", "in_review", "in_review", {}) == "Status confirmed: to review"
-    assert event_words("line_capped:3", 90, 60, {"3": "Brot"}).startswith("Quantity of Brot capped from 90 to 60")
+    assert event_words("line_capped:3", 90, 60, {3: "Brot"}).startswith("Quantity of Brot capped from 90 to 60")
+    assert event_words("line_capped:03", 90, 60, {3: "Brot"}).startswith("Quantity of Brot capped")  # the id, as read
+    assert event_words("line_capped:３", 90, 60, {3: "Brot"}).startswith("Quantity of item ３ capped")
+    assert reason_label("max_deviation:" + "9" * 5000, {3: "Brot"}).endswith("9)")  # words, not a ValueError
     assert event_words("reasons", "", "stock_snapshot_stale", {}) == (
         "Held for review: the closing stock count is missing or out of date")
     assert actor_label("release:scheduled__2019:rules-v2") == "automatic release rules"

@@ -1,8 +1,10 @@
 """Injection corpus through every rendered field and query parameter, without a browser (fast).
 
-Hostile strings are stored as store, supplier and item names, ids, user names, display names, reasons,
+Hostile strings are stored as store, supplier and item names, order ids, user names, display names, reasons,
 edit reasons, explanations, audit entries and an outbox error (injection_support.seed_hostile), and passed
-as every query parameter and form field the pages echo. Each page must show them as text: no payload
+as every query parameter and form field the pages echo. Store, supplier and item ids are integers: hostile text
+typed as one (query parameter, path segment, form field, API body) is refused with its field's error, never a
+server error. Each page must show them as text: no payload
 occurs unescaped and the parsed HTML holds no element, event handler or htmx attribute a payload brought.
 The same corpus runs in real Chromium in test_platform_injection_browser.py.
 """
@@ -17,10 +19,14 @@ import pytest
 from fastapi.testclient import TestClient
 from injection_support import (
     CORPUS,
-    ITEM_ID,
+    DOTS,
+    DOTS_ITEM,
+    HOSTILE_ITEM,
+    ITEM_NAME,
     LOGOUT,
     ORDER_ID,
     SHORT20,
+    STORE_NAME,
     fits,
     fresh_database,
     injected,
@@ -86,8 +92,8 @@ def test_chart_escapes_its_label() -> None:
 
     from replenish.platform.charts import sales_svg
 
-    svg = sales_svg([(dt.date(2024, 1, 1), 3.0), (dt.date(2024, 1, 2), 4.0)], [], label=ITEM_ID)
-    assert ITEM_ID not in svg and not injected(str(svg).replace("<svg class", "<x class"))
+    svg = sales_svg([(dt.date(2024, 1, 1), 3.0), (dt.date(2024, 1, 2), 4.0)], [], label=ITEM_NAME)
+    assert ITEM_NAME not in svg and not injected(str(svg).replace("<svg class", "<x class"))
     assert "&lt;svg id=&#34;inj-item&#34;" in svg
 
 
@@ -98,7 +104,8 @@ def test_stored_names_ids_reasons_and_users_render_as_text(admin, hostile) -> No
     _clean(queue.text, "queue")
     # they are on the page, as text
     assert "&lt;b id=&#34;inj-logout&#34; hx-post=&#34;/logout&#34;" in queue.text  # the supplier's name
-    assert 'data-store-id="&#34;&gt;&lt;b id=&#34;inj-store&#34;&gt;"' in queue.text
+    assert "&#34;&gt;&lt;b id=&#34;inj-store&#34;&gt;&lt;script" in queue.text  # the hostile order's store name
+    assert f'data-store-id="{world["hostile_store"]}"' in queue.text and STORE_NAME not in queue.text
     assert 'data-testid="user-name" hx-disable>&lt;iframe' in queue.text  # the display name
     for status in ("all", "in_review"):
         _clean(admin.get("/queue", params={"status": status}).text, f"queue {status}")
@@ -110,9 +117,12 @@ def test_stored_names_ids_reasons_and_users_render_as_text(admin, hostile) -> No
     assert "{{ 7*7 }}${7*7}" in page  # shown, never evaluated (no template injection)
     from markupsafe import escape
 
-    # the chart's label is the (hostile) item name, escaped
-    assert re.search(r'aria-label="Daily sales from [^"]* for ' + re.escape(str(escape(CORPUS[9]))), page)
-    assert page.count('data-testid="audit-row"') >= 4
+    # the chart's label is the (hostile) item name, escaped; so are the reasons and events naming the item
+    assert re.search(r'aria-label="Daily sales from [^"]* for ' + re.escape(str(escape(ITEM_NAME))), page)
+    assert f"quantity far from the usual ({escape(ITEM_NAME)})" in page
+    assert f"(item {escape(ITEM_NAME)})" in page  # a reason whose detail is hostile text, not an item id
+    assert f"#{HOSTILE_ITEM}<" in page and f"{escape(DOTS)}{escape(CORPUS[9])}" in page
+    assert page.count('data-testid="audit-row"') >= 5
 
 
 @pytest.mark.parametrize(("path", "params"), query_cases(), ids=lambda v: str(v)[:40])
@@ -156,15 +166,15 @@ def test_reflected_form_fields(admin, hostile) -> None:
 
 
 def test_item_ids_stay_inside_their_url_segment(admin, hostile) -> None:
-    """A line's item id is one path segment of its forms' actions: '../../logout' posts to the line route
-    (404), never to /logout; and a new line's id typed into the form must be plain."""
+    """Item ids are numbers: the lines are values of the order's one form, never part of an action, and a
+    typed path segment like '../../logout' posts to the line route (404), never to /logout."""
     _, world = hostile
     url = _order_url(ORDER_ID)
     page = admin.get(url).text
     # the lines are fields of the order's one form (their ids are values, never part of an action), and every form
     # posts to this order's own routes or to sign-out
-    assert "/lines/../" not in page and 'name="item" value="../../logout"' in page
-    assert 'name="item" value="&lt;svg id=&#34;inj-item&#34; onload=alert(8)&gt;"' in page
+    assert "/lines/../" not in page
+    assert f'name="item" value="{HOSTILE_ITEM}"' in page and f'name="item" value="{DOTS_ITEM}"' in page
     own = url
     assert set(re.findall(r'<form[^>]*action="([^"]+)"', page)) <= {"/logout", own, own + "/lines", own + "/reject"}
     token, version = CSRF_RE.search(page).group(1), VERSION_RE.search(page).group(1)
@@ -172,17 +182,65 @@ def test_item_ids_stay_inside_their_url_segment(admin, hostile) -> None:
                                                         "csrf_token": token}, follow_redirects=False)
     assert r.status_code == 404
     assert admin.get("/queue").status_code == 200  # still signed in
-    oid = world["orders"]["xS1/xP1/1"]
+
+
+def test_typed_ids_that_are_not_numbers_are_refused_by_their_field(admin, hostile) -> None:
+    """What a person or a till types as a store, supplier or item id: a field error (422) or 404, never a 500,
+    and what was typed is echoed as text only."""
+    _, world = hostile
+    s1, p1 = world["stores"][0], world["suppliers"][0]
+    oid = world["orders"][f"{s1}/{p1}/1"]
     page = admin.get(_order_url(oid)).text
     token, version = CSRF_RE.search(page).group(1), VERSION_RE.search(page).group(1)
-    for bad in (SHORT20, "../approve", "a/b", "x y", ".hidden"):
+    for bad in (*fits(64), SHORT20, "../approve", "a/b", "x y", ".hidden", "-1", "1e3", "99999999999", "0x10"):
+        for name in ("store_id", "supplier_id"):
+            r = admin.get("/queue", params={name: bad})
+            assert r.status_code == 422 and f"expected a {name[:-3]} number" in r.text, (name, bad, r.status_code)
+            _clean(r.text, f"queue {name} {bad}")
         r = admin.post(_order_url(oid) + "/lines", data={"item_id": bad, "qty": "3", "reason": "local_event",
                                                          "version": version, "csrf_token": token})
-        assert r.status_code == 422 and "letters, digits and . _ - only" in r.text, bad
+        assert r.status_code == 422 and "item id is required: the item&#39;s number" in r.text, bad
         _clean(r.text, f"add line {bad}")
-    r = admin.post(_order_url(oid) + "/lines", data={"item_id": "I-9.x_1", "qty": "3", "reason": "local_event",
+        r = admin.post(_order_url(oid) + "/lines/" + quote(bad, safe=""),
+                       data={"qty": "12", "reason": "weather", "version": version, "csrf_token": token})
+        assert r.status_code in (404, 422), (bad, r.status_code)
+        if r.status_code == 422:
+            assert "item id is required: the item&#39;s number" in r.text, bad
+        _clean(r.text, f"edit line {bad}")
+        r = admin.post(_order_url(oid), data={"item": bad, "qty": "3", "reason": "weather", "action": "save",
+                                              "version": version, "csrf_token": token})
+        assert r.status_code == 422 and "item id is required: the item&#39;s number" in r.text, bad
+        _clean(r.text, f"order form {bad}")
+    assert VERSION_RE.search(admin.get(_order_url(oid)).text).group(1) == version  # nothing was saved
+    # a number is an item id; an item's exact name (any case) is found too, hostile as it is
+    r = admin.post(_order_url(oid) + "/lines", data={"item_id": "990009", "qty": "3", "reason": "local_event",
                                                      "version": version, "csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303
+    r = admin.post(_order_url(oid) + "/lines", data={"item_id": ITEM_NAME.upper(), "qty": "3",
+                                                     "reason": "local_event", "version": str(int(version) + 1),
+                                                     "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    page = admin.get(_order_url(oid)).text
+    assert f'data-item-id="{HOSTILE_ITEM}"' in page and 'data-item-id="990009"' in page
+    _clean(page, "order with an item added by its hostile name")
+
+
+def test_the_api_refuses_ids_that_are_not_numbers(app, hostile) -> None:
+    _, world = hostile
+    s1, p1 = world["stores"][0], world["suppliers"][0]
+    oid = world["orders"][f"{s1}/{p1}/2"]
+    c = TestClient(app, headers={"Authorization": f"Bearer {world['api_keys'][s1]}"})
+    v = c.get(f"/api/v1/orders/{quote(oid, safe='')}").json()["version"]
+    for bad in (*CORPUS, ORDER_ID, "-1", "1e3"):
+        r = c.patch(f"/api/v1/orders/{quote(oid, safe='')}/lines",
+                    json={"version": v, "lines": [{"item_id": bad, "qty": 12, "reason": "weather"}]})
+        assert r.status_code == 422 and [f["field"] for f in r.json()["error"]["fields"]] == ["/lines/0/item_id"]
+        r = c.post("/api/v1/receipts", json={"receipt_id": "inj-1", "store_id": bad, "sold_at": "2026-01-01T10:00Z",
+                                             "lines": [{"item_id": bad, "qty": 1, "unit_price": 1}]})
+        assert r.status_code == 422
+        fields = {f["field"] for f in r.json()["error"]["fields"]}
+        assert {"/store_id", "/lines/0/item_id"} <= fields, (bad, fields)
+    assert c.get(f"/api/v1/orders/{quote(oid, safe='')}").json()["version"] == v
 
 
 def test_error_pages_escape_what_they_echo(admin) -> None:

@@ -15,6 +15,10 @@ from fastapi.testclient import TestClient
 from platform_support import CSRF_RE, csrf_of, login, make_app, retire, seeded_world, version_of
 from sqlalchemy import text
 
+from replenish.platform.demo import I1, I2, I3
+
+I9 = 990_009  # an item added by hand (no parameters mart here: any item of the supplier may be added)
+
 
 @pytest.fixture(scope="module")
 def world() -> Any:
@@ -113,7 +117,8 @@ def test_login_rate_limit(world) -> None:
     token = CSRF_RE.search(c.get("/login").text).group(1)
     u = {"username": world["tag"] + "-ratelimited"}  # its own account: the failures below also lock it a while
     with engine().begin() as conn:
-        u["password"] = add_user(conn, u["username"], "r@example.com", "buyer", scopes={"supplier": ["x"]})[1]
+        u["password"] = add_user(conn, u["username"], "r@example.com", "buyer",
+                                 scopes={"supplier": [world["suppliers"][0]]})[1]
     codes = [
         c.post("/login", data={"username": u["username"], "password": "nope", "csrf_token": token}).status_code
         for _ in range(6)
@@ -143,7 +148,7 @@ def test_queue_groups_filters_reasons_countdown(app, world) -> None:
     c = _client(app, world, "buyer1")
     page = c.get("/queue").text
     ids = set(re.findall(r'data-testid="queue-order" data-order-id="([^"]+)"', page))
-    mine = {o for k, o in world["orders"].items() if k.split("/")[1] == world["suppliers"][0]}
+    mine = {o for k, o in world["orders"].items() if k.split("/")[1] == str(world["suppliers"][0])}
     assert ids >= mine and not ids & (set(world["orders"].values()) - mine)
     assert 'data-testid="queue-table"' in page and 'data-reason="max_deviation"' in page
     assert "quantity far from the usual" in page  # reason codes are shown in words
@@ -155,6 +160,12 @@ def test_queue_groups_filters_reasons_countdown(app, world) -> None:
     reason = c.get("/queue", params={"reason": "promotion", "status": "all"}).text
     assert _order(world) in reason
     assert c.get("/queue", params={"delivery_date": "tomorrow"}).status_code == 422
+    # store and supplier filters are numbers: anything else is said on the page (422), never a server error
+    for name in ("store_id", "supplier_id"):
+        for bad in ("S1", "-1", "1.5", "2147483648", "１２"):
+            r = c.get("/queue", params={name: bad})
+            assert r.status_code == 422 and f"expected a {name[:-3]} number" in r.text, (name, bad, r.status_code)
+        assert c.get("/queue.csv", params={name: "S1"}).status_code == 422
 
 
 # ------------------------------------------------------------------------------------------------- order
@@ -180,12 +191,20 @@ def test_edit_validation_messages(app, world) -> None:
         "abc": "whole number",
     }
     for qty, msg in cases.items():
-        r = c.post(f"/orders/{oid}/lines/I1", data={"qty": qty, "reason": "weather", "version": v,
+        r = c.post(f"/orders/{oid}/lines/{I1}", data={"qty": qty, "reason": "weather", "version": v,
                                                     "csrf_token": tok})
         assert r.status_code == 422 and msg in r.text, (qty, r.text[:300])
-        assert re.search(r'data-item-id="I1".*?data-testid="line-error"', r.text, re.S)
-    r = c.post(f"/orders/{oid}/lines/I1", data={"qty": "18", "reason": "", "version": v, "csrf_token": tok})
+        assert re.search(rf'data-item-id="{I1}".*?data-testid="line-error"', r.text, re.S)
+    r = c.post(f"/orders/{oid}/lines/{I1}", data={"qty": "18", "reason": "", "version": v, "csrf_token": tok})
     assert r.status_code == 422 and "Choose a reason for this change." in r.text
+    # an item id in the path that is not a number: the line's field error, not a server error
+    for bad in ("I1", "-1", "99999999999"):
+        r = c.post(f"/orders/{oid}/lines/{bad}", data={"qty": "18", "reason": "weather", "version": v,
+                                                        "csrf_token": tok})
+        assert r.status_code == 422 and "item id is required: the item&#39;s number" in r.text, (bad, r.text[:300])
+    r = c.post(f"/orders/{oid}/lines", data={"item_id": "no such item", "qty": "3", "reason": "weather",
+                                             "version": v, "csrf_token": tok})
+    assert r.status_code == 422 and "item id is required: the item&#39;s number" in r.text
     assert version_of(c, oid) == v  # nothing was saved
 
 
@@ -193,12 +212,12 @@ def test_csrf_required_for_changes(app, world) -> None:
     c = _client(app, world, "manager1")
     oid = _order(world, 0, 1)
     v = version_of(c, oid)
-    r = c.post(f"/orders/{oid}/lines/I2", data={"qty": "7", "reason": "weather", "version": v})
+    r = c.post(f"/orders/{oid}/lines/{I2}", data={"qty": "7", "reason": "weather", "version": v})
     assert r.status_code == 403 and 'data-error-code="csrf_failed"' in r.text
-    r = c.post(f"/orders/{oid}/lines/I2", data={"qty": "7", "reason": "weather", "version": v, "csrf_token": "x"})
+    r = c.post(f"/orders/{oid}/lines/{I2}", data={"qty": "7", "reason": "weather", "version": v, "csrf_token": "x"})
     assert r.status_code == 403
     # htmx sends the token as a header instead of the form field
-    r = c.post(f"/orders/{oid}/lines/I2", data={"qty": "7", "reason": "weather", "version": v},
+    r = c.post(f"/orders/{oid}/lines/{I2}", data={"qty": "7", "reason": "weather", "version": v},
                headers={"X-CSRF-Token": csrf_of(c)}, follow_redirects=False)
     assert r.status_code == 303
 
@@ -208,42 +227,42 @@ def test_edit_two_devices_add_remove_and_audit(app, world) -> None:
     phone, laptop = _client(app, world, "manager1"), _client(app, world, "admin")
     v = version_of(phone, oid)
     assert version_of(laptop, oid) == v
-    r = phone.post(f"/orders/{oid}/lines/I1", data={"qty": "24", "reason": "promotion", "version": v,
+    r = phone.post(f"/orders/{oid}/lines/{I1}", data={"qty": "24", "reason": "promotion", "version": v,
                                                     "csrf_token": csrf_of(phone)}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("done=saved")
-    r = laptop.post(f"/orders/{oid}/lines/I1", data={"qty": "6", "reason": "weather", "version": v,
+    r = laptop.post(f"/orders/{oid}/lines/{I1}", data={"qty": "6", "reason": "weather", "version": v,
                                                      "csrf_token": csrf_of(laptop)})
     assert r.status_code == 409 and 'data-error-code="version_conflict"' in r.text
     assert "Someone else changed this order" in r.text
     page = laptop.get(f"/orders/{oid}").text
-    assert re.search(r'data-item-id="I1".*?data-testid="final-qty">24<', page, re.S)
+    assert re.search(rf'data-item-id="{I1}".*?data-testid="final-qty">24<', page, re.S)
     # add a line, then remove it again; remove a proposed line (-> 0, kept)
     tok = csrf_of(laptop)
     v = version_of(laptop, oid)
-    r = laptop.post(f"/orders/{oid}/lines", data={"item_id": "I9", "qty": "3", "reason": "local_event",
+    r = laptop.post(f"/orders/{oid}/lines", data={"item_id": str(I9), "qty": "3", "reason": "local_event",
                                                   "version": v, "csrf_token": tok}, follow_redirects=False)
     assert r.status_code == 303
-    r = laptop.post(f"/orders/{oid}/lines", data={"item_id": "I9", "qty": "3", "reason": "local_event",
+    r = laptop.post(f"/orders/{oid}/lines", data={"item_id": str(I9), "qty": "3", "reason": "local_event",
                                                   "version": v + 1, "csrf_token": tok})
     assert r.status_code == 422 and "already on the order" in r.text
     v = version_of(laptop, oid)
-    r = laptop.post(f"/orders/{oid}/lines/I9/remove", data={"reason": "other", "version": v, "csrf_token": tok},
+    r = laptop.post(f"/orders/{oid}/lines/{I9}/remove", data={"reason": "other", "version": v, "csrf_token": tok},
                     follow_redirects=False)
     assert r.status_code == 303
     v = version_of(laptop, oid)
-    r = laptop.post(f"/orders/{oid}/lines/I3/remove", data={"reason": "shelf_space", "version": v,
+    r = laptop.post(f"/orders/{oid}/lines/{I3}/remove", data={"reason": "shelf_space", "version": v,
                                                            "csrf_token": tok}, follow_redirects=False)
     assert r.status_code == 303
     page = laptop.get(f"/orders/{oid}").text
-    assert 'data-item-id="I9"' not in page
-    assert re.search(r'data-item-id="I3".*?data-testid="final-qty">0<', page, re.S)
+    assert f'data-item-id="{I9}"' not in page
+    assert re.search(rf'data-item-id="{I3}".*?data-testid="final-qty">0<', page, re.S)
     ev = _events(oid)
-    assert (world["users"]["manager1"]["username"], "line_edited:I1", "12", "24") in ev
-    assert (world["users"]["manager1"]["username"], "edit_reason:I1", None, "promotion") in ev
-    assert (world["users"]["admin"]["username"], "line_added:I9", None, "3") in ev
-    assert (world["users"]["admin"]["username"], "line_removed:I9", "3", None) in ev
-    assert (world["users"]["admin"]["username"], "line_edited:I3", "8", "0") in ev
-    assert 'data-event="line_edited:I1"' in page
+    assert (world["users"]["manager1"]["username"], f"line_edited:{I1}", "12", "24") in ev
+    assert (world["users"]["manager1"]["username"], f"edit_reason:{I1}", None, "promotion") in ev
+    assert (world["users"]["admin"]["username"], f"line_added:{I9}", None, "3") in ev
+    assert (world["users"]["admin"]["username"], f"line_removed:{I9}", "3", None) in ev
+    assert (world["users"]["admin"]["username"], f"line_edited:{I3}", "8", "0") in ev
+    assert f'data-event="line_edited:{I1}"' in page
 
 
 def test_approve_reject_locks_and_send_now(app, world) -> None:
@@ -263,7 +282,7 @@ def test_approve_reject_locks_and_send_now(app, world) -> None:
     assert 'data-status="sent"' in page and 'data-outbox-status="sent"' in page
     assert list(app.state.edi_dir.glob(f"*{a}*"))
     v = version_of(c, a)
-    r = c.post(f"/orders/{a}/lines/I2", data={"qty": "4", "reason": "weather", "version": v, "csrf_token": tok})
+    r = c.post(f"/orders/{a}/lines/{I2}", data={"qty": "4", "reason": "weather", "version": v, "csrf_token": tok})
     assert r.status_code == 409 and 'data-error-code="order_locked"' in r.text
     assert 'data-testid="qty-input"' not in page  # closed orders have no quantity fields
 
@@ -291,12 +310,12 @@ def test_bulk_approve_reports_each_order(app, world) -> None:
 
 
 # ------------------------------------------------------------------------------- the order page's one form
-def _form(c: TestClient, oid: str, qtys: dict[str, str], reasons: dict[str, str], action: str) -> Any:
+def _form(c: TestClient, oid: str, qtys: dict[int, str], reasons: dict[int, str], action: str) -> Any:
     page = c.get(f"/orders/{oid}").text
     items = re.findall(r'name="item" value="([^"]+)"', page)
     current = dict(re.findall(r'data-item-id="([^"]+)".*?name="qty"[^>]*value="(\d+)"', page, re.S))
     data = {"csrf_token": csrf_of(c), "version": str(version_of(c, oid)), "action": action, "item": items,
-            "qty": [qtys.get(i, current[i]) for i in items], "reason": [reasons.get(i, "") for i in items]}
+            "qty": [qtys.get(int(i), current[i]) for i in items], "reason": [reasons.get(int(i), "") for i in items]}
     return c.post(f"/orders/{oid}", data=data, follow_redirects=False)
 
 
@@ -306,27 +325,27 @@ def test_order_form_saves_changed_lines_only_and_needs_a_reason(app, world) -> N
     v = version_of(c, oid)
     r = _form(c, oid, {}, {}, "save")  # nothing changed
     assert r.status_code == 303 and r.headers["location"].endswith("done=unchanged") and version_of(c, oid) == v
-    r = _form(c, oid, {"I2": "9"}, {}, "save")  # changed without a reason: not saved, said at the line
-    assert r.status_code == 422 and re.search(r'data-item-id="I2".*?Choose a reason for this change', r.text, re.S)
+    r = _form(c, oid, {I2: "9"}, {}, "save")  # changed without a reason: not saved, said at the line
+    assert r.status_code == 422 and re.search(rf'data-item-id="{I2}".*?Choose a reason for this change', r.text, re.S)
     assert 'value="9"' in r.text and version_of(c, oid) == v  # what was typed stays in the field
-    r = _form(c, oid, {"I2": "9", "I1": "13"}, {"I2": "weather", "I1": "weather"}, "save")
+    r = _form(c, oid, {I2: "9", I1: "13"}, {I2: "weather", I1: "weather"}, "save")
     assert r.status_code == 422 and "multiple of the pack size 6" in r.text and version_of(c, oid) == v
-    r = _form(c, oid, {"I2": "9"}, {"I2": "weather"}, "save")
+    r = _form(c, oid, {I2: "9"}, {I2: "weather"}, "save")
     assert r.status_code == 303 and r.headers["location"].endswith("done=saved")
-    assert [e[1] for e in _events(oid)].count("line_edited:I2") == 1
-    assert not any(e[1] == "line_edited:I1" for e in _events(oid))
+    assert [e[1] for e in _events(oid)].count(f"line_edited:{I2}") == 1
+    assert not any(e[1] == f"line_edited:{I1}" for e in _events(oid))
 
 
 def test_order_form_approve_and_send_include_the_change(app, world) -> None:
     c = _client(app, world, "admin")
     oid = _order(world, 0, 0, 2)
-    r = _form(c, oid, {"I2": "11"}, {"I2": "local_event"}, "approve")
+    r = _form(c, oid, {I2: "11"}, {I2: "local_event"}, "approve")
     assert r.status_code == 303 and r.headers["location"] == "/queue?done=approved"  # back to the work list
     assert "Order approved and queued for sending." in c.get(r.headers["location"]).text
     page = c.get(f"/orders/{oid}").text
-    assert 'data-status="queued"' in page and re.search(r'data-item-id="I2".*?final-qty">11<', page, re.S)
+    assert 'data-status="queued"' in page and re.search(rf'data-item-id="{I2}".*?final-qty">11<', page, re.S)
     events = [e[1] for e in _events(oid)]
-    assert events.index("line_edited:I2") < max(i for i, e in enumerate(events) if e == "status")
+    assert events.index(f"line_edited:{I2}") < max(i for i, e in enumerate(events) if e == "status")
 
 
 def test_order_page_confirmations_name_what_is_sent(app, world) -> None:
@@ -349,12 +368,12 @@ def test_queue_sorts_naturally_and_exports_csv(app, world) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
-    assert rows and all(row["store_id"] == world["stores"][0] for row in rows)
+    assert rows and all(row["store_id"] == str(world["stores"][0]) for row in rows)
     assert {"store", "supplier", "order_value_eur", "why_in_review", "cutoff_local"} <= set(rows[0])
     assert any("quantity far from the usual" in row["why_in_review"] for row in rows)
     r = c.get(f"/orders/{_order(world, 0, 1)}.csv")
     lines = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
-    assert [ln["item_id"] for ln in lines] == ["I1", "I2", "I3"] and lines[0]["pack_size"] == "6"
+    assert [ln["item_id"] for ln in lines] == [str(I1), str(I2), str(I3)] and lines[0]["pack_size"] == "6"
     # another store's order: 404 for its CSV too
     m = _client(app, world, "manager2")
     assert m.get(f"/orders/{_order(world, 0, 1)}.csv").status_code == 404

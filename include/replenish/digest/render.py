@@ -51,7 +51,8 @@ def subject(d: BuyerDigest) -> str:
 
 def text_body(d: BuyerDigest, base: str, tz: str) -> str:
     a = d.auto
-    suppliers, categories = ", ".join(d.buyer["suppliers"]) or "-", ", ".join(d.buyer["categories"]) or "-"
+    suppliers = ", ".join(map(str, d.buyer["suppliers"])) or "-"  # supplier ids are integers
+    categories = ", ".join(d.buyer["categories"]) or "-"
     out = [f"Good morning {d.buyer['display_name']},", "",
            f"Replenishment digest for business date {d.business_date} "
            f"(suppliers: {suppliers}; categories: {categories}).",

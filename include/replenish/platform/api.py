@@ -24,7 +24,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 from sqlalchemy import text
 
 from replenish.extract.contract import MAX_UTC_OFFSET_MINUTES
-from replenish.ids import MAX_ID
+from replenish.ids import MAX_ID, parse_id
 from replenish.orders.order_tables import OPEN_STATUSES
 from replenish.platform import api_keys, order_actions
 from replenish.platform.access import Principal, scope_sql
@@ -38,9 +38,24 @@ bearer = HTTPBearer(auto_error=False, description="POS terminal API key")
 key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="POS terminal API key (alternative)")
 
 ID = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def _id_input(value: object) -> object:
+    """pydantic's lax int would read true as 1 and '1_000' as 1000: an id is a JSON number, or its digits as text
+    (read as replenish.ids reads what a person types)."""
+    if isinstance(value, bool):
+        raise ValueError("an id is a number, not true or false")
+    if isinstance(value, str):
+        parsed = parse_id(value)
+        if parsed is None:
+            raise ValueError(f"an id is a whole number from 0 to {MAX_ID}")
+        return parsed
+    return value
+
+
 # a store, supplier or item id (replenish.ids): JSON numbers; numeric text is read too (terminals written before ids
 # were numbers in the API)
-WarehouseId = Annotated[int, Field(ge=0, le=MAX_ID)]
+WarehouseId = Annotated[int, BeforeValidator(_id_input), Field(ge=0, le=MAX_ID)]
 
 
 class FieldErrorOut(BaseModel):

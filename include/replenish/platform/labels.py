@@ -5,6 +5,8 @@ Codes stay the stable interface (filters, API, digests, CSV); a code may carry a
 
 from __future__ import annotations
 
+from replenish.ids import parse_id
+
 REASON_LABELS: dict[str, str] = {
     "auto_release_disabled": "automatic release is off for this supplier or store",
     "quality_gate_missing": "today's data checks did not run",
@@ -67,7 +69,8 @@ EDIT_REASON_LABELS: dict[str, str] = {
 
 def _item_name(item_names: dict[int, str] | None, detail: str) -> str:
     """The name of the item a reason or event names after its ':' (the item id), else 'item <detail>'."""
-    name = (item_names or {}).get(int(detail)) if detail.isdigit() else None
+    iid = parse_id(detail)  # not int(): '３' is no item id, and 5,000 digits would raise instead of render
+    name = (item_names or {}).get(iid) if iid is not None else None
     return name if name is not None else f"item {detail}"
 
 
