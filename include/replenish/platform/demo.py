@@ -115,7 +115,7 @@ def tag_ids(tag: str) -> tuple[int, int]:
     """The first of the two store ids and of the two supplier ids of a seed_demo(tag) world: distinct per tag, so
     worlds of several tests share one database, and above any master's ids."""
     base = 1_000_000_000 + int(hashlib.sha256(tag.encode()).hexdigest()[:12], 16) % 100_000_000 * 10
-    return base + 1, base + 1
+    return base + 1, base + 5  # the suppliers apart from the stores: a mix-up of the two shows
 
 
 def _explanation(qty: int, pack: int, moq: int) -> str:
