@@ -1,7 +1,7 @@
 """Injection corpus through every rendered field and query parameter, without a browser (fast).
 
 Hostile strings are stored as store, supplier and item names, ids, user names, display names, reasons,
-edit reasons, explanations, audit entries and an outbox error (injection_support.seed_hostile), and passed
+edit reasons, explanations, audit entries and an outbox error (support.injection.seed_hostile), and passed
 as every query parameter and form field the pages echo. Each page must show them as text: no payload
 occurs unescaped and the parsed HTML holds no element, event handler or htmx attribute a payload brought.
 The same corpus runs in real Chromium in test_platform_injection_browser.py.
@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from injection_support import (
+from support.injection import (
     CORPUS,
     ITEM_ID,
     LOGOUT,
@@ -28,7 +28,7 @@ from injection_support import (
     raw_payloads,
     seed_hostile,
 )
-from platform_support import CSRF_RE, VERSION_RE
+from support.platform_app import CSRF_RE, VERSION_RE
 
 
 @pytest.fixture(scope="module")
