@@ -1,6 +1,6 @@
 """Interval validation table over several panels (``replenish bench calibration``).
 
-Every panel runs the production recipe (ml.calibration.fit_calibrated: a backtest model on the 56 days before the
+Every panel runs the production recipe (ml.predict.fit_calibrated: a backtest model on the 56 days before the
 training end calibrates the final model's intervals) and is scored on a later test window, h = 1..7, stock-out
 days excluded (their sales are not demand). Reported per panel and per series group (volume, intermittency,
 history): P10-P90 coverage before and after calibration, WAPE, bias, and the share of demand at or below the
@@ -90,9 +90,10 @@ def _summary(P: pd.DataFrame) -> dict[str, Any]:
 def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2) -> dict[str, Any]:
     import pandas as pd
 
-    from ml.calibration import GROUP_COLUMNS, apply_calibration, fit_calibrated, series_groups
+    from ml.calibration import GROUP_COLUMNS, apply_calibration, series_groups
     from ml.config import ForecastConfig
     from ml.features import make_grid
+    from ml.predict import fit_calibrated
 
     cfg = cfg or ForecastConfig(origin_stride=6, horizons=HORIZONS)
     t0 = time.perf_counter()

@@ -32,9 +32,9 @@ WEATHER_SEED = 18
 
 
 def _ours(frame, origins, cfg=None, weather=None, calibrate=True):
-    from ml.calibration import fit_calibrated
     from ml.config import ForecastConfig
     from ml.model import ForecastModel
+    from ml.predict import fit_calibrated
 
     cfg = cfg or ForecastConfig(origin_stride=6, horizons=HORIZONS)
     if calibrate:   # the production recipe: the backtest before TRAIN_END calibrates the intervals (ml.calibration)

@@ -253,19 +253,3 @@ def backtest_calibration(model, frame: pd.DataFrame, end, weather: pd.DataFrame 
     P = P.join(groups[GROUP_COLUMNS])
     return P, fit_calibration(P, groups)
 
-
-def fit_calibrated(cfg, frame: pd.DataFrame, end, weather: pd.DataFrame | None = None, days: int = BACKTEST_DAYS,
-                   stride: int = BACKTEST_STRIDE):
-    """The production recipe in one call (the weekly training's ml.predict.backtest_and_fit without its metrics): a
-    backtest model on data <= end - days calibrates the intervals of the model trained on data <= end."""
-    import pandas as pd
-
-    from ml.model import ForecastModel
-
-    end = pd.Timestamp(end)
-    days = min(days, backtest_days(frame, end))
-    bt = ForecastModel(cfg).fit(frame, end_date=end - pd.Timedelta(days=days), weather=weather)
-    _, cal = backtest_calibration(bt, frame, end, weather, days, stride)
-    model = ForecastModel(cfg).fit(frame, end_date=end, weather=weather)
-    model.calibration = cal
-    return model

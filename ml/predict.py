@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 # the backtest window (origins every 2nd day over the last 56 days), shared with the simulator: see ml.calibration
-from ml.calibration import BACKTEST_STRIDE
+from ml.calibration import BACKTEST_DAYS, BACKTEST_STRIDE
 from ml.config import ForecastConfig
 
 if TYPE_CHECKING:
@@ -20,34 +20,54 @@ if TYPE_CHECKING:
 
 def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig,
                      weather: pd.DataFrame | None = None) -> tuple[ForecastModel, pd.DataFrame, dict]:
-    """The weekly training without the database: the backtest model (data <= end - 56 d, fewer on a short
-    history) forecasts every 2nd origin of the window (h = 1..7); their residuals give the promotion metrics and the
-    interval calibration; then the model is fit on all data <= end and carries that calibration. Returns the model,
-    the backtest rows and their metrics. Each model's grid and matrix are freed before the next is built."""
+    """The weekly training without the database: :func:`fit_after_backtest`, whose backtest rows also give the
+    promotion metrics. Returns the model, the backtest rows and their metrics."""
     import pandas as pd
 
     from ml.backtest import metrics, metrics_by
-    from ml.calibration import backtest_calibration, backtest_days
-    from ml.model import ForecastModel
 
     end = pd.Timestamp(end)
     after = pd.to_datetime(frame["date"]) > end
     if after.any():                     # the future drivers' rows: a copy without them, only when there are any
-        frame = frame[~after.to_numpy()]
+        frame = frame[~after.to_numpy()]    # (the caller's whole frame is not held while the models train)
     del after
-    days = backtest_days(frame, end)    # BACKTEST_DAYS unless the history is shorter
-    bt = ForecastModel(cfg).fit(frame, end_date=end - pd.Timedelta(days=days), weather=weather)
-    # the promotion metrics and the interval calibration come from the same backtest
-    P, calibration = backtest_calibration(bt, frame, end, weather, days, BACKTEST_STRIDE)
-    del bt
+    model, P = fit_after_backtest(cfg, frame, end, weather)
     m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
     m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}
                        for r in metrics_by(P, "horizon").to_dict("records")}
     m["backtest_origins"] = [str(pd.Timestamp(P["origin"].min()).date()), str(pd.Timestamp(P["origin"].max()).date())]
+    return model, P, m
+
+
+def fit_calibrated(cfg: ForecastConfig, frame: pd.DataFrame, end, weather: pd.DataFrame | None = None,
+                   days: int = BACKTEST_DAYS, stride: int = BACKTEST_STRIDE) -> ForecastModel:
+    """The production recipe in one call (:func:`backtest_and_fit` without its metrics; benches and tests): the
+    model on data <= end, its intervals calibrated on a backtest."""
+    return fit_after_backtest(cfg, frame, end, weather, days, stride)[0]
+
+
+def fit_after_backtest(cfg: ForecastConfig, frame: pd.DataFrame, end, weather: pd.DataFrame | None = None,
+                       days: int = BACKTEST_DAYS,
+                       stride: int = BACKTEST_STRIDE) -> tuple[ForecastModel, pd.DataFrame]:
+    """The backtest model (data <= end - ``days``, fewer on a short history) forecasts every ``stride``-th origin
+    of the window (h = 1..7); their residuals give the interval calibration (ml.calibration); then the model is fit
+    on all data <= end and carries that calibration. Returns the model and the backtest rows. Each model's grid and
+    matrix are freed before the next is built."""
+    import pandas as pd
+
+    from ml.calibration import backtest_calibration, backtest_days
+    from ml.model import ForecastModel
+
+    end = pd.Timestamp(end)
+    days = min(days, backtest_days(frame, end))     # BACKTEST_DAYS unless the history is shorter
+    bt = ForecastModel(cfg).fit(frame, end_date=end - pd.Timedelta(days=days), weather=weather)
+    # the interval calibration (and backtest_and_fit's promotion metrics) come from the same backtest
+    P, calibration = backtest_calibration(bt, frame, end, weather, days, stride)
+    del bt
     model = ForecastModel(cfg).fit(frame, end_date=end, weather=weather)
     model.calibration = calibration
-    return model, P, m
+    return model, P
 
 
 # series whose history is read and featurised at once by the nightly forecast: at two years of daily rows a chunk

@@ -34,7 +34,7 @@ use_passive_openmp_wait()  # the test session fits LightGBM models (on a shared 
 
 @pytest.fixture(scope="module")
 def playwright():
-    """Playwright for the browser tests (it drives Debian's Chromium: see browser_support)."""
+    """Playwright for the browser tests (it drives Debian's Chromium: see support.browser)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -17,7 +17,7 @@ from replenish.database import database_url, sqlalchemy_url
 from replenish.settings import Settings, get_settings
 
 extract = pytest.importorskip("replenish.extract")
-extract_fixtures = pytest.importorskip("extract_fixtures")
+extract_fixtures = pytest.importorskip("support.extract_fixtures")
 
 TEST_DB = "replenish_dbt_test"
 D = date(2019, 4, 29)  # a Monday

@@ -12,8 +12,8 @@ import itertools
 import uuid
 
 import pytest
-from sendgrid_local import SendGridServer
 from sqlalchemy import create_engine, text
+from support.sendgrid_local import SendGridServer
 
 from replenish.database import database_url, sqlalchemy_url
 from replenish.orders.channels import EmailChannel

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sendgrid_local import SendGridServer
 from sqlalchemy import text
-from supplier_api_local import SupplierApiServer
+from support.sendgrid_local import SendGridServer
+from support.supplier_api_local import SupplierApiServer
 
 from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel
 from replenish.orders.dispatcher import DispatchConfig, SimulatedCrash, drain
@@ -414,7 +414,7 @@ def test_sigkill(eng, world, kind, point):
         world.sendgrid.on_accept = kill
     elif point == "during_call":
         world.api.on_request = kill
-    proc = subprocess.Popen([sys.executable, str(HERE / "dispatch_victim.py"), json.dumps(spec)], env=env)
+    proc = subprocess.Popen([sys.executable, str(HERE / "support" / "dispatch_victim.py"), json.dumps(spec)], env=env)
     victim.append(proc)
     try:
         assert proc.wait(timeout=300) == -signal.SIGKILL

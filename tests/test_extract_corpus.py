@@ -1,4 +1,4 @@
-"""The malformed-export corpus (tests/extract_corpus.py) through the real loader and the real database.
+"""The malformed-export corpus (tests/support/extract_corpus.py) through the real loader and the real database.
 
 Each case is its own business day in one throw-away raw schema: a quarantine case must load the day with exactly the
 expected quarantine rows (file, line, field, reason) and balanced load batches; a refused case must raise
@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import extract_corpus
-import extract_fixtures
 import pytest
+from support import extract_corpus, extract_fixtures
 
 from replenish.database import engine as db_engine
 from replenish.extract import ENTITIES, CsvExportConnector, ExportFileError, load_day, load_days

@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import extract_fixtures
 import pandas as pd
 import pytest
+from support import extract_fixtures
 
 from replenish.database import engine as db_engine
 from replenish.extract import (

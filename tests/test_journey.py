@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, LAPTOP, app_in_thread, chromium_context
 from sqlalchemy import text
+from support.browser import CHROMIUM, LAPTOP, app_in_thread, chromium_context
 
 BUSINESS_DATE = dt.date(2019, 4, 25)  # a Thursday: both suppliers take orders on Friday
 WINDOW_START = dt.date(2019, 1, 20)

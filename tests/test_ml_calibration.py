@@ -77,8 +77,8 @@ def test_groups_use_only_the_history_up_to_the_origin():
 
 
 def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp_path):
-    from ml.calibration import fit_calibrated
     from ml.model import ForecastModel
+    from ml.predict import fit_calibrated
 
     f = small_frame(stores=(2, 3), start="2017-11-01", end="2018-06-30")
     m = fit_calibrated(fast_config(origin_stride=4, apply_interval_calibration=True), f, "2018-05-31")
@@ -97,7 +97,8 @@ def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp
 
 
 def test_a_short_warehouse_history_shortens_the_backtest_instead_of_failing():
-    from ml.calibration import BACKTEST_DAYS, backtest_days, fit_calibrated
+    from ml.calibration import BACKTEST_DAYS, backtest_days
+    from ml.predict import fit_calibrated
 
     f = small_frame(stores=(2,), start="2018-02-01", end="2018-04-28")          # 87 days, a new warehouse
     assert backtest_days(f, "2018-04-28") == 86 - 56 - 2 < BACKTEST_DAYS     # 86 days after the first

@@ -8,8 +8,8 @@ The probe DAG is written to a temporary folder; the plugin is loaded from the re
 from __future__ import annotations
 
 import pytest
-from sendgrid_local import SendGridServer
 from sqlalchemy import text
+from support.sendgrid_local import SendGridServer
 
 PROBE = '''
 from datetime import timedelta

@@ -107,7 +107,7 @@ def test_forecasts_written_for_the_origin(first_run):
 
 
 def test_rerun_leaves_table_counts_identical(first_run):
-    from replenish.monitoring.store import RUN_LOG_TABLES
+    from replenish.monitoring.run_log import RUN_LOG_TABLES
     from replenish.orchestration import run_dag
     from replenish.status import table_counts
 

@@ -5,9 +5,9 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
-from sendgrid_local import SendGridServer
 from sqlalchemy import text
-from supplier_api_local import SupplierApiServer
+from support.sendgrid_local import SendGridServer
+from support.supplier_api_local import SupplierApiServer
 
 from replenish import migrations
 from replenish.orders.channels import EdifactChannel, EmailChannel, SupplierApiChannel

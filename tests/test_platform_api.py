@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from platform_support import make_app, retire, seeded_world
 from sqlalchemy import text
+from support.platform_app import make_app, retire, seeded_world
 
 from replenish.platform.demo import I1, I2, I3
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from platform_support import csrf_of, login, make_app, retire, seeded_world
 from sqlalchemy import text
+from support.platform_app import csrf_of, login, make_app, retire, seeded_world
 
 from replenish.platform.demo import I1, I2
 

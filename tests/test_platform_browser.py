@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import (
+from support.browser import (
     CHROMIUM,
     LAPTOP,
     PHONE,

@@ -1,7 +1,7 @@
 """Injection corpus through every rendered field and query parameter, without a browser (fast).
 
 Hostile strings are stored as store, supplier and item names, order ids, user names, display names, reasons,
-edit reasons, explanations, audit entries and an outbox error (injection_support.seed_hostile), and passed
+edit reasons, explanations, audit entries and an outbox error (support.injection.seed_hostile), and passed
 as every query parameter and form field the pages echo. Store, supplier and item ids are integers: hostile text
 typed as one (query parameter, path segment, form field, API body) is refused with its field's error, never a
 server error. Each page must show them as text: no payload
@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from injection_support import (
+from support.injection import (
     CORPUS,
     DOTS,
     DOTS_ITEM,
@@ -34,7 +34,7 @@ from injection_support import (
     raw_payloads,
     seed_hostile,
 )
-from platform_support import CSRF_RE, VERSION_RE
+from support.platform_app import CSRF_RE, VERSION_RE
 
 
 @pytest.fixture(scope="module")

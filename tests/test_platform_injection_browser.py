@@ -1,6 +1,6 @@
-"""The injection corpus in real Chromium (Debian's, driven by Playwright; see browser_support.py).
+"""The injection corpus in real Chromium (Debian's, driven by Playwright; see support/browser.py).
 
-The hostile world of injection_support (names, ids, user names, reasons, edit reasons, explanations, audit
+The hostile world of support.injection (names, ids, user names, reasons, edit reasons, explanations, audit
 entries, outbox error, all hostile) is served by the real app on loopback. Signed in as an admin whose
 username and display name are hostile, the browser opens every page, every query parameter with every
 payload that fits, and a failed add-line form that echoes what was typed. On every page: no element or
@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
-from browser_support import CHROMIUM, LAPTOP, app_in_thread, chromium_context
-from injection_support import LOGOUT, ORDER_ID, fresh_database, query_cases, seed_hostile
+from support.browser import CHROMIUM, LAPTOP, app_in_thread, chromium_context
+from support.injection import LOGOUT, ORDER_ID, fresh_database, query_cases, seed_hostile
 
 pytestmark = [
     pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} missing: run `make chromium`"),

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from platform_support import CSRF_RE, make_app, retire, seeded_world
 from sqlalchemy import text
+from support.platform_app import CSRF_RE, make_app, retire, seeded_world
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +288,7 @@ def test_replenish_serve_ignores_forwarded_for(world) -> None:
     from pathlib import Path
 
     import httpx
-    from browser_support import free_port, wait_http
+    from support.browser import free_port, wait_http
 
     port = free_port()
     exe = str(Path(sys.executable).with_name("replenish"))

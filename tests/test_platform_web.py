@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from platform_support import CSRF_RE, csrf_of, login, make_app, retire, seeded_world, version_of
 from sqlalchemy import text
+from support.platform_app import CSRF_RE, csrf_of, login, make_app, retire, seeded_world, version_of
 
 from replenish.platform.demo import I1, I2, I3
 

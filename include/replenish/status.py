@@ -63,7 +63,7 @@ def last_runs(limit: int = 10) -> list[dict[str, Any]]:
 
 def dag_runs(limit: int = 10) -> list[dict[str, Any]]:
     """Every DAG's last runs as the monitoring plugin recorded them (``ops.pipeline_runs``)."""
-    from replenish.monitoring.store import recent_runs
+    from replenish.monitoring.run_log import recent_runs
 
     with begin() as conn:
         rows = recent_runs(conn, limit)

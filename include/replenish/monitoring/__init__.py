@@ -1,6 +1,6 @@
 """Monitoring for data teams: the Airflow listener's records, figures and failure alerts.
 
-- ``store``: ``ops.pipeline_runs`` (one row per DAG run, with business figures and links),
+- ``run_log``: ``ops.pipeline_runs`` (one row per DAG run, with business figures and links),
   ``ops.task_runs`` (one row per task attempt), ``ops.pipeline_alerts`` (one row per alerted failure);
 - ``figures``: a run's business figures from ``ops.stage_results`` and the warehouse;
 - ``alerts``: the failure e-mail, once per failed task instance;

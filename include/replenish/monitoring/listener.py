@@ -73,7 +73,7 @@ def deliver(rec: dict[str, Any]) -> None:
     from replenish import migrations
     from replenish.database import engine
     from replenish.monitoring.alerts import AlertStatusNotRecorded, alert_failure, mark_alert
-    from replenish.monitoring.store import record_task_run
+    from replenish.monitoring.run_log import record_task_run
 
     kind = rec["kind"]
     try:
@@ -106,7 +106,7 @@ def _deliver_dag_run(rec: dict[str, Any]) -> None:
     from replenish.database import engine
     from replenish.monitoring.alerts import alert_failure
     from replenish.monitoring.figures import run_figures
-    from replenish.monitoring.store import record_dag_run
+    from replenish.monitoring.run_log import record_dag_run
 
     r = rec["dag_run"]
     day = dt.date.fromisoformat(r["business_date"]) if r.get("business_date") else None
@@ -175,7 +175,7 @@ def run_started_at(dag_run: Any, state: str) -> dt.datetime | None:
     """When the run really started. ``dag.test()`` (``replenish run``, the demo) gives a run its logical date as
     start date: the end of the business day, which for replayed history lies days or years back. Such a start
     (at or before the logical date, or in the future) is not a wall-clock time: the running hook's own time
-    stands in, and the finishing hooks leave the recorded start alone (None: the store keeps the first)."""
+    stands in, and the finishing hooks leave the recorded start alone (None: the run log keeps the first)."""
     start = getattr(dag_run, "start_date", None)
     logical = getattr(dag_run, "logical_date", None)
     now = dt.datetime.now(dt.UTC)

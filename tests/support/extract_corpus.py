@@ -4,7 +4,7 @@ Every case replaces one file of an otherwise valid export day (``extract_fixture
 either quarantined rows (line, field, words of the reason) or the whole file refused (line, words of the message).
 ``tests/test_extract_corpus.py`` runs them through the real loader against the real database.
 
-    from extract_corpus import CASES, Quarantined, Refused
+    from support.extract_corpus import CASES, Quarantined, Refused
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A dispatcher process that gets killed: tests/test_dispatch_faults.py runs it and SIGKILLs it at one step.
 
-    python dispatch_victim.py '<json spec>'
+    python tests/support/dispatch_victim.py '<json spec>'
 
 spec: ``order_id``, ``business_today`` (ISO date), ``channel`` ("email", "api" or "edifact"), the channel's
 ``sendgrid_url`` / ``out_dir``, and ``step``: a ``replenish.orders.sent_ledger.STEPS`` name at which this

@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1440, "height": 900}
-AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).parent.parent / "vendor" / "axe-core" / "axe.min.js"
 MIN_TAP_PX = 44  # WCAG 2.5.5 target size
 
 

@@ -1,6 +1,6 @@
 """Hand-written minimal export days following docs/file-contract.md (reusable by other tests).
 
-from tests.extract_fixtures import write_export_day, export_day, raw_schema  # noqa: F401
+from support.extract_fixtures import write_export_day, export_day, raw_schema  # noqa: F401
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Registry promotion rule and idempotent prediction writes (replenish.forecasting, embedded Postgres)."""
+"""The warehouse side of forecasting (replenish.forecasting, embedded Postgres): the registry's promotion rule,
+the weekly training's stored backtest metrics and calibration, idempotent prediction writes, and artifacts loaded
+from their stored path."""
 
 from __future__ import annotations
 
