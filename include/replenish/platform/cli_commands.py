@@ -31,6 +31,16 @@ def _begin():
     return engine().begin()
 
 
+def _typed_id(value: str) -> int:
+    """A store or supplier id as typed after --store / --supplier: the warehouse's integer (replenish.ids)."""
+    from replenish.ids import parse_id
+
+    parsed = parse_id(value)
+    if parsed is None:
+        raise typer.BadParameter(f"expected an id (a whole number), got {value!r}")
+    return parsed
+
+
 def _scopes(stores: list[int], suppliers: list[int], categories: list[str]) -> dict[str, list[int] | list[str]]:
     out: dict[str, list[int] | list[str]] = {"store": stores, "supplier": suppliers, "category": categories}
     return {k: v for k, v in out.items() if v}
@@ -70,8 +80,9 @@ def users_add(
     role: str = typer.Option(..., "--role", help="admin | buyer | store_manager"),
     email: str = typer.Option("", "--email", help="Mail address for the buyer digest (default: the username if it "
                                                   "is one, else <username>@example.com)"),
-    store: list[int] = typer.Option([], "--store", help="Store id (store managers; repeatable)"),
-    supplier: list[int] = typer.Option([], "--supplier", help="Supplier id (buyers; repeatable)"),
+    store: list[int] = typer.Option([], "--store", parser=_typed_id, help="Store id (store managers; repeatable)"),
+    supplier: list[int] = typer.Option([], "--supplier", parser=_typed_id,
+                                       help="Supplier id (buyers; repeatable)"),
     category: list[str] = typer.Option([], "--category", help="Item category (buyers; repeatable)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -184,7 +195,7 @@ def seed_and_describe() -> list[dict[str, Any]]:
 @keys_app.command("create")
 def keys_create(
     name: str = typer.Argument(..., help="Terminal name, e.g. store12-till1", metavar="NAME"),
-    store: int = typer.Option(..., "--store", help="The one store this key may act for"),
+    store: int = typer.Option(..., "--store", parser=_typed_id, help="The one store this key may act for"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Create an API key (printed once; stored hashed). The store must exist in marts.dim_stores."""
