@@ -153,6 +153,8 @@ class ApproveIn(BaseModel):
 # long weekend still delivers; a receipt from years away is a broken clock or a forged body.
 RECEIPT_DAYS_BACK = 7
 RECEIPT_DAYS_AHEAD = 1
+
+
 def _postgres_offset(value: dt.datetime) -> dt.datetime:
     """Python takes UTC offsets up to 23:59, PostgreSQL's timestamptz up to 15:59 (the export contract's rule)."""
     offset = value.utcoffset()
