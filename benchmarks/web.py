@@ -75,14 +75,13 @@ def _server_env(s: Settings) -> dict[str, str]:
 
 
 def _engine(s: Settings) -> Any:
-    from replenish.database import _engine as cached_engine
-    from replenish.database import database_url
+    from replenish.database import database_url, engine_for
     from replenish.pg_server import ensure_database
 
     if s.database_url:
         base, _, name = s.database_url.rpartition("/")
         ensure_database(f"{base}/postgres", name)
-    return cached_engine(database_url(s))  # embedded: start() creates the database
+    return engine_for(database_url(s))  # embedded: start() creates the database
 
 
 _MARTS = """

@@ -33,14 +33,15 @@ def sqlalchemy_url(url: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _engine(url: str) -> Engine:
+def engine_for(url: str) -> Engine:
+    """The process's one engine (connection pool) for a database URL."""
     from sqlalchemy import create_engine
 
     return create_engine(sqlalchemy_url(url), pool_pre_ping=True, future=True)
 
 
 def engine(settings: Settings | None = None) -> Engine:
-    return _engine(database_url(settings))
+    return engine_for(database_url(settings))
 
 
 @contextmanager
