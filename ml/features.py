@@ -145,7 +145,8 @@ def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons:
     obs = ~np.isnan(y)
     cs = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(np.nan_to_num(y), axis=1)], axis=1)
     cn = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(obs, axis=1)], axis=1)
-    cs2 = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(np.nan_to_num(y) ** 2, axis=1)], axis=1)
+    with np.errstate(over="ignore"):  # absurd sales square past float32 (see std below)
+        cs2 = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(np.nan_to_num(y) ** 2, axis=1)], axis=1)
     # the last observed value at or before o (forward-filled)
     idx = np.where(obs, np.arange(y.shape[1])[None, :], -1)
     np.maximum.accumulate(idx, axis=1, out=idx)
@@ -165,7 +166,9 @@ def build_features(grid: Grid, origins: Iterable, cfg: ForecastConfig, horizons:
     w = cfg.rolling_std_window
     m, n = _window_mean(cs, cn, o, w)
     s2 = y_at(cs2, o + 1, o + 1) - cs2[:, np.clip(o + 1 - w, 0, None)]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # over: absurd sales (a corrupted export, which the quality gate blocks) square past float32's range; the
+    # feature is then inf or NaN for that series, as LightGBM takes it, instead of a warning on every such run
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         base[f"std_{w}"] = np.sqrt(np.maximum(s2 / np.maximum(n, 1) - m**2, 0)) / scale
     base["n_obs_56"] = _window_mean(cs, cn, o, 56)[1]
     base["log_scale"] = np.log1p(scale)
