@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -242,10 +243,43 @@ def _cutoff_text(cutoff: dt.datetime | None, now: dt.datetime) -> str:
 SORTS = ("cutoff", "delivery", "store", "supplier", "value", "lines", "status")
 
 
-def _queue_rows(request: Request, s: WebSession, status: str, delivery_date: str, store_id: str, supplier_id: str,
-                reason: str, sort: str, direction: str) -> tuple[list[dict], dict, dict, list[str], dict]:
+QueueStatus = Annotated[str, Query(max_length=20)]
+QueueText = Annotated[str, Query(max_length=64)]
+
+
+@dataclass(frozen=True)
+class QueueParams:
+    """The review queue's filters and sort order as the query string gives them (the page and its CSV share them)."""
+
+    status: str
+    delivery_date: str
+    store_id: str
+    supplier_id: str
+    reason: str
+    sort: str
+    direction: str
+
+
+def queue_params(
+    status: QueueStatus = "open",
+    delivery_date: Annotated[str, Query(max_length=10)] = "",
+    store_id: QueueText = "",
+    supplier_id: QueueText = "",
+    reason: QueueText = "",
+    sort: QueueStatus = "cutoff",
+    dir: QueueStatus = "asc",  # noqa: A002 - the query name
+) -> QueueParams:
+    return QueueParams(status, delivery_date, store_id, supplier_id, reason, sort, dir)
+
+
+Queue = Annotated[QueueParams, Depends(queue_params)]
+
+
+def _queue_rows(request: Request, s: WebSession, q: QueueParams) -> tuple[list[dict], dict, dict, list[str], dict]:
     """The queue's rows (filtered, in words, sorted), the filter facets, the names, errors and the filters."""
     ctx = _ctx(request)
+    status, delivery_date, store_id, supplier_id = q.status, q.delivery_date, q.store_id, q.supplier_id
+    reason, sort, direction = q.reason, q.sort, q.direction
     errors: list[str] = []
     day = None
     if delivery_date:
@@ -304,24 +338,9 @@ def _queue_rows(request: Request, s: WebSession, status: str, delivery_date: str
     return rows, facets, nm, errors, filters
 
 
-QueueStatus = Annotated[str, Query(max_length=20)]
-QueueText = Annotated[str, Query(max_length=64)]
-
-
 @router.get("/queue", response_class=HTMLResponse)
-def queue(
-    request: Request,
-    s: Session,
-    status: QueueStatus = "open",
-    delivery_date: Annotated[str, Query(max_length=10)] = "",
-    store_id: QueueText = "",
-    supplier_id: QueueText = "",
-    reason: QueueText = "",
-    sort: QueueStatus = "cutoff",
-    dir: QueueStatus = "asc",  # noqa: A002 - the query name
-) -> HTMLResponse:
-    rows, facets, nm, errors, filters = _queue_rows(request, s, status, delivery_date, store_id, supplier_id, reason,
-                                                    sort, dir)
+def queue(request: Request, s: Session, q: Queue) -> HTMLResponse:
+    rows, facets, nm, errors, filters = _queue_rows(request, s, q)
     base = {k: v for k, v in filters.items() if v and k not in ("sort", "dir")}
 
     def sort_url(col: str) -> str:
@@ -371,20 +390,9 @@ def _csv_response(rows: list[list[object]], filename: str) -> Response:
 
 
 @router.get("/queue.csv")
-def queue_csv(
-    request: Request,
-    s: Session,
-    status: QueueStatus = "open",
-    delivery_date: Annotated[str, Query(max_length=10)] = "",
-    store_id: QueueText = "",
-    supplier_id: QueueText = "",
-    reason: QueueText = "",
-    sort: QueueStatus = "cutoff",
-    dir: QueueStatus = "asc",  # noqa: A002
-) -> Response:
+def queue_csv(request: Request, s: Session, q: Queue) -> Response:
     """The queue as filtered and sorted on screen, one order per row (Excel and LibreOffice read it as is)."""
-    rows, _facets, _nm, errors, _filters = _queue_rows(request, s, status, delivery_date, store_id, supplier_id,
-                                                       reason, sort, dir)
+    rows, _facets, _nm, errors, _filters = _queue_rows(request, s, q)
     if errors:
         raise PlatformError(422, "validation_error", "; ".join(errors))
     tz = _tz(request)
