@@ -46,32 +46,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _admin_connect(server_url: str):
+def _admin_execute(server_url: str, statement: str) -> None:
+    """Run one statement on the server's ``postgres`` database, outside a transaction (CREATE/DROP DATABASE)."""
     import psycopg2
 
     conn = psycopg2.connect(f"{server_url}/postgres")
     conn.autocommit = True
-    return conn
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
 
 
 def recreate_database(server_url: str, name: str) -> None:
     """Drop (if present) and create database ``name``: every run starts from an empty warehouse."""
     drop_database(server_url, name)
-    conn = _admin_connect(server_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    _admin_execute(server_url, f'CREATE DATABASE "{name}"')
 
 
 def drop_database(server_url: str, name: str) -> None:
-    conn = _admin_connect(server_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    _admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 _TRIGGER = """
