@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from replenish import pg_server
+
 log = logging.getLogger(__name__)
 
 WORKER_NAME_ENV = "REPLENISH_WORKER_NAME"
@@ -46,27 +48,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _admin_execute(server_url: str, statement: str) -> None:
-    """Run one statement on the server's ``postgres`` database, outside a transaction (CREATE/DROP DATABASE)."""
-    import psycopg2
-
-    conn = psycopg2.connect(f"{server_url}/postgres")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
 def recreate_database(server_url: str, name: str) -> None:
     """Drop (if present) and create database ``name``: every run starts from an empty warehouse."""
-    drop_database(server_url, name)
-    _admin_execute(server_url, f'CREATE DATABASE "{name}"')
+    pg_server.recreate_database(f"{server_url}/postgres", name)
 
 
 def drop_database(server_url: str, name: str) -> None:
-    _admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_server.drop_database(f"{server_url}/postgres", name)
 
 
 _TRIGGER = """
