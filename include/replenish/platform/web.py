@@ -97,6 +97,10 @@ def checked(
 
 Session = Annotated[WebSession, Depends(current)]
 Checked = Annotated[WebSession, Depends(checked)]
+# the order page's form fields, as long as any valid value can be (a longer one is a 422 before the handler)
+VersionField = Annotated[str, Form(max_length=20)]  # the order version the page showed
+QtyField = Annotated[str, Form(max_length=20)]
+ReasonField = Annotated[str, Form(max_length=64)]
 
 
 def _cookie_secure(request: Request) -> bool:
@@ -591,7 +595,7 @@ def order_form(
     s: Checked,
     order_id: str,
     action: Annotated[str, Form(max_length=10)] = "save",
-    version: Annotated[str, Form(max_length=20)] = "",
+    version: VersionField = "",
     item: Annotated[list[str] | None, Form()] = None,
     qty: Annotated[list[str] | None, Form()] = None,
     reason: Annotated[list[str] | None, Form()] = None,
@@ -685,14 +689,13 @@ def edit_qty(
     s: Checked,
     order_id: str,
     item_id: str,
-    qty: Annotated[str, Form(max_length=20)] = "",
-    reason: Annotated[str, Form(max_length=64)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    qty: QtyField = "",
+    reason: ReasonField = "",
+    version: VersionField = "",
 ) -> Response:
     change = order_actions.LineChange(_typed_id(item_id), "set", order_actions.parse_qty(qty), reason)  # type: ignore[arg-type]
     form = {"line_qty": {item_id: qty}, "line_reason": {item_id: reason}, "field_items": _line_fields(item_id)}
-    return _mutate(request, s, order_id, "saved",
-                   lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
+    return _change_line(request, s, order_id, "saved", change, version, form)
 
 
 @router.post("/orders/{order_id}/lines/{item_id}/remove", response_class=HTMLResponse)
@@ -701,13 +704,12 @@ def remove_line(
     s: Checked,
     order_id: str,
     item_id: str,
-    reason: Annotated[str, Form(max_length=64)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    reason: ReasonField = "",
+    version: VersionField = "",
 ) -> Response:
     change = order_actions.LineChange(_typed_id(item_id), "remove", None, reason)
     form = {"line_reason": {item_id: reason}, "field_items": _line_fields(item_id)}
-    return _mutate(request, s, order_id, "removed",
-                   lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
+    return _change_line(request, s, order_id, "removed", change, version, form)
 
 
 @router.post("/orders/{order_id}/lines", response_class=HTMLResponse)
@@ -716,15 +718,21 @@ def add_line(
     s: Checked,
     order_id: str,
     item_id: Annotated[str, Form(max_length=64)] = "",
-    qty: Annotated[str, Form(max_length=20)] = "",
-    reason: Annotated[str, Form(max_length=64)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    qty: QtyField = "",
+    reason: ReasonField = "",
+    version: VersionField = "",
 ) -> Response:
     qty_in = order_actions.parse_qty(qty)
     change = order_actions.LineChange(_item_by_name(request, item_id.strip()), "add", qty_in, reason)  # type: ignore[arg-type]
     form = {"item_id": item_id, "qty": qty, "reason": reason, "add": True,
             "field_items": {"/lines/0/qty": "add", "/lines/0/reason": "add", "/lines/0/item_id": "add"}}
-    return _mutate(request, s, order_id, "added",
+    return _change_line(request, s, order_id, "added", change, version, form)
+
+
+def _change_line(request: Request, s: WebSession, order_id: str, done: str, change: order_actions.LineChange,
+                 version: str, form: dict) -> Response:
+    """One line's change (edit, remove, add) at the version the page showed."""
+    return _mutate(request, s, order_id, done,
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
 
 
@@ -747,7 +755,7 @@ def _item_by_name(request: Request, typed: str) -> int | str:
 
 @router.post("/orders/{order_id}/approve", response_class=HTMLResponse)
 def approve(
-    request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
+    request: Request, s: Checked, order_id: str, version: VersionField = ""
 ) -> Response:
     resp = _mutate(request, s, order_id, "approved",
                    lambda c: order_actions.approve(c, s.principal, order_id, _version(version)), {})
@@ -759,8 +767,8 @@ def reject(
     request: Request,
     s: Checked,
     order_id: str,
-    reason: Annotated[str, Form(max_length=64)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    reason: ReasonField = "",
+    version: VersionField = "",
 ) -> Response:
     resp = _mutate(request, s, order_id, "rejected",
                    lambda c: order_actions.reject(c, s.principal, order_id, _version(version), reason),
@@ -770,7 +778,7 @@ def reject(
 
 @router.post("/orders/{order_id}/send", response_class=HTMLResponse)
 def send_now(
-    request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
+    request: Request, s: Checked, order_id: str, version: VersionField = ""
 ) -> Response:
     """Approve if still open (one transaction with the outbox message), then run the dispatcher now."""
 
@@ -789,7 +797,7 @@ def send_now(
 
 @router.post("/orders/{order_id}/retry", response_class=HTMLResponse)
 def retry_send(
-    request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
+    request: Request, s: Checked, order_id: str, version: VersionField = ""
 ) -> Response:
     """Send a dead-lettered order again, now."""
     resp = _mutate(request, s, order_id, "sent",
