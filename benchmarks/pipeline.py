@@ -254,25 +254,13 @@ def _exists(admin_url: str, name: str) -> bool:
         conn.close()
 
 
-def _recreate(admin_url: str, name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-
-
 def bench_pipeline(cases: list[str], *, stores: int = 200, items: int = 150, days: int = 730,
                    end: dt.date = dt.date(2019, 4, 29), seed: int = 20260101, train: bool = True,
                    keep: bool = False, reuse: bool = False) -> dict[str, Any]:
     """Run each case in a child process on a fresh database (``reuse``: on the one a ``keep`` run left, which
     ``reuse`` keeps too); returns one document with every case."""
     from replenish.database import database_url
+    from replenish.pg_server import drop_database, recreate_database
     from replenish.settings import get_settings
 
     settings = get_settings()
@@ -302,32 +290,20 @@ def bench_pipeline(cases: list[str], *, stores: int = 200, items: int = 150, day
         else:
             env["REPLENISH_EXPORTS_ROOT"] = str(settings.exports_dir)
         if not (reuse and _exists(f"{server}/postgres", f"replenish_bench_{kind}")):
-            _recreate(f"{server}/postgres", f"replenish_bench_{kind}")
+            recreate_database(f"{server}/postgres", f"replenish_bench_{kind}")
         t0 = time.perf_counter()
         try:
             res = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", json.dumps(case)], env=env,
                                  stdout=subprocess.PIPE, text=True)
         finally:
             if not (keep or reuse):
-                _drop(f"{server}/postgres", f"replenish_bench_{kind}")
+                drop_database(f"{server}/postgres", f"replenish_bench_{kind}")
         if res.returncode != 0:
             raise RuntimeError(f"bench case {kind} failed (exit {res.returncode}); see the log above")
         out = json.loads(res.stdout.strip().splitlines()[-1])
         out["wall_seconds"] = round(time.perf_counter() - t0, 1)
         doc["cases"][kind] = out
     return doc
-
-
-def _drop(admin_url: str, name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
 
 
 def format_table(doc: dict[str, Any]) -> str:

@@ -12,13 +12,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from replenish.cli_output import JSON_HELP, emit, setup_logging, stdout_for_json
+from replenish.cli_output import JsonFlag, emit, setup_logging, stdout_for_json
 from replenish.cli_output import err as output_console
 from replenish.platform.cli_commands import register as register_platform_commands
 
@@ -118,6 +118,10 @@ def _progress(description: str, *, counted: bool = True) -> Iterator[Any]:
         yield update
 
 
+# the business date a command works on (parsed, with its error, by _parse_date)
+BusinessDate = Annotated[str, typer.Option("--date", help="Business date YYYY-MM-DD")]
+
+
 def _parse_date(value: str, field: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -151,7 +155,7 @@ def db_stop() -> None:
 
 
 @db_app.command("status")
-def db_status(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def db_status(as_json: JsonFlag = False) -> None:
     """Is the database reachable? (Does not start anything.)"""
     from replenish import embedded_pg
     from replenish.settings import get_settings
@@ -167,7 +171,7 @@ def db_status(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
 
 
 @db_app.command("upgrade")
-def db_upgrade(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def db_upgrade(as_json: JsonFlag = False) -> None:
     """Apply the schema migrations up to this release (every command and service also does this on start)."""
     _setup_logging()
     from replenish import migrations
@@ -209,9 +213,9 @@ def import_bakery(force: bool = typer.Option(False, help="Rewrite export days th
 
 @app.command("ingest")
 def ingest(
-    date: str = typer.Option(..., "--date", help="Business date YYYY-MM-DD"),
+    date: BusinessDate,
     source: str = typer.Option(None, "--source", help="Export root folder (default: the state exports)."),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Load one business day's exports into the raw layer (replaces that day)."""
     _setup_logging()
@@ -234,11 +238,11 @@ def ingest(
 
 @app.command("build")
 def build(
-    date: str = typer.Option(..., "--date", help="Business date YYYY-MM-DD"),
+    date: BusinessDate,
     full_refresh: bool = typer.Option(
         False, "--full-refresh", help="Rebuild staging and marts from all of raw (after raw was changed by hand)."
     ),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """dbt build (models + tests) of the warehouse for one business date, outside a nightly run."""
     _setup_logging()
@@ -258,9 +262,9 @@ def build(
 # -------------------------------------------------------------------------- run
 @app.command("run")
 def run(
-    date: str = typer.Option(..., "--date", help="Business date YYYY-MM-DD"),
+    date: BusinessDate,
     to: str = typer.Option(None, "--to", help="Last business date of a range (inclusive)."),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Run the nightly DAG (Airflow, in-process) for one business date or a range."""
     _setup_logging()
@@ -305,7 +309,7 @@ def run(
 # ----------------------------------------------------------------------- status
 @app.command("status")
 def status(
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
     limit: int = typer.Option(10, "--limit", min=1, max=1000, help="How many recent runs to show (1-1000)."),
 ) -> None:
     """Row count of every warehouse table and the last runs with their state."""
@@ -520,7 +524,7 @@ def _demo_summary(day: dt.date, res: dict[str, Any], stages: dict[str, Any]) -> 
 
 # ------------------------------------------------------------------------ bench
 @bench_app.command("forecast")
-def bench_forecast(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def bench_forecast(as_json: JsonFlag = False) -> None:
     """Forecast accuracy on the real bakery panel against baselines and peers (docs/benchmark-protocol.md)."""
     _setup_logging()
     from benchmarks.forecast import format_table, run_forecast_bench
@@ -538,7 +542,7 @@ def bench_forecast(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
 def bench_calibration(
     synthetic_stores: int = typer.Option(2, help="stores of the synthetic (M5-like) panel"),
     synthetic_items: int = typer.Option(300, help="items per store of the synthetic panel"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Interval validation table: P10-P90 coverage (target 0.75-0.85), WAPE and bias per panel and series group."""
     _setup_logging()
@@ -559,7 +563,7 @@ def bench_forecast_scale(
     stores: int | None = typer.Option(None, help="stores in the synthetic panel (m5: 10, chain: 200)"),
     items: int | None = typer.Option(None, help="items per store (m5: 3,049 = M5's 30,490 series; chain: 150)"),
     days: int = typer.Option(730, help="days of history"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Time and peak memory at scale on a synthetic panel (targets: < 10 min train + predict, < 8 GiB)."""
     _setup_logging()
@@ -581,7 +585,7 @@ def bench_forecast_scale(
 @bench_app.command("proposals")
 def bench_proposals_cmd(
     lines: int = typer.Option(1_000_000, help="store x item lines"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Proposal computation (forecast -> rounding -> explanations) for N store x item lines."""
     _setup_logging()
@@ -601,7 +605,7 @@ def bench_pipeline_cmd(
     keep: bool = typer.Option(False, help="keep each case's database afterwards (for --reuse)"),
     reuse: bool = typer.Option(False, help="run on the database a --keep run left: skip the setup it recorded "
                                            "and measure the nightly again (implies --keep)"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """End-to-end nightly run: seconds and peak memory per stage, for the bakery demo and a synthetic chain."""
     _setup_logging()
@@ -626,7 +630,7 @@ def bench_extract_cmd(
     stores: int = typer.Option(200, help="synthetic chain: stores"),
     items: int = typer.Option(150, help="synthetic chain: items"),
     workers: int = typer.Option(0, help="worker processes (0 = one per core)"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """History load: in-process vs chunks prepared in worker processes, same days, same database."""
     _setup_logging()
@@ -643,7 +647,7 @@ def bench_web_cmd(
     users: int = typer.Option(50, help="concurrent clients per scenario"),
     duration: int = typer.Option(30, help="seconds of steady-state load per scenario"),
     workers: int = typer.Option(2, help="uvicorn worker processes"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Ordering platform latency (review queue page, proposals API) under N concurrent clients (locust)."""
     _setup_logging()
@@ -666,7 +670,7 @@ def simulate_cmd(
     stores: str = typer.Option(None, "--stores", help="Comma-separated store ids (default: all 35)"),
     adjust: float = typer.Option(1.0, "--adjust", help="Reviewer: factor applied to orders sent to review"),
     train_stride: int = typer.Option(None, "--train-stride", help="Every N-th training origin (default: model's)"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Closed-loop replay of a window on the real demand: ours vs min/max, same-as-last-week, perfect foresight."""
     _setup_logging()

@@ -13,11 +13,14 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 JSON_HELP = "Print one JSON document on stdout instead of tables (logs stay on stderr)."
+# a reporting command's ``--json`` flag (declare it ``as_json: JsonFlag = False``)
+JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
 def _cell(v: Any) -> str:

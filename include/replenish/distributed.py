@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from replenish import pg_server
+
 log = logging.getLogger(__name__)
 
 WORKER_NAME_ENV = "REPLENISH_WORKER_NAME"
@@ -46,32 +48,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _admin_connect(server_url: str):
-    import psycopg2
-
-    conn = psycopg2.connect(f"{server_url}/postgres")
-    conn.autocommit = True
-    return conn
-
-
 def recreate_database(server_url: str, name: str) -> None:
     """Drop (if present) and create database ``name``: every run starts from an empty warehouse."""
-    drop_database(server_url, name)
-    conn = _admin_connect(server_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    pg_server.recreate_database(f"{server_url}/postgres", name)
 
 
 def drop_database(server_url: str, name: str) -> None:
-    conn = _admin_connect(server_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    pg_server.drop_database(f"{server_url}/postgres", name)
 
 
 _TRIGGER = """
@@ -180,24 +163,26 @@ class CeleryCluster:
                         str(self.concurrency), "--skip-serve-logs", "--without-gossip", "--without-mingle",
                         extra_env={WORKER_NAME_ENV: name})
 
-    def _metadata(self):
+    def _metadata_rows(self, sql: str, params: tuple) -> list[dict[str, Any]]:
+        """The rows of one query on the Airflow metadata database, as dicts."""
         import psycopg2
 
-        return psycopg2.connect(f"{self.server_url}/{self.airflow_db}")
+        conn = psycopg2.connect(f"{self.server_url}/{self.airflow_db}")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                cols = [c[0] for c in cur.description]
+                return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            conn.close()
 
     def wait_for_dag(self, dag_id: str, timeout: float = 300) -> None:
         """Until the dag-processor has serialized the DAG (workers and scheduler only see serialized DAGs)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            conn = self._metadata()
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT 1 FROM serialized_dag WHERE dag_id = %s", (dag_id,))
-                    if cur.fetchone():
-                        return
-            finally:
-                conn.close()
+            if self._metadata_rows("SELECT 1 AS serialized FROM serialized_dag WHERE dag_id = %s", (dag_id,)):
+                return
             time.sleep(3)
         raise TimeoutError(f"DAG {dag_id} not serialized after {timeout}s; see {self.logs_dir}")
 
@@ -216,32 +201,19 @@ class CeleryCluster:
         return run_id
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        conn = self._metadata()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT task_id, map_index, state, hostname, try_number FROM task_instance"
-                    " WHERE dag_id = %s AND run_id = %s ORDER BY start_date NULLS LAST, task_id, map_index",
-                    (dag_id, run_id),
-                )
-                cols = [c[0] for c in cur.description]
-                return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-        finally:
-            conn.close()
+        return self._metadata_rows(
+            "SELECT task_id, map_index, state, hostname, try_number FROM task_instance"
+            " WHERE dag_id = %s AND run_id = %s ORDER BY start_date NULLS LAST, task_id, map_index",
+            (dag_id, run_id),
+        )
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1800) -> str:
         """The run's final state; fails fast when a task fails or waits for a retry (retries wait minutes)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            conn = self._metadata()
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
-                    row = cur.fetchone()
-            finally:
-                conn.close()
-            state = row[0] if row else None
+            rows = self._metadata_rows("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
+            state = rows[0]["state"] if rows else None
             if state in ("success", "failed"):
                 return str(state)
             bad = [t for t in self.task_instances(dag_id, run_id) if t["state"] in ("failed", "up_for_retry")]

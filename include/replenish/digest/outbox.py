@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from replenish.orders.dispatcher import DispatchConfig, backoff_seconds
+from replenish.orders.dispatcher import DispatchConfig, OutboxRow
 from replenish.orders.sent_ledger import (
     History,
     Message,
@@ -66,8 +66,10 @@ def enqueue(conn: Connection, business_date: dt.date, user_id: int, recipient: s
     return "new" if row.inserted else "refreshed"
 
 
-class _DigestQueue:
+class _DigestQueue(OutboxRow):
     """One orders.digest_outbox row as a ``sent_ledger.Queue``."""
+
+    TABLE = "orders.digest_outbox"
 
     def __init__(self, message_id: int, channel: EmailChannel, cfg: DispatchConfig, run_id: str | None):
         self.message_id, self.channel, self.cfg, self.run_id = message_id, channel, cfg, run_id
@@ -86,15 +88,7 @@ class _DigestQueue:
         return self.channel.already_sent(row["idempotency_key"])
 
     def refuse(self, conn: Connection, row: dict[str, Any], hist: History, msg: Message) -> str | None:
-        if row["attempts"] >= self.cfg.max_attempts:  # the sender died every time: do not mail yet again
-            self._dead(conn, row, row["attempts"], f"the sender stopped {row['attempts']} times without recording "
-                                                   "an outcome", hist, msg)
-            return "dead"
-        return None
-
-    def intend(self, conn: Connection, row: dict[str, Any], attempt: int) -> None:
-        conn.execute(text("UPDATE orders.digest_outbox SET attempts = attempts + 1 WHERE message_id = :m"),
-                     {"m": row["message_id"]})
+        return self._stalled(conn, row, hist, msg)  # the sender died every time: do not mail yet again
 
     def send(self, row: dict[str, Any], possible_duplicate: bool) -> str:
         body = row["payload"]
@@ -111,24 +105,11 @@ class _DigestQueue:
                 {"r": self.run_id, "ref": result.ref, "m": row["message_id"]},
             )
             return "sent" if result.kind == "sent" else "deduplicated"
-        attempts = row["attempts"] + 1  # the intent counted this attempt
-        err = result.error or "unknown error"
-        if attempts >= self.cfg.max_attempts:
-            self._dead(conn, row, attempts, err, hist, msg)
-            return "dead"
-        conn.execute(
-            text("""UPDATE orders.digest_outbox SET status = 'retry', last_error = :e,
-                    next_attempt_at = now() + make_interval(secs => :s) WHERE message_id = :m"""),
-            {"e": err, "s": backoff_seconds(attempts, self.cfg), "m": row["message_id"]},
-        )
-        return "failed"
+        return self._retry_or_dead(conn, row, result, hist, msg)
 
     def _dead(self, conn: Connection, row: dict[str, Any], attempts: int, err: str, hist: History,
               msg: Message) -> None:
-        conn.execute(
-            text("UPDATE orders.digest_outbox SET status = 'dead_letter', last_error = :e WHERE message_id = :m"),
-            {"e": err, "m": row["message_id"]},
-        )
+        self._dead_letter(conn, row, err)
         alert(conn, msg, "digest_dead_letter", f"{msg.what}: gave up after {attempts} attempts: "
                                                f"{err}{uncertain_note(hist, 'buyer')}")
 

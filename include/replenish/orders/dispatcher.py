@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -38,7 +38,7 @@ from replenish.orders.sent_ledger import (
     uncertain_note,
 )
 
-__all__ = ["DispatchConfig", "SimulatedCrash", "backoff_seconds", "drain"]
+__all__ = ["DispatchConfig", "OutboxRow", "SimulatedCrash", "backoff_seconds", "drain"]
 
 PASSED = "delivery_date_passed"
 
@@ -56,8 +56,58 @@ def backoff_seconds(attempts: int, cfg: DispatchConfig, rng: random.Random | Non
     return base * (1 + (rng or random).uniform(0, cfg.jitter))
 
 
-class _OrderQueue:
+class OutboxRow:
+    """The attempt bookkeeping of a ``sent_ledger.Queue`` on an outbox table (orders.outbox and
+    orders.digest_outbox have the same columns): the intent counts the attempt; a failure retries after a backoff
+    until ``cfg.max_attempts``, then dead-letters through the table's own ``_dead``."""
+
+    TABLE: ClassVar[str]
+    cfg: DispatchConfig
+
+    def _dead(self, conn: Connection, row: dict[str, Any], attempts: int, err: str, hist: History,
+              msg: Message) -> None:
+        raise NotImplementedError
+
+    def _dead_letter(self, conn: Connection, row: dict[str, Any], err: str) -> None:
+        conn.execute(
+            text(f"UPDATE {self.TABLE} SET status = 'dead_letter', last_error = :e WHERE message_id = :m"),
+            {"e": err, "m": row["message_id"]},
+        )
+
+    def _stalled(self, conn: Connection, row: dict[str, Any], hist: History, msg: Message) -> str | None:
+        """'dead' (dead-lettered) when the sender died ``max_attempts`` times: only intents without outcomes get
+        here (a failure at the last attempt dead-letters at once), and sending again would risk yet another
+        possible duplicate."""
+        if row["attempts"] < self.cfg.max_attempts:
+            return None
+        err = f"the sender stopped {row['attempts']} times without recording an outcome"
+        self._dead(conn, row, row["attempts"], err, hist, msg)
+        return "dead"
+
+    def intend(self, conn: Connection, row: dict[str, Any], attempt: int) -> None:
+        conn.execute(text(f"UPDATE {self.TABLE} SET attempts = attempts + 1 WHERE message_id = :m"),
+                     {"m": row["message_id"]})
+
+    def _retry_or_dead(self, conn: Connection, row: dict[str, Any], result: Result, hist: History, msg: Message,
+                       now: dt.datetime | None = None) -> str:
+        """A failed attempt: 'dead' at the last attempt, else 'failed' and due again after the backoff."""
+        attempts = row["attempts"] + 1  # the intent counted this attempt
+        err = result.error or "unknown error"
+        if attempts >= self.cfg.max_attempts:
+            self._dead(conn, row, attempts, err, hist, msg)
+            return "dead"
+        conn.execute(
+            text(f"""UPDATE {self.TABLE} SET status = 'retry', last_error = :e,
+                    next_attempt_at = COALESCE(:now, now()) + make_interval(secs => :d) WHERE message_id = :m"""),
+            {"e": err, "m": row["message_id"], "d": backoff_seconds(attempts, self.cfg), "now": now},
+        )
+        return "failed"
+
+
+class _OrderQueue(OutboxRow):
     """One orders.outbox message as a ``sent_ledger.Queue``."""
+
+    TABLE = "orders.outbox"
 
     def __init__(self, cand: dict[str, Any], channels: dict, *, business_today: dt.date, cfg: DispatchConfig,
                  actor: str, run_id: str | None, now: dt.datetime | None):
@@ -88,17 +138,7 @@ class _OrderQueue:
             expire(conn, oid, actor=self.actor, reason=PASSED, message_id=row["message_id"], detail=why)
             alert(conn, msg, PASSED, f"order {oid} cancelled, {why}{uncertain_note(hist, 'supplier')}")
             return "expired"
-        if row["attempts"] >= self.cfg.max_attempts:
-            # Only intents without outcomes get here (a failure at the last attempt dead-letters at once): the
-            # sender died every time. Sending again would risk yet another possible duplicate.
-            err = f"the sender stopped {row['attempts']} times without recording an outcome"
-            self._dead(conn, row, row["attempts"], err, hist, msg)
-            return "dead"
-        return None
-
-    def intend(self, conn: Connection, row: dict[str, Any], attempt: int) -> None:
-        conn.execute(text("UPDATE orders.outbox SET attempts = attempts + 1 WHERE message_id = :m"),
-                     {"m": row["message_id"]})
+        return self._stalled(conn, row, hist, msg)
 
     def send(self, row: dict[str, Any], possible_duplicate: bool) -> str:
         if self.channel is None:
@@ -120,26 +160,15 @@ class _OrderQueue:
                 add_event(conn, oid, self.actor, "possible_duplicate", None,
                           f"attempt {result.attempt} was marked as a possible duplicate{note}")
             return "sent"
-        attempts = row["attempts"] + 1  # the intent counted this attempt
-        err = result.error or "unknown error"
-        if attempts >= self.cfg.max_attempts:
-            self._dead(conn, row, attempts, err, hist, msg)
-            return "dead"
-        conn.execute(
-            text("""UPDATE orders.outbox SET status = 'retry', last_error = :e,
-                    next_attempt_at = COALESCE(:now, now()) + make_interval(secs => :d) WHERE message_id = :m"""),
-            {"e": err, "m": mid, "d": backoff_seconds(attempts, self.cfg), "now": self.now},
-        )
-        set_status(conn, oid, "failed", self.actor)
-        set_status(conn, oid, "retry", self.actor)
-        return "failed"
+        outcome = self._retry_or_dead(conn, row, result, hist, msg, self.now)
+        if outcome == "failed":
+            set_status(conn, oid, "failed", self.actor)
+            set_status(conn, oid, "retry", self.actor)
+        return outcome
 
     def _dead(self, conn: Connection, row: dict[str, Any], attempts: int, err: str, hist: History,
               msg: Message) -> None:
-        conn.execute(
-            text("UPDATE orders.outbox SET status = 'dead_letter', last_error = :e WHERE message_id = :m"),
-            {"e": err, "m": row["message_id"]},
-        )
+        self._dead_letter(conn, row, err)
         set_status(conn, row["order_id"], "failed", self.actor)
         set_status(conn, row["order_id"], "dead_letter", self.actor)
         alert(conn, msg, "dead_letter",

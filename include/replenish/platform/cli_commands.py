@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import typer
 
 from replenish import cli_output as cli
-from replenish.cli_output import JSON_HELP
+from replenish.cli_output import JsonFlag
 
 users_app = typer.Typer(rich_markup_mode=None, help="Platform users (roles admin, buyer, store_manager).",
                         no_args_is_help=True)
@@ -84,7 +84,7 @@ def users_add(
     supplier: list[int] = typer.Option([], "--supplier", parser=_typed_id,
                                        help="Supplier id (buyers; repeatable)"),
     category: list[str] = typer.Option([], "--category", help="Item category (buyers; repeatable)"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Create a user with a generated password (printed once). Store, supplier and category ids must exist in
     the warehouse (marts.dim_stores, dim_suppliers, dim_items)."""
@@ -123,7 +123,7 @@ def users_add(
 
 
 @users_app.command("list")
-def users_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def users_list(as_json: JsonFlag = False) -> None:
     """All users with role, scopes and whether they are active."""
     from replenish.platform import accounts
 
@@ -146,7 +146,7 @@ def users_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
 @users_app.command("disable")
 def users_disable(
     username: str = typer.Argument(..., help="The user to disable", metavar="USERNAME"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Disable a user: sign-in refused, open sessions end at once."""
     from replenish.platform import accounts
@@ -164,7 +164,7 @@ def users_disable(
 @users_app.command("enable")
 def users_enable(
     username: str = typer.Argument(..., help="The user to enable again", metavar="USERNAME"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Enable a disabled user again (their password is unchanged)."""
     from replenish.platform import accounts
@@ -178,7 +178,7 @@ def users_enable(
 
 
 @users_app.command("demo")
-def users_demo(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def users_demo(as_json: JsonFlag = False) -> None:
     """(Re)create the demo users over the orders in the database, with new generated passwords."""
     with cli.stdout_for_json(as_json):
         rows = seed_and_describe()
@@ -196,7 +196,7 @@ def seed_and_describe() -> list[dict[str, Any]]:
 def keys_create(
     name: str = typer.Argument(..., help="Terminal name, e.g. store12-till1", metavar="NAME"),
     store: int = typer.Option(..., "--store", parser=_typed_id, help="The one store this key may act for"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Create an API key (printed once; stored hashed). The store must exist in marts.dim_stores."""
     from replenish.platform import api_keys
@@ -223,7 +223,7 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(
     name: str = typer.Argument(..., help="The key's terminal name", metavar="NAME"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    as_json: JsonFlag = False,
 ) -> None:
     """Revoke the active key of this name (its next request gets 401)."""
     from replenish.platform import api_keys
@@ -237,7 +237,7 @@ def keys_revoke(
 
 
 @keys_app.command("list")
-def keys_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def keys_list(as_json: JsonFlag = False) -> None:
     """Keys with store, prefix, creation, revocation and last use (never the key itself)."""
     from replenish.platform import api_keys
 

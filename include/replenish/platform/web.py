@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -96,6 +97,10 @@ def checked(
 
 Session = Annotated[WebSession, Depends(current)]
 Checked = Annotated[WebSession, Depends(checked)]
+# the order page's form fields, as long as any valid value can be (a longer one is a 422 before the handler)
+VersionField = Annotated[str, Form(max_length=20)]  # the order version the page showed
+QtyField = Annotated[str, Form(max_length=20)]
+ReasonField = Annotated[str, Form(max_length=64)]
 
 
 def _cookie_secure(request: Request) -> bool:
@@ -242,10 +247,43 @@ def _cutoff_text(cutoff: dt.datetime | None, now: dt.datetime) -> str:
 SORTS = ("cutoff", "delivery", "store", "supplier", "value", "lines", "status")
 
 
-def _queue_rows(request: Request, s: WebSession, status: str, delivery_date: str, store_id: str, supplier_id: str,
-                reason: str, sort: str, direction: str) -> tuple[list[dict], dict, dict, list[str], dict]:
+QueueStatus = Annotated[str, Query(max_length=20)]
+QueueText = Annotated[str, Query(max_length=64)]
+
+
+@dataclass(frozen=True)
+class QueueParams:
+    """The review queue's filters and sort order as the query string gives them (the page and its CSV share them)."""
+
+    status: str
+    delivery_date: str
+    store_id: str
+    supplier_id: str
+    reason: str
+    sort: str
+    direction: str
+
+
+def queue_params(
+    status: QueueStatus = "open",
+    delivery_date: Annotated[str, Query(max_length=10)] = "",
+    store_id: QueueText = "",
+    supplier_id: QueueText = "",
+    reason: QueueText = "",
+    sort: QueueStatus = "cutoff",
+    dir: QueueStatus = "asc",  # noqa: A002 - the query name
+) -> QueueParams:
+    return QueueParams(status, delivery_date, store_id, supplier_id, reason, sort, dir)
+
+
+Queue = Annotated[QueueParams, Depends(queue_params)]
+
+
+def _queue_rows(request: Request, s: WebSession, q: QueueParams) -> tuple[list[dict], dict, dict, list[str], dict]:
     """The queue's rows (filtered, in words, sorted), the filter facets, the names, errors and the filters."""
     ctx = _ctx(request)
+    status, delivery_date, store_id, supplier_id = q.status, q.delivery_date, q.store_id, q.supplier_id
+    reason, sort, direction = q.reason, q.sort, q.direction
     errors: list[str] = []
     day = None
     if delivery_date:
@@ -304,24 +342,9 @@ def _queue_rows(request: Request, s: WebSession, status: str, delivery_date: str
     return rows, facets, nm, errors, filters
 
 
-QueueStatus = Annotated[str, Query(max_length=20)]
-QueueText = Annotated[str, Query(max_length=64)]
-
-
 @router.get("/queue", response_class=HTMLResponse)
-def queue(
-    request: Request,
-    s: Session,
-    status: QueueStatus = "open",
-    delivery_date: Annotated[str, Query(max_length=10)] = "",
-    store_id: QueueText = "",
-    supplier_id: QueueText = "",
-    reason: QueueText = "",
-    sort: QueueStatus = "cutoff",
-    dir: QueueStatus = "asc",  # noqa: A002 - the query name
-) -> HTMLResponse:
-    rows, facets, nm, errors, filters = _queue_rows(request, s, status, delivery_date, store_id, supplier_id, reason,
-                                                    sort, dir)
+def queue(request: Request, s: Session, q: Queue) -> HTMLResponse:
+    rows, facets, nm, errors, filters = _queue_rows(request, s, q)
     base = {k: v for k, v in filters.items() if v and k not in ("sort", "dir")}
 
     def sort_url(col: str) -> str:
@@ -371,20 +394,9 @@ def _csv_response(rows: list[list[object]], filename: str) -> Response:
 
 
 @router.get("/queue.csv")
-def queue_csv(
-    request: Request,
-    s: Session,
-    status: QueueStatus = "open",
-    delivery_date: Annotated[str, Query(max_length=10)] = "",
-    store_id: QueueText = "",
-    supplier_id: QueueText = "",
-    reason: QueueText = "",
-    sort: QueueStatus = "cutoff",
-    dir: QueueStatus = "asc",  # noqa: A002
-) -> Response:
+def queue_csv(request: Request, s: Session, q: Queue) -> Response:
     """The queue as filtered and sorted on screen, one order per row (Excel and LibreOffice read it as is)."""
-    rows, _facets, _nm, errors, _filters = _queue_rows(request, s, status, delivery_date, store_id, supplier_id,
-                                                       reason, sort, dir)
+    rows, _facets, _nm, errors, _filters = _queue_rows(request, s, q)
     if errors:
         raise PlatformError(422, "validation_error", "; ".join(errors))
     tz = _tz(request)
@@ -583,7 +595,7 @@ def order_form(
     s: Checked,
     order_id: str,
     action: Annotated[str, Form(max_length=10)] = "save",
-    version: Annotated[str, Form(max_length=20)] = "",
+    version: VersionField = "",
     item: Annotated[list[str] | None, Form()] = None,
     qty: Annotated[list[str] | None, Form()] = None,
     reason: Annotated[list[str] | None, Form()] = None,
@@ -677,14 +689,13 @@ def edit_qty(
     s: Checked,
     order_id: str,
     item_id: str,
-    qty: Annotated[str, Form(max_length=20)] = "",
-    reason: Annotated[str, Form(max_length=64)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    qty: QtyField = "",
+    reason: ReasonField = "",
+    version: VersionField = "",
 ) -> Response:
     change = order_actions.LineChange(_typed_id(item_id), "set", order_actions.parse_qty(qty), reason)  # type: ignore[arg-type]
     form = {"line_qty": {item_id: qty}, "line_reason": {item_id: reason}, "field_items": _line_fields(item_id)}
-    return _mutate(request, s, order_id, "saved",
-                   lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
+    return _change_line(request, s, order_id, "saved", change, version, form)
 
 
 @router.post("/orders/{order_id}/lines/{item_id}/remove", response_class=HTMLResponse)
@@ -693,13 +704,12 @@ def remove_line(
     s: Checked,
     order_id: str,
     item_id: str,
-    reason: Annotated[str, Form(max_length=64)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    reason: ReasonField = "",
+    version: VersionField = "",
 ) -> Response:
     change = order_actions.LineChange(_typed_id(item_id), "remove", None, reason)
     form = {"line_reason": {item_id: reason}, "field_items": _line_fields(item_id)}
-    return _mutate(request, s, order_id, "removed",
-                   lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
+    return _change_line(request, s, order_id, "removed", change, version, form)
 
 
 @router.post("/orders/{order_id}/lines", response_class=HTMLResponse)
@@ -708,15 +718,21 @@ def add_line(
     s: Checked,
     order_id: str,
     item_id: Annotated[str, Form(max_length=64)] = "",
-    qty: Annotated[str, Form(max_length=20)] = "",
-    reason: Annotated[str, Form(max_length=64)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    qty: QtyField = "",
+    reason: ReasonField = "",
+    version: VersionField = "",
 ) -> Response:
     qty_in = order_actions.parse_qty(qty)
     change = order_actions.LineChange(_item_by_name(request, item_id.strip()), "add", qty_in, reason)  # type: ignore[arg-type]
     form = {"item_id": item_id, "qty": qty, "reason": reason, "add": True,
             "field_items": {"/lines/0/qty": "add", "/lines/0/reason": "add", "/lines/0/item_id": "add"}}
-    return _mutate(request, s, order_id, "added",
+    return _change_line(request, s, order_id, "added", change, version, form)
+
+
+def _change_line(request: Request, s: WebSession, order_id: str, done: str, change: order_actions.LineChange,
+                 version: str, form: dict) -> Response:
+    """One line's change (edit, remove, add) at the version the page showed."""
+    return _mutate(request, s, order_id, done,
                    lambda c: order_actions.change_lines(c, s.principal, order_id, [change], _version(version)), form)
 
 
@@ -739,7 +755,7 @@ def _item_by_name(request: Request, typed: str) -> int | str:
 
 @router.post("/orders/{order_id}/approve", response_class=HTMLResponse)
 def approve(
-    request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
+    request: Request, s: Checked, order_id: str, version: VersionField = ""
 ) -> Response:
     resp = _mutate(request, s, order_id, "approved",
                    lambda c: order_actions.approve(c, s.principal, order_id, _version(version)), {})
@@ -751,8 +767,8 @@ def reject(
     request: Request,
     s: Checked,
     order_id: str,
-    reason: Annotated[str, Form(max_length=64)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    reason: ReasonField = "",
+    version: VersionField = "",
 ) -> Response:
     resp = _mutate(request, s, order_id, "rejected",
                    lambda c: order_actions.reject(c, s.principal, order_id, _version(version), reason),
@@ -762,7 +778,7 @@ def reject(
 
 @router.post("/orders/{order_id}/send", response_class=HTMLResponse)
 def send_now(
-    request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
+    request: Request, s: Checked, order_id: str, version: VersionField = ""
 ) -> Response:
     """Approve if still open (one transaction with the outbox message), then run the dispatcher now."""
 
@@ -781,7 +797,7 @@ def send_now(
 
 @router.post("/orders/{order_id}/retry", response_class=HTMLResponse)
 def retry_send(
-    request: Request, s: Checked, order_id: str, version: Annotated[str, Form(max_length=20)] = ""
+    request: Request, s: Checked, order_id: str, version: VersionField = ""
 ) -> Response:
     """Send a dead-lettered order again, now."""
     resp = _mutate(request, s, order_id, "sent",
