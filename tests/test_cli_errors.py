@@ -33,16 +33,12 @@ INSERT INTO marts.dim_items VALUES (100, 'bread', '2019-04-29'), (101, 'pastry',
 @pytest.fixture(scope="module")
 def cli_db() -> Iterator[Any]:
     """The CLI's settings point at a fresh database with small marts dimensions for this module."""
-    from replenish.database import database_url, sqlalchemy_url
+    from support.databases import scratch_database
+
+    from replenish.database import sqlalchemy_url
     from replenish.settings import get_settings
 
-    base = database_url()
-    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    admin.dispose()
-    url = base.rsplit("/", 1)[0] + "/" + DATABASE
+    url = scratch_database(DATABASE)
     eng = create_engine(sqlalchemy_url(url), future=True)
     with eng.begin() as conn:
         conn.exec_driver_sql(DIMS)

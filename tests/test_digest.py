@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from support.sendgrid_local import SendGridServer
 
-from replenish.database import database_url, sqlalchemy_url
+from replenish.database import sqlalchemy_url
 from replenish.orders.channels import EmailChannel
 from replenish.orders.dispatcher import DispatchConfig, SimulatedCrash
 from replenish.settings import Settings
@@ -37,16 +37,12 @@ BREAD, CAKE = 31, 32  # the suppliers of bread and of cake
 
 @pytest.fixture(scope="module")
 def eng():
+    from support.databases import scratch_database
+
     from replenish import migrations
     from replenish.platform.accounts import add_user
 
-    base = database_url()
-    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
-    admin.dispose()
-    e = create_engine(sqlalchemy_url(base.rsplit("/", 1)[0] + "/" + TEST_DB), future=True)
+    e = create_engine(sqlalchemy_url(scratch_database(TEST_DB)), future=True)
     migrations.upgrade(e)
     with e.begin() as c:
         c.exec_driver_sql(MARTS)

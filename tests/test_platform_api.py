@@ -265,17 +265,12 @@ def cli_world() -> Any:
     """A seed_demo world in a database of its own whose marts.dim_stores knows its stores: `users add` and
     `api-keys create` only accept ids the warehouse knows. Yields (world, engine, env for the CLI)."""
     from sqlalchemy import create_engine
+    from support.databases import scratch_database
 
-    from replenish.database import database_url, sqlalchemy_url
+    from replenish.database import sqlalchemy_url
     from replenish.platform.demo import seed_demo
 
-    base = database_url()
-    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "replenish_cli_api_test" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "replenish_cli_api_test"'))
-    admin.dispose()
-    url = base.rsplit("/", 1)[0] + "/replenish_cli_api_test"
+    url = scratch_database("replenish_cli_api_test")
     eng = create_engine(sqlalchemy_url(url), future=True)
     with eng.begin() as conn:
         w = seed_demo(conn)

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 pytestmark = pytest.mark.slow
 
@@ -74,25 +74,21 @@ def _tamper_day(root: Path) -> None:
 @pytest.fixture(scope="module")
 def gate_warehouse():
     """The clean history loaded, built and trained on in a database of its own; the settings point at it."""
+    from support.databases import scratch_database
+
     from replenish import pipeline
     from replenish.data.exports import write_exports
     from replenish.data.retailer import generate_retailer
-    from replenish.database import database_url, sqlalchemy_url
     from replenish.settings import get_settings
 
     settings = get_settings()
-    base = database_url(settings)
-    admin = create_engine(sqlalchemy_url(base.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
-    admin.dispose()
+    url = scratch_database(TEST_DB)
     root = settings.state / "test-exports-gate"
     retailer = generate_retailer(settings)
     write_exports(retailer, root, start=WINDOW_START, end=D2 - dt.timedelta(days=1))
     write_exports(retailer, root, start=D, end=D2, force=True)   # the days this test tampers with
     saved = settings.database_url, settings.exports_root
-    settings.database_url, settings.exports_root = base.rsplit("/", 1)[0] + "/" + TEST_DB, root
+    settings.database_url, settings.exports_root = url, root
     try:
         history = D - dt.timedelta(days=1)
         pipeline.extract(history, "gate-history")

@@ -80,15 +80,10 @@ def query_cases() -> list[tuple[str, dict[str, str]]]:
 
 def fresh_database() -> Engine:
     """Drop and create the world's own database; its engine."""
-    from replenish.database import database_url, sqlalchemy_url
+    from replenish.database import sqlalchemy_url
+    from support.databases import scratch_database
 
-    base = database_url()
-    admin = create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    admin.dispose()
-    return create_engine(sqlalchemy_url(base.rsplit("/", 1)[0] + "/" + DATABASE), future=True)
+    return create_engine(sqlalchemy_url(scratch_database(DATABASE)), future=True)
 
 
 MARTS = """
