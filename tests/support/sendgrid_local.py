@@ -12,11 +12,12 @@ mail is accepted and before the answer (a test kills the sender there).
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from support.local_http import LocalHttpServer
 
 
 def validate(body: dict[str, Any]) -> list[dict[str, str]]:
@@ -40,7 +41,7 @@ def validate(body: dict[str, Any]) -> list[dict[str, str]]:
     return errors
 
 
-class SendGridServer:
+class SendGridServer(LocalHttpServer):
     def __init__(self, api_key: str = "SG.test", mode: str = "ok"):
         self.api_key, self.mode = api_key, mode
         self.requests: list[dict[str, Any]] = []
@@ -87,11 +88,4 @@ class SendGridServer:
                     return self._answer(200)
                 return self._answer(202, None, {"X-Message-Id": uuid.uuid4().hex})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(Handler)

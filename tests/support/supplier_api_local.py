@@ -10,13 +10,14 @@ answered like the original and changes nothing). ``mode``: "ok" (201 with ``supp
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from support.local_http import LocalHttpServer
 
-class SupplierApiServer:
+
+class SupplierApiServer(LocalHttpServer):
     def __init__(self, mode: str = "ok"):
         self.requests: list[dict[str, Any]] = []
         self.orders: dict[str, Any] = {}
@@ -57,11 +58,4 @@ class SupplierApiServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(Handler)
