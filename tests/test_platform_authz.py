@@ -168,3 +168,15 @@ def test_unauthenticated_and_cross_channel(app, clients, world) -> None:
     # a browser session does not open the API, an API key does not open the web pages
     assert clients["admin"].get(f"/api/v1/orders/{oid}").status_code == 401
     assert clients["terminal"].get(f"/orders/{oid}", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("typed", ["１", "1_000", " -1", "99999999999", True, "S1"])
+def test_a_scope_takes_as_a_store_id_only_what_the_web_app_and_cli_take(typed):
+    """int() would read a full-width '１' or '1_000' as an id, and True as store 1: a scope would then name a store
+    nobody typed. Scopes go through replenish.ids.parse_id, as every other typed id."""
+    from replenish.platform.accounts import _checked_scopes
+
+    with pytest.raises(ValueError, match="store ids are whole numbers"):
+        _checked_scopes({"store": [typed]})
+    assert _checked_scopes({"store": [12, "13"], "category": ["bread"]}) == {"store": ["12", "13"],
+                                                                              "category": ["bread"]}

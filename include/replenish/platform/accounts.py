@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from replenish import migrations
+from replenish.ids import parse_id
 from replenish.platform.errors import has_control_chars
 
 if TYPE_CHECKING:
@@ -207,10 +208,10 @@ def _checked_scopes(scopes: Mapping[str, Sequence[int | str]]) -> dict[str, list
         if scope_type == "category":
             out[scope_type] = [str(v) for v in values]
             continue
-        try:
-            out[scope_type] = [str(int(v)) for v in values]
-        except ValueError:
-            raise ValueError(f"{scope_type} ids are integers, got {list(values)!r}") from None
+        ids = [parse_id(v) for v in values]  # what the web app and the CLI accept as an id, nothing looser
+        if None in ids:
+            raise ValueError(f"{scope_type} ids are whole numbers, got {list(values)!r}")
+        out[scope_type] = [str(i) for i in ids]
     return out
 
 
