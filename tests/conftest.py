@@ -48,9 +48,10 @@ def _test_database_at_head() -> None:
     upgrade of kept data is what test_migrations proves, on databases of its own."""
     import warnings
 
+    from support.databases import scratch_database
+
     from replenish import migrations
     from replenish.database import database_url, engine
-    from replenish.pg_server import recreate_database
 
     try:
         migrations.upgrade(engine())
@@ -58,8 +59,7 @@ def _test_database_at_head() -> None:
         warnings.warn(f"test database recreated: it could not be upgraded ({type(exc).__name__}: "
                       f"{str(exc).splitlines()[0]})", stacklevel=1)
         engine().dispose()
-        base, _, name = database_url().rpartition("/")
-        recreate_database(f"{base}/postgres", name)
+        scratch_database(database_url().rpartition("/")[2])
         migrations.forget()
         migrations.upgrade(engine())
 

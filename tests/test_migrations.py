@@ -142,9 +142,11 @@ def test_a_database_of_the_previous_release_upgrades_with_its_data(engines, prev
     assert schema_dump(eng) == previous_dump
 
 
-def test_every_store_supplier_and_item_id_column_is_an_integer(engines, previous_dump):
+def test_every_store_supplier_and_item_id_column_is_an_integer(engines):
     """One id type per key end to end: the tables the application writes hold the warehouse's integer keys."""
-    eng = next(e for e in engines if e.url.database == PREFIX + "previous")
+    eng = at_previous_release("idtypes")
+    engines.append(eng)
+    migrations.upgrade(eng)
     with eng.connect() as conn:
         types = conn.exec_driver_sql(
             """SELECT table_schema || '.' || table_name || '.' || column_name, data_type
@@ -165,6 +167,19 @@ def test_orders_with_an_id_that_is_not_an_integer_stop_the_upgrade(engines):
         migrations.upgrade(eng)
     with eng.connect() as conn:  # nothing half-done: the orders keep their text ids, the revision is not recorded
         assert conn.exec_driver_sql("SELECT store_id FROM orders.purchase_orders").scalar() == "B001"
+        assert migrations.current(conn) != migrations.head()
+
+
+def test_a_store_scope_that_is_not_an_integer_stops_the_upgrade(engines):
+    eng = at_previous_release("textscopes")
+    engines.append(eng)
+    with eng.begin() as conn:
+        conn.exec_driver_sql("""INSERT INTO platform.users (user_id, username, email, role, password_hash)
+            VALUES (7, 'mia', 'mia@example.com', 'store_manager', 'x');
+            INSERT INTO platform.user_scopes VALUES (7, 'store', 'B001'), (7, 'category', 'bread')""")
+    with pytest.raises(RuntimeError, match="1 store or supplier scopes .* are not integer ids"):
+        migrations.upgrade(eng)
+    with eng.connect() as conn:
         assert migrations.current(conn) != migrations.head()
 
 

@@ -11,10 +11,3 @@ def scratch_database(name: str) -> str:
     server = database_url().rsplit("/", 1)[0]
     recreate_database(f"{server}/postgres", name)
     return f"{server}/{name}"
-
-
-def drop_scratch_database(name: str) -> None:
-    from replenish.database import database_url
-    from replenish.pg_server import drop_database
-
-    drop_database(f"{database_url().rsplit('/', 1)[0]}/postgres", name)

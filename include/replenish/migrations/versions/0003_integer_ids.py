@@ -38,8 +38,8 @@ def _retype(sql_type: str) -> None:
 
 
 def upgrade() -> None:
-    _retype("integer")
-    # store and supplier scopes stay text beside category names (platform.accounts reads them as integers)
+    # store and supplier scopes stay text beside category names (platform.accounts reads them as integers); checked
+    # before the tables are rewritten, which on a large forecast history takes a while
     bad = op.get_bind().exec_driver_sql(
         "SELECT count(*) FROM platform.user_scopes WHERE scope_type IN ('store', 'supplier') "
         "AND scope_value !~ '^[0-9]{1,10}$'"
@@ -47,6 +47,7 @@ def upgrade() -> None:
     if bad:
         raise RuntimeError(f"{bad} store or supplier scopes in platform.user_scopes are not integer ids: "
                            "correct them (replenish users ...) and upgrade again")
+    _retype("integer")
 
 
 def downgrade() -> None:
