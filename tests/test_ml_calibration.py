@@ -53,6 +53,26 @@ def test_stockout_days_are_left_out_of_the_residuals():
     assert with_censored["global"]["lo"] > 1.5 * cal["global"]["lo"]
 
 
+def test_stockout_days_count_with_their_imputed_demand():
+    """The stock sells out on the high days: dropping them measures the upper tail without its high days (P90 too
+    narrow); their imputed demand (ml.censoring) puts them back."""
+    P, groups = _rows(6000, 4, 1.0)
+    rng = np.random.default_rng(5)
+    stock = P["p50"] + 0.5 * (P["p90"] - P["p50"]) * rng.uniform(0.5, 1.5, len(P))
+    demand = P["y"].copy()
+    P["stockout"] = demand > stock
+    P["y"] = np.minimum(demand, stock)
+    truth = fit_calibration(P.assign(y=demand, stockout=False), groups)["global"]
+    dropped = fit_calibration(P, groups)["global"]
+    imputed = fit_calibration(P.assign(y_imputed=np.where(P["stockout"], demand, np.nan)), groups)["global"]
+    assert P["stockout"].mean() > 0.2
+    assert dropped["hi"] < 0.8 * truth["hi"]                 # the bias the imputed demand removes
+    assert imputed == truth
+    # a stock-out day without an imputed demand (too few ordinary days to impute from) is left out, not taken as is
+    unimputed = P.assign(y_imputed=np.where(P["stockout"], P["y"], np.nan))
+    assert fit_calibration(unimputed, groups)["global"] == dropped
+
+
 def test_zero_width_intervals_of_intermittent_series_get_a_width():
     rng = np.random.default_rng(3)
     n = 3000
