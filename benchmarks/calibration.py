@@ -111,7 +111,9 @@ def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2) -> dict[str, Any]
     t = (pd.to_datetime(P["target_date"]) - grid.dates[0]).dt.days.to_numpy()
     P = P[~grid.stockout[s, t]].reset_index(drop=True)
     groups = series_groups(grid, P)
-    C = apply_calibration(P, groups, cal)
+    # as production applies it (ml.model.ForecastModel.applies_calibration): not when the backtest model was
+    # trained on too little of the history to speak for the final one
+    C = apply_calibration(P, groups, cal) if cal.get("representative", True) else P.copy()
     C["p10_raw"], C["p90_raw"] = P["p10"], P["p90"]
     C = C.join(groups[GROUP_COLUMNS])
     out: dict[str, Any] = {"panel": spec["panel"], "series": int(frame[["store_id", "item_id"]].drop_duplicates()
@@ -123,6 +125,7 @@ def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2) -> dict[str, Any]
             out["groups"][f"{g}={label}"] = _summary(part)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["calibration_rows"] = cal["n_rows"]
+    out["calibration_applied"] = bool(cal.get("representative", True))
     return out
 
 

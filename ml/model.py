@@ -238,8 +238,10 @@ class ForecastModel:
 
     @property
     def applies_calibration(self) -> bool:
-        """Are the forecasts' intervals calibrated? (fitted always, applied as ``cfg.apply_interval_calibration``)"""
-        return self.calibration is not None and self.cfg.apply_interval_calibration
+        """Are the forecasts' intervals calibrated? Fitted always; applied as ``cfg.apply_interval_calibration`` and
+        when the backtest model had enough history to speak for this one (ml.calibration.MIN_BACKTEST_TRAIN_SHARE)."""
+        return (self.calibration is not None and self.cfg.apply_interval_calibration
+                and bool(self.calibration.get("representative", True)))
 
     def calibrate_fallback(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` from predict(fallback=False) whose p10/p50/p90 were replaced (the fallback profiled over every

@@ -109,7 +109,7 @@ def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp
     cal = loaded.predict(f, origins)
     loaded.calibration = None
     raw = loaded.predict(f, origins)
-    # fitted and stored always; applied only when the configuration says so (the default does not)
+    # fitted and stored always; applied as the configuration says (the default does)
     m.cfg = m.cfg.model_copy(update={"apply_interval_calibration": False})
     pd.testing.assert_frame_equal(m.predict(f, origins), raw)
     pd.testing.assert_series_equal(cal["p50"], raw["p50"])
@@ -125,3 +125,24 @@ def test_a_short_warehouse_history_shortens_the_backtest_instead_of_failing():
     assert backtest_days(small_frame(stores=(2,)), "2018-06-30") == BACKTEST_DAYS
     m = fit_calibrated(fast_config(), f, "2018-04-28")
     assert m.calibration is not None and m.calibration["n_rows"] > 0
+
+
+def test_a_backtest_model_trained_on_too_little_history_does_not_calibrate_the_final_one():
+    """On a young warehouse the backtest model sees a fraction of the final model's history: its errors speak
+    for its own want of data. The calibration is stored, not applied."""
+    from ml.calibration import MIN_BACKTEST_TRAIN_SHARE, backtest_train_share
+    from ml.predict import fit_calibrated
+
+    young = small_frame(stores=(2,), start="2018-02-01", end="2018-04-28")
+    assert backtest_train_share(young, "2018-04-28", 28) == pytest.approx(2 / 30)
+    assert backtest_train_share(small_frame(stores=(2,)), "2018-06-30", 56) > MIN_BACKTEST_TRAIN_SHARE
+    m = fit_calibrated(fast_config(), young, "2018-04-28")
+    assert m.cfg.apply_interval_calibration and m.calibration is not None
+    assert m.calibration["representative"] is False and not m.applies_calibration
+    origins = [pd.Timestamp("2018-04-28")]
+    stored = m.calibration
+    applied = m.predict(young, origins)
+    m.calibration = None
+    pd.testing.assert_frame_equal(applied, m.predict(young, origins))
+    m.calibration = dict(stored, representative=True)
+    assert m.applies_calibration

@@ -670,8 +670,8 @@ def simulate_cmd(
     stores: str = typer.Option(None, "--stores", help="Comma-separated store ids (default: all 35)"),
     adjust: float = typer.Option(1.0, "--adjust", help="Reviewer: factor applied to orders sent to review"),
     train_stride: int = typer.Option(None, "--train-stride", help="Every N-th training origin (default: model's)"),
-    calibrated_intervals: bool = typer.Option(
-        False, "--calibrated-intervals", help="Apply the backtest's interval calibration (off by default)"),
+    raw_intervals: bool = typer.Option(
+        False, "--raw-intervals", help="The quantile models' raw P10/P90, without the backtest's interval calibration"),
     as_json: JsonFlag = False,
 ) -> None:
     """Closed-loop replay of a window on the real demand: ours vs min/max, same-as-last-week, perfect foresight."""
@@ -697,10 +697,10 @@ def simulate_cmd(
         if train_stride is not None and train_stride < 1:
             raise typer.BadParameter("--train-stride must be >= 1")
         cfg = None
-        if train_stride is not None or calibrated_intervals:
+        if train_stride is not None or raw_intervals:
             from ml.config import ForecastConfig
 
-            cfg = ForecastConfig(apply_interval_calibration=calibrated_intervals)
+            cfg = ForecastConfig(apply_interval_calibration=not raw_intervals)
             if train_stride is not None:
                 cfg = cfg.model_copy(update={"origin_stride": train_stride})
         try:

@@ -48,5 +48,9 @@ def train_and_register(engine: Engine, end_date, cfg: ForecastConfig | None = No
     promoted = register_model(engine, version, cfg.lgbm.model_dump(), cfg.model_dump(), model.train_start,
                               model.train_end, m, str(path), series_metrics=series_horizon_metrics(P),
                               calibration=model.calibration)
-    log.info("model %s backtest wape=%.4f promoted=%s", version, m["wape"], promoted)
-    return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path)}
+    # a young warehouse's backtest model does not speak for this one: its calibration is stored, not applied
+    calibrated = model.applies_calibration
+    log.info("model %s backtest wape=%.4f promoted=%s intervals_calibrated=%s", version, m["wape"], promoted,
+             calibrated)
+    return {"version": version, "metrics": m, "promoted": promoted, "artifact_path": str(path),
+            "intervals_calibrated": calibrated}
