@@ -92,6 +92,15 @@ def _pid(pgdata: Path) -> int | None:
     return pid
 
 
+def _running_port(pgdata: Path) -> int | None:
+    """The port the running server listens on (postmaster.pid's fourth line), which the setting may no longer
+    name: a server started with another REPLENISH_EMBEDDED_PORT keeps its port until it is stopped."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -100,7 +109,8 @@ def _port_in_use(port: int) -> bool:
 def status(settings: Settings) -> ServerStatus:
     pgdata = settings.pgdata_dir
     pid = _pid(pgdata)
-    return ServerStatus(running=pid is not None, pgdata=pgdata, port=settings.embedded_port, pid=pid)
+    port = (_running_port(pgdata) if pid is not None else None) or settings.embedded_port
+    return ServerStatus(running=pid is not None, pgdata=pgdata, port=port, pid=pid)
 
 
 def start(settings: Settings) -> ServerStatus:
@@ -108,6 +118,11 @@ def start(settings: Settings) -> ServerStatus:
     pgdata = settings.pgdata_dir
     current = status(settings)
     if current.running:
+        if current.port != settings.embedded_port:
+            # another process may be using it (replenish serve, a worker): reuse it where it is, say so
+            log.warning("embedded PostgreSQL in %s already runs on port %s, not on REPLENISH_EMBEDDED_PORT %s: "
+                        "using it there ('replenish db stop' and start again to move it)", pgdata, current.port,
+                        settings.embedded_port)
         _ensure_database(current, settings.embedded_database)
         return current
     pgdata.mkdir(parents=True, exist_ok=True)

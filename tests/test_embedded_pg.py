@@ -1,0 +1,45 @@
+"""The embedded server (replenish.embedded_pg) as a user meets it across settings changes: a server left running
+on one port is found where it is, not looked for on the port the setting names now."""
+
+from __future__ import annotations
+
+import socket
+
+import psycopg2
+import pytest
+
+from replenish import embedded_pg
+from replenish.settings import Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def first(tmp_path):
+    settings = Settings(state_dir=tmp_path / "state", database_url=None, embedded_port=_free_port())
+    embedded_pg.start(settings)
+    yield settings
+    embedded_pg.stop(settings)
+
+
+def test_a_server_running_on_another_port_is_used_where_it_runs(first, caplog):
+    moved = first.model_copy(update={"embedded_port": _free_port()})
+    st = embedded_pg.status(moved)
+    assert st.running and st.port == first.embedded_port
+    with caplog.at_level("WARNING", logger="replenish.embedded_pg"):
+        again = embedded_pg.start(moved)
+    assert again.port == first.embedded_port and again.pid == st.pid          # reused, not a second server
+    assert f"already runs on port {first.embedded_port}" in caplog.text
+    conn = psycopg2.connect(again.url(moved.embedded_database))
+    conn.close()
+
+
+def test_a_stopped_server_reports_the_configured_port(first):
+    embedded_pg.stop(first)
+    moved = first.model_copy(update={"embedded_port": _free_port()})
+    st = embedded_pg.status(moved)
+    assert not st.running and st.port == moved.embedded_port
