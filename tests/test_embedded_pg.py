@@ -43,3 +43,14 @@ def test_a_stopped_server_reports_the_configured_port(first):
     moved = first.model_copy(update={"embedded_port": _free_port()})
     st = embedded_pg.status(moved)
     assert not st.running and st.port == moved.embedded_port
+
+
+def test_a_pid_file_naming_another_process_is_not_a_running_server(tmp_path):
+    """After a reboot the pid in a stale postmaster.pid may belong to any process (here: this test's)."""
+    import os
+
+    settings = Settings(state_dir=tmp_path / "state", database_url=None, embedded_port=_free_port())
+    settings.pgdata_dir.mkdir(parents=True)
+    (settings.pgdata_dir / "postmaster.pid").write_text(f"{os.getpid()}\n{settings.pgdata_dir}\n0\n54321\n")
+    st = embedded_pg.status(settings)
+    assert not st.running and st.pid is None and st.port == settings.embedded_port

@@ -89,6 +89,13 @@ def _pid(pgdata: Path) -> int | None:
         os.kill(pid, 0)
     except (ValueError, IndexError, ProcessLookupError, PermissionError, OSError):
         return None
+    # a pid file left by a server that died with its machine names whatever process has that pid now
+    if Path("/proc/self").exists():             # Linux: ask what the process is
+        try:
+            if "postgres" not in Path(f"/proc/{pid}/comm").read_text():
+                return None
+        except OSError:
+            return None
     return pid
 
 
