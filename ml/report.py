@@ -31,6 +31,30 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
+def _json(v):
+    import json
+
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return None
+    return v if isinstance(v, dict) else None
+
+
+def intervals_text(feature_config: dict | None, calibration: dict | None) -> str:
+    """How the model's P10/P90 reach the forecasts, as ml.model.ForecastModel.applies_calibration decides."""
+    if not calibration:
+        return "raw quantiles (no calibration stored)"
+    if not (feature_config or {}).get("apply_interval_calibration", False):
+        return "raw quantiles (apply_interval_calibration off; calibration stored)"
+    if not calibration.get("representative", True):
+        share = calibration.get("backtest_train_share")
+        seen = f" ({share:.0%} of the final model's training origins)" if isinstance(share, (int, float)) else ""
+        return f"raw quantiles: the backtest model saw too little history{seen}; calibration stored, not applied"
+    return f"calibrated on the backtest ({calibration.get('n_rows', '?')} residuals, per series group and horizon)"
+
+
 def _models_html(models) -> str:
     import json
 
@@ -53,6 +77,8 @@ def _models_html(models) -> str:
             fields += [(f"backtest {k}", v) for k, v in bm.items() if not isinstance(v, (dict, list))]
         elif bm is not None:
             fields.append(("backtest_metrics", bm))
+        if "calibration" in r.index:
+            fields.append(("intervals", intervals_text(_json(r.get("feature_config")), _json(r.get("calibration")))))
         out.append("<table border='1' cellspacing='0' cellpadding='3'>" +
                    "".join(f"<tr><th align='left'>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>"
                            for k, v in fields) + "</table>")

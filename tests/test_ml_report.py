@@ -79,3 +79,17 @@ def test_run_report_without_forecasts_for_origin():
     text = run_report_html(BD, empty, _actuals(), MODELS)
     assert "No forecasts found" in text and "no matured forecasts" in text.lower()
     assert _imgs(text) == 1                          # actuals of the largest series still plotted
+
+
+def test_the_report_says_how_the_intervals_reach_the_forecasts():
+    """The data team reads off the run report whether P10/P90 were calibrated, and why not."""
+    from ml.report import intervals_text
+
+    on = {"apply_interval_calibration": True}
+    models = MODELS.assign(feature_config=[on], calibration=[{"n_rows": 17850, "representative": True}])
+    assert "calibrated on the backtest (17850 residuals" in run_report_html(BD, _forecasts([pd.Timestamp(BD)]),
+                                                                            _actuals(), models)
+    young = {"n_rows": 120, "representative": False, "backtest_train_share": 0.067}
+    assert "too little history (7% of the final model" in intervals_text(on, young)
+    assert "apply_interval_calibration off" in intervals_text({}, {"n_rows": 5})   # stored before the option
+    assert intervals_text(on, None) == "raw quantiles (no calibration stored)"
