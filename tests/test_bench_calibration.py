@@ -1,0 +1,55 @@
+"""benchmarks.calibration.rolling_calibration: recalibrating at each origin on what has matured by then follows a
+drift that a calibration fitted once before the test window does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.calibration import rolling_calibration
+from ml.calibration import apply_calibration, fit_calibration
+
+
+def _forecasts(origins: pd.DatetimeIndex, sd_of_day, seed: int) -> pd.DataFrame:
+    """Raw P10/P90 for a spread of 0.2 x P50, one row per origin and horizon 1..7 of 30 series; the demand's
+    spread on each target day is sd_of_day(target)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for o in origins:
+        for h in range(1, 8):
+            target = o + pd.Timedelta(days=h)
+            p50 = rng.uniform(20, 40, 30)
+            y = np.maximum(p50 + sd_of_day(target) * p50 * rng.normal(size=30), 0)
+            rows.append(pd.DataFrame({"origin": o, "target_date": target, "horizon": h, "y": y, "p50": p50,
+                                      "p10": p50 * (1 - 1.2816 * 0.2), "p90": p50 * (1 + 1.2816 * 0.2)}))
+    P = pd.concat(rows, ignore_index=True)
+    return P.assign(volume="high", intermittency="smooth", history="long")
+
+
+def _coverage(P: pd.DataFrame) -> float:
+    return float(((P["y"] >= P["p10"]) & (P["y"] <= P["p90"])).mean())
+
+
+def test_rolling_recalibration_follows_a_drift_the_backtest_did_not_see():
+    start = pd.Timestamp("2019-01-01")
+    drift = pd.Timestamp("2019-03-01")                 # the demand's spread doubles from here on
+
+    def sd(day):
+        return 0.2 if day < drift else 0.4
+
+    backtest = _forecasts(pd.date_range(start - pd.Timedelta(days=63), start - pd.Timedelta(days=8), freq="2D"),
+                          sd, 0)
+    test = _forecasts(pd.date_range(start, "2019-04-30", freq="2D"), sd, 1)
+    static = apply_calibration(test, test, fit_calibration(backtest, backtest))
+    rolled = rolling_calibration(test, pd.concat([backtest, test], ignore_index=True))
+    late = test["origin"] >= drift + pd.Timedelta(days=28)  # four weeks after the drift began
+    assert _coverage(static[late]) < 0.6                  # the once-fitted calibration keeps the old width
+    assert 0.74 <= _coverage(rolled[late]) <= 0.86
+    pd.testing.assert_series_equal(rolled["p50"], test["p50"])
+    # nothing from after the origin: demand of later targets changes nothing at an origin
+    origin = pd.Timestamp("2019-03-15")
+    later = test.assign(y=np.where(test["target_date"] > origin, test["y"] * 100, test["y"]))
+    moved = rolling_calibration(test, pd.concat([backtest, later], ignore_index=True))
+    at = test["origin"] <= origin
+    pd.testing.assert_frame_equal(moved[at], rolled[at])
+    assert not moved[~at].equals(rolled[~at])
