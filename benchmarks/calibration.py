@@ -118,23 +118,46 @@ def _rolling_summary(R: pd.DataFrame) -> dict[str, Any]:
             "above_p90_rolling": round(float((y > R["p90"]).mean()), 3)}
 
 
-def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2) -> dict[str, Any]:
+def _fits(spec: dict[str, Any], cfg, stride: int, retrain_days: int | None) -> list[tuple[dict, Any, Any]]:
+    """(calibration, backtest rows, raw forecasts) per model: one trained at train_end for the whole test window,
+    or, with ``retrain_days``, a new one every that many days (production trains weekly), each forecasting the
+    origins up to the next."""
+    import pandas as pd
+
+    from ml.predict import fit_after_backtest
+
+    frame, wf = spec["frame"], spec["weather"]
+    test_end = pd.Timestamp(spec["test_end"])
+    origins = pd.date_range(spec["test_start"], test_end - pd.Timedelta(days=1), freq=f"{stride}D")
+    ends = [pd.Timestamp(spec["train_end"])]
+    while retrain_days and ends[-1] + pd.Timedelta(days=retrain_days) < origins[-1]:
+        ends.append(ends[-1] + pd.Timedelta(days=retrain_days))
+    out = []
+    for i, end in enumerate(ends):
+        until = ends[i + 1] if i + 1 < len(ends) else test_end
+        serves = origins[(origins > end) & (origins <= until)]
+        if not len(serves):
+            continue
+        model, backtest = fit_after_backtest(cfg, frame, end, wf)
+        cal, model.calibration = model.calibration, None
+        assert cal is not None
+        out.append((cal, backtest, model.predict(frame, serves, HORIZONS, weather=wf).assign(fit=i)))
+    return out
+
+
+def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2, retrain_days: int | None = None) -> dict[str, Any]:
     import pandas as pd
 
     from ml.calibration import GROUP_COLUMNS, apply_calibration, near_holiday, series_groups
     from ml.config import ForecastConfig
     from ml.features import make_grid
-    from ml.predict import fit_after_backtest
 
     cfg = cfg or ForecastConfig(origin_stride=6, horizons=HORIZONS)
     t0 = time.perf_counter()
     frame, wf = spec["frame"], spec["weather"]
-    model, backtest = fit_after_backtest(cfg, frame, spec["train_end"], wf)
-    cal, model.calibration = model.calibration, None
-    assert cal is not None
+    fits = _fits(spec, cfg, stride, retrain_days)
     test_end = pd.Timestamp(spec["test_end"])
-    origins = pd.date_range(spec["test_start"], test_end - pd.Timedelta(days=1), freq=f"{stride}D")
-    P = model.predict(frame, origins, HORIZONS, weather=wf)
+    P = pd.concat([f[2] for f in fits], ignore_index=True)
     P = P[(P["target_date"] <= test_end) & P["y"].notna()].reset_index(drop=True)
     grid = make_grid(frame, cfg, wf)
     s = pd.MultiIndex.from_frame(grid.keys[["store_id", "item_id"]]).get_indexer(
@@ -144,38 +167,50 @@ def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2) -> dict[str, Any]
     holiday_near = near_holiday(grid)[s, t][measured]       # left out of the rolling pool, as of the backtest's
     P = P[measured].reset_index(drop=True)
     groups = series_groups(grid, P)
-    # as production applies it (ml.model.ForecastModel.applies_calibration): not when the backtest model was
-    # trained on too little of the history to speak for the final one
-    C = apply_calibration(P, groups, cal) if cal.get("representative", True) else P.copy()
+    # each model's forecasts with its own calibration, as production applies it (ml.model.ForecastModel.
+    # applies_calibration): not when its backtest model was trained on too little of the history
+    parts = []
+    for i, (cal, _, _) in enumerate(fits):
+        rows = (P["fit"] == i).to_numpy()
+        part, part_groups = P[rows], groups[rows]
+        parts.append(apply_calibration(part, part_groups, cal) if cal.get("representative", True) else part.copy())
+    C = pd.concat(parts).loc[P.index]
     C["p10_raw"], C["p90_raw"] = P["p10"], P["p90"]
     C = C.join(groups[GROUP_COLUMNS])
-    raw = P.join(groups[GROUP_COLUMNS]).assign(stockout=False, near_holiday=holiday_near)
-    R = rolling_calibration(raw, pd.concat([backtest, raw], ignore_index=True))
+    R = None
+    if len(fits) == 1:        # the rolling recalibration is measured on the model trained once
+        raw = P.join(groups[GROUP_COLUMNS]).assign(stockout=False, near_holiday=holiday_near)
+        R = rolling_calibration(raw, pd.concat([fits[0][1], raw], ignore_index=True))
     out: dict[str, Any] = {"panel": spec["panel"], "series": int(frame[["store_id", "item_id"]].drop_duplicates()
                                                                   .shape[0]),
                            "train_end": spec["train_end"], "test": f"{spec['test_start']}..{spec['test_end']}",
-                           **_summary(C), **_rolling_summary(R), "groups": {}}
+                           "models": len(fits), **_summary(C), **(_rolling_summary(R) if R is not None else {}),
+                           "groups": {}}
     for g in GROUP_COLUMNS:
         for label, part in C.groupby(g):
-            out["groups"][f"{g}={label}"] = {**_summary(part), **_rolling_summary(R.loc[part.index])}
+            out["groups"][f"{g}={label}"] = {**_summary(part),
+                                             **(_rolling_summary(R.loc[part.index]) if R is not None else {})}
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    out["calibration_rows"] = cal["n_rows"]
-    out["calibration_applied"] = bool(cal.get("representative", True))
+    out["calibration_rows"] = int(sum(f[0]["n_rows"] for f in fits))
+    out["calibration_applied"] = all(bool(f[0].get("representative", True)) for f in fits)
     return out
 
 
-def run_calibration_bench(synthetic_stores: int = 2, synthetic_items: int = 300) -> dict[str, Any]:
+def run_calibration_bench(synthetic_stores: int = 2, synthetic_items: int = 300,
+                          retrain_days: int | None = None) -> dict[str, Any]:
     specs = _bakery_panels() + [_synthetic_panel(synthetic_stores, synthetic_items)]
-    rows = [run_panel(s) for s in specs]
+    rows = [run_panel(s, retrain_days=retrain_days) for s in specs]
     cells = [(r["panel"], None, r["coverage"]) for r in rows] + [
         (r["panel"], g, v["coverage"]) for r in rows for g, v in r["groups"].items() if v["n"] >= 100]
     misses = [f"{p}{'/' + g if g else ''}: {c}" for p, g, c in cells if not TARGET[0] <= c <= TARGET[1]]
-    return {"panels": rows, "target": list(TARGET), "outside_target": misses,
-            "protocol": "production recipe per panel (56-day backtest calibrates the model trained at train_end); "
+    trained = (f"retrained every {retrain_days} days from train_end, as production's weekly training"
+               if retrain_days else "trained once at train_end")
+    return {"panels": rows, "target": list(TARGET), "outside_target": misses, "retrain_days": retrain_days,
+            "protocol": f"production recipe per panel (a 56-day backtest calibrates each model; {trained}); "
                         "test origins every 2nd day, h=1..7, stock-out days excluded; groups with >= 100 rows "
-                        "count towards the target (cov: the production calibration). rolling: not in production "
-                        f"yet, recalibrated at each origin on the matured targets of the last {ROLLING_DAYS} days "
-                        "(backtest, then earlier test origins)"}
+                        "count towards the target (cov: the production calibration). rolling (models trained "
+                        "once only): not in production, recalibrated at each origin on the matured targets of the "
+                        f"last {ROLLING_DAYS} days (backtest, then earlier test origins)"}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -188,7 +223,7 @@ def format_table(result: dict[str, Any]) -> str:
         b = f"{m['bias']:+.3f}" if m["bias"] is not None else "-"
         return (f"{name:<44}{m['n']:>8}{w:>8}{b:>8}{m['coverage_raw']:>9.3f}{m['coverage']:>7.3f}"
                 f"{m['below_p10']:>7.3f}{m['above_p90']:>7.3f}{m['at_or_below_p70']:>7.3f}"
-                f"{m['coverage_rolling']:>9.3f}")
+                + (f"{m['coverage_rolling']:>9.3f}" if "coverage_rolling" in m else f"{'-':>9}"))
 
     for r in result["panels"]:
         lines.append(line(f"{r['panel']} ({r['series']} series, {r['seconds']}s)", r))

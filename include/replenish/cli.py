@@ -542,6 +542,10 @@ def bench_forecast(as_json: JsonFlag = False) -> None:
 def bench_calibration(
     synthetic_stores: int = typer.Option(2, help="stores of the synthetic (M5-like) panel"),
     synthetic_items: int = typer.Option(300, help="items per store of the synthetic panel"),
+    retrain_days: int = typer.Option(
+        None, "--retrain-days", min=1,
+        help="Retrain (and recalibrate) every N days of the test window, as production does weekly (7); "
+             "default: one model trained at the training end"),
     as_json: JsonFlag = False,
 ) -> None:
     """Interval validation table: P10-P90 coverage (target 0.75-0.85), WAPE and bias per panel and series group."""
@@ -549,7 +553,7 @@ def bench_calibration(
     from benchmarks.calibration import format_table, run_calibration_bench
 
     with _stdout_for_json(as_json):
-        result = run_calibration_bench(synthetic_stores, synthetic_items)
+        result = run_calibration_bench(synthetic_stores, synthetic_items, retrain_days)
         if as_json:
             _emit(result, True)
         else:
