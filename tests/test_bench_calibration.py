@@ -53,3 +53,22 @@ def test_rolling_recalibration_follows_a_drift_the_backtest_did_not_see():
     at = test["origin"] <= origin
     pd.testing.assert_frame_equal(moved[at], rolled[at])
     assert not moved[~at].equals(rolled[~at])
+
+
+def test_retrained_models_each_forecast_only_the_origins_after_their_training_end():
+    """--retrain-days: as production trains weekly, each model serves the origins up to the next training."""
+    from support.forecast import fast_config, small_frame
+
+    from benchmarks.calibration import _fits
+
+    spec = {"frame": small_frame(stores=(2,), start="2017-09-01", end="2018-06-30"), "weather": None,
+            "train_end": "2018-05-31", "test_start": "2018-06-01", "test_end": "2018-06-20"}
+    fits = _fits(spec, fast_config(origin_stride=6), stride=2, retrain_days=7)
+    ends = [pd.Timestamp("2018-05-31") + pd.Timedelta(days=7 * i) for i in range(len(fits))]
+    assert len(fits) == 3
+    for (cal, backtest, P), end in zip(fits, ends, strict=True):
+        assert P["origin"].min() > end and P["origin"].max() <= end + pd.Timedelta(days=7)
+        assert pd.to_datetime(backtest["target_date"]).max() <= end          # its calibration saw nothing later
+        assert cal["n_rows"] > 0
+    served = pd.concat([P for _, _, P in fits])["origin"].drop_duplicates()
+    assert list(served) == list(pd.date_range("2018-06-01", "2018-06-19", freq="2D"))
