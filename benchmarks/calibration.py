@@ -10,6 +10,9 @@ Panels: the bakery (real), one bakery store, the bakery without drivers, the bak
 an intermittent bakery (demand binomially thinned to 3 %: the real patterns at slow-mover volumes), the bakery
 with a third of its stores opened two months before the training end (short history), and a subset of the
 M5-size synthetic panel (benchmarks.synthetic_panel: slow movers, trends, censored stock-outs).
+
+One model trained at the training end serves the whole test window, or, with ``retrain_days``, a new one every
+that many days, as production's weekly training does.
 """
 
 from __future__ import annotations
@@ -91,10 +94,11 @@ ROLLING_DAYS = 56      # the rolling recalibration's window of matured targets (
 
 
 def rolling_calibration(rows: pd.DataFrame, pool: pd.DataFrame, days: int = ROLLING_DAYS) -> pd.DataFrame:
-    """Not in production yet: ``rows`` (one origin each, raw p10/p50/p90 and the series groups) calibrated at each
-    origin on the residuals of ``pool`` (the backtest's rows, then the earlier origins' forecasts, raw) whose target
-    lies in the ``days`` up to that origin: what is known on the night of the forecast. Measures how much a nightly
-    recalibration on the matured forecasts would follow a drift the weekly backtest does not see."""
+    """``rows`` (one origin each, raw p10/p50/p90 and the series groups) calibrated at each origin on the residuals
+    of ``pool`` (the backtest's rows, then the earlier origins' forecasts, raw) whose target lies in the ``days`` up
+    to that origin: what is known on the night of the forecast. Not in production: on a model trained once it
+    follows the drift the once-fitted calibration misses, which the weekly training already follows
+    (``--retrain-days 7``, docs/benchmarks.md)."""
     import pandas as pd
 
     from ml.calibration import GROUP_COLUMNS, apply_calibration, fit_calibration
