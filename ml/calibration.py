@@ -240,6 +240,16 @@ FIRST_ORIGIN_DAYS = 56             # ml.model.ForecastModel.fit's first training
 MIN_BACKTEST_TRAIN_SHARE = 0.5
 
 
+def why_not_applied(apply_option: bool, calibration: dict | None) -> str | None:
+    """None when a model's stored calibration is applied to its forecasts, else why not: none_stored, option_off
+    (ForecastConfig.apply_interval_calibration) or not_representative (MIN_BACKTEST_TRAIN_SHARE)."""
+    if not calibration:
+        return "none_stored"
+    if not apply_option:
+        return "option_off"
+    return None if calibration.get("representative", True) else "not_representative"
+
+
 def backtest_train_share(frame: pd.DataFrame, end, days: int) -> float:
     """The backtest model's training origins as a share of the final model's (both start FIRST_ORIGIN_DAYS into
     the data)."""

@@ -240,8 +240,9 @@ class ForecastModel:
     def applies_calibration(self) -> bool:
         """Are the forecasts' intervals calibrated? Fitted always; applied as ``cfg.apply_interval_calibration`` and
         when the backtest model had enough history to speak for this one (ml.calibration.MIN_BACKTEST_TRAIN_SHARE)."""
-        return (self.calibration is not None and self.cfg.apply_interval_calibration
-                and bool(self.calibration.get("representative", True)))
+        from ml.calibration import why_not_applied
+
+        return why_not_applied(self.cfg.apply_interval_calibration, self.calibration) is None
 
     def calibrate_fallback(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` from predict(fallback=False) whose p10/p50/p90 were replaced (the fallback profiled over every

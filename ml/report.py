@@ -32,32 +32,35 @@ def _fmt(v) -> str:
 
 
 def _json(v):
+    """A jsonb column as the driver gave it (dict), or its text parsed; text that is not JSON stays text."""
     import json
 
     if isinstance(v, str):
         try:
             return json.loads(v)
         except ValueError:
-            return None
-    return v if isinstance(v, dict) else None
+            return v
+    return v
 
 
 def intervals_text(feature_config: dict | None, calibration: dict | None) -> str:
-    """How the model's P10/P90 reach the forecasts, as ml.model.ForecastModel.applies_calibration decides."""
-    if not calibration:
-        return "raw quantiles (no calibration stored)"
-    if not (feature_config or {}).get("apply_interval_calibration", False):
-        return "raw quantiles (apply_interval_calibration off; calibration stored)"
-    if not calibration.get("representative", True):
-        share = calibration.get("backtest_train_share")
+    """How the model's P10/P90 reach the forecasts (ml.calibration.why_not_applied, as the model decides)."""
+    from ml.calibration import why_not_applied
+
+    # a config stored before the option existed loads with it off (ml.model._stored_config)
+    reason = why_not_applied(bool((feature_config or {}).get("apply_interval_calibration", False)), calibration)
+    if reason is None:
+        assert calibration is not None
+        return f"calibrated on the backtest ({calibration.get('n_rows', '?')} residuals, per series group and horizon)"
+    if reason == "not_representative":
+        share = (calibration or {}).get("backtest_train_share")
         seen = f" ({share:.0%} of the final model's training origins)" if isinstance(share, (int, float)) else ""
         return f"raw quantiles: the backtest model saw too little history{seen}; calibration stored, not applied"
-    return f"calibrated on the backtest ({calibration.get('n_rows', '?')} residuals, per series group and horizon)"
+    return {"none_stored": "raw quantiles (no calibration stored)",
+            "option_off": "raw quantiles (apply_interval_calibration off; calibration stored)"}[reason]
 
 
 def _models_html(models) -> str:
-    import json
-
     if models is None or len(models) == 0:
         return "<p>No current model in forecast.models (forecasts come from the item-profile fallback).</p>"
     cur = models[models["is_current"].astype(bool)] if "is_current" in models else models
@@ -67,18 +70,15 @@ def _models_html(models) -> str:
     for _, r in cur.iterrows():
         fields = [(c, r[c]) for c in ("version", "created_at", "train_start", "train_end", "backtest_wape",
                                       "artifact_path") if c in r.index]
-        bm = r.get("backtest_metrics")
-        if isinstance(bm, str):
-            try:
-                bm = json.loads(bm)
-            except ValueError:
-                pass
+        bm = _json(r.get("backtest_metrics"))
         if isinstance(bm, dict):
             fields += [(f"backtest {k}", v) for k, v in bm.items() if not isinstance(v, (dict, list))]
         elif bm is not None:
             fields.append(("backtest_metrics", bm))
         if "calibration" in r.index:
-            fields.append(("intervals", intervals_text(_json(r.get("feature_config")), _json(r.get("calibration")))))
+            cfg, cal = _json(r.get("feature_config")), _json(r.get("calibration"))
+            fields.append(("intervals", intervals_text(cfg if isinstance(cfg, dict) else None,
+                                                       cal if isinstance(cal, dict) else None)))
         out.append("<table border='1' cellspacing='0' cellpadding='3'>" +
                    "".join(f"<tr><th align='left'>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>"
                            for k, v in fields) + "</table>")
