@@ -99,7 +99,7 @@ def test_patch_lines_validation_and_locking(client, world) -> None:
     fields = {f["field"] for f in r.json()["error"]["fields"]}
     assert fields == {"/lines/0/qty", "/lines/1/qty", "/lines/1/reason", "/lines/2/item_id"}  # JSON pointers
     # an item id is a number (numeric text is read too); anything else is the field's error, never a 500
-    for item in ("XX", "I1", "", -1, 2**31, 1.5, None, [I1], True, "1_000", "1e3"):
+    for item in ("XX", "I1", "", -1, 2**31, 1.5, float(I1), None, [I1], True, "1_000", "1e3"):
         r = client.patch(f"/api/v1/orders/{oid}/lines", headers=_h(world),
                          json={"version": v, "lines": [{"item_id": item, "qty": 18, "reason": "promotion"}]})
         assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", (item, r.text)

@@ -84,6 +84,8 @@ BAD: list[tuple[str, Body, set[str]]] = [
     ("item-id-negative", lambda r, t: _body(r, t, lines=_line(item_id=-1)), {"/lines/0/item_id"}),
     ("item-id-negative-text", lambda r, t: _body(r, t, lines=_line(item_id="-1")), {"/lines/0/item_id"}),
     ("item-id-fraction", lambda r, t: _body(r, t, lines=_line(item_id=1.5)), {"/lines/0/item_id"}),
+    ("item-id-whole-float", lambda r, t: _body(r, t, lines=_line(item_id=1.0)), {"/lines/0/item_id"}),
+    ("store-id-whole-float", lambda r, t: _body(r, t, store_id=1.0), {"/store_id"}),
     ("item-id-exponent-text", lambda r, t: _body(r, t, lines=_line(item_id="1e3")), {"/lines/0/item_id"}),
     ("item-id-underscore-text", lambda r, t: _body(r, t, lines=_line(item_id="1_000")), {"/lines/0/item_id"}),
     ("item-id-fullwidth-text", lambda r, t: _body(r, t, lines=_line(item_id="\uff11\uff12")), {"/lines/0/item_id"}),

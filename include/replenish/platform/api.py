@@ -41,10 +41,14 @@ ID = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]
 
 
 def _id_input(value: object) -> object:
-    """pydantic's lax int would read true as 1 and '1_000' as 1000: an id is a JSON number, or its digits as text
-    (read as replenish.ids reads what a person types)."""
+    """pydantic's lax int would read true as 1, 1.0 as 1 and '1_000' as 1000: an id is a JSON integer, or its
+    digits as text (read as replenish.ids reads what a person types)."""
     if isinstance(value, bool):
         raise ValueError("an id is a number, not true or false")
+    if isinstance(value, float):
+        # a till that sends 1.0 computed the id somewhere (float arithmetic, a spreadsheet); 1.0000000000000002
+        # would be item 1 too: refuse what is not written as a whole number
+        raise ValueError("an id is a whole number written without a decimal point or exponent")
     if isinstance(value, str):
         parsed = parse_id(value)
         if parsed is None:
