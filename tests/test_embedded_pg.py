@@ -54,3 +54,32 @@ def test_a_pid_file_naming_another_process_is_not_a_running_server(tmp_path):
     (settings.pgdata_dir / "postmaster.pid").write_text(f"{os.getpid()}\n{settings.pgdata_dir}\n0\n54321\n")
     st = embedded_pg.status(settings)
     assert not st.running and st.pid is None and st.port == settings.embedded_port
+
+
+def test_a_pid_file_naming_another_postgres_does_not_block_the_start(tmp_path):
+    """A stale pid may name another PostgreSQL (the machine's own, another checkout's): it is not this directory's
+    server, and the start goes on instead of the postmaster refusing its lock file."""
+    import os
+    import shutil
+    import subprocess
+
+    fake = tmp_path / "bin" / "postgres"              # a process named postgres, working in another directory
+    fake.parent.mkdir()
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", fake)
+    elsewhere = tmp_path / "other-pgdata"
+    elsewhere.mkdir()
+    other = subprocess.Popen([str(fake), "60"], cwd=elsewhere)
+    settings = Settings(state_dir=tmp_path / "state", database_url=None, embedded_port=_free_port())
+    try:
+        embedded_pg.start(settings)
+        embedded_pg.stop(settings)
+        (settings.pgdata_dir / "postmaster.pid").write_text(
+            f"{other.pid}\n{settings.pgdata_dir}\n0\n{settings.embedded_port}\n")
+        assert not embedded_pg.status(settings).running
+        st = embedded_pg.start(settings)
+        assert st.running and st.pid != other.pid and os.path.exists(settings.pgdata_dir / "postmaster.pid")
+        psycopg2.connect(st.url(settings.embedded_database)).close()
+    finally:
+        embedded_pg.stop(settings)
+        other.kill()
+        other.wait()

@@ -89,8 +89,13 @@ def _pid(pgdata: Path) -> int | None:
         os.kill(pid, 0)
     except (ValueError, IndexError, ProcessLookupError, PermissionError, OSError):
         return None
-    # a pid file left by a server that died with its machine names whatever process has that pid now
+    # a pid file left by a server that died with its machine names whatever process has that pid now, another
+    # PostgreSQL included (the machine's own, another checkout's): a postmaster works in its data directory
     if Path("/proc/self").exists():             # Linux: ask what the process is
+        try:
+            return pid if Path(f"/proc/{pid}/cwd").resolve() == pgdata.resolve() else None
+        except OSError:                         # another user's process: its name is all we can read
+            pass
         try:
             if "postgres" not in Path(f"/proc/{pid}/comm").read_text():
                 return None
@@ -134,6 +139,12 @@ def start(settings: Settings) -> ServerStatus:
         return current
     pgdata.mkdir(parents=True, exist_ok=True)
     _prepare_permissions(pgdata)
+    stale = pgdata / "postmaster.pid"
+    if stale.exists():
+        # not this directory's server (status says so): the postmaster would refuse to start while the pid it
+        # names is alive ("Is another postmaster running in data directory?")
+        log.warning("removing the stale %s (its pid is not this data directory's server)", stale)
+        stale.unlink()
     if not (pgdata / "PG_VERSION").exists():
         log.info("initialising embedded PostgreSQL in %s", pgdata)
         res = _run([binary("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
