@@ -72,3 +72,34 @@ def test_retrained_models_each_forecast_only_the_origins_after_their_training_en
         assert cal["n_rows"] > 0
     served = pd.concat([P for _, _, P in fits])["origin"].drop_duplicates()
     assert list(served) == list(pd.date_range("2018-06-01", "2018-06-19", freq="2D"))
+
+
+def _poisson_quantile(lam: float, level: float) -> float:
+    """The smallest k with P(Y <= k) >= level for Y ~ Poisson(lam)."""
+    k, p, cdf = 0, np.exp(-lam), np.exp(-lam)
+    while cdf < level:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return float(k)
+
+
+def test_true_quantiles_of_counts_meet_the_target_as_a_forecast_of_counts_and_too_narrow_ones_do_not():
+    """Slow movers sell 0 on most days: the true P10 is 0 and its days lie on the bound, so inclusive coverage is
+    above 0.85 for the exact distribution; judged as counts it is in the target, and a P90 of 0 is not."""
+    from benchmarks.calibration import _summary, in_target
+
+    rng = np.random.default_rng(3)
+    lam = 0.8
+    y = rng.poisson(lam, 20_000).astype(float)
+    p10, p50, p90 = (_poisson_quantile(lam, q) for q in (0.1, 0.5, 0.9))
+    P = pd.DataFrame({"y": y, "p10": p10, "p50": p50, "p90": p90, "p10_raw": p10, "p90_raw": p90})
+    true = _summary(P)
+    assert p10 == 0 and true["coverage"] > 0.85 and true["at_p10"] > 0.4
+    assert not in_target(true) and in_target(true, discrete=True)
+    narrow = _summary(P.assign(p90=0.0))
+    assert narrow["coverage"] < 0.75 and not in_target(narrow, discrete=True)
+    # a continuous forecast has no days on its bounds: the two judgements agree
+    smooth = _summary(pd.DataFrame({"y": rng.normal(30, 5, 20_000), "p10": 30 - 1.2816 * 5, "p50": 30.0,
+                                    "p90": 30 + 1.2816 * 5}).assign(p10_raw=lambda d: d.p10, p90_raw=lambda d: d.p90))
+    assert in_target(smooth) and in_target(smooth, discrete=True) and smooth["coverage_strict"] == smooth["coverage"]
