@@ -177,6 +177,8 @@ def test_buyer_follows_the_digest_link_edits_approves_and_it_is_sent_once(night:
                                  "ORDER BY event_id", o=order_id)]
     assert statuses[-3:] == ["approved", "queued", "sent"] and "in_review" in statuses
     assert clock.today() == _order_date()
+    # the history is stamped with the platform's clock (frozen here), as the cutoff beside it, not the machine's
+    assert {at for (at,) in _q("SELECT at FROM orders.order_events WHERE order_id = :o", o=order_id)} == {clock.now()}
 
 
 def _sent_files(settings: Any, order_id: str) -> list[Path]:

@@ -254,7 +254,7 @@ def audit_trail(conn: Connection, order_id: str) -> list[dict]:
     rows = conn.execute(
         text(
             "SELECT event_id, at, actor, event, from_value, to_value FROM orders.order_events "
-            "WHERE order_id = :o ORDER BY at, event_id"
+            "WHERE order_id = :o ORDER BY event_id"
         ),
         {"o": order_id},
     ).mappings()
