@@ -466,6 +466,9 @@ def demo(
         with _progress("nightly run: extract, dbt build, checks, forecasts, orders, dispatch, digests", counted=False):
             res = run_dag("replenishment_nightly", last)
         stages = run_state.stage_results(res["run_id"])
+        # again after the night: the manager of each store whose orders now wait in review gets an account (the
+        # buyers, whom the night's digests address, exist from the first call)
+        users = seed_and_describe()
         summary = _demo_summary(last, res, stages)
         if setup:
             ex, tr = setup["extract"], setup["transform"]
