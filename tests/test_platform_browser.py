@@ -76,6 +76,21 @@ def world() -> dict[str, Any]:
         return seed_demo(conn)
 
 
+UNIT_COST = 1.35
+
+
+def _price_lines(order_id: str) -> None:
+    """The seeded world's items have no masters: give this order's lines the purchase price a proposal records."""
+    from sqlalchemy import text
+
+    from replenish.database import engine
+
+    with engine().begin() as conn:
+        conn.execute(text("UPDATE orders.order_lines SET explanation = jsonb_set(explanation, '{risk}', "
+                          "jsonb_build_object('unit_cost', CAST(:c AS numeric))) WHERE order_id = :o"),
+                     {"c": UNIT_COST, "o": order_id})
+
+
 @pytest.fixture(scope="module")
 def dispatch(out_dir: Path) -> Any:
     """What "send now" runs: the real dispatcher, the real channels writing into out_dir."""
@@ -205,6 +220,7 @@ def test_store_manager_checks_adapts_and_sends_on_a_phone(playwright, world, bas
     from playwright.sync_api import expect
 
     order_id = world["orders"][f"{world['stores'][0]}/{world['suppliers'][1]}/1"]
+    _price_lines(order_id)
     with chromium_context(playwright, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2) as ctx:
         page = ctx.new_page()
         _sign_in(page, base_url, world["users"]["manager1"])
@@ -235,6 +251,11 @@ def test_store_manager_checks_adapts_and_sends_on_a_phone(playwright, world, bas
         taps.press(page.get_by_test_id("send-now"), "Send now...")
         expect(page.get_by_test_id("confirm-send")).to_be_visible()
         expect(page.get_by_test_id("send-confirm")).to_contain_text(str(world["suppliers"][1]))
+        # what the confirmation says goes out is what was typed (saved first), not the order as last saved
+        typed = sum(UNIT_COST * float(ln.get_by_test_id("qty-input").input_value())
+                    for ln in page.get_by_test_id("line").all())
+        expect(page.get_by_test_id("send-confirm").get_by_test_id("confirm-value")).to_have_text(f"{typed:,.2f}")
+        expect(page.get_by_test_id("send-confirm")).to_contain_text("with your changes")
         _shot(page, "phone-send-confirm", tmp_path)
         taps.press(page.get_by_test_id("confirm-send"), "Yes, send now")
         expect(page.get_by_test_id("notice")).to_have_text("Sent to the supplier.")

@@ -4,6 +4,7 @@
    - "select all" in the queue and the count of what is ticked;
    - the filters open on a laptop (closed on a phone, where the orders come first);
    - one confirmation open at a time;
+   - the confirmations of an order count the quantities typed but not yet saved (they are saved first);
    - the veto of any htmx request that is not a boosted link or form of ours. */
 (function () {
   "use strict";
@@ -61,11 +62,43 @@
       document.querySelectorAll("details.confirm[open]").forEach(function (o) { if (o !== d) { o.open = false; } });
     }
   }, true);
+  function pendingTotals() {
+    // the server's figures while every quantity is the saved one; the typed ones otherwise
+    var inputs = document.querySelectorAll("[data-testid=line] input[data-testid=qty-input]");
+    var changed = Array.prototype.some.call(inputs, function (i) { return i.value !== i.defaultValue; });
+    var lines = 0, value = 0, priced = true;
+    inputs.forEach(function (i) {
+      var qty = Number(i.value), price = i.closest("[data-testid=line]").getAttribute("data-unit-price");
+      if (!(qty > 0)) { return; }
+      lines += 1;
+      if (price === null || isNaN(Number(price))) { priced = false; } else { value += qty * Number(price); }
+    });
+    function show(el, text) {
+      if (!el.hasAttribute("data-saved")) { el.setAttribute("data-saved", el.textContent); }
+      el.textContent = changed ? text : el.getAttribute("data-saved");
+    }
+    document.querySelectorAll("[data-confirm-lines]").forEach(function (el) {
+      show(el, lines + " line" + (lines === 1 ? "" : "s"));
+    });
+    document.querySelectorAll("[data-confirm-value-part]").forEach(function (el) {
+      el.hidden = changed && !priced;        // a price missing: no value rather than the saved one
+      var v = el.querySelector("[data-testid=confirm-value]");
+      if (v) { show(v, value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })); }
+    });
+    document.querySelectorAll("[data-confirm-note]").forEach(function (el) {
+      el.textContent = changed ? " with your changes" : "";
+    });
+  }
+  document.addEventListener("input", function (evt) {
+    if (evt.target && evt.target.getAttribute && evt.target.getAttribute("data-testid") === "qty-input") {
+      pendingTotals();
+    }
+  });
   function filtersOnLaptop() {
     var box = document.getElementById("filters-box");
     if (box && window.matchMedia && window.matchMedia("(min-width: 48rem)").matches) { box.open = true; }
   }
-  function settle() { tick(); localTimes(); selection(); filtersOnLaptop(); }
+  function settle() { tick(); localTimes(); selection(); filtersOnLaptop(); pendingTotals(); }
   document.addEventListener("htmx:afterSettle", settle);
   // Every request these pages make through htmx comes from a boosted link or form (hx-boost on <body>).
   // Anything else (an hx-get/hx-post/hx-trigger that got into the page) would carry the session's CSRF
