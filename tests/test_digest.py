@@ -25,7 +25,8 @@ MARTS = """
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE TABLE IF NOT EXISTS marts.dim_items (item_id bigint PRIMARY KEY, item_name text, category text);
 CREATE TABLE IF NOT EXISTS marts.fct_daily_demand (store_id bigint, item_id bigint, demand_date date,
-    units_sold numeric, PRIMARY KEY (store_id, item_id, demand_date));
+    units_sold numeric, is_stockout boolean, is_public_holiday boolean,
+    PRIMARY KEY (store_id, item_id, demand_date));
 CREATE TABLE IF NOT EXISTS marts.dim_replenishment_parameters (store_id bigint, item_id bigint, supplier_id bigint,
     PRIMARY KEY (store_id, item_id, supplier_id));
 """
@@ -280,3 +281,36 @@ def test_many_blocked_stores_are_listed_up_to_the_limit(eng, day, sendgrid, tmp_
     assert body.count("blocked by the quality gate (its orders wait for review)") == MAX_LISTED
     assert f"... and {blocked - MAX_LISTED} more stores blocked by the quality gate" in body
     assert anna["subject"].endswith(f"{blocked} exceptions")
+
+
+def test_forecasts_are_compared_only_with_last_year_days_that_measured_demand(eng, sendgrid, tmp_path):
+    """Zeros before a store opened or an item was listed, a stock-out, a closed store or a public holiday last
+    year are no basis: on the demo's first night they made 86 of the buyer's 88 exceptions."""
+    d = dt.date(2030, 1, 7) + dt.timedelta(days=10 * next(_DAYS))
+    ly = d - dt.timedelta(days=364)
+    with eng.begin() as c:
+        def forecast(store, h, p50):
+            c.execute(text("INSERT INTO forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, "
+                           "p10, p50, p90) VALUES (:s, 20, :d, :t, :h, 1, :p, 99)"),
+                      {"s": store, "d": d, "t": d + dt.timedelta(days=h), "h": h, "p": p50})
+
+        def sold(store, item, day, units, stockout=False, holiday=False):
+            c.execute(text("INSERT INTO marts.fct_daily_demand VALUES (:s, :i, :t, :u, :so, :ho)"),
+                      {"s": store, "i": item, "t": day, "u": units, "so": stockout, "ho": holiday})
+
+        for h in range(1, 6):
+            forecast(1, h, 80.0)
+            forecast(2, h, 80.0)
+            sold(2, 20, ly + dt.timedelta(days=h), 0)      # store 2 lists the cake later: zeros, no sale before
+        sold(1, 20, ly - dt.timedelta(days=10), 30)         # store 1 sold it in the weeks before
+        sold(1, 20, ly + dt.timedelta(days=1), 0, stockout=True)
+        sold(1, 20, ly + dt.timedelta(days=2), 0)           # store 1 closed that day: nothing sold at all
+        sold(1, 20, ly + dt.timedelta(days=3), 10)          # an ordinary day: the forecast is 8 x that
+        sold(1, 10, ly + dt.timedelta(days=3), 40)
+        sold(1, 20, ly + dt.timedelta(days=4), 10, holiday=True)
+        sold(1, 10, ly + dt.timedelta(days=4), 5)
+    _run(eng, d, _channel(sendgrid, tmp_path))
+    carl = next(m for m in sendgrid.mails if m["personalizations"][0]["to"][0]["email"] == "carl@retailer.test")
+    flagged = [ln for ln in _content(carl, "text/plain").splitlines() if "far from last year" in ln]
+    assert flagged == [f"  - forecast far from last year: store 1, Apfelkuchen on {d + dt.timedelta(days=3)}: "
+                       "P50 80.0 vs 10.0 (+700%)"]
