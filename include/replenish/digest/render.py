@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from replenish.digest.content import BuyerDigest
+from replenish.platform.labels import reason_label
 
 
 def order_url(base: str, order_id: str) -> str:
@@ -44,6 +45,11 @@ def _why(s: dict[str, Any]) -> list[str]:
     return list(s.get("why") or s.get("reasons") or ())
 
 
+def _reasons(o: dict[str, Any]) -> str:
+    """Why an order waits, in the words the review queue uses (the codes are for filters and the API)."""
+    return "; ".join(reason_label(r) for r in o["reasons"]) or "n/a"
+
+
 def subject(d: BuyerDigest) -> str:
     return (f"Replenish {d.business_date}: {d.review_count} to review, {int(d.auto.get('released') or 0)} sent "
             f"automatically, {d.exception_count} exceptions")
@@ -60,7 +66,7 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
     for o in d.review:
         out.append(f"  - {o['order_id']}: store {o['store_id']}, supplier {o['supplier_id']}, delivery "
                    f"{o['delivery_date']}, cutoff {_cutoff(o['cutoff_at'], tz)}, value {_money(o['order_value'])}; "
-                   f"why: {', '.join(o['reasons']) or 'n/a'} - {order_url(base, o['order_id'])}")
+                   f"why: {_reasons(o)} - {order_url(base, o['order_id'])}")
     if d.review_count > len(d.review):
         out.append(f"  ... and {d.review_count - len(d.review)} more in the queue")
     out += ["", f"SENT AUTOMATICALLY: {int(a.get('released') or 0)} order(s) released, value {_money(a.get('value'))}; "
@@ -92,7 +98,7 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
     rows = "".join(
         _td(f'<a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a>', e(str(o["store_id"])),
             e(str(o["supplier_id"])), e(str(o["delivery_date"])), e(_cutoff(o["cutoff_at"], tz)),
-            _money(o["order_value"]), e(", ".join(o["reasons"]) or "n/a"))
+            _money(o["order_value"]), e(_reasons(o)))
         for o in d.review
     )
     more = (f"<p>... and {d.review_count - len(d.review)} more in the queue.</p>"

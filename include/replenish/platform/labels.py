@@ -1,6 +1,7 @@
 """Plain-language words for the codes a store manager or buyer sees: release reasons, history events, actors.
 
-Codes stay the stable interface (filters, API, digests, CSV); a code may carry a detail after ':' (the item id).
+Codes stay the stable interface (filters, API, CSV); people read these words (the pages, the buyers' digests). A
+code may carry a detail after ':' (the item id).
 """
 
 from __future__ import annotations
