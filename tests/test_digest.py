@@ -24,6 +24,8 @@ TEST_DB = "replenish_test_digest"
 MARTS = """
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE TABLE IF NOT EXISTS marts.dim_items (item_id bigint PRIMARY KEY, item_name text, category text);
+CREATE TABLE IF NOT EXISTS marts.dim_stores (store_id bigint PRIMARY KEY, store_name text);
+CREATE TABLE IF NOT EXISTS marts.dim_suppliers (supplier_id bigint PRIMARY KEY, supplier_name text);
 CREATE TABLE IF NOT EXISTS marts.fct_daily_demand (store_id bigint, item_id bigint, demand_date date,
     units_sold numeric, is_stockout boolean, is_public_holiday boolean,
     PRIMARY KEY (store_id, item_id, demand_date));
@@ -51,6 +53,9 @@ def eng():
         c.exec_driver_sql(MARTS)
         c.execute(text("INSERT INTO marts.dim_items VALUES (10, 'Weizenbroetchen', 'bread'), "
                        "(20, 'Apfelkuchen', 'cake')"))
+        # names for store 1 and the bread supplier only: the others are told by id
+        c.execute(text("INSERT INTO marts.dim_stores VALUES (1, 'Filiale Mitte')"))
+        c.execute(text("INSERT INTO marts.dim_suppliers VALUES (:b, 'Backstube Nord')"), {"b": BREAD})
         c.execute(text("INSERT INTO marts.dim_replenishment_parameters VALUES (1, 10, :b), (1, 20, :c), "
                        "(2, 10, :b), (2, 20, :c)"), {"b": BREAD, "c": CAKE})
         add_user(c, "anna", "anna@retailer.test", "buyer", display_name="Anna", scopes={"supplier": [BREAD]})
@@ -163,11 +168,13 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     a_text, a_html = _content(anna, "text/plain"), _content(anna, "text/html")
     # Anna buys bread (supplier BREAD): her review order with cutoff, reasons and deep link; not Carl's.
     assert ids["bread_review"] in a_text and ids["cake_review"] not in a_text
-    assert f"(suppliers: {BREAD}; categories: -)" in a_text and f"store 1, supplier {BREAD}," in a_text
+    assert f"(suppliers: {BREAD}; categories: -)" in a_text
+    assert f"Filiale Mitte (store 1), Backstube Nord (supplier {BREAD})," in a_text
     assert f'href="{BASE}/orders/{ids["bread_review"]}"' in a_html and f'href="{BASE}/queue"' in a_html
+    assert "<td>Filiale Mitte (store 1)</td>" in a_html  # stores and suppliers by name where the marts have one
     assert "why: quantity far from the usual - " in a_text  # the queue's words, not the code
     assert f"cutoff {d + dt.timedelta(days=1):%a %Y-%m-%d}" in a_text
-    assert "1 order(s) released, value 250.50; 1 transmitted" in a_text
+    assert "1 order(s) released, value 250.50 EUR; 1 transmitted" in a_text
     # blocked stores with the gate's reasons in words (a verdict without sentences: its checks in words)
     assert ("store 2 blocked by the quality gate (its orders wait for review): no stock snapshot taken on the day"
             in a_text)
@@ -319,5 +326,5 @@ def test_forecasts_are_compared_only_with_last_year_days_that_measured_demand(en
     _run(eng, d, _channel(sendgrid, tmp_path))
     carl = next(m for m in sendgrid.mails if m["personalizations"][0]["to"][0]["email"] == "carl@retailer.test")
     flagged = [ln for ln in _content(carl, "text/plain").splitlines() if "far from last year" in ln]
-    assert flagged == [f"  - forecast far from last year: store 1, Apfelkuchen on {d + dt.timedelta(days=3)}: "
-                       "P50 80.0 vs 10.0 (+700%)"]
+    assert flagged == ["  - forecast far from last year: Filiale Mitte (store 1), Apfelkuchen on "
+                       f"{d + dt.timedelta(days=3)}: P50 80.0 vs 10.0 (+700%)"]

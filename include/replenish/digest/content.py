@@ -96,8 +96,17 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
                  ORDER BY p.cutoff_at NULLS LAST, p.order_id"""),
         p,
     ).mappings().all()
+    from replenish.platform.order_queries import names
+
+    nm = names(conn)
+
+    def named(r: dict[str, Any]) -> dict[str, Any]:
+        """The row with the store's and supplier's display names (None where the marts have none)."""
+        return {**r, "store_name": nm["store"].get(r["store_id"]),
+                **({"supplier_name": nm["supplier"].get(r["supplier_id"])} if "supplier_id" in r else {})}
+
     d.review_count = len(rows)
-    d.review = [{**r, "reasons": list(r["reasons"] or ()), "order_value": _num(r["order_value"])}
+    d.review = [named({**r, "reasons": list(r["reasons"] or ()), "order_value": _num(r["order_value"])})
                 for r in rows[:MAX_LISTED]]
     # Released by the rules (not by a person or a cutoff action) for today's order opportunities.
     auto = conn.execute(
@@ -118,15 +127,15 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
                  ORDER BY p.order_id"""),
         p,
     ).mappings().all()
-    d.dead_letters = [dict(r) for r in dead[:MAX_LISTED]]
+    d.dead_letters = [named(dict(r)) for r in dead[:MAX_LISTED]]
     blocked = _blocked_stores(conn, business_date)
     d.blocked_store_count = len(blocked)
-    d.blocked_stores = blocked[:MAX_LISTED]
+    d.blocked_stores = [named(b) for b in blocked[:MAX_LISTED]]
     if _exists(conn, "marts.fct_daily_demand", "marts.dim_items", "marts.dim_replenishment_parameters",
                "marts.fct_demand_drivers"):
         outliers = _yoy_outliers(conn, p, th)
         d.yoy_outlier_count = len(outliers)
-        d.yoy_outliers = outliers[:MAX_LISTED]
+        d.yoy_outliers = [named(o) for o in outliers[:MAX_LISTED]]
     return d
 
 

@@ -37,8 +37,22 @@ def _money(v: Any) -> str:
     return f"{float(v or 0):,.2f}"
 
 
+def _store(r: dict[str, Any]) -> str:
+    """'Filiale Landsberg (store 48)', or 'store 48' where the marts hold no name."""
+    return f"{r['store_name']} (store {r['store_id']})" if r.get("store_name") else f"store {r['store_id']}"
+
+
+def _supplier(r: dict[str, Any]) -> str:
+    name = r.get("supplier_name")
+    return f"{name} (supplier {r['supplier_id']})" if name else f"supplier {r['supplier_id']}"
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]      # not str.capitalize(): it lowers the rest, a store's name too
+
+
 def _blocked(s: dict[str, Any]) -> str:
-    return f"store {s['store_id']} blocked by the quality gate (its orders wait for review)"
+    return f"{_store(s)} blocked by the quality gate (its orders wait for review)"
 
 
 def _why(s: dict[str, Any]) -> list[str]:
@@ -64,13 +78,13 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
            f"(suppliers: {suppliers}; categories: {categories}).",
            "", f"AWAITING YOUR REVIEW: {d.review_count} order(s) - {queue_url(base)}"]
     for o in d.review:
-        out.append(f"  - {o['order_id']}: store {o['store_id']}, supplier {o['supplier_id']}, delivery "
-                   f"{o['delivery_date']}, cutoff {_cutoff(o['cutoff_at'], tz)}, value {_money(o['order_value'])}; "
+        out.append(f"  - {o['order_id']}: {_store(o)}, {_supplier(o)}, delivery "
+                   f"{o['delivery_date']}, cutoff {_cutoff(o['cutoff_at'], tz)}, value {_money(o['order_value'])} EUR; "
                    f"why: {_reasons(o)} - {order_url(base, o['order_id'])}")
     if d.review_count > len(d.review):
         out.append(f"  ... and {d.review_count - len(d.review)} more in the queue")
-    out += ["", f"SENT AUTOMATICALLY: {int(a.get('released') or 0)} order(s) released, value {_money(a.get('value'))}; "
-            f"{int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))})", "", "EXCEPTIONS"]
+    out += ["", f"SENT AUTOMATICALLY: {int(a.get('released') or 0)} order(s) released, value {_money(a.get('value'))} "
+            f"EUR; {int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))} EUR)", "", "EXCEPTIONS"]
     if not d.exception_count:
         out.append("  none")
     for s in d.blocked_stores:
@@ -81,7 +95,7 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
         out.append(f"  - dispatch failed for good: {o['order_id']} ({o['channel']}, {o['attempts']} attempts): "
                    f"{o['last_error']} - {order_url(base, o['order_id'])}")
     for f in d.yoy_outliers:
-        out.append(f"  - forecast far from last year: store {f['store_id']}, {f['item_name']} on {f['target_date']}: "
+        out.append(f"  - forecast far from last year: {_store(f)}, {f['item_name']} on {f['target_date']}: "
                    f"P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})")
     if d.yoy_outlier_count > len(d.yoy_outliers):
         out.append(f"  ... and {d.yoy_outlier_count - len(d.yoy_outliers)} more forecasts far from last year")
@@ -96,14 +110,14 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
     e = html.escape
     a = d.auto
     rows = "".join(
-        _td(f'<a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a>', e(str(o["store_id"])),
-            e(str(o["supplier_id"])), e(str(o["delivery_date"])), e(_cutoff(o["cutoff_at"], tz)),
+        _td(f'<a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a>', e(_store(o)),
+            e(_supplier(o)), e(str(o["delivery_date"])), e(_cutoff(o["cutoff_at"], tz)),
             _money(o["order_value"]), e(_reasons(o)))
         for o in d.review
     )
     more = (f"<p>... and {d.review_count - len(d.review)} more in the queue.</p>"
             if d.review_count > len(d.review) else "")
-    exc = [f"<li>{e(_blocked(s)).capitalize()}:<ul>{''.join(f'<li>{e(w)}</li>' for w in _why(s))}</ul></li>"
+    exc = [f"<li>{_first_upper(e(_blocked(s)))}:<ul>{''.join(f'<li>{e(w)}</li>' for w in _why(s))}</ul></li>"
            for s in d.blocked_stores]
     if d.blocked_store_count > len(d.blocked_stores):
         exc.append(f"<li>... and {d.blocked_store_count - len(d.blocked_stores)} more stores blocked by the quality "
@@ -111,7 +125,7 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
     exc += [f'<li>Dispatch failed for good: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a> '
             f"({e(str(o['channel']))}, {o['attempts']} attempts): {e(str(o['last_error']))}</li>"
             for o in d.dead_letters]
-    exc += [f"<li>Forecast far from last year: store {e(str(f['store_id']))}, {e(str(f['item_name']))} on "
+    exc += [f"<li>Forecast far from last year: {e(_store(f))}, {e(str(f['item_name']))} on "
             f"{e(str(f['target_date']))}: P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})</li>"
             for f in d.yoy_outliers]
     if d.yoy_outlier_count > len(d.yoy_outliers):
@@ -122,8 +136,9 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
         f"<h2>Awaiting your review: {d.review_count}</h2>"
         f'<p><a href="{e(queue_url(base))}">Open the review queue</a></p>'
         + (f"<table><tr><th>Order</th><th>Store</th><th>Supplier</th><th>Delivery</th><th>Cutoff ({e(tz)})</th>"
-           f"<th>Value</th><th>Reasons</th></tr>{rows}</table>{more}" if d.review else "")
+           f"<th>Value EUR</th><th>Reasons</th></tr>{rows}</table>{more}" if d.review else "")
         + f"<h2>Sent automatically</h2><p>{int(a.get('released') or 0)} order(s) released by the rules, value "
-        f"{_money(a.get('value'))}; {int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))}).</p>"
+        f"{_money(a.get('value'))} EUR; {int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))} "
+        "EUR).</p>"
         f"<h2>Exceptions: {d.exception_count}</h2><ul>{''.join(exc) or '<li>none</li>'}</ul></body></html>"
     )
