@@ -83,3 +83,34 @@ def test_a_pid_file_naming_another_postgres_does_not_block_the_start(tmp_path):
         embedded_pg.stop(settings)
         other.kill()
         other.wait()
+
+
+def test_the_default_port_held_by_another_server_starts_on_a_free_one(tmp_path, caplog):
+    """A fresh clone's `make demo` beside another checkout's running server: without REPLENISH_EMBEDDED_PORT it
+    starts on a free port, which every later call finds; with the setting given, a taken port stays an error."""
+    default = Settings.model_fields["embedded_port"].default
+    holder = None
+    if not embedded_pg._port_in_use(default):        # the suite's own server usually holds it; if not, hold it
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", default))
+        holder.listen(1)
+    settings = Settings(state_dir=tmp_path / "state", database_url=None)
+    assert "embedded_port" not in settings.model_fields_set
+    try:
+        with caplog.at_level("WARNING", logger="replenish.embedded_pg"):
+            st = embedded_pg.start(settings)
+            assert st.running and st.port != default
+            assert f"port 127.0.0.1:{default} is taken by another server" in caplog.text
+            caplog.clear()
+            again = embedded_pg.start(settings)             # a later process: the same server, no warning
+        assert again.port == st.port and again.pid == st.pid and caplog.text == ""
+        conn = psycopg2.connect(again.url(settings.embedded_database))
+        conn.close()
+        embedded_pg.stop(settings)
+        chosen = settings.model_copy(update={"embedded_port": default})
+        with pytest.raises(RuntimeError, match=f"port 127.0.0.1:{default} is taken by another server"):
+            embedded_pg.start(chosen)
+    finally:
+        embedded_pg.stop(settings)
+        if holder is not None:
+            holder.close()

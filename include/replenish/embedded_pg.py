@@ -113,6 +113,21 @@ def _running_port(pgdata: Path) -> int | None:
         return None
 
 
+def _port_chosen(settings: Settings) -> bool:
+    """Whether REPLENISH_EMBEDDED_PORT (or the caller) named the port, rather than the default."""
+    return "embedded_port" in settings.model_fields_set
+
+
+def _free_port_after(port: int, tries: int = 100) -> int:
+    """The first free port above ``port`` (near the default, so it is recognisable), else one the system picks."""
+    for p in range(port + 1, port + 1 + tries):
+        if not _port_in_use(p):
+            return p
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -130,7 +145,7 @@ def start(settings: Settings) -> ServerStatus:
     pgdata = settings.pgdata_dir
     current = status(settings)
     if current.running:
-        if current.port != settings.embedded_port:
+        if current.port != settings.embedded_port and _port_chosen(settings):
             # another process may be using it (replenish serve, a worker): reuse it where it is, say so
             log.warning("embedded PostgreSQL in %s already runs on port %s, not on REPLENISH_EMBEDDED_PORT %s: "
                         "using it there ('replenish db stop' and start again to move it)", pgdata, current.port,
@@ -151,13 +166,20 @@ def start(settings: Settings) -> ServerStatus:
                     "--locale=C", "-U", SUPERUSER])
         if res.returncode != 0:
             raise RuntimeError(f"initdb failed for {pgdata}:\n{res.stderr}")
-    if _port_in_use(settings.embedded_port):
-        raise RuntimeError(
-            f"port 127.0.0.1:{settings.embedded_port} is taken by another server; "
-            "set REPLENISH_EMBEDDED_PORT to a free port, or REPLENISH_DATABASE_URL to use that server"
-        )
+    port = settings.embedded_port
+    if _port_in_use(port):
+        if _port_chosen(settings):
+            raise RuntimeError(
+                f"port 127.0.0.1:{port} is taken by another server; "
+                "set REPLENISH_EMBEDDED_PORT to a free port, or REPLENISH_DATABASE_URL to use that server"
+            )
+        # the default port, held by another server (another checkout's, a second state folder's): a fresh clone's
+        # `make demo` must not stop there. Every process finds the port in postmaster.pid (status), so any will do
+        port = _free_port_after(port)
+        log.warning("port 127.0.0.1:%s is taken by another server: the embedded PostgreSQL of %s starts on %s "
+                    "(REPLENISH_EMBEDDED_PORT chooses one)", settings.embedded_port, pgdata, port)
     logfile = pgdata / "server.log"
-    opts = f"-h 127.0.0.1 -p {settings.embedded_port} -k {pgdata} -c max_connections=200 -c fsync=off"
+    opts = f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200 -c fsync=off"
     res = _run([binary("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(logfile), "-o", opts, "start"],
                timeout=90)
     if res.returncode != 0:
@@ -165,11 +187,11 @@ def start(settings: Settings) -> ServerStatus:
         raise RuntimeError(f"embedded PostgreSQL did not start:\n{res.stderr}\n{tail}")
     for _ in range(100):
         current = status(settings)
-        if current.running and _port_in_use(settings.embedded_port):
+        if current.running and _port_in_use(port):
             break
         time.sleep(0.1)
     _ensure_database(current, settings.embedded_database)
-    log.info("embedded PostgreSQL running on 127.0.0.1:%s", settings.embedded_port)
+    log.info("embedded PostgreSQL running on 127.0.0.1:%s", port)
     return current
 
 
