@@ -246,7 +246,7 @@ def test_errors_are_json_without_trace(world) -> None:
 
 def test_openapi_and_local_docs(client) -> None:
     spec = client.get("/openapi.json").json()
-    assert {"/api/v1/proposals", "/api/v1/orders/{order_id}", "/api/v1/orders/{order_id}/lines",
+    assert {"/api/v1/proposals", "/api/v1/orders", "/api/v1/orders/{order_id}", "/api/v1/orders/{order_id}/lines",
             "/api/v1/orders/{order_id}/approve", "/api/v1/receipts"} == set(spec["paths"])
     docs = client.get("/docs").text
     assert "/static/swagger/swagger-ui-bundle.js" in docs and "cdn" not in docs
@@ -340,3 +340,23 @@ def test_demo_users_are_regenerated(world) -> None:
         assert authenticate(c, "demo-admin", a2["password"]) is not None
     text_out = format_demo_users(second, "http://127.0.0.1:8000")
     assert a2["password"] in text_out and "http://127.0.0.1:8000" in text_out
+
+
+def test_orders_of_a_delivery_date_include_those_already_sent(client, world) -> None:
+    """A till shows what arrives: GET /orders lists the key's store's orders of a delivery date in every status,
+    GET /proposals only the open ones."""
+    d = world["delivery_date"]
+    sent = _order(world, 0, 1)
+    with _db().begin() as c:
+        c.execute(text("UPDATE orders.purchase_orders SET status = 'sent' WHERE order_id = :o"), {"o": sent})
+    r = client.get("/api/v1/orders", params={"delivery_date": d}, headers=_h(world))
+    assert r.status_code == 200 and r.json()["store_id"] == world["stores"][0]
+    got = {o["order_id"]: o["status"] for o in r.json()["orders"]}
+    assert set(got) == {_order(world), sent} and got[sent] == "sent"
+    open_ = client.get("/api/v1/proposals", params={"delivery_date": d}, headers=_h(world))
+    assert sent not in {o["order_id"] for o in open_.json()["orders"]}
+    other = client.get("/api/v1/orders", params={"delivery_date": d}, headers=_h(world, 1))
+    assert {o["order_id"] for o in other.json()["orders"]} == {_order(world, 1, 0), _order(world, 1, 1)}
+    r = client.get("/api/v1/orders", headers=_h(world))
+    err = r.json()["error"]["fields"][0]
+    assert r.status_code == 422 and (err["field"], err["in"]) == ("/delivery_date", "query")

@@ -287,11 +287,29 @@ def proposals(
     p: Terminal,
     delivery_date: Annotated[dt.date | None, Query(description="only this delivery date")] = None,
 ) -> ProposalsOut:
+    return _store_orders(request, p, delivery_date, OPEN_STATUSES)
+
+
+@router.get("/orders", response_model=ProposalsOut,
+            summary="Every order of the key's store for a delivery date, whatever its status (what is on its way)")
+def orders_of_delivery_date(
+    request: Request,
+    p: Terminal,
+    delivery_date: Annotated[dt.date, Query(description="the delivery date")],
+) -> ProposalsOut:
+    # a till shows what arrives tomorrow: the orders sent automatically as well as those still open
+    return _store_orders(request, p, delivery_date, None)
+
+
+def _store_orders(request: Request, p: Principal, delivery_date: dt.date | None,
+                  statuses: tuple[str, ...] | None) -> ProposalsOut:
     ctx = request.app.state.ctx
     with ctx.engine.connect() as conn:
         scope, params = scope_sql(p, conn)
-        params["st"] = list(OPEN_STATUSES)
-        where = f"{scope} AND p.status = ANY(:st)"
+        where = scope
+        if statuses is not None:
+            params["st"] = list(statuses)
+            where += " AND p.status = ANY(:st)"
         if delivery_date:
             where += " AND p.delivery_date = :d"
             params["d"] = delivery_date
