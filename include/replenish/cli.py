@@ -461,13 +461,12 @@ def demo(
                 setup["transform"] = pipeline.transform(last, setup_run)
             with _progress("training the first forecast model (forecast_training DAG)", counted=False):
                 setup["train"] = run_dag("forecast_training", last)["state"]
-        users = seed_and_describe()
+        seed_and_describe()                    # the buyers, whom the night's digests address
         err.print(f"[bold]nightly run for business date {last}[/bold] (orders for {clock.order_date_for(last)})")
         with _progress("nightly run: extract, dbt build, checks, forecasts, orders, dispatch, digests", counted=False):
             res = run_dag("replenishment_nightly", last)
         stages = run_state.stage_results(res["run_id"])
-        # again after the night: the manager of each store whose orders now wait in review gets an account (the
-        # buyers, whom the night's digests address, exist from the first call)
+        # again after the night: the manager of each store whose orders now wait in review gets an account
         users = seed_and_describe()
         summary = _demo_summary(last, res, stages)
         if setup:

@@ -37,14 +37,10 @@ def _money(v: Any) -> str:
     return f"{float(v or 0):,.2f}"
 
 
-def _store(r: dict[str, Any]) -> str:
-    """'Filiale Landsberg (store 48)', or 'store 48' where the marts hold no name."""
-    return f"{r['store_name']} (store {r['store_id']})" if r.get("store_name") else f"store {r['store_id']}"
-
-
-def _supplier(r: dict[str, Any]) -> str:
-    name = r.get("supplier_name")
-    return f"{name} (supplier {r['supplier_id']})" if name else f"supplier {r['supplier_id']}"
+def _named(r: dict[str, Any], kind: str) -> str:
+    """'Filiale Landsberg (store 48)', or 'store 48' where the marts hold no name (``kind``: store, supplier)."""
+    name, ref = r.get(f"{kind}_name"), f"{kind} {r[f'{kind}_id']}"
+    return f"{name} ({ref})" if name else ref
 
 
 def _first_upper(text: str) -> str:
@@ -52,7 +48,7 @@ def _first_upper(text: str) -> str:
 
 
 def _blocked(s: dict[str, Any]) -> str:
-    return f"{_store(s)} blocked by the quality gate (its orders wait for review)"
+    return f"{_named(s, 'store')} blocked by the quality gate (its orders wait for review)"
 
 
 def _why(s: dict[str, Any]) -> list[str]:
@@ -78,7 +74,7 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
            f"(suppliers: {suppliers}; categories: {categories}).",
            "", f"AWAITING YOUR REVIEW: {d.review_count} order(s) - {queue_url(base)}"]
     for o in d.review:
-        out.append(f"  - {o['order_id']}: {_store(o)}, {_supplier(o)}, delivery "
+        out.append(f"  - {o['order_id']}: {_named(o, 'store')}, {_named(o, 'supplier')}, delivery "
                    f"{o['delivery_date']}, cutoff {_cutoff(o['cutoff_at'], tz)}, value {_money(o['order_value'])} EUR; "
                    f"why: {_reasons(o)} - {order_url(base, o['order_id'])}")
     if d.review_count > len(d.review):
@@ -95,7 +91,7 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
         out.append(f"  - dispatch failed for good: {o['order_id']} ({o['channel']}, {o['attempts']} attempts): "
                    f"{o['last_error']} - {order_url(base, o['order_id'])}")
     for f in d.yoy_outliers:
-        out.append(f"  - forecast far from last year: {_store(f)}, {f['item_name']} on {f['target_date']}: "
+        out.append(f"  - forecast far from last year: {_named(f, 'store')}, {f['item_name']} on {f['target_date']}: "
                    f"P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})")
     if d.yoy_outlier_count > len(d.yoy_outliers):
         out.append(f"  ... and {d.yoy_outlier_count - len(d.yoy_outliers)} more forecasts far from last year")
@@ -110,8 +106,8 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
     e = html.escape
     a = d.auto
     rows = "".join(
-        _td(f'<a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a>', e(_store(o)),
-            e(_supplier(o)), e(str(o["delivery_date"])), e(_cutoff(o["cutoff_at"], tz)),
+        _td(f'<a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a>', e(_named(o, "store")),
+            e(_named(o, "supplier")), e(str(o["delivery_date"])), e(_cutoff(o["cutoff_at"], tz)),
             _money(o["order_value"]), e(_reasons(o)))
         for o in d.review
     )
@@ -125,7 +121,7 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
     exc += [f'<li>Dispatch failed for good: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a> '
             f"({e(str(o['channel']))}, {o['attempts']} attempts): {e(str(o['last_error']))}</li>"
             for o in d.dead_letters]
-    exc += [f"<li>Forecast far from last year: {e(_store(f))}, {e(str(f['item_name']))} on "
+    exc += [f"<li>Forecast far from last year: {e(_named(f, 'store'))}, {e(str(f['item_name']))} on "
             f"{e(str(f['target_date']))}: P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})</li>"
             for f in d.yoy_outliers]
     if d.yoy_outlier_count > len(d.yoy_outliers):
