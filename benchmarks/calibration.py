@@ -2,9 +2,10 @@
 
 Every panel runs the production recipe (ml.predict.fit_calibrated: a backtest model on the 56 days before the
 training end calibrates the final model's intervals) and is scored on a later test window, h = 1..7, stock-out
-days excluded (their sales are not demand). Reported per panel and per series group (volume, intermittency,
-history): P10-P90 coverage before and after calibration, WAPE, bias, and the share of demand at or below the
-P70 the proposals interpolate (replenish.orders.quantiles; target 0.70).
+days excluded (their sales are not demand), and the days a store was closed (ml.calibration.store_closed: sold 0
+on a forecast of 0, inside any interval; counted in ``closed_days``). Reported per panel and per series group
+(volume, intermittency, history): P10-P90 coverage before and after calibration, WAPE, bias, and the share of
+demand at or below the P70 the proposals interpolate (replenish.orders.quantiles; target 0.70).
 
 Demand is counted in units: where more than 10 % of days sell nothing, a calibrated P10 is 0 and the days that
 sell 0 lie on it, inside the interval whichever side of the 10 % they stand for. A discrete forecast's interval
@@ -161,7 +162,7 @@ def _fits(spec: dict[str, Any], cfg, stride: int, retrain_days: int | None) -> l
 def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2, retrain_days: int | None = None) -> dict[str, Any]:
     import pandas as pd
 
-    from ml.calibration import GROUP_COLUMNS, apply_calibration, near_holiday, series_groups
+    from ml.calibration import GROUP_COLUMNS, apply_calibration, near_holiday, series_groups, store_closed
     from ml.config import ForecastConfig
     from ml.features import make_grid
 
@@ -176,7 +177,8 @@ def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2, retrain_days: int
     s = pd.MultiIndex.from_frame(grid.keys[["store_id", "item_id"]]).get_indexer(
         pd.MultiIndex.from_frame(P[["store_id", "item_id"]].astype("int64")))
     t = (pd.to_datetime(P["target_date"]) - grid.dates[0]).dt.days.to_numpy()
-    measured = ~grid.stockout[s, t]
+    closed = store_closed(grid)[s, t]
+    measured = ~grid.stockout[s, t] & ~closed
     holiday_near = near_holiday(grid)[s, t][measured]       # left out of the rolling pool, as of the backtest's
     P = P[measured].reset_index(drop=True)
     groups = series_groups(grid, P)
@@ -197,7 +199,8 @@ def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2, retrain_days: int
     out: dict[str, Any] = {"panel": spec["panel"], "series": int(frame[["store_id", "item_id"]].drop_duplicates()
                                                                   .shape[0]),
                            "train_end": spec["train_end"], "test": f"{spec['test_start']}..{spec['test_end']}",
-                           "models": len(fits), **_summary(C), **(_rolling_summary(R) if R is not None else {}),
+                           "models": len(fits), "closed_days": int((closed & ~grid.stockout[s, t]).sum()),
+                           **_summary(C), **(_rolling_summary(R) if R is not None else {}),
                            "groups": {}}
     for g in GROUP_COLUMNS:
         for label, part in C.groupby(g):

@@ -11,7 +11,9 @@ stretched (or shrunk) by the factor that makes P10 and P90 hit their level on th
 P50 is untouched (WAPE and bias do not change). The floor gives zero-width intervals (intermittent series:
 P10 = P50 = P90 = 0) a width to scale. Censoring: a stock-out day's sales are below its demand, so its residual
 is taken on the demand the training target imputed there (ml.censoring; left out when none was imputed: too few
-days that did not sell out). The days around public holidays are left out (see :func:`near_holiday`). A cell
+days that did not sell out). The days around public holidays are left out (see :func:`near_holiday`), and so are
+the days a store was closed (:func:`store_closed`): forecast 0 and sold 0, always inside, they would narrow every
+open day's interval. A cell
 with few rows is shrunk towards its parent (the group over all horizons, then all rows), so the factors never rest
 on a handful of days.
 
@@ -37,6 +39,9 @@ INTERMITTENT_ZERO_SHARE = 0.3       # more zero-sales days than this over the la
 SHORT_HISTORY_DAYS = 120            # fewer observed days than this up to the origin: short history
 HORIZON_BANDS = (2, 7)              # h <= 2, 3..7, > 7 (the backtest's h <= 7 stands in for the longer horizons)
 SHRINK_ROWS = 200                   # a cell's factor counts like this many rows of its parent's
+CLOSED_MIN_UNITS = 10.0             # units/day a store sells on its open days, above which a day without a sale is
+                                    # a closed store (Poisson: P(no sale) = e^-10 = 0.005 %), not a quiet day
+CLOSED_LOOKBACK_DAYS = 56
 GROUP_COLUMNS = ["volume", "intermittency", "history"]
 
 
@@ -96,6 +101,32 @@ def near_holiday(grid: Grid) -> np.ndarray:
     return out
 
 
+def store_closed(grid: Grid) -> np.ndarray:
+    """(series, dates): the store was closed that day. Its series were recorded and none sold a unit, while on the
+    days it sold something in the CLOSED_LOOKBACK_DAYS before, it sold at least CLOSED_MIN_UNITS a day in all: a
+    Sunday or a holiday the shop keeps shut (8 % of the bakery's store-days), a closure for works. A store of slow
+    movers, whose quiet days are real zeros of demand, never qualifies. Read after the fact, to choose which days
+    score an interval (the calibration's residuals, the validation table), never as a feature."""
+    y = grid.y_raw
+    uniq, row = np.unique(grid.keys["store_id"].to_numpy(), return_inverse=True)
+    total = np.zeros((len(uniq), y.shape[1]))
+    observed = np.zeros((len(uniq), y.shape[1]), dtype=bool)
+    for k in range(len(uniq)):          # one store's rows at a time: no second copy of a chain's grid
+        part = y[row == k]
+        total[k] = np.nansum(part, axis=0)
+        observed[k] = (~np.isnan(part)).any(axis=0)
+    open_ = total > 0
+    pad = np.zeros((total.shape[0], 1))
+    cs = np.concatenate([pad, np.cumsum(np.where(open_, total, 0.0), axis=1)], axis=1)
+    cn = np.concatenate([pad, np.cumsum(open_, axis=1)], axis=1)
+    t = np.arange(total.shape[1])
+    before = np.maximum(t - CLOSED_LOOKBACK_DAYS, 0)
+    n_open = cn[:, t] - cn[:, before]
+    usual = np.where(n_open > 0, (cs[:, t] - cs[:, before]) / np.maximum(n_open, 1), 0.0)
+    closed = observed & ~open_ & (usual >= CLOSED_MIN_UNITS)
+    return closed[row]
+
+
 def _band(h: np.ndarray) -> np.ndarray:
     h = np.asarray(h)
     return np.where(h <= HORIZON_BANDS[0], "h1", np.where(h <= HORIZON_BANDS[1], "h2", "h3"))
@@ -119,13 +150,15 @@ def _factor(scores: np.ndarray, level: float) -> float:
 
 
 def fit_calibration(P: pd.DataFrame, groups: pd.DataFrame) -> dict[str, Any]:
-    """P: backtest forecasts (y, p10, p50, p90, horizon, optional stockout, near_holiday and y_imputed: the demand
-    of a stock-out day, ml.censoring); groups: :func:`series_groups` of its
+    """P: backtest forecasts (y, p10, p50, p90, horizon, optional stockout, near_holiday, closed and y_imputed: the
+    demand of a stock-out day, ml.censoring); groups: :func:`series_groups` of its
     rows. Returns the JSON-able calibration: {"global", "cells": {cell: {"all", "h1", "h2", "h3"}}} of
     {"lo", "hi", "n"}, plus the thresholds it was fitted with."""
     keep = P["y"].notna().to_numpy()
     if "near_holiday" in P:
         keep &= ~P["near_holiday"].fillna(False).astype(bool).to_numpy()
+    if "closed" in P:
+        keep &= ~P["closed"].fillna(False).astype(bool).to_numpy()
     censored = P["stockout"].fillna(False).astype(bool).to_numpy() if "stockout" in P else np.zeros(len(P), bool)
     sold_out = censored.copy()
     demand = P["y"].to_numpy(float)
@@ -295,6 +328,7 @@ def backtest_calibration(model, frame: pd.DataFrame, end, weather: pd.DataFrame 
     if grid.y_fit is not None:
         P["y_imputed"] = np.where(P["stockout"], grid.y_fit[s, t], np.nan)
     P["near_holiday"] = near_holiday(grid)[s, t] if len(P) else False
+    P["closed"] = store_closed(grid)[s, t] if len(P) else False
     groups = series_groups(grid, P)
     P = P.join(groups[GROUP_COLUMNS])
     calibration = fit_calibration(P, groups)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from support.forecast import fast_config, small_frame
 
-from ml.calibration import apply_calibration, fit_calibration, series_groups
+from ml.calibration import apply_calibration, fit_calibration, series_groups, store_closed
 from ml.features import make_grid
 
 
@@ -81,6 +81,41 @@ def test_zero_width_intervals_of_intermittent_series_get_a_width():
     groups = pd.DataFrame({"volume": "low", "intermittency": "intermittent", "history": "long"}, index=P.index)
     C = apply_calibration(P, groups, fit_calibration(P, groups))
     assert (C["p90"] >= 1).all() and _coverage(C) == 1.0
+
+
+def test_a_store_that_sells_nothing_on_its_closing_days_is_closed_but_slow_movers_are_not():
+    """Store 2 of the bakery sells nothing on Christmas, New Year's Day, Good Friday; a thinned copy of it (1 % of
+    the units: a store of slow movers) has days without a sale that are quiet, not closed."""
+    f = small_frame(stores=(2,))
+    grid = make_grid(f, fast_config())
+    closed = store_closed(grid)
+    day = pd.Series(grid.dates)
+    sold = pd.DataFrame(np.nan_to_num(grid.y_raw)).sum(axis=0).to_numpy()
+    later = (day >= day[0] + pd.Timedelta(days=60)).to_numpy() & ~np.isnan(grid.y_raw).all(axis=0)
+    assert closed[:, later].any()
+    assert (closed == closed[0]).all()                                 # a store is closed for all its series
+    np.testing.assert_array_equal(closed[0, later], sold[later] == 0)   # every day without a sale, after 8 weeks
+    assert {"2017-12-25", "2018-01-01", "2018-03-30"} <= set(day[closed[0]].dt.strftime("%Y-%m-%d"))
+
+    thin = f.assign(y=np.random.default_rng(0).binomial(f["y"].fillna(0).astype(int), 0.01).astype(float))
+    thin_grid = make_grid(thin, fast_config())
+    quiet = (np.nan_to_num(thin_grid.y_raw).sum(axis=0) == 0) & ~np.isnan(thin_grid.y_raw).all(axis=0)
+    assert quiet.sum() > 20 and not store_closed(thin_grid).any()
+
+
+def test_closed_days_are_left_out_of_the_residuals():
+    """A closed day (forecast 0, sold 0) sits inside any interval: counted, a quarter of such days would let the
+    open days' P90 fall short of its level."""
+    P, groups = _rows(3000, 6, 2.0)
+    shut = np.random.default_rng(7).random(len(P)) < 0.25
+    P.loc[shut, ["y", "p10", "p50", "p90"]] = 0.0
+    P["closed"] = shut
+    cal = fit_calibration(P, groups)
+    clean = fit_calibration(P[~shut], groups[~shut])
+    assert cal["global"] == clean["global"]
+    assert fit_calibration(P.drop(columns="closed"), groups)["global"]["hi"] < 0.9 * cal["global"]["hi"]
+    C = apply_calibration(P[~shut], groups[~shut], cal)
+    assert 0.07 <= (C["y"] > C["p90"]).mean() <= 0.13
 
 
 def test_groups_use_only_the_history_up_to_the_origin():
