@@ -231,6 +231,15 @@ def test_hand_computed_case():
     assert doc["conservation_max_residual_units"] == {"perfect_foresight": 0, "constant": 0}
 
 
+def test_the_stockout_share_counts_the_days_with_demand_only():
+    """A closed day (no demand) cannot run out: one stock-out in three days with demand is a third, not a quarter."""
+    world = _tiny_world([8, 12, 0, 10], first_delivery=10)
+    const = summarize(simulate(world, [_Constant(10)]))["policies"][0]
+    assert const["stockout_days"] == 1 and const["demand_days"] == 3
+    assert const["stockout_share"] == round(1 / 3, 4)
+    assert const["by_item"][0]["stockout_share"] == round(1 / 3, 4)
+
+
 def test_inventory_fifo_and_expiry_by_hand():
     # shelf life 2: yesterday's 5 (expiring tonight) are sold before today's delivery of 10
     inv = Inventory(np.array([[5, 0]]), np.array([2]))

@@ -23,13 +23,17 @@ def _figures(d: pd.DataFrame, o: pd.DataFrame) -> dict:
     demand, sales, lost = int(d["demand"].sum()), int(d["sales"].sum()), int(d["lost"].sum())
     received, waste = int(d["received"].sum()), int(d["waste"].sum())
     lost_margin, waste_cost = float(d["lost_margin"].sum()), float(d["waste_cost"].sum())
+    stockout_days, demand_days = int((d["lost"] > 0).sum()), int((d["demand"] > 0).sum())
     n_orders = int(o["order_key"].nunique()) if len(o) else 0
     auto = int(o.loc[o["auto"].astype(bool), "order_key"].nunique()) if len(o) else 0
     return {
         "demand": demand, "sales": sales, "delivered": received,
         "waste_units": waste, "waste_pct_of_delivered": round(100.0 * waste / received, 2) if received else None,
         "lost_sales_units": lost, "fill_rate": round(sales / demand, 4) if demand else None,
-        "stockout_days": int((d["lost"] > 0).sum()),
+        # the share of the days with demand: a closed store (8 % of the bakery's store-days) cannot run out, and
+        # counted in the base it made a 33 % stock-out rate read 30 %
+        "stockout_days": stockout_days, "demand_days": demand_days,
+        "stockout_share": round(stockout_days / demand_days, 4) if demand_days else None,
         "avg_stock": round(float(d["available"].mean()), 2) if len(d) else None,
         "orders": n_orders, "touchless_rate": round(auto / n_orders, 4) if n_orders else None,
         "lost_margin": round(lost_margin, 2), "waste_cost": round(waste_cost, 2),

@@ -16,6 +16,7 @@ COLUMNS = [
     ("waste_cost", "waste cost", "{:,.2f}"), ("waste_units", "waste u", "{:,}"),
     ("waste_pct_of_delivered", "waste %", "{:.1f}"), ("lost_sales_units", "lost u", "{:,}"),
     ("fill_rate", "fill rate", "{:.3f}"), ("stockout_days", "stock-out days", "{:,}"),
+    ("stockout_share", "of days w/ demand", "{:.1%}"),
     ("avg_stock", "avg stock", "{:.1f}"), ("orders", "orders", "{:,}"), ("touchless_rate", "touchless", "{:.2f}"),
 ]
 
