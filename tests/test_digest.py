@@ -95,7 +95,7 @@ def _order(c, d: dt.date, store: int, supplier: int, item: int, status: str, *, 
 def day(eng):
     """A fresh business date with two orders to review, one released and sent, one dead letter,
     a blocked store and a forecast far from last year."""
-    d = dt.date(2030, 1, 7) + dt.timedelta(days=10 * next(_DAYS))
+    d = dt.date(2030, 1, 7) + dt.timedelta(days=40 * next(_DAYS))
     with eng.begin() as c:
         ids = {
             "bread_review": _order(c, d, 1, BREAD, 10, "in_review", reasons=("quantity_unusual",)),
@@ -118,8 +118,9 @@ def day(eng):
             c.execute(text("INSERT INTO forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, "
                            "p10, p50, p90) VALUES (1, :i, :d, :t, 1, 1, :p, 99)"),
                       {"i": item, "d": d, "t": t, "p": p50})
-            c.execute(text("INSERT INTO marts.fct_daily_demand VALUES (1, :i, :ly, :u)"),
-                      {"i": item, "ly": t - dt.timedelta(days=364), "u": last_year})
+            for lag in (357, 364, 371):            # the same weekday of three weeks last year
+                c.execute(text("INSERT INTO marts.fct_daily_demand VALUES (1, :i, :ly, :u)"),
+                          {"i": item, "ly": t - dt.timedelta(days=lag), "u": last_year})
     return d, ids
 
 
@@ -296,8 +297,8 @@ def test_many_blocked_stores_are_listed_up_to_the_limit(eng, day, sendgrid, tmp_
 def test_forecasts_are_compared_only_with_last_year_days_that_measured_demand(eng, sendgrid, tmp_path):
     """Zeros before a store opened or an item was listed, a stock-out, a closed store or a public holiday last
     year, or a public holiday on the day forecast, are no basis: on the demo's first night they made 65 of a
-    buyer's 88 exceptions."""
-    d = dt.date(2030, 1, 7) + dt.timedelta(days=10 * next(_DAYS))
+    buyer's 88 exceptions. (Each of those days alone: its weeks either side hold nothing to compare with.)"""
+    d = dt.date(2030, 1, 7) + dt.timedelta(days=40 * next(_DAYS))
     ly = d - dt.timedelta(days=364)
     with eng.begin() as c:
         def forecast(store, h, p50):
@@ -316,8 +317,9 @@ def test_forecasts_are_compared_only_with_last_year_days_that_measured_demand(en
         sold(1, 20, ly - dt.timedelta(days=10), 30)         # store 1 sold it in the weeks before
         sold(1, 20, ly + dt.timedelta(days=1), 0, stockout=True)
         sold(1, 20, ly + dt.timedelta(days=2), 0)           # store 1 closed that day: nothing sold at all
-        sold(1, 20, ly + dt.timedelta(days=3), 10)          # an ordinary day: the forecast is 8 x that
-        sold(1, 10, ly + dt.timedelta(days=3), 40)
+        for week in (-7, 0, 7):                              # ordinary days: the forecast is 8 x their level
+            sold(1, 20, ly + dt.timedelta(days=3 + week), 10)
+            sold(1, 10, ly + dt.timedelta(days=3 + week), 40)
         sold(1, 20, ly + dt.timedelta(days=4), 10, holiday=True)
         sold(1, 10, ly + dt.timedelta(days=4), 5)
         sold(1, 20, ly + dt.timedelta(days=5), 10)          # an ordinary day last year, a holiday this year
@@ -328,3 +330,31 @@ def test_forecasts_are_compared_only_with_last_year_days_that_measured_demand(en
     flagged = [ln for ln in _content(carl, "text/plain").splitlines() if "far from last year" in ln]
     assert flagged == ["  - forecast far from last year: Filiale Mitte (store 1), Apfelkuchen on "
                        f"{d + dt.timedelta(days=3)}: P50 80.0 vs 10.0 (+700%)"]
+
+
+def test_last_year_is_the_level_of_three_weeks_not_one_noisy_day(eng, sendgrid, tmp_path):
+    """Against one day last year, a forecast of 50 beside a day that sold 10 is "+400 %"; the same weekday of the
+    weeks either side sold 60 and 62: last year's level is 44 and the forecast is ordinary. A day with only one of
+    the three measured is not compared at all."""
+    d = dt.date(2030, 1, 7) + dt.timedelta(days=40 * next(_DAYS))
+    ly = d - dt.timedelta(days=364)
+    with eng.begin() as c:
+        def sold(day, units, item=20):
+            c.execute(text("INSERT INTO marts.fct_daily_demand VALUES (1, :i, :t, :u, false, false)"),
+                      {"i": item, "t": day, "u": units})
+
+        for h, p50 in ((1, 50.0), (2, 50.0), (3, 90.0)):
+            c.execute(text("INSERT INTO forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, "
+                           "p10, p50, p90) VALUES (1, 20, :d, :t, :h, 1, :p, 99)"),
+                      {"d": d, "t": d + dt.timedelta(days=h), "h": h, "p": p50})
+        sold(ly - dt.timedelta(days=20), 30)
+        for week, units in ((-7, 60), (0, 10), (7, 62)):   # day 1: a noisy day between two ordinary ones
+            sold(ly + dt.timedelta(days=1 + week), units)
+        sold(ly + dt.timedelta(days=2), 10)                 # day 2: one day only
+        for week in (-7, 0, 7):                             # day 3: 90 against a level of 40
+            sold(ly + dt.timedelta(days=3 + week), 40)
+    _run(eng, d, _channel(sendgrid, tmp_path))
+    carl = next(m for m in sendgrid.mails if m["personalizations"][0]["to"][0]["email"] == "carl@retailer.test")
+    flagged = [ln for ln in _content(carl, "text/plain").splitlines() if "far from last year" in ln]
+    assert flagged == ["  - forecast far from last year: Filiale Mitte (store 1), Apfelkuchen on "
+                       f"{d + dt.timedelta(days=3)}: P50 90.0 vs 40.0 (+125%)"]
