@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     # Buyer digests and run monitoring (replenish.digest, replenish.monitoring).
     digest_yoy_threshold: float = Field(
         default=0.5, gt=0,
-        description="Digest exception: forecast P50 deviates from the same weekday 52 weeks earlier by more than "
-        "this share of last year's units.",
+        description="Digest exception: forecast P50 deviates from last year's level (the mean of the same weekday "
+        "51, 52 and 53 weeks earlier) by more than this share of it.",
     )
     digest_yoy_min_units: float = Field(
         default=5.0, ge=0, description="Last-year units below this count as this many (no alarm on tiny series)."
