@@ -13,9 +13,8 @@ P10 = P50 = P90 = 0) a width to scale. Censoring: a stock-out day's sales are be
 is taken on the demand the training target imputed there (ml.censoring; left out when none was imputed: too few
 days that did not sell out). The days around public holidays are left out (see :func:`near_holiday`), and so are
 the days a store was closed (:func:`store_closed`): forecast 0 and sold 0, always inside, they would narrow every
-open day's interval. A cell
-with few rows is shrunk towards its parent (the group over all horizons, then all rows), so the factors never rest
-on a handful of days.
+open day's interval. A cell with few rows is shrunk towards its parent (the group over all horizons, then all
+rows), so the factors never rest on a handful of days.
 
 Groups are measured at the origin from the history the model reads (never after it): volume = mean daily demand
 over the last 28 observed days, intermittency = share of zero-sales days over the last 56 observed days, history
