@@ -194,7 +194,7 @@ def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2, retrain_days: int
     C = C.join(groups[GROUP_COLUMNS])
     R = None
     if len(fits) == 1:        # the rolling recalibration is measured on the model trained once
-        raw = P.join(groups[GROUP_COLUMNS]).assign(stockout=False, near_holiday=holiday_near)
+        raw = P.join(groups[GROUP_COLUMNS]).assign(stockout=False, near_holiday=holiday_near, closed=False)
         R = rolling_calibration(raw, pd.concat([fits[0][1], raw], ignore_index=True))
     out: dict[str, Any] = {"panel": spec["panel"], "series": int(frame[["store_id", "item_id"]].drop_duplicates()
                                                                   .shape[0]),

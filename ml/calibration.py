@@ -157,7 +157,7 @@ def fit_calibration(P: pd.DataFrame, groups: pd.DataFrame) -> dict[str, Any]:
     if "near_holiday" in P:
         keep &= ~P["near_holiday"].fillna(False).astype(bool).to_numpy()
     if "closed" in P:
-        keep &= ~P["closed"].fillna(False).astype(bool).to_numpy()
+        keep &= ~P["closed"].eq(True).to_numpy()     # NaN (rows from where it is not known): not closed
     censored = P["stockout"].fillna(False).astype(bool).to_numpy() if "stockout" in P else np.zeros(len(P), bool)
     sold_out = censored.copy()
     demand = P["y"].to_numpy(float)
