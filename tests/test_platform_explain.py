@@ -99,3 +99,18 @@ def test_a_fresh_line_rounded_down_to_the_nearest_pack_says_why() -> None:
     assert "In whole units" not in labels          # the packs round the unrounded need, not the whole units
     pack = next(s for s in steps if s.label == "Packs of 10")
     assert pack.value == "→ 90" and "the nearest" in pack.note and "thrown away" in pack.note
+
+
+def test_the_summary_reaches_the_proposed_quantity() -> None:
+    """"Why 7? expected sales 36, 30 left in store, need 6" left the 7 unexplained: the rounding is in the line."""
+    e = {"quantile_level": 0.95, "rule": "service_level", "forecast_quantile_sum": 36.2, "coverage_days": 3,
+         "on_hand": 30.0, "on_order": 0.0, "expiring": 0.0, "demand_before_delivery": 0.0, "raw_need": 6.2,
+         "steps": {"net_need": 7, "moq": [3, 7], "pack": [1, 7], "cap": [None, 7], "top_up_packs": 0}}
+    summary, _ = why_steps(e, proposed_qty=7, final_qty=7)
+    assert summary == "expected sales 36, 30 left in store, need 6, 6.2 rounded up to 7"
+    small = {**e, "forecast_quantile_sum": 31.4, "raw_need": 1.4, "steps": {**e["steps"], "net_need": 2,
+                                                                             "moq": [3, 3], "pack": [1, 3]}}
+    assert why_steps(small, proposed_qty=3, final_qty=3)[0] == (
+        "expected sales 31, 30 left in store, need 1, 1.4 rounded up to 2, supplier's minimum 3")
+    assert why_steps(EXPLANATION, proposed_qty=90, final_qty=90)[0] == (
+        "expected sales 90, 0 left in store, need 90, packs of 10")

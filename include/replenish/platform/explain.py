@@ -86,16 +86,20 @@ def why_steps(
     net_need = int(_n(st.get("net_need")))
     steps.append(Step("Needed", f"= {need}", f"{demand} expected − {left} left", kind="total"))
     qty = need
+    # how the need became the proposed quantity, for the one-line summary (the steps say it in full)
+    how: list[str] = []
     pack = st.get("pack") or [1, qty]
     # a fresh line's packs round its unrounded need to the nearest (orders.proposals): whole units say nothing there
     to_nearest_pack = int(pack[0]) > 1 and int(pack[1]) < net_need
     if net_need != need and not to_nearest_pack:
         steps.append(Step("In whole units", f"→ {net_need}", "the unrounded figures give "
                           f"{_n(e.get('raw_need')):.1f}, rounded up", kind="change"))
+        how.append(f"{_n(e.get('raw_need')):.1f} rounded up to {net_need}")
         qty = net_need
     moq = st.get("moq") or [0, qty]
     if int(moq[0]) and int(moq[1]) != qty:
         steps.append(Step(f"Supplier's minimum order {int(moq[0])}", f"→ {int(moq[1])}", kind="change"))
+        how.append(f"supplier's minimum {int(moq[0])}")
     qty = int(moq[1]) if moq else qty
     if int(pack[0]) > 1:
         packs = int(pack[1]) // int(pack[0])
@@ -105,15 +109,18 @@ def why_steps(
             note += ", the nearest: sold on the day only, one pack more would more likely be thrown away than sold"
         steps.append(Step(f"Packs of {int(pack[0])}", f"→ {int(pack[1])}" if int(pack[1]) != qty else f"= {qty}",
                           note, kind="change"))
+        how.append(f"packs of {int(pack[0])}")
     qty = int(pack[1]) if pack else qty
     cap = st.get("cap") or [None, qty]
     if cap[0] is not None and int(cap[1]) != qty:
         steps.append(Step(f"Maximum the store takes ({int(cap[0])})", f"→ {int(cap[1])}",
                           "below the minimum order: nothing" if st.get("cap_below_moq") else "", kind="change"))
+        how.append(f"at most {int(cap[0])}")
     top = int(_n(st.get("top_up_packs")))
     if top:
         steps.append(Step("Topped up to the supplier's minimum order value", f"→ {proposed_qty}",
                           f"+{top} pack{'s' if top != 1 else ''}", kind="change"))
+        how.append("topped up to the minimum order value")
     steps.append(Step("Proposed", str(proposed_qty), kind="result"))
     cut = e.get("release_cap") or {}
     if cut:
@@ -124,7 +131,5 @@ def why_steps(
     if edited_by and not str(edited_by).startswith(("release:", "system:", "cutoff:")) and final_qty != proposed_qty:
         steps.append(Step(f"Changed by {edited_by}", f"→ {final_qty}",
                           EDIT_REASON_LABELS.get(str(edit_reason), str(edit_reason or "")), kind="change"))
-    summary = f"expected sales {demand}, {left} left in store, need {need}"
-    if int(pack[0]) > 1:
-        summary += f", packs of {int(pack[0])}"
+    summary = ", ".join([f"expected sales {demand}, {left} left in store, need {need}", *how])
     return summary, steps
