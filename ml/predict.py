@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig,
                      weather: pd.DataFrame | None = None) -> tuple[ForecastModel, pd.DataFrame, dict]:
     """The weekly training without the database: :func:`fit_after_backtest`, whose backtest rows also give the
-    promotion metrics. Returns the model, the backtest rows and their metrics."""
+    promotion metrics. Returns the model, the backtest rows (the days a store was closed left out) and their
+    metrics."""
     import pandas as pd
 
     from ml.backtest import metrics, metrics_by
@@ -32,6 +33,9 @@ def backtest_and_fit(frame: pd.DataFrame, end, cfg: ForecastConfig,
         frame = frame[~after.to_numpy()]    # (the caller's whole frame is not held while the models train)
     del after
     model, P = fit_after_backtest(cfg, frame, end, weather)
+    # scored on the days the stores were open, as the calibration and the validation table are: a closed day (sold 0
+    # on a forecast of 0) is inside every interval and flattered the stored coverage
+    P = P[~P["closed"].eq(True).to_numpy()] if "closed" in P else P
     m: dict[str, Any] = metrics(P)
     # overall per model (jsonb in forecast.models); per store x item x horizon in forecast.backtest_metrics
     m["by_horizon"] = {int(r["horizon"]): {k: r[k] for k in ("n", "wape", "bias", "pinball", "coverage") if k in r}

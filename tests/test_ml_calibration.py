@@ -151,6 +151,17 @@ def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp
     assert not np.allclose(cal["p90"], raw["p90"])
 
 
+def test_the_stored_backtest_metrics_score_the_days_the_stores_were_open():
+    from ml.predict import backtest_and_fit, fit_after_backtest
+
+    f = small_frame(stores=(2, 3), start="2017-11-01", end="2018-06-30")
+    cfg = fast_config(origin_stride=4)
+    _, every_day = fit_after_backtest(cfg, f, "2018-05-31")
+    assert every_day["closed"].sum() > 0                 # Ascension, Whit Monday, Corpus Christi in the window
+    _, P, m = backtest_and_fit(f, "2018-05-31", cfg)
+    assert not P["closed"].any() and m["n"] == len(P) == (~every_day["closed"]).sum()
+
+
 def test_a_short_warehouse_history_shortens_the_backtest_instead_of_failing():
     from ml.calibration import BACKTEST_DAYS, backtest_days
     from ml.predict import fit_calibrated
