@@ -338,3 +338,13 @@ def test_absurd_forecast_orders_nothing_and_is_flagged():
     fc = _fc(p50=1e299, p10=1e299, p90=float("inf"))
     r = run([_line()], fc)
     assert r.lines.proposed_qty.tolist() == [0] and r.lines.forecast_flagged.tolist() == [True]
+
+
+def test_the_requested_level_is_the_newsvendor_ratio_for_fresh_goods_and_the_service_level_otherwise():
+    import numpy as np
+
+    from replenish.orders.proposals import requested_level
+
+    level = requested_level(np.array([40, 40, 0]), np.array([12, 12, 5]), np.array([0.95, 0.95, 0.9]),
+                            np.array([True, False, True]))
+    np.testing.assert_allclose(level, [0.70, 0.95, 0.01])     # no price: the lowest level, never a division by 0

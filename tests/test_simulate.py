@@ -21,6 +21,7 @@ from replenish.simulate.engine import simulate
 from replenish.simulate.inventory import Inventory
 from replenish.simulate.metrics import conservation, summarize
 from replenish.simulate.policies import DayView, MinMax, Ours, PerfectForesight, Policy, SameAsLastWeek, _plain_lines
+from replenish.simulate.report import format_table
 from replenish.simulate.world import PAD, Masters, Opportunity, Terms, World, build_world
 
 START, END = dt.date(2019, 3, 4), dt.date(2019, 3, 10)   # Monday .. Sunday: one weekly fit
@@ -85,6 +86,18 @@ def test_summary_has_every_policy_and_figure(small):
         assert p["cost"] == pytest.approx(p["lost_margin"] + p["waste_cost"], abs=0.011)
         assert {r["item_id"] for r in p["by_item"]} == set(ITEMS)
     assert {"met", "gap_to_perfect_foresight"} <= set(doc["target"])
+    # what each item class asks for: 1 - the newsvendor ratio (price - cost) / price for the 1-day items, 1 - the
+    # service level for the rye bread; beside what ours delivered on the days with demand
+    asked = {i: r["asked"] for i, r in doc["target"]["stockout_share_by_item"].items()}
+    assert asked == {101: pytest.approx(0.12 / 0.40), 109: pytest.approx(0.05)}     # the fixture's two items
+    ours = doc["policies"][0]
+    for r in ours["by_item"]:
+        row = doc["target"]["stockout_share_by_item"][r["item_id"]]
+        assert row["delivered"] == r["stockout_share"]
+        assert row["within"] == (abs(row["delivered"] - row["asked"]) <= 0.03)
+    assert doc["target"]["stockout_within_3_points"] == all(
+        r["within"] for r in doc["target"]["stockout_share_by_item"].values())
+    assert "within 3 points of what each item asks for" in format_table(doc)
     json.dumps(doc)
 
 
@@ -317,7 +330,7 @@ def test_cli_json_document(tmp_path):
 
 
 def test_table_and_html_page(tmp_path):
-    from replenish.simulate.report import format_table, write_html
+    from replenish.simulate.report import write_html
 
     world = _tiny_world([8, 12, 10, 5], first_delivery=10)
     res = simulate(world, [_Constant(10), PerfectForesight(world.masters, world.demand)])

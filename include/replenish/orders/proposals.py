@@ -93,6 +93,18 @@ def _fmt_milli(v: int) -> str:
     return f"{v // MILLI}.{v % MILLI:03d}" if v >= 0 else "-" + _fmt_milli(-v)
 
 
+def requested_level(price: np.ndarray, cost: np.ndarray, service_level: np.ndarray,
+                    perishable: np.ndarray) -> np.ndarray:
+    """The demand quantile a line orders up to: the newsvendor critical ratio margin / price for perishables (sold on
+    the day or thrown away), else the service level; so 1 - level is the share of days it is meant to run out.
+    Prices in any unit (the proposals pass integer cents)."""
+    price, cost = np.asarray(price, dtype="float64"), np.asarray(cost, dtype="float64")
+    margin = price - cost
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cr = np.where(price > 0, margin / np.maximum(margin + cost, 1e-9), 0.0)
+    return np.clip(np.where(perishable, cr, service_level), 0.01, 0.995)
+
+
 def compute_proposals(
     lines: pd.DataFrame, forecasts: pd.DataFrame, *, mov_policy: str = "top_up", explain: bool = True,
     day_error_correlation: float | None = None,
@@ -123,12 +135,7 @@ def compute_proposals(
     expiring = np.where(on_hand_expires, on_hand, _milli(L["expiring_qty"]) if "expiring_qty" in L else 0)
     expiring = np.minimum(expiring, on_hand) + exp_order
 
-    # service level, newsvendor for perishables (integer cents; cr only used to pick the quantile)
-    margin_c = price_c - cost_c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cr = np.where(price_c > 0, margin_c / np.maximum(margin_c + cost_c, 1), 0.0)
-    level = np.where(perishable, cr, L["service_level"].fillna(0.95).to_numpy(dtype="float64"))
-    level = np.clip(level, 0.01, 0.995)
+    level = requested_level(price_c, cost_c, L["service_level"].fillna(0.95).to_numpy(dtype="float64"), perishable)
     w = level_weight(level)
     window_end = np.where(perishable, deliv + 1, nextd)
     window_days = window_end - deliv

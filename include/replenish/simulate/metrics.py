@@ -54,6 +54,26 @@ def conservation(result: SimulationResult) -> dict[str, int]:
     return out
 
 
+STOCKOUT_TOLERANCE = 0.03     # issue 18: each item class's stock-out rate within 3 points of what it asks for
+
+
+def _stockout_targets(result: SimulationResult, ours: dict) -> dict:
+    """Per item, the stock-out rate its ordering asks for (1 - the quantile level the proposals request:
+    orders.proposals.requested_level) beside the one ours delivered over the days with demand."""
+    from replenish.orders.proposals import requested_level
+
+    m = result.world.masters
+    t = m.terms
+    level = requested_level(t.price, t.cost, t.service_level, t.shelf_life == 1)
+    items = m.keys["item_id"].to_numpy(np.int64)
+    asked = {int(i): float((1.0 - level)[items == i].mean()) for i in np.unique(items)}
+    got = {int(r["item_id"]): r["stockout_share"] for r in ours["by_item"]}
+    rows = {i: {"asked": round(a, 4), "delivered": got.get(i),
+                "within": got.get(i) is not None and abs(got[i] - a) <= STOCKOUT_TOLERANCE}
+            for i, a in asked.items()}
+    return {"stockout_share_by_item": rows, "stockout_within_3_points": all(r["within"] for r in rows.values())}
+
+
 def summarize(result: SimulationResult) -> dict:
     m = result.world.masters
     d = result.daily.copy()
@@ -83,6 +103,9 @@ def summarize(result: SimulationResult) -> dict:
         policies.append(entry)
     cost = {p["policy"]: p["cost"] for p in policies}
     target: dict = {"ours_cost": cost.get("ours")}
+    ours = next((p for p in policies if p["policy"] == "ours"), None)
+    if ours is not None:
+        target.update(_stockout_targets(result, ours))
     if "ours" in cost:
         for other in ("min_max", "same_as_last_week"):
             if other in cost:

@@ -55,6 +55,11 @@ def format_table(doc: dict) -> str:
             f"{t.get('saving_vs_min_max')}, vs same_as_last_week {t.get('saving_vs_same_as_last_week')}; "
             f"gap to perfect foresight {t.get('gap_to_perfect_foresight')} EUR "
             f"({t.get('gap_to_perfect_foresight_pct_of_ours')} % of ours)")
+    if "stockout_share_by_item" in t:
+        parts = [f"item {i} {r['delivered']:.1%} (asks {r['asked']:.1%})" if r["delivered"] is not None
+                 else f"item {i} - (asks {r['asked']:.1%})" for i, r in t["stockout_share_by_item"].items()]
+        lines.append(f"ours' stock-out days of the days with demand, within 3 points of what each item asks for: "
+                     f"{'yes' if t['stockout_within_3_points'] else 'NO'}; " + ", ".join(parts))
     lines.append(f"conservation (max |in - out - closing| units per policy): {doc['conservation_max_residual_units']}")
     return "\n".join(lines)
 
