@@ -114,3 +114,8 @@ def test_the_summary_reaches_the_proposed_quantity() -> None:
         "expected sales 31, 30 left in store, need 1, 1.4 rounded up to 2, supplier's minimum 3")
     assert why_steps(EXPLANATION, proposed_qty=90, final_qty=90)[0] == (
         "expected sales 90, 0 left in store, need 90, packs of 10")
+    # the demo night's line: 6.04 said "6.0 rounded up to 7"
+    close = {**e, "raw_need": 6.04}
+    assert why_steps(close, proposed_qty=7, final_qty=7)[0].endswith("need 6, 6.04 rounded up to 7")
+    assert why_steps({**e, "raw_need": 6.0004}, proposed_qty=7, final_qty=7)[0].endswith(
+        "need 6, just over 6 rounded up to 7")

@@ -34,6 +34,16 @@ def _u(v: Any) -> int:
     return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
 
 
+def _unrounded(x: float) -> str:
+    """The figure a whole unit was rounded up from, with the decimals that show it is above the unit: "6.0 rounded
+    up to 7" read as a mistake where the figure was 6.04."""
+    for d in (1, 2):
+        s = f"{x:.{d}f}"
+        if float(s) != float(int(x)):
+            return s
+    return f"just over {int(x)}"
+
+
 def _signed(v: int) -> str:
     return f"+{v}" if v >= 0 else f"−{-v}"
 
@@ -93,8 +103,8 @@ def why_steps(
     to_nearest_pack = int(pack[0]) > 1 and int(pack[1]) < net_need
     if net_need != need and not to_nearest_pack:
         steps.append(Step("In whole units", f"→ {net_need}", "the unrounded figures give "
-                          f"{_n(e.get('raw_need')):.1f}, rounded up", kind="change"))
-        how.append(f"{_n(e.get('raw_need')):.1f} rounded up to {net_need}")
+                          f"{_unrounded(_n(e.get('raw_need')))}, rounded up", kind="change"))
+        how.append(f"{_unrounded(_n(e.get('raw_need')))} rounded up to {net_need}")
         qty = net_need
     moq = st.get("moq") or [0, qty]
     if int(moq[0]) and int(moq[1]) != qty:
