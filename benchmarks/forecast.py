@@ -7,8 +7,11 @@ not scored, so every method is scored on the same (store, item, target date, hor
 - statsforecast: AutoETS(season_length=7) fitted per series once; per origin ``model.forward`` re-runs the
   fixed-parameter filter on the history <= o (80% interval -> P10/P90). Refitting per origin would cost
   ~119 x the fit time; frozen parameters keep it bounded and match the protocol of the others.
-- mlforecast: LightGBM, lags 7 and 14, rolling means 7/28 of lag 7, dayofweek; point = default L2 LGBMRegressor,
-  P10/P90 = quantile LGBMRegressors on the same features. Per origin ``predict(h=7, new_df=history <= o)``.
+- mlforecast: the protocol's configuration: LightGBM (default L2 LGBMRegressor), lags 1, 7, 14, 28, rolling means
+  7/28 of lags 1 and 7, date features (day of week, month, day of year), the known-ahead drivers (holidays, school
+  holidays, promotions); recursive over the 7 days; P10/P90 = P50 -/+ its conformal width per series (the 80 %
+  quantile of |y - P50| over 8 cross-validation windows of 7 days before the training end). Per origin
+  ``predict(h=7, new_df=history <= o, X_df=the drivers of o+1..o+7)``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,15 @@ def _statsforecast(frame, origins):
     return pd.concat(out, ignore_index=True)
 
 
+# mlforecast as the protocol configures it (../shared/BENCHMARK.md): lags 1, 7, 14, 28 with rolling means, date
+# features and the known-ahead drivers (calendar and planned promotions; no weather: none is known at the origin
+# but a forecast, which this peer is not given)
+ML_LAGS = [1, 7, 14, 28]
+ML_KNOWN_AHEAD = ["is_holiday", "is_holiday_next2days", "is_school_holiday", "promotion", "promotion_lastweek"]
+ML_DATE_FEATURES = ["dayofweek", "month", "dayofyear"]
+ML_CONFORMAL_WINDOWS = 8
+
+
 def _mlforecast(frame, origins):
     import lightgbm as lgb
     import pandas as pd
@@ -78,25 +90,39 @@ def _mlforecast(frame, origins):
 
     f = frame[frame["y"].notna()].copy()
     f["unique_id"] = f["store_id"].astype(str) + "_" + f["item_id"].astype(str)
-    f = f.rename(columns={"date": "ds"})[["unique_id", "ds", "y", "store_id", "item_id"]]
+    exog = [c for c in ML_KNOWN_AHEAD if c in f and f[c].notna().any()]
+    f[exog] = f[exog].fillna(0.0)
+    f = f.rename(columns={"date": "ds"})[["unique_id", "ds", "y", "store_id", "item_id", *exog]]
     keys = f[["unique_id", "store_id", "item_id"]].drop_duplicates()
-    models = {"p50": lgb.LGBMRegressor(n_jobs=2, verbose=-1),
-              "p10": lgb.LGBMRegressor(objective="quantile", alpha=0.1, n_jobs=2, verbose=-1),
-              "p90": lgb.LGBMRegressor(objective="quantile", alpha=0.9, n_jobs=2, verbose=-1)}
-    fc = MLForecast(models=models, freq="D", lags=[7, 14],
-                    lag_transforms={7: [RollingMean(window_size=7), RollingMean(window_size=28)]},
-                    date_features=["dayofweek"])
-    fc.fit(f[f["ds"] <= pd.Timestamp(TRAIN_END)][["unique_id", "ds", "y"]])
+    # the drivers of every date (the test window's too: they are planned), for the days each origin forecasts
+    future = frame.assign(unique_id=frame["store_id"].astype(str) + "_" + frame["item_id"].astype(str))
+    future = future.rename(columns={"date": "ds"})[["unique_id", "ds", *exog]].fillna(0.0)
+    fc = MLForecast(models={"lgbm": lgb.LGBMRegressor(n_jobs=2, verbose=-1)}, freq="D", lags=ML_LAGS,
+                    lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28)],
+                                    7: [RollingMean(window_size=7), RollingMean(window_size=28)]},
+                    date_features=ML_DATE_FEATURES)
+    train = f[f["ds"] <= pd.Timestamp(TRAIN_END)].drop(columns=["store_id", "item_id"]).merge(keys, on="unique_id")
+    # P10/P90: mlforecast's conformal interval, per series from its own cross-validation before the training end
+    # (8 windows of 7 days; the 80 % quantile of |y - P50|). Its built-in one (predict(level=...)) cannot be asked
+    # with new_df and future drivers together (mlforecast 1.1: its frozen backtest drops X_df)
+    cv = fc.cross_validation(train, n_windows=ML_CONFORMAL_WINDOWS, h=len(HORIZONS),
+                             static_features=["store_id", "item_id"], refit=False)
+    width = (cv["y"] - cv["lgbm"]).abs().groupby(cv["unique_id"]).quantile(0.8).rename("width").reset_index()
+    fc.fit(train, static_features=["store_id", "item_id"])
     out = []
     for o in origins:
-        hist = f[(f["ds"] <= pd.Timestamp(o)) & (f["ds"] > pd.Timestamp(o) - pd.Timedelta(days=60))]
-        p = fc.predict(h=len(HORIZONS), new_df=hist[["unique_id", "ds", "y"]])
-        p["origin"] = pd.Timestamp(o)
+        o = pd.Timestamp(o)
+        hist = f[(f["ds"] <= o) & (f["ds"] > o - pd.Timedelta(days=60))]
+        ahead = future[(future["ds"] > o) & (future["ds"] <= o + pd.Timedelta(days=len(HORIZONS)))]
+        p = fc.predict(h=len(HORIZONS), new_df=hist, X_df=ahead)
+        p["origin"] = o
         out.append(p)
     p = pd.concat(out, ignore_index=True).merge(keys, on="unique_id")
     p["horizon"] = (p["ds"] - p["origin"]).dt.days
-    return p.rename(columns={"ds": "target_date"})[["store_id", "item_id", "origin", "target_date", "horizon",
-                                                   "p10", "p50", "p90"]]
+    p = p.rename(columns={"ds": "target_date", "lgbm": "p50"}).merge(width, on="unique_id", how="left")
+    p["p10"] = np.maximum(p["p50"] - p["width"], 0.0)
+    p["p90"] = p["p50"] + p["width"]
+    return p[["store_id", "item_id", "origin", "target_date", "horizon", "p10", "p50", "p90"]]
 
 
 def run_forecast_bench(panel: pd.DataFrame, methods: list[str] | None = None, ours_cfg=None) -> dict:
