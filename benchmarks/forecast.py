@@ -101,7 +101,7 @@ def _mlforecast(frame, origins):
                     lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28)],
                                     7: [RollingMean(window_size=7), RollingMean(window_size=28)]},
                     date_features=ML_DATE_FEATURES)
-    train = f[f["ds"] <= pd.Timestamp(TRAIN_END)].drop(columns=["store_id", "item_id"]).merge(keys, on="unique_id")
+    train = f[f["ds"] <= pd.Timestamp(TRAIN_END)]      # the columns in new_df's order: mlforecast reads them by place
     # P10/P90: mlforecast's conformal interval, per series from its own cross-validation before the training end
     # (8 windows of 7 days; the 80 % quantile of |y - P50|). Its built-in one (predict(level=...)) cannot be asked
     # with new_df and future drivers together (mlforecast 1.1: its frozen backtest drops X_df)
@@ -114,7 +114,7 @@ def _mlforecast(frame, origins):
         o = pd.Timestamp(o)
         hist = f[(f["ds"] <= o) & (f["ds"] > o - pd.Timedelta(days=60))]
         ahead = future[(future["ds"] > o) & (future["ds"] <= o + pd.Timedelta(days=len(HORIZONS)))]
-        p = fc.predict(h=len(HORIZONS), new_df=hist, X_df=ahead)
+        p = fc.predict(h=len(HORIZONS), new_df=hist, X_df=ahead if exog else None)
         p["origin"] = o
         out.append(p)
     p = pd.concat(out, ignore_index=True).merge(keys, on="unique_id")
