@@ -177,8 +177,8 @@ def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2, retrain_days: int
     s = pd.MultiIndex.from_frame(grid.keys[["store_id", "item_id"]]).get_indexer(
         pd.MultiIndex.from_frame(P[["store_id", "item_id"]].astype("int64")))
     t = (pd.to_datetime(P["target_date"]) - grid.dates[0]).dt.days.to_numpy()
-    closed = store_closed(grid)[s, t]
-    measured = ~grid.stockout[s, t] & ~closed
+    closed, stockout = store_closed(grid)[s, t], grid.stockout[s, t]
+    measured = ~stockout & ~closed
     holiday_near = near_holiday(grid)[s, t][measured]       # left out of the rolling pool, as of the backtest's
     P = P[measured].reset_index(drop=True)
     groups = series_groups(grid, P)
@@ -199,7 +199,7 @@ def run_panel(spec: dict[str, Any], cfg=None, stride: int = 2, retrain_days: int
     out: dict[str, Any] = {"panel": spec["panel"], "series": int(frame[["store_id", "item_id"]].drop_duplicates()
                                                                   .shape[0]),
                            "train_end": spec["train_end"], "test": f"{spec['test_start']}..{spec['test_end']}",
-                           "models": len(fits), "closed_days": int((closed & ~grid.stockout[s, t]).sum()),
+                           "models": len(fits), "closed_days": int((closed & ~stockout).sum()),
                            **_summary(C), **(_rolling_summary(R) if R is not None else {}),
                            "groups": {}}
     for g in GROUP_COLUMNS:
