@@ -91,7 +91,7 @@ def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4
     ``forecasts``: rows of ``forecast.forecasts`` (the new origin and earlier origins whose targets fall in the
     LOOKBACK_DAYS up to ``business_date``); ``actuals``: ``marts.fct_daily_demand`` rows (store_id, item_id,
     demand_date, units_sold, is_stockout) of those days; ``models``: the current model's row of ``forecast.models``
-    (None or empty: none). Accuracy excludes stock-out days (sales there are censored demand)."""
+    (None or empty: none). Accuracy counts a sold-out day at its sales (a lower bound of its demand)."""
     import datetime as dt
 
     import matplotlib
@@ -200,8 +200,8 @@ def _series_html(bd, act, new, old, n_series: int) -> str:
 
 
 def _accuracy_html(bd, start, act, old) -> str:
-    """Accuracy of the matured forecasts (earlier origins, targets in the look-back window), stock-out days left
-    out: pooled, and by horizon and by store as plots and tables."""
+    """Accuracy of the matured forecasts (earlier origins, targets in the look-back window), sold-out days at their
+    sales: pooled, and by horizon and by store as plots and tables."""
     import pandas as pd
 
     from ml.backtest import metrics, metrics_by
@@ -210,16 +210,19 @@ def _accuracy_html(bd, start, act, old) -> str:
     j = old.merge(act.rename(columns={"demand_date": "target_date"}), on=["store_id", "item_id", "target_date"],
                   how="inner")
     n_so = int(j["is_stockout"].sum()) if len(j) else 0
-    j = j.assign(y=j["units_sold"].where(~j["is_stockout"])) if len(j) else j.assign(y=pd.Series(dtype=float))
+    # a sold-out day counts at its sales, a lower bound of its demand: left out, only the days that did not sell
+    # out, the low ones, would be scored (a 1-day item ordered at its P70 would read ~10 % over-forecast)
+    j = j.assign(y=j["units_sold"]) if len(j) else j.assign(y=pd.Series(dtype=float))
     j = j[j["y"].notna()]
     if len(j) == 0 or float(j["y"].sum()) <= 0:
         parts.append(f"<p>{html.escape(NO_MATURED)}</p>")
         return "".join(parts)
     pooled = metrics(j)
     parts.append("<p>Pooled: " + ", ".join(f"{k} {_fmt(v)}" for k, v in pooled.items()) +
-                 f". {j['origin_date'].nunique()} earlier origin(s); {n_so} stock-out target day(s) excluded "
-                 "(censored sales). WAPE = sum|y-P50|/sum y; bias = (sum P50 - sum y)/sum y; coverage = share "
-                 "of actuals inside P10-P90 (nominal 0.80).</p>")
+                 f". {j['origin_date'].nunique()} earlier origin(s); {n_so} sold-out target day(s) counted at their "
+                 "sales, which understate their demand (`replenish accuracy` gives the coverage as a range and "
+                 "names any drift against the model's backtest). WAPE = sum|y-P50|/sum y; bias = "
+                 "(sum P50 - sum y)/sum y; coverage = share of actuals inside P10-P90 (nominal 0.80).</p>")
     bh = metrics_by(j, "horizon")
     bs = metrics_by(j, "store_id")
     parts.append(_metric_bars(bh["horizon"], bh, "horizon", "tab:blue"))

@@ -239,3 +239,86 @@ def test_cli_build_full_refresh_sees_raw_changed_by_hand(wh):
         with eng.begin() as c:
             c.execute(text(f"UPDATE raw.pos_stock_levels SET on_hand_qty = on_hand_qty - 100 WHERE {key}"))
         run_dbt_build(D, full_refresh=True, settings=settings)
+
+
+def test_forecasts_are_scored_against_what_sold_once_their_dates_are_past(wh):
+    """marts.fct_forecast_accuracy puts each stored forecast beside what sold on its target date (<= D only);
+    ``replenish accuracy --json`` pools them against the backtest of the model that made them, counts a sell-out
+    day at its sales with the coverage as a range, and names what drifts."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from replenish.forecasting.accuracy import realised_accuracy
+    from replenish.warehouse import run_dbt_build
+
+    settings, eng = wh
+    assert run_dbt_build(D, settings=settings).success
+    sold = {(r["store_id"], r["item_id"], r["demand_date"]): r for r in
+            q(eng, "SELECT store_id, item_id, demand_date, units_sold, is_stockout FROM marts.fct_daily_demand")}
+    origin = D - timedelta(days=2)
+    rows = []
+    for (s, i, d), r in sold.items():
+        if d <= origin:
+            continue
+        y = float(r["units_sold"])
+        # each forecast 2 units high, its interval just containing what sold
+        rows.append({"store_id": s, "item_id": i, "origin_date": origin, "target_date": d,
+                     "horizon": (d - origin).days, "p10": max(y - 3, 0), "p50": y + 2, "p90": y + 4,
+                     "model_version": "v-acc", "is_flagged": False, "run_id": "t"})
+    for s, i in {(s, i) for s, i, _ in sold}:     # a target after D: not scored yet
+        rows.append({"store_id": s, "item_id": i, "origin_date": origin, "target_date": D + timedelta(days=1),
+                     "horizon": 3, "p10": 0, "p50": 1, "p90": 2, "model_version": "v-acc", "is_flagged": False,
+                     "run_id": "t"})
+    with eng.begin() as c:
+        c.execute(text("DELETE FROM forecast.forecasts"))
+        c.execute(text("DELETE FROM forecast.backtest_metrics"))
+        c.execute(text("DELETE FROM forecast.models"))
+        c.execute(text("INSERT INTO forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, p10,"
+                       " p50, p90, model_version, is_flagged, run_id) VALUES (:store_id, :item_id, :origin_date,"
+                       " :target_date, :horizon, :p10, :p50, :p90, :model_version, :is_flagged, :run_id)"), rows)
+        c.execute(text("INSERT INTO forecast.models (version, params, feature_config, backtest_metrics,"
+                       " backtest_wape, artifact_path) VALUES ('v-acc', '{}', '{}', '{}', 0.1, '/none')"))
+        c.execute(text("INSERT INTO forecast.backtest_metrics (model_version, store_id, item_id, horizon, n, sum_y,"
+                       " sum_p50, sum_abs_err, n_covered) VALUES ('v-acc', 1, 100, 1, 10, 100, 100, 10, 8),"
+                       " ('v-acc', 1, 100, 2, 10, 100, 100, 20, 8)"))
+    try:
+        assert run_dbt_build(D, settings=settings).success
+        scored = q(eng, "SELECT * FROM marts.fct_forecast_accuracy ORDER BY store_id, item_id, target_date")
+        past = [r for r in rows if r["target_date"] <= D]
+        assert len(scored) == len(past) and all(r["target_date"] <= D for r in scored)
+        assert all(r["abs_error"] == pytest.approx(2) and not r["is_below_p10"] and not r["is_above_p90"]
+                   and not r["is_store_closed"] for r in scored)
+        censored = [r for r in scored if r["is_censored"]]
+        assert censored and {(r["store_id"], r["item_id"]) for r in censored} >= {(1, 101)}   # on hand -1 on D
+
+        doc = realised_accuracy(eng, D)
+        total = sum(float(sold[(r["store_id"], r["item_id"], r["target_date"])]["units_sold"]) for r in past)
+        o = doc["overall"]
+        assert o["rows"] == len(past) and o["censored_rows"] == len(censored)
+        assert o["wape"] == pytest.approx(2 * len(past) / total, abs=1e-4)
+        assert o["bias"] == pytest.approx(2 * len(past) / total, abs=1e-4)
+        # inside P10-P90 for certain on the days that did not sell out; maybe on those that did
+        assert o["coverage_low"] == pytest.approx((len(past) - len(censored)) / len(past), abs=1e-4)
+        assert o["coverage_high"] == 1.0
+        assert o["backtest_wape"] is not None and 0.1 <= o["backtest_wape"] <= 0.2
+        assert [h["horizon"] for h in doc["by_horizon"]] == [1, 2]
+        assert doc["status"] == "ok" and doc["drift"] == []      # too few rows to judge
+        assert {s["item_id"] for s in doc["service_by_item"]} <= {100, 101}
+
+        env = {**os.environ, "REPLENISH_DATABASE_URL": str(settings.database_url),
+               "REPLENISH_STATE_DIR": str(settings.state)}
+        exe = str(Path(sys.executable).with_name("replenish"))
+        p = subprocess.run([exe, "accuracy", "--date", str(D), "--json"], capture_output=True, text=True, env=env,
+                           timeout=300)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert json.loads(p.stdout) == json.loads(json.dumps(doc))
+        p = subprocess.run([exe, "accuracy", "--date", str(D)], capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0 and "By horizon" in p.stdout and "sold out" in p.stdout, p.stderr[-3000:]
+    finally:
+        with eng.begin() as c:
+            c.execute(text("DELETE FROM forecast.forecasts"))
+            c.execute(text("DELETE FROM forecast.backtest_metrics"))
+            c.execute(text("DELETE FROM forecast.models"))

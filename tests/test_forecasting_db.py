@@ -142,3 +142,25 @@ def test_a_registered_artifact_loads_from_its_stored_path_wherever_it_is(eng, tm
         rows = pd.read_sql(text("select model_version, is_flagged from forecast.forecasts"
                                 " where origin_date = '2018-05-31'"), c)
     assert len(rows) == 3 * 7 and set(rows.model_version) == {"v-old-place"} and not rows.is_flagged.any()
+
+
+def test_drift_is_named_only_where_the_figures_leave_their_limits():
+    from replenish.forecasting.accuracy import MIN_ROWS, drift_reasons
+
+    ok = {"rows": 1000, "censored_rows": 300, "wape": 0.20, "backtest_wape": 0.18, "bias": 0.04,
+          "coverage_low": 0.62, "coverage_high": 0.86}
+    assert drift_reasons(ok, []) == []          # a range that reaches the band is not drift
+    narrow = {**ok, "coverage_high": 0.66}
+    assert any("too narrow" in r for r in drift_reasons(narrow, []))
+    wide = {**ok, "coverage_low": 0.93, "coverage_high": 0.97}
+    assert any("too wide" in r for r in drift_reasons(wide, []))
+    assert any("below what sold" in r for r in drift_reasons({**ok, "bias": -0.15}, []))
+    # an over-forecast read through many sold-out days may be their shortfall: named only when few sold out
+    assert drift_reasons({**ok, "bias": 0.15}, []) == []
+    assert any("above what sold" in r for r in drift_reasons({**ok, "bias": 0.15, "censored_rows": 50}, []))
+    assert any("backtest" in r for r in drift_reasons({**ok, "wape": 0.25}, []))
+    assert drift_reasons({**narrow, "rows": MIN_ROWS - 1}, []) == []      # too few rows to say
+    service = [{"item_id": 101, "days_with_sales": 500, "stockout_days": 210, "stockout_share": 0.42, "asked": 0.30},
+               {"item_id": 109, "days_with_sales": 500, "stockout_days": 30, "stockout_share": 0.06, "asked": 0.05},
+               {"item_id": 110, "days_with_sales": 20, "stockout_days": 19, "stockout_share": 0.95, "asked": 0.30}]
+    assert drift_reasons(ok, service) == ["item 101 sold out on 42% of its days with sales, its ordering asks for 30%"]

@@ -327,6 +327,32 @@ def status(
             sys.stdout.write(status_text(doc))
 
 
+# --------------------------------------------------------------------- accuracy
+@app.command("accuracy")
+def accuracy(
+    date: str = typer.Option("", "--date", help="Business date YYYY-MM-DD (default: the clock's last business day)"),
+    days: int = typer.Option(28, "--days", min=1, max=366, help="Target dates scored: the DAYS up to --date."),
+    as_json: JsonFlag = False,
+) -> None:
+    """How the stored forecasts met what sold (WAPE, bias, P10-P90 coverage against the model's backtest) and the
+    stock-out days the orders delivered against the ones they ask for; names any drift."""
+    _setup_logging()
+    from replenish import clock, migrations
+    from replenish.database import engine
+    from replenish.forecasting.accuracy import realised_accuracy
+
+    day = _parse_date(date, "--date") if date else clock.business_date_for_order_date(clock.today())
+    with _stdout_for_json(as_json):
+        migrations.ensure_current()
+        doc = realised_accuracy(engine(), day, days)
+        if as_json:
+            _emit(doc, True)
+        else:
+            from replenish.cli_output import accuracy_text
+
+            sys.stdout.write(accuracy_text(doc))
+
+
 # ------------------------------------------------------------------- airflow ui
 @app.command("airflow-ui")
 def airflow_ui(

@@ -91,6 +91,7 @@ def status_text(doc: dict[str, Any]) -> str:
                  "finished": (r["finished_at"] or "")[:19].replace("T", " "),
                  "orders sent": (r.get("figures") or {}).get("dispatch_sent"),
                  "to review": (r.get("figures") or {}).get("orders_to_review"),
+                 "forecasts": (r.get("figures") or {}).get("forecast_accuracy"),
                  "failed tasks": r["task_failures"]} for r in dag_runs]
         parts.append("Airflow runs (latest first):\n" + table(rows))
     runs = doc.get("runs") or []
@@ -108,6 +109,45 @@ def status_text(doc: dict[str, Any]) -> str:
             text += f"empty: {', '.join(empty)}\n"
         parts.append(text)
     return "\n".join(parts) if parts else "Nothing recorded yet: run `replenish demo`.\n"
+
+
+def _pct(v: Any) -> str:
+    return "" if v is None else f"{v:.1%}"
+
+
+def _coverage(r: dict[str, Any]) -> str:
+    lo, hi = r.get("coverage_low"), r.get("coverage_high")
+    if lo is None:
+        return ""
+    return _pct(lo) if lo == hi else f"{_pct(lo)}-{_pct(hi)}"
+
+
+def accuracy_text(doc: dict[str, Any]) -> str:
+    """``replenish accuracy``: the verdict first, then the figures by horizon and by item, then the service."""
+    head = (f"Forecasts with targets {doc['first_target_date']} .. {doc['last_target_date']}: "
+            f"{doc['status']}\n")
+    if doc["drift"]:
+        head += "".join(f"  - {r}\n" for r in doc["drift"])
+    if doc["overall"]["rows"] == 0:
+        return head + ("No forecast has met its target date yet: scoring starts once earlier nights' target dates "
+                       "are past.\n")
+
+    def rows(key: str | None, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**({key.replace("_", " "): r[key]} if key else {}), "rows": r["rows"],
+                 "sold out": r["censored_rows"], "WAPE": r["wape"], "backtest WAPE": r["backtest_wape"],
+                 "bias": _pct(r["bias"]), "P10-P90": _coverage(r), "backtest P10-P90": _pct(r["backtest_coverage"]),
+                 "below P10": _pct(r["below_p10"]), "above P90": _pct(r["above_p90_at_least"])} for r in records]
+
+    parts = [head, "All scored forecasts:\n" + table(rows(None, [doc["overall"]])),
+             "By horizon (days ahead):\n" + table(rows("horizon", doc["by_horizon"])),
+             "By item:\n" + table(rows("item_id", doc["by_item"]))]
+    service = [{"item id": s["item_id"], "days with sales": s["days_with_sales"], "sold out": s["stockout_days"],
+                "share": _pct(s["stockout_share"]), "asked": _pct(s["asked"])} for s in doc["service_by_item"]]
+    parts.append("Days sold out of the days with sales, against what the ordering asks for:\n" + table(service))
+    parts.append(f"Sold-out days count at their sales (demand was at least that): the bias reads high by their "
+                 f"shortfall and P10-P90 is a range. {doc['closed_store_rows']} forecasts of days a store was "
+                 f"closed are left out.\n")
+    return "\n".join(parts)
 
 
 err = Console(stderr=True)

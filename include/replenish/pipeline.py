@@ -165,7 +165,22 @@ def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, 
     summary: dict[str, Any] = {"rows": sum(int(p.get("rows", 0)) for p in parts), "partitions": len(parts)}
     summary.update(_flag_summary(_automation_blocked(business_date, run_id)))
     summary["report"] = str(_forecast_report(business_date))
+    summary["accuracy"] = _accuracy_summary(business_date)
     return record_stage(run_id, business_date, "forecast", summary)
+
+
+def _accuracy_summary(business_date: dt.date) -> dict[str, Any]:
+    """How the earlier nights' forecasts met what sold up to D (``replenish accuracy``), in the stage's record: the
+    verdict and its reasons reach the run's figures, ``replenish status`` and the Airflow plugin."""
+    from replenish.forecasting.accuracy import realised_accuracy
+
+    doc = realised_accuracy(engine(), business_date)
+    o = doc["overall"]
+    if doc["drift"]:
+        log.warning("forecast accuracy up to %s: %s", business_date, "; ".join(doc["drift"]))
+    return {"status": doc["status"], "drift": doc["drift"], "rows": o["rows"], "wape": o["wape"],
+            "backtest_wape": o["backtest_wape"], "bias": o["bias"], "coverage_low": o["coverage_low"],
+            "coverage_high": o["coverage_high"]}
 
 
 def propose_partition(business_date: dt.date, run_id: str, store_ids: list[int]) -> dict[str, Any]:

@@ -53,6 +53,11 @@ def run_figures(conn: Connection, run_id: str, business_date: dt.date | None) ->
         fig["dispatch_sent"] = _int(d.get("sent"))
         fig["dispatch_failures"] = _int(d.get("failed")) + _int(d.get("dead"))
         fig["dispatch_dead_letters"] = _int(d.get("dead"))
+    accuracy = stages.get("forecast", {}).get("accuracy")
+    if isinstance(accuracy, dict):
+        # the earlier nights' forecasts against what sold (replenish.forecasting.accuracy): ok, drift or no data
+        fig["forecast_accuracy"] = accuracy.get("status")
+        fig["forecast_drift"] = accuracy.get("drift") or []
     if "digest" in stages:
         fig["digests_sent"] = _int(stages["digest"].get("sent"))
     if business_date is not None:
