@@ -9,9 +9,15 @@
 }}
 -- Every stored forecast beside what sold on its target date, once that date is past (target_date <= D): the
 -- model's accuracy as the orders met it, night after night. Incremental: recomputes the target dates
--- D - lookback .. D (late sales corrections reach it); a full refresh scores every stored forecast.
+-- D - accuracy_lookback_days .. D, so late sales corrections reach it; not the marts' 35 days: every target date
+-- holds 14 forecasts per series (one per origin), ~420,000 rows at chain size, and 35 of them rewritten each night
+-- would be ~15 M rows. A full refresh (`replenish build --full-refresh`) scores every stored forecast again.
 -- A forecast whose store x item has no demand row that day (nothing reported) is not scored: its outcome is unknown.
+{%- if is_incremental() %}
+{%- set window_start = '(' ~ business_date() ~ ' - ' ~ (var('accuracy_lookback_days', 7) | int) ~ ')' %}
+{%- else %}
 {%- set window_start = incremental_window_start() %}
+{%- endif %}
 {%- set window_end = business_date() %}
 with forecasts as (
     {{ rows_between(ref('stg_forecast__forecasts'), 'target_date', window_start, window_end) }}
