@@ -85,13 +85,16 @@ def _models_html(models) -> str:
     return "".join(out)
 
 
-def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4, generated_at=None) -> str:
+def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4, generated_at=None,
+                    verdict: dict | None = None) -> str:
     """The nightly HTML report for the forecasts of origin ``business_date`` (self-contained, PNGs base64-embedded).
 
     ``forecasts``: rows of ``forecast.forecasts`` (the new origin and earlier origins whose targets fall in the
     LOOKBACK_DAYS up to ``business_date``); ``actuals``: ``marts.fct_daily_demand`` rows (store_id, item_id,
     demand_date, units_sold, is_stockout) of those days; ``models``: the current model's row of ``forecast.models``
-    (None or empty: none). Accuracy counts a sold-out day at its sales (a lower bound of its demand)."""
+    (None or empty: none). Accuracy counts a sold-out day at its sales (a lower bound of its demand). ``verdict``:
+    the status and drift reasons of ``replenish accuracy`` (replenish.forecasting.accuracy), shown above the
+    figures."""
     import datetime as dt
 
     import matplotlib
@@ -113,7 +116,7 @@ def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4
 
     title = f"Replenish nightly forecast report - {bd.date()}"
     parts = [f"<h1>{html.escape(title)}</h1>", _header_html(bd, new, generated_at or dt.datetime.now(dt.UTC)),
-             _series_html(bd, act, new, old, n_series), _accuracy_html(bd, start, act, old),
+             _series_html(bd, act, new, old, n_series), _accuracy_html(bd, start, act, old, verdict),
              "<h2>Current model (forecast.models)</h2>" + _models_html(models)]
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
             "</title></head><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>")
@@ -199,14 +202,24 @@ def _series_html(bd, act, new, old, n_series: int) -> str:
             "they exist.</p>" + pd.DataFrame(rows).to_html(index=False, float_format="%.1f") + png_img(fig))  # type: ignore[call-overload]  # pandas takes a format string
 
 
-def _accuracy_html(bd, start, act, old) -> str:
+def _verdict_html(verdict: dict | None) -> str:
+    """The drift verdict of the forecasts met so far (``replenish accuracy``), in words."""
+    if not verdict:
+        return ""
+    reasons = verdict.get("drift") or []
+    head = (f"<p><b>Verdict (replenish accuracy, targets up to {html.escape(str(verdict.get('last_target_date', '')))}"
+            f"): {html.escape(str(verdict.get('status', '')))}</b></p>")
+    return head + ("<ul>" + "".join(f"<li>{html.escape(str(r))}</li>" for r in reasons) + "</ul>" if reasons else "")
+
+
+def _accuracy_html(bd, start, act, old, verdict: dict | None = None) -> str:
     """Accuracy of the matured forecasts (earlier origins, targets in the look-back window), sold-out days at their
     sales: pooled, and by horizon and by store as plots and tables."""
     import pandas as pd
 
     from ml.backtest import metrics, metrics_by
 
-    parts = [f"<h2>Accuracy of matured forecasts (targets {start.date()} .. {bd.date()})</h2>"]
+    parts = [f"<h2>Accuracy of matured forecasts (targets {start.date()} .. {bd.date()})</h2>", _verdict_html(verdict)]
     j = old.merge(act.rename(columns={"demand_date": "target_date"}), on=["store_id", "item_id", "target_date"],
                   how="inner")
     n_so = int(j["is_stockout"].sum()) if len(j) else 0

@@ -93,3 +93,13 @@ def test_the_report_says_how_the_intervals_reach_the_forecasts():
     assert "too little history (7% of the final model" in intervals_text(on, young)
     assert "apply_interval_calibration off" in intervals_text({}, {"n_rows": 5})   # stored before the option
     assert intervals_text(on, None) == "raw quantiles (no calibration stored)"
+
+
+def test_the_accuracy_verdict_and_its_reasons_head_the_accuracy_section():
+    fc, act = _forecasts([pd.Timestamp(BD)]), _actuals()
+    verdict = {"status": "drift", "last_target_date": "2019-04-30",
+               "drift": ["item 101 sold out on 42% of its days with sales, its ordering asks for <30%>"]}
+    out = run_report_html(BD, fc, act, None, verdict=verdict)
+    assert "Verdict (replenish accuracy, targets up to 2019-04-30): drift" in out
+    assert "asks for &lt;30%&gt;" in out and "<30%>" not in out
+    assert "Verdict" not in run_report_html(BD, fc, act, None)

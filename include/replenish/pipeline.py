@@ -161,26 +161,23 @@ def forecast_partition(business_date: dt.date, run_id: str, store_ids: list[int]
 
 
 def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The forecast stage's record after all partitions: total rows, the flag and the run's report."""
-    summary: dict[str, Any] = {"rows": sum(int(p.get("rows", 0)) for p in parts), "partitions": len(parts)}
-    summary.update(_flag_summary(_automation_blocked(business_date, run_id)))
-    summary["report"] = str(_forecast_report(business_date))
-    summary["accuracy"] = _accuracy_summary(business_date)
-    return record_stage(run_id, business_date, "forecast", summary)
-
-
-def _accuracy_summary(business_date: dt.date) -> dict[str, Any]:
-    """How the earlier nights' forecasts met what sold up to D (``replenish accuracy``), in the stage's record: the
-    verdict and its reasons reach the run's figures, ``replenish status`` and the Airflow plugin."""
+    """The forecast stage's record after all partitions: total rows, the flag, the run's report and the accuracy
+    verdict."""
     from replenish.forecasting.accuracy import realised_accuracy
 
-    doc = realised_accuracy(engine(), business_date)
-    o = doc["overall"]
-    if doc["drift"]:
-        log.warning("forecast accuracy up to %s: %s", business_date, "; ".join(doc["drift"]))
-    return {"status": doc["status"], "drift": doc["drift"], "rows": o["rows"], "wape": o["wape"],
-            "backtest_wape": o["backtest_wape"], "bias": o["bias"], "coverage_low": o["coverage_low"],
-            "coverage_high": o["coverage_high"]}
+    summary: dict[str, Any] = {"rows": sum(int(p.get("rows", 0)) for p in parts), "partitions": len(parts)}
+    summary.update(_flag_summary(_automation_blocked(business_date, run_id)))
+    # how the earlier nights' forecasts met what sold up to D (``replenish accuracy``): the verdict and its reasons
+    # reach the report, the run's figures, ``replenish status`` and the Airflow plugin
+    accuracy = realised_accuracy(engine(), business_date)
+    if accuracy["drift"]:
+        log.warning("forecast accuracy up to %s: %s", business_date, "; ".join(accuracy["drift"]))
+    summary["report"] = str(_forecast_report(business_date, accuracy))
+    o = accuracy["overall"]
+    summary["accuracy"] = {"status": accuracy["status"], "drift": accuracy["drift"], "rows": o["rows"],
+                           "wape": o["wape"], "backtest_wape": o["backtest_wape"], "bias": o["bias"],
+                           "coverage_low": o["coverage_low"], "coverage_high": o["coverage_high"]}
+    return record_stage(run_id, business_date, "forecast", summary)
 
 
 def propose_partition(business_date: dt.date, run_id: str, store_ids: list[int]) -> dict[str, Any]:
@@ -200,12 +197,12 @@ def propose_summary(business_date: dt.date, run_id: str, parts: list[dict[str, A
     return record_stage(run_id, business_date, "proposals", summary)
 
 
-def _forecast_report(business_date: dt.date) -> Path:
-    """The run's HTML forecast report (actual vs P10-P50-P90, error by horizon and store)."""
+def _forecast_report(business_date: dt.date, verdict: dict[str, Any] | None = None) -> Path:
+    """The run's HTML forecast report (actual vs P10-P50-P90, error by horizon and store, the accuracy verdict)."""
     from replenish.forecasting.report import write_run_report
 
     path = get_settings().reports_dir / f"forecast_{business_date.isoformat()}.html"
-    return write_run_report(engine(), business_date, path)
+    return write_run_report(engine(), business_date, path, verdict=verdict)
 
 
 def train(business_date: dt.date, run_id: str) -> dict[str, Any]:

@@ -104,7 +104,8 @@ def _service(engine: Engine, start: dt.date, bd: dt.date) -> list[dict[str, Any]
     out = []
     for _, g in s.groupby("item_id", sort=True):
         days = int(g["days_with_sales"].sum())
-        out.append({"item_id": int(g["item_id"].iloc[0]), "days_with_sales": days, "stockout_days": int(g["stockout_days"].sum()),
+        out.append({"item_id": int(g["item_id"].iloc[0]), "days_with_sales": days,
+                    "stockout_days": int(g["stockout_days"].sum()),
                     "stockout_share": _ratio(g["stockout_days"].sum(), days),
                     "asked": None if not days else round(float(np.sum(g["asked_days"])) / days, 4)})
     return out

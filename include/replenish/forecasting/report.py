@@ -60,16 +60,17 @@ def load_run_inputs(engine: Engine | None, business_date, forecasts: pd.DataFram
 
 def write_run_report(engine: Engine | None, business_date, path: Path | str, n_series: int = 4, *,
                      forecasts: pd.DataFrame | None = None, actuals: pd.DataFrame | None = None,
-                     models: pd.DataFrame | None = None, generated_at=None) -> Path:
+                     models: pd.DataFrame | None = None, generated_at=None, verdict: dict | None = None) -> Path:
     """Nightly HTML report for the forecasts of origin ``business_date`` (``ml.report.run_report_html``) written to
     ``path``. Reads ``forecast.forecasts`` (new origin + earlier origins whose targets fall in the 28 days up to
     ``business_date``), ``marts.fct_daily_demand`` (last 28 days) and ``forecast.models`` (current model) through
     ``engine``; any of ``forecasts`` / ``actuals`` / ``models`` given as frames bypasses the database for that input
-    (``engine`` may then be None)."""
+    (``engine`` may then be None). ``verdict``: ``replenish accuracy``'s document, its status and reasons shown."""
     from ml.report import run_report_html
 
     fc, act, current = load_run_inputs(engine, business_date, forecasts, actuals, models)
-    text = run_report_html(business_date, fc, act, current, n_series=n_series, generated_at=generated_at)
+    text = run_report_html(business_date, fc, act, current, n_series=n_series, generated_at=generated_at,
+                           verdict=verdict)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
