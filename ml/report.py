@@ -207,8 +207,9 @@ def _verdict_html(verdict: dict | None) -> str:
     if not verdict:
         return ""
     reasons = verdict.get("drift") or []
-    head = (f"<p><b>Verdict (replenish accuracy, targets up to {html.escape(str(verdict.get('last_target_date', '')))}"
-            f"): {html.escape(str(verdict.get('status', '')))}</b></p>")
+    head = (f"<p><b>Verdict (replenish accuracy, target dates in the {html.escape(str(verdict.get('days', '')))} "
+            f"days up to {html.escape(str(verdict.get('business_date', '')))}): "
+            f"{html.escape(str(verdict.get('status', '')))}</b></p>")
     return head + ("<ul>" + "".join(f"<li>{html.escape(str(r))}</li>" for r in reasons) + "</ul>" if reasons else "")
 
 

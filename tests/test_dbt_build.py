@@ -304,6 +304,8 @@ def test_forecasts_are_scored_against_what_sold_once_their_dates_are_past(wh):
         assert o["coverage_low"] == pytest.approx((len(past) - len(censored)) / len(past), abs=1e-4)
         assert o["coverage_high"] == 1.0
         assert o["backtest_wape"] is not None and 0.1 <= o["backtest_wape"] <= 0.2
+        assert o["wape_backtested_rows"] == pytest.approx(o["wape"], abs=1e-4)     # horizons 1 and 2 only
+        assert doc["first_target_date"] == str(D - timedelta(days=1)) and doc["last_target_date"] == str(D)
         assert [h["horizon"] for h in doc["by_horizon"]] == [1, 2]
         assert doc["status"] == "ok" and doc["drift"] == []      # too few rows to judge
         assert {s["item_id"] for s in doc["service_by_item"]} <= {100, 101}

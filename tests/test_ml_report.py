@@ -97,9 +97,9 @@ def test_the_report_says_how_the_intervals_reach_the_forecasts():
 
 def test_the_accuracy_verdict_and_its_reasons_head_the_accuracy_section():
     fc, act = _forecasts([pd.Timestamp(BD)]), _actuals()
-    verdict = {"status": "drift", "last_target_date": "2019-04-30",
+    verdict = {"status": "drift", "business_date": "2019-04-30", "days": 28,
                "drift": ["item 101 sold out on 42% of its days with sales, its ordering asks for <30%>"]}
     out = run_report_html(BD, fc, act, None, verdict=verdict)
-    assert "Verdict (replenish accuracy, targets up to 2019-04-30): drift" in out
+    assert "Verdict (replenish accuracy, target dates in the 28 days up to 2019-04-30): drift" in out
     assert "asks for &lt;30%&gt;" in out and "<30%>" not in out
     assert "Verdict" not in run_report_html(BD, fc, act, None)

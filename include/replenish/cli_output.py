@@ -124,7 +124,9 @@ def _coverage(r: dict[str, Any]) -> str:
 
 def accuracy_text(doc: dict[str, Any]) -> str:
     """``replenish accuracy``: the verdict first, then the figures by horizon and by item, then the service."""
-    head = (f"Forecasts with targets {doc['first_target_date']} .. {doc['last_target_date']}: "
+    scored = (f", scored {doc['first_target_date']} .. {doc['last_target_date']}" if doc["first_target_date"]
+              else "")
+    head = (f"Forecasts with target dates in the {doc['days']} days up to {doc['business_date']}{scored}: "
             f"{doc['status']}\n")
     if doc["drift"]:
         head += "".join(f"  - {r}\n" for r in doc["drift"])
@@ -134,7 +136,8 @@ def accuracy_text(doc: dict[str, Any]) -> str:
 
     def rows(key: str | None, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{**({key.replace("_", " "): r[key]} if key else {}), "rows": r["rows"],
-                 "sold out": r["censored_rows"], "WAPE": r["wape"], "backtest WAPE": r["backtest_wape"],
+                 "sold out": r["censored_rows"], "WAPE": r["wape"], "WAPE, backtested rows": r["wape_backtested_rows"],
+                 "backtest WAPE": r["backtest_wape"],
                  "bias": _pct(r["bias"]), "P10-P90": _coverage(r), "backtest P10-P90": _pct(r["backtest_coverage"]),
                  "below P10": _pct(r["below_p10"]), "above P90": _pct(r["above_p90_at_least"])} for r in records]
 

@@ -39,6 +39,9 @@ select {key}
        count(*) filter (where a.is_censored and not a.is_above_p90)     as n_unknown,
        count(*) filter (where not a.is_censored and a.is_below_p10)     as n_below_p10,
        count(*) filter (where a.is_above_p90)                           as n_above_p90,
+       min(a.target_date)                                               as first_target_date,
+       max(a.target_date)                                               as last_target_date,
+       sum(a.abs_error) filter (where b.wape is not null)               as abs_error_backtested,
        sum(b.wape * a.units_sold) filter (where b.wape is not null)     as backtest_abs_error,
        sum(a.units_sold) filter (where b.wape is not null)              as backtest_sold,
        avg(b.coverage)                                                  as backtest_coverage
@@ -79,6 +82,8 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
         "coverage_high": _ratio((r["n_within_known"] or 0) + (r["n_unknown"] or 0), n),
         "below_p10": _ratio(r["n_below_p10"], n),
         "above_p90_at_least": _ratio(r["n_above_p90"], n),
+        # the backtest scores h = 1..7 of the model versions that have one: compared on those rows alone
+        "wape_backtested_rows": _ratio(r["abs_error_backtested"], r["backtest_sold"]),
         "backtest_wape": _ratio(r["backtest_abs_error"], r["backtest_sold"]),
         "backtest_coverage": None if r["backtest_coverage"] is None else round(float(r["backtest_coverage"]), 4),
     }
@@ -130,9 +135,9 @@ def drift_reasons(overall: dict[str, Any], service: list[dict[str, Any]]) -> lis
         if (bias is not None and bias > BIAS_LIMIT
                 and overall["censored_rows"] <= 0.1 * overall["rows"]):
             reasons.append(f"forecasts {bias:.0%} above what sold")
-        wape, expected = overall["wape"], overall["backtest_wape"]
+        wape, expected = overall["wape_backtested_rows"], overall["backtest_wape"]
         if wape is not None and expected and wape > WAPE_RATIO_LIMIT * expected:
-            reasons.append(f"WAPE {wape:.3f} against {expected:.3f} in the model's backtest "
+            reasons.append(f"WAPE {wape:.3f} against {expected:.3f} in the model's backtest, on its horizons "
                            f"(more than {WAPE_RATIO_LIMIT:g}x)")
     for s in service:
         if s["days_with_sales"] >= MIN_SERVICE_DAYS and s["asked"] is not None and s["stockout_share"] is not None:
@@ -159,7 +164,8 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
                                   if key else "")
             return [dict(r) for r in conn.execute(text(sql), params).mappings().all()]
 
-        overall = _figures(rows(None)[0])
+        first = rows(None)[0]
+        overall = _figures(first)
         by_horizon = [{"horizon": int(r["horizon"]), **_figures(r)} for r in rows("horizon")]
         by_item = [{"item_id": int(r["item_id"]), **_figures(r)} for r in rows("item_id")]
         closed: int = conn.execute(text("select count(*) from marts.fct_forecast_accuracy where target_date > :start"
@@ -167,7 +173,10 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
     service = _service(engine, start, business_date)
     reasons = drift_reasons(overall, service)
     status = "drift" if reasons else ("no data" if overall["rows"] == 0 else "ok")
-    return {"business_date": str(business_date), "first_target_date": str(start + dt.timedelta(days=1)),
-            "last_target_date": str(business_date), "days": days, "status": status, "drift": reasons,
+    return {"business_date": str(business_date), "window_start": str(start + dt.timedelta(days=1)), "days": days,
+            # the target dates scored in the window (none before the first night's forecasts meet their dates)
+            "first_target_date": None if first["first_target_date"] is None else str(first["first_target_date"]),
+            "last_target_date": None if first["last_target_date"] is None else str(first["last_target_date"]),
+            "status": status, "drift": reasons,
             "closed_store_rows": int(closed), "overall": overall, "by_horizon": by_horizon, "by_item": by_item,
             "service_by_item": service}
