@@ -260,17 +260,26 @@ def build(
 
 
 # -------------------------------------------------------------------------- run
+# the DAGs a person runs for a business date (order_dispatch runs every few minutes on its own)
+RUNNABLE_DAGS = ("replenishment_nightly", "forecast_training")
+
+
 @app.command("run")
 def run(
     date: BusinessDate,
     to: str = typer.Option(None, "--to", help="Last business date of a range (inclusive)."),
+    dag_id: str = typer.Option("replenishment_nightly", "--dag",
+                               help="replenishment_nightly, or forecast_training (the weekly training on data "
+                                    "through the date: its model forecasts the nights after it)."),
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the nightly DAG (Airflow, in-process) for one business date or a range."""
+    """Run the nightly DAG (Airflow, in-process) for one business date or a range; or the weekly training."""
     _setup_logging()
     from replenish import pipeline, run_state
     from replenish.orchestration import run_dag
 
+    if dag_id not in RUNNABLE_DAGS:
+        raise typer.BadParameter(f"expected one of {', '.join(RUNNABLE_DAGS)}, got {dag_id!r}", param_hint="--dag")
     start = _parse_date(date, "--date")
     end = _parse_date(to, "--to") if to else start
     if end < start:
@@ -284,13 +293,19 @@ def run(
         if len(missing) > 3:
             # a first installation (or days missed): the nightly's extract would load them silently for minutes
             err.print(f"[bold]{len(missing)} earlier export days not loaded yet: loading them first[/bold]")
+            backfill = f"backfill__{uuid.uuid4().hex[:8]}"
             with _progress("loading export days") as update:
-                pipeline.extract(start, f"backfill__{uuid.uuid4().hex[:8]}", progress=update)
+                pipeline.extract(start, backfill, progress=update)
+            if dag_id == "forecast_training":
+                # the training reads the warehouse, which a nightly run would have built
+                with _progress("building the warehouse (dbt build)", counted=False):
+                    pipeline.transform(start, backfill)
         n_days, done = (end - start).days + 1, 0
         while day <= end:
-            err.print(f"[bold]nightly run for business date {day}[/bold]")
-            with _progress(f"nightly run {day}" + (f" ({done + 1} of {n_days})" if n_days > 1 else ""), counted=False):
-                res = run_dag("replenishment_nightly", day)
+            what = "nightly run" if dag_id == "replenishment_nightly" else dag_id
+            err.print(f"[bold]{what} for business date {day}[/bold]")
+            with _progress(f"{what} {day}" + (f" ({done + 1} of {n_days})" if n_days > 1 else ""), counted=False):
+                res = run_dag(dag_id, day)
             done += 1
             res["business_date"] = day.isoformat()
             res["stages"] = run_state.stage_results(res["run_id"])
