@@ -117,6 +117,12 @@ def test_build_refuses_a_date_with_nothing_loaded(cli_db) -> None:
     assert_refused(invoke("build", "--date", "someday"), "expected YYYY-MM-DD")
 
 
+def test_run_refuses_a_dag_it_does_not_run_and_accuracy_a_bad_window() -> None:
+    assert_refused(invoke("run", "--date", "2019-04-30", "--dag", "order_dispatch"), "--dag", "forecast_training")
+    assert_refused(invoke("accuracy", "--days", "0"), "--days")
+    assert_refused(invoke("accuracy", "--date", "yesterday"), "expected YYYY-MM-DD")
+
+
 def test_unknown_command_and_option_are_one_line() -> None:
     assert_refused(invoke("nope"), "No such command")
     assert_refused(invoke("status", "--nope"), "--nope")
