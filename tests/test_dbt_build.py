@@ -281,9 +281,10 @@ def test_forecasts_are_scored_against_what_sold_once_their_dates_are_past(wh):
                        " :target_date, :horizon, :p10, :p50, :p90, :model_version, :is_flagged, :run_id)"), rows)
         c.execute(text("INSERT INTO forecast.models (version, params, feature_config, backtest_metrics,"
                        " backtest_wape, artifact_path) VALUES ('v-acc', '{}', '{}', '{}', 0.1, '/none')"))
+        # each series' backtest: WAPE 0.1 at h = 1, 0.2 at h = 2
         c.execute(text("INSERT INTO forecast.backtest_metrics (model_version, store_id, item_id, horizon, n, sum_y,"
-                       " sum_p50, sum_abs_err, n_covered) VALUES ('v-acc', 1, 100, 1, 10, 100, 100, 10, 8),"
-                       " ('v-acc', 1, 100, 2, 10, 100, 100, 20, 8)"))
+                       " sum_p50, sum_abs_err, n_covered) VALUES ('v-acc', :s, :i, :h, 10, 100, 100, :e, 8)"),
+                  [{"s": s, "i": i, "h": h, "e": 10 * h} for s, i in {(s, i) for s, i, _ in sold} for h in (1, 2)])
     try:
         assert run_dbt_build(D, settings=settings).success
         scored = q(eng, "SELECT * FROM marts.fct_forecast_accuracy ORDER BY store_id, item_id, target_date")
@@ -303,7 +304,9 @@ def test_forecasts_are_scored_against_what_sold_once_their_dates_are_past(wh):
         # inside P10-P90 for certain on the days that did not sell out; maybe on those that did
         assert o["coverage_low"] == pytest.approx((len(past) - len(censored)) / len(past), abs=1e-4)
         assert o["coverage_high"] == 1.0
-        assert o["backtest_wape"] is not None and 0.1 <= o["backtest_wape"] <= 0.2
+        assert o["backtest_wape"] is not None and 0.1 < o["backtest_wape"] < 0.2
+        assert [h["backtest_wape"] for h in doc["by_horizon"]] == [0.1, 0.2]
+        assert o["backtest_coverage"] == pytest.approx(0.8)
         assert o["wape_backtested_rows"] == pytest.approx(o["wape"], abs=1e-4)     # horizons 1 and 2 only
         assert doc["first_target_date"] == str(D - timedelta(days=1)) and doc["last_target_date"] == str(D)
         assert [h["horizon"] for h in doc["by_horizon"]] == [1, 2]

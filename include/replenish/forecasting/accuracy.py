@@ -46,8 +46,14 @@ select {key}
        sum(a.units_sold) filter (where b.wape is not null)              as backtest_sold,
        avg(b.coverage)                                                  as backtest_coverage
 from marts.fct_forecast_accuracy as a
-left join forecast.v_backtest_metrics_by_horizon as b
-  on b.model_version = a.model_version and b.horizon = a.horizon
+left join (
+    -- the backtest of the series at the horizon, by the model version that made the forecast
+    select model_version, store_id, item_id, horizon, sum_abs_err / nullif(sum_y, 0) as wape,
+           n_covered::double precision / nullif(n, 0) as coverage
+    from forecast.backtest_metrics
+) as b
+  on b.model_version = a.model_version and b.store_id = a.store_id and b.item_id = a.item_id
+ and b.horizon = a.horizon
 where a.target_date > :start and a.target_date <= :bd and not a.is_store_closed
 {group}
 """
@@ -150,7 +156,8 @@ def drift_reasons(overall: dict[str, Any], service: list[dict[str, Any]]) -> lis
 
 def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW_DAYS) -> dict[str, Any]:
     """The figures of the forecasts whose target dates lie in the ``days`` up to ``business_date``: pooled, by
-    horizon and by item, each beside the backtest of the model versions that made them; the stock-out share per
+    horizon and by item, each beside the backtest of the same series and horizons by the model versions that made
+    them (weighted by what sold); the stock-out share per
     item against what its ordering asks for; and the drift reasons (``status`` "drift", "ok" or "no data")."""
     from sqlalchemy import text
 
