@@ -65,7 +65,13 @@ select d.store_id, d.item_id,
        max(p.unit_price) as unit_price, max(p.unit_cost) as unit_cost, max(p.service_level) as service_level,
        max(p.shelf_life_days) as shelf_life_days
 from marts.fct_daily_demand as d
-join marts.dim_replenishment_parameters as p on p.store_id = d.store_id and p.item_id = d.item_id
+join (
+    -- one row per store x item, however many suppliers deliver it (a day is counted once)
+    select store_id, item_id, max(unit_price) as unit_price, max(unit_cost) as unit_cost,
+           max(service_level) as service_level, max(shelf_life_days) as shelf_life_days
+    from marts.dim_replenishment_parameters
+    group by store_id, item_id
+) as p on p.store_id = d.store_id and p.item_id = d.item_id
 where d.demand_date > :start and d.demand_date <= :bd
 group by d.store_id, d.item_id
 """
