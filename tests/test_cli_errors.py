@@ -123,6 +123,17 @@ def test_run_refuses_a_dag_it_does_not_run_and_accuracy_a_bad_window() -> None:
     assert_refused(invoke("accuracy", "--date", "yesterday"), "expected YYYY-MM-DD")
 
 
+def test_accuracy_before_the_warehouse_is_built_says_so(cli_db) -> None:
+    import json
+
+    p = _script("accuracy", "--date", "2019-04-30", "--json")     # --json writes to fd 1: a process of its own
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(p.stdout)
+    assert doc["status"] == "no data" and "not built" in doc["note"] and doc["overall"]["rows"] == 0
+    r = invoke("accuracy", "--date", "2019-04-30")
+    assert r.exit_code == 0 and "No forecast can be scored: the warehouse is not built yet" in r.stdout
+
+
 def test_unknown_command_and_option_are_one_line() -> None:
     assert_refused(invoke("nope"), "No such command")
     assert_refused(invoke("status", "--nope"), "--nope")

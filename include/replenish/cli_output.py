@@ -130,6 +130,8 @@ def accuracy_text(doc: dict[str, Any]) -> str:
             f"{doc['status']}\n")
     if doc["drift"]:
         head += "".join(f"  - {r}\n" for r in doc["drift"])
+    if doc.get("note"):
+        return head + f"No forecast can be scored: {doc['note']}.\n"
     if doc["overall"]["rows"] == 0:
         return head + ("No forecast has met its target date yet: scoring starts once earlier nights' target dates "
                        "are past.\n")

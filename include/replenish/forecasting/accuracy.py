@@ -163,12 +163,32 @@ def drift_reasons(overall: dict[str, Any], service: list[dict[str, Any]]) -> lis
 def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW_DAYS) -> dict[str, Any]:
     """The figures of the forecasts whose target dates lie in the ``days`` up to ``business_date``: pooled, by
     horizon and by item, each beside the backtest of the same series and horizons by the model versions that made
-    them (weighted by what sold); the stock-out share per
-    item against what its ordering asks for; and the drift reasons (``status`` "drift", "ok" or "no data")."""
-    from sqlalchemy import text
+    them (weighted by what sold); the stock-out share per item against what its ordering asks for; and the drift
+    reasons (``status`` "drift", "ok" or "no data"; "no data" with a ``note`` where the warehouse is not built)."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from replenish.database import is_missing_relation
 
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
+    try:
+        return _realised(engine, business_date, days)
+    except ProgrammingError as exc:
+        if not is_missing_relation(exc):
+            raise
+        empty = _figures({k: None for k in ("n", "censored", "sum_sold", "sum_p50", "sum_abs_error",
+                                            "n_within_known", "n_unknown", "n_below_p10", "n_above_p90",
+                                            "abs_error_backtested", "backtest_abs_error", "backtest_sold",
+                                            "backtest_coverage")})
+        return {"business_date": str(business_date), "window_start": str(business_date - dt.timedelta(days - 1)),
+                "days": days, "first_target_date": None, "last_target_date": None, "status": "no data",
+                "drift": [], "note": "the warehouse is not built yet (a nightly run or `replenish build` builds it)",
+                "closed_store_rows": 0, "overall": empty, "by_horizon": [], "by_item": [], "service_by_item": []}
+
+
+def _realised(engine: Engine, business_date: dt.date, days: int) -> dict[str, Any]:
+    from sqlalchemy import text
+
     start = business_date - dt.timedelta(days=days)
     params = {"start": start, "bd": business_date}
     with engine.connect() as conn:
