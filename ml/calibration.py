@@ -155,10 +155,10 @@ def fit_calibration(P: pd.DataFrame, groups: pd.DataFrame) -> dict[str, Any]:
     {"lo", "hi", "n"}, plus the thresholds it was fitted with."""
     keep = P["y"].notna().to_numpy()
     if "near_holiday" in P:
-        keep &= ~P["near_holiday"].fillna(False).astype(bool).to_numpy()
+        keep &= ~P["near_holiday"].eq(True).to_numpy()
     if "closed" in P:
         keep &= ~P["closed"].eq(True).to_numpy()     # NaN (rows from where it is not known): not closed
-    censored = P["stockout"].fillna(False).astype(bool).to_numpy() if "stockout" in P else np.zeros(len(P), bool)
+    censored = P["stockout"].eq(True).to_numpy() if "stockout" in P else np.zeros(len(P), bool)
     sold_out = censored.copy()
     demand = P["y"].to_numpy(float)
     if "y_imputed" in P:

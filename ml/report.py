@@ -110,7 +110,7 @@ def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4
         fc[c] = pd.to_datetime(fc[c])
     act["demand_date"] = pd.to_datetime(act["demand_date"])
     act = act[(act["demand_date"] >= start) & (act["demand_date"] <= bd)]
-    act["is_stockout"] = act["is_stockout"].fillna(False).astype(bool)
+    act["is_stockout"] = act["is_stockout"].eq(True)
     new = fc[fc["origin_date"] == bd].sort_values(["store_id", "item_id", "horizon"])
     old = fc[(fc["origin_date"] < bd) & (fc["target_date"] <= bd) & (fc["target_date"] >= start)]
 

@@ -179,7 +179,7 @@ def compute_proposals(
     flagged = (
         (
             np.bincount(
-                li[in_cov], weights=F["is_flagged"].fillna(False).to_numpy(dtype="float64")[in_cov], minlength=n
+                li[in_cov], weights=F["is_flagged"].eq(True).to_numpy(dtype="float64")[in_cov], minlength=n
             )
             > 0
         )

@@ -113,7 +113,7 @@ class World:
 def _terms(keys: pd.DataFrame, suppliers: pd.DataFrame) -> Terms:
     items = ITEMS.set_index("item_id").loc[keys["item_id"]]
     t = ITEM_SUPPLIERS.set_index("item_id").loc[keys["item_id"]]
-    allows = suppliers.set_index("supplier_id")["allows_auto_order"].reindex(t["supplier_id"]).fillna(False)
+    allows = suppliers.set_index("supplier_id")["allows_auto_order"].reindex(t["supplier_id"]).eq(True)
     return Terms(
         supplier_id=t["supplier_id"].to_numpy(np.int64),
         pack=t["pack_size"].to_numpy(np.int64),
