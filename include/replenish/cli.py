@@ -558,7 +558,9 @@ def _demo_summary(day: dt.date, res: dict[str, Any], stages: dict[str, Any]) -> 
         "checks_failed_blocking": va.get("failed_blocking"),
         "checks_failed_warning": va.get("failed_warning"),
         "automation_blocked_stores": va.get("blocked_store_ids"),
-        "forecast": {k: v for k, v in stages.get("forecast", {}).items() if k != "status"},
+        "forecast": {k: v for k, v in stages.get("forecast", {}).items() if k not in ("status", "accuracy")},
+        # the earlier nights' forecasts against what sold: "no data" on a first night (`replenish accuracy`)
+        "forecast_accuracy": (stages.get("forecast", {}).get("accuracy") or {}).get("status"),
         "proposals": stages.get("proposals"),
         "release": stages.get("release"),
         "dispatch": stages.get("dispatch"),

@@ -148,7 +148,8 @@ def accuracy_text(doc: dict[str, Any]) -> str:
              "By item:\n" + table(rows("item_id", doc["by_item"]))]
     service = [{"item id": s["item_id"], "days with sales": s["days_with_sales"], "sold out": s["stockout_days"],
                 "share": _pct(s["stockout_share"]), "asked": _pct(s["asked"])} for s in doc["service_by_item"]]
-    parts.append("Days sold out of the days with sales, against what the ordering asks for:\n" + table(service))
+    parts.append("Days sold out, of the days with sales the forecasts covered, against what the ordering asks "
+                 "for:\n" + table(service))
     parts.append("Sold-out days count at their sales (demand was at least that): the bias reads high by their\n"
                  f"shortfall and P10-P90 is a range. {doc['closed_store_rows']} forecasts of days a store was "
                  "closed are left out.\n")

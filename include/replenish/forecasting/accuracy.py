@@ -73,6 +73,9 @@ join (
     group by store_id, item_id
 ) as p on p.store_id = d.store_id and p.item_id = d.item_id
 where d.demand_date > :start and d.demand_date <= :bd
+  -- the days this platform's forecasts were there for: before them the stock came from the retailer's old ordering
+  and exists (select 1 from marts.fct_forecast_accuracy as a
+              where a.store_id = d.store_id and a.item_id = d.item_id and a.target_date = d.demand_date)
 group by d.store_id, d.item_id
 """
 
@@ -102,8 +105,8 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _service(engine: Engine, start: dt.date, bd: dt.date) -> list[dict[str, Any]]:
-    """Per item: the share of the days with sales that sold out, beside the share its ordering asks for (1 - the
-    level the proposals order up to, ``orders.proposals.requested_level``)."""
+    """Per item: the share of the days with sales that sold out, of the days the stored forecasts covered, beside
+    the share its ordering asks for (1 - the level the proposals order up to, ``orders.proposals.requested_level``)."""
     import numpy as np
     import pandas as pd
     from sqlalchemy import text
