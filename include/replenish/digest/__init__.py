@@ -39,7 +39,7 @@ def run_digest(
     hooks: dict | None = None,
 ) -> dict[str, Any]:
     from replenish import migrations
-    from replenish.digest.content import Thresholds, buyer_digest
+    from replenish.digest.content import Thresholds, buyer_digest, night_accuracy
     from replenish.digest.outbox import drain_digests, enqueue
     from replenish.digest.render import html_body, subject, text_body
     from replenish.orders.channels import EmailChannel
@@ -53,13 +53,15 @@ def run_digest(
     with engine.begin() as conn:
         migrations.ensure_current(conn)
         buyers = list_users(conn, role="buyer", active_only=True)
+        # the forecasts against what sold: one read of the chain's figures for all the buyers
+        accuracy = night_accuracy(conn, business_date)
     for user in buyers:
         if not user.scope("supplier") and not user.scope("category"):
             # Nothing is theirs to review: a mail would be noise. Listed so an admin can assign a scope.
             summary["unscoped"].append(user.username)
             continue
         with engine.begin() as conn:
-            d = buyer_digest(conn, user, business_date, th)
+            d = buyer_digest(conn, user, business_date, th, accuracy)
             payload = {"digest": d.to_dict(), "text": text_body(d, s.platform_base_url, s.timezone),
                        "html": html_body(d, s.platform_base_url, s.timezone)}
             outcome = enqueue(conn, business_date, user.user_id, user.email, subject(d), payload, run_id)

@@ -45,13 +45,17 @@ class BuyerDigest:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     yoy_outliers: list[dict[str, Any]] = field(default_factory=list)
     yoy_outlier_count: int = 0
+    # the earlier nights' forecasts against what sold (replenish.forecasting.accuracy): the model's drift and the
+    # buyer's items whose stock-out days are off their target, in words
+    forecast_drift: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
     def exception_count(self) -> int:
-        return max(self.blocked_store_count, len(self.blocked_stores)) + len(self.dead_letters) + self.yoy_outlier_count
+        return (max(self.blocked_store_count, len(self.blocked_stores)) + len(self.dead_letters)
+                + self.yoy_outlier_count + len(self.forecast_drift))
 
 
 def _exists(conn: Connection, *tables: str) -> bool:
@@ -73,8 +77,10 @@ def _order_scope(conn: Connection) -> str:
     return f"(p.supplier_id = ANY(:suppliers) OR {by_category})"
 
 
-def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thresholds) -> BuyerDigest:
-    """One buyer's digest (the caller has migrated the database: only the dbt marts may be missing)."""
+def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thresholds,
+                 accuracy: dict[str, Any] | None = None) -> BuyerDigest:
+    """One buyer's digest (the caller has migrated the database: only the dbt marts may be missing). ``accuracy``:
+    :func:`night_accuracy`'s document, read once for all the buyers (None: no drift section)."""
     scope = {"suppliers": list(user.ids("supplier")), "categories": list(user.scope("category"))}
     d = BuyerDigest(
         business_date=business_date.isoformat(),
@@ -136,7 +142,30 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
         outliers = _yoy_outliers(conn, p, th)
         d.yoy_outlier_count = len(outliers)
         d.yoy_outliers = [named(o) for o in outliers[:MAX_LISTED]]
+    if accuracy is not None:
+        d.forecast_drift = _forecast_drift(conn, accuracy, scope)
     return d
+
+
+def night_accuracy(conn: Connection, business_date: dt.date) -> dict[str, Any] | None:
+    """``replenish accuracy``'s document for the business date, or None where its marts are not built."""
+    from replenish.forecasting.accuracy import accuracy_on
+
+    if not _exists(conn, "marts.fct_forecast_accuracy", "marts.fct_daily_demand", "marts.dim_items",
+                   "marts.dim_replenishment_parameters"):
+        return None
+    return accuracy_on(conn, business_date)
+
+
+def _forecast_drift(conn: Connection, doc: dict[str, Any], scope: dict[str, Any]) -> list[str]:
+    """The drift ``replenish accuracy`` names: the model's for every buyer, an item's stock-out days for the buyers
+    of that item only."""
+    from replenish.forecasting.accuracy import drift_reasons
+
+    items = {int(r[0]) for r in conn.execute(
+        text("""SELECT item_id FROM marts.dim_replenishment_parameters WHERE supplier_id = ANY(:suppliers)
+                UNION SELECT item_id FROM marts.dim_items WHERE category = ANY(:categories)"""), scope)}
+    return drift_reasons(doc["overall"], [x for x in doc["service_by_item"] if x["item_id"] in items])
 
 
 def _blocked_stores(conn: Connection, business_date: dt.date) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 from replenish.digest.content import BuyerDigest
 from replenish.platform.labels import reason_label
 
+DRIFT = "forecasts against what sold in the last 4 weeks (replenish accuracy)"
+
 
 def order_url(base: str, order_id: str) -> str:
     return f"{base.rstrip('/')}/orders/{order_id}"
@@ -95,6 +97,8 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
                    f"P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})")
     if d.yoy_outlier_count > len(d.yoy_outliers):
         out.append(f"  ... and {d.yoy_outlier_count - len(d.yoy_outliers)} more forecasts far from last year")
+    for r in d.forecast_drift:
+        out.append(f"  - {DRIFT}: {r}")
     return "\n".join(out) + "\n"
 
 
@@ -126,6 +130,7 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
             for f in d.yoy_outliers]
     if d.yoy_outlier_count > len(d.yoy_outliers):
         exc.append(f"<li>... and {d.yoy_outlier_count - len(d.yoy_outliers)} more forecasts far from last year</li>")
+    exc += [f"<li>{_first_upper(DRIFT)}: {e(r)}</li>" for r in d.forecast_drift]
     return (
         f"<html><body><p>Good morning {e(d.buyer['display_name'])},</p>"
         f"<p>Replenishment digest for business date <b>{e(d.business_date)}</b>.</p>"

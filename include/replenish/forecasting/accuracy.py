@@ -15,7 +15,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 WINDOW_DAYS = 28
 # Drift: what a month of one chain's forecasts may show before someone should look. The intervals aim at 0.75-0.85
@@ -104,7 +104,7 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _service(engine: Engine, start: dt.date, bd: dt.date) -> list[dict[str, Any]]:
+def _service(conn: Connection, start: dt.date, bd: dt.date) -> list[dict[str, Any]]:
     """Per item: the share of the days with sales that sold out, of the days the stored forecasts covered, beside
     the share its ordering asks for (1 - the level the proposals order up to, ``orders.proposals.requested_level``)."""
     import numpy as np
@@ -113,8 +113,7 @@ def _service(engine: Engine, start: dt.date, bd: dt.date) -> list[dict[str, Any]
 
     from replenish.orders.proposals import requested_level
 
-    with engine.connect() as conn:
-        s = pd.DataFrame(conn.execute(text(_SERVICE), {"start": start, "bd": bd}).mappings().all())
+    s = pd.DataFrame(conn.execute(text(_SERVICE), {"start": start, "bd": bd}).mappings().all())
     if s.empty:
         return []
     level = requested_level(s["unit_price"].astype(float).to_numpy(), s["unit_cost"].astype(float).to_numpy(),
@@ -175,7 +174,8 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
     try:
-        return _realised(engine, business_date, days)
+        with engine.connect() as conn:
+            return accuracy_on(conn, business_date, days)
     except ProgrammingError as exc:
         if not is_missing_relation(exc):
             raise
@@ -189,24 +189,25 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
                 "closed_store_rows": 0, "overall": empty, "by_horizon": [], "by_item": [], "service_by_item": []}
 
 
-def _realised(engine: Engine, business_date: dt.date, days: int) -> dict[str, Any]:
+def accuracy_on(conn: Connection, business_date: dt.date, days: int = WINDOW_DAYS) -> dict[str, Any]:
+    """:func:`realised_accuracy` on an open connection whose warehouse has the marts (the buyer digest's)."""
     from sqlalchemy import text
 
     start = business_date - dt.timedelta(days=days)
     params = {"start": start, "bd": business_date}
-    with engine.connect() as conn:
-        def rows(key: str | None) -> list[dict[str, Any]]:
-            sql = _FIGURES.format(key=f"a.{key}," if key else "", group=f"group by a.{key} order by a.{key}"
-                                  if key else "")
-            return [dict(r) for r in conn.execute(text(sql), params).mappings().all()]
 
-        first = rows(None)[0]
-        overall = _figures(first)
-        by_horizon = [{"horizon": int(r["horizon"]), **_figures(r)} for r in rows("horizon")]
-        by_item = [{"item_id": int(r["item_id"]), **_figures(r)} for r in rows("item_id")]
-        closed: int = conn.execute(text("select count(*) from marts.fct_forecast_accuracy where target_date > :start"
-                                   " and target_date <= :bd and is_store_closed"), params).scalar_one()
-    service = _service(engine, start, business_date)
+    def rows(key: str | None) -> list[dict[str, Any]]:
+        sql = _FIGURES.format(key=f"a.{key}," if key else "", group=f"group by a.{key} order by a.{key}"
+                              if key else "")
+        return [dict(r) for r in conn.execute(text(sql), params).mappings().all()]
+
+    first = rows(None)[0]
+    overall = _figures(first)
+    by_horizon = [{"horizon": int(r["horizon"]), **_figures(r)} for r in rows("horizon")]
+    by_item = [{"item_id": int(r["item_id"]), **_figures(r)} for r in rows("item_id")]
+    closed: int = conn.execute(text("select count(*) from marts.fct_forecast_accuracy where target_date > :start"
+                               " and target_date <= :bd and is_store_closed"), params).scalar_one()
+    service = _service(conn, start, business_date)
     reasons = drift_reasons(overall, service)
     status = "drift" if reasons else ("no data" if overall["rows"] == 0 else "ok")
     return {"business_date": str(business_date), "window_start": str(start + dt.timedelta(days=1)), "days": days,
