@@ -174,9 +174,10 @@ def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, 
         log.warning("forecast accuracy up to %s: %s", business_date, "; ".join(accuracy["drift"]))
     summary["report"] = str(_forecast_report(business_date, accuracy))
     o = accuracy["overall"]
+    # the WAPE of the rows the backtest scores (h 1-7), the one the verdict holds against it
     summary["accuracy"] = {"status": accuracy["status"], "drift": accuracy["drift"], "rows": o["rows"],
-                           "wape": o["wape"], "backtest_wape": o["backtest_wape"], "bias": o["bias"],
-                           "coverage_low": o["coverage_low"], "coverage_high": o["coverage_high"]}
+                           "wape_backtested_rows": o["wape_backtested_rows"], "backtest_wape": o["backtest_wape"],
+                           "bias": o["bias"], "coverage_low": o["coverage_low"], "coverage_high": o["coverage_high"]}
     return record_stage(run_id, business_date, "forecast", summary)
 
 
