@@ -173,11 +173,8 @@ def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, 
     if accuracy["drift"]:
         log.warning("forecast accuracy up to %s: %s", business_date, "; ".join(accuracy["drift"]))
     summary["report"] = str(_forecast_report(business_date, accuracy))
-    o = accuracy["overall"]
-    # the WAPE of the rows the backtest scores (h 1-7), the one the verdict holds against it
-    summary["accuracy"] = {"status": accuracy["status"], "drift": accuracy["drift"], "rows": o["rows"],
-                           "wape_backtested_rows": o["wape_backtested_rows"], "backtest_wape": o["backtest_wape"],
-                           "bias": o["bias"], "coverage_low": o["coverage_low"], "coverage_high": o["coverage_high"]}
+    # the verdict and what it was judged on (the buyer digests scope the per-item part to each buyer from here)
+    summary["accuracy"] = {k: accuracy[k] for k in ("status", "drift", "overall", "service_by_item")}
     return record_stage(run_id, business_date, "forecast", summary)
 
 

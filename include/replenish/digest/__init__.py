@@ -53,7 +53,7 @@ def run_digest(
     with engine.begin() as conn:
         migrations.ensure_current(conn)
         buyers = list_users(conn, role="buyer", active_only=True)
-        # the forecasts against what sold: one read of the chain's figures for all the buyers
+        # the forecasts against what sold, as the night's forecast stage judged them
         accuracy = night_accuracy(conn, business_date)
     for user in buyers:
         if not user.scope("supplier") and not user.scope("category"):

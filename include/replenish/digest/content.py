@@ -80,7 +80,7 @@ def _order_scope(conn: Connection) -> str:
 def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thresholds,
                  accuracy: dict[str, Any] | None = None) -> BuyerDigest:
     """One buyer's digest (the caller has migrated the database: only the dbt marts may be missing). ``accuracy``:
-    :func:`night_accuracy`'s document, read once for all the buyers (None: no drift section)."""
+    :func:`night_accuracy`'s record, read once for all the buyers (None: no drift section)."""
     scope = {"suppliers": list(user.ids("supplier")), "categories": list(user.scope("category"))}
     d = BuyerDigest(
         business_date=business_date.isoformat(),
@@ -148,13 +148,12 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
 
 
 def night_accuracy(conn: Connection, business_date: dt.date) -> dict[str, Any] | None:
-    """``replenish accuracy``'s document for the business date, or None where its marts are not built."""
-    from replenish.forecasting.accuracy import accuracy_on
-
-    if not _exists(conn, "marts.fct_forecast_accuracy", "marts.fct_daily_demand", "marts.dim_items",
-                   "marts.dim_replenishment_parameters"):
-        return None
-    return accuracy_on(conn, business_date)
+    """The accuracy verdict the night's forecast stage recorded (``replenish accuracy``'s status, drift, overall
+    figures and per-item stock-out days), or None where that stage recorded none."""
+    row = conn.execute(text("SELECT summary -> 'accuracy' FROM ops.stage_results WHERE business_date = :d"
+                            " AND stage = 'forecast'"), {"d": business_date}).first()
+    doc = row[0] if row else None
+    return doc if isinstance(doc, dict) and "overall" in doc and "service_by_item" in doc else None
 
 
 def _forecast_drift(conn: Connection, doc: dict[str, Any], scope: dict[str, Any]) -> list[str]:
@@ -162,10 +161,11 @@ def _forecast_drift(conn: Connection, doc: dict[str, Any], scope: dict[str, Any]
     of that item only."""
     from replenish.forecasting.accuracy import drift_reasons
 
-    items = {int(r[0]) for r in conn.execute(
+    service = doc["service_by_item"]
+    items = set() if not service else {int(r[0]) for r in conn.execute(
         text("""SELECT item_id FROM marts.dim_replenishment_parameters WHERE supplier_id = ANY(:suppliers)
                 UNION SELECT item_id FROM marts.dim_items WHERE category = ANY(:categories)"""), scope)}
-    return drift_reasons(doc["overall"], [x for x in doc["service_by_item"] if x["item_id"] in items])
+    return drift_reasons(doc["overall"], [x for x in service if x["item_id"] in items])
 
 
 def _blocked_stores(conn: Connection, business_date: dt.date) -> list[dict[str, Any]]:

@@ -175,7 +175,7 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
         raise ValueError(f"days must be at least 1, got {days}")
     try:
         with engine.connect() as conn:
-            return accuracy_on(conn, business_date, days)
+            return _accuracy_on(conn, business_date, days)
     except ProgrammingError as exc:
         if not is_missing_relation(exc):
             raise
@@ -189,8 +189,7 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
                 "closed_store_rows": 0, "overall": empty, "by_horizon": [], "by_item": [], "service_by_item": []}
 
 
-def accuracy_on(conn: Connection, business_date: dt.date, days: int = WINDOW_DAYS) -> dict[str, Any]:
-    """:func:`realised_accuracy` on an open connection whose warehouse has the marts (the buyer digest's)."""
+def _accuracy_on(conn: Connection, business_date: dt.date, days: int) -> dict[str, Any]:
     from sqlalchemy import text
 
     start = business_date - dt.timedelta(days=days)
