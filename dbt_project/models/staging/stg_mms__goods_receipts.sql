@@ -4,7 +4,7 @@
     incremental_strategy='append',
     on_schema_change='fail',
     pre_hook="{{ stage_changed_keys('mms_goods_receipts', {'receipt_no': 'receipt_no'}, 'business_date') }}",
-    post_hook=["{{ ensure_indexes([['receipt_no'], ['po_id', 'line_no'], ['business_date'], ['loaded_at']]) }}", "{{ analyze_if_rebuilt() }}"]
+    post_hook=["{{ ensure_indexes([['receipt_no'], ['po_id', 'line_no'], ['business_date'], ['received_date'], ['loaded_at']]) }}", "{{ analyze_if_rebuilt() }}"]
   )
 }}
 -- One row per goods receipt (receipt_no); reloads deduplicated.
