@@ -327,3 +327,77 @@ def test_forecasts_are_scored_against_what_sold_once_their_dates_are_past(wh):
             c.execute(text("DELETE FROM forecast.forecasts"))
             c.execute(text("DELETE FROM forecast.backtest_metrics"))
             c.execute(text("DELETE FROM forecast.models"))
+
+
+def test_sold_out_days_are_told_by_where_their_stock_came_from(wh):
+    """``replenish accuracy`` splits each item's days with sales (and the sold-out ones) by the delivery their stock
+    came from (marts.fct_deliveries: the latest within the shelf life) and the Replenish order for it: nothing
+    delivered, delivered short, ordered outside Replenish (no order, or a purchase order of another quantity),
+    changed by a person, sent as proposed."""
+    from replenish.cli_output import accuracy_text
+    from replenish.forecasting.accuracy import drift_reasons, realised_accuracy
+    from replenish.warehouse import run_dbt_build
+
+    settings, eng = wh
+    origin = D - timedelta(days=2)
+    forecasts = [{"s": s, "i": i, "o": origin, "t": origin + timedelta(days=h), "h": h}
+                 for s, i in ((1, 100), (1, 101), (2, 100)) for h in (1, 2)]
+    d1, d2 = D - timedelta(days=1), D - timedelta(days=2)
+    with eng.begin() as c:
+        c.execute(text("DELETE FROM forecast.forecasts"))
+        c.execute(text("INSERT INTO forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, p10, p50,"
+                       " p90, model_version, is_flagged, run_id) VALUES (:s, :i, :o, :t, :h, 0, 2, 4, 'v-why', false,"
+                       " 't')"), forecasts)
+        # bread (2 days' shelf life) came 8 of 12 on D-2, nothing since; milk at store 2 came from purchase orders
+        # Replenish did not send (none on D-1; 6 where Replenish sent 10 on D)
+        c.execute(text("INSERT INTO raw.mms_purchase_orders (po_id, line_no, store_id, supplier_id, item_id,"
+                       " order_date, due_date, quantity, status, _business_date) VALUES"
+                       " ('PO-T', 1, 1, 11, 101, :d2, :d2, 12, 'received', :d2),"
+                       " ('PO-T', 2, 2, 10, 100, :d2, :d1, 6, 'received', :d2),"
+                       " ('PO-T', 3, 2, 10, 100, :d2, :d, 6, 'received', :d2)"), {"d": D, "d1": d1, "d2": d2})
+        c.execute(text("INSERT INTO raw.mms_goods_receipts (receipt_no, po_id, line_no, store_id, item_id,"
+                       " received_date, quantity, _business_date) VALUES"
+                       " ('GR-T1', 'PO-T', 1, 1, 101, :d2, 8, :d2), ('GR-T2', 'PO-T', 2, 2, 100, :d1, 6, :d1),"
+                       " ('GR-T3', 'PO-T', 3, 2, 100, :d, 6, :d)"), {"d": D, "d1": d1, "d2": d2})
+        # milk at store 1 (receipts of a purchase order the exports do not hold): Replenish's orders for D-1 as
+        # proposed and for D raised by a person; store 2's order for D sent 10
+        orders = [("T-1", 1, d1, 24, 24), ("T-2", 1, D, 20, 24), ("T-3", 2, D, 10, 10)]
+        for oid, store, day, proposed, final in orders:
+            c.execute(text("INSERT INTO orders.purchase_orders (order_id, store_id, supplier_id, delivery_date,"
+                           " order_date, status) VALUES (:o, :s, 10, :day, :od, 'sent')"),
+                      {"o": oid, "s": store, "day": day, "od": day - timedelta(days=2)})
+            c.execute(text("INSERT INTO orders.order_lines (order_id, item_id, proposed_qty, final_qty)"
+                           " VALUES (:o, 100, :p, :f)"), {"o": oid, "p": proposed, "f": final})
+    try:
+        assert run_dbt_build(D, full_refresh=True, settings=settings).success
+        deliveries = {(r["store_id"], r["item_id"], r["received_date"]): r
+                      for r in q(eng, "SELECT * FROM marts.fct_deliveries")}
+        assert deliveries[(1, 101, d2)]["is_short_delivery"] and deliveries[(1, 101, d2)]["ordered_qty"] == 12
+        assert not deliveries[(1, 100, d1)]["has_known_order"] and deliveries[(1, 100, d1)]["ordered_qty"] is None
+
+        doc = realised_accuracy(eng, D)
+        causes = {s["item_id"]: {k: (c["stockout_days"], c["days_with_sales"]) for k, c in s["causes"].items()}
+                  for s in doc["service_by_item"]}
+        # bread sold out both days (on hand -1): D-1 on the short delivery, D with nothing left in its shelf life
+        assert causes[101] == {"no_delivery": (1, 1), "short_delivery": (1, 1)}
+        assert causes[100] == {"ordered_outside": (0, 2), "changed_by_person": (0, 1), "as_proposed": (0, 1)}
+        assert list(causes[100]) == ["ordered_outside", "changed_by_person", "as_proposed"]   # CAUSES' order
+        for s in doc["service_by_item"]:
+            assert sum(c[1] for c in causes[s["item_id"]].values()) == s["days_with_sales"]
+            assert sum(c[0] for c in causes[s["item_id"]].values()) == s["stockout_days"]
+        assert "nothing delivered within its shelf life" in accuracy_text(doc)
+
+        # an item off its target names where its sold-out days' stock came from
+        bread = next(s for s in doc["service_by_item"] if s["item_id"] == 101)
+        reasons = drift_reasons({"rows": 0}, [{**bread, "days_with_sales": 200}])
+        assert reasons == ["item 101 sold out on 100% of its days with sales, its ordering asks for 10%; by where the "
+                           "stock came from, sold out: nothing delivered within its shelf life 1 of 1 days (100%), "
+                           "delivered short 1 of 1 days (100%)"]
+    finally:
+        with eng.begin() as c:
+            c.execute(text("DELETE FROM raw.mms_purchase_orders WHERE po_id = 'PO-T'"))
+            c.execute(text("DELETE FROM raw.mms_goods_receipts WHERE po_id = 'PO-T'"))
+            c.execute(text("DELETE FROM orders.order_lines WHERE order_id LIKE 'T-%'"))
+            c.execute(text("DELETE FROM orders.purchase_orders WHERE order_id LIKE 'T-%'"))
+            c.execute(text("DELETE FROM forecast.forecasts"))
+        run_dbt_build(D, full_refresh=True, settings=settings)

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from replenish.forecasting.accuracy import CAUSES
+
 JSON_HELP = "Print one JSON document on stdout instead of tables (logs stay on stderr)."
 # a reporting command's ``--json`` flag (declare it ``as_json: JsonFlag = False``)
 JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -150,6 +152,12 @@ def accuracy_text(doc: dict[str, Any]) -> str:
                 "share": _pct(s["stockout_share"]), "asked": _pct(s["asked"])} for s in doc["service_by_item"]]
     parts.append("Days sold out, of the days with sales the forecasts covered, against what the ordering asks "
                  "for:\n" + table(service))
+    causes = [{"item id": s["item_id"],
+               **{label: (f"{c['stockout_days']}/{c['days_with_sales']}" if (c := s.get("causes", {}).get(k)) else "")
+                  for k, label in CAUSES.items()}} for s in doc["service_by_item"]]
+    if any(s.get("causes") for s in doc["service_by_item"]):
+        parts.append("The same days by where their stock came from (sold out / days with sales): the latest delivery "
+                     "within the\nitem's shelf life, and the Replenish order for it:\n" + table(causes))
     parts.append("Sold-out days count at their sales (demand was at least that): the bias reads high by their\n"
                  f"shortfall and P10-P90 is a range. {doc['closed_store_rows']} forecasts of days a store was "
                  "closed are left out.\n")

@@ -79,6 +79,66 @@ where d.demand_date > :start and d.demand_date <= :bd
 group by d.store_id, d.item_id
 """
 
+# Why a day with sales sold out: the delivery its stock came from (the latest received within the item's shelf life,
+# marts.fct_deliveries) and the Replenish order line for that store, item and delivery date, first match wins.
+# A purchase order whose quantity is not what Replenish sent was ordered (or changed) outside Replenish.
+CAUSES = {
+    "no_delivery": "nothing delivered within its shelf life",
+    "short_delivery": "delivered short",
+    "ordered_outside": "ordered outside Replenish",
+    "changed_by_person": "quantity changed by a person",
+    "as_proposed": "sent as Replenish proposed",
+}
+_WENT_OUT = ("approved", "auto_approved", "queued", "sending", "sent", "acknowledged")
+
+_CAUSES = f"""
+with days as (
+    select d.store_id, d.item_id, d.demand_date, d.is_stockout, p.shelf_life_days
+    from marts.fct_daily_demand as d
+    join (
+        select store_id, item_id, max(shelf_life_days) as shelf_life_days
+        from marts.dim_replenishment_parameters
+        group by store_id, item_id
+    ) as p on p.store_id = d.store_id and p.item_id = d.item_id
+    where d.demand_date > :start and d.demand_date <= :bd and (d.units_sold > 0 or d.is_stockout)
+      and exists (select 1 from marts.fct_forecast_accuracy as a
+                  where a.store_id = d.store_id and a.item_id = d.item_id and a.target_date = d.demand_date)
+),
+served as (
+    select x.store_id, x.item_id, x.is_stockout, v.due_date, v.ordered_qty, v.is_short_delivery
+    from days as x
+    left join lateral (
+        select v.due_date, v.ordered_qty, v.is_short_delivery
+        from marts.fct_deliveries as v
+        where v.store_id = x.store_id and v.item_id = x.item_id and v.received_date <= x.demand_date
+          and v.received_date > x.demand_date - greatest(coalesce(x.shelf_life_days, 1), 1)
+        order by v.received_date desc
+        limit 1
+    ) as v on true
+),
+classified as (
+    select s.item_id, s.is_stockout,
+           case when s.due_date is null then 'no_delivery'
+                when s.is_short_delivery then 'short_delivery'
+                when l.final_qty is null or s.ordered_qty <> l.final_qty then 'ordered_outside'
+                when l.final_qty <> l.proposed_qty then 'changed_by_person'
+                else 'as_proposed' end as cause
+    from served as s
+    left join lateral (
+        select l.final_qty, l.proposed_qty
+        from orders.purchase_orders as o
+        join orders.order_lines as l on l.order_id = o.order_id
+        where o.store_id = s.store_id and o.delivery_date = s.due_date and l.item_id = s.item_id
+          and o.status in ({", ".join(f"'{w}'" for w in _WENT_OUT)})
+        order by o.order_id
+        limit 1
+    ) as l on true
+)
+select item_id, cause, count(*) as days_with_sales, count(*) filter (where is_stockout) as stockout_days
+from classified
+group by item_id, cause
+"""
+
 
 def _ratio(num: Any, den: Any) -> float | None:
     return None if num is None or not den else round(float(num) / float(den), 4)
@@ -120,14 +180,29 @@ def _service(conn: Connection, start: dt.date, bd: dt.date) -> list[dict[str, An
                             s["service_level"].astype(float).to_numpy(),
                             (s["shelf_life_days"].astype(int) == 1).to_numpy())
     s = s.assign(asked_days=(1 - level) * s["days_with_sales"].astype(float))
+    causes: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in conn.execute(text(_CAUSES), {"start": start, "bd": bd}).mappings():
+        n, k = int(r["days_with_sales"]), int(r["stockout_days"])
+        causes.setdefault(int(r["item_id"]), {})[r["cause"]] = {"days_with_sales": n, "stockout_days": k,
+                                                                "stockout_share": _ratio(k, n)}
     out = []
     for _, g in s.groupby("item_id", sort=True):
         days = int(g["days_with_sales"].sum())
-        out.append({"item_id": int(g["item_id"].iloc[0]), "days_with_sales": days,
+        item = int(g["item_id"].iloc[0])
+        out.append({"item_id": item, "days_with_sales": days,
                     "stockout_days": int(g["stockout_days"].sum()),
                     "stockout_share": _ratio(g["stockout_days"].sum(), days),
-                    "asked": None if not days else round(float(np.sum(g["asked_days"])) / days, 4)})
+                    "asked": None if not days else round(float(np.sum(g["asked_days"])) / days, 4),
+                    # the same days by what their stock came from (CAUSES, in that order)
+                    "causes": {c: causes[item][c] for c in CAUSES if c in causes.get(item, {})}})
     return out
+
+
+def _causes_words(causes: dict[str, dict[str, Any]]) -> str:
+    """``ordered outside Replenish 300 of 650 days (46%), delivered short 10 of 12 (83%)``: per cause with sold-out
+    days, how many of the days with sales it served sold out; empty where none did."""
+    return ", ".join(f"{CAUSES[k]} {c['stockout_days']} of {c['days_with_sales']} days ({c['stockout_share']:.0%})"
+                     for k, c in causes.items() if k in CAUSES and c["stockout_days"])
 
 
 def drift_reasons(overall: dict[str, Any], service: list[dict[str, Any]]) -> list[str]:
@@ -157,8 +232,10 @@ def drift_reasons(overall: dict[str, Any], service: list[dict[str, Any]]) -> lis
         if s["days_with_sales"] >= MIN_SERVICE_DAYS and s["asked"] is not None and s["stockout_share"] is not None:
             gap = s["stockout_share"] - s["asked"]
             if abs(gap) > STOCKOUT_POINTS_LIMIT:
+                why = _causes_words(s.get("causes") or {})
                 reasons.append(f"item {s['item_id']} sold out on {s['stockout_share']:.0%} of its days with sales, "
-                               f"its ordering asks for {s['asked']:.0%}")
+                               f"its ordering asks for {s['asked']:.0%}"
+                               + (f"; by where the stock came from, sold out: {why}" if why else ""))
     return reasons
 
 
