@@ -301,3 +301,71 @@ def test_a_record_the_warehouse_rejects_is_set_aside_not_blocking_the_spool(tmp_
     assert "unknown monitoring record kind" in next((tmp_path / "failed").glob("*.error")).read_text()
     assert _rows("SELECT state, business_date::text AS d FROM ops.pipeline_runs WHERE run_id = 'spooled-1'") == [
         {"state": "success", "d": "2019-04-29"}]
+
+
+def test_forecast_drift_is_mailed_to_the_data_team_once_when_it_starts():
+    """The nightly forecast stage mails the data team when the accuracy verdict names a topic none of the week's
+    verdicts before did; the same night re-run, a drift that goes on or one that comes back within the week mails
+    nothing more; an alert whose attempt died between its claim and its outcome is sent again, marked as a possible
+    duplicate, never dropped."""
+    from datetime import date, timedelta
+
+    from pydantic import SecretStr
+
+    from replenish import pipeline
+    from replenish.database import begin
+    from replenish.monitoring.figures import NIGHTLY_DAG
+    from replenish.run_state import record_stage
+    from replenish.settings import get_settings
+
+    settings = get_settings()
+    srv = SendGridServer()
+    saved = settings.sendgrid_api_key, settings.sendgrid_base_url, settings.alert_email_to
+    settings.sendgrid_api_key, settings.sendgrid_base_url = SecretStr("SG.test"), srv.url
+    settings.alert_email_to = "data-team@retailer.test"
+    days = [date(2031, 3, 3) + timedelta(days=i) for i in range(14)]
+
+    def night(d: date, topics: list[str]) -> list[str]:
+        accuracy = {"drift": [f"{t}: the figures" for t in topics], "drift_topics": topics}
+        new = pipeline._alert_new_drift(d, accuracy)
+        record_stage("drift-test", d, "forecast", {"accuracy": {**accuracy, "new_drift": new}})
+        return new
+
+    def drift_mails() -> list[dict]:
+        return [m for m in srv.mails if "forecasts drifting" in m["subject"]]
+
+    try:
+        assert night(days[0], ["item 101 stock-outs"]) == ["item 101 stock-outs"]
+        assert night(days[0], ["item 101 stock-outs"]) == ["item 101 stock-outs"]   # the night re-run
+        assert len(drift_mails()) == 1
+        mail = drift_mails()[0]
+        assert mail["subject"] == f"[replenish] forecasts drifting up to {days[0]}: item 101 stock-outs"
+        body = mail["content"][0]["value"]
+        assert "- item 101 stock-outs: the figures" in body and f"replenish accuracy --date {days[0]}" in body
+        assert f"forecast_{days[0]}.html" in body and mail["categories"] == ["forecast-drift"]
+
+        assert night(days[1], ["item 101 stock-outs"]) == []                       # goes on: no new mail
+        assert night(days[2], ["item 101 stock-outs", "forecasts low"]) == ["forecasts low"]
+        assert len(drift_mails()) == 2 and drift_mails()[1]["subject"].endswith(f"{days[2]}: forecasts low")
+        assert "- item 101 stock-outs: the figures" in drift_mails()[1]["content"][0]["value"]
+
+        # a claim left pending (the process died before it recorded how the mail went)
+        with begin() as c:
+            c.execute(text("INSERT INTO ops.pipeline_alerts (dag_id, run_id, task_id, map_index, recipients, subject,"
+                           " message) VALUES (:dag, :d, 'forecast_accuracy', -1, 'x', 's', 'm')"),
+                      {"dag": NIGHTLY_DAG, "d": str(days[3])})
+        assert night(days[3], ["intervals too narrow"]) == ["intervals too narrow"]
+        assert drift_mails()[-1]["subject"].startswith("POSSIBLE DUPLICATE: [replenish] forecasts drifting")
+        assert _rows("SELECT status FROM ops.pipeline_alerts WHERE dag_id = :d AND run_id = :r",
+                     d=NIGHTLY_DAG, r=str(days[3])) == [{"status": "sent"}]
+        assert night(days[4], []) == [] and len(drift_mails()) == 3
+        assert night(days[5], ["forecasts low"]) == []            # back after two quiet nights: named on days[2]
+        assert night(days[13], ["forecasts low"]) == ["forecasts low"]   # 8 nights after it was last named
+        assert len(drift_mails()) == 4
+    finally:
+        settings.sendgrid_api_key, settings.sendgrid_base_url, settings.alert_email_to = saved
+        srv.close()
+        with begin() as c:
+            c.execute(text("DELETE FROM ops.stage_results WHERE run_id = 'drift-test'"))
+            c.execute(text("DELETE FROM ops.pipeline_alerts WHERE dag_id = :dag AND run_id = ANY(:r)"),
+                      {"dag": NIGHTLY_DAG, "r": [str(d) for d in days]})

@@ -174,8 +174,41 @@ def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, 
         log.warning("forecast accuracy up to %s: %s", business_date, "; ".join(accuracy["drift"]))
     summary["report"] = str(_forecast_report(business_date, accuracy))
     # the verdict and what it was judged on (the buyer digests scope the per-item part to each buyer from here)
-    summary["accuracy"] = {k: accuracy[k] for k in ("status", "drift", "overall", "service_by_item")}
+    summary["accuracy"] = {k: accuracy[k] for k in ("status", "drift", "drift_topics", "overall", "service_by_item")}
+    summary["accuracy"]["new_drift"] = _alert_new_drift(business_date, accuracy)
     return record_stage(run_id, business_date, "forecast", summary)
+
+
+# a drift topic is new when none of this many nights before named it: a figure that hovers at its limit and
+# crosses it every other night is one mail, not one a night
+DRIFT_MEMORY_NIGHTS = 7
+
+
+def _alert_new_drift(business_date: dt.date, accuracy: dict[str, Any]) -> list[str]:
+    """Mail the data team when the verdict names a topic (an item's stock-outs, the intervals, the bias, the error)
+    that the week's verdicts before did not, once per business date; a drift that goes on is in the digests, the
+    report and ``replenish status`` every night, not in a new mail. Returns the new topics."""
+    from replenish.monitoring.alerts import AlertStatusNotRecorded, alert_drift, keep_status_for_later
+    from replenish.monitoring.figures import NIGHTLY_DAG, run_links
+
+    topics = accuracy.get("drift_topics") or []
+    if not topics:
+        return []
+    with begin() as conn:
+        before: set[str] = set(conn.execute(text(
+            """SELECT DISTINCT jsonb_array_elements_text(summary -> 'accuracy' -> 'drift_topics')
+               FROM ops.stage_results
+               WHERE stage = 'forecast' AND business_date >= :since AND business_date < :d
+                 AND jsonb_typeof(summary -> 'accuracy' -> 'drift_topics') = 'array'"""),
+            {"d": business_date, "since": business_date - dt.timedelta(days=DRIFT_MEMORY_NIGHTS)}).scalars())
+    new = [t for t in topics if t not in before]
+    if new:
+        try:
+            alert_drift(engine(), dag_id=NIGHTLY_DAG, business_date=business_date, reasons=accuracy["drift"],
+                        new=new, links=run_links(get_settings(), business_date))
+        except AlertStatusNotRecorded as exc:
+            keep_status_for_later(exc)
+    return new
 
 
 def propose_partition(business_date: dt.date, run_id: str, store_ids: list[int]) -> dict[str, Any]:

@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     )
     digest_yoy_horizon_days: int = Field(default=7, ge=1, description="Forecast days compared with last year.")
     alert_email_to: str = Field(
-        default="data-team@example.com", description="Comma-separated recipients of pipeline failure alerts."
+        default="data-team@example.com",
+        description="Comma-separated recipients of pipeline failure and forecast drift alerts.",
     )
     data_docs_url: str | None = Field(
         default=None, description="Where the GX Data Docs site is served (default: the platform, /data-docs/)."

@@ -207,36 +207,44 @@ def _causes_words(causes: dict[str, dict[str, Any]]) -> str:
 
 def drift_reasons(overall: dict[str, Any], service: list[dict[str, Any]]) -> list[str]:
     """What falls outside the limits above, in words; empty when nothing does or too little is known yet."""
-    reasons: list[str] = []
+    return [words for _, words in drift_findings(overall, service)]
+
+
+def drift_findings(overall: dict[str, Any], service: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """:func:`drift_reasons` with the topic of each (``intervals too narrow``, ``item 101 stock-outs``, ...): what
+    stays the same from night to night while the figures in the words move."""
+    found: list[tuple[str, str]] = []
+    band = f"band {COVERAGE_BAND[0]:.0%}-{COVERAGE_BAND[1]:.0%}"
     if overall["rows"] >= MIN_ROWS:
         lo, hi = overall["coverage_low"], overall["coverage_high"]
         if hi is not None and hi < COVERAGE_BAND[0]:
-            reasons.append(f"P10-P90 holds at most {hi:.0%} of what sold (band {COVERAGE_BAND[0]:.0%}-"
-                           f"{COVERAGE_BAND[1]:.0%}): the intervals are too narrow")
+            found.append(("intervals too narrow",
+                          f"P10-P90 holds at most {hi:.0%} of what sold ({band}): the intervals are too narrow"))
         if lo is not None and lo > COVERAGE_BAND[1]:
-            reasons.append(f"P10-P90 holds at least {lo:.0%} of what sold (band {COVERAGE_BAND[0]:.0%}-"
-                           f"{COVERAGE_BAND[1]:.0%}): the intervals are too wide")
+            found.append(("intervals too wide",
+                          f"P10-P90 holds at least {lo:.0%} of what sold ({band}): the intervals are too wide"))
         bias = overall["bias"]
         # sales understate a sell-out day's demand, so a bias below the limit is certain; above it, it is an
         # upper bound and only counts where few days sold out
         if bias is not None and bias < -BIAS_LIMIT:
-            reasons.append(f"forecasts {-bias:.0%} below what sold")
+            found.append(("forecasts low", f"forecasts {-bias:.0%} below what sold"))
         if (bias is not None and bias > BIAS_LIMIT
                 and overall["censored_rows"] <= 0.1 * overall["rows"]):
-            reasons.append(f"forecasts {bias:.0%} above what sold")
+            found.append(("forecasts high", f"forecasts {bias:.0%} above what sold"))
         wape, expected = overall["wape_backtested_rows"], overall["backtest_wape"]
         if wape is not None and expected and wape > WAPE_RATIO_LIMIT * expected:
-            reasons.append(f"WAPE {wape:.3f} against {expected:.3f} in the model's backtest, on its horizons "
-                           f"(more than {WAPE_RATIO_LIMIT:g}x)")
+            found.append(("error above the backtest", f"WAPE {wape:.3f} against {expected:.3f} in the model's "
+                          f"backtest, on its horizons (more than {WAPE_RATIO_LIMIT:g}x)"))
     for s in service:
         if s["days_with_sales"] >= MIN_SERVICE_DAYS and s["asked"] is not None and s["stockout_share"] is not None:
             gap = s["stockout_share"] - s["asked"]
             if abs(gap) > STOCKOUT_POINTS_LIMIT:
                 why = _causes_words(s.get("causes") or {})
-                reasons.append(f"item {s['item_id']} sold out on {s['stockout_share']:.0%} of its days with sales, "
-                               f"its ordering asks for {s['asked']:.0%}"
-                               + (f"; by where the stock came from, sold out: {why}" if why else ""))
-    return reasons
+                found.append((f"item {s['item_id']} stock-outs",
+                              f"item {s['item_id']} sold out on {s['stockout_share']:.0%} of its days with sales, "
+                              f"its ordering asks for {s['asked']:.0%}"
+                              + (f"; by where the stock came from, sold out: {why}" if why else "")))
+    return found
 
 
 def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW_DAYS) -> dict[str, Any]:
@@ -262,7 +270,8 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
                                             "backtest_coverage")})
         return {"business_date": str(business_date), "window_start": str(business_date - dt.timedelta(days - 1)),
                 "days": days, "first_target_date": None, "last_target_date": None, "status": "no data",
-                "drift": [], "note": "the warehouse is not built yet (a nightly run or `replenish build` builds it)",
+                "drift": [], "drift_topics": [],
+                "note": "the warehouse is not built yet (a nightly run or `replenish build` builds it)",
                 "closed_store_rows": 0, "overall": empty, "by_horizon": [], "by_item": [], "service_by_item": []}
 
 
@@ -284,12 +293,13 @@ def _accuracy_on(conn: Connection, business_date: dt.date, days: int) -> dict[st
     closed: int = conn.execute(text("select count(*) from marts.fct_forecast_accuracy where target_date > :start"
                                " and target_date <= :bd and is_store_closed"), params).scalar_one()
     service = _service(conn, start, business_date)
-    reasons = drift_reasons(overall, service)
+    findings = drift_findings(overall, service)
+    reasons = [words for _, words in findings]
     status = "drift" if reasons else ("no data" if overall["rows"] == 0 else "ok")
     return {"business_date": str(business_date), "window_start": str(start + dt.timedelta(days=1)), "days": days,
             # the target dates scored in the window (none before the first night's forecasts meet their dates)
             "first_target_date": None if first["first_target_date"] is None else str(first["first_target_date"]),
             "last_target_date": None if first["last_target_date"] is None else str(first["last_target_date"]),
-            "status": status, "drift": reasons,
+            "status": status, "drift": reasons, "drift_topics": [topic for topic, _ in findings],
             "closed_store_rows": int(closed), "overall": overall, "by_horizon": by_horizon, "by_item": by_item,
             "service_by_item": service}

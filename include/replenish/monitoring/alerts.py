@@ -1,14 +1,16 @@
-"""Failure alerts by email: once per failed task instance and run, never once per retry.
+"""Alerts to the data team by email, each once: a task instance's final failure, a failed run, forecasts drifting.
 
 The listener calls :func:`alert_failure` only for a final failure (the attempt that leaves the task
-``failed``, not ``up_for_retry``). The claim is the row in ``ops.pipeline_alerts``: inserted with
-``ON CONFLICT DO NOTHING``, so a second call for the same (dag, run, task, map index) finds it and
-sends nothing. The mail goes through the order e-mail channel (SendGrid v3, or an .eml file in the
-outbox folder without an API key, named by the alert's key, which is itself a sent marker).
+``failed``, not ``up_for_retry``); the nightly forecast stage calls :func:`alert_drift` when the accuracy verdict
+names something the night before did not. The claim is the row in ``ops.pipeline_alerts``, keyed by (dag, run,
+task, map index): a second call finds it and sends nothing, and a row left ``pending`` by an attempt that died
+mid-way is sent again marked as a possible duplicate (:func:`send_once`). The mail goes through the order e-mail
+channel (SendGrid v3, or an .eml file in the outbox folder without an API key, named by the alert's key).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import logging
 from typing import TYPE_CHECKING
@@ -37,6 +39,15 @@ class AlertStatusNotRecorded(Exception):  # noqa: N818 - a state to carry, not a
         self.key, self.status, self.external_ref, self.error = key, status, external_ref, error
 
 
+def keep_status_for_later(exc: AlertStatusNotRecorded) -> None:
+    """The mail went out (or failed for good) but its status could not be written: spool it for the listener's
+    next delivery, so the alert is never sent again."""
+    from replenish.monitoring.spool import Spool, spool_folder
+
+    Spool(spool_folder()).put({"kind": "alert_status", "alert_status": {
+        **exc.key, "status": exc.status, "external_ref": exc.external_ref, "error": exc.error}})
+
+
 def alert_key(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{dag_id}-{run_id}-{task_id or 'dagrun'}")
     return f"alert-{safe}-{map_index}"
@@ -46,24 +57,58 @@ def alert_failure(engine: Engine, *, dag_id: str, run_id: str, task_id: str = ""
                   try_number: int | None = None, error: str | None = None, links: dict[str, str] | None = None,
                   settings: Settings | None = None, channel: EmailChannel | None = None) -> bool:
     """Record and send one alert; returns False when this failure was already alerted."""
-    from replenish.orders.channels import EmailChannel
-    from replenish.settings import get_settings
-
-    s = settings or get_settings()
-    recipients = [r.strip() for r in s.alert_email_to.split(",") if r.strip()]
     what = f"task {task_id}" + (f"[{map_index}]" if map_index >= 0 else "") if task_id else "DAG run"
     subject = f"[replenish] {dag_id}: {what} failed ({run_id})"
     lines = [f"{what} of {dag_id} failed for good in run {run_id}"
              + (f" after {try_number} attempt(s)." if try_number else "."), "", f"Error: {error or 'n/a'}", ""]
     lines += [f"{name.replace('_', ' ')}: {url}" for name, url in (links or {}).items()]
-    body = "\n".join(lines) + "\n"
+    return send_once(engine, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index,
+                     try_number=try_number, subject=subject, body="\n".join(lines) + "\n", settings=settings,
+                     channel=channel)
+
+
+DRIFT_TASK = "forecast_accuracy"
+
+
+def alert_drift(engine: Engine, *, dag_id: str, business_date: dt.date, reasons: list[str], new: list[str],
+                links: dict[str, str] | None = None, settings: Settings | None = None,
+                channel: EmailChannel | None = None) -> bool:
+    """Mail the data team that the forecasts drift (``replenish accuracy``'s reasons), once per business date:
+    keyed by the date, not the run, so re-running the night does not mail again. ``new`` names what was not
+    drifting the night before (the caller mails only when something is)."""
+    subject = f"[replenish] forecasts drifting up to {business_date}: {'; '.join(new)}"
+    lines = [f"The stored forecasts met what sold up to {business_date} outside the limits "
+             "(replenish accuracy):", ""]
+    lines += [f"- {r}" for r in reasons]
+    lines += ["", f"New since the night before: {', '.join(new)}.",
+              f"Figures: replenish accuracy --date {business_date}", ""]
+    lines += [f"{name.replace('_', ' ')}: {url}" for name, url in (links or {}).items()]
+    return send_once(engine, dag_id=dag_id, run_id=business_date.isoformat(), task_id=DRIFT_TASK, map_index=-1,
+                     subject=subject, body="\n".join(lines) + "\n", settings=settings, channel=channel,
+                     category="forecast-drift")
+
+
+def send_once(engine: Engine, *, dag_id: str, run_id: str, task_id: str, map_index: int, subject: str, body: str,
+              try_number: int | None = None, settings: Settings | None = None, channel: EmailChannel | None = None,
+              category: str = "pipeline-alert") -> bool:
+    """Claim the alert's row, mail it, record how that went; False when it was sent (or failed for good) before.
+
+    A claimed row still ``pending`` was left by an attempt that died between its claim and its outcome: whether
+    that mail went out is unknown, so it is sent again marked as a possible duplicate (same key), never dropped."""
+    from replenish.orders.channels import EmailChannel
+    from replenish.settings import get_settings
+
+    s = settings or get_settings()
+    recipients = [r.strip() for r in s.alert_email_to.split(",") if r.strip()]
     with engine.begin() as conn:
         migrations.ensure_current(conn)
         claimed = conn.execute(
-            text("""INSERT INTO ops.pipeline_alerts (dag_id, run_id, task_id, map_index, try_number, recipients,
+            text("""INSERT INTO ops.pipeline_alerts AS a (dag_id, run_id, task_id, map_index, try_number, recipients,
                         subject, message)
                     VALUES (:dag, :run, :task, :mi, :try, :to, :subj, :msg)
-                    ON CONFLICT (dag_id, run_id, task_id, map_index) DO NOTHING RETURNING 1"""),
+                    ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET try_number = a.try_number
+                     WHERE a.status = 'pending'
+                    RETURNING (xmax = 0) AS is_first"""),
             {"dag": dag_id, "run": run_id, "task": task_id, "mi": map_index, "try": try_number,
              "to": ", ".join(recipients), "subj": subject, "msg": body},
         ).first()
@@ -73,10 +118,11 @@ def alert_failure(engine: Engine, *, dag_id: str, run_id: str, task_id: str = ""
     ch = channel or EmailChannel.from_settings(s)
     try:
         ref = ch.send_message(to=recipients, subject=subject, text_body=body,
-                              html_body=f"<pre>{html.escape(body)}</pre>", key=key, category="pipeline-alert")
+                              html_body=f"<pre>{html.escape(body)}</pre>", key=key, category=category,
+                              possible_duplicate=not claimed.is_first)
         status, err = "sent", None
     except Exception as exc:  # noqa: BLE001 - a failing alert must not fail the task or the scheduler
-        log.warning("failure alert %s not sent: %s", key, exc)
+        log.warning("alert %s not sent: %s", key, exc)
         ref, status, err = None, "failed", f"{type(exc).__name__}: {exc}"[:1000]
     try:
         mark_alert(engine, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, status=status,

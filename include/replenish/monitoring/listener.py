@@ -72,7 +72,7 @@ def deliver(rec: dict[str, Any]) -> None:
     """
     from replenish import migrations
     from replenish.database import engine
-    from replenish.monitoring.alerts import AlertStatusNotRecorded, alert_failure, mark_alert
+    from replenish.monitoring.alerts import AlertStatusNotRecorded, alert_failure, keep_status_for_later, mark_alert
     from replenish.monitoring.run_log import record_task_run
 
     kind = rec["kind"]
@@ -93,10 +93,7 @@ def deliver(rec: dict[str, Any]) -> None:
             raise ValueError(f"unknown monitoring record kind {kind!r}")
     except AlertStatusNotRecorded as exc:
         # the mail went out (or failed for good); only its status is missing: keep it for later, never resend
-        from replenish.monitoring.spool import Spool, spool_folder
-
-        Spool(spool_folder()).put({"kind": "alert_status", "alert_status": {
-            **exc.key, "status": exc.status, "external_ref": exc.external_ref, "error": exc.error}})
+        keep_status_for_later(exc)
 
 
 def _deliver_dag_run(rec: dict[str, Any]) -> None:
