@@ -103,3 +103,18 @@ def test_the_accuracy_verdict_and_its_reasons_head_the_accuracy_section():
     assert "Verdict (replenish accuracy, target dates in the 28 days up to 2019-04-30): drift" in out
     assert "asks for &lt;30%&gt;" in out and "<30%>" not in out
     assert "Verdict" not in run_report_html(BD, fc, act, None)
+
+
+def test_days_a_store_was_closed_are_left_out_of_the_accuracy():
+    """A store that sold nothing of what its forecasts expected (>= 10 units that day) was closed: its forecasts
+    of that day are left out of the pooled figures, by the accuracy mart's rule, and counted."""
+    origins = list(pd.date_range(pd.Timestamp(BD) - pd.Timedelta(days=3), pd.Timestamp(BD) - pd.Timedelta(days=1)))
+    fc = _forecasts(origins)
+    act = _actuals()
+    shut = (act["store_id"] == 2) & (act["demand_date"] == BD)
+    act.loc[shut, "units_sold"] = 0.0
+    text = run_report_html(BD, fc, act, MODELS.iloc[0:0], n_series=1)
+    # store 2's three items on BD, forecast from each of the three origins
+    assert "9 forecast(s) of a day the store was closed left out" in text
+    open_text = run_report_html(BD, fc, _actuals(), MODELS.iloc[0:0], n_series=1)
+    assert "0 forecast(s) of a day the store was closed left out" in open_text
