@@ -117,6 +117,13 @@ def test_the_night_sends_most_orders_without_a_person(night: Any) -> None:
     others = _q("SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM orders.purchase_orders "
                 "WHERE order_date = :d AND store_id <> :s", d=_order_date(), s=MANUAL_STORE)[0]
     assert others[0] >= 0.8 * others[1], others
+    # the night's stamps read the one clock (pinned at 01:00 after D), not the machine's: when an order was sent
+    # and last changed show on the order page and in the POS API beside its history
+    from replenish import clock
+
+    stamps = _q("SELECT o.sent_at, p.updated_at FROM orders.outbox o JOIN orders.purchase_orders p USING (order_id) "
+                "WHERE p.order_date = :d AND o.status = 'sent'", d=_order_date())
+    assert stamps and {clock.local(t).date() for row in stamps for t in row} == {_order_date()}
 
 
 def test_buyer_follows_the_digest_link_edits_approves_and_it_is_sent_once(night: Any, playwright: Any) -> None:

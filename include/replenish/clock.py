@@ -12,6 +12,9 @@ calendar) asks this module, never ``datetime.now()`` or a hard-coded zone.
   it to the night after the data's last day, so the nightly, ``order_dispatch``, ``replenish serve`` and
   every CLI command agree on "now" and live cutoff countdowns make sense on 2019 data. The setting lives in
   the warehouse database because that is the one place every process and machine shares.
+* **Stamps**: what a buyer or a store reads beside an order (its events, when it was sent, last changed, a line
+  edited; when a digest went out) is stamped with this "now", never the database's ``now()``; the records of runs,
+  sessions, logins and the data team's alerts keep the machine's time.
 """
 
 from __future__ import annotations

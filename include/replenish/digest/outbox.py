@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from replenish import clock
 from replenish.orders.dispatcher import DispatchConfig, OutboxRow
 from replenish.orders.sent_ledger import (
     History,
@@ -100,9 +101,9 @@ class _DigestQueue(OutboxRow):
     def settle(self, conn: Connection, row: dict[str, Any], result: Result, hist: History, msg: Message) -> str:
         if result.kind in ("sent", "deduplicated"):
             conn.execute(
-                text("""UPDATE orders.digest_outbox SET status = 'sent', sent_at = now(), last_error = NULL,
+                text("""UPDATE orders.digest_outbox SET status = 'sent', sent_at = :now, last_error = NULL,
                         sent_by_run = :r, external_ref = :ref WHERE message_id = :m"""),
-                {"r": self.run_id, "ref": result.ref, "m": row["message_id"]},
+                {"r": self.run_id, "ref": result.ref, "m": row["message_id"], "now": clock.now(conn)},
             )
             return "sent" if result.kind == "sent" else "deduplicated"
         return self._retry_or_dead(conn, row, result, hist, msg)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from replenish import clock
 from replenish.orders.channels.base import ChannelError
 from replenish.orders.order_tables import add_event, set_status
 from replenish.orders.outbox import expire
@@ -149,9 +150,9 @@ class _OrderQueue(OutboxRow):
         mid, oid = row["message_id"], row["order_id"]
         if result.kind in ("sent", "deduplicated"):
             conn.execute(
-                text("""UPDATE orders.outbox SET status = 'sent', sent_at = now(), last_error = NULL,
+                text("""UPDATE orders.outbox SET status = 'sent', sent_at = :now, last_error = NULL,
                         sent_by_run = :r WHERE message_id = :m"""),
-                {"r": self.run_id, "m": mid},
+                {"r": self.run_id, "m": mid, "now": clock.now(conn)},
             )
             set_status(conn, oid, "sent", self.actor)
             add_event(conn, oid, self.actor, "sent_ref", None, result.ref)

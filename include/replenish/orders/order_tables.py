@@ -70,10 +70,10 @@ def set_status(conn: Connection, order_id: str, new: str, actor: str, *, expect=
         raise ValueError(f"order {order_id} is {old!r}, expected one of {tuple(expect)}")
     conn.execute(
         text(
-            "UPDATE orders.purchase_orders SET status = :s, updated_at = now(), "
+            "UPDATE orders.purchase_orders SET status = :s, updated_at = :now, "
             "reasons = COALESCE(:r, reasons) WHERE order_id = :o"
         ),
-        {"s": new, "o": order_id, "r": reasons},
+        {"s": new, "o": order_id, "r": reasons, "now": clock.now(conn)},
     )
     add_event(conn, order_id, actor, "status", old, new)
     return old
@@ -236,11 +236,11 @@ def _record_changes(conn: Connection, created: list[str], touched: set[str], *, 
         add_event(conn, oid, actor, "created", None, run_id)
     for oid in updated:
         v = conn.execute(
-            text("""UPDATE orders.purchase_orders p SET version = p.version + 1, updated_at = now(),
+            text("""UPDATE orders.purchase_orders p SET version = p.version + 1, updated_at = :now,
             run_id = :r, reasons = i.reasons, order_value = i.order_value FROM _po_in i
             WHERE p.order_id = :o AND i.store_id = p.store_id AND i.supplier_id = p.supplier_id
               AND i.delivery_date = p.delivery_date RETURNING p.version"""),
-            {"o": oid, "r": run_id},
+            {"o": oid, "r": run_id, "now": clock.now(conn)},
         ).scalar()
         add_event(conn, oid, actor, "reproposed", None if v is None else v - 1, v)
     return updated
@@ -258,16 +258,16 @@ def edit_line(
     if st not in OPEN_STATUSES:
         raise PermissionError(f"order {order_id} is {st!r}: locked")
     old = conn.execute(
-        text("""UPDATE orders.order_lines l SET final_qty = :q, edited_by = :a, edited_at = now(),
+        text("""UPDATE orders.order_lines l SET final_qty = :q, edited_by = :a, edited_at = :now,
         edit_reason = :r FROM orders.order_lines o WHERE l.order_id = o.order_id AND l.item_id = o.item_id
         AND l.order_id = :o AND l.item_id = :i RETURNING o.final_qty"""),
-        {"q": int(qty), "a": actor, "r": reason, "o": order_id, "i": int(item_id)},
+        {"q": int(qty), "a": actor, "r": reason, "o": order_id, "i": int(item_id), "now": clock.now(conn)},
     ).scalar()
     if old is None:
         raise KeyError((order_id, item_id))
     conn.execute(
-        text("UPDATE orders.purchase_orders SET version = version + 1, updated_at = now() WHERE order_id = :o"),
-        {"o": order_id},
+        text("UPDATE orders.purchase_orders SET version = version + 1, updated_at = :now WHERE order_id = :o"),
+        {"o": order_id, "now": clock.now(conn)},
     )
     add_event(conn, order_id, actor, f"line_edited:{item_id}", old, qty)
 

@@ -155,8 +155,8 @@ def _hold(conn: Connection, o: Any, reasons: list[str], actor: str) -> None:
     if o["status"] != "in_review":
         set_status(conn, o["order_id"], "in_review", actor, reasons=reasons)
     elif list(o["reasons"] or ()) != reasons:
-        conn.execute(text("UPDATE orders.purchase_orders SET reasons = :r, updated_at = now() WHERE order_id = :o"),
-                     {"r": reasons, "o": o["order_id"]})
+        conn.execute(text("UPDATE orders.purchase_orders SET reasons = :r, updated_at = :now WHERE order_id = :o"),
+                     {"r": reasons, "o": o["order_id"], "now": clock.now(conn)})
     if list(o["reasons"] or ()) != reasons:
         add_event(conn, o["order_id"], actor, "reasons", ",".join(o["reasons"] or ()), ",".join(reasons))
 
@@ -166,9 +166,9 @@ def _apply_caps(conn: Connection, order_id: str, d: Decision, actor: str) -> int
     re-proposal resets it and release decides again), with the reason in the audit trail and the explanation."""
     for c in d.caps:
         conn.execute(
-            text("""UPDATE orders.order_lines SET final_qty = :q, edited_by = :a, edited_at = now(), edit_reason = :r,
+            text("""UPDATE orders.order_lines SET final_qty = :q, edited_by = :a, edited_at = :now, edit_reason = :r,
                     explanation = explanation || CAST(:e AS jsonb) WHERE order_id = :o AND item_id = :i"""),
-            {"q": c.to_qty, "a": actor, "r": c.reason, "o": order_id, "i": c.item_id,
+            {"q": c.to_qty, "a": actor, "r": c.reason, "o": order_id, "i": c.item_id, "now": clock.now(conn),
              "e": json.dumps({"release_cap": {"from": c.from_qty, "to": c.to_qty, "reason": c.reason,
                                               "detail": c.detail}})},
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
+from replenish import clock
 from replenish.orders import outbox
 from replenish.orders.order_tables import OPEN_STATUSES, add_event, edit_line
 from replenish.platform.access import Principal
@@ -108,8 +109,6 @@ def _require_open(head: dict) -> None:
 
 
 def _require_future_delivery(conn: Connection, head: dict) -> None:
-    from replenish import clock
-
     if head["delivery_date"] < clock.today(conn):
         raise conflict("delivery_date_passed", f"order {head['order_id']} was for delivery on {head['delivery_date']}, "
                                                "which has passed: reject it and order for a later delivery")
@@ -117,8 +116,8 @@ def _require_future_delivery(conn: Connection, head: dict) -> None:
 
 def _bump(conn: Connection, order_id: str) -> None:
     conn.execute(
-        text("UPDATE orders.purchase_orders SET version = version + 1, updated_at = now() WHERE order_id = :o"),
-        {"o": order_id},
+        text("UPDATE orders.purchase_orders SET version = version + 1, updated_at = :now WHERE order_id = :o"),
+        {"o": order_id, "now": clock.now(conn)},
     )
 
 
@@ -163,7 +162,7 @@ def change_lines(
                 text(
                     """INSERT INTO orders.order_lines (order_id, item_id, proposed_qty, final_qty, explanation,
                         edited_by, edited_at, edit_reason)
-                    VALUES (:o, :i, 0, :q, CAST(:e AS jsonb), :a, now(), :r)"""
+                    VALUES (:o, :i, 0, :q, CAST(:e AS jsonb), :a, :now, :r)"""
                 ),
                 {
                     "o": order_id,
@@ -172,6 +171,7 @@ def change_lines(
                     "e": '{"why": "added by hand (not proposed)", "added": true}',
                     "a": p.actor,
                     "r": c.reason,
+                    "now": clock.now(conn),
                 },
             )
             add_event(conn, order_id, p.actor, f"line_added:{c.item_id}", None, c.qty)
