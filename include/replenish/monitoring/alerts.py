@@ -74,13 +74,13 @@ def alert_drift(engine: Engine, *, dag_id: str, business_date: dt.date, reasons:
                 links: dict[str, str] | None = None, settings: Settings | None = None,
                 channel: EmailChannel | None = None) -> bool:
     """Mail the data team that the forecasts drift (``replenish accuracy``'s reasons), once per business date:
-    keyed by the date, not the run, so re-running the night does not mail again. ``new`` names what was not
-    drifting the night before (the caller mails only when something is)."""
+    keyed by the date, not the run, so re-running the night does not mail again. ``new`` names what the nights
+    before did not (the caller mails only when something is new)."""
     subject = f"[replenish] forecasts drifting up to {business_date}: {'; '.join(new)}"
     lines = [f"The stored forecasts met what sold up to {business_date} outside the limits "
              "(replenish accuracy):", ""]
     lines += [f"- {r}" for r in reasons]
-    lines += ["", f"New since the night before: {', '.join(new)}.",
+    lines += ["", f"New (not named by the nights before): {', '.join(new)}.",
               f"Figures: replenish accuracy --date {business_date}", ""]
     lines += [f"{name.replace('_', ' ')}: {url}" for name, url in (links or {}).items()]
     return send_once(engine, dag_id=dag_id, run_id=business_date.isoformat(), task_id=DRIFT_TASK, map_index=-1,
