@@ -58,25 +58,32 @@ where a.target_date > :start and a.target_date <= :bd and not a.is_store_closed
 {group}
 """
 
-_SERVICE = """
-select d.store_id, d.item_id,
-       count(*) filter (where d.units_sold > 0 or d.is_stockout)       as days_with_sales,
-       count(*) filter (where d.is_stockout)                            as stockout_days,
-       max(p.unit_price) as unit_price, max(p.unit_cost) as unit_cost, max(p.service_level) as service_level,
-       max(p.shelf_life_days) as shelf_life_days
-from marts.fct_daily_demand as d
-join (
-    -- one row per store x item, however many suppliers deliver it (a day is counted once)
-    select store_id, item_id, max(unit_price) as unit_price, max(unit_cost) as unit_cost,
-           max(service_level) as service_level, max(shelf_life_days) as shelf_life_days
-    from marts.dim_replenishment_parameters
-    group by store_id, item_id
-) as p on p.store_id = d.store_id and p.item_id = d.item_id
-where d.demand_date > :start and d.demand_date <= :bd
-  -- the days this platform's forecasts were there for: before them the stock came from the retailer's old ordering
-  and exists (select 1 from marts.fct_forecast_accuracy as a
-              where a.store_id = d.store_id and a.item_id = d.item_id and a.target_date = d.demand_date)
-group by d.store_id, d.item_id
+# The days judged: each store x item x day up to D with sales (or sold out) that the stored forecasts covered (before
+# them the stock came from the retailer's old ordering), with its ordering parameters, one row per store x item
+# however many suppliers deliver it. The target-date bounds inside EXISTS keep the probe to the window's forecasts.
+_DAYS = """
+    select d.store_id, d.item_id, d.demand_date, d.is_stockout, p.unit_price, p.unit_cost, p.service_level,
+           p.shelf_life_days
+    from marts.fct_daily_demand as d
+    join (
+        select store_id, item_id, max(unit_price) as unit_price, max(unit_cost) as unit_cost,
+               max(service_level) as service_level, max(shelf_life_days) as shelf_life_days
+        from marts.dim_replenishment_parameters
+        group by store_id, item_id
+    ) as p on p.store_id = d.store_id and p.item_id = d.item_id
+    where d.demand_date > :start and d.demand_date <= :bd and (d.units_sold > 0 or d.is_stockout)
+      and exists (select 1 from marts.fct_forecast_accuracy as a
+                  where a.store_id = d.store_id and a.item_id = d.item_id and a.target_date = d.demand_date
+                    and a.target_date > :start and a.target_date <= :bd)
+"""
+
+_SERVICE = f"""
+with days as ({_DAYS})
+select store_id, item_id, count(*) as days_with_sales, count(*) filter (where is_stockout) as stockout_days,
+       max(unit_price) as unit_price, max(unit_cost) as unit_cost, max(service_level) as service_level,
+       max(shelf_life_days) as shelf_life_days
+from days
+group by store_id, item_id
 """
 
 # Why a day with sales sold out: the delivery its stock came from (the latest received within the item's shelf life,
@@ -92,18 +99,7 @@ CAUSES = {
 _WENT_OUT = ("approved", "auto_approved", "queued", "sending", "sent", "acknowledged")
 
 _CAUSES = f"""
-with days as (
-    select d.store_id, d.item_id, d.demand_date, d.is_stockout, p.shelf_life_days
-    from marts.fct_daily_demand as d
-    join (
-        select store_id, item_id, max(shelf_life_days) as shelf_life_days
-        from marts.dim_replenishment_parameters
-        group by store_id, item_id
-    ) as p on p.store_id = d.store_id and p.item_id = d.item_id
-    where d.demand_date > :start and d.demand_date <= :bd and (d.units_sold > 0 or d.is_stockout)
-      and exists (select 1 from marts.fct_forecast_accuracy as a
-                  where a.store_id = d.store_id and a.item_id = d.item_id and a.target_date = d.demand_date)
-),
+with days as ({_DAYS}),
 served as (
     select x.store_id, x.item_id, x.is_stockout, v.due_date, v.ordered_qty, v.is_short_delivery
     from days as x
@@ -116,27 +112,29 @@ served as (
         limit 1
     ) as v on true
 ),
-classified as (
-    select s.item_id, s.is_stockout,
-           case when s.due_date is null then 'no_delivery'
-                when s.is_short_delivery then 'short_delivery'
-                when l.final_qty is null or s.ordered_qty <> l.final_qty then 'ordered_outside'
-                when l.final_qty <> l.proposed_qty then 'changed_by_person'
-                else 'as_proposed' end as cause
-    from served as s
-    left join lateral (
-        select l.final_qty, l.proposed_qty
-        from orders.purchase_orders as o
-        join orders.order_lines as l on l.order_id = o.order_id
-        where o.store_id = s.store_id and o.delivery_date = s.due_date and l.item_id = s.item_id
-          and o.status in ({", ".join(f"'{w}'" for w in _WENT_OUT)})
-        order by o.order_id
-        limit 1
-    ) as l on true
+-- Replenish's order lines that went out for those delivery dates, one per store x item x date (hash-joined: a
+-- probe per day would walk a store's whole order history on servers without skip scans)
+replenish_lines as (
+    select distinct on (o.store_id, o.delivery_date, l.item_id)
+           o.store_id, o.delivery_date, l.item_id, l.final_qty, l.proposed_qty
+    from orders.purchase_orders as o
+    join orders.order_lines as l on l.order_id = o.order_id
+    where o.status in ({", ".join(f"'{w}'" for w in _WENT_OUT)})
+      and o.delivery_date between (select min(due_date) from served) and (select max(due_date) from served)
+    order by o.store_id, o.delivery_date, l.item_id, o.order_id
 )
-select item_id, cause, count(*) as days_with_sales, count(*) filter (where is_stockout) as stockout_days
-from classified
-group by item_id, cause
+select s.item_id,
+       case when s.due_date is null then 'no_delivery'
+            when s.is_short_delivery then 'short_delivery'
+            when l.final_qty is null or s.ordered_qty <> l.final_qty then 'ordered_outside'
+            when l.final_qty <> l.proposed_qty then 'changed_by_person'
+            else 'as_proposed' end                                   as cause,
+       count(*)                                                      as days_with_sales,
+       count(*) filter (where s.is_stockout)                         as stockout_days
+from served as s
+left join replenish_lines as l
+  on l.store_id = s.store_id and l.delivery_date = s.due_date and l.item_id = s.item_id
+group by 1, 2
 """
 
 
