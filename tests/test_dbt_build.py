@@ -322,6 +322,10 @@ def test_forecasts_are_scored_against_what_sold_once_their_dates_are_past(wh):
         assert json.loads(p.stdout) == json.loads(json.dumps(doc))
         p = subprocess.run([exe, "accuracy", "--date", str(D)], capture_output=True, text=True, env=env, timeout=300)
         assert p.returncode == 0 and "By horizon" in p.stdout and "sold out" in p.stdout, p.stderr[-3000:]
+
+        # the scores are kept as long as the forecasts (forecast_retention_days): 0 keeps D's alone
+        assert run_dbt_build(D, settings=settings, dbt_vars={"forecast_retention_days": 0}).success
+        assert [r["target_date"] for r in q(eng, "SELECT DISTINCT target_date FROM marts.fct_forecast_accuracy")] == [D]
     finally:
         with eng.begin() as c:
             c.execute(text("DELETE FROM forecast.forecasts"))

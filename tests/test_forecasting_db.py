@@ -165,3 +165,28 @@ def test_drift_is_named_only_where_the_figures_leave_their_limits():
                {"item_id": 109, "days_with_sales": 500, "stockout_days": 30, "stockout_share": 0.06, "asked": 0.05},
                {"item_id": 110, "days_with_sales": 20, "stockout_days": 19, "stockout_share": 0.95, "asked": 0.30}]
     assert drift_reasons(ok, service) == ["item 101 sold out on 42% of its days with sales, its ordering asks for 30%"]
+
+
+def test_stored_forecasts_are_kept_for_the_retention_days(eng):
+    """The nightly run deletes the forecasts whose target date is more than forecast_retention_days before D, one
+    target date at a time; a re-run deletes nothing more, and a shorter retention deletes more."""
+    import datetime as dt
+
+    from replenish.forecasting.predict import prune_forecasts
+
+    d = dt.date(2031, 6, 30)
+    targets = [d - dt.timedelta(days=k) for k in (500, 401, 400, 399, 10, 0)]
+    with eng.begin() as c:
+        c.execute(text("insert into forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, p10, p50,"
+                       " p90, model_version, is_flagged, run_id) values (1, 10, :o, :t, 1, 1, 2, 3, 'v', false, 'r')"),
+                  [{"o": t - dt.timedelta(days=1), "t": t} for t in targets])
+    try:
+        assert prune_forecasts(eng, d, 400) == 2
+        assert prune_forecasts(eng, d, 400) == 0
+        with eng.connect() as c:
+            kept = c.execute(text("select target_date from forecast.forecasts where run_id = 'r' order by 1")).scalars()
+            assert list(kept) == sorted(targets[2:])
+        assert prune_forecasts(eng, d, 35) == 2
+    finally:
+        with eng.begin() as c:
+            c.execute(text("delete from forecast.forecasts where run_id = 'r'"))

@@ -164,6 +164,7 @@ def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, 
     """The forecast stage's record after all partitions: total rows, the flag, the run's report and the accuracy
     verdict."""
     from replenish.forecasting.accuracy import realised_accuracy
+    from replenish.forecasting.predict import prune_forecasts
 
     summary: dict[str, Any] = {"rows": sum(int(p.get("rows", 0)) for p in parts), "partitions": len(parts)}
     summary.update(_flag_summary(_automation_blocked(business_date, run_id)))
@@ -176,6 +177,8 @@ def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, 
     # the verdict and what it was judged on (the buyer digests scope the per-item part to each buyer from here)
     summary["accuracy"] = {k: accuracy[k] for k in ("status", "drift", "drift_topics", "overall", "service_by_item")}
     summary["accuracy"]["new_drift"] = _alert_new_drift(business_date, accuracy)
+    # the stored forecasts are kept for forecast_retention_days (their scores in the accuracy mart as long, dbt)
+    summary["forecasts_pruned"] = prune_forecasts(engine(), business_date, get_settings().forecast_retention_days)
     return record_stage(run_id, business_date, "forecast", summary)
 
 

@@ -154,7 +154,8 @@ def dbt_args(command: str, business_date: dt.date, *, full_refresh: bool = False
              dbt_vars: dict[str, Any] | None = None) -> list[str]:
     settings = settings or get_settings()
     paths = dbt_paths(settings)
-    all_vars = {**(dbt_vars or {}), "business_date": business_date.isoformat()}
+    all_vars = {"forecast_retention_days": settings.forecast_retention_days, **(dbt_vars or {}),
+                "business_date": business_date.isoformat()}
     args = [
         command,
         "--project-dir", str(settings.dbt_project_dir),

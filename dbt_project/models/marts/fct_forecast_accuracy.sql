@@ -4,7 +4,9 @@
     incremental_strategy='delete+insert',
     unique_key='target_date',
     on_schema_change='fail',
-    post_hook=["{{ ensure_indexes([['target_date']]) }}", "{{ analyze_if_rebuilt() }}"]
+    post_hook=["{{ ensure_indexes([['target_date']]) }}",
+               "delete from {{ this }} where target_date < {{ business_date() }} - {{ var('forecast_retention_days', 400) | int }}",
+               "{{ analyze_if_rebuilt() }}"]
   )
 }}
 -- Every stored forecast beside what sold on its target date, once that date is past (target_date <= D): the
@@ -12,6 +14,7 @@
 -- D - accuracy_lookback_days .. D, so late sales corrections reach it; not the marts' 35 days: every target date
 -- holds 14 forecasts per series (one per origin), ~420,000 rows at chain size, and 35 of them rewritten each night
 -- would be ~15 M rows. A full refresh (`replenish build --full-refresh`) scores every stored forecast again.
+-- Kept as long as the forecasts (var forecast_retention_days, the setting; the nightly run prunes both).
 -- A forecast whose store x item has no demand row that day (nothing reported) is not scored: its outcome is unknown.
 {%- if is_incremental() %}
 {%- set window_start = '(' ~ business_date() ~ ' - ' ~ (var('accuracy_lookback_days', 7) | int) ~ ')' %}

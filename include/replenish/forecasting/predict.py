@@ -4,6 +4,7 @@ origin, streamed by chunks of stores read from the marts (``ml.predict.forecast_
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,3 +100,20 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
         # COPY: the chain's 420,000 rows a night took ~55 s as parameterised inserts
         copy_frame(conn, "forecast.forecasts", out)
     return len(out)
+
+
+def prune_forecasts(engine: Engine, business_date: dt.date, retention_days: int) -> int:
+    """Delete the stored forecasts whose target date is more than ``retention_days`` before ``business_date``, one
+    target date per transaction (the first night after a long history, or a shorter retention, deletes many days
+    without one long lock); returns the rows deleted. Re-running deletes nothing more."""
+    from sqlalchemy import text
+
+    cut = business_date - dt.timedelta(days=retention_days)
+    with engine.connect() as conn:
+        first = conn.execute(text("select min(target_date) from forecast.forecasts")).scalar()
+    deleted, day = 0, first
+    while day is not None and day < cut:
+        with engine.begin() as conn:
+            deleted += conn.execute(text("delete from forecast.forecasts where target_date = :d"), {"d": day}).rowcount
+        day += dt.timedelta(days=1)
+    return deleted
