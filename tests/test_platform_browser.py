@@ -315,6 +315,27 @@ def test_queue_and_order_are_accessible_on_both_viewports(playwright, world, bas
             _check_layout(page, f"{name} order, all open", phone=phone)
 
 
+@pytest.mark.slow
+def test_stock_outs_page_is_accessible_on_both_viewports(playwright, world, base_url) -> None:
+    """``/service`` with two items (their figures and causes) passes the layout checks on a phone and a laptop,
+    and the queue links to it."""
+    import datetime as dt
+
+    from support.platform_app import night_verdict, service_item
+
+    from replenish import clock
+
+    with night_verdict(clock.today() - dt.timedelta(days=1), [service_item(I1, 0.5), service_item(I2, 0.31)]):
+        for name, vp, phone in (("phone", PHONE, True), ("laptop", LAPTOP, False)):
+            with chromium_context(playwright, vp, is_mobile=phone, has_touch=phone) as ctx:
+                page = ctx.new_page()
+                _sign_in(page, base_url, world["users"]["buyer1"])
+                page.get_by_test_id("service-link").click()
+                page.wait_for_url("**/service")
+                assert page.get_by_test_id("service-item").count() == 2
+                _check_layout(page, f"{name} stock-outs page", phone=phone)
+
+
 @pytest.mark.skipif(not os.environ.get("REPLENISH_README_DEMO_URL"),
                     reason="README screenshots: set REPLENISH_README_DEMO_URL and REPLENISH_README_DEMO_ADMIN_PASSWORD")
 def test_readme_screenshots_of_the_demo(playwright) -> None:

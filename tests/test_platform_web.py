@@ -444,3 +444,43 @@ def test_run_links_open_on_the_platform() -> None:
                      "data_docs": "http://replenish.example:8000/data-docs/index.html",
                      "forecast_report": "http://replenish.example:8000/reports/forecast_2019-04-30.html"}
     assert "forecast_report" not in run_links(s, dt.date(2019, 4, 30), "forecast_training")  # it writes none
+
+
+# ------------------------------------------------------------------------------------------ stock-outs page
+def test_stock_outs_page_shows_the_items_of_ones_orders_and_why_they_sold_out(app, world) -> None:
+    """``/service``: the last night's accuracy verdict (as the forecast stage recorded it) for the items of the
+    orders a person may see: the share of days sold out against the share asked, and where their stock came from."""
+    import datetime as dt
+
+    from support.platform_app import night_verdict, service_item
+
+    from replenish import clock
+    from replenish.database import begin
+
+    day = clock.today() - dt.timedelta(days=1)
+    other = 990_777    # an item of no order of this world
+    order = _order(world)      # the first store's order from the first supplier: buyer1's, not buyer2's
+    with begin() as c:
+        c.execute(text("INSERT INTO orders.order_lines (order_id, item_id, proposed_qty, final_qty) "
+                       "VALUES (:o, :i, 3, 3)"), {"o": order, "i": I9})
+    try:
+        with night_verdict(day, [service_item(I1, 0.5), service_item(I9, 0.47), service_item(other, 0.46)]):
+            assert TestClient(app).get("/service", follow_redirects=False).status_code == 303   # sign in first
+            assert 'href="/service"' in _client(app, world, "buyer1").get("/queue").text
+
+            def items(who: str) -> list[str]:
+                page = _client(app, world, who).get("/service")
+                assert page.status_code == 200 and f"up to\n    {day}" in page.text
+                return re.findall(r'data-testid="service-item" data-item="(\d+)"', page.text)
+
+            assert items("buyer1") == [str(I1), str(I9)]          # the widest gap first
+            assert items("buyer2") == [str(I1)]
+            assert items("admin") == [str(I1), str(I9), str(other)]
+            page = _client(app, world, "buyer1").get("/service").text
+            assert f"item {I1} sold out on 50% of its days with sales, its ordering asks for 30%" in page
+            assert "ordered outside Replenish</td><td class=\"num\">90 / 150</td>" in page
+            assert "20 points over" in page and f"/reports/forecast_{day}.html" in page
+    finally:
+        with begin() as c:
+            c.execute(text("DELETE FROM orders.order_lines WHERE order_id = :o AND item_id = :i"),
+                      {"o": order, "i": I9})

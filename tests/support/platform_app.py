@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -58,3 +59,37 @@ def csrf_of(client: TestClient, path: str = "/queue") -> str:
 
 def version_of(client: TestClient, order_id: str) -> int:
     return int(VERSION_RE.search(client.get(f"/orders/{order_id}").text).group(1))
+
+
+def service_item(item_id: int, share: float, asked: float = 0.3, days: int = 200) -> dict[str, Any]:
+    """An item's row of the accuracy verdict (``service_by_item``): ``share`` of ``days`` with sales sold out, 150 of
+    those days on deliveries ordered outside Replenish (90 sold out), the rest sent as proposed."""
+    out = int(share * days)
+    return {"item_id": item_id, "days_with_sales": days, "stockout_days": out, "stockout_share": share,
+            "asked": asked, "causes": {
+                "ordered_outside": {"days_with_sales": 150, "stockout_days": 90, "stockout_share": 0.6},
+                "as_proposed": {"days_with_sales": days - 150, "stockout_days": out - 90,
+                                "stockout_share": (out - 90) / (days - 150)}}}
+
+
+@contextmanager
+def night_verdict(day: Any, items: list[dict[str, Any]]) -> Iterator[None]:
+    """A forecast stage record of ``day`` carrying an accuracy verdict with these items (what ``/service`` reads);
+    removed afterwards."""
+    import json
+
+    from sqlalchemy import text
+
+    from replenish.database import begin
+
+    record = {"accuracy": {"status": "drift", "drift": [], "drift_topics": [], "overall": {"rows": 0},
+                           "service_by_item": items}}
+    with begin() as c:
+        c.execute(text("INSERT INTO ops.stage_results (run_id, business_date, stage, status, summary) "
+                       "VALUES ('service-test', :d, 'forecast', 'success', CAST(:s AS jsonb))"),
+                  {"d": day, "s": json.dumps(record)})
+    try:
+        yield
+    finally:
+        with begin() as c:
+            c.execute(text("DELETE FROM ops.stage_results WHERE run_id = 'service-test'"))

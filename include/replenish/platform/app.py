@@ -139,12 +139,13 @@ def _context(
 
 
 def _add_routes(app: FastAPI) -> None:
-    from replenish.platform import api, documents, web
+    from replenish.platform import api, documents, service, web
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(web.router)
     app.include_router(documents.router)
+    app.include_router(service.router)
 
     docs_page, docs_csp = _docs_page()  # built once: the hash in its CSP must match the page served
 
