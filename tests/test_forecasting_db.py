@@ -165,6 +165,14 @@ def test_drift_is_named_only_where_the_figures_leave_their_limits():
                {"item_id": 109, "days_with_sales": 500, "stockout_days": 30, "stockout_share": 0.06, "asked": 0.05},
                {"item_id": 110, "days_with_sales": 20, "stockout_days": 19, "stockout_share": 0.95, "asked": 0.30}]
     assert drift_reasons(ok, service) == ["item 101 sold out on 42% of its days with sales, its ordering asks for 30%"]
+    # with where the stock came from, in the causes' order whatever the record's (jsonb sorts its keys)
+    causes = {"as_proposed": {"days_with_sales": 100, "stockout_days": 31, "stockout_share": 0.31},
+              "no_delivery": {"days_with_sales": 5, "stockout_days": 5, "stockout_share": 1.0},
+              "ordered_outside": {"days_with_sales": 395, "stockout_days": 174, "stockout_share": 0.4405}}
+    assert drift_reasons(ok, [{**service[0], "causes": causes}]) == [
+        "item 101 sold out on 42% of its days with sales, its ordering asks for 30%; by where the stock came from, "
+        "sold out: nothing delivered within its shelf life 5 of 5 days (100%), ordered outside Replenish 174 of 395 "
+        "days (44%), sent as Replenish proposed 31 of 100 days (31%)"]
 
 
 def test_stored_forecasts_are_kept_for_the_retention_days(eng):
