@@ -477,9 +477,15 @@ def test_stock_outs_page_shows_the_items_of_ones_orders_and_why_they_sold_out(ap
             assert items("buyer2") == [str(I1)]
             assert items("admin") == [str(I1), str(I9), str(other)]
             page = _client(app, world, "buyer1").get("/service").text
-            assert f"item {I1} sold out on 50% of its days with sales, its ordering asks for 30%" in page
+            assert "service-drift" not in page        # an item's drift is its card, not a second list
             assert "ordered outside Replenish</td><td class=\"num\">90 / 150</td>" in page
             assert "20 points over" in page and f"/reports/forecast_{day}.html" in page
+        # the model's own drift heads the page
+        narrow = {"rows": 1000, "censored_rows": 100, "bias": 0.0, "coverage_low": 0.5, "coverage_high": 0.6,
+                  "wape_backtested_rows": 0.2, "backtest_wape": 0.2}
+        with night_verdict(day, [service_item(I1, 0.3)], narrow):
+            page = _client(app, world, "buyer1").get("/service").text
+            assert "P10-P90 holds at most 60% of what sold" in page and 'data-testid="service-drift"' in page
     finally:
         with begin() as c:
             c.execute(text("DELETE FROM orders.order_lines WHERE order_id = :o AND item_id = :i"),

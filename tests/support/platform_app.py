@@ -73,16 +73,16 @@ def service_item(item_id: int, share: float, asked: float = 0.3, days: int = 200
 
 
 @contextmanager
-def night_verdict(day: Any, items: list[dict[str, Any]]) -> Iterator[None]:
-    """A forecast stage record of ``day`` carrying an accuracy verdict with these items (what ``/service`` reads);
-    removed afterwards."""
+def night_verdict(day: Any, items: list[dict[str, Any]], overall: dict[str, Any] | None = None) -> Iterator[None]:
+    """A forecast stage record of ``day`` carrying an accuracy verdict with these items and ``overall`` figures
+    (default: too few rows to judge the model; what ``/service`` reads); removed afterwards."""
     import json
 
     from sqlalchemy import text
 
     from replenish.database import begin
 
-    record = {"accuracy": {"status": "drift", "drift": [], "drift_topics": [], "overall": {"rows": 0},
+    record = {"accuracy": {"status": "drift", "drift": [], "drift_topics": [], "overall": overall or {"rows": 0},
                            "service_by_item": items}}
     with begin() as c:
         c.execute(text("INSERT INTO ops.stage_results (run_id, business_date, stage, status, summary) "

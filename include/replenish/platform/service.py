@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
-from replenish.forecasting.accuracy import CAUSES, drift_reasons
+from replenish.forecasting.accuracy import CAUSES, drift_findings
 from replenish.platform import order_queries
 from replenish.platform.access import scope_sql
 from replenish.platform.web import Session, render
@@ -67,7 +67,9 @@ def service(request: Request, s: Session) -> HTMLResponse:
     business_date, doc = found if found else (None, {})
     if found:
         service_rows = [r for r in doc["service_by_item"] if items is None or r["item_id"] in items]
-        reasons = drift_reasons(doc["overall"], service_rows)
+        # the model's own drift (intervals, bias, error) in words; an item's is its card below
+        reasons = [words for topic, words in drift_findings(doc["overall"], service_rows)
+                   if not topic.startswith("item ")]
         for r in service_rows:
             causes = r.get("causes") or {}
             rows.append({**r, "item_name": nm["item"].get(r["item_id"], f"Item {r['item_id']}"),
