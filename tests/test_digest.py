@@ -385,4 +385,6 @@ def test_an_item_selling_out_more_than_its_ordering_asks_is_an_exception_for_its
     assert ("  - forecasts against what sold in the last 4 weeks (replenish accuracy): item 10 sold out on 50% "
             "of its days with sales, its ordering asks for 30%") in _content(anna, "text/plain").splitlines()
     assert "against what sold" in _content(anna, "text/html")
+    assert f"    stock-outs and why, per item: {BASE}/service" in _content(anna, "text/plain").splitlines()
+    assert f'<a href="{BASE}/service">' in _content(anna, "text/html")
     assert "against what sold" not in _content(_mail_to(sendgrid, "carl@retailer.test"), "text/plain")

@@ -1,7 +1,7 @@
 """The digest mail: subject, plain text and HTML with deep links into the ordering platform.
 
-Links (relative to ``settings.platform_base_url``): ``/queue`` (the review queue) and
-``/orders/{order_id}`` (one order).
+Links (relative to ``settings.platform_base_url``): ``/queue`` (the review queue),
+``/orders/{order_id}`` (one order) and, beside the forecasts' drift, ``/service`` (stock-outs and why).
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ def order_url(base: str, order_id: str) -> str:
 
 def queue_url(base: str) -> str:
     return f"{base.rstrip('/')}/queue"
+
+
+def service_url(base: str) -> str:
+    return f"{base.rstrip('/')}/service"
 
 
 def _cutoff(value: Any, tz: str) -> str:
@@ -99,6 +103,8 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
         out.append(f"  ... and {d.yoy_outlier_count - len(d.yoy_outliers)} more forecasts far from last year")
     for r in d.forecast_drift:
         out.append(f"  - {DRIFT}: {r}")
+    if d.forecast_drift:
+        out.append(f"    stock-outs and why, per item: {service_url(base)}")
     return "\n".join(out) + "\n"
 
 
@@ -131,6 +137,8 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
     if d.yoy_outlier_count > len(d.yoy_outliers):
         exc.append(f"<li>... and {d.yoy_outlier_count - len(d.yoy_outliers)} more forecasts far from last year</li>")
     exc += [f"<li>{_first_upper(DRIFT)}: {e(r)}</li>" for r in d.forecast_drift]
+    if d.forecast_drift:
+        exc.append(f'<li><a href="{e(service_url(base))}">Stock-outs and why, per item</a></li>')
     return (
         f"<html><body><p>Good morning {e(d.buyer['display_name'])},</p>"
         f"<p>Replenishment digest for business date <b>{e(d.business_date)}</b>.</p>"
