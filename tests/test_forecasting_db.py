@@ -182,7 +182,7 @@ def test_stored_forecasts_are_kept_for_the_retention_days(eng):
 
     from replenish.forecasting.predict import prune_forecasts
 
-    d = dt.date(2031, 6, 30)
+    d = dt.date(1990, 6, 30)   # before every other test's forecasts in this database: they are not pruned here
     targets = [d - dt.timedelta(days=k) for k in (500, 401, 400, 399, 10, 0)]
     with eng.begin() as c:
         c.execute(text("insert into forecast.forecasts (store_id, item_id, origin_date, target_date, horizon, p10, p50,"
