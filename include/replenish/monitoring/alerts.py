@@ -1,11 +1,12 @@
 """Alerts to the data team by email, each once: a task instance's final failure, a failed run, forecasts drifting.
 
 The listener calls :func:`alert_failure` only for a final failure (the attempt that leaves the task
-``failed``, not ``up_for_retry``); the nightly forecast stage calls :func:`alert_drift` when the accuracy verdict
-names something the night before did not. The claim is the row in ``ops.pipeline_alerts``, keyed by (dag, run,
-task, map index): a second call finds it and sends nothing, and a row left ``pending`` by an attempt that died
-mid-way is sent again marked as a possible duplicate (:func:`send_once`). The mail goes through the order e-mail
-channel (SendGrid v3, or an .eml file in the outbox folder without an API key, named by the alert's key).
+``failed``, not ``up_for_retry``); the nightly forecast stage calls :func:`alert_drift` when the accuracy
+verdict names something none of the week's nights before did. The claim is the row in ``ops.pipeline_alerts``,
+keyed by (dag, run, task, map index): a second call finds it and sends nothing, and a row left ``pending`` by an
+attempt that died mid-way is sent again marked as a possible duplicate (:func:`send_once`). The mail goes through
+the order e-mail channel (SendGrid v3, or an .eml file in the outbox folder without an API key, named by the
+alert's key).
 """
 
 from __future__ import annotations
