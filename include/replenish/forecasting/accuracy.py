@@ -197,8 +197,8 @@ def _service(conn: Connection, start: dt.date, bd: dt.date) -> list[dict[str, An
 
 
 def _causes_words(causes: dict[str, dict[str, Any]]) -> str:
-    """``ordered outside Replenish 300 of 650 days (46%), delivered short 10 of 12 (83%)``: per cause with sold-out
-    days, how many of the days with sales it served sold out; empty where none did."""
+    """``delivered short 10 of 12 days (83%), ordered outside Replenish 300 of 650 days (46%)``: per cause with
+    sold-out days, how many of the days with sales it served sold out; empty where none did."""
     # in CAUSES' order, whatever the order of the mapping (a jsonb record sorts its keys)
     return ", ".join(f"{CAUSES[k]} {c['stockout_days']} of {c['days_with_sales']} days ({c['stockout_share']:.0%})"
                      for k in CAUSES if (c := causes.get(k)) and c["stockout_days"])
