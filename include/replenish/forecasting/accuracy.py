@@ -77,15 +77,6 @@ _DAYS = """
                     and a.target_date > :start and a.target_date <= :bd)
 """
 
-_SERVICE = f"""
-with days as ({_DAYS})
-select store_id, item_id, count(*) as days_with_sales, count(*) filter (where is_stockout) as stockout_days,
-       max(unit_price) as unit_price, max(unit_cost) as unit_cost, max(service_level) as service_level,
-       max(shelf_life_days) as shelf_life_days
-from days
-group by store_id, item_id
-"""
-
 # Why a day with sales sold out: the delivery its stock came from (the latest received within the item's shelf life,
 # marts.fct_deliveries) and the Replenish order line for that store, item and delivery date, first match wins.
 # A purchase order whose quantity is not what Replenish sent was ordered (or changed) outside Replenish.
@@ -101,7 +92,8 @@ _WENT_OUT = ("approved", "auto_approved", "queued", "sending", "sent", "acknowle
 _CAUSES = f"""
 with days as ({_DAYS}),
 served as (
-    select x.store_id, x.item_id, x.is_stockout, v.due_date, v.ordered_qty, v.is_short_delivery
+    select x.store_id, x.item_id, x.is_stockout, x.unit_price, x.unit_cost, x.service_level, x.shelf_life_days,
+           v.due_date, v.ordered_qty, v.is_short_delivery
     from days as x
     left join lateral (
         select v.due_date, v.ordered_qty, v.is_short_delivery
@@ -123,18 +115,20 @@ replenish_lines as (
       and o.delivery_date between (select min(due_date) from served) and (select max(due_date) from served)
     order by o.store_id, o.delivery_date, l.item_id, o.order_id
 )
-select s.item_id,
+select s.store_id, s.item_id,
        case when s.due_date is null then 'no_delivery'
             when s.is_short_delivery then 'short_delivery'
             when l.final_qty is null or s.ordered_qty <> l.final_qty then 'ordered_outside'
             when l.final_qty <> l.proposed_qty then 'changed_by_person'
             else 'as_proposed' end                                   as cause,
        count(*)                                                      as days_with_sales,
-       count(*) filter (where s.is_stockout)                         as stockout_days
+       count(*) filter (where s.is_stockout)                         as stockout_days,
+       max(s.unit_price) as unit_price, max(s.unit_cost) as unit_cost, max(s.service_level) as service_level,
+       max(s.shelf_life_days) as shelf_life_days
 from served as s
 left join replenish_lines as l
   on l.store_id = s.store_id and l.delivery_date = s.due_date and l.item_id = s.item_id
-group by 1, 2
+group by 1, 2, 3
 """
 
 
@@ -164,25 +158,30 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
 
 def _service(conn: Connection, start: dt.date, bd: dt.date) -> list[dict[str, Any]]:
     """Per item: the share of the days with sales that sold out, of the days the stored forecasts covered, beside
-    the share its ordering asks for (1 - the level the proposals order up to, ``orders.proposals.requested_level``)."""
+    the share its ordering asks for (1 - the level the proposals order up to, ``orders.proposals.requested_level``),
+    and the same days by where their stock came from (one query: the days are read once)."""
     import numpy as np
     import pandas as pd
     from sqlalchemy import text
 
     from replenish.orders.proposals import requested_level
 
-    s = pd.DataFrame(conn.execute(text(_SERVICE), {"start": start, "bd": bd}).mappings().all())
-    if s.empty:
+    rows = pd.DataFrame(conn.execute(text(_CAUSES), {"start": start, "bd": bd}).mappings().all())
+    if rows.empty:
         return []
+    s = rows.groupby(["store_id", "item_id"], as_index=False).agg(
+        days_with_sales=("days_with_sales", "sum"), stockout_days=("stockout_days", "sum"),
+        unit_price=("unit_price", "max"), unit_cost=("unit_cost", "max"), service_level=("service_level", "max"),
+        shelf_life_days=("shelf_life_days", "max"))
     level = requested_level(s["unit_price"].astype(float).to_numpy(), s["unit_cost"].astype(float).to_numpy(),
                             s["service_level"].astype(float).to_numpy(),
                             (s["shelf_life_days"].astype(int) == 1).to_numpy())
     s = s.assign(asked_days=(1 - level) * s["days_with_sales"].astype(float))
     causes: dict[int, dict[str, dict[str, Any]]] = {}
-    for r in conn.execute(text(_CAUSES), {"start": start, "bd": bd}).mappings():
-        n, k = int(r["days_with_sales"]), int(r["stockout_days"])
-        causes.setdefault(int(r["item_id"]), {})[r["cause"]] = {"days_with_sales": n, "stockout_days": k,
-                                                                "stockout_share": _ratio(k, n)}
+    for _, g in rows.groupby(["item_id", "cause"]):
+        n, k = int(g["days_with_sales"].sum()), int(g["stockout_days"].sum())
+        causes.setdefault(int(g["item_id"].iloc[0]), {})[str(g["cause"].iloc[0])] = {
+            "days_with_sales": n, "stockout_days": k, "stockout_share": _ratio(k, n)}
     out = []
     for _, g in s.groupby("item_id", sort=True):
         days = int(g["days_with_sales"].sum())
