@@ -15,9 +15,19 @@
 with receipts as (
     {{ rows_between(ref('stg_mms__goods_receipts'), 'received_date', window_start, window_end) }}
 ),
+line_totals as (
+    -- all each of the window's purchase-order lines received up to D (a line may come in more than one receipt,
+    -- some before the window): one aggregate, not a lookup per receipt
+    select g.po_id, g.line_no, sum(g.quantity) as line_received_qty
+    from {{ ref('stg_mms__goods_receipts') }} as g
+    join (select distinct po_id, line_no from receipts) as w
+      on w.po_id = g.po_id and w.line_no = g.line_no
+    where g.received_date <= {{ window_end }}
+    group by g.po_id, g.line_no
+),
 receipt_lines as (
-    -- per purchase-order line and day: what came in, what the line asked for and all it received up to D (a line
-    -- may come in more than one receipt); po_id null where the receipt's line is not in the purchase orders
+    -- per purchase-order line and day: what came in, what the line asked for and all it received up to D;
+    -- po_id null where the receipt's line is not in the purchase orders
     select
         r.store_id,
         r.item_id,
@@ -26,11 +36,12 @@ receipt_lines as (
         max(po.po_id)                        as po_id,
         max(po.quantity)                     as ordered_qty,
         max(po.due_date)                     as due_date,
-        (select sum(g.quantity) from {{ ref('stg_mms__goods_receipts') }} as g
-          where g.po_id = r.po_id and g.line_no = r.line_no and g.received_date <= {{ window_end }}) as line_received_qty
+        max(t.line_received_qty)             as line_received_qty
     from receipts as r
     left join {{ ref('stg_mms__purchase_orders') }} as po
       on po.po_id = r.po_id and po.line_no = r.line_no
+    left join line_totals as t
+      on t.po_id = r.po_id and t.line_no = r.line_no
     group by r.store_id, r.item_id, r.received_date, r.po_id, r.line_no
 )
 select
