@@ -150,10 +150,10 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
 def night_accuracy(conn: Connection, business_date: dt.date) -> dict[str, Any] | None:
     """The accuracy verdict the night's forecast stage recorded (``replenish accuracy``'s status, drift, overall
     figures and per-item stock-out days), or None where that stage recorded none."""
-    row = conn.execute(text("SELECT summary -> 'accuracy' FROM ops.stage_results WHERE business_date = :d"
-                            " AND stage = 'forecast'"), {"d": business_date}).first()
-    doc = row[0] if row else None
-    return doc if isinstance(doc, dict) and "overall" in doc and "service_by_item" in doc else None
+    from replenish.forecasting.accuracy import recorded_verdict
+
+    found = recorded_verdict(conn, business_date)
+    return None if found is None else found[1]
 
 
 def _forecast_drift(conn: Connection, doc: dict[str, Any], scope: dict[str, Any]) -> list[str]:

@@ -245,6 +245,22 @@ def drift_findings(overall: dict[str, Any], service: list[dict[str, Any]]) -> li
     return found
 
 
+def recorded_verdict(conn: Connection, business_date: dt.date, *, latest: bool = False
+                     ) -> tuple[dt.date, dict[str, Any]] | None:
+    """The verdict the nightly forecast stage recorded (``ops.stage_results``: status, drift, overall figures, per-item
+    stock-out days and causes) for ``business_date``, or with ``latest`` for the last date up to it, and that date;
+    None where none was recorded (readers get it without scanning the forecasts again)."""
+    from sqlalchemy import text
+
+    row = conn.execute(text(
+        f"""SELECT business_date, summary -> 'accuracy' FROM ops.stage_results
+            WHERE stage = 'forecast' AND business_date {'<=' if latest else '='} :d AND summary ? 'accuracy'
+            ORDER BY business_date DESC LIMIT 1"""), {"d": business_date}).first()
+    if row is None or not isinstance(row[1], dict) or not {"overall", "service_by_item"} <= row[1].keys():
+        return None
+    return row[0], row[1]
+
+
 def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW_DAYS) -> dict[str, Any]:
     """The figures of the forecasts whose target dates lie in the ``days`` up to ``business_date``: pooled, by
     horizon and by item, each beside the backtest of the same series and horizons by the model versions that made

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
-from replenish.forecasting.accuracy import CAUSES, drift_findings
+from replenish.forecasting.accuracy import CAUSES, drift_findings, recorded_verdict
 from replenish.platform import order_queries
 from replenish.platform.access import scope_sql
 from replenish.platform.web import Session, render
@@ -28,17 +28,6 @@ router = APIRouter(include_in_schema=False)
 # the orders whose items make a person's list: a buyer's suppliers change, and an item not ordered for weeks is
 # not theirs to watch any more
 SCOPE_DAYS = 56
-
-
-def last_verdict(conn: Any, today: dt.date) -> tuple[dt.date, dict[str, Any]] | None:
-    """The latest business date up to ``today`` whose forecast stage recorded an accuracy verdict, and it."""
-    row = conn.execute(text(
-        """SELECT business_date, summary -> 'accuracy' FROM ops.stage_results
-           WHERE stage = 'forecast' AND business_date <= :d AND summary ? 'accuracy'
-           ORDER BY business_date DESC LIMIT 1"""), {"d": today}).first()
-    if row is None or not isinstance(row[1], dict) or "service_by_item" not in row[1]:
-        return None
-    return row[0], row[1]
 
 
 def items_in_scope(conn: Any, principal: Any, today: dt.date) -> set[int] | None:
@@ -59,7 +48,7 @@ def service(request: Request, s: Session) -> HTMLResponse:
     ctx = request.app.state.ctx
     today = ctx.now().date()
     with ctx.engine.connect() as conn:
-        found = last_verdict(conn, today)
+        found = recorded_verdict(conn, today, latest=True)
         items = items_in_scope(conn, s.principal, today)
         nm = order_queries.names(conn)
     rows: list[dict[str, Any]] = []
