@@ -307,7 +307,7 @@ def test_forecast_drift_is_mailed_to_the_data_team_once_when_it_starts():
     """The nightly forecast stage mails the data team when the accuracy verdict names a topic none of the week's
     verdicts before did; the same night re-run, a drift that goes on or one that comes back within the week mails
     nothing more; an alert whose attempt died between its claim and its outcome is sent again, marked as a possible
-    duplicate, never dropped."""
+    duplicate, never dropped; one that a live attempt holds is left to it."""
     from datetime import date, timedelta
 
     from pydantic import SecretStr
@@ -354,6 +354,15 @@ def test_forecast_drift_is_mailed_to_the_data_team_once_when_it_starts():
             c.execute(text("INSERT INTO ops.pipeline_alerts (dag_id, run_id, task_id, map_index, recipients, subject,"
                            " message) VALUES (:dag, :d, 'forecast_accuracy', -1, 'x', 's', 'm')"),
                       {"dag": NIGHTLY_DAG, "d": str(days[3])})
+        # ... while another live attempt holds it (a manual re-run beside the scheduled night): that one sends it
+        from replenish.database import engine, held_alone
+        from replenish.monitoring.alerts import DRIFT_TASK, alert_key
+
+        with held_alone(engine(), "ops.pipeline_alerts", alert_key(NIGHTLY_DAG, str(days[3]), DRIFT_TASK, -1)) as h:
+            assert h
+            assert night(days[3], ["intervals too narrow"]) == ["intervals too narrow"]
+            assert len(drift_mails()) == 2
+        # ... and nobody holds it any more: the attempt died
         assert night(days[3], ["intervals too narrow"]) == ["intervals too narrow"]
         assert drift_mails()[-1]["subject"].startswith("POSSIBLE DUPLICATE: [replenish] forecasts drifting")
         assert _rows("SELECT status FROM ops.pipeline_alerts WHERE dag_id = :d AND run_id = :r",

@@ -51,6 +51,21 @@ def begin(settings: Settings | None = None) -> Iterator[Connection]:
         yield conn
 
 
+@contextmanager
+def held_alone(engine: Engine, scope: str, key: str) -> Iterator[bool]:
+    """True while this process alone holds (scope, key); False when another live process holds it.
+
+    A transaction-level advisory lock on a connection of its own, kept for the block: it dies with the process
+    (PostgreSQL ends a killed client's session), so a crashed holder never blocks the key, and two live
+    holders never run the block at once. The caller's own transactions are separate from it."""
+    from sqlalchemy import text
+
+    with engine.connect() as lk, lk.begin():
+        got = lk.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:s), hashtext(:k))"),
+                         {"s": scope, "k": key}).scalar()
+        yield bool(got)
+
+
 def is_missing_relation(exc: BaseException) -> bool:
     """Whether a database error (psycopg2's, or SQLAlchemy's wrapping one) says a table or view does not exist
     (SQLSTATE 42P01): a relation not migrated or built yet, which some readers take as "no rows yet"."""

@@ -3,8 +3,9 @@
 The listener calls :func:`alert_failure` only for a final failure (the attempt that leaves the task
 ``failed``, not ``up_for_retry``); the nightly forecast stage calls :func:`alert_drift` when the accuracy
 verdict names something none of the week's nights before did. The claim is the row in ``ops.pipeline_alerts``,
-keyed by (dag, run, task, map index): a second call finds it and sends nothing, and a row left ``pending`` by an
-attempt that died mid-way is sent again marked as a possible duplicate (:func:`send_once`). The mail goes through
+keyed by (dag, run, task, map index): a second call finds it and sends nothing, a call while another live attempt
+holds the alert sends nothing, and a row left ``pending`` by an attempt that died mid-way is sent again marked as a
+possible duplicate (:func:`send_once`). The mail goes through
 the order e-mail channel (SendGrid v3, or an .eml file in the outbox folder without an API key, named by the
 alert's key).
 """
@@ -94,13 +95,31 @@ def send_once(engine: Engine, *, dag_id: str, run_id: str, task_id: str, map_ind
               category: str = "pipeline-alert") -> bool:
     """Claim the alert's row, mail it, record how that went; False when it was sent (or failed for good) before.
 
-    A claimed row still ``pending`` was left by an attempt that died between its claim and its outcome: whether
-    that mail went out is unknown, so it is sent again marked as a possible duplicate (same key), never dropped."""
-    from replenish.orders.channels import EmailChannel
+    The whole attempt holds the alert's key alone (:func:`replenish.database.held_alone`): a second live attempt
+    sends nothing. So a claimed row still ``pending`` that nobody holds was left by an attempt that died between
+    its claim and its outcome: whether that mail went out is unknown, so it is sent again marked as a possible
+    duplicate (same key), never dropped."""
+    from replenish.database import held_alone
     from replenish.settings import get_settings
 
-    s = settings or get_settings()
-    recipients = [r.strip() for r in s.alert_email_to.split(",") if r.strip()]
+    key = alert_key(dag_id, run_id, task_id, map_index)
+    with held_alone(engine, "ops.pipeline_alerts", key) as mine:
+        if not mine:
+            # Another live attempt holds this alert (a manual re-run beside the scheduled night): it sends and
+            # records it; a claim is "dead" only when no live process holds it.
+            log.info("alert %s: another live attempt is sending it", key)
+            return False
+        return _claim_and_send(engine, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index,
+                               subject=subject, body=body, try_number=try_number, key=key,
+                               settings=settings or get_settings(), channel=channel, category=category)
+
+
+def _claim_and_send(engine: Engine, *, dag_id: str, run_id: str, task_id: str, map_index: int, subject: str,
+                    body: str, try_number: int | None, key: str, settings: Settings, channel: EmailChannel | None,
+                    category: str) -> bool:
+    from replenish.orders.channels import EmailChannel
+
+    recipients = [r.strip() for r in settings.alert_email_to.split(",") if r.strip()]
     with engine.begin() as conn:
         migrations.ensure_current(conn)
         claimed = conn.execute(
@@ -115,8 +134,7 @@ def send_once(engine: Engine, *, dag_id: str, run_id: str, task_id: str, map_ind
         ).first()
     if claimed is None:
         return False
-    key = alert_key(dag_id, run_id, task_id, map_index)
-    ch = channel or EmailChannel.from_settings(s)
+    ch = channel or EmailChannel.from_settings(settings)
     try:
         ref = ch.send_message(to=recipients, subject=subject, text_body=body,
                               html_body=f"<pre>{html.escape(body)}</pre>", key=key, category=category,

@@ -161,12 +161,10 @@ def _hook(hooks: dict | None, step: str, key: str | None) -> None:
 @contextmanager
 def exclusive(engine: Engine, msg: Message) -> Iterator[bool]:
     """True while this process alone may transmit ``msg`` (False: another live sender has it)."""
-    with engine.connect() as lk, lk.begin():
-        got = lk.execute(
-            text("SELECT pg_try_advisory_xact_lock(hashtext('orders.send_attempts'), hashtext(:k))"),
-            {"k": f"{msg.channel}:{msg.key}"},
-        ).scalar()
-        yield bool(got)
+    from replenish.database import held_alone
+
+    with held_alone(engine, "orders.send_attempts", f"{msg.channel}:{msg.key}") as mine:
+        yield mine
 
 
 def history(conn: Connection, msg: Message) -> History:
