@@ -46,3 +46,20 @@ def test_tables_align_and_escape() -> None:
     with redirect_stdout(buf):
         print(status_text({"tables": {"raw.x": 0}, "runs": [], "dag_runs": []}), end="")
     assert "empty: raw.x" in buf.getvalue()
+
+
+def test_an_accuracy_window_past_the_forecast_retention_says_so() -> None:
+    """``replenish accuracy --days`` reaching before the forecasts the nightly keeps names the first kept date
+    instead of scoring fewer days in silence."""
+    import datetime as dt
+
+    from replenish.cli_output import accuracy_text
+    from replenish.forecasting.accuracy import past_retention
+
+    today = dt.date(2031, 6, 30)
+    doc = {"business_date": "2031-06-30", "window_start": "2031-05-01", "days": 61, "first_target_date": None,
+           "last_target_date": None, "status": "no data", "drift": [], "overall": {"rows": 0}}
+    assert past_retention(doc, today, 61) is None            # kept from 2031-04-30: the window is inside
+    note = past_retention(doc, today, 35)
+    assert note is not None and note.startswith("target dates before 2031-05-26 are past the forecast retention (35")
+    assert f"Note: {note}." in accuracy_text({**doc, "retention_note": note})

@@ -354,12 +354,17 @@ def accuracy(
     _setup_logging()
     from replenish import clock, migrations
     from replenish.database import engine
-    from replenish.forecasting.accuracy import realised_accuracy
+    from replenish.forecasting.accuracy import past_retention, realised_accuracy
+    from replenish.settings import get_settings
 
-    day = _parse_date(date, "--date") if date else clock.business_date_for_order_date(clock.today())
+    today = clock.business_date_for_order_date(clock.today())
+    day = _parse_date(date, "--date") if date else today
     with _stdout_for_json(as_json):
         migrations.ensure_current()
         doc = realised_accuracy(engine(), day, days)
+        doc["retention_note"] = past_retention(doc, today, get_settings().forecast_retention_days)
+        if doc["retention_note"]:
+            err.print(f"note: {doc['retention_note']}", markup=False)
         if as_json:
             _emit(doc, True)
         else:

@@ -132,6 +132,8 @@ def accuracy_text(doc: dict[str, Any]) -> str:
             f"{doc['status']}\n")
     if doc["drift"]:
         head += "".join(f"  - {r}\n" for r in doc["drift"])
+    if doc.get("retention_note"):
+        head += f"Note: {doc['retention_note']}.\n"
     if doc.get("note"):
         return head + f"No forecast can be scored: {doc['note']}.\n"
     if doc["overall"]["rows"] == 0:

@@ -289,6 +289,18 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
                 "closed_store_rows": 0, "overall": empty, "by_horizon": [], "by_item": [], "service_by_item": []}
 
 
+def past_retention(doc: dict[str, Any], today: dt.date, retention_days: int) -> str | None:
+    """Words for a window that reaches before the forecasts the nightly keeps (``prune_forecasts`` deletes the
+    target dates more than ``retention_days`` before the business date ``today``): those days cannot be scored,
+    so the figures cover fewer days than asked. None when the window is inside the retention."""
+    kept_from = today - dt.timedelta(days=retention_days)
+    if dt.date.fromisoformat(doc["window_start"]) >= kept_from:
+        return None
+    return (f"target dates before {kept_from} are past the forecast retention ({retention_days} days, "
+            "REPLENISH_FORECAST_RETENTION_DAYS): the nightly deletes their forecasts, so fewer days may be scored "
+            "than asked")
+
+
 def _accuracy_on(conn: Connection, business_date: dt.date, days: int) -> dict[str, Any]:
     from sqlalchemy import text
 
