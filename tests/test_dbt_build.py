@@ -342,7 +342,13 @@ def test_sold_out_days_are_told_by_where_their_stock_came_from(wh):
     delivered, delivered short, ordered outside Replenish (no order, or a purchase order of another quantity),
     changed by a person, sent as proposed."""
     from replenish.cli_output import accuracy_text
-    from replenish.forecasting.accuracy import drift_reasons, realised_accuracy
+    from replenish.forecasting import stockout_causes
+    from replenish.forecasting.accuracy import (
+        accuracy_with_store_rows,
+        drift_reasons,
+        realised_accuracy,
+        service_by_item,
+    )
     from replenish.warehouse import run_dbt_build
 
     settings, eng = wh
@@ -394,6 +400,18 @@ def test_sold_out_days_are_told_by_where_their_stock_came_from(wh):
             assert sum(c[0] for c in causes[s["item_id"]].values()) == s["stockout_days"]
         assert "nothing delivered within its shelf life" in accuracy_text(doc)
 
+        # by store, as the nightly keeps them for a store manager's page: the items' figures are their sums
+        _, rows = accuracy_with_store_rows(eng, D)
+        assert service_by_item(rows) == doc["service_by_item"]
+        assert stockout_causes.record(eng, D, rows) == len(rows)
+        assert stockout_causes.record(eng, D, rows) == len(rows)        # the night re-run: replaced, not doubled
+        with eng.connect() as c:
+            store2 = stockout_causes.for_stores(c, D, [2])
+        # store 2's milk came on purchase orders of 6 where Replenish sent 10 (D), and none (D-1)
+        assert service_by_item(store2) == [{"item_id": 100, "days_with_sales": 2, "stockout_days": 0,
+                                            "stockout_share": 0.0, "asked": 0.05, "causes": {"ordered_outside": {
+                                                "days_with_sales": 2, "stockout_days": 0, "stockout_share": 0.0}}}]
+
         # an item off its target names where its sold-out days' stock came from
         bread = next(s for s in doc["service_by_item"] if s["item_id"] == 101)
         reasons = drift_reasons({"rows": 0}, [{**bread, "days_with_sales": 200}])
@@ -407,4 +425,5 @@ def test_sold_out_days_are_told_by_where_their_stock_came_from(wh):
             c.execute(text("DELETE FROM orders.order_lines WHERE order_id LIKE 'T-%'"))
             c.execute(text("DELETE FROM orders.purchase_orders WHERE order_id LIKE 'T-%'"))
             c.execute(text("DELETE FROM forecast.forecasts"))
+            c.execute(text("DELETE FROM forecast.stockout_causes WHERE business_date = :d"), {"d": D})
         run_dbt_build(D, full_refresh=True, settings=settings)

@@ -318,22 +318,37 @@ def test_queue_and_order_are_accessible_on_both_viewports(playwright, world, bas
 @pytest.mark.slow
 def test_stock_outs_page_is_accessible_on_both_viewports(playwright, world, base_url) -> None:
     """``/service`` with two items (their figures and causes) passes the layout checks on a phone and a laptop,
-    and the queue links to it."""
+    a store manager's (their own store's figures, the chain's beside them) on a phone, and the queue links to it."""
     import datetime as dt
 
+    import pandas as pd
+    from sqlalchemy import text
     from support.platform_app import night_verdict, service_item
 
     from replenish import clock
+    from replenish.database import begin, engine
+    from replenish.forecasting import stockout_causes
 
-    with night_verdict(clock.today() - dt.timedelta(days=1), [service_item(I1, 0.5), service_item(I2, 0.31)]):
-        for name, vp, phone in (("phone", PHONE, True), ("laptop", LAPTOP, False)):
-            with chromium_context(playwright, vp, is_mobile=phone, has_touch=phone) as ctx:
-                page = ctx.new_page()
-                _sign_in(page, base_url, world["users"]["buyer1"])
-                page.get_by_test_id("service-link").click()
-                page.wait_for_url("**/service")
-                assert page.get_by_test_id("service-item").count() == 2
-                _check_layout(page, f"{name} stock-outs page", phone=phone)
+    day = clock.today() - dt.timedelta(days=1)
+    store = world["stores"][0]      # manager1's: their own store's days, the chain's beside them
+    stockout_causes.record(engine(), day, pd.DataFrame(
+        [(store, I1, "ordered_outside", 20, 10, 0.3), (store, I1, "as_proposed", 8, 1, 0.3)],
+        columns=list(stockout_causes.CAUSE_ROW_COLUMNS)))
+    try:
+        with night_verdict(day, [service_item(I1, 0.5), service_item(I2, 0.31)]):
+            for who, name, vp, phone, cards in (("buyer1", "phone", PHONE, True, 2),
+                                                ("buyer1", "laptop", LAPTOP, False, 2),
+                                                ("manager1", "phone", PHONE, True, 1)):
+                with chromium_context(playwright, vp, is_mobile=phone, has_touch=phone) as ctx:
+                    page = ctx.new_page()
+                    _sign_in(page, base_url, world["users"][who])
+                    page.get_by_test_id("service-link").click()
+                    page.wait_for_url("**/service")
+                    assert page.get_by_test_id("service-item").count() == cards
+                    _check_layout(page, f"{who} {name} stock-outs page", phone=phone)
+    finally:
+        with begin() as c:
+            c.execute(text("DELETE FROM forecast.stockout_causes WHERE business_date = :d"), {"d": day})
 
 
 @pytest.mark.skipif(not os.environ.get("REPLENISH_README_DEMO_URL"),

@@ -480,6 +480,24 @@ def test_stock_outs_page_shows_the_items_of_ones_orders_and_why_they_sold_out(ap
             assert "service-drift" not in page        # an item's drift is its card, not a second list
             assert "ordered outside Replenish</td><td class=\"num\">90 / 150</td>" in page
             assert "20 points over" in page and f"/reports/forecast_{day}.html" in page
+        # a store manager sees their own store's days (the night's rows by store), the chain's beside them
+        import pandas as pd
+
+        from replenish.database import engine
+        from replenish.forecasting import stockout_causes
+
+        mine, theirs = world["stores"][0], world["stores"][1]
+        rows = pd.DataFrame([(mine, I1, "ordered_outside", 20, 10, 0.3), (mine, I1, "as_proposed", 8, 1, 0.3),
+                             (theirs, I1, "as_proposed", 50, 40, 0.3)], columns=list(stockout_causes.CAUSE_ROW_COLUMNS))
+        stockout_causes.record(engine(), day, rows)
+        with night_verdict(day, [service_item(I1, 0.5)]):
+            page = _client(app, world, "manager1").get("/service").text
+            assert re.findall(r'data-testid="service-item" data-item="(\d+)"', page) == [str(I1)]
+            assert '<strong data-testid="service-share">39&nbsp;%</strong> of 28 days' in page   # 11 of 28
+            assert "ordered outside Replenish</td><td class=\"num\">10 / 20</td>" in page
+            assert re.search(r'data-testid="service-chain">Every store: 50&nbsp;% of\s+200 days', page)
+            assert 'data-testid="service-where"' in page
+            assert "service-chain" not in _client(app, world, "buyer1").get("/service").text
         # the model's own drift heads the page
         narrow = {"rows": 1000, "censored_rows": 100, "bias": 0.0, "coverage_low": 0.5, "coverage_high": 0.6,
                   "wape_backtested_rows": 0.2, "backtest_wape": 0.2}
@@ -490,3 +508,4 @@ def test_stock_outs_page_shows_the_items_of_ones_orders_and_why_they_sold_out(ap
         with begin() as c:
             c.execute(text("DELETE FROM orders.order_lines WHERE order_id = :o AND item_id = :i"),
                       {"o": order, "i": I9})
+            c.execute(text("DELETE FROM forecast.stockout_causes WHERE business_date = :d"), {"d": day})

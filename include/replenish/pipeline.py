@@ -163,14 +163,17 @@ def forecast_partition(business_date: dt.date, run_id: str, store_ids: list[int]
 def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The forecast stage's record after all partitions: total rows, the flag, the run's report and the accuracy
     verdict."""
-    from replenish.forecasting.accuracy import realised_accuracy
+    from replenish.forecasting import stockout_causes
+    from replenish.forecasting.accuracy import accuracy_with_store_rows
     from replenish.forecasting.predict import prune_forecasts
 
     summary: dict[str, Any] = {"rows": sum(int(p.get("rows", 0)) for p in parts), "partitions": len(parts)}
     summary.update(_flag_summary(_automation_blocked(business_date, run_id)))
     # how the earlier nights' forecasts met what sold up to D (``replenish accuracy``): the verdict and its reasons
     # reach the report, the run's figures, ``replenish status`` and the Airflow plugin
-    accuracy = realised_accuracy(engine(), business_date)
+    accuracy, store_rows = accuracy_with_store_rows(engine(), business_date)
+    # the same figures by store, for a store manager's own page (/service)
+    summary["stockout_cause_rows"] = stockout_causes.record(engine(), business_date, store_rows)
     if accuracy["drift"]:
         log.warning("forecast accuracy up to %s: %s", business_date, "; ".join(accuracy["drift"]))
     summary["report"] = str(_forecast_report(business_date, accuracy))

@@ -15,6 +15,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sqlalchemy.engine import Connection, Engine
 
 WINDOW_DAYS = 28
@@ -156,11 +157,10 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _service(conn: Connection, start: dt.date, bd: dt.date) -> list[dict[str, Any]]:
-    """Per item: the share of the days with sales that sold out, of the days the stored forecasts covered, beside
-    the share its ordering asks for (1 - the level the proposals order up to, ``orders.proposals.requested_level``),
-    and the same days by where their stock came from (one query: the days are read once)."""
-    import numpy as np
+def _cause_rows(conn: Connection, start: dt.date, bd: dt.date) -> pd.DataFrame:
+    """Store x item x cause: the days with sales the stored forecasts covered and how many sold out, with the share
+    of sold-out days the store x item's ordering asks for (``asked_share``: 1 - the level the proposals order up to,
+    ``orders.proposals.requested_level``). One query: the days are read once."""
     import pandas as pd
     from sqlalchemy import text
 
@@ -168,30 +168,41 @@ def _service(conn: Connection, start: dt.date, bd: dt.date) -> list[dict[str, An
 
     rows = pd.DataFrame(conn.execute(text(_CAUSES), {"start": start, "bd": bd}).mappings().all())
     if rows.empty:
-        return []
+        return pd.DataFrame(columns=list(CAUSE_ROW_COLUMNS))
     s = rows.groupby(["store_id", "item_id"], as_index=False).agg(
-        days_with_sales=("days_with_sales", "sum"), stockout_days=("stockout_days", "sum"),
         unit_price=("unit_price", "max"), unit_cost=("unit_cost", "max"), service_level=("service_level", "max"),
         shelf_life_days=("shelf_life_days", "max"))
     level = requested_level(s["unit_price"].astype(float).to_numpy(), s["unit_cost"].astype(float).to_numpy(),
                             s["service_level"].astype(float).to_numpy(),
                             (s["shelf_life_days"].astype(int) == 1).to_numpy())
-    s = s.assign(asked_days=(1 - level) * s["days_with_sales"].astype(float))
-    causes: dict[int, dict[str, dict[str, Any]]] = {}
-    for _, g in rows.groupby(["item_id", "cause"]):
-        n, k = int(g["days_with_sales"].sum()), int(g["stockout_days"].sum())
-        causes.setdefault(int(g["item_id"].iloc[0]), {})[str(g["cause"].iloc[0])] = {
-            "days_with_sales": n, "stockout_days": k, "stockout_share": _ratio(k, n)}
+    s = s.assign(asked_share=1 - level)[["store_id", "item_id", "asked_share"]]
+    return rows.merge(s, on=["store_id", "item_id"])[list(CAUSE_ROW_COLUMNS)]
+
+
+# what :func:`_cause_rows` returns and ``forecast.stockout_causes`` keeps per night
+CAUSE_ROW_COLUMNS = ("store_id", "item_id", "cause", "days_with_sales", "stockout_days", "asked_share")
+
+
+def service_by_item(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per item, over the stores in ``rows`` (:data:`CAUSE_ROW_COLUMNS`): the share of the days with sales that sold
+    out beside the share its ordering asks for (weighted by each store's days), and the same days by where their
+    stock came from (CAUSES, in that order)."""
+    import numpy as np
+
+    if rows.empty:
+        return []
+    rows = rows.assign(asked_days=rows["asked_share"].astype(float) * rows["days_with_sales"].astype(float))
     out = []
-    for _, g in s.groupby("item_id", sort=True):
-        days = int(g["days_with_sales"].sum())
-        item = int(g["item_id"].iloc[0])
-        out.append({"item_id": item, "days_with_sales": days,
-                    "stockout_days": int(g["stockout_days"].sum()),
-                    "stockout_share": _ratio(g["stockout_days"].sum(), days),
+    for item, g in rows.groupby("item_id", sort=True):
+        days, sold_out = int(g["days_with_sales"].sum()), int(g["stockout_days"].sum())
+        sums = g.groupby("cause", as_index=False)[["days_with_sales", "stockout_days"]].sum()
+        by_cause = {str(c): (int(n), int(k)) for c, n, k in sums.itertuples(index=False)}
+        causes = {c: {"days_with_sales": by_cause[c][0], "stockout_days": by_cause[c][1],
+                      "stockout_share": _ratio(by_cause[c][1], by_cause[c][0])} for c in CAUSES if c in by_cause}
+        out.append({"item_id": int(str(item)), "days_with_sales": days, "stockout_days": sold_out,
+                    "stockout_share": _ratio(sold_out, days),
                     "asked": None if not days else round(float(np.sum(g["asked_days"])) / days, 4),
-                    # the same days by what their stock came from (CAUSES, in that order)
-                    "causes": {c: causes[item][c] for c in CAUSES if c in causes.get(item, {})}})
+                    "causes": causes})
     return out
 
 
@@ -266,6 +277,14 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
     horizon and by item, each beside the backtest of the same series and horizons by the model versions that made
     them (weighted by what sold); the stock-out share per item against what its ordering asks for; and the drift
     reasons (``status`` "drift", "ok" or "no data"; "no data" with a ``note`` where the warehouse is not built)."""
+    return accuracy_with_store_rows(engine, business_date, days)[0]
+
+
+def accuracy_with_store_rows(engine: Engine, business_date: dt.date, days: int = WINDOW_DAYS
+                             ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """:func:`realised_accuracy` and the store x item x cause rows (:data:`CAUSE_ROW_COLUMNS`) its per-item
+    stock-out figures were summed from (the nightly keeps them for the stores' own pages)."""
+    import pandas as pd
     from sqlalchemy.exc import ProgrammingError
 
     from replenish.database import is_missing_relation
@@ -286,7 +305,8 @@ def realised_accuracy(engine: Engine, business_date: dt.date, days: int = WINDOW
                 "days": days, "first_target_date": None, "last_target_date": None, "status": "no data",
                 "drift": [], "drift_topics": [],
                 "note": "the warehouse is not built yet (a nightly run or `replenish build` builds it)",
-                "closed_store_rows": 0, "overall": empty, "by_horizon": [], "by_item": [], "service_by_item": []}
+                "closed_store_rows": 0, "overall": empty, "by_horizon": [], "by_item": [], "service_by_item": []
+                }, pd.DataFrame(columns=list(CAUSE_ROW_COLUMNS))
 
 
 def past_retention(doc: dict[str, Any], today: dt.date, retention_days: int) -> str | None:
@@ -301,7 +321,7 @@ def past_retention(doc: dict[str, Any], today: dt.date, retention_days: int) -> 
             "than asked")
 
 
-def _accuracy_on(conn: Connection, business_date: dt.date, days: int) -> dict[str, Any]:
+def _accuracy_on(conn: Connection, business_date: dt.date, days: int) -> tuple[dict[str, Any], pd.DataFrame]:
     from sqlalchemy import text
 
     start = business_date - dt.timedelta(days=days)
@@ -318,7 +338,8 @@ def _accuracy_on(conn: Connection, business_date: dt.date, days: int) -> dict[st
     by_item = [{"item_id": int(r["item_id"]), **_figures(r)} for r in rows("item_id")]
     closed: int = conn.execute(text("select count(*) from marts.fct_forecast_accuracy where target_date > :start"
                                " and target_date <= :bd and is_store_closed"), params).scalar_one()
-    service = _service(conn, start, business_date)
+    store_rows = _cause_rows(conn, start, business_date)
+    service = service_by_item(store_rows)
     findings = drift_findings(overall, service)
     reasons = [words for _, words in findings]
     status = "drift" if reasons else ("no data" if overall["rows"] == 0 else "ok")
@@ -328,4 +349,4 @@ def _accuracy_on(conn: Connection, business_date: dt.date, days: int) -> dict[st
             "last_target_date": None if first["last_target_date"] is None else str(first["last_target_date"]),
             "status": status, "drift": reasons, "drift_topics": [topic for topic, _ in findings],
             "closed_store_rows": int(closed), "overall": overall, "by_horizon": by_horizon, "by_item": by_item,
-            "service_by_item": service}
+            "service_by_item": service}, store_rows

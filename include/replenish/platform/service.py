@@ -5,8 +5,9 @@ days by where their stock came from (nothing delivered, delivered short, ordered
 changed by a person, sent as proposed): ``replenish accuracy``'s figures as the nightly forecast stage recorded
 them (``ops.stage_results``), so the page reads one row instead of scanning the chain's forecasts.
 
-The items shown are those of the orders the person may see (``access.scope_sql``) in the last weeks; the
-figures are the chain's, over every store of the item.
+The items shown are those of the orders the person may see (``access.scope_sql``) in the last weeks, with the
+chain's figures over every store of the item; a store manager sees their own store's figures (the night's rows by
+store, ``forecast.stockout_causes``) with the chain's beside them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
-from replenish.forecasting.accuracy import CAUSES, drift_findings, recorded_verdict
+from replenish.forecasting import stockout_causes
+from replenish.forecasting.accuracy import CAUSES, drift_findings, recorded_verdict, service_by_item
 from replenish.platform import order_queries
 from replenish.platform.access import scope_sql
 from replenish.platform.web import Session, render
@@ -43,29 +45,39 @@ def items_in_scope(conn: Any, principal: Any, today: dt.date) -> set[int] | None
     return {int(r[0]) for r in rows}
 
 
+def _card(r: dict[str, Any], name: str) -> dict[str, Any]:
+    causes = r.get("causes") or {}
+    return {**r, "item_name": name,
+            "gap": None if r["stockout_share"] is None or r["asked"] is None else r["stockout_share"] - r["asked"],
+            "causes": [(k, label, causes.get(k)) for k, label in CAUSES.items()]}
+
+
 @router.get("/service", response_class=HTMLResponse)
 def service(request: Request, s: Session) -> HTMLResponse:
     ctx = request.app.state.ctx
     today = ctx.now().date()
+    p = s.principal
+    own: list[dict[str, Any]] | None = None   # a store manager's own store(s); None: the chain's figures alone
     with ctx.engine.connect() as conn:
         found = recorded_verdict(conn, today, latest=True)
-        items = items_in_scope(conn, s.principal, today)
+        items = items_in_scope(conn, p, today)
         nm = order_queries.names(conn)
+        if found and p.role == "store_manager":
+            own = service_by_item(stockout_causes.for_stores(conn, found[0], list(p.stores)))
     rows: list[dict[str, Any]] = []
     reasons: list[str] = []
     business_date, doc = found if found else (None, {})
     if found:
-        service_rows = [r for r in doc["service_by_item"] if items is None or r["item_id"] in items]
+        chain = {r["item_id"]: r for r in doc["service_by_item"] if items is None or r["item_id"] in items}
         # the model's own drift (intervals, bias, error) in words; an item's is its card below
-        reasons = [words for topic, words in drift_findings(doc["overall"], service_rows)
+        reasons = [words for topic, words in drift_findings(doc["overall"], list(chain.values()))
                    if not topic.startswith("item ")]
-        for r in service_rows:
-            causes = r.get("causes") or {}
-            rows.append({**r, "item_name": nm["item"].get(r["item_id"], f"Item {r['item_id']}"),
-                         "gap": None if r["stockout_share"] is None or r["asked"] is None
-                         else r["stockout_share"] - r["asked"],
-                         "causes": [(k, label, causes.get(k)) for k, label in CAUSES.items()]})
+        for r in (own if own is not None else chain.values()):
+            card = _card(r, nm["item"].get(r["item_id"], f"Item {r['item_id']}"))
+            # beside a store's own figures, the same item over every store
+            rows.append({**card, "chain": chain.get(r["item_id"]) if own is not None else None})
         rows.sort(key=lambda r: -(r["gap"] or 0))
+    where = (", ".join(nm["store"].get(i, f"Store {i}") for i in p.stores) if own is not None else None)
     return render(request, "service.html.j2", session=s, rows=rows, reasons=reasons, verdict=doc.get("status"),
-                  business_date=business_date, causes=CAUSES,
+                  business_date=business_date, causes=CAUSES, where=where,
                   report=f"/reports/forecast_{business_date.isoformat()}.html" if business_date else None)
