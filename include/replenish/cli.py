@@ -659,6 +659,8 @@ def bench_pipeline_cmd(
     keep: bool = typer.Option(False, help="keep each case's database afterwards (for --reuse)"),
     reuse: bool = typer.Option(False, help="run on the database a --keep run left: skip the setup it recorded "
                                            "and measure the nightly again (implies --keep)"),
+    past_nights: int = typer.Option(41, help="earlier nights' forecasts stored before the measured nightly, which "
+                                             "scores them (0: a first night, nothing to score)"),
     as_json: JsonFlag = False,
 ) -> None:
     """End-to-end nightly run: seconds and peak memory per stage, for the bakery demo and a synthetic chain."""
@@ -670,8 +672,11 @@ def bench_pipeline_cmd(
             raise typer.BadParameter(f"{name} must be >= 1")
     if days < 60:
         raise typer.BadParameter("--days must be >= 60")
+    if not 0 <= past_nights <= days - 30:
+        raise typer.BadParameter(f"--past-nights must be 0..{days - 30} (the history's days less a month)")
     with _stdout_for_json(as_json):
-        doc = bench_pipeline(case, stores=stores, items=items, days=days, train=train, keep=keep, reuse=reuse)
+        doc = bench_pipeline(case, stores=stores, items=items, days=days, train=train, keep=keep, reuse=reuse,
+                             past_nights=past_nights)
         if as_json:
             _emit(doc, True)
         else:
