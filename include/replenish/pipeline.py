@@ -165,7 +165,7 @@ def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, 
     verdict."""
     from replenish.forecasting import stockout_causes
     from replenish.forecasting.accuracy import accuracy_with_store_rows
-    from replenish.forecasting.predict import prune_forecasts
+    from replenish.forecasting.predict import analyze_forecasts, prune_forecasts
 
     summary: dict[str, Any] = {"rows": sum(int(p.get("rows", 0)) for p in parts), "partitions": len(parts)}
     summary.update(_flag_summary(_automation_blocked(business_date, run_id)))
@@ -182,6 +182,7 @@ def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, 
     summary["accuracy"]["new_drift"] = _alert_new_drift(business_date, accuracy)
     # the stored forecasts are kept for forecast_retention_days (their scores in the accuracy mart as long, dbt)
     summary["forecasts_pruned"] = prune_forecasts(engine(), business_date, get_settings().forecast_retention_days)
+    analyze_forecasts(engine())
     return record_stage(run_id, business_date, "forecast", summary)
 
 
