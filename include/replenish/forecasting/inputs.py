@@ -40,16 +40,21 @@ _DTYPES: dict[Hashable, str] = {"store_id": "int64", "item_id": "int64", "y": "f
            "temperature_c": "float64", "is_promotion": "float32", "unit_price": "float64"}
 
 
-def read_query_frame(conn, sql: str, params: dict) -> pd.DataFrame:
+def read_query_frame(conn, sql: str, params: dict, dtypes: dict[str, str] | None = None) -> pd.DataFrame:
     """A query's rows as a compact frame: COPY ... TO STDOUT as CSV into a spooled file (psycopg2), parsed by Arrow's
-    multi-threaded CSV reader with fixed types (dates straight to datetime64[ns], no second conversion pass).
-    Memory stays near the frame's own size whatever the row count."""
+    multi-threaded CSV reader with fixed types (dates straight to datetime64[ns], no second conversion pass;
+    ``dtypes`` adds numpy types of other columns, "datetime64[ns]" for more dates). Memory stays near the frame's
+    own size whatever the row count."""
     import tempfile
 
+    import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    types = {**{c: pa.from_numpy_dtype(t) for c, t in _DTYPES.items()}, "date": pa.timestamp("ns")}
+    types: dict[Hashable, pa.DataType] = {c: pa.from_numpy_dtype(t) for c, t in _DTYPES.items()}
+    types["date"] = pa.timestamp("ns")
+    for c, t in (dtypes or {}).items():
+        types[c] = pa.timestamp("ns") if t == "datetime64[ns]" else pa.from_numpy_dtype(np.dtype(t))
     with conn.connection.driver_connection.cursor() as cur, tempfile.SpooledTemporaryFile(max_size=64 * 2**20) as buf:
         query = cur.mogrify(sql, params).decode()
         cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)

@@ -21,6 +21,16 @@ def _read(engine, sql: str, params: dict) -> pd.DataFrame:
         return pd.read_sql(text(sql), conn, params=params)
 
 
+_EARLIER_SQL = """
+select store_id, item_id, origin_date, target_date, horizon, p10::float8 as p10, p50::float8 as p50,
+       p90::float8 as p90
+from forecast.forecasts
+where origin_date < %(bd)s and origin_date >= %(o0)s and target_date between %(s)s and %(bd)s
+"""
+_EARLIER_DTYPES = {"origin_date": "datetime64[ns]", "target_date": "datetime64[ns]", "horizon": "int64",
+                   "p10": "float64", "p50": "float64", "p90": "float64"}
+
+
 def load_run_inputs(engine: Engine | None, business_date, forecasts: pd.DataFrame | None = None,
                     actuals: pd.DataFrame | None = None, models: pd.DataFrame | None = None,
                     max_horizon: int = 28) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -33,16 +43,22 @@ def load_run_inputs(engine: Engine | None, business_date, forecasts: pd.DataFram
 
     from ml.report import LOOKBACK_DAYS
     from replenish.database import is_missing_relation
+    from replenish.forecasting.inputs import read_query_frame
 
     bd = pd.Timestamp(business_date).date()
     start = bd - dt.timedelta(days=LOOKBACK_DAYS - 1)
     if forecasts is None:
-        forecasts = _read(engine,
-                          "select store_id, item_id, origin_date, target_date, horizon, p10, p50, p90, model_version,"
-                          " is_flagged, run_id from forecast.forecasts"
-                          " where origin_date <= :bd and (origin_date = :bd or (target_date between :s and :bd"
-                          " and origin_date >= :o0))",
-                          {"bd": bd, "s": start, "o0": start - dt.timedelta(days=max_horizon)})
+        new = _read(engine,
+                    "select store_id, item_id, origin_date, target_date, horizon, p10, p50, p90, model_version,"
+                    " is_flagged, run_id from forecast.forecasts where origin_date = :bd", {"bd": bd})
+        # the earlier origins' forecasts of the window are scored (a month at chain size: ~12 M rows): numbers only,
+        # read by COPY, not one Python object per value (that read alone held ~10 GB)
+        with engine.connect() as conn:  # type: ignore[union-attr]  # no frame given: the engine is there
+            old = read_query_frame(conn, _EARLIER_SQL, {"bd": bd, "s": start,
+                                                        "o0": start - dt.timedelta(days=max_horizon)},
+                                   dtypes=_EARLIER_DTYPES)
+        new = new.astype({"origin_date": "datetime64[ns]", "target_date": "datetime64[ns]"})
+        forecasts = pd.concat([new, old], ignore_index=True) if len(new) else old
     if actuals is None:
         actuals = _read(engine,
                         "select store_id, item_id, demand_date, units_sold, is_stockout from marts.fct_daily_demand"
