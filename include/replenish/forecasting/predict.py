@@ -105,8 +105,8 @@ def predict_for_date(engine: Engine, business_date, run_id: str, automation_bloc
 def analyze_forecasts(engine: Engine) -> None:
     """Fresh planner statistics for the stored forecasts. The next night's accuracy mart reads the target dates just
     written; at chain size autovacuum re-analyses the table only every few dozen nights (10 % of it changed), and
-    statistics that end before those dates plan a nested loop of every forecast against every sale of its day:
-    hours instead of seconds."""
+    statistics that end before those dates plan a nested loop of every forecast against every sale of its day (the
+    chain bench's month of forecasts: a refresh stopped after 25 minutes, 79 s once analysed)."""
     from sqlalchemy import text
 
     with engine.begin() as conn:
