@@ -88,7 +88,7 @@ def _models_html(models) -> str:
 
 
 def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4, generated_at=None,
-                    verdict: dict | None = None) -> str:
+                    verdict: dict | None = None, scores=None) -> str:
     """The nightly HTML report for the forecasts of origin ``business_date`` (self-contained, PNGs base64-embedded).
 
     ``forecasts``: rows of ``forecast.forecasts`` (the new origin and earlier origins whose targets fall in the
@@ -96,7 +96,8 @@ def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4
     demand_date, units_sold, is_stockout) of those days; ``models``: the current model's row of ``forecast.models``
     (None or empty: none). Accuracy counts a sold-out day at its sales (a lower bound of its demand). ``verdict``:
     the status and drift reasons of ``replenish accuracy`` (replenish.forecasting.accuracy), shown above the
-    figures."""
+    figures. ``scores``: the matured forecasts' sums (:func:`score_sums`' columns) as the warehouse scored them;
+    None: scored here from ``forecasts`` and ``actuals``, which then need every earlier origin's rows."""
     import datetime as dt
 
     import matplotlib
@@ -118,10 +119,12 @@ def run_report_html(business_date, forecasts, actuals, models, n_series: int = 4
     old = fc.loc[(fc["origin_date"] < bd) & (fc["target_date"] <= bd) & (fc["target_date"] >= start),
                  ["store_id", "item_id", "origin_date", "target_date", "horizon", "p10", "p50", "p90"]]
     del fc
+    if scores is None:
+        scores = score_sums(old, act)
 
     title = f"Replenish nightly forecast report - {bd.date()}"
     parts = [f"<h1>{html.escape(title)}</h1>", _header_html(bd, new, generated_at or dt.datetime.now(dt.UTC)),
-             _series_html(bd, act, new, old, n_series), _accuracy_html(bd, start, act, old, verdict),
+             _series_html(bd, act, new, old, n_series), _accuracy_html(bd, start, scores, verdict),
              "<h2>Current model (forecast.models)</h2>" + _models_html(models)]
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
             "</title></head><body style='font-family:sans-serif'>" + "".join(parts) + "</body></html>")
@@ -218,44 +221,93 @@ def _verdict_html(verdict: dict | None) -> str:
     return head + ("<ul>" + "".join(f"<li>{html.escape(str(r))}</li>" for r in reasons) + "</ul>" if reasons else "")
 
 
-def _accuracy_html(bd, start, act, old, verdict: dict | None = None) -> str:
-    """Accuracy of the matured forecasts (earlier origins, targets in the look-back window), sold-out days at their
-    sales: pooled, and by horizon and by store as plots and tables."""
+# the figures of a group of matured forecasts are ratios of these sums, so the warehouse adds them up in SQL
+# (replenish.forecasting.report) and a frame of forecasts adds them up here, alike
+SCORE_SUMS = ("n", "sum_y", "sum_p50", "sum_abs_err", "sum_pinball", "n_covered", "n_censored")
+_QUANTILES = ((0.1, "p10"), (0.5, "p50"), (0.9, "p90"))
+
+
+def score_sums(old, act):
+    """The matured forecasts ``old`` (earlier origins, targets in the look-back window) against the sales ``act``:
+    one row pooled (``grouping`` "all"), one per horizon and one per store, with SCORE_SUMS, the forecasts of days a
+    store was closed (``n_closed``, left out of the rest) and the first and last origin scored. A sold-out day
+    counts at its sales, a lower bound of its demand: left out, only the days that did not sell out, the low ones,
+    would be scored (a 1-day item ordered at its P70 would read ~10 % over-forecast). A store that sold nothing
+    where its forecasts of the origin expected at least CLOSED_STORE_P50 units was closed, not mis-forecast: the
+    rule of marts.fct_forecast_accuracy, whose sums the nightly report reads instead of this."""
+    import numpy as np
     import pandas as pd
 
-    from ml.backtest import metrics, metrics_by
-
-    parts = [f"<h2>Accuracy of matured forecasts (targets {start.date()} .. {bd.date()})</h2>", _verdict_html(verdict)]
     j = old.merge(act.rename(columns={"demand_date": "target_date"}), on=["store_id", "item_id", "target_date"],
                   how="inner")
-    # a sold-out day counts at its sales, a lower bound of its demand: left out, only the days that did not sell
-    # out, the low ones, would be scored (a 1-day item ordered at its P70 would read ~10 % over-forecast)
-    j = j.assign(y=j["units_sold"]) if len(j) else j.assign(y=pd.Series(dtype=float))
-    j = j[j["y"].notna()]
-    # a store that sold nothing where its forecasts of the origin expected at least 10 units was closed, not
-    # mis-forecast: left out, by the rule of marts.fct_forecast_accuracy that `replenish accuracy` scores
+    j = j[j["units_sold"].notna()]
     day = j.groupby(["store_id", "origin_date", "target_date"])
-    closed = day["y"].transform("sum").eq(0) & day["p50"].transform("sum").ge(CLOSED_STORE_P50)
+    closed = day["units_sold"].transform("sum").eq(0) & day["p50"].transform("sum").ge(CLOSED_STORE_P50)
     n_closed = int(closed.sum())
     j = j[~closed]
-    n_so = int(j["is_stockout"].eq(True).sum())
-    if len(j) == 0 or float(j["y"].sum()) <= 0:
+    y = j["units_sold"].to_numpy(float)
+    pin = np.zeros(len(j))
+    for q, c in _QUANTILES:
+        e = y - j[c].to_numpy(float)
+        pin += np.maximum(q * e, (q - 1) * e)
+    s = pd.DataFrame({"horizon": j["horizon"].to_numpy(), "store_id": j["store_id"].to_numpy(), "n": 1, "sum_y": y,
+                      "sum_p50": j["p50"].to_numpy(float), "sum_abs_err": np.abs(y - j["p50"].to_numpy(float)),
+                      "sum_pinball": pin, "n_covered": ((y >= j["p10"]) & (y <= j["p90"])).to_numpy(int),
+                      "n_censored": j["is_stockout"].eq(True).to_numpy(int)})
+    cols = list(SCORE_SUMS)
+    pooled = s[cols].sum().to_frame().T.assign(grouping="all", key=None, n_closed=n_closed,
+                                              first_origin=j["origin_date"].min() if len(j) else None,
+                                              last_origin=j["origin_date"].max() if len(j) else None)
+    parts = [pooled] + [s.groupby(g, as_index=False)[cols].sum().rename(columns={g: "key"}).assign(grouping=g)
+                        for g in ("horizon", "store_id")]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _figures(sums):
+    """WAPE, bias, P10-P90 coverage and mean scaled pinball loss from the sums (ml.backtest.metrics' definitions)."""
+    import numpy as np
+
+    sy = sums["sum_y"].astype(float).replace(0, np.nan)
+    return sums.assign(n=sums["n"].astype(int), wape=sums["sum_abs_err"] / sy,
+                       bias=(sums["sum_p50"] - sums["sum_y"]) / sy,
+                       coverage=sums["n_covered"] / sums["n"].astype(float).replace(0, np.nan),
+                       pinball=sums["sum_pinball"] / 3 / sy)
+
+
+def _accuracy_html(bd, start, scores, verdict: dict | None = None) -> str:
+    """Accuracy of the matured forecasts (earlier origins, targets in the look-back window), sold-out days at their
+    sales, from their sums (:func:`score_sums`): pooled, and by horizon and by store as plots and tables."""
+    parts = [f"<h2>Accuracy of matured forecasts (targets {start.date()} .. {bd.date()})</h2>", _verdict_html(verdict)]
+    pooled = scores[scores["grouping"] == "all"]
+    if not len(pooled) or not int(pooled["n"].iloc[0]) or float(pooled["sum_y"].iloc[0]) <= 0:
         parts.append(f"<p>{html.escape(NO_MATURED)}</p>")
         return "".join(parts)
-    pooled = metrics(j)
-    parts.append("<p>Pooled: " + ", ".join(f"{k} {_fmt(v)}" for k, v in pooled.items()) +
-                 f". {j['origin_date'].nunique()} earlier origin(s); {n_closed} forecast(s) of a day the store was "
-                 f"closed left out; {n_so} sold-out target day(s) counted at their "
+    p = _figures(pooled).iloc[0]
+    first, last = (_date_text(p[c]) for c in ("first_origin", "last_origin"))
+    parts.append("<p>Pooled: " + ", ".join(f"{k} {_fmt(v)}" for k, v in (
+                 ("n", int(p["n"])), ("wape", float(p["wape"])), ("bias", float(p["bias"])),
+                 ("coverage", float(p["coverage"])), ("pinball", float(p["pinball"])))) +
+                 f". Earlier origins {first} .. {last}; {int(p['n_closed'])} forecast(s) of a day the store was "
+                 f"closed left out; {int(p['n_censored'])} sold-out target day(s) counted at their "
                  "sales, which understate their demand (`replenish accuracy` gives the coverage as a range and "
                  "names any drift against the model's backtest). WAPE = sum|y-P50|/sum y; bias = "
                  "(sum P50 - sum y)/sum y; coverage = share of actuals inside P10-P90 (nominal 0.80).</p>")
-    bh = metrics_by(j, "horizon")
-    bs = metrics_by(j, "store_id")
+    shown = ["n", "wape", "bias", "coverage", "pinball"]
+    bh = _figures(scores[scores["grouping"] == "horizon"]).rename(columns={"key": "horizon"})
+    bs = _figures(scores[scores["grouping"] == "store_id"]).rename(columns={"key": "store_id"})
+    bh = bh.astype({"horizon": int}).sort_values("horizon")[["horizon", *shown]]
+    bs = bs.astype({"store_id": int}).sort_values("store_id")[["store_id", *shown]]
     parts.append(_metric_bars(bh["horizon"], bh, "horizon", "tab:blue"))
     parts.append(_metric_bars(bs["store_id"].astype(str), bs, "store", "tab:green"))
     parts.append("<h3>By horizon</h3>" + bh.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
     parts.append("<h3>By store</h3>" + bs.to_html(index=False, float_format="%.3f"))  # type: ignore[call-overload]  # pandas takes a format string
     return "".join(parts)
+
+
+def _date_text(v) -> str:
+    import pandas as pd
+
+    return "-" if v is None or v is pd.NaT or (isinstance(v, float) and v != v) else str(pd.Timestamp(v).date())
 
 
 def _metric_bars(xs, by, name: str, color: str) -> str:

@@ -326,6 +326,27 @@ def test_forecasts_are_scored_against_what_sold_once_their_dates_are_past(wh):
         p = subprocess.run([exe, "accuracy", "--date", str(D)], capture_output=True, text=True, env=env, timeout=300)
         assert p.returncode == 0 and "By horizon" in p.stdout and "sold out" in p.stdout, p.stderr[-3000:]
 
+        # the nightly report adds up the mart's scores in SQL: the same sums as scoring the forecasts in pandas
+        from ml.report import score_sums
+        from replenish.forecasting.report import load_run_inputs, write_run_report
+
+        fc, _, _, scores = load_run_inputs(eng, D)
+        assert scores is not None and set(fc["horizon"]) == {1}          # earlier origins: horizon 1 only
+        days = {"target_date": "datetime64[ns]", "origin_date": "datetime64[ns]"}
+        old = pd.DataFrame([r for r in rows if r["target_date"] <= D]).astype(days)
+        act = pd.DataFrame(q(eng, "SELECT store_id, item_id, demand_date, units_sold::float8 AS units_sold,"
+                                  " is_stockout FROM marts.fct_daily_demand")).astype({"demand_date": "datetime64[ns]"})
+        by = ["grouping", "key"]
+        want = score_sums(old, act).astype({"key": float}).sort_values(by, na_position="first").reset_index(drop=True)
+        got = scores.astype({"key": float}).sort_values(by, na_position="first").reset_index(drop=True)
+        assert len(got) == 1 + 2 + len({r["store_id"] for r in old.to_dict("records")})
+        sums = ["n", "sum_y", "sum_p50", "sum_abs_err", "sum_pinball", "n_covered", "n_censored", "n_closed"]
+        pd.testing.assert_frame_equal(got[by], want[by])
+        pd.testing.assert_frame_equal(got[sums].astype(float), want[sums].astype(float).fillna(0.0))
+        assert int(got.loc[got["grouping"] == "all", "n_censored"].iloc[0]) == len(censored)
+        html = write_run_report(eng, D, settings.state / "report.html").read_text()
+        assert f"Earlier origins {origin} .. {origin}" in html and "By store" in html
+
         # the scores are kept as long as the forecasts (forecast_retention_days): 0 keeps D's alone
         assert run_dbt_build(D, settings=settings, dbt_vars={"forecast_retention_days": 0}).success
         assert [r["target_date"] for r in q(eng, "SELECT DISTINCT target_date FROM marts.fct_forecast_accuracy")] == [D]
