@@ -73,12 +73,18 @@ def series_groups(grid: Grid, rows: pd.DataFrame) -> pd.DataFrame:
         level = np.where(window(cn, 28) > 0, window(cs, 28) / np.maximum(window(cn, 28), 1), 0.0)
         zero_share = np.where(window(cn, 56) > 0, window(cz, 56) / np.maximum(window(cn, 56), 1), 1.0)
     n_hist = cn[s, o]
+    # each label one shared string: a backtest's 6 M rows as a string each held ~1 GB for three words
     return pd.DataFrame({
-        "volume": np.where(level < VOLUME_EDGES[0], "low", np.where(level < VOLUME_EDGES[1], "mid", "high")),
-        "intermittency": np.where(zero_share > INTERMITTENT_ZERO_SHARE, "intermittent", "smooth"),
-        "history": np.where(n_hist < SHORT_HISTORY_DAYS, "short", "long"),
+        "volume": _labels(("low", "mid", "high"), np.searchsorted(np.asarray(VOLUME_EDGES), level, side="right")),
+        "intermittency": _labels(("smooth", "intermittent"), zero_share > INTERMITTENT_ZERO_SHARE),
+        "history": _labels(("long", "short"), n_hist < SHORT_HISTORY_DAYS),
         "level": level, "zero_share": zero_share, "n_hist": n_hist,
     }, index=rows.index)
+
+
+def _labels(names: tuple[str, ...], index: np.ndarray) -> np.ndarray:
+    """``names[index]`` as an object array whose entries are the ``names`` themselves, not a copy per row."""
+    return np.array(names, dtype=object)[np.asarray(index, dtype=np.intp)]
 
 
 def near_holiday(grid: Grid) -> np.ndarray:
@@ -132,7 +138,11 @@ def _band(h: np.ndarray) -> np.ndarray:
 
 
 def _cell(groups: pd.DataFrame) -> np.ndarray:
-    return (groups["volume"] + "/" + groups["intermittency"] + "/" + groups["history"]).to_numpy()
+    """"volume/intermittency/history" of each row, built from the few combinations that occur (one string each)."""
+    import pandas as pd
+
+    codes, names = pd.MultiIndex.from_arrays([groups[c] for c in GROUP_COLUMNS]).factorize()
+    return _labels(tuple("/".join(n) for n in names), codes)
 
 
 def _scores(P: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +181,9 @@ def fit_calibration(P: pd.DataFrame, groups: pd.DataFrame) -> dict[str, Any]:
         demand = np.where(ok, imputed, demand)
         censored &= ~ok
     keep &= ~censored                  # sales of a stock-out day without an imputed demand: not a residual
-    corr_rows = P[keep & ~sold_out]
-    P, groups = P[keep].assign(y=demand[keep]), groups[keep]
+    # the columns used, not the whole backtest twice over (at chain size 6 M rows of ~20 columns)
+    corr_rows = P.loc[keep & ~sold_out, [c for c in _CORRELATION_COLUMNS if c in P]]
+    P, groups = P.loc[keep, ["p10", "p50", "p90", "horizon"]].assign(y=demand[keep]), groups.loc[keep, GROUP_COLUMNS]
     lo, hi = _scores(P)
     cover = LEVELS[1]          # P90, and P10 mirrored (share below = share of lo scores above), hit their level
 
@@ -204,6 +215,9 @@ def fit_calibration(P: pd.DataFrame, groups: pd.DataFrame) -> dict[str, Any]:
             "shrink_rows": SHRINK_ROWS, "n_rows": int(len(P))}
 
 
+_CORRELATION_COLUMNS = ("store_id", "item_id", "origin", "horizon", "y", "p10", "p50", "p90")
+
+
 def day_error_correlation(P: pd.DataFrame, lags: tuple[int, ...] = (1, 2)) -> tuple[float | None, int]:
     """Correlation of the standardised errors (y - P50) / half-width of the same series and origin ``lags`` days
     apart, pooled (the residuals of one forecast run share weather, events and the series' level). The demand over
@@ -211,20 +225,22 @@ def day_error_correlation(P: pd.DataFrame, lags: tuple[int, ...] = (1, 2)) -> tu
     window's P90 the sum of the daily P90s, 0 would treat the days as independent. None below 100 pairs."""
     import pandas as pd
 
-    need = {"store_id", "item_id", "origin", "horizon", "y", "p10", "p50", "p90"}
-    if not need <= set(P.columns) or len(P) == 0:
+    if not set(_CORRELATION_COLUMNS) <= set(P.columns) or len(P) == 0:
         return None, 0
     y, p10, p50, p90 = (P[c].to_numpy(float) for c in ("y", "p10", "p50", "p90"))
     e = (y - p50) / np.maximum((p90 - p10) / 2, _floor(p50))
-    E = pd.DataFrame({"s": P["store_id"].to_numpy(), "i": P["item_id"].to_numpy(), "o": P["origin"].to_numpy(),
-                      "h": P["horizon"].to_numpy(), "e": e}).pivot_table(
-        index=["s", "i", "o"], columns="h", values="e", aggfunc="first")
+    # one row per forecast run (series x origin), one column per horizon: numpy, as a pivot table of a chain's
+    # backtest held several GB
+    run, _ = pd.MultiIndex.from_arrays([P["store_id"], P["item_id"], P["origin"]]).factorize()
+    horizons, col = np.unique(P["horizon"].to_numpy(np.int64), return_inverse=True)
+    E = np.full((int(run.max()) + 1, len(horizons)), np.nan)
+    E[run, col] = e
     a_all, b_all = [], []
-    hs = [int(h) for h in E.columns]
+    hs = [int(h) for h in horizons]
     for lag in lags:
         for h in hs:
             if h + lag in hs:
-                a, b = E[h].to_numpy(), E[h + lag].to_numpy()
+                a, b = E[:, hs.index(h)], E[:, hs.index(h + lag)]
                 ok = np.isfinite(a) & np.isfinite(b)
                 a_all.append(a[ok])
                 b_all.append(b[ok])
@@ -329,6 +345,7 @@ def backtest_calibration(model, frame: pd.DataFrame, end, weather: pd.DataFrame 
     P["near_holiday"] = near_holiday(grid)[s, t] if len(P) else False
     P["closed"] = store_closed(grid)[s, t] if len(P) else False
     groups = series_groups(grid, P)
+    del grid                            # a chain's grid is over 1 GB: not held while the residuals are scored
     P = P.join(groups[GROUP_COLUMNS])
     calibration = fit_calibration(P, groups)
     share = backtest_train_share(frame, end, days)

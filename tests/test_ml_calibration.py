@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from support.forecast import fast_config, small_frame
 
-from ml.calibration import apply_calibration, fit_calibration, series_groups, store_closed
+from ml.calibration import apply_calibration, day_error_correlation, fit_calibration, series_groups, store_closed
 from ml.features import make_grid
 
 
@@ -129,6 +129,32 @@ def test_groups_use_only_the_history_up_to_the_origin():
     b = series_groups(make_grid(scrambled, cfg), rows)
     pd.testing.assert_frame_equal(a, b)
     assert set(a["history"]) == {"long"} and set(a["intermittency"]) == {"smooth"}
+
+
+def test_the_day_to_day_error_correlation_is_measured_within_each_forecast_run():
+    """Errors of one run (series x origin) share a run-level part: the correlation of its days is found whatever
+    the order of the rows, and runs are never paired with each other."""
+    rng = np.random.default_rng(7)
+    runs = pd.MultiIndex.from_product([[1, 2], range(100, 130), pd.date_range("2019-03-01", periods=20)],
+                                      names=["store_id", "item_id", "origin"]).to_frame(index=False)
+    P = runs.merge(pd.DataFrame({"horizon": range(1, 8)}), how="cross")
+    shared = rng.normal(size=len(runs)).repeat(7)          # the run's level error, on each of its 7 days
+    P["p50"], P["p10"], P["p90"] = 20.0, 20.0 - 2 * 1.2816, 20.0 + 2 * 1.2816
+    P["y"] = 20.0 + 1.2816 * (shared + rng.normal(size=len(P)))
+    rho, pairs = day_error_correlation(P)
+    assert pairs == len(runs) * (6 + 5) and 0.4 < rho < 0.6          # half the variance is the run's
+    assert day_error_correlation(P.sample(frac=1.0, random_state=1)) == pytest.approx((rho, pairs))
+    independent = P.assign(y=20.0 + 1.2816 * rng.normal(size=len(P)))
+    assert day_error_correlation(independent)[0] < 0.05
+
+
+def test_group_labels_are_shared_strings():
+    """A chain's backtest has ~6 M rows: a label string per row held about 1 GB for three words."""
+    f = small_frame(stores=(2,))
+    rows = pd.DataFrame({"store_id": 2, "item_id": sorted(f["item_id"].unique()), "origin": pd.Timestamp("2018-03-15")})
+    groups = series_groups(make_grid(f, fast_config()), pd.concat([rows] * 50, ignore_index=True))
+    for c in ("volume", "intermittency", "history"):
+        assert len({id(v) for v in groups[c]}) == groups[c].nunique()
 
 
 def test_the_calibration_travels_with_the_model_and_is_applied_at_prediction(tmp_path):
