@@ -142,6 +142,8 @@ def _cell(groups: pd.DataFrame) -> np.ndarray:
     import pandas as pd
 
     codes, names = pd.MultiIndex.from_arrays([groups[c] for c in GROUP_COLUMNS]).factorize()
+    if len(codes) and codes.min() < 0:      # a missing label would take another cell's factors unnoticed
+        raise ValueError("a row without its series group (volume, intermittency, history)")
     return _labels(tuple("/".join(n) for n in names), codes)
 
 
