@@ -36,7 +36,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from replenish.settings import Settings
 
 NIGHTLY_STAGES = ("extract", "transform", "validate", "forecast", "propose", "release", "dispatch", "digest")
 MEASURES = {
@@ -202,7 +205,7 @@ def setup_plan(recorded: dict[str, Any], *, train: bool, reuse: bool) -> tuple[l
     return [], wanted
 
 
-def seed_past_forecasts(last: dt.date, nights: int) -> dict[str, Any]:
+def seed_past_forecasts(last: dt.date, nights: int, *, settings: Settings | None = None) -> dict[str, Any]:
     """The stored forecasts of the ``nights`` origins before ``last``, as a month of nightly runs leaves them, so the
     measured nightly scores them as production does (the accuracy mart's incremental window, the accuracy verdict
     and the stock-out causes over 28 days) instead of a first night's empty window. Seasonal naive (the same weekday
@@ -216,22 +219,23 @@ def seed_past_forecasts(last: dt.date, nights: int) -> dict[str, Any]:
     from replenish.forecasting.predict import analyze_forecasts
     from replenish.warehouse import run_dbt_build
 
+    eng = engine(settings)
     prev = last - dt.timedelta(days=1)
     out: dict[str, Any] = {"origins": nights, "first_origin": (last - dt.timedelta(days=nights)).isoformat()}
-    with engine().begin() as conn:
+    with eng.begin() as conn:
         if not conn.execute(text("select 1 from forecast.forecasts where origin_date = :d limit 1"),
                             {"d": prev}).first():
             version: str = conn.execute(text("select version from forecast.models where is_current")).scalar_one()
             out["rows"] = conn.execute(text(_SEED_PAST_FORECASTS), {
                 "first": last - dt.timedelta(days=nights), "last_origin": prev, "version": version,
                 "run_id": "bench-past-forecasts"}).rowcount
-    analyze_forecasts(engine())
-    with engine().connect() as conn:
+    analyze_forecasts(eng)
+    with eng.connect() as conn:
         scored = conn.execute(text("select 1 from marts.fct_forecast_accuracy where target_date = :d limit 1"),
                               {"d": prev}).first()
     if not scored:
-        out["accuracy_mart_seconds"] = round(run_dbt_build(prev, full_refresh=True,
-                                                           select="fct_forecast_accuracy").elapsed_s, 1)
+        out["accuracy_mart_seconds"] = round(run_dbt_build(prev, full_refresh=True, select="fct_forecast_accuracy",
+                                                           settings=settings).elapsed_s, 1)
     return out
 
 

@@ -448,3 +448,40 @@ def test_sold_out_days_are_told_by_where_their_stock_came_from(wh):
             c.execute(text("DELETE FROM forecast.forecasts"))
             c.execute(text("DELETE FROM forecast.stockout_causes WHERE business_date = :d"), {"d": D})
         run_dbt_build(D, full_refresh=True, settings=settings)
+
+
+def test_bench_seeds_a_month_of_past_forecasts_once(wh):
+    """``bench pipeline``'s earlier nights (``seed_past_forecasts``): for each origin, the seasonal naive of every
+    horizon 1-14 under the current model's version, as the forecast stage leaves them; a kept database is not
+    written twice."""
+    from benchmarks.pipeline import seed_past_forecasts
+
+    settings, eng = wh
+    sold = {(r["store_id"], r["item_id"], r["demand_date"]): float(r["units_sold"]) for r in
+            q(eng, "SELECT store_id, item_id, demand_date, units_sold FROM marts.fct_daily_demand")}
+    origins = [D - timedelta(days=2), D - timedelta(days=1), D]
+    with eng.begin() as c:
+        c.execute(text("DELETE FROM forecast.forecasts"))
+        c.execute(text("UPDATE forecast.models SET is_current = false"))
+        c.execute(text("INSERT INTO forecast.models (version, params, feature_config, backtest_metrics,"
+                       " backtest_wape, artifact_path, is_current) VALUES ('v-seed', '{}', '{}', '{}', 0.1, '/none',"
+                       " true)"))
+    try:
+        out = seed_past_forecasts(D + timedelta(days=1), len(origins), settings=settings)
+        assert out["origins"] == 3 and out["first_origin"] == origins[0].isoformat()
+        stored = q(eng, "SELECT * FROM forecast.forecasts")
+        # each origin sees the days of the mart up to itself: 1, 2 and 3 days, one forecast per series and day
+        series = {(s, i) for s, i, _ in sold}
+        assert out["rows"] == len(stored) == len(series) * (1 + 2 + 3)
+        assert {r["origin_date"] for r in stored} == set(origins)
+        for r in stored:
+            assert 1 <= r["horizon"] <= 14 and r["target_date"] - r["origin_date"] == timedelta(days=r["horizon"])
+            y = sold[(r["store_id"], r["item_id"], r["target_date"] - timedelta(days=14))]
+            assert float(r["p50"]) == y and float(r["p10"]) <= y < float(r["p90"])
+            assert r["model_version"] == "v-seed" and r["run_id"] == "bench-past-forecasts" and not r["is_flagged"]
+        again = seed_past_forecasts(D + timedelta(days=1), len(origins), settings=settings)
+        assert "rows" not in again and len(q(eng, "SELECT 1 FROM forecast.forecasts")) == len(stored)
+    finally:
+        with eng.begin() as c:
+            c.execute(text("DELETE FROM forecast.forecasts"))
+            c.execute(text("DELETE FROM forecast.models WHERE version = 'v-seed'"))

@@ -18,6 +18,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
+from benchmarks.pipeline import PAST_NIGHTS
 from replenish.cli_output import JsonFlag, emit, setup_logging, stdout_for_json
 from replenish.cli_output import err as output_console
 from replenish.platform.cli_commands import register as register_platform_commands
@@ -659,8 +660,9 @@ def bench_pipeline_cmd(
     keep: bool = typer.Option(False, help="keep each case's database afterwards (for --reuse)"),
     reuse: bool = typer.Option(False, help="run on the database a --keep run left: skip the setup it recorded "
                                            "and measure the nightly again (implies --keep)"),
-    past_nights: int = typer.Option(41, help="earlier nights' forecasts stored before the measured nightly, which "
-                                             "scores them (0: a first night, nothing to score)"),
+    past_nights: int = typer.Option(PAST_NIGHTS, help="earlier nights' forecasts stored before the measured "
+                                                      "nightly, which scores them (0: a first night, nothing to "
+                                                      "score)"),
     as_json: JsonFlag = False,
 ) -> None:
     """End-to-end nightly run: seconds and peak memory per stage, for the bakery demo and a synthetic chain."""
