@@ -309,7 +309,8 @@ def test_cutoff_actions_send_skip_escalate_once(eng, tmp_path):
         return _count(eng, "SELECT status FROM orders.purchase_orders WHERE order_id = :o", o=oid)
 
     before = enforce_cutoffs(eng, cutoff - dt.timedelta(minutes=1), rules_path=rules)
-    assert all(status(o) == "proposed" for o in ids.values()) and before == {"send": 0, "skip": 0, "escalate": 0}
+    assert all(status(o) == "proposed" for o in ids.values()) and before == {"send": 0, "skip": 0, "escalate": 0,
+                                                                           "expired": 0}
     for _ in range(2):  # the second call (the next dispatch run) changes nothing and alerts nobody again
         enforce_cutoffs(eng, cutoff, rules_path=rules)
         assert status(ids["send"]) == "queued"
@@ -321,3 +322,57 @@ def test_cutoff_actions_send_skip_escalate_once(eng, tmp_path):
     assert "cutoff_escalated" in reasons
     released_by = _count(eng, "SELECT released_by FROM orders.purchase_orders WHERE order_id = :o", o=ids["send"])
     assert released_by.startswith("cutoff:send")  # a cutoff send is not touchless
+
+
+def test_orders_still_open_when_their_delivery_is_over_are_cancelled_once(eng, tmp_path):
+    """An escalated order nobody acted on, and one the cutoff never saw (no cutoff), leave the review queue once
+    their delivery date is over: cancelled with reason delivery_date_passed; the one never told raises one alert."""
+    import yaml
+
+    from replenish.orders.cutoff import enforce_cutoffs
+    from replenish.orders.release import RULES_PATH
+
+    stores = {"escalated": _new_store(), "never_due": _new_store()}
+    doc = yaml.safe_load(RULES_PATH.read_text())
+    doc["overrides"] = [{"name": "esc", "match": {"store_id": stores["escalated"]}, "set": {"on_cutoff": "escalate"}}]
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump(doc))
+    # dates before any other test's orders in this shared database, so only these two are touched
+    cutoff = dt.datetime(2000, 2, 4, 9, 30, tzinfo=dt.UTC)
+    delivery = dt.date(2000, 2, 5)
+    ids = {}
+    with eng.begin() as c:
+        for kind, store in stores.items():
+            orders, lines = _proposal(store)
+            upsert_proposals(c, orders, lines, run_id="t")
+            ids[kind] = orders["order_id"].iloc[0]
+        c.execute(text("UPDATE orders.purchase_orders SET delivery_date = :d, cutoff_at = :t WHERE order_id = :o"),
+                  {"d": delivery, "t": cutoff, "o": ids["escalated"]})
+        c.execute(text("UPDATE orders.purchase_orders SET delivery_date = :d, cutoff_at = NULL WHERE order_id = :o"),
+                  {"d": delivery, "o": ids["never_due"]})
+
+    def row(oid):
+        with eng.connect() as c:
+            return c.execute(text("SELECT status, reasons, (SELECT count(*) FROM orders.alerts a WHERE a.order_id ="
+                                  " p.order_id) AS alerts FROM orders.purchase_orders p WHERE order_id = :o"),
+                             {"o": oid}).mappings().one()
+
+    on_the_day = enforce_cutoffs(eng, cutoff, rules_path=rules, business_today=cutoff.date())
+    assert on_the_day["escalate"] == 1 and on_the_day["expired"] == 0
+    assert row(ids["escalated"])["status"] == "in_review" and row(ids["never_due"])["status"] == "proposed"
+    day_of_delivery = enforce_cutoffs(eng, cutoff + dt.timedelta(days=1), rules_path=rules, business_today=delivery)
+    assert day_of_delivery["expired"] == 0
+    for expected in (2, 0):      # the next dispatch run finds nothing more to do and tells nobody again
+        night = dt.datetime(2000, 2, 6, 0, 5, tzinfo=dt.UTC)
+        assert enforce_cutoffs(eng, night, rules_path=rules, business_today=night.date())["expired"] == expected
+        for oid in ids.values():
+            r = row(oid)
+            assert r["status"] == "cancelled" and "delivery_date_passed" in r["reasons"] and r["alerts"] == 1
+    with eng.connect() as c:
+        kinds = c.execute(text("SELECT order_id, kind FROM orders.alerts WHERE order_id = ANY(:i)"),
+                          {"i": list(ids.values())}).all()
+        reasons = c.execute(text("SELECT to_value FROM orders.order_events WHERE order_id = :o AND event ="
+                                 " 'cancel_reason'"), {"o": ids["never_due"]}).scalars().all()
+    assert sorted(kinds) == sorted([(ids["escalated"], "cutoff_escalation"),
+                                    (ids["never_due"], "delivery_date_passed")])
+    assert reasons == ["delivery_date_passed"]

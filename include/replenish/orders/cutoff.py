@@ -8,6 +8,10 @@
 Each order is handled once: the action is recorded in ``cutoff_action`` in the same transaction (one event,
 one alert), so the frequent dispatch DAG can call this every few minutes without repeating anything. Reasons
 accumulate: an escalated order keeps the review reasons it had.
+
+An order still open when its delivery date is over (escalated and never acted on, or left by nights the dispatch
+did not run) can no longer bring anything: it is cancelled with reason ``delivery_date_passed``, so the review
+queue holds only what a person can still act on. One alert names it unless its cutoff already raised one.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from sqlalchemy import text
 
 from replenish import migrations
 from replenish.orders.order_tables import add_event, set_status
-from replenish.orders.outbox import approve, cancel
+from replenish.orders.outbox import DELIVERY_PASSED, approve, cancel
 from replenish.orders.release import cutoff_action, load_rules
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 ESCALATED = "cutoff_escalated"
 SKIPPED = "cutoff_skipped"
@@ -41,7 +45,7 @@ def enforce_cutoffs(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     rules = load_rules(rules_path)
-    counts = {"send": 0, "skip": 0, "escalate": 0}
+    counts = {"send": 0, "skip": 0, "escalate": 0, "expired": 0}
     with engine.begin() as conn:
         migrations.ensure_current(conn)
         due = (
@@ -92,4 +96,28 @@ def enforce_cutoffs(
                     },
                 )
             counts[action] += 1
+        if business_today is not None:
+            counts["expired"] = _cancel_past_deliveries(conn, business_today)
     return counts
+
+
+def _cancel_past_deliveries(conn: Connection, business_today: dt.date) -> int:
+    over = conn.execute(
+        text("""SELECT order_id, store_id, supplier_id, delivery_date, cutoff_action FROM orders.purchase_orders
+                WHERE status IN ('proposed', 'in_review') AND delivery_date < :today
+                ORDER BY delivery_date, order_id FOR UPDATE SKIP LOCKED"""),
+        {"today": business_today},
+    ).mappings().all()
+    for o in over:
+        conn.execute(text("UPDATE orders.purchase_orders SET reasons = array_append(reasons, :r) WHERE order_id = :o"),
+                     {"r": DELIVERY_PASSED, "o": o["order_id"]})
+        cancel(conn, o["order_id"], actor=f"{ACTOR}:expired", reason=DELIVERY_PASSED)
+        if o["cutoff_action"] is None:      # an escalated order was told at its cutoff
+            conn.execute(
+                text("INSERT INTO orders.alerts (order_id, kind, message) VALUES (:o, :k, :m)"),
+                {"o": o["order_id"], "k": DELIVERY_PASSED,
+                 "m": f"order {o['order_id']} (store {o['store_id']}, supplier {o['supplier_id']}) was still open "
+                      f"when its delivery date {o['delivery_date']} passed (business day {business_today}): "
+                      "cancelled, nothing was sent"},
+            )
+    return len(over)

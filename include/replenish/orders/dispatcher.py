@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from replenish import clock
 from replenish.orders.channels.base import ChannelError
 from replenish.orders.order_tables import add_event, set_status
+from replenish.orders.outbox import DELIVERY_PASSED as PASSED
 from replenish.orders.outbox import expire
 from replenish.orders.sent_ledger import (
     History,
@@ -40,9 +41,6 @@ from replenish.orders.sent_ledger import (
 )
 
 __all__ = ["DispatchConfig", "OutboxRow", "SimulatedCrash", "backoff_seconds", "drain"]
-
-PASSED = "delivery_date_passed"
-
 
 @dataclass
 class DispatchConfig:

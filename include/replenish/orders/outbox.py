@@ -102,6 +102,11 @@ def requeue(conn: Connection, order_id: str, *, actor: str) -> None:
     )
 
 
+# An order whose delivery date is over before it was sent: cancelled, by the dispatcher (approved, not yet sent)
+# or at the cutoff's housekeeping (still open in review): no action on it can bring that delivery any more.
+DELIVERY_PASSED = "delivery_date_passed"
+
+
 def cancel(conn: Connection, order_id: str, *, actor: str, reason: str) -> None:
     set_status(conn, order_id, "cancelled", actor, expect=OPEN_STATUSES)
     add_event(conn, order_id, actor, "cancel_reason", None, reason)

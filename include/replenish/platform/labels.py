@@ -31,6 +31,7 @@ REASON_LABELS: dict[str, str] = {
     "cutoff_passed": "proposed after the supplier's cutoff: phone the supplier or reject",
     "cutoff_escalated": "the supplier's cutoff passed without a review",
     "cutoff_skipped": "skipped at the supplier's cutoff",
+    "delivery_date_passed": "its delivery date passed before it was sent",
 }
 
 STATUS_LABELS: dict[str, str] = {
@@ -137,7 +138,7 @@ def event_words(event: str, from_value: object, to_value: object, item_names: di
     if base == "edit_reason":
         return f"Reason for {item}: {EDIT_REASON_LABELS.get(t, t)}"
     if base == "cancel_reason":
-        return f"Reason: {EDIT_REASON_LABELS.get(t, t)}"
+        return f"Reason: {EDIT_REASON_LABELS.get(t) or REASON_LABELS.get(t, t)}"
     if base == "sent_ref":
         return f"Delivered to the supplier (reference {t})" if t else "Delivered to the supplier"
     if base == "escalated":
