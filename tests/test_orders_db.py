@@ -281,25 +281,35 @@ def test_edifact_file_and_existing_file_counts_as_sent(eng, tmp_path):
     assert len(list(tmp_path.glob("*.edi"))) == 1
 
 
-def test_cutoff_actions_send_skip_escalate_once(eng, tmp_path):
+def _orders_under_cutoff_rules(eng, tmp_path, on_cutoff: dict[str, str | None]):
+    """One proposed order per key, each of a store of its own whose rule sets ``on_cutoff`` to the key's value
+    (None: the default rule). Returns the rules file and the order ids by key."""
     import yaml
 
-    from replenish.orders.cutoff import enforce_cutoffs
     from replenish.orders.release import RULES_PATH
 
+    stores = {k: _new_store() for k in on_cutoff}
     doc = yaml.safe_load(RULES_PATH.read_text())
-    stores = {a: _new_store() for a in ("send", "skip", "escalate")}
-    doc["overrides"] = [{"name": a, "match": {"store_id": s}, "set": {"on_cutoff": a}} for a, s in stores.items()]
+    doc["overrides"] = [{"name": k, "match": {"store_id": stores[k]}, "set": {"on_cutoff": a}}
+                        for k, a in on_cutoff.items() if a]
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(doc))
-    # Earlier than any other test's cutoff in this shared database, so only these three orders are due.
-    cutoff = dt.datetime(2000, 3, 4, 9, 30, tzinfo=dt.UTC)
     ids = {}
     with eng.begin() as c:
-        for action, store in stores.items():
+        for k, store in stores.items():
             orders, lines = _proposal(store)
             upsert_proposals(c, orders, lines, run_id="t")
-            ids[action] = orders["order_id"].iloc[0]
+            ids[k] = orders["order_id"].iloc[0]
+    return rules, ids
+
+
+def test_cutoff_actions_send_skip_escalate_once(eng, tmp_path):
+    from replenish.orders.cutoff import enforce_cutoffs
+
+    rules, ids = _orders_under_cutoff_rules(eng, tmp_path, {a: a for a in ("send", "skip", "escalate")})
+    # Earlier than any other test's cutoff in this shared database, so only these three orders are due.
+    cutoff = dt.datetime(2000, 3, 4, 9, 30, tzinfo=dt.UTC)
+    with eng.begin() as c:
         c.execute(
             text("UPDATE orders.purchase_orders SET cutoff_at = :t WHERE order_id = ANY(:ids)"),
             {"t": cutoff, "ids": list(ids.values())},
@@ -327,25 +337,13 @@ def test_cutoff_actions_send_skip_escalate_once(eng, tmp_path):
 def test_orders_still_open_when_their_delivery_is_over_are_cancelled_once(eng, tmp_path):
     """An escalated order nobody acted on, and one the cutoff never saw (no cutoff), leave the review queue once
     their delivery date is over: cancelled with reason delivery_date_passed; the one never told raises one alert."""
-    import yaml
-
     from replenish.orders.cutoff import enforce_cutoffs
-    from replenish.orders.release import RULES_PATH
 
-    stores = {"escalated": _new_store(), "never_due": _new_store()}
-    doc = yaml.safe_load(RULES_PATH.read_text())
-    doc["overrides"] = [{"name": "esc", "match": {"store_id": stores["escalated"]}, "set": {"on_cutoff": "escalate"}}]
-    rules = tmp_path / "rules.yml"
-    rules.write_text(yaml.safe_dump(doc))
+    rules, ids = _orders_under_cutoff_rules(eng, tmp_path, {"escalated": "escalate", "never_due": None})
     # dates before any other test's orders in this shared database, so only these two are touched
     cutoff = dt.datetime(2000, 2, 4, 9, 30, tzinfo=dt.UTC)
     delivery = dt.date(2000, 2, 5)
-    ids = {}
     with eng.begin() as c:
-        for kind, store in stores.items():
-            orders, lines = _proposal(store)
-            upsert_proposals(c, orders, lines, run_id="t")
-            ids[kind] = orders["order_id"].iloc[0]
         c.execute(text("UPDATE orders.purchase_orders SET delivery_date = :d, cutoff_at = :t WHERE order_id = :o"),
                   {"d": delivery, "t": cutoff, "o": ids["escalated"]})
         c.execute(text("UPDATE orders.purchase_orders SET delivery_date = :d, cutoff_at = NULL WHERE order_id = :o"),
