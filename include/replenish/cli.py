@@ -274,9 +274,12 @@ def run(
                                     "through the date: its model forecasts the nights after it)."),
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the nightly DAG (Airflow, in-process) for one business date or a range; or the weekly training."""
+    """Run the nightly DAG (Airflow, in-process) for one business date or a range; or the weekly training.
+
+    A clock set before a date's night (``replenish clock set``, the demo's) moves on to that night first, so a replay
+    of nights sees its cutoffs pass and its delivery dates come; the wall clock is never touched."""
     _setup_logging()
-    from replenish import pipeline, run_state
+    from replenish import clock, pipeline, run_state
     from replenish.orchestration import run_dag
 
     if dag_id not in RUNNABLE_DAGS:
@@ -305,6 +308,8 @@ def run(
         while day <= end:
             what = "nightly run" if dag_id == "replenishment_nightly" else dag_id
             err.print(f"[bold]{what} for business date {day}[/bold]")
+            if clock.advance_to_night_of(day):
+                err.print(f"  clock: {clock.describe()['now']} (the night after {day}; it was set before it)")
             with _progress(f"{what} {day}" + (f" ({done + 1} of {n_days})" if n_days > 1 else ""), counted=False):
                 res = run_dag(dag_id, day)
             done += 1

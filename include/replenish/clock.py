@@ -139,6 +139,20 @@ def set_clock(business_at: dt.datetime, *, frozen: bool = False, set_by: str = "
     return s
 
 
+def advance_to_night_of(business_date: dt.date) -> dt.datetime | None:
+    """A set clock that is still before the night of ``business_date`` moves on to that night (as frozen or running
+    as it was), so a replay of nights (``replenish run --date A --to B``) runs each one at its own "now": the
+    earlier nights' cutoffs pass and their delivery dates come as they would have. The wall clock, or a setting
+    already at or past that night, is left alone: re-running an old night never turns time back. Returns the new
+    "now", or None when the clock did not move."""
+    s = setting()
+    night = end_of_business_day(business_date)
+    if s is None or s.now(wall_now()) >= night:
+        return None
+    set_clock(night, frozen=s.is_frozen, set_by=s.set_by)
+    return night
+
+
 def reset_clock() -> None:
     """Back to the wall clock."""
     from replenish import migrations
