@@ -309,7 +309,7 @@ def run(
             what = "nightly run" if dag_id == "replenishment_nightly" else dag_id
             err.print(f"[bold]{what} for business date {day}[/bold]")
             if clock.advance_to_night_of(day):
-                err.print(f"  clock: {clock.describe()['now']} (the night after {day}; it was set before it)")
+                err.print(f"  clock moved on to the night after {day}: {clock.describe()['now']}")
             with _progress(f"{what} {day}" + (f" ({done + 1} of {n_days})" if n_days > 1 else ""), counted=False):
                 res = run_dag(dag_id, day)
             done += 1
