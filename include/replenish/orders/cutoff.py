@@ -72,13 +72,7 @@ def enforce_cutoffs(
             if action == "send":
                 approve(conn, o["order_id"], actor=actor)
             elif action == "skip":
-                conn.execute(
-                    text(
-                        "UPDATE orders.purchase_orders SET reasons = array_append(reasons, :r) WHERE order_id = :o"
-                    ),
-                    {"r": SKIPPED, "o": o["order_id"]},
-                )
-                cancel(conn, o["order_id"], actor=actor, reason=SKIPPED)
+                _cancel_for(conn, o["order_id"], actor, SKIPPED)
             else:
                 reasons = [*(o["reasons"] or ()), ESCALATED]
                 if o["status"] != "in_review":
@@ -101,6 +95,13 @@ def enforce_cutoffs(
     return counts
 
 
+def _cancel_for(conn: Connection, order_id: str, actor: str, reason: str) -> None:
+    """Cancelled by the system: the reason joins the order's reasons (the queue's filter) and its history."""
+    conn.execute(text("UPDATE orders.purchase_orders SET reasons = array_append(reasons, :r) WHERE order_id = :o"),
+                 {"r": reason, "o": order_id})
+    cancel(conn, order_id, actor=actor, reason=reason)
+
+
 def _cancel_past_deliveries(conn: Connection, business_today: dt.date) -> int:
     over = conn.execute(
         text("""SELECT order_id, store_id, supplier_id, delivery_date, cutoff_action FROM orders.purchase_orders
@@ -109,9 +110,7 @@ def _cancel_past_deliveries(conn: Connection, business_today: dt.date) -> int:
         {"today": business_today},
     ).mappings().all()
     for o in over:
-        conn.execute(text("UPDATE orders.purchase_orders SET reasons = array_append(reasons, :r) WHERE order_id = :o"),
-                     {"r": DELIVERY_PASSED, "o": o["order_id"]})
-        cancel(conn, o["order_id"], actor=f"{ACTOR}:expired", reason=DELIVERY_PASSED)
+        _cancel_for(conn, o["order_id"], f"{ACTOR}:expired", DELIVERY_PASSED)
         if o["cutoff_action"] is None:      # an escalated order was told at its cutoff
             conn.execute(
                 text("INSERT INTO orders.alerts (order_id, kind, message) VALUES (:o, :k, :m)"),
