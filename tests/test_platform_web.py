@@ -269,12 +269,15 @@ def test_approve_reject_locks_and_send_now(app, world) -> None:
     c = _client(app, world, "buyer2")
     a, b = _order(world, 0, 1), _order(world, 1, 1)
     tok = csrf_of(c)
+    assert "Why a person decides:" in c.get(f"/orders/{b}").text
     r = c.post(f"/orders/{b}/reject", data={"reason": "bogus", "version": version_of(c, b), "csrf_token": tok})
     assert r.status_code == 422
     r = c.post(f"/orders/{b}/reject", data={"reason": "store_closed", "version": version_of(c, b),
                                             "csrf_token": tok}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/queue?done=rejected"
-    assert 'data-status="cancelled"' in c.get(f"/orders/{b}").text
+    page = c.get(f"/orders/{b}").text
+    # a closed order keeps its reasons, but nobody decides it any more
+    assert 'data-status="cancelled"' in page and "Reasons on this order:" in page and "a person decides" not in page
     # send now: approve + outbox + dispatcher (EDIFACT file) in one click
     r = c.post(f"/orders/{a}/send", data={"version": version_of(c, a), "csrf_token": tok}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("done=sent")
