@@ -103,7 +103,15 @@ def day(eng):
             "bread_auto": _order(c, d, 2, BREAD, 10, "sent", released_by="release:r1:rules-v1", value=250.5),
             "cake_dead": _order(c, d, 1, CAKE, 20, "dead_letter", released_by="release:r1:rules-v1",
                                 outbox_status="dead_letter", error="ChannelError: SendGrid HTTP 503"),
+            # for delivery on d, still in review when d was over: cancelled by the night's dispatch
+            "bread_missed": _order(c, d - dt.timedelta(days=2), 1, BREAD, 10, "cancelled",
+                                   reasons=("cutoff_escalated", "delivery_date_passed")),
+            # an earlier delivery's: told in its own night's digest, not in this one
+            "bread_missed_before": _order(c, d - dt.timedelta(days=3), 1, BREAD, 10, "cancelled"),
         }
+        for k in ("bread_missed", "bread_missed_before"):
+            c.execute(text("INSERT INTO orders.order_events (order_id, at, actor, event, to_value) VALUES "
+                           "(:o, now(), 'cutoff:expired', 'cancel_reason', 'delivery_date_passed')"), {"o": ids[k]})
         c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 2, true, '{stock_snapshot_freshness}')"),
                   {"d": d})
         c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 1, false, '{}')"), {"d": d})
@@ -168,7 +176,7 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert key.startswith(f"digest-{d}-u") and anna["headers"]["X-Replenish-Key"] == key
     assert anna["from"]["email"] == "replenish@retailer.test" and anna["categories"] == ["buyer-digest"]
     assert [c["type"] for c in anna["content"]] == ["text/plain", "text/html"]
-    assert anna["subject"] == f"Replenish {d}: 1 to review, 1 sent automatically, 2 exceptions"
+    assert anna["subject"] == f"Replenish {d}: 1 to review, 1 sent automatically, 3 exceptions"
 
     a_text, a_html = _content(anna, "text/plain"), _content(anna, "text/html")
     # Anna buys bread (supplier BREAD): her review order with cutoff, reasons and deep link; not Carl's.
@@ -189,6 +197,12 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert "<li>Store 3 blocked by the quality gate (its orders wait for review):<ul><li>only 0 units" in a_html
     assert "(field quantity: &lt;b&gt;lots&lt;/b&gt;)</li>" in a_html and "<b>lots" not in a_html
     assert ids["cake_dead"] not in a_text and "Apfelkuchen" not in a_text
+    # the delivery of d that never came, once; not the earlier one
+    assert (f"never sent, cancelled once its delivery date was over (no delivery from it): {ids['bread_missed']}: "
+            f"Filiale Mitte (store 1), Backstube Nord (supplier {BREAD}), delivery {d} - {BASE}/orders/") in a_text
+    assert f'<li>Never sent, cancelled once its delivery date was over (no delivery from it): <a href="{BASE}/orders/' \
+        in a_html
+    assert ids["bread_missed_before"] not in a_text
 
     # Carl buys the cake category: the cake order in review, the dead letter, the forecast tripled vs last year.
     c_text = _content(carl, "text/plain")
@@ -295,7 +309,7 @@ def test_many_blocked_stores_are_listed_up_to_the_limit(eng, day, sendgrid, tmp_
     blocked = 2 + 2 * MAX_LISTED   # stores 2 and 3 of the fixture and the chain's
     assert body.count("blocked by the quality gate (its orders wait for review)") == MAX_LISTED
     assert f"... and {blocked - MAX_LISTED} more stores blocked by the quality gate" in body
-    assert anna["subject"].endswith(f"{blocked} exceptions")
+    assert anna["subject"].endswith(f"{blocked + 1} exceptions")     # and the fixture's delivery never sent
 
 
 def test_forecasts_are_compared_only_with_last_year_days_that_measured_demand(eng, sendgrid, tmp_path):

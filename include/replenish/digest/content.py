@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from replenish.orders.outbox import DELIVERY_PASSED
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -43,6 +45,9 @@ class BuyerDigest:
     blocked_stores: list[dict[str, Any]] = field(default_factory=list)
     blocked_store_count: int = 0
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    # the orders for the business date's delivery that were never sent: cancelled once that date was over
+    missed_deliveries: list[dict[str, Any]] = field(default_factory=list)
+    missed_delivery_count: int = 0
     yoy_outliers: list[dict[str, Any]] = field(default_factory=list)
     yoy_outlier_count: int = 0
     # the earlier nights' forecasts against what sold (replenish.forecasting.accuracy): the model's drift and the
@@ -55,6 +60,7 @@ class BuyerDigest:
     @property
     def exception_count(self) -> int:
         return (max(self.blocked_store_count, len(self.blocked_stores)) + len(self.dead_letters)
+                + max(self.missed_delivery_count, len(self.missed_deliveries))
                 + self.yoy_outlier_count + len(self.forecast_drift))
 
 
@@ -134,6 +140,19 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
         p,
     ).mappings().all()
     d.dead_letters = [named(dict(r)) for r in dead[:MAX_LISTED]]
+    # The night's dispatch (before this digest) cancels what is still unsent for a delivery date that is over: each
+    # such order is told once, in the digest of its delivery date.
+    missed = conn.execute(
+        text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date
+                 FROM orders.purchase_orders p
+                 WHERE p.status = 'cancelled' AND p.delivery_date = :d AND {where}
+                   AND EXISTS (SELECT 1 FROM orders.order_events e WHERE e.order_id = p.order_id
+                               AND e.event = 'cancel_reason' AND e.to_value = :passed)
+                 ORDER BY p.order_id"""),
+        {**p, "passed": DELIVERY_PASSED},
+    ).mappings().all()
+    d.missed_delivery_count = len(missed)
+    d.missed_deliveries = [named(dict(r)) for r in missed[:MAX_LISTED]]
     blocked = _blocked_stores(conn, business_date)
     d.blocked_store_count = len(blocked)
     d.blocked_stores = [named(b) for b in blocked[:MAX_LISTED]]

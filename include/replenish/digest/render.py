@@ -15,6 +15,7 @@ from replenish.digest.content import BuyerDigest
 from replenish.platform.labels import reason_label
 
 DRIFT = "forecasts against what sold in the last 4 weeks (replenish accuracy)"
+MISSED = "never sent, cancelled once its delivery date was over (no delivery from it)"
 
 
 def order_url(base: str, order_id: str) -> str:
@@ -96,6 +97,11 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
     for o in d.dead_letters:
         out.append(f"  - dispatch failed for good: {o['order_id']} ({o['channel']}, {o['attempts']} attempts): "
                    f"{o['last_error']} - {order_url(base, o['order_id'])}")
+    for o in d.missed_deliveries:
+        out.append(f"  - {MISSED}: {o['order_id']}: {_named(o, 'store')}, {_named(o, 'supplier')}, delivery "
+                   f"{o['delivery_date']} - {order_url(base, o['order_id'])}")
+    if d.missed_delivery_count > len(d.missed_deliveries):
+        out.append(f"  ... and {d.missed_delivery_count - len(d.missed_deliveries)} more orders never sent")
     for f in d.yoy_outliers:
         out.append(f"  - forecast far from last year: {_named(f, 'store')}, {f['item_name']} on {f['target_date']}: "
                    f"P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})")
@@ -131,6 +137,11 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
     exc += [f'<li>Dispatch failed for good: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a> '
             f"({e(str(o['channel']))}, {o['attempts']} attempts): {e(str(o['last_error']))}</li>"
             for o in d.dead_letters]
+    exc += [f'<li>{_first_upper(MISSED)}: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a>: '
+            f"{e(_named(o, 'store'))}, {e(_named(o, 'supplier'))}, delivery {e(str(o['delivery_date']))}</li>"
+            for o in d.missed_deliveries]
+    if d.missed_delivery_count > len(d.missed_deliveries):
+        exc.append(f"<li>... and {d.missed_delivery_count - len(d.missed_deliveries)} more orders never sent</li>")
     exc += [f"<li>Forecast far from last year: {e(_named(f, 'store'))}, {e(str(f['item_name']))} on "
             f"{e(str(f['target_date']))}: P50 {f['p50']} vs {f['last_year']} ({f['change']:+.0%})</li>"
             for f in d.yoy_outliers]
