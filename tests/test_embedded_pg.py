@@ -114,3 +114,28 @@ def test_the_default_port_held_by_another_server_starts_on_a_free_one(tmp_path, 
         embedded_pg.stop(settings)
         if holder is not None:
             holder.close()
+
+
+def test_a_free_port_taken_before_the_server_binds_it_moves_on_to_the_next(tmp_path, caplog):
+    """Two servers starting at once can find the same port free: the one that loses the bind tries the next free
+    port instead of failing (only where the port was chosen automatically)."""
+    default = Settings.model_fields["embedded_port"].default
+    holders = []
+    if not embedded_pg._port_in_use(default):
+        holders.append(socket.socket())
+        holders[-1].bind(("127.0.0.1", default))
+        holders[-1].listen(1)
+    racer = socket.socket()                       # bound, not listening: looks free, cannot be bound again
+    racer.bind(("127.0.0.1", embedded_pg._free_port_after(default)))
+    holders.append(racer)
+    settings = Settings(state_dir=tmp_path / "state", database_url=None)
+    try:
+        with caplog.at_level("WARNING", logger="replenish.embedded_pg"):
+            st = embedded_pg.start(settings)
+        assert st.running and st.port not in (default, racer.getsockname()[1])
+        assert f"port 127.0.0.1:{racer.getsockname()[1]} was taken before the embedded PostgreSQL" in caplog.text
+        psycopg2.connect(st.url(settings.embedded_database)).close()
+    finally:
+        embedded_pg.stop(settings)
+        for h in holders:
+            h.close()

@@ -167,6 +167,7 @@ def start(settings: Settings) -> ServerStatus:
         if res.returncode != 0:
             raise RuntimeError(f"initdb failed for {pgdata}:\n{res.stderr}")
     port = settings.embedded_port
+    auto_port = False
     if _port_in_use(port):
         if _port_chosen(settings):
             raise RuntimeError(
@@ -175,16 +176,25 @@ def start(settings: Settings) -> ServerStatus:
             )
         # the default port, held by another server (another checkout's, a second state folder's): a fresh clone's
         # `make demo` must not stop there. Every process finds the port in postmaster.pid (status), so any will do
-        port = _free_port_after(port)
+        port, auto_port = _free_port_after(port), True
         log.warning("port 127.0.0.1:%s is taken by another server: the embedded PostgreSQL of %s starts on %s "
                     "(REPLENISH_EMBEDDED_PORT chooses one)", settings.embedded_port, pgdata, port)
     logfile = pgdata / "server.log"
-    opts = f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200 -c fsync=off"
-    res = _run([binary("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(logfile), "-o", opts, "start"],
-               timeout=90)
-    if res.returncode != 0:
-        tail = logfile.read_text()[-2000:] if logfile.exists() else ""
-        raise RuntimeError(f"embedded PostgreSQL did not start:\n{res.stderr}\n{tail}")
+    for attempt in range(3):
+        seen = logfile.stat().st_size if logfile.exists() else 0
+        opts = f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200 -c fsync=off"
+        res = _run([binary("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(logfile), "-o", opts, "start"],
+                   timeout=90)
+        if res.returncode == 0:
+            break
+        said = logfile.read_text(errors="replace")[seen:] if logfile.exists() else ""
+        if auto_port and attempt < 2 and "Address already in use" in said:
+            # a port found free was taken before the server bound it (another server starting at the same moment)
+            log.warning("port 127.0.0.1:%s was taken before the embedded PostgreSQL could bind it: trying the next",
+                        port)
+            port = _free_port_after(port)
+            continue
+        raise RuntimeError(f"embedded PostgreSQL did not start:\n{res.stderr}\n{said[-2000:]}")
     for _ in range(100):
         current = status(settings)
         if current.running and _port_in_use(port):
