@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import uuid
 
 import pytest
@@ -91,6 +92,20 @@ def _order(c, d: dt.date, store: int, supplier: int, item: int, status: str, *, 
     return oid
 
 
+def _cancelled_after_delivery(c, order_id: str) -> None:
+    c.execute(text("INSERT INTO orders.order_events (order_id, at, actor, event, to_value) VALUES "
+                   "(:o, now(), 'cutoff:expired', 'cancel_reason', 'delivery_date_passed')"), {"o": order_id})
+
+
+def _earlier_digest(c, d: dt.date, username: str, digest: dict) -> None:
+    """A digest already composed for ``username`` on business date ``d``, with ``digest`` as its content."""
+    c.execute(text("""INSERT INTO orders.digest_outbox (business_date, user_id, idempotency_key, recipient, subject,
+                          payload, status)
+                      SELECT :d, user_id, 'test-' || :d || '-' || user_id, email, 's', CAST(:p AS jsonb), 'sent'
+                        FROM platform.users WHERE username = :u"""),
+              {"d": d, "u": username, "p": json.dumps({"digest": digest})})
+
+
 @pytest.fixture
 def day(eng):
     """A fresh business date with two orders to review, one released and sent, one dead letter,
@@ -110,8 +125,10 @@ def day(eng):
             "bread_missed_before": _order(c, d - dt.timedelta(days=3), 1, BREAD, 10, "cancelled"),
         }
         for k in ("bread_missed", "bread_missed_before"):
-            c.execute(text("INSERT INTO orders.order_events (order_id, at, actor, event, to_value) VALUES "
-                           "(:o, now(), 'cutoff:expired', 'cancel_reason', 'delivery_date_passed')"), {"o": ids[k]})
+            _cancelled_after_delivery(c, ids[k])
+        # told in Anna's digest of d - 1 (composed before digests recorded missed_delivery_ids: its listed orders)
+        _earlier_digest(c, d - dt.timedelta(days=1), "anna",
+                       {"missed_deliveries": [{"order_id": ids["bread_missed_before"]}]})
         c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 2, true, '{stock_snapshot_freshness}')"),
                   {"d": d})
         c.execute(text("INSERT INTO ops.quality_gate VALUES ('q' || :d, :d, 1, false, '{}')"), {"d": d})
@@ -210,6 +227,32 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert ids["cake_dead"] in c_text and "SendGrid HTTP 503" in c_text
     assert "Apfelkuchen" in c_text and "P50 90.0 vs 30.0 (+200%)" in c_text and "Weizenbroetchen" not in c_text
     assert carl["subject"].endswith("4 exceptions")  # 2 blocked stores + dead letter + forecast
+
+
+def test_an_order_cancelled_a_night_late_is_told_in_the_next_digest_once(eng, sendgrid, tmp_path):
+    """The night of its delivery date the dispatch did not run: the order was cancelled a night later, after that
+    night's digest. It is told in the first digest after its cancellation, and not again."""
+    d = dt.date(2030, 1, 7) + dt.timedelta(days=40 * next(_DAYS))
+    with eng.begin() as c:
+        late = _order(c, d - dt.timedelta(days=3), 1, BREAD, 10, "cancelled")       # delivery d - 1
+        told = _order(c, d - dt.timedelta(days=3), 2, BREAD, 10, "cancelled")       # delivery d - 1, told then
+        long_ago = _order(c, d - dt.timedelta(days=11), 1, BREAD, 10, "cancelled")  # delivery d - 9: its alert
+        for o in (late, told, long_ago):
+            _cancelled_after_delivery(c, o)
+        _earlier_digest(c, d - dt.timedelta(days=1), "anna", {"missed_delivery_ids": [told]})
+    _run(eng, d, _channel(sendgrid, tmp_path))
+    body = _content(_mail_to(sendgrid, "anna@retailer.test"), "text/plain")
+    assert (f"never sent, cancelled once its delivery date was over (no delivery from it): {late}: "
+            f"Filiale Mitte (store 1), Backstube Nord (supplier {BREAD}), delivery {d - dt.timedelta(days=1)}") in body
+    assert told not in body and long_ago not in body
+    with eng.connect() as c:
+        payload = c.execute(text("""SELECT o.payload FROM orders.digest_outbox o JOIN platform.users u USING (user_id)
+                                    WHERE u.username = 'anna' AND o.business_date = :d"""), {"d": d}).scalar_one()
+    assert payload["digest"]["missed_delivery_ids"] == [late]
+
+    sendgrid.mails.clear()
+    _run(eng, d + dt.timedelta(days=1), _channel(sendgrid, tmp_path))
+    assert late not in _content(_mail_to(sendgrid, "anna@retailer.test"), "text/plain")
 
 
 def test_exactly_once_on_rerun_and_after_a_crash(eng, day, sendgrid, tmp_path):

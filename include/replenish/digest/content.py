@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from replenish.platform.accounts import User
 
 MAX_LISTED = 25  # rows listed per section; the counts are always complete
+# An order cancelled once its delivery date was over is told in the first digest after it, up to this many days
+# after that date (a dispatch down for a night cancels it a night late); older ones have had their alert.
+MISSED_LOOKBACK_DAYS = 7
 
 
 @dataclass
@@ -45,9 +48,10 @@ class BuyerDigest:
     blocked_stores: list[dict[str, Any]] = field(default_factory=list)
     blocked_store_count: int = 0
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
-    # the orders for the business date's delivery that were never sent: cancelled once that date was over
+    # the orders never sent and cancelled once their delivery date was over, not told in an earlier digest
     missed_deliveries: list[dict[str, Any]] = field(default_factory=list)
     missed_delivery_count: int = 0
+    missed_delivery_ids: list[str] = field(default_factory=list)   # all of them: what later digests do not repeat
     yoy_outliers: list[dict[str, Any]] = field(default_factory=list)
     yoy_outlier_count: int = 0
     # the earlier nights' forecasts against what sold (replenish.forecasting.accuracy): the model's drift and the
@@ -140,18 +144,28 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
         p,
     ).mappings().all()
     d.dead_letters = [named(dict(r)) for r in dead[:MAX_LISTED]]
-    # The night's dispatch (before this digest) cancels what is still unsent for a delivery date that is over: each
-    # such order is told once, in the digest of its delivery date.
+    # The night's dispatch (before this digest) cancels what is still unsent for a delivery date that is over; each
+    # such order is told once, in the first of this buyer's digests composed after it (as a rule the digest of its
+    # delivery date; a night later where that night's dispatch did not run). The earlier digests' payloads say what
+    # they told (``missed_delivery_ids``; digests composed before that field: their listed orders).
     missed = conn.execute(
         text(f"""SELECT p.order_id, p.store_id, p.supplier_id, p.delivery_date
                  FROM orders.purchase_orders p
-                 WHERE p.status = 'cancelled' AND p.delivery_date = :d AND {where}
+                 WHERE p.status = 'cancelled' AND p.delivery_date <= :d AND p.delivery_date >= :since AND {where}
                    AND EXISTS (SELECT 1 FROM orders.order_events e WHERE e.order_id = p.order_id
                                AND e.event = 'cancel_reason' AND e.to_value = :passed)
-                 ORDER BY p.order_id"""),
-        {**p, "passed": DELIVERY_PASSED},
+                   AND NOT EXISTS (
+                       SELECT 1 FROM orders.digest_outbox o
+                        WHERE o.user_id = :u AND o.business_date < :d
+                          AND (jsonb_exists(o.payload -> 'digest' -> 'missed_delivery_ids', p.order_id)
+                               OR o.payload -> 'digest' -> 'missed_deliveries'
+                                  @> jsonb_build_array(jsonb_build_object('order_id', p.order_id))))
+                 ORDER BY p.delivery_date, p.order_id"""),
+        {**p, "passed": DELIVERY_PASSED, "u": user.user_id,
+         "since": business_date - dt.timedelta(days=MISSED_LOOKBACK_DAYS)},
     ).mappings().all()
     d.missed_delivery_count = len(missed)
+    d.missed_delivery_ids = [r["order_id"] for r in missed]
     d.missed_deliveries = [named(dict(r)) for r in missed[:MAX_LISTED]]
     blocked = _blocked_stores(conn, business_date)
     d.blocked_store_count = len(blocked)
