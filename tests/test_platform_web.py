@@ -426,6 +426,14 @@ def test_reports_and_data_docs_over_http_behind_sign_in(app, world) -> None:
             import shutil
 
             shutil.rmtree(settings.state / "data_docs" / "validations" / "quality_<b>x")
+        # they cover every store: a store manager is refused them and not offered the link
+        m = _client(app, world, "manager1")
+        for path in ("/reports", "/reports/forecast_2000-01-01.html", "/data-docs/", "/data-docs/index.html"):
+            r = m.get(path)
+            assert r.status_code == 403 and "for buyers and the data team" in r.text, path
+            assert "report 2000" not in r.text
+        assert 'data-testid="reports-link"' not in m.get("/queue").text
+        assert 'data-testid="reports-link"' in c.get("/queue").text
         for bad in ("/reports/..%2F..%2Fpyproject.toml", "/data-docs/../../pyproject.toml",
                     "/data-docs/..%2F..%2Fpgdata%2Fpg_hba.conf", "/reports/forecast_x.html"):
             assert c.get(bad).status_code == 404, bad
@@ -495,6 +503,7 @@ def test_stock_outs_page_shows_the_items_of_ones_orders_and_why_they_sold_out(ap
         stockout_causes.record(engine(), day, rows)
         with night_verdict(day, [service_item(I1, 0.5)]):
             page = _client(app, world, "manager1").get("/service").text
+            assert "/reports/" not in page     # the chain's report is not the manager's
             assert re.findall(r'data-testid="service-item" data-item="(\d+)"', page) == [str(I1)]
             assert '<strong data-testid="service-share">39&nbsp;%</strong> of 28 days' in page   # 11 of 28
             # 9 points over the 30 % asked, where 28 days move the share by 17 points by chance: no badge

@@ -33,6 +33,11 @@ class Principal:
     display_name: str = field(default="")
 
     @property
+    def is_central(self) -> bool:
+        """Of the central team (admins, buyers): may read what covers every store (forecast reports, Data Docs)."""
+        return self.role in ("admin", "buyer")
+
+    @property
     def actor(self) -> str:
         """The name written to the audit trail (never 'system:'/'release:', which release re-decides)."""
         return self.name if self.kind == "user" else f"pos:{self.name}"

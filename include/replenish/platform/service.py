@@ -94,4 +94,5 @@ def service(request: Request, s: Session) -> HTMLResponse:
     where = (", ".join(nm["store"].get(i, f"Store {i}") for i in p.stores) if own is not None else None)
     return render(request, "service.html.j2", session=s, rows=rows, reasons=reasons, verdict=doc.get("status"),
                   business_date=business_date, causes=CAUSES, where=where,
-                  report=f"/reports/forecast_{business_date.isoformat()}.html" if business_date else None)
+                  report=f"/reports/forecast_{business_date.isoformat()}.html"
+                  if business_date and p.is_central else None)
