@@ -290,7 +290,7 @@ def test_approve_reject_locks_and_send_now(app, world) -> None:
     assert 'data-testid="qty-input"' not in page  # closed orders have no quantity fields
 
 
-def test_bulk_approve_reports_each_order(app, world) -> None:
+def test_bulk_approve_reports_each_order(app, world, monkeypatch) -> None:
     c = _client(app, world, "admin")
     a, b = _order(world, 1, 0), _order(world, 0, 0)
     tok = csrf_of(c)
@@ -310,6 +310,34 @@ def test_bulk_approve_reports_each_order(app, world) -> None:
     assert f"Store {world['stores'][1]} &middot; Supplier {world['suppliers'][0]}" in r.text
     assert 'data-status="queued"' in c.get(f"/orders/{a}").text
     assert 'data-status="in_review"' in c.get(f"/orders/{b}").text
+    _queued_order_says_when_the_dispatch_sends_it(c, a, monkeypatch)
+
+
+def _queued_order_says_when_the_dispatch_sends_it(c: TestClient, order_id: str, monkeypatch) -> None:
+    """An approved order goes out with the 5-minute dispatch; where that has not run for a while, it says so."""
+    import datetime as dt
+
+    from replenish import clock
+    from replenish.database import begin
+
+    last = dt.datetime(2100, 1, 1, 9, 0, tzinfo=dt.UTC)     # after any run the test database holds
+    run_id = f"test-{order_id}"
+    with begin() as conn:
+        conn.execute(text("INSERT INTO ops.pipeline_runs (dag_id, run_id, state, started_at, finished_at) "
+                          "VALUES ('order_dispatch', :r, 'success', :t, :t)"), {"r": run_id, "t": last})
+    try:
+        monkeypatch.setattr(clock, "wall_now", lambda: last + dt.timedelta(minutes=4))
+        page = c.get(f"/orders/{order_id}").text
+        assert 'data-testid="dispatch-wait" data-idle="false"' in page
+        assert "It goes out with the next dispatch: every 5 minutes" in page
+        monkeypatch.setattr(clock, "wall_now", lambda: last + dt.timedelta(minutes=40))
+        page = c.get(f"/orders/{order_id}").text
+        assert 'data-testid="dispatch-wait" data-idle="true"' in page
+        assert f'but has not run since <time datetime="{last.astimezone(clock.business_tz()).isoformat()}"' in page
+        assert "<strong>Send now</strong> sends it at once" in page and 'data-testid="send-now"' in page
+    finally:
+        with begin() as conn:
+            conn.execute(text("DELETE FROM ops.pipeline_runs WHERE run_id = :r"), {"r": run_id})
 
 
 # ------------------------------------------------------------------------------- the order page's one form

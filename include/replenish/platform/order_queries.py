@@ -277,6 +277,16 @@ def outbox_by_order(conn: Connection, order_ids: list[str]) -> dict[str, dict[st
     return {r["order_id"]: dict(r) for r in rows}
 
 
+DISPATCH_DAG = "order_dispatch"
+
+
+def last_dispatch_at(conn: Connection) -> dt.datetime | None:
+    """When the frequent dispatch (Airflow's ``order_dispatch``, every 5 minutes) last finished a run, as the
+    monitoring plugin recorded it (wall clock, UTC); None where it never has (its scheduler is off)."""
+    return conn.execute(text("SELECT max(finished_at) FROM ops.pipeline_runs WHERE dag_id = :d AND state = 'success'"),
+                        {"d": DISPATCH_DAG}).scalar()
+
+
 def natural_key(value: object) -> tuple:
     """'Store 2' before 'Store 17': digit runs compare as numbers (names and ids from the exports)."""
     import re

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
+from replenish import clock
 from replenish.ids import parse_id
 from replenish.orders.order_tables import STATUSES
 from replenish.platform import order_actions, order_queries
@@ -56,6 +57,7 @@ NOTICES = {
     "signed_out": "You are signed out.",
 }
 BAD_NOTICES = {"send_retry", "send_failed", "send_expired"}
+DISPATCH_IDLE_AFTER = dt.timedelta(minutes=15)   # three of the dispatch's 5-minute runs missed
 
 
 class WebSession:
@@ -514,6 +516,8 @@ def _order_page(
                                          last_covered, exclude_order=order_id)
         audit = order_queries.audit_trail(conn, order_id)
         box = order_queries.outbox_state(conn, order_id)
+        waiting = box is not None and box["status"] in ("pending", "retry")
+        last_dispatch = order_queries.last_dispatch_at(conn) if waiting else None
         addable = order_queries.supplier_items(conn, head)
     for ln in lines:
         iid = ln["item_id"]
@@ -542,6 +546,11 @@ def _order_page(
         e["words"] = event_words(e["event"], e["from_value"], e["to_value"], nm["item"])
         e["who"] = actor_label(e["actor"])
         e["local"] = e["at"].astimezone(tz)
+    # An approved order goes out with the frequent dispatch: where that has not run lately (Airflow's scheduler off,
+    # the DAG paused), "queued" would wait for good without a word
+    dispatch_wait = None if not waiting else {
+        "last": last_dispatch.astimezone(tz) if last_dispatch else None,
+        "idle": last_dispatch is None or clock.wall_now() - last_dispatch > DISPATCH_IDLE_AFTER}
     value = sum(ln["line_value"] or 0 for ln in lines) if any(ln["line_value"] is not None for ln in lines) else None
     return render(
         request,
@@ -552,6 +561,7 @@ def _order_page(
         lines=lines,
         audit=audit,
         outbox=box,
+        dispatch_wait=dispatch_wait,
         names=nm,
         is_open=open_,
         can_send=open_ or head["status"] in ("approved", "auto_approved", "queued", "retry"),
