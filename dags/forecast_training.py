@@ -35,9 +35,9 @@ def forecast_training():
         from replenish import clock, pipeline
 
         ctx = get_current_context()
-        # The training window ends with the last complete business day of the interval.
-        end = clock.business_date_of_interval(ctx["data_interval_end"])
-        return pipeline.train(end - timedelta(days=1), ctx["run_id"])
+        # the training window ends with the last complete business day of the interval: the run's business date
+        end = clock.business_date_of_interval(ctx["data_interval_start"], ctx["data_interval_end"])
+        return pipeline.train(end, ctx["run_id"])
 
     train()
 

@@ -36,3 +36,26 @@ def test_a_set_clock_moves_on_to_each_replayed_night_and_never_back(wall_clock_a
     assert clock.advance_to_night_of(D) is not None
     s = clock.setting()
     assert s is not None and not s.is_frozen and clock.now() >= clock.end_of_business_day(D)
+
+
+def test_a_runs_business_date_is_the_day_its_data_run_through():
+    """The nightly's and the dispatch's: the day their interval starts on. The weekly training's (Monday 04:00 to
+    Monday 04:00): the Sunday it trains through, as its stage records it, not the Monday a week before."""
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    from replenish.monitoring.listener import business_date_of
+    from replenish.orchestration import logical_date_for
+
+    def interval(cron: str, business_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+        # the interval of a manual run, as `replenish run --date` starts one (dag.test at that logical date)
+        iv = CronDataIntervalTimetable(cron, timezone=clock.business_tz().key).infer_manual_data_interval(
+            run_after=logical_date_for(business_date))
+        return iv.start, iv.end
+
+    tuesday = dt.date(2019, 4, 30)
+    assert clock.business_date_of_interval(*interval("0 0 * * *", tuesday)) == tuesday
+    assert clock.business_date_of_interval(*interval("0 4 * * 1", tuesday)) == dt.date(2019, 4, 28)
+    assert clock.business_date_of_interval(*interval("0 4 * * 1", dt.date(2019, 4, 15))) == dt.date(2019, 4, 14)
+    five = clock.at(tuesday, dt.time(10, 0))
+    assert clock.business_date_of_interval(five, five + dt.timedelta(minutes=5)) == tuesday
+    assert business_date_of(*interval("0 4 * * 1", tuesday)) == dt.date(2019, 4, 28)

@@ -270,8 +270,8 @@ def run(
     date: BusinessDate,
     to: str = typer.Option(None, "--to", help="Last business date of a range (inclusive)."),
     dag_id: str = typer.Option("replenishment_nightly", "--dag",
-                               help="replenishment_nightly, or forecast_training (the weekly training on data "
-                                    "through the date: its model forecasts the nights after it)."),
+                               help="replenishment_nightly, or forecast_training (the weekly run due by the date: "
+                                    "data through the Sunday before it; its model forecasts the nights after)."),
     as_json: JsonFlag = False,
 ) -> None:
     """Run the nightly DAG (Airflow, in-process) for one business date or a range; or the weekly training.

@@ -60,8 +60,13 @@ def business_date_for_order_date(order_date: dt.date) -> dt.date:
     return order_date - dt.timedelta(days=1)
 
 
-def business_date_of_interval(data_interval_start: dt.datetime) -> dt.date:
-    """The business date of a nightly DAG run: the local date its data interval starts on."""
+def business_date_of_interval(data_interval_start: dt.datetime,
+                              data_interval_end: dt.datetime | None = None) -> dt.date:
+    """The business date a DAG run is for. A run over a day or less (the nightly, the 5-minute dispatch): the local
+    date its data interval starts on. Over a longer interval (the weekly training, Monday 04:00 to Monday 04:00): the
+    last business day over by the interval's end, the day its data run through."""
+    if data_interval_end is not None and data_interval_end - data_interval_start > dt.timedelta(days=1):
+        return local(data_interval_end).date() - dt.timedelta(days=1)
     return local(data_interval_start).date()
 
 

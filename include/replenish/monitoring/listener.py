@@ -40,13 +40,14 @@ def is_final_failure(state: str, try_number: int, max_tries: int) -> bool:
     return try_number > max_tries
 
 
-def business_date_of(data_interval_start: Any) -> dt.date | None:
-    """The business day a run covers: its data interval start in the retailer's time zone."""
+def business_date_of(data_interval_start: Any, data_interval_end: Any = None) -> dt.date | None:
+    """The business day a run covers (``clock.business_date_of_interval``: the weekly training's is the last day it
+    trains on, as its stage records it)."""
     if data_interval_start is None:
         return None
     from replenish import clock
 
-    return clock.business_date_of_interval(data_interval_start)
+    return clock.business_date_of_interval(data_interval_start, data_interval_end)
 
 
 def _when(v: Any) -> str | None:
@@ -236,7 +237,8 @@ class MonitoringListener:
         from replenish.monitoring.figures import run_links
         from replenish.settings import get_settings
 
-        day = business_date_of(getattr(dag_run, "data_interval_start", None))
+        day = business_date_of(getattr(dag_run, "data_interval_start", None),
+                               getattr(dag_run, "data_interval_end", None))
         finished = state != "running"
         record({"kind": "dag_run", "dag_run": {
             "dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "business_date": _when(day), "state": state,
