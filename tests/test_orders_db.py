@@ -1,4 +1,6 @@
 import datetime as dt
+import email
+import email.policy
 import json
 import uuid
 
@@ -253,6 +255,10 @@ def test_sendgrid_email_with_ledger_dedupe(eng, tmp_path):
             body["attachments"][0]["filename"] == f"{oid}.csv"
             and body["personalizations"][0]["to"][0]["email"] == "orders@supplier.test"
         )
+        # a text-only mail client reads the lines too
+        assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+        assert f"Purchase order {oid} for store" in body["content"][0]["value"]
+        assert _lines_of(eng, oid) <= set(body["content"][0]["value"].splitlines())
     finally:
         srv.close()
 
@@ -261,7 +267,19 @@ def test_email_without_key_writes_eml(eng, tmp_path):
     oid = _queued(eng, "email", email="orders@supplier.test")
     ch = {"email": EmailChannel(api_key=None, base_url="http://127.0.0.1:9", mail_from="r@x.test", outbox_dir=tmp_path)}
     assert _drain_only(eng, oid, ch)["sent"] == 1
-    assert (tmp_path / f"{oid}.eml").exists()
+    mail = email.message_from_bytes((tmp_path / f"{oid}.eml").read_bytes(), policy=email.policy.default)
+    text_part = mail.get_body(preferencelist=("plain",)).get_content()
+    assert f"Purchase order {oid} for store" in text_part and "SendGrid" not in text_part
+    assert _lines_of(eng, oid) <= set(text_part.splitlines())
+
+
+def _lines_of(eng, oid: str) -> set[str]:
+    """The order's lines as its mail's text part lists them."""
+    with eng.connect() as c:
+        rows = c.execute(text("SELECT item_id, final_qty FROM orders.order_lines "
+                              "WHERE order_id = :o AND final_qty > 0"), {"o": oid}).all()
+    assert rows
+    return {f"  item {i}: {int(q)}" for i, q in rows}
 
 
 def test_edifact_file_and_existing_file_counts_as_sent(eng, tmp_path):

@@ -1,5 +1,6 @@
 """Orders by email through the SendGrid v3 API (``sendgrid`` library, host = settings.sendgrid_base_url):
-HTML body + CSV attachment.
+plain text and HTML bodies that say the same (a supplier's text-only mail client reads the lines too) and a CSV
+attachment.
 
 The order id travels in every mail so a supplier can recognise a repeat: the subject, an
 ``X-Replenish-Order-Id`` header, a ``Message-ID`` derived from it (the same for every attempt: a mailbox that
@@ -57,6 +58,13 @@ def _html(payload: dict[str, Any], possible_duplicate: bool = False) -> str:
         f"{html.escape(str(payload['store_id']))}, delivery {html.escape(str(payload['delivery_date']))}.</p>"
         f"<table><tr><th>Item</th><th>Qty</th></tr>{rows}</table>"
     )
+
+
+def _text(payload: dict[str, Any], possible_duplicate: bool = False) -> str:
+    note = duplicate_note(f"order {payload['order_id']}") + "\n\n" if possible_duplicate else ""
+    rows = "".join(f"\n  item {ln['item_id']}: {int(ln['qty'])}" for ln in payload["lines"])
+    return (f"{note}Purchase order {payload['order_id']} for store {payload['store_id']}, delivery "
+            f"{payload['delivery_date']}.\n\nItem: quantity{rows}\n\nThe same lines are attached as CSV.\n")
 
 
 class EmailChannel:
@@ -120,6 +128,7 @@ class EmailChannel:
         )
 
         mail = Mail(from_email=self.mail_from, to_emails=to, subject=subject,
+                    plain_text_content=_text(payload, possible_duplicate),
                     html_content=_html(payload, possible_duplicate))
         mail.attachment = Attachment(
             FileContent(base64.b64encode(csv_text.encode()).decode()),
@@ -205,8 +214,7 @@ class EmailChannel:
         m["From"], m["To"], m["Subject"] = self.mail_from, to, subject
         for k, v in headers.items():
             m[k] = v
-        note = duplicate_note(f"order {payload['order_id']}") + "\n\n" if possible_duplicate else ""
-        m.set_content(f"{note}Purchase order {payload['order_id']} (no SendGrid API key configured: written to disk).")
+        m.set_content(_text(payload, possible_duplicate))
         m.add_alternative(_html(payload, possible_duplicate), subtype="html")
         m.add_attachment(csv_text.encode(), maintype="text", subtype="csv", filename=f"{payload['order_id']}.csv")
         return self.store_eml(m, key)
