@@ -338,7 +338,7 @@ def test_cutoff_actions_send_skip_escalate_once(eng, tmp_path):
 
     before = enforce_cutoffs(eng, cutoff - dt.timedelta(minutes=1), rules_path=rules)
     assert all(status(o) == "proposed" for o in ids.values()) and before == {"send": 0, "skip": 0, "escalate": 0,
-                                                                           "expired": 0}
+                                                                           "delivery_passed": 0}
     for _ in range(2):  # the second call (the next dispatch run) changes nothing and alerts nobody again
         enforce_cutoffs(eng, cutoff, rules_path=rules)
         assert status(ids["send"]) == "queued"
@@ -374,13 +374,13 @@ def test_orders_still_open_when_their_delivery_is_over_are_cancelled_once(eng, t
                              {"o": oid}).mappings().one()
 
     on_the_day = enforce_cutoffs(eng, cutoff, rules_path=rules, business_today=cutoff.date())
-    assert on_the_day["escalate"] == 1 and on_the_day["expired"] == 0
+    assert on_the_day["escalate"] == 1 and on_the_day["delivery_passed"] == 0
     assert row(ids["escalated"])["status"] == "in_review" and row(ids["never_due"])["status"] == "proposed"
     day_of_delivery = enforce_cutoffs(eng, cutoff + dt.timedelta(days=1), rules_path=rules, business_today=delivery)
-    assert day_of_delivery["expired"] == 0
+    assert day_of_delivery["delivery_passed"] == 0
     for expected in (2, 0):      # the next dispatch run finds nothing more to do and tells nobody again
         night = dt.datetime(2000, 2, 6, 0, 5, tzinfo=dt.UTC)
-        assert enforce_cutoffs(eng, night, rules_path=rules, business_today=night.date())["expired"] == expected
+        assert enforce_cutoffs(eng, night, rules_path=rules, business_today=night.date())["delivery_passed"] == expected
         for oid in ids.values():
             r = row(oid)
             assert r["status"] == "cancelled" and "delivery_date_passed" in r["reasons"] and r["alerts"] == 1

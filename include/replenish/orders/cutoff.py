@@ -40,12 +40,13 @@ def enforce_cutoffs(
 ) -> dict[str, int]:
     """Apply each open order's cutoff action once its cutoff is at or before ``now``.
 
-    Orders whose delivery date is before ``business_today`` are left alone: sending them is pointless and
-    dispatch would refuse anyway."""
+    Orders whose delivery date is before ``business_today`` get no cutoff action (sending them is pointless and
+    dispatch would refuse anyway): they are cancelled, reason ``delivery_date_passed``. Counts per action, and
+    ``delivery_passed`` for those cancellations (the dispatcher's ``expired`` counts outbox messages instead)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     rules = load_rules(rules_path)
-    counts = {"send": 0, "skip": 0, "escalate": 0, "expired": 0}
+    counts = {"send": 0, "skip": 0, "escalate": 0, "delivery_passed": 0}
     with engine.begin() as conn:
         migrations.ensure_current(conn)
         due = (
@@ -91,7 +92,7 @@ def enforce_cutoffs(
                 )
             counts[action] += 1
         if business_today is not None:
-            counts["expired"] = _cancel_past_deliveries(conn, business_today)
+            counts["delivery_passed"] = _cancel_past_deliveries(conn, business_today)
     return counts
 
 
