@@ -178,6 +178,79 @@ def test_concurrent_approvals_with_one_key_approve_once(client, world) -> None:
     assert n == 1
 
 
+class _Supplier:
+    """A channel that counts what reaches the supplier (the real dispatcher drives it)."""
+
+    name = "edifact"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def already_sent(self, idempotency_key: str) -> None:
+        return None
+
+    def send(self, payload: dict, idempotency_key: str, *, possible_duplicate: bool = False) -> str:
+        self.sent.append(idempotency_key)
+        return f"ref-{len(self.sent)}"
+
+
+def _sending_client(supplier: _Supplier, *, dies_after_send: bool = False) -> TestClient:
+    from replenish import clock
+    from replenish.orders.dispatcher import drain
+
+    def dispatch(order_ids: list[str] | None = None) -> dict:
+        with _db().connect() as c:
+            today = clock.today(c)
+        counts = drain(_db(), {"edifact": supplier}, business_today=today, order_ids=order_ids)
+        if dies_after_send:  # the process dies once the order is sent, before the API stores its answer
+            raise RuntimeError("killed after the send")
+        return counts
+
+    return TestClient(make_app(dispatch), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def sending_world() -> Any:
+    w = seeded_world()
+    yield w
+    retire(w)
+
+
+def test_send_now_repeat_returns_the_answer_given_first(sending_world) -> None:
+    """A till that lost the reply asks again: it gets what the first call answered (sent), and nothing is sent
+    twice."""
+    w, supplier = sending_world, _Supplier()
+    client = _sending_client(supplier)
+    oid = _order(w)
+    v = client.get(f"/api/v1/orders/{oid}", headers=_h(w)).json()["version"]
+    h = {**_h(w), "Idempotency-Key": f"{w['tag']}-send-1"}
+    first = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True}, headers=h)
+    assert first.status_code == 200 and first.json()["status"] == "sent", first.text
+    assert first.json()["outbox"]["status"] == "sent" and supplier.sent == [oid]
+    again = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True}, headers=h)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() and supplier.sent == [oid]
+    assert client.get(f"/api/v1/orders/{oid}", headers=_h(w)).json()["status"] == "sent"
+
+
+def test_repeat_after_a_crash_after_the_send_answers_the_order_as_it_is(sending_world) -> None:
+    """The first call died between the send and storing its answer: a repeat sends nothing again and answers the
+    order's current state (sent), not the state before the send."""
+    w, supplier = sending_world, _Supplier()
+    oid = _order(w, 0, 1)
+    v = _sending_client(supplier).get(f"/api/v1/orders/{oid}", headers=_h(w)).json()["version"]
+    h = {**_h(w), "Idempotency-Key": f"{w['tag']}-send-crash"}
+    body = {"version": v, "send_now": True}
+    died = _sending_client(supplier, dies_after_send=True).post(f"/api/v1/orders/{oid}/approve", json=body, headers=h)
+    assert died.status_code == 500 and supplier.sent == [oid]
+    client = _sending_client(supplier)
+    again = client.post(f"/api/v1/orders/{oid}/approve", json=body, headers=h)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["status"] == "sent" and again.json()["outbox"]["status"] == "sent"
+    assert again.json() == client.get(f"/api/v1/orders/{oid}", headers=_h(w)).json()
+    assert supplier.sent == [oid]  # the outbox knows it is sent: the repeat did not send again
+
+
 def test_receipts_idempotent_and_validated(client, world) -> None:
     import datetime as dt
 

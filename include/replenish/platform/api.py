@@ -32,6 +32,8 @@ from replenish.platform.errors import FieldError, PlatformError, invalid, not_fo
 from replenish.platform.order_queries import get_order, lines_by_order, order_lines, outbox_by_order, outbox_state
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from replenish.platform.context import PlatformContext
 
 bearer = HTTPBearer(auto_error=False, description="POS terminal API key")
@@ -365,7 +367,8 @@ def approve_order(
     body: ApproveIn,
 ) -> JSONResponse:
     """A repeated POST with the same key returns the first result (also a first error); the same key with
-    another order or body is ``422 idempotency_key_reused``. Stored with the approval in one transaction."""
+    another order or body is ``422 idempotency_key_reused``. The key is claimed with the approval in one
+    transaction; with ``send_now`` the answer is stored once the send is done (see ``_replay``)."""
     ctx = request.app.state.ctx
     h = _request_hash(f"approve:{order_id}", body.model_dump())
     with ctx.engine.begin() as conn:
@@ -377,38 +380,57 @@ def approve_order(
             {"k": p.key_id, "i": idempotency_key, "h": h},
         ).first()
         if fresh is None:
-            row = conn.execute(
-                text(
-                    "SELECT request_hash, status_code, response FROM platform.api_idempotency "
-                    "WHERE key_id = :k AND idempotency_key = :i"
-                ),
-                {"k": p.key_id, "i": idempotency_key},
-            ).one()
-            if row.request_hash != h:
-                raise PlatformError(
-                    422, "idempotency_key_reused", "this Idempotency-Key was used for a different request"
-                )
-            return JSONResponse(row.response, status_code=row.status_code, headers={"Idempotent-Replayed": "true"})
+            return _replay(conn, p, order_id, idempotency_key, h)
         try:
             with conn.begin_nested():
                 head = order_actions.approve(conn, p, order_id, body.version)
                 status, doc = 200, order_out(conn, head).model_dump(mode="json")
         except PlatformError as e:
             status, doc = e.status, e.body()
-        conn.execute(
-            text(
-                "UPDATE platform.api_idempotency SET status_code = :s, response = CAST(:r AS jsonb) "
-                "WHERE key_id = :k AND idempotency_key = :i"
-            ),
-            {"s": status, "r": json.dumps(doc), "k": p.key_id, "i": idempotency_key},
-        )
-    if status == 200 and body.send_now:
+        sending = status == 200 and body.send_now
+        # while sending, the answer is not known yet: no response stored (NULL) until it is
+        _store_answer(conn, p, idempotency_key, status, None if sending else doc)
+    if sending:
         ctx.dispatch([order_id])
-        with ctx.engine.connect() as conn:
+        with ctx.engine.begin() as conn:
             head2 = get_order(conn, p, order_id)
             if head2 is not None:
                 doc = order_out(conn, head2).model_dump(mode="json")
+            # the answer the till gets is the one a repeat gets (a till retries when this reply is lost)
+            _store_answer(conn, p, idempotency_key, status, doc)
     return JSONResponse(doc, status_code=status)
+
+
+def _store_answer(conn: Connection, p: Principal, idempotency_key: str, status: int, doc: dict | None) -> None:
+    conn.execute(
+        text(
+            "UPDATE platform.api_idempotency SET status_code = :s, response = CAST(:r AS jsonb) "
+            "WHERE key_id = :k AND idempotency_key = :i"
+        ),
+        {"s": status, "r": None if doc is None else json.dumps(doc), "k": p.key_id, "i": idempotency_key},
+    )
+
+
+def _replay(conn: Connection, p: Principal, order_id: str, idempotency_key: str, request_hash: str) -> JSONResponse:
+    """The stored answer of the first request with this key. It has none while its "send now" runs, nor when it
+    died after the approval (before or after the send): the order as it is now is the answer then. Nothing is sent
+    from here: the outbox sends an approved order once, however often the till asks."""
+    row = conn.execute(
+        text(
+            "SELECT request_hash, status_code, response FROM platform.api_idempotency "
+            "WHERE key_id = :k AND idempotency_key = :i"
+        ),
+        {"k": p.key_id, "i": idempotency_key},
+    ).one()
+    if row.request_hash != request_hash:
+        raise PlatformError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
+    replayed = {"Idempotent-Replayed": "true"}
+    if row.response is not None:
+        return JSONResponse(row.response, status_code=row.status_code, headers=replayed)
+    head = get_order(conn, p, order_id)
+    if head is None:
+        raise not_found()
+    return JSONResponse(order_out(conn, head).model_dump(mode="json"), status_code=200, headers=replayed)
 
 
 def _business_today(ctx: PlatformContext) -> dt.date:
