@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
@@ -60,8 +61,34 @@ def _id_input(value: object) -> object:
 
 
 # a store, supplier or item id (replenish.ids): JSON numbers; numeric text is read too (terminals written before ids
-# were numbers in the API)
-WarehouseId = Annotated[int, BeforeValidator(_id_input), Field(ge=0, le=MAX_ID)]
+# were numbers in the API). The bounds before the validator: after it, pydantic writes them into the OpenAPI schema
+# as "ge"/"le", which no client generator reads, instead of "minimum"/"maximum".
+WarehouseId = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_id_input)]
+
+# An order line's quantity is a JSON integer: pydantic's lax int would read true as 1, 1e3 (1000.0) and "1_000" as
+# 1000. Its range is checked with pack size and MOQ (order_actions.qty_errors), so that a till gets the errors of
+# every line in one answer; the schema states it for client generators.
+OrderQty = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 0, "maximum": order_actions.MAX_QTY})]
+
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _decimal_input(value: object) -> object:
+    """pydantic reads decimal text as Python does: "1_0" as 10, "1e3" as 1000, " 1.5 ", "+1", ".5" and other
+    scripts' digits too. Text is plain decimal notation; JSON numbers are read by their value."""
+    if isinstance(value, str) and not PLAIN_DECIMAL.fullmatch(value):
+        raise ValueError('a JSON number or decimal text such as "1.25" (digits, an optional "-" and decimal point)')
+    return value
+
+
+def _plain_decimal_schema(schema: dict[str, Any]) -> None:
+    for alternative in schema.get("anyOf", []):
+        if alternative.get("type") == "string":
+            alternative["pattern"] = f"^{PLAIN_DECIMAL.pattern}$"
+
+
+# a receipt's quantity or price: a JSON number, or the number as text
+PlainDecimal = Annotated[Decimal, BeforeValidator(_decimal_input), Field(json_schema_extra=_plain_decimal_schema)]
 
 
 class FieldErrorOut(BaseModel):
@@ -138,7 +165,7 @@ class ProposalsOut(BaseModel):
 class LinePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     item_id: WarehouseId
-    qty: int = Field(description="new quantity (0 = none); validated against pack size and MOQ")
+    qty: OrderQty = Field(description="new quantity (0 = none); validated against pack size and MOQ")
     reason: str = Field(description="reason code: " + ", ".join(order_actions.EDIT_REASONS))
 
 
@@ -183,8 +210,8 @@ TillTimestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValida
 class ReceiptLine(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     item_id: WarehouseId
-    qty: Decimal = Field(ge=-10_000, le=10_000, max_digits=12, decimal_places=3, description="negative = return")
-    unit_price: Decimal = Field(ge=0, le=100_000, max_digits=12, decimal_places=2)
+    qty: PlainDecimal = Field(ge=-10_000, le=10_000, max_digits=12, decimal_places=3, description="negative = return")
+    unit_price: PlainDecimal = Field(ge=0, le=100_000, max_digits=12, decimal_places=2)
 
 
 class ReceiptIn(BaseModel):
