@@ -178,6 +178,114 @@ def test_concurrent_approvals_with_one_key_approve_once(client, world) -> None:
     assert n == 1
 
 
+class _Supplier:
+    """A channel that counts what reaches the supplier (the real dispatcher drives it)."""
+
+    name = "edifact"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def already_sent(self, idempotency_key: str) -> None:
+        return None
+
+    def send(self, payload: dict, idempotency_key: str, *, possible_duplicate: bool = False) -> str:
+        self.sent.append(idempotency_key)
+        return f"ref-{len(self.sent)}"
+
+
+def _sending_client(supplier: _Supplier, *, dies_after_send: bool = False) -> TestClient:
+    from replenish import clock
+    from replenish.orders.dispatcher import drain
+
+    def dispatch(order_ids: list[str] | None = None) -> dict:
+        with _db().connect() as c:
+            today = clock.today(c)
+        counts = drain(_db(), {"edifact": supplier}, business_today=today, order_ids=order_ids)
+        if dies_after_send:  # the process dies once the order is sent, before the API stores its answer
+            raise RuntimeError("killed after the send")
+        return counts
+
+    return TestClient(make_app(dispatch), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def sending_world() -> Any:
+    w = seeded_world()
+    yield w
+    retire(w)
+
+
+def test_send_now_repeat_returns_the_answer_given_first(sending_world) -> None:
+    """A till that lost the reply asks again: it gets what the first call answered (sent), and nothing is sent
+    twice."""
+    w, supplier = sending_world, _Supplier()
+    client = _sending_client(supplier)
+    oid = _order(w)
+    v = client.get(f"/api/v1/orders/{oid}", headers=_h(w)).json()["version"]
+    h = {**_h(w), "Idempotency-Key": f"{w['tag']}-send-1"}
+    first = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True}, headers=h)
+    assert first.status_code == 200 and first.json()["status"] == "sent", first.text
+    assert first.json()["outbox"]["status"] == "sent" and supplier.sent == [oid]
+    again = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True}, headers=h)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() and supplier.sent == [oid]
+    assert client.get(f"/api/v1/orders/{oid}", headers=_h(w)).json()["status"] == "sent"
+
+
+def test_repeat_after_a_crash_after_the_send_answers_the_order_as_it_is(sending_world) -> None:
+    """The first call died between the send and storing its answer: a repeat sends nothing again and answers the
+    order's current state (sent), not the state before the send."""
+    w, supplier = sending_world, _Supplier()
+    oid = _order(w, 0, 1)
+    v = _sending_client(supplier).get(f"/api/v1/orders/{oid}", headers=_h(w)).json()["version"]
+    h = {**_h(w), "Idempotency-Key": f"{w['tag']}-send-crash"}
+    body = {"version": v, "send_now": True}
+    died = _sending_client(supplier, dies_after_send=True).post(f"/api/v1/orders/{oid}/approve", json=body, headers=h)
+    assert died.status_code == 500 and supplier.sent == [oid]
+    client = _sending_client(supplier)
+    again = client.post(f"/api/v1/orders/{oid}/approve", json=body, headers=h)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["status"] == "sent" and again.json()["outbox"]["status"] == "sent"
+    assert again.json() == client.get(f"/api/v1/orders/{oid}", headers=_h(w)).json()
+    assert supplier.sent == [oid]  # the outbox knows it is sent: the repeat did not send again
+
+
+def test_line_quantities_are_json_integers(client, world) -> None:
+    """"1_000", 1e3 and true were read as 1000, 1000 and 1 (pydantic's lax int): refused, nothing saved."""
+    oid = _order(world, 1, 1)
+    before = client.get(f"/api/v1/orders/{oid}", headers=_h(world, 1)).json()
+    for qty in ('"1_000"', "1e3", "1000.0", "true", '"1000"', '" 1000"', "null", "[1000]"):  # as the JSON has it
+        line = {"item_id": I2, "qty": "QTY", "reason": "promotion"}
+        raw = json.dumps({"version": before["version"], "lines": [line]})
+        r = client.patch(f"/api/v1/orders/{oid}/lines", content=raw.replace('"QTY"', qty).encode(),
+                         headers={**_h(world, 1), "Content-Type": "application/json"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", (qty, r.text)
+        assert [f["field"] for f in r.json()["error"]["fields"]] == ["/lines/0/qty"], (qty, r.text)
+    for qty, message in ((-1, "cannot be negative"), (100_001, "cannot exceed 100000")):  # the range, as before
+        r = client.patch(f"/api/v1/orders/{oid}/lines", headers=_h(world, 1),
+                         json={"version": before["version"], "lines": [{"item_id": I2, "qty": qty,
+                                                                         "reason": "promotion"}]})
+        assert r.status_code == 422 and message in r.json()["error"]["fields"][0]["message"], r.text
+    assert client.get(f"/api/v1/orders/{oid}", headers=_h(world, 1)).json() == before
+
+
+def test_an_item_twice_in_one_change_is_refused(client, world) -> None:
+    """Two quantities for one item in one PATCH: the last one won and the version went up twice; now a 422 on the
+    second entry, and nothing is saved."""
+    oid = _order(world, 1, 1)
+    before = client.get(f"/api/v1/orders/{oid}", headers=_h(world, 1)).json()
+    lines = [{"item_id": I2, "qty": 7, "reason": "promotion"}, {"item_id": I3, "qty": 12, "reason": "weather"},
+             {"item_id": str(I2), "qty": 9, "reason": "weather"}]  # numeric text is the same item
+    r = client.patch(f"/api/v1/orders/{oid}/lines", json={"version": before["version"], "lines": lines},
+                     headers=_h(world, 1))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", r.text
+    assert r.json()["error"]["fields"] == [{"field": "/lines/2/item_id", "in": "body",
+                                            "message": f"item {I2} is already changed at /lines/0: give each "
+                                                       "item once"}]
+    assert client.get(f"/api/v1/orders/{oid}", headers=_h(world, 1)).json() == before
+
+
 def test_receipts_idempotent_and_validated(client, world) -> None:
     import datetime as dt
 
@@ -248,6 +356,15 @@ def test_openapi_and_local_docs(client) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/api/v1/proposals", "/api/v1/orders", "/api/v1/orders/{order_id}", "/api/v1/orders/{order_id}/lines",
             "/api/v1/orders/{order_id}/approve", "/api/v1/receipts"} == set(spec["paths"])
+    # limits as JSON Schema states them ("minimum"/"maximum": what client generators read), not pydantic's "ge"/"le"
+    schemas = spec["components"]["schemas"]
+    assert '"ge"' not in json.dumps(spec) and '"le"' not in json.dumps(spec)
+    line, receipt = schemas["LinePatch"]["properties"], schemas["ReceiptLine"]["properties"]
+    assert (line["qty"]["type"], line["qty"]["minimum"], line["qty"]["maximum"]) == ("integer", 0, 100_000)
+    assert (line["item_id"]["minimum"], line["item_id"]["maximum"]) == (0, 2**31 - 1)
+    number, as_text = receipt["unit_price"]["anyOf"]
+    assert (number["type"], number["minimum"], number["maximum"]) == ("number", 0, 100_000)
+    assert as_text == {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
     docs = client.get("/docs").text
     assert "/static/swagger/swagger-ui-bundle.js" in docs and "cdn" not in docs
     assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200

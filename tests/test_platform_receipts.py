@@ -111,6 +111,18 @@ BAD: list[tuple[str, Body, set[str]]] = [
     ("qty-bool", lambda r, t: _body(r, t, lines=_line(qty=True)), {"/lines/0/qty"}),
     ("qty-list", lambda r, t: _body(r, t, lines=_line(qty=[1])), {"/lines/0/qty"}),
     ("price-negative", lambda r, t: _body(r, t, lines=_line(unit_price=-1)), {"/lines/0/unit_price"}),
+    # text is plain decimal notation: Python's Decimal would read "1_0" as 10 and "1e1" as 10
+    ("qty-and-price-underscores", lambda r, t: _body(r, t, lines=_line(qty="1_000", unit_price="1_0")),
+     {"/lines/0/qty", "/lines/0/unit_price"}),
+    ("qty-exponent-text", lambda r, t: _body(r, t, lines=_line(qty="1e3")), {"/lines/0/qty"}),
+    ("price-exponent-text", lambda r, t: _body(r, t, lines=_line(unit_price="1e1")), {"/lines/0/unit_price"}),
+    ("price-spaces", lambda r, t: _body(r, t, lines=_line(unit_price=" 1.50 ")), {"/lines/0/unit_price"}),
+    ("price-plus", lambda r, t: _body(r, t, lines=_line(unit_price="+1.50")), {"/lines/0/unit_price"}),
+    ("price-no-leading-digit", lambda r, t: _body(r, t, lines=_line(unit_price=".5")), {"/lines/0/unit_price"}),
+    ("price-fullwidth", lambda r, t: _body(r, t, lines=_line(unit_price="\uff11")), {"/lines/0/unit_price"}),
+    ("price-nan-text", lambda r, t: _body(r, t, lines=_line(unit_price="NaN")), {"/lines/0/unit_price"}),
+    ("price-bool", lambda r, t: _body(r, t, lines=_line(unit_price=True)), {"/lines/0/unit_price"}),
+    ("price-3-decimals", lambda r, t: _body(r, t, lines=_line(unit_price="1.255")), {"/lines/0/unit_price"}),
     ("price-huge", lambda r, t: _body(r, t, lines=_line(unit_price="1e30")), {"/lines/0/unit_price"}),
     ("lines-empty", lambda r, t: _body(r, t, lines=[]), {"/lines"}),
     ("lines-501", lambda r, t: _body(r, t, lines=_line() * 501), {"/lines"}),
@@ -154,6 +166,13 @@ def test_the_offset_and_window_limits_themselves_are_accepted(client, world, tod
     for i, sold_at in enumerate(ok):
         r = client.post(URL, json=_body(f"{world['tag']}-edge-{i}", today, sold_at=sold_at), headers=_h(world))
         assert r.status_code == 201, (sold_at, r.text)
+
+
+def test_plain_decimal_text_is_read(client, world, today) -> None:
+    lines = [{"item_id": I1, "qty": "-1.5", "unit_price": "10"}, {"item_id": I1, "qty": "2", "unit_price": "0.25"},
+             {"item_id": I1, "qty": 3, "unit_price": 1.5}]
+    r = client.post(URL, json=_body(f"{world['tag']}-text-amounts", today, lines=lines), headers=_h(world))
+    assert r.status_code == 201 and r.json()["total"] == "-10.00", r.text
 
 
 def test_ids_as_numeric_text_are_the_same_receipt(client, world, today) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
@@ -32,6 +33,8 @@ from replenish.platform.errors import FieldError, PlatformError, invalid, not_fo
 from replenish.platform.order_queries import get_order, lines_by_order, order_lines, outbox_by_order, outbox_state
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from replenish.platform.context import PlatformContext
 
 bearer = HTTPBearer(auto_error=False, description="POS terminal API key")
@@ -58,8 +61,34 @@ def _id_input(value: object) -> object:
 
 
 # a store, supplier or item id (replenish.ids): JSON numbers; numeric text is read too (terminals written before ids
-# were numbers in the API)
-WarehouseId = Annotated[int, BeforeValidator(_id_input), Field(ge=0, le=MAX_ID)]
+# were numbers in the API). The bounds before the validator: after it, pydantic writes them into the OpenAPI schema
+# as "ge"/"le", which no client generator reads, instead of "minimum"/"maximum".
+WarehouseId = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_id_input)]
+
+# An order line's quantity is a JSON integer: pydantic's lax int would read true as 1, 1e3 (1000.0) and "1_000" as
+# 1000. Its range is checked with pack size and MOQ (order_actions.qty_errors), so that a till gets the errors of
+# every line in one answer; the schema states it for client generators.
+OrderQty = Annotated[int, Field(strict=True, json_schema_extra={"minimum": 0, "maximum": order_actions.MAX_QTY})]
+
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _decimal_input(value: object) -> object:
+    """pydantic reads decimal text as Python does: "1_0" as 10, "1e3" as 1000, " 1.5 ", "+1", ".5" and other
+    scripts' digits too. Text is plain decimal notation; JSON numbers are read by their value."""
+    if isinstance(value, str) and not PLAIN_DECIMAL.fullmatch(value):
+        raise ValueError('a JSON number or decimal text such as "1.25" (digits, an optional "-" and decimal point)')
+    return value
+
+
+def _plain_decimal_schema(schema: dict[str, Any]) -> None:
+    for alternative in schema.get("anyOf", []):
+        if alternative.get("type") == "string":
+            alternative["pattern"] = f"^{PLAIN_DECIMAL.pattern}$"
+
+
+# a receipt's quantity or price: a JSON number, or the number as text
+PlainDecimal = Annotated[Decimal, BeforeValidator(_decimal_input), Field(json_schema_extra=_plain_decimal_schema)]
 
 
 class FieldErrorOut(BaseModel):
@@ -136,7 +165,7 @@ class ProposalsOut(BaseModel):
 class LinePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     item_id: WarehouseId
-    qty: int = Field(description="new quantity (0 = none); validated against pack size and MOQ")
+    qty: OrderQty = Field(description="new quantity (0 = none); validated against pack size and MOQ")
     reason: str = Field(description="reason code: " + ", ".join(order_actions.EDIT_REASONS))
 
 
@@ -181,8 +210,8 @@ TillTimestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValida
 class ReceiptLine(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     item_id: WarehouseId
-    qty: Decimal = Field(ge=-10_000, le=10_000, max_digits=12, decimal_places=3, description="negative = return")
-    unit_price: Decimal = Field(ge=0, le=100_000, max_digits=12, decimal_places=2)
+    qty: PlainDecimal = Field(ge=-10_000, le=10_000, max_digits=12, decimal_places=3, description="negative = return")
+    unit_price: PlainDecimal = Field(ge=0, le=100_000, max_digits=12, decimal_places=2)
 
 
 class ReceiptIn(BaseModel):
@@ -365,7 +394,8 @@ def approve_order(
     body: ApproveIn,
 ) -> JSONResponse:
     """A repeated POST with the same key returns the first result (also a first error); the same key with
-    another order or body is ``422 idempotency_key_reused``. Stored with the approval in one transaction."""
+    another order or body is ``422 idempotency_key_reused``. The key is claimed with the approval in one
+    transaction; with ``send_now`` the answer is stored once the send is done (see ``_replay``)."""
     ctx = request.app.state.ctx
     h = _request_hash(f"approve:{order_id}", body.model_dump())
     with ctx.engine.begin() as conn:
@@ -377,38 +407,57 @@ def approve_order(
             {"k": p.key_id, "i": idempotency_key, "h": h},
         ).first()
         if fresh is None:
-            row = conn.execute(
-                text(
-                    "SELECT request_hash, status_code, response FROM platform.api_idempotency "
-                    "WHERE key_id = :k AND idempotency_key = :i"
-                ),
-                {"k": p.key_id, "i": idempotency_key},
-            ).one()
-            if row.request_hash != h:
-                raise PlatformError(
-                    422, "idempotency_key_reused", "this Idempotency-Key was used for a different request"
-                )
-            return JSONResponse(row.response, status_code=row.status_code, headers={"Idempotent-Replayed": "true"})
+            return _replay(conn, p, order_id, idempotency_key, h)
         try:
             with conn.begin_nested():
                 head = order_actions.approve(conn, p, order_id, body.version)
                 status, doc = 200, order_out(conn, head).model_dump(mode="json")
         except PlatformError as e:
             status, doc = e.status, e.body()
-        conn.execute(
-            text(
-                "UPDATE platform.api_idempotency SET status_code = :s, response = CAST(:r AS jsonb) "
-                "WHERE key_id = :k AND idempotency_key = :i"
-            ),
-            {"s": status, "r": json.dumps(doc), "k": p.key_id, "i": idempotency_key},
-        )
-    if status == 200 and body.send_now:
+        sending = status == 200 and body.send_now
+        # while sending, the answer is not known yet: no response stored (NULL) until it is
+        _store_answer(conn, p, idempotency_key, status, None if sending else doc)
+    if sending:
         ctx.dispatch([order_id])
-        with ctx.engine.connect() as conn:
+        with ctx.engine.begin() as conn:
             head2 = get_order(conn, p, order_id)
             if head2 is not None:
                 doc = order_out(conn, head2).model_dump(mode="json")
+            # the answer the till gets is the one a repeat gets (a till retries when this reply is lost)
+            _store_answer(conn, p, idempotency_key, status, doc)
     return JSONResponse(doc, status_code=status)
+
+
+def _store_answer(conn: Connection, p: Principal, idempotency_key: str, status: int, doc: dict | None) -> None:
+    conn.execute(
+        text(
+            "UPDATE platform.api_idempotency SET status_code = :s, response = CAST(:r AS jsonb) "
+            "WHERE key_id = :k AND idempotency_key = :i"
+        ),
+        {"s": status, "r": None if doc is None else json.dumps(doc), "k": p.key_id, "i": idempotency_key},
+    )
+
+
+def _replay(conn: Connection, p: Principal, order_id: str, idempotency_key: str, request_hash: str) -> JSONResponse:
+    """The stored answer of the first request with this key. It has none while its "send now" runs, nor when it
+    died after the approval (before or after the send): the order as it is now is the answer then. Nothing is sent
+    from here: the outbox sends an approved order once, however often the till asks."""
+    row = conn.execute(
+        text(
+            "SELECT request_hash, status_code, response FROM platform.api_idempotency "
+            "WHERE key_id = :k AND idempotency_key = :i"
+        ),
+        {"k": p.key_id, "i": idempotency_key},
+    ).one()
+    if row.request_hash != request_hash:
+        raise PlatformError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
+    replayed = {"Idempotent-Replayed": "true"}
+    if row.response is not None:
+        return JSONResponse(row.response, status_code=row.status_code, headers=replayed)
+    head = get_order(conn, p, order_id)
+    if head is None:
+        raise not_found()
+    return JSONResponse(order_out(conn, head).model_dump(mode="json"), status_code=200, headers=replayed)
 
 
 def _business_today(ctx: PlatformContext) -> dt.date:

@@ -134,6 +134,7 @@ def change_lines(
     errors: list[FieldError] = []
     if not changes:
         errors.append(FieldError("/lines", "no change given"))
+    first_at: dict[int, int] = {}
     for i, c in enumerate(changes):
         at = f"/lines/{i}"  # JSON pointer into the request (the API's body, the web form's lines)
         if c.reason not in EDIT_REASONS:
@@ -141,6 +142,11 @@ def change_lines(
         if not isinstance(c.item_id, int):
             errors.append(FieldError(f"{at}/item_id", "item id is required: the item's number"))
             continue
+        # applied in turn, the last of two quantities would win unseen and each would bump the version
+        if c.item_id in first_at:
+            errors.append(FieldError(f"{at}/item_id", f"item {c.item_id} is already changed at "
+                                                      f"/lines/{first_at[c.item_id]}: give each item once"))
+        first_at.setdefault(c.item_id, i)
         if c.op == "add":
             if c.item_id in lines:
                 errors.append(FieldError(f"{at}/item_id", f"item {c.item_id} is already on the order: edit its line"))
