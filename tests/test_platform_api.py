@@ -262,6 +262,11 @@ def test_line_quantities_are_json_integers(client, world) -> None:
                          headers={**_h(world, 1), "Content-Type": "application/json"})
         assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", (qty, r.text)
         assert [f["field"] for f in r.json()["error"]["fields"]] == ["/lines/0/qty"], (qty, r.text)
+    for version in ("true", f'"{before["version"]}"', f"{before['version']}.0"):   # the version is as GET gave it
+        raw = json.dumps({"version": 0, "lines": [{"item_id": I2, "qty": 18, "reason": "promotion"}]})
+        r = client.patch(f"/api/v1/orders/{oid}/lines", content=raw.replace('"version": 0', f'"version": {version}')
+                         .encode(), headers={**_h(world, 1), "Content-Type": "application/json"})
+        assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "/version", (version, r.text)
     for qty, message in ((-1, "cannot be negative"), (100_001, "cannot exceed 100000")):  # the range, as before
         r = client.patch(f"/api/v1/orders/{oid}/lines", headers=_h(world, 1),
                          json={"version": before["version"], "lines": [{"item_id": I2, "qty": qty,

@@ -190,6 +190,8 @@ def test_edit_validation_messages(app, world) -> None:
         "13": "multiple of the pack size 6 (e.g. 12 or 18)",
         "6": "minimum order quantity of 12",
         "abc": "whole number",
+        "1_002": "whole number",      # int() would read 1002
+        "١٨": "whole number",  # Arabic-Indic 18: int() reads it too
     }
     for qty, msg in cases.items():
         r = c.post(f"/orders/{oid}/lines/{I1}", data={"qty": qty, "reason": "weather", "version": v,

@@ -171,14 +171,14 @@ class LinePatch(BaseModel):
 
 class LinesPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(description="the order version the change is based on (from GET): a change made on "
-                                     "another device in between answers 409 version_conflict")
+    version: int = Field(strict=True, description="the order version the change is based on (from GET): a change "
+                         "made on another device in between answers 409 version_conflict")
     lines: list[LinePatch] = Field(min_length=1, max_length=500)
 
 
 class ApproveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(description="the order version the approval is based on (from GET)")
+    version: int = Field(strict=True, description="the order version the approval is based on (from GET)")
     send_now: bool = Field(default=False, description="run the dispatcher right after the approval")
 
 

@@ -8,6 +8,7 @@ The state machine itself stays in replenish.orders (edit_line / approve / cancel
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -80,13 +81,14 @@ def qty_errors(qty: object, rule: ItemRule, field: str) -> list[FieldError]:
     return []
 
 
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
+
+
 def parse_qty(raw: str | None) -> int | str:
     """Form input -> int, or the raw text when it is not a whole number (reported by qty_errors)."""
     s = (raw or "").strip()
-    try:
-        return int(s)
-    except ValueError:
-        return s
+    # int() would also read "1_000" and other scripts' digits: a quantity typed is ASCII digits
+    return int(s) if WHOLE_NUMBER.fullmatch(s) else s
 
 
 def lock_order(conn: Connection, p: Principal, order_id: str, expected_version: int | None) -> dict:
