@@ -64,6 +64,12 @@ def _events(order_id: str) -> list[tuple]:
         ).fetchall()
 
 
+def _line_html(page: str, item: int) -> str:
+    m = re.search(rf'<article [^>]*data-item-id="{item}".*?</article>', page, re.S)
+    assert m, f"no line of item {item}"
+    return m.group(0)
+
+
 # ------------------------------------------------------------------------------------------------ sign-in
 def test_pages_need_sign_in_and_cookies_are_safe(app, world) -> None:
     c = TestClient(app)
@@ -310,6 +316,40 @@ def test_bulk_approve_reports_each_order(app, world) -> None:
     assert f"Store {world['stores'][1]} &middot; Supplier {world['suppliers'][0]}" in r.text
     assert 'data-status="queued"' in c.get(f"/orders/{a}").text
     assert 'data-status="in_review"' in c.get(f"/orders/{b}").text
+
+
+def test_a_saved_line_shows_the_saved_quantity_its_value_and_its_reason(app) -> None:
+    """After a save the line reads 'proposed 12 -> saved 18 = 2.16 EUR': the value next to the quantity it is for, in
+    sight (not only for a screen reader), and the reason select shows the reason stored with the change; a line
+    nobody changed keeps 'proposed 5 = ...'. A failed save shows what was typed, even an emptied reason."""
+    from replenish.database import engine
+
+    world = seeded_world()  # its own orders: the module's are changed by the tests around it
+    try:
+        oid = _order(world, 1, 1)
+        with engine().begin() as conn:
+            conn.execute(text("UPDATE orders.order_lines SET explanation = jsonb_set(explanation, '{risk}', "
+                              "'{\"unit_cost\": 0.12}') WHERE order_id = :o"), {"o": oid})
+        c = _client(app, world, "manager2")
+        r = _form(c, oid, {I1: "18"}, {I1: "local_event"}, "save")
+        assert r.status_code == 303 and r.headers["location"].endswith("done=saved")
+        page = c.get(r.headers["location"]).text
+        edited, same = _line_html(page, I1), _line_html(page, I2)
+        assert re.search(r'proposed <strong data-testid="proposed-qty">12</strong>\s*&rarr; saved '
+                         r'<strong data-testid="final-qty">18</strong>\s*<span class="muted small" '
+                         r'data-testid="line-value">= 2.16 EUR</span>', edited), edited
+        assert "saved order quantity" not in edited  # in sight, not hidden
+        assert re.search(r'<option value="local_event" selected>', edited)
+        assert "&rarr; saved" not in same and 'data-testid="line-value">= 0.60 EUR' in same
+        assert " selected>" not in same.split('data-testid="reason-select"')[1].split("</select>")[0]
+        # a later change that fails: the page shows what was typed (reason emptied), not the stored one
+        r = c.post(f"/orders/{oid}/lines/{I1}", data={"qty": "24", "reason": "", "version": version_of(c, oid),
+                                                     "csrf_token": csrf_of(c)})
+        assert r.status_code == 422
+        select = _line_html(r.text, I1).split('data-testid="reason-select"')[1].split("</select>")[0]
+        assert " selected>" not in select and 'value="24"' in _line_html(r.text, I1)
+    finally:
+        retire(world)
 
 
 # ------------------------------------------------------------------------------- the order page's one form

@@ -525,6 +525,9 @@ def _order_page(
             [x for x in sales.get(iid, []) if x[0] >= recent], band.get(iid, []), label=ln["name"],
             orders=[x for x in past.get(iid, []) if x[0] >= recent], window=win, width=360, css_class="chart-narrow",
         ) if sales.get(iid) or band.get(iid) else ""  # without data the wide one's sentence says it once
+        # the reason a person gave stays chosen after the save (a release cap's code is no reason of theirs)
+        person = ln["edited_by"] and not str(ln["edited_by"]).startswith("release:")
+        ln["saved_reason"] = ln["edit_reason"] if person and ln["edit_reason"] in order_actions.EDIT_REASONS else ""
         ln["why_summary"], ln["why_steps"] = why_steps(
             ln["explanation"], proposed_qty=int(ln["proposed_qty"]), final_qty=int(ln["final_qty"]),
             edited_by=ln["edited_by"], edit_reason=ln["edit_reason"])
