@@ -289,7 +289,12 @@ def test_approve_reject_locks_and_send_now(app, world) -> None:
     assert r.status_code == 303 and r.headers["location"].endswith("done=sent")
     page = c.get(f"/orders/{a}").text
     assert 'data-status="sent"' in page and 'data-outbox-status="sent"' in page
-    assert list(app.state.edi_dir.glob(f"*{a}*"))
+    sent = list(app.state.edi_dir.glob(f"*{a}*"))
+    assert sent
+    # the history names the file the supplier got, never the server's folder it lies in (the database keeps that)
+    assert f"Delivered to the supplier (file {sent[0].name})" in page
+    assert str(app.state.edi_dir) not in page
+    assert (None, str(sent[0])) in {(f, t) for _, e, f, t in _events(a) if e == "sent_ref"}
     v = version_of(c, a)
     r = c.post(f"/orders/{a}/lines/{I2}", data={"qty": "4", "reason": "weather", "version": v, "csrf_token": tok})
     assert r.status_code == 409 and 'data-error-code="order_locked"' in r.text
