@@ -235,6 +235,11 @@ def test_store_manager_checks_adapts_and_sends_on_a_phone(playwright, world, bas
             assert oid in own  # the manager sees the orders of their store only
         # the first screen shows orders, not filters
         assert page.get_by_test_id("open-order").first.bounding_box()["y"] < viewport["height"] * 0.6
+        # each card: the cutoff's time in the phone's zone, named, beside the countdown
+        card = page.locator(f'[data-testid=queue-order][data-order-id="{order_id}"]')
+        expect(card.get_by_test_id("cutoff-time")).to_be_visible()
+        expect(card.locator("td.cutoff")).to_contain_text("(Europe/Berlin)")
+        expect(card.get_by_test_id("cutoff-countdown")).to_contain_text("left")
         _check_layout(page, "phone queue", phone=True)
         _shot(page, "phone-queue", tmp_path)
         taps = Clicks(touch=True)

@@ -64,6 +64,20 @@ def _events(order_id: str) -> list[tuple]:
         ).fetchall()
 
 
+def _cutoff_local(order_id: str) -> tuple[Any, str]:
+    """The order's cutoff in the business time zone, and that zone's name (what the pages print without JS)."""
+    from zoneinfo import ZoneInfo
+
+    from replenish.database import engine
+    from replenish.settings import get_settings
+
+    zone = get_settings().timezone
+    with engine().connect() as c:
+        at = c.execute(text("SELECT cutoff_at FROM orders.purchase_orders WHERE order_id = :o"),
+                       {"o": order_id}).scalar()
+    return at.astimezone(ZoneInfo(zone)), zone
+
+
 def _line_html(page: str, item: int) -> str:
     m = re.search(rf'<article [^>]*data-item-id="{item}".*?</article>', page, re.S)
     assert m, f"no line of item {item}"
@@ -160,6 +174,12 @@ def test_queue_groups_filters_reasons_countdown(app, world) -> None:
     assert "quantity far from the usual" in page  # reason codes are shown in words
     assert "max_deviation:" not in page.split('data-testid="queue-table"')[1]  # ... and never as codes
     assert re.search(r'data-testid="cutoff-countdown" data-cutoff="[^"]+">\d+h \d\dm left', page)
+    # the cutoff itself beside the countdown, with its time zone (as the order page's history gives it)
+    local, zone = _cutoff_local(_order(world))
+    row = page.split(f'data-order-id="{_order(world)}"')[1].split("</tr>")[0]
+    assert re.search(rf'data-testid="cutoff-time">{local:%a %H:%M}</time> <span class="zone[^"]*">'
+                     rf'\(<span data-local="zone">{re.escape(zone)}</span>\)</span></span> &middot; '
+                     r'<span class="countdown[^"]*" data-testid="cutoff-countdown"', row), row
     only = c.get("/queue", params={"store_id": world["stores"][1]}).text
     assert set(re.findall(r'data-order-id="([^"]+)"', only)) == {_order(world, 1, 0)}
     assert 'data-testid="queue-empty"' in c.get("/queue", params={"delivery_date": "2000-01-01"}).text
@@ -184,6 +204,11 @@ def test_order_page_shows_why_chart_rules_and_audit(app, world) -> None:
     assert 'data-event="created"' in page and 'data-event="status"' in page
     assert "Order proposed by the nightly run" in page and "Status proposed → to review" in page  # words
     assert "in_review" not in page.split('data-testid="audit-trail"')[1].replace('data-event="', "")
+    # the supplier's cutoff in the history's format and with the zone the history names
+    local, zone = _cutoff_local(_order(world))
+    assert f'(times in <span data-local="zone">{zone}</span>)' in page
+    assert re.search(rf'data-testid="cutoff-time">{local:%a %d %b, %H:%M}</time> <span class="zone[^"]*">'
+                     rf'\(<span data-local="zone">{re.escape(zone)}</span>\)</span>', page)
 
 
 def test_edit_validation_messages(app, world) -> None:

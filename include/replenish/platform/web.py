@@ -315,6 +315,7 @@ def _queue_rows(request: Request, s: WebSession, q: QueueParams) -> tuple[list[d
         facets = order_queries.queue_facets(conn, s.principal, since=now.date() - dt.timedelta(days=14))
         nm = order_queries.names(conn)
     nk = order_queries.natural_key
+    tz = _tz(request)
     facets["stores"] = sorted(facets["stores"], key=lambda v: nk(nm["store"].get(v, v)))
     facets["suppliers"] = sorted(facets["suppliers"], key=lambda v: nk(nm["supplier"].get(v, v)))
     for r in rows:
@@ -325,6 +326,7 @@ def _queue_rows(request: Request, s: WebSession, q: QueueParams) -> tuple[list[d
         r["cutoff_soon"] = (is_open and r["cutoff_at"] is not None
                             and 0 < (r["cutoff_at"] - now).total_seconds() < 3 * 3600)
         r["counts_down"] = is_open and r["cutoff_at"] is not None
+        r["cutoff_local"] = r["cutoff_at"].astimezone(tz) if r["cutoff_at"] else None
         r["store_name"] = nm["store"].get(r["store_id"], f"Store {r['store_id']}")
         r["supplier_name"] = nm["supplier"].get(r["supplier_id"], f"Supplier {r['supplier_id']}")
         r["reason_words"] = [reason_label(c, nm["item"]) for c in r["reasons"] or []]
@@ -371,6 +373,7 @@ def queue(request: Request, s: Session, q: Queue) -> HTMLResponse:
         sort_url=sort_url,
         csv_url="/queue.csv?" + urlencode(base),
         bulk_error=None,
+        tz_name=_ctx(request).settings.timezone,
     )
 
 
@@ -541,6 +544,8 @@ def _order_page(
             general_errors.append(error.message)
     open_ = head["status"] in ("proposed", "in_review")
     tz = _tz(request)
+    if box and box["sent_at"]:
+        box["sent_local"] = box["sent_at"].astimezone(tz)
     for e in audit:
         e["words"] = event_words(e["event"], e["from_value"], e["to_value"], nm["item"])
         e["who"] = actor_label(e["actor"])
