@@ -352,6 +352,33 @@ def test_a_long_reference_in_the_history_wraps_on_a_phone(playwright, world, bas
 
 
 @pytest.mark.slow
+def test_data_docs_list_fits_a_phone(playwright, world, base_url) -> None:
+    """``/data-docs/`` is the platform's own page (GX's index needs CDN scripts): its list of validation pages, whose
+    suite and batch names are long words, fits a Pixel 7 and passes the layout checks."""
+    import shutil
+
+    from playwright.sync_api import expect
+
+    from replenish.settings import get_settings
+
+    suite = get_settings().state / "data_docs" / "validations" / f"{world['tag']}_mart_daily_demand_keys_unique"
+    page_file = suite / "nightly" / "20190501T001500.123Z" / "warehouse-mart_daily_demand_keys_unique_batch.html"
+    page_file.parent.mkdir(parents=True, exist_ok=True)
+    page_file.write_text("<html><body>validation page</body></html>")
+    try:
+        viewport, pixel7 = device(playwright, "Pixel 7")
+        with chromium_context(playwright, viewport, **pixel7) as ctx:
+            page = ctx.new_page()
+            _sign_in(page, base_url, world["users"]["admin"])
+            page.goto(base_url + "/data-docs/")
+            expect(page.get_by_test_id("validation-link").first).to_be_visible()
+            assert wider_than_the_window(page) == 0, f"{wider_than_the_window(page)} px wider than a Pixel 7"
+            _check_layout(page, "phone Data Docs list", phone=True)
+    finally:
+        shutil.rmtree(suite)
+
+
+@pytest.mark.slow
 def test_stock_outs_page_is_accessible_on_both_viewports(playwright, world, base_url) -> None:
     """``/service`` with two items (their figures and causes) passes the layout checks on a phone and a laptop,
     a store manager's (their own store's figures, the chain's beside them) on a phone, and the queue links to it."""
