@@ -23,8 +23,10 @@ from support.browser import (
     app_in_thread,
     axe_violations,
     chromium_context,
+    device,
     horizontal_overflow,
     small_tap_targets,
+    wider_than_the_window,
 )
 
 from replenish.platform.demo import I1, I2
@@ -216,12 +218,14 @@ def test_buyer_clears_the_review_queue_on_a_laptop(playwright, world, base_url, 
 
 @pytest.mark.slow
 def test_store_manager_checks_adapts_and_sends_on_a_phone(playwright, world, base_url, out_dir, tmp_path):
-    """From the queue: open the order, change one line with a reason, send it now (confirmed): at most 5 taps."""
+    """From the queue: open the order, change one line with a reason, send it now (confirmed): at most 5 taps, on a
+    Pixel 7 (412 px) in Berlin. The page stays as wide as the phone after sending, its history too."""
     from playwright.sync_api import expect
 
     order_id = world["orders"][f"{world['stores'][0]}/{world['suppliers'][1]}/1"]
     _price_lines(order_id)
-    with chromium_context(playwright, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2) as ctx:
+    viewport, pixel7 = device(playwright, "Pixel 7")
+    with chromium_context(playwright, viewport, timezone_id="Europe/Berlin", **pixel7) as ctx:
         page = ctx.new_page()
         _sign_in(page, base_url, world["users"]["manager1"])
         rows = page.get_by_test_id("queue-order")
@@ -230,7 +234,12 @@ def test_store_manager_checks_adapts_and_sends_on_a_phone(playwright, world, bas
         for oid in rows.evaluate_all("els => els.map(e => e.dataset.orderId)"):
             assert oid in own  # the manager sees the orders of their store only
         # the first screen shows orders, not filters
-        assert page.get_by_test_id("open-order").first.bounding_box()["y"] < PHONE["height"] * 0.6
+        assert page.get_by_test_id("open-order").first.bounding_box()["y"] < viewport["height"] * 0.6
+        # each card: the cutoff's time in the phone's zone, named, beside the countdown
+        card = page.locator(f'[data-testid=queue-order][data-order-id="{order_id}"]')
+        expect(card.get_by_test_id("cutoff-time")).to_be_visible()
+        expect(card.locator("td.cutoff")).to_contain_text("(Europe/Berlin)")
+        expect(card.get_by_test_id("cutoff-countdown")).to_contain_text("left")
         _check_layout(page, "phone queue", phone=True)
         _shot(page, "phone-queue", tmp_path)
         taps = Clicks(touch=True)
@@ -264,6 +273,11 @@ def test_store_manager_checks_adapts_and_sends_on_a_phone(playwright, world, bas
         expect(line.get_by_test_id("final-qty")).to_have_text("7")
         expect(line.get_by_test_id("edited-by")).to_contain_text(world["users"]["manager1"]["username"])
         expect(page.get_by_test_id("send-now")).to_have_count(0)
+        # the history names the file the supplier got, not the folder on the server (no phone could wrap that)
+        sent = page.locator("[data-testid=audit-row][data-event=sent_ref]")
+        expect(sent).to_contain_text(f"Delivered to the supplier (file {order_id}.edi)")
+        assert str(out_dir) not in page.locator("body").inner_text()
+        assert wider_than_the_window(page) == 0, f"sent order: {wider_than_the_window(page)} px wider than a Pixel 7"
         _check_layout(page, "phone sent order", phone=True)
         _shot(page, "phone-sent", tmp_path)
         print(f"store manager sent the order in {taps.n} taps: {taps.log}")
@@ -313,6 +327,55 @@ def test_queue_and_order_are_accessible_on_both_viewports(playwright, world, bas
             page.get_by_text("Reject this order").click()
             page.get_by_text("Add an item").click()
             _check_layout(page, f"{name} order, all open", phone=phone)
+
+
+@pytest.mark.slow
+def test_a_long_reference_in_the_history_wraps_on_a_phone(playwright, world, base_url) -> None:
+    """A supplier's system may answer with a reference of any length and no space in it: the history breaks it, and
+    the order page stays as wide as a Pixel 7."""
+    from playwright.sync_api import expect
+
+    from replenish.database import engine
+    from replenish.orders.order_tables import add_event
+
+    oid = world["orders"][f"{world['stores'][1]}/{world['suppliers'][1]}/1"]
+    ref = "SO-" + "7F3A9C" * 20
+    with engine().begin() as conn:
+        add_event(conn, oid, "dispatcher:browser-test", "sent_ref", None, ref)
+    viewport, pixel7 = device(playwright, "Pixel 7")
+    with chromium_context(playwright, viewport, **pixel7) as ctx:
+        page = ctx.new_page()
+        _sign_in(page, base_url, world["users"]["manager2"])
+        page.goto(f"{base_url}/orders/{oid}")
+        expect(page.locator("[data-testid=audit-row][data-event=sent_ref]")).to_contain_text(ref)
+        assert wider_than_the_window(page) == 0, f"{wider_than_the_window(page)} px wider than a Pixel 7"
+
+
+@pytest.mark.slow
+def test_data_docs_list_fits_a_phone(playwright, world, base_url) -> None:
+    """``/data-docs/`` is the platform's own page (GX's index needs CDN scripts): its list of validation pages, whose
+    suite and batch names are long words, fits a Pixel 7 and passes the layout checks."""
+    import shutil
+
+    from playwright.sync_api import expect
+
+    from replenish.settings import get_settings
+
+    suite = get_settings().state / "data_docs" / "validations" / f"{world['tag']}_mart_daily_demand_keys_unique"
+    page_file = suite / "nightly" / "20190501T001500.123Z" / "warehouse-mart_daily_demand_keys_unique_batch.html"
+    page_file.parent.mkdir(parents=True, exist_ok=True)
+    page_file.write_text("<html><body>validation page</body></html>")
+    try:
+        viewport, pixel7 = device(playwright, "Pixel 7")
+        with chromium_context(playwright, viewport, **pixel7) as ctx:
+            page = ctx.new_page()
+            _sign_in(page, base_url, world["users"]["admin"])
+            page.goto(base_url + "/data-docs/")
+            expect(page.get_by_test_id("validation-link").first).to_be_visible()
+            assert wider_than_the_window(page) == 0, f"{wider_than_the_window(page)} px wider than a Pixel 7"
+            _check_layout(page, "phone Data Docs list", phone=True)
+    finally:
+        shutil.rmtree(suite)
 
 
 @pytest.mark.slow

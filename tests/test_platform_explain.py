@@ -90,6 +90,24 @@ def test_every_release_reason_and_event_has_words() -> None:
     assert actor_label("pos:store12-till1") == "till store12-till1" and actor_label("anna") == "anna"
 
 
+def test_a_sent_reference_reads_without_server_paths_or_channel_jargon() -> None:
+    """The database keeps each channel's reference as it was (a file channel's whole path, the e-mail channel's note
+    for the data team); the order page's history names the file only and says in words what happened to a mail."""
+    edi = "/srv/replenish/.state/edi_outbound/PO2019050348E00DA21E60.edi"
+    assert event_words("sent_ref", None, edi) == "Delivered to the supplier (file PO2019050348E00DA21E60.edi)"
+    assert event_words("sent_ref", None, "out/edi/PO1.edi") == "Delivered to the supplier (file PO1.edi)"
+    kept = event_words("sent_ref", None, "eml:/srv/replenish/.state/outbox/PO1.eml (no SendGrid API key: written to "
+                                         "outbox_dir, not emailed)")
+    assert kept == ("Not e-mailed: no SendGrid key configured, so the mail was kept in the outbox folder (PO1.eml)")
+    assert "outbox_dir" not in kept and "/srv" not in kept
+    assert event_words("sent_ref", None, "eml:/srv/outbox/PO1.eml").endswith("outbox folder (PO1.eml)")  # found again
+    assert event_words("sent_ref", None, "sendgrid:abc.123") == "E-mailed to the supplier (reference abc.123)"
+    assert event_words("sent_ref", None, "sendgrid:202") == "E-mailed to the supplier"  # only SendGrid's HTTP status
+    assert event_words("sent_ref", None, "http-201") == "Delivered to the supplier (its system gave no reference)"
+    assert event_words("sent_ref", None, "SO-2019/77") == "Delivered to the supplier (reference SO-2019/77)"
+    assert event_words("sent_ref", None, None) == "Delivered to the supplier"
+
+
 def test_a_fresh_line_rounded_down_to_the_nearest_pack_says_why() -> None:
     e = {**EXPLANATION, "forecast_quantile_sum": 93.33, "raw_need": 93.33,
          "steps": {"net_need": 94, "moq": [0, 94], "pack": [10, 90], "cap": [None, 90], "cap_below_moq": False,

@@ -64,6 +64,26 @@ def _events(order_id: str) -> list[tuple]:
         ).fetchall()
 
 
+def _cutoff_local(order_id: str) -> tuple[Any, str]:
+    """The order's cutoff in the business time zone, and that zone's name (what the pages print without JS)."""
+    from zoneinfo import ZoneInfo
+
+    from replenish.database import engine
+    from replenish.settings import get_settings
+
+    zone = get_settings().timezone
+    with engine().connect() as c:
+        at = c.execute(text("SELECT cutoff_at FROM orders.purchase_orders WHERE order_id = :o"),
+                       {"o": order_id}).scalar()
+    return at.astimezone(ZoneInfo(zone)), zone
+
+
+def _line_html(page: str, item: int) -> str:
+    m = re.search(rf'<article [^>]*data-item-id="{item}".*?</article>', page, re.S)
+    assert m, f"no line of item {item}"
+    return m.group(0)
+
+
 # ------------------------------------------------------------------------------------------------ sign-in
 def test_pages_need_sign_in_and_cookies_are_safe(app, world) -> None:
     c = TestClient(app)
@@ -154,6 +174,12 @@ def test_queue_groups_filters_reasons_countdown(app, world) -> None:
     assert "quantity far from the usual" in page  # reason codes are shown in words
     assert "max_deviation:" not in page.split('data-testid="queue-table"')[1]  # ... and never as codes
     assert re.search(r'data-testid="cutoff-countdown" data-cutoff="[^"]+">\d+h \d\dm left', page)
+    # the cutoff itself beside the countdown, with its time zone (as the order page's history gives it)
+    local, zone = _cutoff_local(_order(world))
+    row = page.split(f'data-order-id="{_order(world)}"')[1].split("</tr>")[0]
+    assert re.search(rf'data-testid="cutoff-time">{local:%a %H:%M}</time> <span class="zone[^"]*">'
+                     rf'\(<span data-local="zone">{re.escape(zone)}</span>\)</span></span> &middot; '
+                     r'<span class="countdown[^"]*" data-testid="cutoff-countdown"', row), row
     only = c.get("/queue", params={"store_id": world["stores"][1]}).text
     assert set(re.findall(r'data-order-id="([^"]+)"', only)) == {_order(world, 1, 0)}
     assert ('data-testid="queue-empty">Nothing to review with these filters.'
@@ -179,6 +205,11 @@ def test_order_page_shows_why_chart_rules_and_audit(app, world) -> None:
     assert 'data-event="created"' in page and 'data-event="status"' in page
     assert "Order proposed by the nightly run" in page and "Status proposed → to review" in page  # words
     assert "in_review" not in page.split('data-testid="audit-trail"')[1].replace('data-event="', "")
+    # the supplier's cutoff in the history's format and with the zone the history names
+    local, zone = _cutoff_local(_order(world))
+    assert f'(times in <span data-local="zone">{zone}</span>)' in page
+    assert re.search(rf'data-testid="cutoff-time">{local:%a %d %b, %H:%M}</time> <span class="zone[^"]*">'
+                     rf'\(<span data-local="zone">{re.escape(zone)}</span>\)</span>', page)
 
 
 def test_edit_validation_messages(app, world) -> None:
@@ -286,7 +317,13 @@ def test_approve_reject_locks_and_send_now(app, world) -> None:
     assert r.status_code == 303 and r.headers["location"].endswith("done=sent")
     page = c.get(f"/orders/{a}").text
     assert 'data-status="sent"' in page and 'data-outbox-status="sent"' in page
-    assert list(app.state.edi_dir.glob(f"*{a}*"))
+    assert "Sending by EDIFACT file: <strong>sent</strong>" in page    # not the channel's code "edifact"
+    sent = list(app.state.edi_dir.glob(f"*{a}*"))
+    assert sent
+    # the history names the file the supplier got, never the server's folder it lies in (the database keeps that)
+    assert f"Delivered to the supplier (file {sent[0].name})" in page
+    assert str(app.state.edi_dir) not in page
+    assert (None, str(sent[0])) in {(f, t) for _, e, f, t in _events(a) if e == "sent_ref"}
     v = version_of(c, a)
     r = c.post(f"/orders/{a}/lines/{I2}", data={"qty": "4", "reason": "weather", "version": v, "csrf_token": tok})
     assert r.status_code == 409 and 'data-error-code="order_locked"' in r.text
@@ -341,6 +378,40 @@ def _queued_order_says_when_the_dispatch_sends_it(c: TestClient, order_id: str, 
     finally:
         with begin() as conn:
             conn.execute(text("DELETE FROM ops.pipeline_runs WHERE run_id = :r"), {"r": run_id})
+
+
+def test_a_saved_line_shows_the_saved_quantity_its_value_and_its_reason(app) -> None:
+    """After a save the line reads 'proposed 12 -> saved 18 = 2.16 EUR': the value next to the quantity it is for, in
+    sight (not only for a screen reader), and the reason select shows the reason stored with the change; a line
+    nobody changed keeps 'proposed 5 = ...'. A failed save shows what was typed, even an emptied reason."""
+    from replenish.database import engine
+
+    world = seeded_world()  # its own orders: the module's are changed by the tests around it
+    try:
+        oid = _order(world, 1, 1)
+        with engine().begin() as conn:
+            conn.execute(text("UPDATE orders.order_lines SET explanation = jsonb_set(explanation, '{risk}', "
+                              "'{\"unit_cost\": 0.12}') WHERE order_id = :o"), {"o": oid})
+        c = _client(app, world, "manager2")
+        r = _form(c, oid, {I1: "18"}, {I1: "local_event"}, "save")
+        assert r.status_code == 303 and r.headers["location"].endswith("done=saved")
+        page = c.get(r.headers["location"]).text
+        edited, same = _line_html(page, I1), _line_html(page, I2)
+        assert re.search(r'proposed <strong data-testid="proposed-qty">12</strong>\s*&rarr; saved '
+                         r'<strong data-testid="final-qty">18</strong>\s*<span class="muted small" '
+                         r'data-testid="line-value">= 2.16 EUR</span>', edited), edited
+        assert "saved order quantity" not in edited  # in sight, not hidden
+        assert re.search(r'<option value="local_event" selected>', edited)
+        assert "&rarr; saved" not in same and 'data-testid="line-value">= 0.60 EUR' in same
+        assert " selected>" not in same.split('data-testid="reason-select"')[1].split("</select>")[0]
+        # a later change that fails: the page shows what was typed (reason emptied), not the stored one
+        r = c.post(f"/orders/{oid}/lines/{I1}", data={"qty": "24", "reason": "", "version": version_of(c, oid),
+                                                     "csrf_token": csrf_of(c)})
+        assert r.status_code == 422
+        select = _line_html(r.text, I1).split('data-testid="reason-select"')[1].split("</select>")[0]
+        assert " selected>" not in select and 'value="24"' in _line_html(r.text, I1)
+    finally:
+        retire(world)
 
 
 # ------------------------------------------------------------------------------- the order page's one form

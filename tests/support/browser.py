@@ -78,6 +78,23 @@ def horizontal_overflow(page: Any) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"))
 
 
+def wider_than_the_window(page: Any) -> int:
+    """How many CSS px the page is wider than the window (a phone then scrolls sideways); 0 when it fits.
+
+    scrollWidth against window.innerWidth, and against the layout viewport too: on a mobile device (is_mobile)
+    Chromium zooms out to show a too-wide page whole, and innerWidth grows with it (1144 px for a 412 px phone)."""
+    return int(page.evaluate("Math.max(0, document.documentElement.scrollWidth"
+                             " - Math.min(window.innerWidth, document.documentElement.clientWidth))"))
+
+
+def device(playwright: Any, name: str) -> tuple[dict[str, int], dict[str, Any]]:
+    """A Playwright device (\"Pixel 7\") as :func:`chromium_context`'s viewport and options: its size, pixel ratio,
+    touch and user agent, on Debian's Chromium whatever browser the descriptor names."""
+    options = dict(playwright.devices[name])
+    options.pop("default_browser_type", None)
+    return options.pop("viewport"), options
+
+
 class Clicks:
     """Counts what a person does: each click or tap, each field tapped to type in, each choice in a list."""
 

@@ -6,6 +6,8 @@ code may carry a detail after ':' (the item id).
 
 from __future__ import annotations
 
+import re
+
 from replenish.ids import parse_id
 
 REASON_LABELS: dict[str, str] = {
@@ -85,6 +87,14 @@ def reason_label(code: str, item_names: dict[int, str] | None = None) -> str:
     return label
 
 
+CHANNEL_LABELS = {"email": "e-mail", "edifact": "EDIFACT file", "api": "the supplier's system"}
+
+
+def channel_label(channel: object) -> str:
+    """How an order travels, in words (the order page said "Sending by edifact")."""
+    return CHANNEL_LABELS.get(str(channel), str(channel or "its channel").replace("_", " "))
+
+
 def status_label(status: object) -> str:
     return STATUS_LABELS.get(str(status), str(status).replace("_", " "))
 
@@ -104,6 +114,38 @@ def actor_label(actor: object) -> str:
     if kind == "pos":
         return f"till {rest}" if rest else a
     return a
+
+
+# What the e-mail channel appends to its reference when it only wrote the mail to disk (channels/email.py).
+_OUTBOX_NOTE = " (no SendGrid API key"
+
+
+def _file_name(ref: str) -> str | None:
+    """The name of the file a file channel wrote, when ``ref`` is its path (absolute, or a .edi/.eml file)."""
+    if ref.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", ref) or ref.lower().endswith((".edi", ".eml")):
+        return re.split(r"[\\/]", ref)[-1] or None
+    return None
+
+
+def sent_words(ref: str) -> str:
+    """A sent order's reference as the people on the order page can use it.
+
+    The database keeps the channel's reference as it was (the data team needs the whole path); a store manager needs
+    neither the server's folders nor the channels' words: a file channel's file by its name, an e-mail that was only
+    written to disk said in words, the reference a supplier's system or SendGrid gave as it is."""
+    if not ref:
+        return "Delivered to the supplier"
+    kind, _, rest = ref.partition(":")
+    if kind == "eml":
+        name = _file_name(rest.split(_OUTBOX_NOTE, 1)[0].strip())
+        return ("Not e-mailed: no SendGrid key configured, so the mail was kept in the outbox folder"
+                + (f" ({name})" if name else ""))
+    if kind == "sendgrid":  # SendGrid's message id, or only its HTTP status where it gave none
+        return "E-mailed to the supplier" + ("" if re.fullmatch(r"\d{3}", rest) else f" (reference {rest})")
+    if re.fullmatch(r"http-\d{3}", ref):  # a supplier's system that answered without a reference
+        return "Delivered to the supplier (its system gave no reference)"
+    name = _file_name(ref)
+    return f"Delivered to the supplier (file {name})" if name else f"Delivered to the supplier (reference {ref})"
 
 
 def _qty(v: object) -> str:
@@ -140,7 +182,7 @@ def event_words(event: str, from_value: object, to_value: object, item_names: di
     if base == "cancel_reason":
         return f"Reason: {EDIT_REASON_LABELS.get(t) or REASON_LABELS.get(t, t)}"
     if base == "sent_ref":
-        return f"Delivered to the supplier (reference {t})" if t else "Delivered to the supplier"
+        return sent_words(t)
     if base == "escalated":
         return "Cutoff passed without a review: escalated"
     text = base.replace("_", " ").capitalize()

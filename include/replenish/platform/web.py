@@ -317,6 +317,7 @@ def _queue_rows(request: Request, s: WebSession, q: QueueParams) -> tuple[list[d
         facets = order_queries.queue_facets(conn, s.principal, since=now.date() - dt.timedelta(days=14))
         nm = order_queries.names(conn)
     nk = order_queries.natural_key
+    tz = _tz(request)
     facets["stores"] = sorted(facets["stores"], key=lambda v: nk(nm["store"].get(v, v)))
     facets["suppliers"] = sorted(facets["suppliers"], key=lambda v: nk(nm["supplier"].get(v, v)))
     for r in rows:
@@ -327,6 +328,7 @@ def _queue_rows(request: Request, s: WebSession, q: QueueParams) -> tuple[list[d
         r["cutoff_soon"] = (is_open and r["cutoff_at"] is not None
                             and 0 < (r["cutoff_at"] - now).total_seconds() < 3 * 3600)
         r["counts_down"] = is_open and r["cutoff_at"] is not None
+        r["cutoff_local"] = r["cutoff_at"].astimezone(tz) if r["cutoff_at"] else None
         r["store_name"] = nm["store"].get(r["store_id"], f"Store {r['store_id']}")
         r["supplier_name"] = nm["supplier"].get(r["supplier_id"], f"Supplier {r['supplier_id']}")
         r["reason_words"] = [reason_label(c, nm["item"]) for c in r["reasons"] or []]
@@ -373,6 +375,7 @@ def queue(request: Request, s: Session, q: Queue) -> HTMLResponse:
         sort_url=sort_url,
         csv_url="/queue.csv?" + urlencode(base),
         bulk_error=None,
+        tz_name=_ctx(request).settings.timezone,
     )
 
 
@@ -529,6 +532,9 @@ def _order_page(
             [x for x in sales.get(iid, []) if x[0] >= recent], band.get(iid, []), label=ln["name"],
             orders=[x for x in past.get(iid, []) if x[0] >= recent], window=win, width=360, css_class="chart-narrow",
         ) if sales.get(iid) or band.get(iid) else ""  # without data the wide one's sentence says it once
+        # the reason a person gave stays chosen after the save (a release cap's code is no reason of theirs)
+        person = ln["edited_by"] and not str(ln["edited_by"]).startswith("release:")
+        ln["saved_reason"] = ln["edit_reason"] if person and ln["edit_reason"] in order_actions.EDIT_REASONS else ""
         ln["why_summary"], ln["why_steps"] = why_steps(
             ln["explanation"], proposed_qty=int(ln["proposed_qty"]), final_qty=int(ln["final_qty"]),
             edited_by=ln["edited_by"], edit_reason=ln["edit_reason"])
@@ -542,6 +548,8 @@ def _order_page(
             general_errors.append(error.message)
     open_ = head["status"] in ("proposed", "in_review")
     tz = _tz(request)
+    if box and box["sent_at"]:
+        box["sent_local"] = box["sent_at"].astimezone(tz)
     for e in audit:
         e["words"] = event_words(e["event"], e["from_value"], e["to_value"], nm["item"])
         e["who"] = actor_label(e["actor"])

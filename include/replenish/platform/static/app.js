@@ -1,6 +1,6 @@
 /* Replenish: small enhancements over server-rendered pages that work without it.
    - live cutoff countdowns, on the server's clock (body[data-now]), so a demo on historical dates counts right;
-   - times in the reader's own time zone (time[data-local]);
+   - times in the reader's own time zone (time[data-local]), each beside or under its zone's name ([data-local=zone]);
    - "select all" in the queue and the count of what is ticked;
    - the filters open on a laptop (closed on a phone, where the orders come first);
    - one confirmation open at a time;
@@ -25,18 +25,22 @@
       el.classList.toggle("soon", left > 0 && left < 3 * 3600 * 1000);
     });
   }
+  var LOCAL_FORMATS = {
+    "datetime": { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" },
+    "day-time": { weekday: "short", hour: "2-digit", minute: "2-digit" }
+  };
   function localTimes() {
+    // times and the zone labels beside them change together: without the reader's zone known, the server's
+    // times stay, labelled with the server's zone, rather than local times under the server's zone name
     var zone = "";
     try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
-    document.querySelectorAll("time[data-local=datetime]").forEach(function (el) {
-      var t = new Date(el.getAttribute("datetime"));
-      if (isNaN(t.getTime())) { return; }
-      el.textContent = t.toLocaleString(undefined, { weekday: "short", day: "numeric", month: "short",
-                                                      hour: "2-digit", minute: "2-digit" });
+    if (!zone) { return; }
+    document.querySelectorAll("time[data-local]").forEach(function (el) {
+      var t = new Date(el.getAttribute("datetime")), f = LOCAL_FORMATS[el.getAttribute("data-local")];
+      if (!f || isNaN(t.getTime())) { return; }
+      el.textContent = t.toLocaleString(undefined, f);
     });
-    if (zone) {
-      document.querySelectorAll("[data-local=zone]").forEach(function (el) { el.textContent = zone; });
-    }
+    document.querySelectorAll("[data-local=zone]").forEach(function (el) { el.textContent = zone; });
   }
   function selection() {
     var boxes = document.querySelectorAll("input[type=checkbox][name=order]");
