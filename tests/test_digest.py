@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 import uuid
 
 import pytest
@@ -204,6 +205,7 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert "<td>Filiale Mitte (store 1)</td>" in a_html  # stores and suppliers by name where the marts have one
     assert "why: quantity far from the usual - " in a_text  # the queue's words, not the code
     assert f"cutoff {d + dt.timedelta(days=1):%a %Y-%m-%d}" in a_text
+    assert re.search(r"cutoff \w{3} \d{4}-\d\d-\d\d \d\d:\d\d CES?T, value", a_text)   # in the zone it names
     assert "1 order(s) released, value 250.50 EUR; 1 transmitted" in a_text
     # blocked stores with the gate's reasons in words (a verdict without sentences: its checks in words)
     assert ("store 2 blocked by the quality gate (its orders wait for review): no stock snapshot taken on the day"

@@ -112,6 +112,16 @@ def test_pages_need_sign_in_and_cookies_are_safe(app, world) -> None:
     assert stale.get("/queue", follow_redirects=False).status_code == 303
 
 
+def test_sign_in_returns_to_the_page_it_interrupted_and_nowhere_else() -> None:
+    from replenish.platform.web import _safe_next
+
+    for page in ("/queue", "/orders/PO-1", "/reports", "/service", "/data-docs/", "/data-docs/index.html"):
+        assert _safe_next(page) == page
+    for other in ("//evil.test/", "https://evil.test/queue", "/data-docs/../../pyproject.toml", "/api/v1/proposals",
+                  "/orders/PO-1/send", None, ""):
+        assert _safe_next(other) == "/queue", other
+
+
 def test_secure_cookie_flag_behind_tls(world) -> None:
     from replenish.settings import get_settings
 

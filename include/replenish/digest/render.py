@@ -37,7 +37,7 @@ def _cutoff(value: Any, tz: str) -> str:
         value = dt.datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(ZoneInfo(tz)).strftime("%a %Y-%m-%d %H:%M")
+    return value.astimezone(ZoneInfo(tz)).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
 def _money(v: Any) -> str:

@@ -147,7 +147,7 @@ def _safe_next(nxt: str | None) -> str:
     if not (parts.path in ("/queue", "/reports", "/service")
             or (parts.path.startswith("/orders/") and "/" not in parts.path[8:])
             or re.fullmatch(r"/reports/forecast_\d{4}-\d{2}-\d{2}\.html", parts.path)
-            or re.fullmatch(r"/data-docs/[A-Za-z0-9_./-]{1,300}", parts.path) and ".." not in parts.path):
+            or re.fullmatch(r"/data-docs/[A-Za-z0-9_./-]{0,300}", parts.path) and ".." not in parts.path):
         return "/queue"  # only back to the pages a sign-in interrupts: the queue, an order, a report, Data Docs,
         # the stock-outs page
     return nxt
