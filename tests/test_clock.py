@@ -41,10 +41,11 @@ def test_a_set_clock_moves_on_to_each_replayed_night_and_never_back(wall_clock_a
 def test_a_runs_business_date_is_the_day_its_data_run_through():
     """The nightly's and the dispatch's: the day their interval starts on. The weekly training's (Monday 04:00 to
     Monday 04:00): the Sunday it trains through, as its stage records it, not the Monday a week before."""
-    from airflow.timetables.interval import CronDataIntervalTimetable
-
     from replenish.monitoring.listener import business_date_of
-    from replenish.orchestration import logical_date_for
+    from replenish.orchestration import configure_airflow, logical_date_for
+
+    configure_airflow()   # before Airflow's first import: imported unconfigured, the session's Airflow reads sqlite
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
     def interval(cron: str, business_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
         # the interval of a manual run, as `replenish run --date` starts one (dag.test at that logical date)
