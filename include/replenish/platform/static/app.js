@@ -25,9 +25,13 @@
       el.classList.toggle("soon", left > 0 && left < 3 * 3600 * 1000);
     });
   }
+  // the reader's zone, in the pages' own words and notation (English, day before month, 24 h, as the server writes
+  // its dates): a phone's locale put "Mi., 1. Mai" beside "Thu 02 May" and a 12 h clock beside the 24 h ones
+  var LOCALE = "en-GB";
   var LOCAL_FORMATS = {
-    "datetime": { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" },
-    "day-time": { weekday: "short", hour: "2-digit", minute: "2-digit" }
+    "datetime": { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+                  hourCycle: "h23" },
+    "day-time": { weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
   };
   function localTimes() {
     // times and the zone labels beside them change together: without the reader's zone known, the server's
@@ -38,7 +42,7 @@
     document.querySelectorAll("time[data-local]").forEach(function (el) {
       var t = new Date(el.getAttribute("datetime")), f = LOCAL_FORMATS[el.getAttribute("data-local")];
       if (!f || isNaN(t.getTime())) { return; }
-      el.textContent = t.toLocaleString(undefined, f);
+      el.textContent = t.toLocaleString(LOCALE, f);
     });
     document.querySelectorAll("[data-local=zone]").forEach(function (el) { el.textContent = zone; });
   }
