@@ -118,7 +118,8 @@ def day(eng):
             "cake_review": _order(c, d, 2, CAKE, 20, "in_review", reasons=("promotion",)),
             "bread_auto": _order(c, d, 2, BREAD, 10, "sent", released_by="release:r1:rules-v1", value=250.5),
             "cake_dead": _order(c, d, 1, CAKE, 20, "dead_letter", released_by="release:r1:rules-v1",
-                                outbox_status="dead_letter", error="ChannelError: SendGrid HTTP 503"),
+                                outbox_status="dead_letter",
+                                error="ChannelError: SendGrid HTTP 503 (logged in /srv/replenish/.state/logs/x.log)"),
             # for delivery on d, still in review when d was over: cancelled by the night's dispatch
             "bread_missed": _order(c, d - dt.timedelta(days=2), 1, BREAD, 10, "cancelled",
                                    reasons=("cutoff_escalated", "delivery_date_passed")),
@@ -226,7 +227,7 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     # Carl buys the cake category: the cake order in review, the dead letter, the forecast tripled vs last year.
     c_text = _content(carl, "text/plain")
     assert ids["cake_review"] in c_text and ids["bread_review"] not in c_text
-    assert ids["cake_dead"] in c_text and "SendGrid HTTP 503" in c_text
+    assert ids["cake_dead"] in c_text and "SendGrid HTTP 503 (logged in x.log)" in c_text and "/srv/" not in c_text
     assert "Apfelkuchen" in c_text and "P50 90.0 vs 30.0 (+200%)" in c_text and "Weizenbroetchen" not in c_text
     assert carl["subject"].endswith("4 exceptions")  # 2 blocked stores + dead letter + forecast
 

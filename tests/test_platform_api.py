@@ -155,6 +155,12 @@ def test_approve_is_idempotent(client, world, calls) -> None:
     assert n == 1
     got = client.get(f"/api/v1/orders/{oid}", headers=_h(world)).json()
     assert got["status"] == "queued" and got["outbox"]["status"] == "pending"
+    # a failed attempt: the till reads the channel's error without the server's folders
+    with _db().begin() as c:
+        c.execute(text("UPDATE orders.outbox SET status = 'retry', last_error = :e WHERE order_id = :o"),
+                  {"o": oid, "e": "OSError: [Errno 28] No space left on device: '/srv/replenish/.state/edi/PO9.edi'"})
+    got = client.get(f"/api/v1/orders/{oid}", headers=_h(world)).json()["outbox"]
+    assert got["last_error"] == "OSError: [Errno 28] No space left on device: 'PO9.edi'"
 
 
 def test_concurrent_approvals_with_one_key_approve_once(client, world) -> None:

@@ -7,7 +7,7 @@ import re
 
 from replenish.platform.charts import sales_svg
 from replenish.platform.explain import why_steps
-from replenish.platform.labels import REASON_LABELS, actor_label, event_words, reason_label
+from replenish.platform.labels import REASON_LABELS, actor_label, event_words, reason_label, without_paths
 
 # the issue's example: the old text read "position 0.000 (on hand 36.000 + on order 80.000 - expiring 116.000 -
 # sold before delivery 88.470)", which sums to -88.47
@@ -106,6 +106,17 @@ def test_a_sent_reference_reads_without_server_paths_or_channel_jargon() -> None
     assert event_words("sent_ref", None, "http-201") == "Delivered to the supplier (its system gave no reference)"
     assert event_words("sent_ref", None, "SO-2019/77") == "Delivered to the supplier (reference SO-2019/77)"
     assert event_words("sent_ref", None, None) == "Delivered to the supplier"
+
+
+def test_a_channel_error_reads_without_the_servers_folders() -> None:
+    """The order page, the digest and the POS API show a send error with a file by its name; URLs stay whole."""
+    assert (without_paths("[Errno 13] Permission denied: '/srv/replenish/.state/edi_outbound/PO1.edi'")
+            == "[Errno 13] Permission denied: 'PO1.edi'")
+    assert without_paths(r"OSError: C:\data\edi\PO2.edi not found") == "OSError: PO2.edi not found"
+    for kept in ("http://supplier.test/api/orders: HTTP 500", 'SendGrid HTTP 503: {"errors": []}', "1/2/3 packs",
+                 "a/b"):
+        assert without_paths(kept) == kept
+    assert without_paths(None) == ""
 
 
 def test_a_fresh_line_rounded_down_to_the_nearest_pack_says_why() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from replenish.digest.content import BuyerDigest
-from replenish.platform.labels import reason_label
+from replenish.platform.labels import reason_label, without_paths
 
 DRIFT = "forecasts against what sold in the last 4 weeks (replenish accuracy)"
 MISSED = "never sent, cancelled once its delivery date was over (no delivery from it)"
@@ -96,7 +96,7 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
         out.append(f"  ... and {d.blocked_store_count - len(d.blocked_stores)} more stores blocked by the quality gate")
     for o in d.dead_letters:
         out.append(f"  - dispatch failed for good: {o['order_id']} ({o['channel']}, {o['attempts']} attempts): "
-                   f"{o['last_error']} - {order_url(base, o['order_id'])}")
+                   f"{without_paths(o['last_error'])} - {order_url(base, o['order_id'])}")
     for o in d.missed_deliveries:
         out.append(f"  - {MISSED}: {o['order_id']}: {_named(o, 'store')}, {_named(o, 'supplier')}, delivery "
                    f"{o['delivery_date']} - {order_url(base, o['order_id'])}")
@@ -135,7 +135,7 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
         exc.append(f"<li>... and {d.blocked_store_count - len(d.blocked_stores)} more stores blocked by the quality "
                    "gate</li>")
     exc += [f'<li>Dispatch failed for good: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a> '
-            f"({e(str(o['channel']))}, {o['attempts']} attempts): {e(str(o['last_error']))}</li>"
+            f"({e(str(o['channel']))}, {o['attempts']} attempts): {e(without_paths(o['last_error']))}</li>"
             for o in d.dead_letters]
     exc += [f'<li>{_first_upper(MISSED)}: <a href="{e(order_url(base, o["order_id"]))}">{e(o["order_id"])}</a>: '
             f"{e(_named(o, 'store'))}, {e(_named(o, 'supplier'))}, delivery {e(str(o['delivery_date']))}</li>"

@@ -30,6 +30,7 @@ from replenish.orders.order_tables import OPEN_STATUSES
 from replenish.platform import api_keys, order_actions
 from replenish.platform.access import Principal, scope_sql
 from replenish.platform.errors import FieldError, PlatformError, invalid, not_found
+from replenish.platform.labels import without_paths
 from replenish.platform.order_queries import get_order, lines_by_order, order_lines, outbox_by_order, outbox_state
 
 if TYPE_CHECKING:
@@ -139,6 +140,13 @@ class OutboxOut(BaseModel):
     attempts: int
     last_error: str | None = None
     sent_at: dt.datetime | None = None
+
+
+def _outbox_out(box: dict[str, Any]) -> OutboxOut:
+    """A till reads the channel's error without the server's folders (labels.without_paths)."""
+    out = {k: box[k] for k in OutboxOut.model_fields}
+    out["last_error"] = without_paths(box["last_error"]) if box["last_error"] else None
+    return OutboxOut(**out)
 
 
 class OrderOut(BaseModel):
@@ -306,7 +314,7 @@ def order_out(conn, head: dict, lines: list[dict] | None = None, box: dict | Non
         reason_texts=[reason_label(r, nm.get("item")) for r in reasons],
         order_value=sum(values, Decimal(0)) if values else None,
         lines=out_lines,
-        outbox=OutboxOut(**{k: box[k] for k in OutboxOut.model_fields}) if box else None,
+        outbox=_outbox_out(box) if box else None,
     )
 
 

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from replenish import migrations
 from replenish.platform.context import PlatformContext
 from replenish.platform.errors import FieldError, PlatformError, pointer
-from replenish.platform.labels import actor_label, channel_label, reason_label, status_label
+from replenish.platform.labels import actor_label, channel_label, reason_label, status_label, without_paths
 from replenish.platform.ratelimit import TokenBucket
 from replenish.settings import Settings, get_settings
 
@@ -79,6 +79,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["reason_label"] = reason_label
     env.filters["status_label"] = status_label
     env.filters["channel_label"] = channel_label
+    env.filters["without_paths"] = without_paths
     env.filters["actor_label"] = actor_label
     # an id as one URL path segment: '/' and '..' in an id must not make a form post to another route
     env.filters["segment"] = lambda value: quote(str(value), safe="")

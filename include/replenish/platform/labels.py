@@ -127,6 +127,17 @@ def _file_name(ref: str) -> str | None:
     return None
 
 
+# an absolute path (POSIX or Windows) of two or more parts, up to a quote, a blank or a colon after it; not the path
+# of a URL (after "host" or "//")
+_PATH = re.compile(r"""(?<![\w:/\\.])(?:[A-Za-z]:)?(?:[\\/][^\s'"\\/:]+)+[\\/]([^\s'"\\/:]+)""")
+
+
+def without_paths(message: object) -> str:
+    """A channel's error as people on the platform, in a digest or at a till may read it: a file it names by the
+    file's name, without the server's folders (the outbox keeps the whole message for the data team)."""
+    return _PATH.sub(lambda m: m.group(1), str(message or ""))
+
+
 def sent_words(ref: str) -> str:
     """A sent order's reference as the people on the order page can use it.
 
