@@ -123,6 +123,27 @@ def test_run_refuses_a_dag_it_does_not_run_and_accuracy_a_bad_window() -> None:
     assert_refused(invoke("accuracy", "--date", "yesterday"), "expected YYYY-MM-DD")
 
 
+def test_run_refuses_a_night_without_exports_before_the_clock_moves(cli_db, tmp_path: Path) -> None:
+    """It retried its extract for 22 minutes (logs on stdout), having moved a set clock on to that night first."""
+    from replenish import clock
+
+    before = clock.describe()
+    env = {"REPLENISH_EXPORTS_ROOT": str(tmp_path)}
+    assert_refused(invoke("run", "--date", "2031-01-01", env=env), "no exports for business date 2031-01-01", "--date")
+    assert_refused(invoke("run", "--date", "2031-01-01", "--to", "2031-01-03", env=env), "and 2 more dates")
+    assert clock.describe()["now"][:13] == before["now"][:13]    # not moved to 2031 (a running clock moves on)
+
+
+def test_ingest_of_an_unreadable_export_file_is_one_line(tmp_path: Path) -> None:
+    """A fatal file (here: the day's sales file missing from its folder) printed a 100-line traceback and exit 1."""
+    day = tmp_path / "2031-01-01" / "pos"
+    day.mkdir(parents=True)
+    (day / "other.csv").write_text("store_id\n1\n")
+    line = assert_refused(invoke("ingest", "--date", "2031-01-01", "--source", str(tmp_path)), "--source",
+                          "nothing of 2031-01-01 was loaded")
+    assert "sales_lines.csv: file is missing" in line
+
+
 def test_accuracy_before_the_warehouse_is_built_says_so(cli_db) -> None:
     import json
 

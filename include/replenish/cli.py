@@ -232,8 +232,13 @@ def ingest(
     if not (root / day.isoformat()).is_dir():
         fail(f"no exports for business date {day} under {str(root)!r} (run `replenish data import-bakery`, "
              "or point --source / REPLENISH_EXPORTS_ROOT at the export folder)", "--date")
+    from replenish.extract.connectors import ExportFileError
+
     with _stdout_for_json(as_json):
-        result = pipeline.extract(day, f"ingest__{uuid.uuid4().hex[:12]}", source=source, backfill=False)
+        try:
+            result = pipeline.extract(day, f"ingest__{uuid.uuid4().hex[:12]}", source=source, backfill=False)
+        except ExportFileError as e:   # a file that cannot be read at all: nothing of the day was written
+            fail(f"{e} (nothing of {day} was loaded)", "--source" if source else "--date")
         _emit(result, as_json)
 
 
@@ -281,6 +286,7 @@ def run(
     _setup_logging()
     from replenish import clock, pipeline, run_state
     from replenish.orchestration import run_dag
+    from replenish.settings import get_settings
 
     if dag_id not in RUNNABLE_DAGS:
         raise typer.BadParameter(f"expected one of {', '.join(RUNNABLE_DAGS)}, got {dag_id!r}", param_hint="--dag")
@@ -288,6 +294,15 @@ def run(
     end = _parse_date(to, "--to") if to else start
     if end < start:
         raise typer.BadParameter("--to is before --date")
+    if dag_id == "replenishment_nightly":
+        # a night without its exports would retry its extract for minutes: refused before the clock moves
+        have = set(pipeline.available_export_dates()) | set(pipeline.loaded_dates())
+        absent = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)
+                  if start + dt.timedelta(days=i) not in have]
+        if absent:
+            fail(f"no exports for business date {absent[0]}" + (f" (and {len(absent) - 1} more dates of the range)"
+                 if len(absent) > 1 else "") + f" under {str(get_settings().exports_dir)!r}: run `replenish data "
+                 "import-bakery`, or point REPLENISH_EXPORTS_ROOT at the export folder", "--date")
     runs = []
     day = start
     failed = False
