@@ -42,6 +42,9 @@ def test_tables_align_and_escape() -> None:
     assert lines[0].split() == ["name", "rows"] and "\x1b" not in out and "\\x1b" in out
     assert lines[2].endswith("1,200") and lines[3].endswith("    3")  # numbers right-aligned
     assert human({"a": 1, "runs": [{"x": 1}]}).startswith("a     1\n")
+    # numbers that name something are read as written ("port 54,329" was not a port)
+    assert human({"pid": 7242, "port": 54329, "rows": 54329}) == "pid   7242\nport  54329\nrows  54,329\n"
+    assert table([{"store_id": 1001, "units": 1001}]).splitlines()[2].split() == ["1001", "1,001"]
     buf = io.StringIO()
     with redirect_stdout(buf):
         print(status_text({"tables": {"raw.x": 0}, "runs": [], "dag_runs": []}), end="")

@@ -41,6 +41,16 @@ def _cell(v: Any) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in str(v))
 
 
+def _is_identifier(key: object) -> bool:
+    """A number that names something (a port, a process, a store): read as it is written, never '54,329'."""
+    k = str(key)
+    return k in ("pid", "port", "id") or k.endswith("_id")
+
+
+def _keyed_cell(key: object, v: Any) -> str:
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) and _is_identifier(key) else _cell(v)
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
           headers: Sequence[str] | None = None) -> str:
     """A plain text table (no box drawing: it pastes into mails and tickets); numbers right-aligned."""
@@ -48,7 +58,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
         return "(none)\n"
     cols = list(columns or rows[0].keys())
     heads = list(headers or [c.replace("_", " ") for c in cols])
-    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    cells = [[_keyed_cell(c, r.get(c)) for c in cols] for r in rows]
     numeric = [all(isinstance(r.get(c), int | float) and not isinstance(r.get(c), bool) or r.get(c) is None
                    for r in rows) for c in cols]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
@@ -79,7 +89,7 @@ def human(doc: Any) -> str:
         elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
             nested.append(f"\n{str(k).replace('_', ' ')}:\n" + table([{"": n, **x} for n, x in v.items()]))
         else:
-            out.append(f"{str(k).replace('_', ' ').ljust(width)}  {_cell(v)}")
+            out.append(f"{str(k).replace('_', ' ').ljust(width)}  {_keyed_cell(k, v)}")
     return "\n".join(out) + ("\n" if out else "") + "".join(nested)
 
 
