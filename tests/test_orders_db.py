@@ -392,3 +392,22 @@ def test_orders_still_open_when_their_delivery_is_over_are_cancelled_once(eng, t
     assert sorted(kinds) == sorted([(ids["escalated"], "cutoff_escalation"),
                                     (ids["never_due"], "delivery_date_passed")])
     assert reasons == ["delivery_date_passed"]
+
+
+def test_an_order_mail_names_the_store_and_items_and_escapes_them(tmp_path):
+    """A supplier reads 'Filiale Mitte (store 5)' and 'item 101 Weizenbroetchen', in the text and the HTML part;
+    names from the masters are escaped in the HTML."""
+    payload = {"order_id": "PO-NAMES-1", "store_id": 5, "store_name": "Filiale <b>Mitte</b>", "supplier_id": 1,
+               "order_date": "2019-05-01", "delivery_date": "2019-05-02", "version": 1,
+               "supplier": {"email": "orders@supplier.test"},
+               "lines": [{"item_id": 101, "qty": 130, "item_name": "Weizenbroetchen"},
+                         {"item_id": 102, "qty": 4, "item_name": None}]}
+    ch = EmailChannel(api_key=None, base_url="http://127.0.0.1:9", mail_from="r@x.test", outbox_dir=tmp_path)
+    ch.send(payload, "PO-NAMES-1")
+    mail = email.message_from_bytes((tmp_path / "PO-NAMES-1.eml").read_bytes(), policy=email.policy.default)
+    text_part = mail.get_body(preferencelist=("plain",)).get_content()
+    html_part = mail.get_body(preferencelist=("html",)).get_content()
+    assert "for Filiale <b>Mitte</b> (store 5), delivery 2019-05-02" in text_part
+    assert "  item 101 Weizenbroetchen: 130" in text_part and "  item 102: 4" in text_part
+    assert "Filiale &lt;b&gt;Mitte&lt;/b&gt; (store 5)" in html_part and "<b>Mitte" not in html_part
+    assert "<td>Weizenbroetchen</td>" in html_part

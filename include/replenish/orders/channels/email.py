@@ -49,22 +49,30 @@ def duplicate_note(what: str) -> str:
 
 def _html(payload: dict[str, Any], possible_duplicate: bool = False) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(str(ln['item_id']))}</td><td>{int(ln['qty'])}</td></tr>" for ln in payload["lines"]
+        f"<tr><td>{html.escape(str(ln['item_id']))}</td><td>{html.escape(str(ln.get('item_name') or ''))}</td>"
+        f"<td>{int(ln['qty'])}</td></tr>" for ln in payload["lines"]
     )
     note = (f"<p><strong>{html.escape(duplicate_note('order ' + str(payload['order_id'])))}</strong></p>"
             if possible_duplicate else "")
     return (
-        f"{note}<p>Purchase order <b>{html.escape(payload['order_id'])}</b> for store "
-        f"{html.escape(str(payload['store_id']))}, delivery {html.escape(str(payload['delivery_date']))}.</p>"
-        f"<table><tr><th>Item</th><th>Qty</th></tr>{rows}</table>"
+        f"{note}<p>Purchase order <b>{html.escape(payload['order_id'])}</b> for {html.escape(_store(payload))}, "
+        f"delivery {html.escape(str(payload['delivery_date']))}.</p>"
+        f"<table><tr><th>Item</th><th>Name</th><th>Qty</th></tr>{rows}</table>"
     )
 
 
 def _text(payload: dict[str, Any], possible_duplicate: bool = False) -> str:
     note = duplicate_note(f"order {payload['order_id']}") + "\n\n" if possible_duplicate else ""
-    rows = "".join(f"\n  item {ln['item_id']}: {int(ln['qty'])}" for ln in payload["lines"])
-    return (f"{note}Purchase order {payload['order_id']} for store {payload['store_id']}, delivery "
+    rows = "".join(f"\n  item {ln['item_id']}{' ' + str(ln['item_name']) if ln.get('item_name') else ''}: "
+                   f"{int(ln['qty'])}" for ln in payload["lines"])
+    return (f"{note}Purchase order {payload['order_id']} for {_store(payload)}, delivery "
             f"{payload['delivery_date']}.\n\nItem: quantity{rows}\n\nThe same lines are attached as CSV.\n")
+
+
+def _store(payload: dict[str, Any]) -> str:
+    """'Filiale Landsberg (store 5)', or 'store 5' where the marts gave no name (hostile text: the callers escape)."""
+    name = str(payload.get("store_name") or "").replace("\n", " ").replace("\r", " ")
+    return f"{name} (store {payload['store_id']})" if name else f"store {payload['store_id']}"
 
 
 class EmailChannel:
