@@ -294,9 +294,10 @@ def run(
     end = _parse_date(to, "--to") if to else start
     if end < start:
         raise typer.BadParameter("--to is before --date")
+    loaded = pipeline.loaded_dates()
     if dag_id == "replenishment_nightly":
         # a night without its exports would retry its extract for minutes: refused before the clock moves
-        have = set(pipeline.available_export_dates()) | set(pipeline.loaded_dates())
+        have = set(pipeline.available_export_dates()) | set(loaded)
         absent = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)
                   if start + dt.timedelta(days=i) not in have]
         if absent:
@@ -307,7 +308,6 @@ def run(
     day = start
     failed = False
     with _stdout_for_json(as_json):
-        loaded = pipeline.loaded_dates()
         missing = [d for d in pipeline.available_export_dates() if d < start and d not in loaded]
         if len(missing) > 3:
             # a first installation (or days missed): the nightly's extract would load them silently for minutes

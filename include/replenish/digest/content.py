@@ -112,7 +112,7 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
                  ORDER BY p.cutoff_at NULLS LAST, p.order_id"""),
         p,
     ).mappings().all()
-    from replenish.platform.order_queries import names
+    from replenish.display_names import names
 
     nm = names(conn)
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from replenish.display_names import names
 from replenish.orders.order_tables import OPEN_STATUSES, add_event, set_status
 
 
@@ -31,34 +32,18 @@ def build_payload(conn: Connection, order_id: str) -> dict:
         {"o": order_id},
     ).fetchall()
     supplier = supplier_contact(conn, head["supplier_id"])
-    store_name, item_names = _display_names(conn, head["store_id"], [i for i, _ in lines])
+    nm = names(conn)   # for the people reading the order: the supplier's clerk, the store
     return {
         "order_id": order_id,
         "store_id": head["store_id"],
-        "store_name": store_name,
+        "store_name": nm["store"].get(int(head["store_id"])),
         "supplier_id": head["supplier_id"],
         "order_date": head["order_date"].isoformat(),
         "delivery_date": head["delivery_date"].isoformat(),
         "version": head["version"],
         "supplier": supplier,
-        "lines": [{"item_id": i, "qty": int(q), "item_name": item_names.get(int(i))} for i, q in lines],
+        "lines": [{"item_id": i, "qty": int(q), "item_name": nm["item"].get(int(i))} for i, q in lines],
     }
-
-
-def _display_names(conn: Connection, store_id: int, item_ids: list[int]) -> tuple[str | None, dict[int, str]]:
-    """The store's and the items' names from the marts, for the people reading an order mail (None / {} where the
-    marts are not built)."""
-    store = None
-    if conn.execute(text("SELECT to_regclass('marts.dim_stores') IS NOT NULL")).scalar():
-        store = conn.execute(text("SELECT store_name FROM marts.dim_stores WHERE store_id = :s LIMIT 1"),
-                             {"s": int(store_id)}).scalar()
-    items: dict[int, str] = {}
-    if item_ids and conn.execute(text("SELECT to_regclass('marts.dim_items') IS NOT NULL")).scalar():
-        rows = conn.execute(
-            text("SELECT DISTINCT ON (item_id) item_id, item_name FROM marts.dim_items WHERE item_id = ANY(:i)"),
-            {"i": [int(i) for i in item_ids]}).all()
-        items = {int(r[0]): str(r[1]) for r in rows}
-    return (None if store is None else str(store)), items
 
 
 def supplier_contact(conn: Connection, supplier_id: int) -> dict:

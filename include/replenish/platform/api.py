@@ -270,9 +270,9 @@ router = APIRouter(tags=["pos"], responses=ERRORS)
 def order_out(conn, head: dict, lines: list[dict] | None = None, box: dict | None = None,
               *, prefetched: bool = False, names: dict | None = None) -> OrderOut:
     """``prefetched``: ``lines`` and ``box`` were loaded for many orders at once (see proposals)."""
+    from replenish.display_names import names as load_names
     from replenish.platform.labels import reason_label
     from replenish.platform.order_queries import ItemRule, item_rules, line_prices
-    from replenish.platform.order_queries import names as load_names
 
     if not prefetched:
         lines = order_lines(conn, head["order_id"])
@@ -357,7 +357,7 @@ def _store_orders(request: Request, p: Principal, delivery_date: dt.date | None,
         heads_ = [dict(h) for h in heads.all()]
         ids = [h["order_id"] for h in heads_]
         lines, boxes = lines_by_order(conn, ids), outbox_by_order(conn, ids)
-        from replenish.platform.order_queries import names
+        from replenish.display_names import names
 
         nm = names(conn)
         orders = [order_out(conn, h, lines.get(h["order_id"], []), boxes.get(h["order_id"]), prefetched=True,

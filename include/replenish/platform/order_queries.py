@@ -7,7 +7,6 @@ optional: without them the pages still work from the order tables alone.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -180,35 +179,6 @@ def supplier_items(conn: Connection, head: dict) -> list[int] | None:
         ).scalars()
     )
     return items or None
-
-
-_NAMES_TTL_SECONDS = 60.0
-_names_cache: dict[str, tuple[float, dict[str, dict[int, str]]]] = {}
-
-
-def names(conn: Connection) -> dict[str, dict[int, str]]:
-    """Display names of stores, suppliers and items from the marts (empty when not built). Cached per database
-    for a minute: every page shows them, and they change with the nightly master load."""
-    key = str(conn.engine.url)
-    hit = _names_cache.get(key)
-    if hit and time.monotonic() - hit[0] < _NAMES_TTL_SECONDS:
-        return hit[1]
-    out = _load_names(conn)
-    _names_cache[key] = (time.monotonic(), out)
-    return out
-
-
-def _load_names(conn: Connection) -> dict[str, dict[int, str]]:
-    out: dict[str, dict[int, str]] = {"store": {}, "supplier": {}, "item": {}}
-    for kind, rel, col in (
-        ("store", "marts.dim_stores", "store_name"),
-        ("supplier", "marts.dim_suppliers", "supplier_name"),
-        ("item", "marts.dim_items", "item_name"),
-    ):
-        if _exists(conn, rel):
-            rows = conn.execute(text(f"SELECT DISTINCT ON ({kind}_id) {kind}_id, {col} FROM {rel}"))
-            out[kind] = {int(a): str(b) for a, b in cast("Iterable[tuple[int, object]]", rows)}
-    return out
 
 
 def sales_history(

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
+from replenish import display_names
 from replenish.forecasting import stockout_causes
 from replenish.forecasting.accuracy import (
     CAUSES,
@@ -28,7 +29,6 @@ from replenish.forecasting.accuracy import (
     recorded_verdict,
     service_by_item,
 )
-from replenish.platform import order_queries
 from replenish.platform.access import scope_sql
 from replenish.platform.web import Session, render
 
@@ -75,7 +75,7 @@ def service(request: Request, s: Session) -> HTMLResponse:
     with ctx.engine.connect() as conn:
         found = recorded_verdict(conn, today, latest=True)
         items = items_in_scope(conn, p, today)
-        nm = order_queries.names(conn)
+        nm = display_names.names(conn)
         if found and p.role == "store_manager":
             own = service_by_item(stockout_causes.for_stores(conn, found[0], list(p.stores)))
     rows: list[dict[str, Any]] = []

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
-from replenish import clock
+from replenish import clock, display_names
 from replenish.ids import parse_id
 from replenish.orders.order_tables import STATUSES
 from replenish.platform import order_actions, order_queries
@@ -315,7 +315,7 @@ def _queue_rows(request: Request, s: WebSession, q: QueueParams) -> tuple[list[d
         rows = order_queries.review_queue(conn, s.principal, f)
         now = ctx.now()
         facets = order_queries.queue_facets(conn, s.principal, since=now.date() - dt.timedelta(days=14))
-        nm = order_queries.names(conn)
+        nm = display_names.names(conn)
     nk = order_queries.natural_key
     tz = _tz(request)
     facets["stores"] = sorted(facets["stores"], key=lambda v: nk(nm["store"].get(v, v)))
@@ -423,7 +423,7 @@ def _selected(request: Request, s: WebSession, order: list[str] | None) -> list[
     ctx = _ctx(request)
     picked: list[dict] = []
     with ctx.engine.connect() as conn:
-        nm = order_queries.names(conn)
+        nm = display_names.names(conn)
         for value in dict.fromkeys(order or []):
             if len(picked) >= 500:
                 break
@@ -483,7 +483,7 @@ def _order_data(conn: Any, s: WebSession, order_id: str) -> tuple[dict, list[dic
     if head is None:
         raise not_found()
     lines = order_queries.order_lines(conn, order_id)
-    nm = order_queries.names(conn)
+    nm = display_names.names(conn)
     rules = order_queries.item_rules(conn, head, lines)
     prices = order_queries.line_prices(conn, head, lines)
     for ln in lines:
@@ -768,7 +768,7 @@ def _item_by_name(request: Request, typed: str) -> int | str:
     if iid is not None:
         return iid
     with _ctx(request).engine.connect() as conn:
-        items = order_queries.names(conn).get("item", {})
+        items = display_names.names(conn).get("item", {})
     found = [i for i, n in items.items() if n.casefold() == typed.casefold()]
     return found[0] if len(found) == 1 else typed
 
