@@ -18,6 +18,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _listen_on(port: int) -> socket.socket:
+    """Another server on ``port``. SO_REUSEADDR as servers set it: an earlier test server's closed connections leave
+    the port in TIME_WAIT, which stops a plain bind (CI failed so) but not a server's."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(64)                                  # never accepts: each port check's connection waits in this queue
+    return s
+
+
 @pytest.fixture
 def first(tmp_path):
     settings = Settings(state_dir=tmp_path / "state", database_url=None, embedded_port=_free_port())
@@ -91,9 +101,7 @@ def test_the_default_port_held_by_another_server_starts_on_a_free_one(tmp_path, 
     default = Settings.model_fields["embedded_port"].default
     holder = None
     if not embedded_pg._port_in_use(default):        # the suite's own server usually holds it; if not, hold it
-        holder = socket.socket()
-        holder.bind(("127.0.0.1", default))
-        holder.listen(1)
+        holder = _listen_on(default)
     settings = Settings(state_dir=tmp_path / "state", database_url=None)
     assert "embedded_port" not in settings.model_fields_set
     try:
@@ -120,13 +128,16 @@ def test_a_free_port_taken_before_the_server_binds_it_moves_on_to_the_next(tmp_p
     """Two servers starting at once can find the same port free: the one that loses the bind tries the next free
     port instead of failing (only where the port was chosen automatically)."""
     default = Settings.model_fields["embedded_port"].default
-    holders = []
-    if not embedded_pg._port_in_use(default):
-        holders.append(socket.socket())
-        holders[-1].bind(("127.0.0.1", default))
-        holders[-1].listen(1)
-    racer = socket.socket()                       # bound, not listening: looks free, cannot be bound again
-    racer.bind(("127.0.0.1", embedded_pg._free_port_after(default)))
+    holders = [] if embedded_pg._port_in_use(default) else [_listen_on(default)]
+    for _ in range(20):
+        port = embedded_pg._free_port_after(default)
+        racer = socket.socket()          # bound, not listening, no SO_REUSEADDR: looks free, a server cannot bind it
+        try:
+            racer.bind(("127.0.0.1", port))
+            break
+        except OSError:                           # in TIME_WAIT: a server could bind it, so take it out of the race
+            racer.close()
+            holders.append(_listen_on(port))
     holders.append(racer)
     settings = Settings(state_dir=tmp_path / "state", database_url=None)
     try:
