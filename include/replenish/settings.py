@@ -8,8 +8,10 @@ disagree about which database or which folder they use.
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,7 +72,16 @@ class Settings(BaseSettings):
     sendgrid_base_url: str = "https://api.sendgrid.com"
     sendgrid_sandbox: bool = False
     mail_from: str = "replenish@example.com"
-    platform_base_url: str = "http://127.0.0.1:8000"
+    platform_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The platform's address as a browser reaches it (links in digests, alerts and the Airflow UI).",
+    )
+    airflow_ui_origin: str | None = Field(
+        default="http://127.0.0.1:8080",
+        description="The Airflow UI's origin (scheme://host:port): the one site that may show the platform's run "
+        "pages (/airflow/...) in its DAG run tabs. Every other page, and every other site, stays unframeable. "
+        "Empty: no site may frame any page.",
+    )
 
     # Buyer digests and run monitoring (replenish.digest, replenish.monitoring).
     digest_yoy_threshold: float = Field(
@@ -120,6 +131,30 @@ class Settings(BaseSettings):
     )
     api_requests_per_second: float = Field(default=20.0, description="POS API token bucket refill per API key.")
     api_burst: int = Field(default=60, description="POS API token bucket size per API key.")
+
+    @field_validator("platform_base_url", "data_docs_url", "reports_url")
+    @classmethod
+    def _browser_url(cls, value: str | None) -> str | None:
+        # these are links a browser follows from an http page (the Airflow UI, a mail): it will not open file://
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {value!r} (serve the folder, e.g. with `replenish serve`)")
+        return value
+
+    @field_validator("airflow_ui_origin")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        # compared with the browser's Origin and written into CSP frame-ancestors: exactly scheme://host[:port]
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        host_port = r"([A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?"
+        if parts.scheme not in ("http", "https") or not re.fullmatch(host_port, parts.netloc) \
+                or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"not an origin (scheme://host[:port]): {value!r}")
+        return f"{parts.scheme}://{parts.netloc.lower()}"
 
     @field_validator("trusted_proxies")
     @classmethod

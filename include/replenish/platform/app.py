@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,7 +99,6 @@ def _docs_page() -> tuple[HTMLResponse, str]:
     inline bootstrap script (by hash) and the inline styles swagger-ui sets on its elements."""
     import base64
     import hashlib
-    import re
 
     page = get_swagger_ui_html(
         openapi_url="/openapi.json",
@@ -141,12 +141,13 @@ def _context(
 
 
 def _add_routes(app: FastAPI) -> None:
-    from replenish.platform import api, documents, service, web
+    from replenish.platform import airflow_views, api, documents, service, web
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(web.router)
     app.include_router(documents.router)
+    app.include_router(airflow_views.router)
     app.include_router(service.router)
 
     docs_page, docs_csp = _docs_page()  # built once: the hash in its CSP must match the page served
@@ -160,15 +161,27 @@ def _add_routes(app: FastAPI) -> None:
         return {"status": "ok"}
 
 
+_FRAME_ANCESTORS = re.compile(r"frame-ancestors [^;]*")
+
+
 def _install_security_headers(app: FastAPI, settings: Settings) -> None:
+    from replenish.platform.airflow_views import PREFIX as AIRFLOW_PAGES
+
+    framer = settings.airflow_ui_origin
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
         response = await call_next(request)
         h = response.headers
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("Referrer-Policy", "same-origin")
-        h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Content-Security-Policy", PAGE_CSP)  # /docs sets its own (one hashed inline script)
+        if framer and (request.url.path.startswith(AIRFLOW_PAGES) or getattr(request.state, "airflow_frame", False)):
+            # a DAG run tab of the Airflow UI is an iframe: that one origin may frame these pages. No
+            # X-Frame-Options: it cannot name an origin, and a browser that knows frame-ancestors ignores it.
+            h["Content-Security-Policy"] = _FRAME_ANCESTORS.sub(f"frame-ancestors {framer}",
+                                                                h["Content-Security-Policy"])
+        else:
+            h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()")

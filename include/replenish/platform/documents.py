@@ -15,9 +15,10 @@ unique origin, so a script in them can neither read the platform's cookies nor a
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -56,7 +57,8 @@ def _settings(request: Request):  # noqa: ANN202 - the platform's settings
     return request.app.state.ctx.settings
 
 
-def _file(root: Path, rel: str) -> Response:
+def serve_document(root: Path, rel: str) -> Response:
+    """A file under ``root`` with the documents' sandboxed CSP; 404 for anything resolving elsewhere."""
     if not rel or "\x00" in rel or len(rel) > 500:
         raise not_found("document")
     base = root.resolve()
@@ -78,27 +80,29 @@ def reports_index(request: Request, s: Central) -> HTMLResponse:
 def report(request: Request, s: Central, name: str) -> Response:
     if not REPORT_NAME.fullmatch(name):
         raise not_found("report")
-    return _file(_settings(request).reports_dir, name)
+    return serve_document(_settings(request).reports_dir, name)
 
 
-def validation_pages(root: Path) -> list[dict[str, str]]:
-    """GX validation pages under ``root``, newest first: suite, run time (UTC) and the page's relative path.
+def validation_pages(root: Path, within: tuple[dt.datetime, dt.datetime] | None = None) -> list[dict[str, Any]]:
+    """GX validation pages under ``root``, newest first: suite, run time (UTC, as text and as ``at``) and the page's
+    relative path; with ``within``, only those run in that interval.
 
     GX writes ``validations/<suite>/<run name>/<run time>/<batch>.html``; anything else under ``validations`` is
     listed with what its path gives."""
-    import datetime as dt
-
-    pages = []
+    pages: list[dict[str, Any]] = []
     for path in (root / "validations").rglob("*.html") if (root / "validations").is_dir() else ():
         rel = path.relative_to(root)
         parts = rel.parts
-        when = ""
+        when, at = "", None
         for part in reversed(parts[:-1]):
             m = GX_RUN_TIME.fullmatch(part)
             if m:
-                when = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").strftime("%Y-%m-%d %H:%M UTC")
+                at = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+                when = at.strftime("%Y-%m-%d %H:%M UTC")
                 break
-        pages.append({"suite": parts[1] if len(parts) > 2 else "", "when": when, "batch": path.stem,
+        if within is not None and (at is None or not within[0] <= at <= within[1]):
+            continue
+        pages.append({"suite": parts[1] if len(parts) > 2 else "", "when": when, "at": at, "batch": path.stem,
                       "path": rel.as_posix(), "sort": f"{when}|{path.stat().st_mtime:020.6f}"})
     pages.sort(key=lambda p: p["sort"], reverse=True)
     return pages[:MAX_VALIDATION_PAGES]
@@ -110,7 +114,7 @@ def data_docs(request: Request, s: Central, rel: str) -> Response:
     if rel in ("", "index.html"):
         return render(request, "data_docs.html.j2", session=s, pages=validation_pages(root),
                       has_gx_index=(root / "index.html").is_file())
-    return _file(root, rel)
+    return serve_document(root, rel)
 
 
 

@@ -116,6 +116,12 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     context.setdefault("notice", NOTICES.get(done))
     context.setdefault("notice_is_bad", done in BAD_NOTICES)
     context["now"] = ctx.now()
+    from replenish.platform.airflow_views import PREFIX
+
+    if request.url.path.startswith(PREFIX) or str(context.get("next") or "").startswith(PREFIX):
+        # a run tab of the Airflow UI, or the sign-in interrupting one: the security headers let that UI frame it
+        request.state.airflow_frame = True
+        context["framed"] = True
     return ctx.templates.TemplateResponse(request, template, context, status_code=status)
 
 
@@ -147,9 +153,11 @@ def _safe_next(nxt: str | None) -> str:
     if not (parts.path in ("/queue", "/reports", "/service")
             or (parts.path.startswith("/orders/") and "/" not in parts.path[8:])
             or re.fullmatch(r"/reports/forecast_\d{4}-\d{2}-\d{2}\.html", parts.path)
-            or re.fullmatch(r"/data-docs/[A-Za-z0-9_./-]{0,300}", parts.path) and ".." not in parts.path):
+            or re.fullmatch(r"/data-docs/[A-Za-z0-9_./-]{0,300}", parts.path) and ".." not in parts.path
+            or parts.path in ("/airflow/forecast-report", "/airflow/data-docs")
+            or re.fullmatch(r"/airflow/data-docs/[A-Za-z0-9_./-]{0,300}", parts.path) and ".." not in parts.path):
         return "/queue"  # only back to the pages a sign-in interrupts: the queue, an order, a report, Data Docs,
-        # the stock-outs page
+        # the stock-outs page, the Airflow UI's run tabs
     return nxt
 
 
