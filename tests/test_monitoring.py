@@ -117,15 +117,39 @@ def test_one_alert_per_failure_not_per_retry(probe_run):
     assert len([m for m in srv.mails if dr.run_id in m["subject"]]) == 1
 
 
-def test_plugin_exposes_external_views():
+def test_plugin_views_are_ones_airflow_33s_ui_shows_and_a_browser_can_open():
+    """The external views as the API serves them to the UI (Airflow's own response model), held to the rules of
+    Airflow 3.3's UI (airflow/ui/dist): a run page shows only views with a url_route, framed, filling in
+    {DAG_ID}/{RUN_ID}; a nav view without url_route is a new-tab link, but only inside a menu: one lone nav view
+    is drawn as a <button href> that opens nothing. tests/test_airflow_ui.py clicks them in Chromium."""
+    from urllib.parse import parse_qs, urlsplit
+
     from replenish.orchestration import configure_airflow
 
     configure_airflow()
     from airflow import plugins_manager
+    from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
+
+    from replenish.settings import get_settings
 
     plugins = {p.name: p for p in plugins_manager._get_plugins()[0]}
-    views = {v["name"]: v for v in plugins["replenish_monitoring"].external_views}
-    assert views["Review queue"]["href"].endswith("/queue") and views["GX Data Docs"]["destination"] == "dag_run"
+    views = [ExternalViewResponse.model_validate(v) for v in plugins["replenish_monitoring"].external_views]
+    platform = get_settings().platform_base_url.rstrip("/")
+    for v in views:
+        assert urlsplit(v.href).scheme in ("http", "https"), v  # no file:// a browser refuses from an http page
+    nav = {v.name: v for v in views if v.destination == "nav"}
+    assert nav["Review queue"].href == f"{platform}/queue"
+    assert set(nav) == {"Review queue", "Forecast reports", "GX Data Docs"}
+    assert all(v.url_route is None and v.category == "Replenish" and not v.nav_top_level for v in nav.values())
+    run = {v.name: v for v in views if v.destination == "dag_run"}
+    assert set(run) == {"Forecast report", "GX Data Docs"}
+    routes = [v.url_route for v in views if v.url_route]
+    assert len(routes) == len(set(routes)) == 2
+    for v in run.values():
+        assert v.url_route, v  # without one the run page does not show the view at all
+        parts = urlsplit(v.href)
+        assert v.href.startswith(f"{platform}/airflow/")  # the only pages the Airflow UI may frame
+        assert parse_qs(parts.query) == {"dag_id": ["{DAG_ID}"], "run_id": ["{RUN_ID}"]}
 
 
 # ---------------------------------------------------------------------------------------------
