@@ -1,9 +1,16 @@
-"""`replenish airflow-ui`: the generated airflow.cfg says what the environment says; the UI's environment."""
+"""`replenish airflow-ui`: the generated airflow.cfg says what the environment says; the UI's environment; and, in
+a real api-server clicked in Chromium, the monitoring plugin's links to the platform (nav and DAG run tabs)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
+from support.browser import CHROMIUM
 
 from replenish.orchestration import UI_ADMIN, write_airflow_cfg
 
@@ -36,3 +43,141 @@ def test_ui_environment_signs_in_the_demo_admin(tmp_path: Path, monkeypatch) -> 
     assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:8399"
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == orchestration.airflow_ui_env(port=8399)[0][
         "AIRFLOW__API_AUTH__JWT_SECRET"]  # one secret for every process and restart
+
+
+# ---------------------------------------------------------------------------------------------
+# the plugin's links in a real Airflow 3.3 UI (api-server + dag-processor), clicked in Chromium
+
+BUSINESS_DATE = "2000-01-04"
+
+
+def _api(base: str, path: str, token: str, method: str = "GET", body: dict | None = None) -> dict:
+    import urllib.request
+
+    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def airflow_ui_with_a_run(tmp_path_factory):
+    """The platform (in a thread, framable by this UI only) with a buyer; the Airflow UI on the test metadata DB,
+    its plugin linking to that platform; one nightly run recorded in ops.pipeline_runs, with its report and a GX
+    validation page from its hours."""
+    import datetime as dt
+    import time
+    import urllib.request
+    from urllib.parse import quote
+
+    from sqlalchemy import text
+    from support.browser import app_in_thread, free_port, wait_http
+    from support.platform_app import make_app, retire, seeded_world
+
+    from replenish.database import engine
+    from replenish.orchestration import airflow_ui_env, start_airflow_ui, write_airflow_cfg
+    from replenish.settings import get_settings
+
+    port = free_port()
+    ui = f"http://127.0.0.1:{port}"
+    world = seeded_world()
+    settings = get_settings().model_copy(update={"airflow_ui_origin": ui})
+    run_id = f"manual__{dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}"  # ':' and '+' as Airflow's
+    report = settings.reports_dir / f"forecast_{BUSINESS_DATE}.html"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.000Z")
+    suite = settings.state / "data_docs" / "validations" / "airflow_ui_probe"
+    procs = []
+    try:
+        with app_in_thread(make_app(settings=settings)) as platform:
+            env, password = airflow_ui_env(port=port)
+            env["REPLENISH_PLATFORM_BASE_URL"] = platform
+            write_airflow_cfg(env)
+            procs = start_airflow_ui(env, scheduler=False)
+            wait_http(ui + "/api/v2/monitor/health", timeout_s=240, proc=procs[0])
+            req = urllib.request.Request(ui + "/auth/token", method="POST",
+                                         headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"username": UI_ADMIN, "password": password}).encode())
+            with urllib.request.urlopen(req, timeout=30) as r:
+                token = json.loads(r.read())["access_token"]
+            deadline = time.monotonic() + 300
+            while True:  # the dag-processor serializes the project's DAGs (a run needs its DAG)
+                try:
+                    _api(ui, "/api/v2/dags/replenishment_nightly", token)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(2)
+            # paused (as the UI starts them): the run stays queued, which is all its page needs
+            _api(ui, "/api/v2/dags/replenishment_nightly/dagRuns", token, "POST", {"dag_run_id": run_id,
+                                                                                 "logical_date": None})
+            with engine().begin() as conn:
+                conn.execute(text("INSERT INTO ops.pipeline_runs (dag_id, run_id, business_date, state, started_at) "
+                                  "VALUES ('replenishment_nightly', :r, :d, 'running', now() - interval '1 minute')"),
+                             {"r": run_id, "d": dt.date.fromisoformat(BUSINESS_DATE)})
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(f"<html><body><h1>Forecast report {BUSINESS_DATE}</h1></body></html>")
+            (suite / "__none__" / stamp).mkdir(parents=True, exist_ok=True)
+            (suite / "__none__" / stamp / "batch-of-this-run.html").write_text("<html><body>this run's checks</body>"
+                                                                              "</html>")
+            yield {"ui": ui, "password": password, "platform": platform, "buyer": world["users"]["buyer1"],
+                   "run_page": f"{ui}/dags/replenishment_nightly/runs/{quote(run_id, safe='')}"}
+            _api(ui, f"/api/v2/dags/replenishment_nightly/dagRuns/{quote(run_id, safe='')}", token, "DELETE")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        report.unlink(missing_ok=True)
+        shutil.rmtree(suite, ignore_errors=True)
+        with engine().begin() as conn:
+            conn.execute(text("DELETE FROM ops.pipeline_runs WHERE dag_id = 'replenishment_nightly' AND run_id = :r"),
+                         {"r": run_id})
+        retire(world)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} missing: run `make chromium`")
+def test_the_data_teams_links_open_in_the_airflow_ui(playwright, airflow_ui_with_a_run) -> None:
+    from playwright.sync_api import expect
+    from support.browser import LAPTOP, chromium_context
+
+    s = airflow_ui_with_a_run
+    with chromium_context(playwright, LAPTOP) as ctx:
+        page = ctx.new_page()
+        page.goto(s["ui"] + "/")
+        page.get_by_label("Username").fill(UI_ADMIN)
+        page.get_by_label("Password").fill(s["password"])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda u: "/auth/login" not in u, timeout=60_000)
+
+        # the navigation: Plugins > Replenish > Review queue opens the platform's queue in a new tab
+        page.get_by_role("button", name="Plugins").click()
+        page.get_by_role("menuitem", name="Replenish").hover()
+        queue = page.get_by_role("menuitem", name="Review queue")
+        assert queue.evaluate("e => [e.tagName, e.getAttribute('href'), e.target]") == [
+            "A", s["platform"] + "/queue", "_blank"]
+        with ctx.expect_page() as opened:
+            queue.click()
+        tab = opened.value
+        tab.wait_for_load_state()
+        assert tab.url == s["platform"] + "/login?next=%2Fqueue"  # the platform's sign-in, then the queue
+        tab.close()
+
+        # the run's page: a Forecast report tab, framed; the platform's sign-in in it, then that run's report
+        page.goto(s["run_page"])
+        page.get_by_role("link", name="Forecast report").click()
+        frame = page.frame_locator('iframe[title="Forecast report"]')
+        frame.get_by_label("Username").fill(s["buyer"]["username"])
+        frame.get_by_label("Password").fill(s["buyer"]["password"])
+        frame.get_by_role("button", name="Sign in").click()
+        expect(frame.get_by_role("heading", name=f"Forecast report {BUSINESS_DATE}")).to_be_visible()
+
+        # the GX Data Docs tab: this run's validation pages, each opening in the tab
+        page.get_by_role("link", name="GX Data Docs").click()
+        frame = page.frame_locator('iframe[title="GX Data Docs"]')
+        frame.get_by_role("link", name="batch-of-this-run").click()
+        expect(frame.locator("body")).to_contain_text("this run's checks")
