@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -23,9 +24,8 @@ from sqlalchemy import text
 
 from replenish.monitoring.figures import NIGHTLY_DAG
 from replenish.platform.documents import REPORT_NAME, Central, serve_document, validation_pages
-from replenish.platform.web import render
+from replenish.platform.web import WebSession, render
 
-PREFIX = "/airflow/"
 router = APIRouter(prefix="/airflow", include_in_schema=False)
 
 # GX stamps a validation with the time it ran; a little slack for clocks read at different moments
@@ -41,14 +41,12 @@ def _run(request: Request, dag_id: str, run_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-def _page(request: Request, s: Any, view: str, dag_id: str, run_id: str, **context: Any) -> HTMLResponse:
+def _page(request: Request, s: WebSession, view: str, dag_id: str, run_id: str, **context: Any) -> HTMLResponse:
     return render(request, "airflow_run.html.j2", session=s, view=view, dag_id=dag_id, run_id=run_id,
                   run_query=f"dag_id={_q(dag_id)}&run_id={_q(run_id)}", **context)
 
 
 def _q(value: str) -> str:
-    from urllib.parse import quote
-
     return quote(value, safe="")
 
 

@@ -165,7 +165,7 @@ _FRAME_ANCESTORS = re.compile(r"frame-ancestors [^;]*")
 
 
 def _install_security_headers(app: FastAPI, settings: Settings) -> None:
-    from replenish.platform.airflow_views import PREFIX as AIRFLOW_PAGES
+    from replenish.platform.web import AIRFLOW_PAGES
 
     framer = settings.airflow_ui_origin
     @app.middleware("http")

@@ -60,6 +60,9 @@ BAD_NOTICES = {"send_retry", "send_failed", "send_expired"}
 DISPATCH_IDLE_AFTER = dt.timedelta(minutes=15)   # three of the dispatch's 5-minute runs missed
 
 
+AIRFLOW_PAGES = "/airflow/"  # the Airflow UI's DAG run tabs (platform.airflow_views), the only framable pages
+
+
 class WebSession:
     def __init__(self, principal: Principal, csrf: str) -> None:
         self.principal, self.csrf = principal, csrf
@@ -116,9 +119,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     context.setdefault("notice", NOTICES.get(done))
     context.setdefault("notice_is_bad", done in BAD_NOTICES)
     context["now"] = ctx.now()
-    from replenish.platform.airflow_views import PREFIX
-
-    if request.url.path.startswith(PREFIX) or str(context.get("next") or "").startswith(PREFIX):
+    if request.url.path.startswith(AIRFLOW_PAGES) or str(context.get("next") or "").startswith(AIRFLOW_PAGES):
         # a run tab of the Airflow UI, or the sign-in interrupting one: the security headers let that UI frame it
         request.state.airflow_frame = True
         context["framed"] = True
