@@ -144,6 +144,32 @@ def test_ingest_of_an_unreadable_export_file_is_one_line(tmp_path: Path) -> None
     assert "sales_lines.csv: file is missing" in line
 
 
+def test_ingest_names_the_quarantined_rows(cli_db, tmp_path: Path) -> None:
+    """It printed only how many rows were quarantined: a person had to query raw.quarantine to learn which."""
+    import json
+
+    from support.extract_fixtures import write_export_day
+
+    day = "2031-01-02"
+    write_export_day(tmp_path, day, {"pos/sales_lines.csv": (
+        "receipt_id,store_id,item_id,sold_at,quantity,unit_price,amount,weekday\n"
+        f"R1,1,100,{day}T09:15:00+02:00,2,1.49,2.98,Thu\n"
+        f"R2,1,101,{day}T10:30:00+02:00,\x1b[2Jtwo,0.99,0.99,Thu\n")})
+    r = invoke("ingest", "--date", day, "--source", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert "quarantined rows:" in r.stdout and "\x1b" not in r.stdout
+    row = next(ln for ln in r.stdout.splitlines() if "sales_lines.csv" in ln)
+    assert f"{day}/pos/sales_lines.csv" in row and " 3 " in row and "quantity" in row and "\\x1b[2Jtwo" in row
+    p = _script("ingest", "--date", day, "--source", str(tmp_path), "--json",
+                REPLENISH_DATABASE_URL=os.environ["REPLENISH_DATABASE_URL"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(p.stdout)
+    assert doc["rows_quarantined"] == 1 and "quarantine_note" not in doc
+    (q,) = doc["quarantined_rows"]
+    assert q["file"].endswith(f"{day}/pos/sales_lines.csv") and q["line"] == 3 and q["field"] == "quantity"
+    assert "not a number" in q["reason"] and q["business_date"] == day
+
+
 def test_accuracy_before_the_warehouse_is_built_says_so(cli_db) -> None:
     import json
 

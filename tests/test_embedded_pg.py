@@ -150,3 +150,38 @@ def test_a_free_port_taken_before_the_server_binds_it_moves_on_to_the_next(tmp_p
         embedded_pg.stop(settings)
         for h in holders:
             h.close()
+
+
+def test_db_status_of_a_stopped_server_says_where_it_will_start(tmp_path, monkeypatch):
+    """It gave the default port and a URL for a server that was not running, while another server held that port."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from replenish.cli import app
+    from replenish.settings import get_settings
+
+    default = Settings.model_fields["embedded_port"].default
+    holder = None if embedded_pg._port_in_use(default) else _listen_on(default)
+    monkeypatch.setenv("REPLENISH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("REPLENISH_DATABASE_URL", raising=False)
+    monkeypatch.delenv("REPLENISH_EMBEDDED_PORT", raising=False)
+    get_settings.cache_clear()
+    try:
+        r = CliRunner().invoke(app, ["db", "status", "--json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert doc["running"] is False and doc["port"] is None and doc["url"] is None
+        assert doc["next_start"] == f"on the first free port above {default}, which another server holds"
+        monkeypatch.setenv("REPLENISH_EMBEDDED_PORT", str(default))
+        get_settings.cache_clear()
+        assert "refused: port" in json.loads(CliRunner().invoke(app, ["db", "status", "--json"]).stdout)["next_start"]
+        free = _free_port()
+        monkeypatch.setenv("REPLENISH_EMBEDDED_PORT", str(free))
+        get_settings.cache_clear()
+        assert CliRunner().invoke(app, ["db", "status"]).stdout.splitlines()[-1].split() == ["next", "start", "on",
+                                                                                              "port", str(free)]
+    finally:
+        get_settings.cache_clear()
+        if holder is not None:
+            holder.close()

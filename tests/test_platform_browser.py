@@ -288,7 +288,7 @@ def test_store_manager_checks_adapts_and_sends_on_a_phone(playwright, world, bas
 
     # what the supplier got: the edited quantity, exactly once
     edi = (out_dir / "edi" / f"{order_id}.edi").read_text()
-    assert f"LIN+2++{I2}:SA'" in edi.replace("\n", "") and "QTY+21:7:PCE'" in edi
+    assert f"LIN+2++{I2}:IN'" in edi.replace("\n", "") and "QTY+21:7:PCE'" in edi
 
 
 @pytest.mark.slow

@@ -166,8 +166,11 @@ def db_status(as_json: JsonFlag = False) -> None:
         doc: dict[str, Any] = {"mode": "external", "url": _redact(settings.database_url)}
     else:
         st = embedded_pg.status(settings)
-        doc = {"mode": "embedded", "running": st.running, "pid": st.pid, "port": st.port,
-               "pgdata": str(st.pgdata), "url": st.url(settings.embedded_database)}
+        doc = {"mode": "embedded", "running": st.running, "pid": st.pid, "pgdata": str(st.pgdata)}
+        if st.running:
+            doc |= {"port": st.port, "url": st.url(settings.embedded_database)}
+        else:   # no port or URL of a server that is not there (the port may be another server's)
+            doc |= {"port": None, "url": None, "next_start": embedded_pg.next_start(settings)}
     _emit(doc, as_json)
 
 

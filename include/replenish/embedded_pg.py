@@ -140,6 +140,16 @@ def status(settings: Settings) -> ServerStatus:
     return ServerStatus(running=pid is not None, pgdata=pgdata, port=port, pid=pid)
 
 
+def next_start(settings: Settings) -> str:
+    """Where a stopped server will start: its port, unless another server holds that port now."""
+    port = settings.embedded_port
+    if not _port_in_use(port):
+        return f"on port {port}"
+    if _port_chosen(settings):
+        return f"refused: port {port} (REPLENISH_EMBEDDED_PORT) is taken by another server"
+    return f"on the first free port above {port}, which another server holds"
+
+
 def start(settings: Settings) -> ServerStatus:
     """Start (or reuse) the embedded server; create the platform database. Idempotent."""
     pgdata = settings.pgdata_dir

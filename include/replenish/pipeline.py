@@ -63,7 +63,7 @@ def extract(business_date: dt.date, run_id: str, *, source: str | None = None,
     """
     from pathlib import Path
 
-    from replenish.extract import CsvExportConnector, load_days
+    from replenish.extract import RAW_SCHEMA, CsvExportConnector, load_days, quarantined_rows
 
     settings = get_settings()
     root = Path(source) if source else settings.exports_dir
@@ -81,6 +81,12 @@ def extract(business_date: dt.date, run_id: str, *, source: str | None = None,
     summary = load_days(engine(), CsvExportConnector(root), days, progress=progress)
     result = summary.to_dict()
     result["backfilled_days"] = len(days) - 1
+    if summary.rows_quarantined:
+        shown = quarantined_rows(engine(), days)
+        if summary.rows_quarantined > len(shown):
+            result["quarantine_note"] = (f"the first {len(shown)} of {summary.rows_quarantined:,} quarantined rows; "
+                                         f"all are in {RAW_SCHEMA}.quarantine")
+        result["quarantined_rows"] = shown
     return record_stage(run_id, business_date, "extract", result)
 
 

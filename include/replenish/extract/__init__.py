@@ -17,6 +17,7 @@ from replenish.extract.loader import (
     LoadSummary,
     load_day,
     load_days,
+    quarantined_rows,
     validate_frame,
 )
 from replenish.extract.schema import RAW_SCHEMA, prepare_raw_schema
@@ -42,5 +43,6 @@ __all__ = [
     "parse_csv_bytes",
     "populate_mms_source",
     "prepare_raw_schema",
+    "quarantined_rows",
     "validate_frame",
 ]

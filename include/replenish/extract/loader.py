@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -721,6 +721,25 @@ def _prepared_in_order(connector: Connector, specs: Sequence[EntitySpec], chunks
             yield chunk, prepared
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+QUARANTINE_SHOWN = 20
+
+
+def quarantined_rows(engine: Engine, days: Sequence[date], *, schema: str = RAW_SCHEMA,
+                     limit: int = QUARANTINE_SHOWN) -> list[dict[str, Any]]:
+    """The first quarantined rows of these days, in file and line order: a person running a load reads which rows
+    were refused and why (file, line, field, reason), not only how many; all of them stay in ``<schema>.quarantine``.
+    """
+    check_ident(schema)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(f"select business_date, source_file, line_no, field, reason from {schema}.quarantine "
+                 "where business_date = any(:days) order by business_date, source_file, line_no limit :n"),
+            {"days": list(days), "n": limit},
+        ).mappings().all()
+    return [{"business_date": r["business_date"].isoformat(), "file": r["source_file"], "line": r["line_no"],
+             "field": r["field"], "reason": r["reason"]} for r in rows]
 
 
 def load_day(

@@ -1,6 +1,12 @@
 """EDIFACT ORDERS D.96A via pydifact, one file per order named by the order id (BGM document number = order
 id). The file is written atomically (tmp + rename); an existing file means the order was already sent.
 
+Parties and items: the store is the buyer (NAD+BY) and the delivery party (NAD+DP, with its name); the supplier is
+NAD+SU. Items carry the retailer's item number (LIN 7143 "IN", buyer's item number: the masters hold no supplier
+article number) and the item's name (IMD, free form), so the supplier's clerk can map a line without our ids.
+Names come from the masters: only Latin-1 printable text fits the UNOC character set, at most 35 characters a
+component. The interchange time (UNB) is the platform's clock in the retailer's zone, as every order date is.
+
 BGM message function (DE 1225): 9 = original; 7 = duplicate ("the message is a duplicate of a previously
 generated message", UNTDID) when an earlier attempt may have reached the supplier, with an FTX free text that
 says which order it may repeat. (EANCOM narrows 7 to a re-transmission the receiver asked for: the dispatcher
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +27,24 @@ from pydifact.segments import Segment
 from replenish.orders.channels.base import checked_key
 
 ORIGINAL, DUPLICATE = "9", "7"
+_NAME_LEN = 35   # an..35: C080 party name and C273 item description components
+
+
+def _text(value: object) -> str:
+    """Master-data text as UNOC (ISO 8859-1) printable characters, one line, at most 35 characters (pydifact
+    escapes the separators)."""
+    kept = "".join(ch if ch.isprintable() and ord(ch) < 256 else " " for ch in str(value or ""))
+    return re.sub(r"\s+", " ", kept).strip()[:_NAME_LEN].rstrip()
 
 
 def render_orders_d96a(
     payload: dict[str, Any], *, sender: str = "REPLENISH", now: dt.datetime | None = None,
     possible_duplicate: bool = False,
 ) -> str:
-    now = now or dt.datetime.now()
+    if now is None:
+        from replenish import clock
+
+        now = clock.now()        # aware, in the retailer's zone
     oid = payload["order_id"]  # <= 35 characters (BGM 1004 an..35) by construction: proposals.order_id_for
     ref = oid[-14:]
     msg = Message(ref, ["ORDERS", "D", "96A", "UN"])
@@ -37,10 +55,15 @@ def render_orders_d96a(
         # FTX+AAI (general information): free text for the person who reads the supplier's inbox
         msg.add_segment(Segment("FTX", "AAI", "", "", [f"POSSIBLE DUPLICATE OF ORDER {oid}",
                                                        "PROCESS ONLY IF NOT ALREADY RECEIVED"]))
-    msg.add_segment(Segment("NAD", "BY", [str(payload["store_id"]), "", "92"]))
+    store = [str(payload["store_id"]), "", "92"]           # 92: code assigned by the buyer
+    msg.add_segment(Segment("NAD", "BY", store))
+    store_name = _text(payload.get("store_name"))
+    msg.add_segment(Segment("NAD", "DP", store, *(["", store_name] if store_name else [])))
     msg.add_segment(Segment("NAD", "SU", [str(payload["supplier_id"]), "", "92"]))
     for i, ln in enumerate(payload["lines"], start=1):
-        msg.add_segment(Segment("LIN", str(i), "", [str(ln["item_id"]), "SA"]))
+        msg.add_segment(Segment("LIN", str(i), "", [str(ln["item_id"]), "IN"]))
+        if item_name := _text(ln.get("item_name")):
+            msg.add_segment(Segment("IMD", "F", "", ["", "", "", item_name]))
         msg.add_segment(Segment("QTY", ["21", str(int(ln["qty"])), "PCE"]))
     msg.add_segment(Segment("UNS", "S"))
     msg.add_segment(Segment("CNT", ["2", str(len(payload["lines"]))]))
