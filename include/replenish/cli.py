@@ -460,7 +460,7 @@ def airflow_ui(
     import time
     import urllib.request
 
-    from replenish.orchestration import UI_ADMIN, airflow_ui_env, start_airflow_ui, write_airflow_cfg
+    from replenish.orchestration import UI_ADMIN, airflow_ui_env, start_airflow_ui, stop_airflow_ui, write_airflow_cfg
 
     _setup_logging()
     env, password = airflow_ui_env(host=host, port=port)
@@ -484,13 +484,7 @@ def airflow_ui(
         signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait, not to a handler
         signal.sigwait(stop)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except Exception:  # noqa: BLE001
-                p.kill()
+        stop_airflow_ui(procs)
 
 
 # ------------------------------------------------------------------------ clock

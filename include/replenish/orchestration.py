@@ -332,5 +332,49 @@ def start_airflow_ui(env: dict[str, str], *, scheduler: bool = True) -> list[sub
     procs = []
     for cmd in cmds:
         out = open(logs / f"ui-{cmd[0]}.log", "ab")  # noqa: SIM115 - the process owns it until it ends
-        procs.append(subprocess.Popen([airflow_bin, *cmd], env=full, stdout=out, stderr=subprocess.STDOUT))
+        # Each component leads a process group of its own, so stop_airflow_ui can end what it forked (the
+        # scheduler's LocalExecutor workers, its log server) even after the component itself is gone.
+        procs.append(subprocess.Popen([airflow_bin, *cmd], env=full, stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True, preexec_fn=_end_with_parent))
     return procs
+
+
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies (even by SIGKILL), as when it shared
+    that process's group. Linux only (prctl PR_SET_PDEATHSIG); elsewhere stop_airflow_ui alone ends it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def stop_airflow_ui(procs: list[subprocess.Popen], timeout: float = 20.0) -> None:
+    """End the processes of :func:`start_airflow_ui` and all they started: SIGTERM to each component (a scheduler
+    ends its executor's workers), then, after ``timeout`` seconds at most, SIGKILL to what is left of each
+    component's process group. SIGTERM to the whole group used to reach the LocalExecutor workers with their
+    scheduler, which was then killed while it waited for them: they lived on as orphans."""
+    import signal
+    import time
+
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(_exited(p.pid) for p in procs):
+        time.sleep(0.2)
+    for p in procs:
+        # the leader is not reaped yet (a zombie at most), so its group id cannot name another process's group
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        p.wait()
+
+
+def _exited(pid: int) -> bool:
+    """Whether child ``pid`` has ended, without reaping it (its process group id stays reserved)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
