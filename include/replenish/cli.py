@@ -71,16 +71,21 @@ class _OneLineErrors(TyperGroup):
             where = ctx.command_path if ctx is not None else "replenish"
             typer.echo(f"{where}: error: {one_line(e.format_message())}", err=True)  # type: ignore[attr-defined]
             sys.exit(e.exit_code)  # type: ignore[attr-defined]
-        except _ABORT as e:
-            from replenish.interruption import Interrupted
-
-            if isinstance(e.__cause__, Interrupted):  # SIGINT or SIGTERM in a command that let it through (demo)
-                again = shlex.join(["replenish", *sys.argv[1:]])
-                typer.echo(f"replenish: {interrupted_message(e.__cause__, again)}", err=True)
-                sys.exit(e.__cause__.exit_code)
+        except _ABORT:
             typer.echo("aborted", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def invoke(self, ctx: Any) -> Any:
+        from replenish.interruption import Interrupted
+
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:
+            # SIGINT or SIGTERM a command let through (the demo's run): typer would exit 130 without a word
+            again = shlex.join(["replenish", *sys.argv[1:]])
+            typer.echo(f"replenish: {interrupted_message(exc, again)}", err=True)
+            raise typer.Exit(exc.exit_code) from None
 
 
 def one_line(message: str) -> str:
