@@ -1,12 +1,17 @@
-"""`replenish airflow-ui`: the generated airflow.cfg says what the environment says; the UI's environment; and, in
-a real api-server clicked in Chromium, the monitoring plugin's links to the platform (nav and DAG run tabs)."""
+"""`replenish airflow-ui`: the generated airflow.cfg says what the environment says; the UI's environment; a stop ends
+every process it started; and, in a real api-server clicked in Chromium, the monitoring plugin's links to the
+platform (nav and DAG run tabs)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +48,45 @@ def test_ui_environment_signs_in_the_demo_admin(tmp_path: Path, monkeypatch) -> 
     assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:8399"
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == orchestration.airflow_ui_env(port=8399)[0][
         "AIRFLOW__API_AUTH__JWT_SECRET"]  # one secret for every process and restart
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_ends_every_airflow_process() -> None:
+    """`replenish airflow-ui` stopped as a container or a CI job stops it (SIGTERM to its process group): nothing it
+    started lives on. Before, the scheduler's LocalExecutor workers got the signal with their scheduler, which was
+    killed while it waited for them, and stayed behind as orphans."""
+    import psutil
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    proc = subprocess.Popen([sys.executable, "-c", "from replenish.cli import app; app()", "airflow-ui", "--port",
+                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert "Airflow UI:" in proc.stdout.readline(), "the UI did not start"
+        deadline = time.monotonic() + 120
+        tree: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            tree = psutil.Process(proc.pid).children(recursive=True)
+            # Airflow's default of 32 workers, forked at once: the scheduler's shutdown outlasted the stop's wait
+            if sum("LocalExecutor" in " ".join(p.cmdline()) for p in tree if p.is_running()) >= 8:
+                time.sleep(1)
+                tree = psutil.Process(proc.pid).children(recursive=True)
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"no LocalExecutor workers: {[p.cmdline() for p in tree]}")
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(tree, timeout=10)
+        assert not alive, [" ".join(p.cmdline()) for p in alive]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import shlex
 import sys
 import uuid
 from collections.abc import Iterator
@@ -74,6 +75,17 @@ class _OneLineErrors(TyperGroup):
             typer.echo("aborted", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def invoke(self, ctx: Any) -> Any:
+        from replenish.interruption import Interrupted
+
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:
+            # SIGINT or SIGTERM a command let through (the demo's run): typer would exit 130 without a word
+            again = shlex.join(["replenish", *sys.argv[1:]])
+            typer.echo(f"replenish: {interrupted_message(exc, again)}", err=True)
+            raise typer.Exit(exc.exit_code) from None
 
 
 def one_line(message: str) -> str:
@@ -287,8 +299,8 @@ def run(
     A clock set before a date's night (``replenish clock set``, the demo's) moves on to that night first, so a replay
     of nights sees its cutoffs pass and its delivery dates come; the wall clock is never touched."""
     _setup_logging()
-    from replenish import clock, pipeline, run_state
-    from replenish.orchestration import run_dag
+    from replenish import pipeline
+    from replenish.interruption import Interrupted, trap_signals
     from replenish.settings import get_settings
 
     if dag_id not in RUNNABLE_DAGS:
@@ -307,10 +319,30 @@ def run(
             fail(f"no exports for business date {absent[0]}" + (f" (and {len(absent) - 1} more dates of the range)"
                  if len(absent) > 1 else "") + f" under {str(get_settings().exports_dir)!r}: run `replenish data "
                  "import-bakery`, or point REPLENISH_EXPORTS_ROOT at the export folder", "--date")
-    runs = []
+    try:
+        with _stdout_for_json(as_json), trap_signals():
+            failed = _run_nights(dag_id, start, end, loaded, as_json)
+    except Interrupted as exc:
+        # the nights before the interrupted one are done: the same command from that night on
+        day = exc.details.get("business_date", start.isoformat())
+        again = f"replenish run --date {day}" + (f" --to {end}" if end.isoformat() > day else "") + (
+            f" --dag {dag_id}" if dag_id != "replenishment_nightly" else "")
+        typer.echo(f"replenish run: {interrupted_message(exc, again)}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run_nights(dag_id: str, start: dt.date, end: dt.date, loaded: set[dt.date], as_json: bool) -> bool:
+    """The nights of ``replenish run``, their document on stdout; whether one failed."""
+    from replenish import clock, pipeline, run_state
+    from replenish.interruption import Interrupted
+    from replenish.orchestration import run_dag
+
+    runs: list[dict[str, Any]] = []
     day = start
     failed = False
-    with _stdout_for_json(as_json):
+    try:
         missing = [d for d in pipeline.available_export_dates() if d < start and d not in loaded]
         if len(missing) > 3:
             # a first installation (or days missed): the nightly's extract would load them silently for minutes
@@ -339,10 +371,34 @@ def run(
             runs.append(res)
             failed = failed or "success" not in res["state"]
             day += dt.timedelta(days=1)
-        doc = runs[0] if len(runs) == 1 else {"runs": runs}
-        _emit(doc, as_json)
-    if failed:
-        raise typer.Exit(1)
+    except Interrupted as exc:
+        exc.details.setdefault("business_date", day.isoformat())  # outside a DAG run: the night it was at
+        raise
+    doc = runs[0] if len(runs) == 1 else {"runs": runs}
+    _emit(doc, as_json)
+    return failed
+
+
+def interrupted_message(exc: Any, again: str) -> str:
+    """One line for a command ended by SIGINT or SIGTERM (``replenish.interruption.Interrupted``): where it was,
+    what was marked, and the command that picks it up again."""
+    d = exc.details
+    what = {"replenishment_nightly": "the nightly run", "forecast_training": "the weekly training"}.get(
+        d.get("dag_id", ""), d.get("dag_id") or "the command")
+    on = f" for business date {d['business_date']}" if d.get("business_date") else ""
+    if d.get("run_id") and d.get("marked"):
+        tasks = ", ".join(d.get("tasks") or [])
+        where = f"during task {tasks} of {what}{on}" if tasks else f"between two tasks of {what}{on}"
+        state = f"Airflow run {d['run_id']} is marked failed, and so is its record in ops.pipeline_runs"
+    elif d.get("run_id"):
+        where = f"during {what}{on}"
+        state = (f"Airflow run {d['run_id']} could not be marked failed ({d['mark_error']})" if "mark_error" in d
+                 else f"Airflow run {d['run_id']} had ended")
+    else:
+        where = f"during {what}{on}" if d.get("dag_id") else f"before the DAG run{on} started"
+        state = "no Airflow run was under way"
+    return (f"interrupted by {exc.signal_name} {where}; {state}. `{again}` redoes it safely: every stage replaces "
+            "its own rows, and orders and mails already sent are not sent again.")
 
 
 # ----------------------------------------------------------------------- status
@@ -412,7 +468,7 @@ def airflow_ui(
     import time
     import urllib.request
 
-    from replenish.orchestration import UI_ADMIN, airflow_ui_env, start_airflow_ui, write_airflow_cfg
+    from replenish.orchestration import UI_ADMIN, airflow_ui_env, start_airflow_ui, stop_airflow_ui, write_airflow_cfg
 
     _setup_logging()
     env, password = airflow_ui_env(host=host, port=port)
@@ -436,13 +492,7 @@ def airflow_ui(
         signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait, not to a handler
         signal.sigwait(stop)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except Exception:  # noqa: BLE001
-                p.kill()
+        stop_airflow_ui(procs)
 
 
 # ------------------------------------------------------------------------ clock

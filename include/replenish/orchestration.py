@@ -16,13 +16,19 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pluggy import HookimplMarker
 
 from replenish.database import database_url, url_parts
 from replenish.pg_server import ensure_database
 from replenish.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from replenish.interruption import SignalTrap
+
 log = logging.getLogger(__name__)
+hookimpl = HookimplMarker("airflow")  # Airflow's listener hooks
 
 
 def airflow_database_url(settings: Settings | None = None) -> str:
@@ -133,21 +139,132 @@ def logical_date_for(business_date: dt.date) -> dt.datetime:
 
 
 def run_dag(dag_id: str, business_date: dt.date) -> dict[str, Any]:
-    """Run one DAG for one business date in-process; returns run id and state per task."""
+    """Run one DAG for one business date in-process; returns run id and state per task.
+
+    SIGINT or SIGTERM (Ctrl-C, a container stop, a CI timeout) ends the run: the Airflow run and the task
+    instances it left unfinished are marked failed, through Airflow's listeners (``ops.pipeline_runs``,
+    ``ops.task_runs`` and the failure alert), and :class:`replenish.interruption.Interrupted` is raised with
+    ``details`` saying what was marked. A re-run of the date is a new Airflow run of the same stages."""
     configure_airflow()
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.listener import get_listener_manager
 
-    bag = DagBag(dag_folder=str(get_settings().home / "dags"))
-    if bag.import_errors:
-        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    dag = bag.get_dag(dag_id)
-    if dag is None:
-        raise KeyError(f"no DAG {dag_id}")
-    started = dt.datetime.now(dt.UTC)
-    dr = dag.test(logical_date=logical_date_for(business_date))
+    from replenish.interruption import Interrupted, trap_signals
+
+    with trap_signals() as trap:
+        bag = DagBag(dag_folder=str(get_settings().home / "dags"))
+        if bag.import_errors:
+            raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+        dag = bag.get_dag(dag_id)
+        if dag is None:
+            raise KeyError(f"no DAG {dag_id}")
+        started = dt.datetime.now(dt.UTC)
+        guard = _TaskSignalGuard(trap)
+        tasks_hooks = get_listener_manager()
+        tasks_hooks.add_listener(guard)
+        try:
+            dr = dag.test(logical_date=logical_date_for(business_date))
+            trap.check()
+        except Interrupted as exc:
+            with trap.held():
+                trap.arm()
+                exc.details.update(dag_id=dag_id, business_date=business_date.isoformat())
+                exc.details.update(_fail_interrupted_run(dag_id, logical_date_for(business_date), started, exc))
+            raise
+        finally:
+            tasks_hooks.pm.unregister(guard)
     _record_wall_start(dag_id, dr.run_id, started)
     tasks = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
     return {"dag_id": dag_id, "run_id": dr.run_id, "state": str(dr.state), "tasks": tasks}
+
+
+class _TaskSignalGuard:
+    """Keeps SIGINT and SIGTERM ending the run while ``dag.test()`` runs tasks in this process (a listener of the
+    Task SDK, registered by :func:`run_dag` for one run).
+
+    Airflow's in-process task runner replaces the SIGTERM handler at the start of every task (with one that only
+    calls the operator's ``on_kill``) and never puts it back: the trap is armed again as each task starts and ends.
+    It also catches every exception of the task, the interruption included, and makes it a failed attempt retried
+    five minutes later: the interruption is raised again when the task's hooks are done, which ends ``dag.test()``.
+    A SIGTERM in the moment between a task's start and its running hook only reaches the operator's ``on_kill``."""
+
+    def __init__(self, trap: SignalTrap) -> None:
+        self.trap = trap
+
+    @hookimpl
+    def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
+        self.trap.arm()
+
+    @hookimpl
+    def before_stopping(self, component: Any) -> None:
+        self.trap.arm()
+        self.trap.check()
+
+
+def _fail_interrupted_run(dag_id: str, logical_date: dt.datetime, started: dt.datetime,
+                          exc: BaseException) -> dict[str, Any]:
+    """Mark the interrupted run failed as Airflow's "mark failed" does (running task instances failed, the ones not
+    started skipped), with the attempt the signal cut short failed too, and tell the listeners (the monitoring
+    plugin records the run and task attempts in ``ops`` and sends the one failure alert). What was done, for the
+    message: ``run_id``, ``tasks`` (those that were running), ``marked``; ``mark_error`` when it failed."""
+    from airflow import settings
+    from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
+    from airflow.listeners.listener import get_listener_manager
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select, text
+
+    out: dict[str, Any] = {"run_id": None, "tasks": [], "marked": False}
+    try:
+        if settings.Session is not None:
+            settings.Session.remove()  # dag.test()'s session may be mid-transaction where the signal hit
+        with create_session() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # a lock still held where the signal hit must end in a message, not in a hang
+                session.execute(text("SET LOCAL lock_timeout = '30s'"))
+            dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date))
+            if dr is None:
+                return out  # interrupted before dag.test() created the run
+            out["run_id"] = dr.run_id
+            if dr.state != DagRunState.RUNNING:
+                return out  # it had ended, or the signal came before dag.test() replaced an earlier run of the date
+            # the attempt the signal cut short: Airflow's task runner took it for a failure to retry
+            cut = [ti for ti in dr.get_task_instances(session=session)
+                   if ti.state in (TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.QUEUED,
+                                   TaskInstanceState.RESTARTING)]
+            for ti in cut:
+                ti.set_state(TaskInstanceState.FAILED, session=session)
+            sdag = DBDagBag().get_dag_for_run(dr, session=session)
+            if sdag is None:
+                raise RuntimeError(f"no serialized DAG {dag_id} for run {dr.run_id}")
+            _, killed = set_dag_run_state_to_failed(dag=sdag, run_id=dr.run_id, commit=True, session=session)
+            session.flush()
+            failed = list(dict.fromkeys((ti.task_id, ti.map_index) for ti in cut + killed))
+            out["tasks"] = [task + (f"[{index}]" if index >= 0 else "") for task, index in failed]
+        out["marked"] = True
+        _record_wall_start(dag_id, out["run_id"], started)
+        hooks = get_listener_manager().hook
+        with create_session() as session:
+            dr = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id,
+                                                      DagRun.run_id == out["run_id"])).one()
+            by_key = {(ti.task_id, ti.map_index): ti for ti in dr.get_task_instances(session=session)}
+            # the tasks first: a failed run whose tasks alerted sends no second alert
+            for key in failed:
+                try:
+                    hooks.on_task_instance_failed(previous_state=TaskInstanceState.RUNNING,
+                                                  task_instance=by_key[key], error=exc)
+                except Exception:  # noqa: BLE001 - a listener never stops the marking
+                    log.exception("listener failed on an interrupted task")
+            try:
+                hooks.on_dag_run_failed(dag_run=dr, msg=f"interrupted by {getattr(exc, 'signal_name', exc)}")
+            except Exception:  # noqa: BLE001
+                log.exception("listener failed on an interrupted run")
+    except Exception as err:  # noqa: BLE001 - the interruption is reported all the same, with this
+        log.exception("could not mark the interrupted run failed")
+        out["mark_error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return out
 
 
 def _record_wall_start(dag_id: str, run_id: str, started: dt.datetime) -> None:
@@ -215,5 +332,49 @@ def start_airflow_ui(env: dict[str, str], *, scheduler: bool = True) -> list[sub
     procs = []
     for cmd in cmds:
         out = open(logs / f"ui-{cmd[0]}.log", "ab")  # noqa: SIM115 - the process owns it until it ends
-        procs.append(subprocess.Popen([airflow_bin, *cmd], env=full, stdout=out, stderr=subprocess.STDOUT))
+        # Each component leads a process group of its own, so stop_airflow_ui can end what it forked (the
+        # scheduler's LocalExecutor workers, its log server) even after the component itself is gone.
+        procs.append(subprocess.Popen([airflow_bin, *cmd], env=full, stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True, preexec_fn=_end_with_parent))
     return procs
+
+
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies (even by SIGKILL), as when it shared
+    that process's group. Linux only (prctl PR_SET_PDEATHSIG); elsewhere stop_airflow_ui alone ends it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def stop_airflow_ui(procs: list[subprocess.Popen], timeout: float = 20.0) -> None:
+    """End the processes of :func:`start_airflow_ui` and all they started: SIGTERM to each component (a scheduler
+    ends its executor's workers), then, after ``timeout`` seconds at most, SIGKILL to what is left of each
+    component's process group. SIGTERM to the whole group used to reach the LocalExecutor workers with their
+    scheduler, which was then killed while it waited for them: they lived on as orphans."""
+    import signal
+    import time
+
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(_exited(p.pid) for p in procs):
+        time.sleep(0.2)
+    for p in procs:
+        # the leader is not reaped yet (a zombie at most), so its group id cannot name another process's group
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        p.wait()
+
+
+def _exited(pid: int) -> bool:
+    """Whether child ``pid`` has ended, without reaping it (its process group id stays reserved)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
