@@ -363,6 +363,43 @@ def test_bulk_approve_reports_each_order(app, world, monkeypatch) -> None:
     _queued_order_says_when_the_dispatch_sends_it(c, a, monkeypatch)
 
 
+def test_send_now_by_mail_without_a_sendgrid_key_says_the_supplier_has_not_got_it(tmp_path) -> None:
+    """Without a SendGrid key an order mail is only written to the outbox folder (the offline default); the order
+    page said "Sent to the supplier." all the same, and a store manager took the order as placed."""
+    from replenish import clock
+    from replenish.database import engine
+    from replenish.orders.channels import EmailChannel
+    from replenish.orders.dispatcher import drain
+
+    world = seeded_world()
+    try:
+        mail = EmailChannel(api_key=None, base_url="http://127.0.0.1:9", mail_from="replenish@example.com",
+                            outbox_dir=tmp_path)
+
+        def dispatch(order_ids: list[str] | None = None) -> dict:
+            return drain(engine(), {"email": mail}, business_today=clock.today(), order_ids=order_ids,
+                         run_id="web-test-mail")
+
+        app = make_app(dispatch)
+        oid = _order(world, 1, 1)
+        with engine().begin() as conn:
+            conn.execute(text("UPDATE orders.purchase_orders SET channel = 'email' WHERE order_id = :o"), {"o": oid})
+        c = _client(app, world, "buyer2")
+        r = c.post(f"/orders/{oid}/approve", data={"version": version_of(c, oid), "csrf_token": csrf_of(c)})
+        assert r.status_code == 200, r.text
+        with engine().begin() as conn:   # the supplier's address, as the masters would have given it
+            conn.execute(text("UPDATE orders.outbox SET payload = jsonb_set(payload, '{supplier}', "
+                              "'{\"email\": \"orders@supplier.example\"}') WHERE order_id = :o"), {"o": oid})
+        r = c.post(f"/orders/{oid}/send", data={"version": version_of(c, oid), "csrf_token": csrf_of(c)},
+                   follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].endswith("done=kept_on_disk")
+        page = c.get(r.headers["location"]).text
+        assert "Not e-mailed: no SendGrid key is configured" in page and "Sent to the supplier." not in page
+        assert 'data-status="sent"' in page and [p.name for p in tmp_path.glob("*.eml")] == [f"{oid}.eml"]
+    finally:
+        retire(world)
+
+
 def _queued_order_says_when_the_dispatch_sends_it(c: TestClient, order_id: str, monkeypatch) -> None:
     """An approved order goes out with the 5-minute dispatch; where that has not run for a while, it says so."""
     import datetime as dt

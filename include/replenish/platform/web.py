@@ -50,13 +50,15 @@ NOTICES = {
     "unchanged": "Nothing changed: every quantity is as it was.",
     "rejected": "Order rejected.",
     "sent": "Sent to the supplier.",
+    "kept_on_disk": "Not e-mailed: no SendGrid key is configured, so the order mail was kept in the outbox folder. "
+                    "The supplier has not got it: send it another way, or ask for the key to be set.",
     "queued": "Approved: it goes out with the next dispatch run.",
     "send_retry": "The supplier could not be reached: it is retried automatically (see the status below).",
     "send_failed": "Sending failed: see the error below, then use Retry.",
     "send_expired": "Not sent: its delivery date has passed, so the order was cancelled.",
     "signed_out": "You are signed out.",
 }
-BAD_NOTICES = {"send_retry", "send_failed", "send_expired"}
+BAD_NOTICES = {"send_retry", "send_failed", "send_expired", "kept_on_disk"}
 DISPATCH_IDLE_AFTER = dt.timedelta(minutes=15)   # three of the dispatch's 5-minute runs missed
 
 
@@ -843,7 +845,11 @@ def _after_send(request: Request, order_id: str) -> Response:
     with ctx.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"),
                               {"o": order_id}).scalar()
+        ref = conn.execute(text("SELECT to_value FROM orders.order_events WHERE order_id = :o AND event = 'sent_ref' "
+                                "ORDER BY at DESC, event_id DESC LIMIT 1"), {"o": order_id}).scalar()
     done = {"sent": "sent", "acknowledged": "sent", "retry": "send_retry", "dead_letter": "send_failed",
             "cancelled": "send_expired"}.get(
         str(status), "queued")
+    if done == "sent" and str(ref or "").startswith("eml:"):
+        done = "kept_on_disk"   # the offline default: "sent" as far as the outbox goes, but no supplier has it
     return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done={done}", status_code=303)
