@@ -119,7 +119,7 @@ def airflow_ui_with_a_run(tmp_path_factory):
     from support.platform_app import make_app, retire, seeded_world
 
     from replenish.database import engine
-    from replenish.orchestration import airflow_ui_env, start_airflow_ui, write_airflow_cfg
+    from replenish.orchestration import airflow_ui_env, start_airflow_ui, stop_airflow_ui, write_airflow_cfg
     from replenish.settings import get_settings
 
     port = free_port()
@@ -168,13 +168,7 @@ def airflow_ui_with_a_run(tmp_path_factory):
                    "run_page": f"{ui}/dags/replenishment_nightly/runs/{quote(run_id, safe='')}"}
             _api(ui, f"/api/v2/dags/replenishment_nightly/dagRuns/{quote(run_id, safe='')}", token, "DELETE")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_airflow_ui(procs)   # what the components forked ends with them
         report.unlink(missing_ok=True)
         shutil.rmtree(suite, ignore_errors=True)
         with engine().begin() as conn:
