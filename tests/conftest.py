@@ -79,3 +79,27 @@ def _migrations_checked_again() -> None:
     from replenish import migrations
 
     migrations.forget()
+
+
+@pytest.fixture(scope="module")
+def world():  # noqa: ANN201 - the dict platform.demo.seed_demo returns
+    """A small platform world per test module (stores, suppliers, open orders in review, users of every role, POS
+    API keys: ``platform.demo.seed_demo``), retired afterwards. A module with a world of its own defines its own."""
+    from support.platform_app import retire, seeded_world
+
+    w = seeded_world()
+    yield w
+    retire(w)
+
+
+@pytest.fixture
+def clock_restored():  # noqa: ANN201
+    """The platform's clock setting as it was before the test (tests set the shared database's clock)."""
+    from replenish import clock
+
+    before = clock.setting()
+    yield
+    if before is None:
+        clock.reset_clock()
+    else:
+        clock.set_clock(before.business_at, frozen=before.is_frozen, set_by=before.set_by)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from support.platform_app import CSRF_RE, login, make_app, retire, seeded_world
+from support.platform_app import CSRF_RE, login, make_app
 
 AIRFLOW = "http://airflow.test:8080"
 DAY = dt.date(2000, 1, 3)
@@ -24,13 +24,6 @@ FINISHED = dt.datetime(2000, 1, 3, 23, 20, tzinfo=dt.UTC)
 
 def _run_page(view: str, dag_id: str = "replenishment_nightly", run_id: str = NIGHTLY_RUN) -> str:
     return f"/airflow/{view}?" + urlencode({"dag_id": dag_id, "run_id": run_id})
-
-
-@pytest.fixture(scope="module")
-def world() -> Any:
-    w = seeded_world()
-    yield w
-    retire(w)
 
 
 @pytest.fixture(scope="module")

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from replenish import clock
 
 D = dt.date(2019, 4, 29)
 
 
-@pytest.fixture
-def wall_clock_after():
-    before = clock.setting()
-    yield
-    if before is None:
-        clock.reset_clock()
-    else:
-        clock.set_clock(before.business_at, frozen=before.is_frozen, set_by=before.set_by)
-
-
-def test_a_set_clock_moves_on_to_each_replayed_night_and_never_back(wall_clock_after):
+def test_a_set_clock_moves_on_to_each_replayed_night_and_never_back(clock_restored):
     clock.reset_clock()
     assert clock.advance_to_night_of(D) is None and clock.setting() is None      # the wall clock is not touched
     clock.set_clock(clock.at(D - dt.timedelta(days=3), dt.time(0, 5)), frozen=True, set_by="replay")

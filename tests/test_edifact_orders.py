@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from pydifact.segmentcollection import Interchange
 
 from replenish import clock
@@ -38,16 +37,6 @@ def test_parties_items_and_names_read_back() -> None:
     assert [e for tag, e in segs if tag == "IMD"] == [["F", "", ["", "", "", "Weizenbroetchen"]]]
     assert [e[0] for tag, e in segs if tag == "QTY"] == [["21", "130", "PCE"], ["21", "50", "PCE"]]
     assert "\x1b" not in edi and "\u20ac" not in edi
-
-
-@pytest.fixture
-def clock_restored():
-    before = clock.setting()
-    yield
-    if before is None:
-        clock.reset_clock()
-    else:
-        clock.set_clock(before.business_at, frozen=before.is_frozen, set_by=before.set_by)
 
 
 def test_the_interchange_is_stamped_with_the_platforms_clock(tmp_path, clock_restored) -> None:

@@ -18,13 +18,6 @@ from replenish.platform.demo import I1, I2, I3
 
 
 @pytest.fixture(scope="module")
-def world() -> Any:
-    w = seeded_world()
-    yield w
-    retire(w)
-
-
-@pytest.fixture(scope="module")
 def calls() -> list[int]:
     return []
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from support.platform_app import csrf_of, login, make_app, retire, seeded_world
+from support.platform_app import csrf_of, login, make_app
 
 from replenish.platform.demo import I1, I2
 
@@ -29,13 +29,6 @@ SCOPES: dict[str, tuple[tuple[int, int], tuple[int, int] | None]] = {
     "manager2": ((1, 0), (0, 1)),
     "terminal": ((0, 1), (1, 0)),  # API key of store 1
 }
-
-
-@pytest.fixture(scope="module")
-def world() -> Any:
-    w = seeded_world()
-    yield w
-    retire(w)
 
 
 @pytest.fixture(scope="module")

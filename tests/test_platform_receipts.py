@@ -11,18 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from support.platform_app import make_app, retire, seeded_world
+from support.platform_app import make_app
 
 from replenish.platform.demo import I1
 
 URL = "/api/v1/receipts"
-
-
-@pytest.fixture(scope="module")
-def world() -> Any:
-    w = seeded_world()
-    yield w
-    retire(w)
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from support.platform_app import CSRF_RE, make_app, retire, seeded_world
-
-
-@pytest.fixture(scope="module")
-def world() -> Any:
-    w = seeded_world()
-    yield w
-    retire(w)
+from support.platform_app import CSRF_RE, make_app
 
 
 def _user(world: dict, suffix: str, *, active: bool = True) -> dict[str, str]:

@@ -21,13 +21,6 @@ I9 = 990_009  # an item added by hand (no parameters mart here: any item of the 
 
 
 @pytest.fixture(scope="module")
-def world() -> Any:
-    w = seeded_world()
-    yield w
-    retire(w)
-
-
-@pytest.fixture(scope="module")
 def app(world, tmp_path_factory):
     from replenish import clock
     from replenish.database import engine
