@@ -120,6 +120,11 @@ def actor_label(actor: object) -> str:
 _OUTBOX_NOTE = " (no SendGrid API key"
 
 
+def kept_on_disk(ref: str | None) -> bool:
+    """Whether a sent order's channel reference is an e-mail only written to the outbox folder (no SendGrid key)."""
+    return str(ref or "").startswith("eml:")
+
+
 def _file_name(ref: str) -> str | None:
     """The name of the file a file channel wrote, when ``ref`` is its path (absolute, or a .edi/.eml file)."""
     if ref.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", ref) or ref.lower().endswith((".edi", ".eml")):
@@ -147,7 +152,7 @@ def sent_words(ref: str) -> str:
     if not ref:
         return "Delivered to the supplier"
     kind, _, rest = ref.partition(":")
-    if kind == "eml":
+    if kept_on_disk(ref):
         name = _file_name(rest.split(_OUTBOX_NOTE, 1)[0].strip())
         return ("Not e-mailed: no SendGrid key configured, so the mail was kept in the outbox folder"
                 + (f" ({name})" if name else ""))

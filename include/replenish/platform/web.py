@@ -27,7 +27,7 @@ from replenish.platform.accounts import authenticate
 from replenish.platform.charts import sales_svg
 from replenish.platform.errors import FieldError, PlatformError, has_control_chars, not_found
 from replenish.platform.explain import why_steps
-from replenish.platform.labels import actor_label, event_words, reason_label, status_label
+from replenish.platform.labels import actor_label, event_words, kept_on_disk, reason_label, status_label
 from replenish.platform.ratelimit import account_key, account_wait, clear_failures, record_failure
 from replenish.platform.sessions import (
     LOGIN_CSRF_COOKIE,
@@ -850,6 +850,6 @@ def _after_send(request: Request, order_id: str) -> Response:
     done = {"sent": "sent", "acknowledged": "sent", "retry": "send_retry", "dead_letter": "send_failed",
             "cancelled": "send_expired"}.get(
         str(status), "queued")
-    if done == "sent" and str(ref or "").startswith("eml:"):
+    if done == "sent" and kept_on_disk(ref):
         done = "kept_on_disk"   # the offline default: "sent" as far as the outbox goes, but no supplier has it
     return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done={done}", status_code=303)
