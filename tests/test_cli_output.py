@@ -51,6 +51,15 @@ def test_tables_align_and_escape() -> None:
     assert "empty: raw.x" in buf.getvalue()
 
 
+def test_status_tells_the_orders_only_kept_in_the_outbox_folder_from_the_sent() -> None:
+    run = {"dag_id": "replenishment_nightly", "business_date": "2019-04-30", "state": "success", "started_at": None,
+           "finished_at": None, "task_failures": 0}
+    kept = status_text({"dag_runs": [{**run, "figures": {"dispatch_sent": 68, "dispatch_kept_on_disk": 34}}]})
+    assert "68 (34 not e-mailed)" in kept
+    sent = status_text({"dag_runs": [{**run, "figures": {"dispatch_sent": 68, "dispatch_kept_on_disk": 0}}]})
+    assert "not e-mailed" not in sent and " 68 " in sent
+
+
 def test_an_accuracy_window_past_the_forecast_retention_says_so() -> None:
     """``replenish accuracy --days`` reaching before the forecasts the nightly keeps names the first kept date
     instead of scoring fewer days in silence."""

@@ -232,6 +232,24 @@ def test_one_scoped_digest_per_buyer_with_the_sendgrid_payload(eng, day, sendgri
     assert carl["subject"].endswith("4 exceptions")  # 2 blocked stores + dead letter + forecast
 
 
+def test_orders_only_kept_in_the_outbox_folder_are_not_called_e_mailed(eng, sendgrid, tmp_path):
+    """Sent as far as the outbox goes, an order mail written to disk for want of a SendGrid key has not reached its
+    supplier: the digest says how many of the transmitted orders that is."""
+    d = dt.date(2030, 1, 7) + dt.timedelta(days=40 * next(_DAYS))
+    with eng.begin() as c:
+        for store, ref in enumerate(("eml:/srv/outbox/PO-1.eml (no SendGrid API key: written to outbox_dir, not "
+                                     "emailed)", "sendgrid:msg-1", "/srv/edi/PO-3.edi"), start=1):
+            oid = _order(c, d, store, BREAD, 10, "sent", released_by="release:r1:rules-v1")
+            c.execute(text("INSERT INTO orders.order_events (order_id, at, actor, event, to_value) "
+                           "VALUES (:o, now(), 'dispatcher:r1', 'sent_ref', :r)"), {"o": oid, "r": ref})
+    _run(eng, d, _channel(sendgrid, tmp_path))
+    anna = _mail_to(sendgrid, "anna@retailer.test")
+    said = ("3 transmitted (value 300.00 EUR); 1 of them was not e-mailed: no SendGrid key is configured, so its mail "
+            "was kept in the outbox folder and its supplier does not have it")
+    assert said in _content(anna, "text/plain") and said in _content(anna, "text/html")
+    assert "/srv/" not in _content(anna, "text/plain")
+
+
 def test_an_order_cancelled_a_night_late_is_told_in_the_next_digest_once(eng, sendgrid, tmp_path):
     """The night of its delivery date the dispatch did not run: the order was cancelled a night later, after that
     night's digest. It is told in the first digest after its cancellation, and not again."""

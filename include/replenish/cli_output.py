@@ -93,6 +93,12 @@ def human(doc: Any) -> str:
     return "\n".join(out) + ("\n" if out else "") + "".join(nested)
 
 
+def _sent_cell(figures: dict[str, Any]) -> Any:
+    """A run's orders sent, and how many of them are e-mails only kept in the outbox folder (no supplier has them)."""
+    sent, kept = figures.get("dispatch_sent"), figures.get("dispatch_kept_on_disk")
+    return f"{sent} ({kept} not e-mailed)" if kept else sent
+
+
 def status_text(doc: dict[str, Any]) -> str:
     """``replenish status``: the last runs first (what a person wants to know), then the table counts."""
     parts = []
@@ -101,7 +107,7 @@ def status_text(doc: dict[str, Any]) -> str:
         rows = [{"dag": r["dag_id"], "business date": r["business_date"], "state": r["state"],
                  "started": (r["started_at"] or "")[:19].replace("T", " "),
                  "finished": (r["finished_at"] or "")[:19].replace("T", " "),
-                 "orders sent": (r.get("figures") or {}).get("dispatch_sent"),
+                 "orders sent": _sent_cell(r.get("figures") or {}),
                  "to review": (r.get("figures") or {}).get("orders_to_review"),
                  "forecasts": (r.get("figures") or {}).get("forecast_accuracy"),
                  "failed tasks": r["task_failures"]} for r in dag_runs]

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from replenish import migrations
 from replenish.database import begin
+from replenish.orders.channels.base import OUTBOX_REF_PREFIX
 
 WAREHOUSE_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ops", "forecast", "orders")
 
@@ -99,6 +100,12 @@ def night_outcome(business_date: Any) -> dict[str, Any]:
             SELECT split_part(r, ':', 1), count(DISTINCT order_id) FROM orders.purchase_orders, unnest(reasons) r
             WHERE order_date = :d AND status IN ('proposed', 'in_review') GROUP BY 1 ORDER BY 2 DESC, 1"""),
             {"d": order_date}).all())
+        # sent as far as the outbox goes, but only written to the outbox folder (no SendGrid key): no supplier has them
+        kept = conn.execute(text("""SELECT count(*) FROM orders.purchase_orders p
+            WHERE p.order_date = :d AND p.status IN ('sent', 'acknowledged')
+              AND EXISTS (SELECT 1 FROM orders.order_events e WHERE e.order_id = p.order_id AND e.event = 'sent_ref'
+                          AND left(e.to_value, :n) = :prefix)"""),
+            {"d": order_date, "n": len(OUTBOX_REF_PREFIX), "prefix": OUTBOX_REF_PREFIX}).scalar()
         alerts = conn.execute(text("""SELECT count(*) FROM orders.alerts a JOIN orders.purchase_orders p
             USING (order_id) WHERE p.order_date = :d"""), {"d": order_date}).scalar()
         capped = conn.execute(text("""SELECT count(*) FROM orders.order_lines l JOIN orders.purchase_orders p
@@ -110,7 +117,8 @@ def night_outcome(business_date: Any) -> dict[str, Any]:
         "business_date": str(business_date), "order_date": order_date.isoformat(), "orders": n,
         "released_automatically": int(row["released_automatically"]),
         "touchless_rate": round(int(row["released_automatically"]) / n, 3) if n else None,
-        "sent": int(row["sent"]), "in_review": int(row["in_review"]), "escalated_at_cutoff": int(row["escalated"]),
+        "sent": int(row["sent"]), "sent_kept_on_disk": int(kept or 0), "in_review": int(row["in_review"]),
+        "escalated_at_cutoff": int(row["escalated"]),
         "dead_letter": int(row["dead_letter"]), "lines_capped": int(capped or 0), "review_reasons": reasons,
         "alerts": int(alerts or 0), "digests_sent": int(digests[0]), "digests": int(digests[1]),
     }

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from replenish.orders.channels.base import OUTBOX_REF_PREFIX
 from replenish.orders.outbox import DELIVERY_PASSED
 
 if TYPE_CHECKING:
@@ -129,10 +130,14 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
         text(f"""SELECT count(*) AS released, coalesce(sum(p.order_value), 0) AS value,
                         count(*) FILTER (WHERE p.status IN ('sent', 'acknowledged')) AS sent,
                         coalesce(sum(p.order_value) FILTER (WHERE p.status IN ('sent', 'acknowledged')), 0)
-                            AS sent_value
+                            AS sent_value,
+                        count(*) FILTER (WHERE p.status IN ('sent', 'acknowledged') AND EXISTS (
+                            SELECT 1 FROM orders.order_events e WHERE e.order_id = p.order_id
+                               AND e.event = 'sent_ref' AND left(e.to_value, :n_prefix) = :prefix))
+                            AS kept_on_disk
                  FROM orders.purchase_orders p
                  WHERE p.order_date = :od AND left(p.released_by, 8) = 'release:' AND {where}"""),
-        p,
+        {**p, "n_prefix": len(OUTBOX_REF_PREFIX), "prefix": OUTBOX_REF_PREFIX},
     ).mappings().one()
     d.auto = {k: _num(v) for k, v in auto.items()}
     dead = conn.execute(

@@ -67,6 +67,16 @@ def _reasons(o: dict[str, Any]) -> str:
     return "; ".join(reason_label(r) for r in o["reasons"]) or "n/a"
 
 
+def _kept(auto: dict[str, Any]) -> str:
+    """The transmitted orders that no supplier has: e-mails only kept in the outbox folder (no SendGrid key)."""
+    n = int(auto.get("kept_on_disk") or 0)
+    if not n:
+        return ""
+    return (f"; {n} of them {'was' if n == 1 else 'were'} not e-mailed: no SendGrid key is configured, so "
+            f"{'its mail was' if n == 1 else 'their mails were'} kept in the outbox folder and "
+            f"{'its supplier does' if n == 1 else 'their suppliers do'} not have {'it' if n == 1 else 'them'}")
+
+
 def subject(d: BuyerDigest) -> str:
     return (f"Replenish {d.business_date}: {d.review_count} to review, {int(d.auto.get('released') or 0)} sent "
             f"automatically, {d.exception_count} exceptions")
@@ -87,7 +97,8 @@ def text_body(d: BuyerDigest, base: str, tz: str) -> str:
     if d.review_count > len(d.review):
         out.append(f"  ... and {d.review_count - len(d.review)} more in the queue")
     out += ["", f"SENT AUTOMATICALLY: {int(a.get('released') or 0)} order(s) released, value {_money(a.get('value'))} "
-            f"EUR; {int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))} EUR)", "", "EXCEPTIONS"]
+            f"EUR; {int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))} EUR){_kept(a)}", "",
+            "EXCEPTIONS"]
     if not d.exception_count:
         out.append("  none")
     for s in d.blocked_stores:
@@ -159,6 +170,6 @@ def html_body(d: BuyerDigest, base: str, tz: str) -> str:
            f"<th>Value EUR</th><th>Reasons</th></tr>{rows}</table>{more}" if d.review else "")
         + f"<h2>Sent automatically</h2><p>{int(a.get('released') or 0)} order(s) released by the rules, value "
         f"{_money(a.get('value'))} EUR; {int(a.get('sent') or 0)} transmitted (value {_money(a.get('sent_value'))} "
-        "EUR).</p>"
+        f"EUR){e(_kept(a))}.</p>"
         f"<h2>Exceptions: {d.exception_count}</h2><ul>{''.join(exc) or '<li>none</li>'}</ul></body></html>"
     )

@@ -51,6 +51,7 @@ def run_figures(conn: Connection, run_id: str, business_date: dt.date | None) ->
     if "dispatch" in stages:
         d = stages["dispatch"]
         fig["dispatch_sent"] = _int(d.get("sent"))
+        fig["dispatch_kept_on_disk"] = _int(d.get("kept_on_disk"))
         fig["dispatch_failures"] = _int(d.get("failed")) + _int(d.get("dead"))
         fig["dispatch_dead_letters"] = _int(d.get("dead"))
     accuracy = stages.get("forecast", {}).get("accuracy")

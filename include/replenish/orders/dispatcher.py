@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from replenish import clock
-from replenish.orders.channels.base import ChannelError
+from replenish.orders.channels.base import ChannelError, kept_on_disk
 from replenish.orders.order_tables import add_event, set_status
 from replenish.orders.outbox import DELIVERY_PASSED as PASSED
 from replenish.orders.outbox import expire
@@ -189,11 +189,12 @@ def drain(
     """Send due outbox messages (all, or only those of ``order_ids``: "send now" sends its own order only).
 
     Counts: sent (deduplicated included), deduplicated, failed (will retry), dead, expired, possible_duplicates
-    (sent marked as a possible duplicate), busy (another dispatcher was sending it)."""
+    (sent marked as a possible duplicate), busy (another dispatcher was sending it), kept_on_disk (sent e-mails only
+    written to the outbox folder: no SendGrid key, so no supplier has them)."""
     cfg = cfg or DispatchConfig()
     actor = f"dispatcher:{run_id or 'adhoc'}"
     counts = {"sent": 0, "failed": 0, "dead": 0, "deduplicated": 0, "expired": 0, "possible_duplicates": 0,
-              "busy": 0}
+              "busy": 0, "kept_on_disk": 0}
     seen: set[int] = set()
     while limit is None or len(seen) < limit:
         with engine.connect() as conn:
@@ -221,4 +222,6 @@ def drain(
             counts["deduplicated"] += 1
         if res.possible_duplicate and res.kind == "sent":
             counts["possible_duplicates"] += 1
+        if res.count == "sent" and kept_on_disk(res.ref):
+            counts["kept_on_disk"] += 1
     return counts

@@ -230,5 +230,6 @@ def dispatch(
         "deduplicated": c["deduplicated"],
         "expired": c.get("expired", 0),
         "possible_duplicates": c.get("possible_duplicates", 0),
+        "kept_on_disk": c.get("kept_on_disk", 0),
         "cutoff": cutoffs,
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from replenish.ids import parse_id
+from replenish.orders.channels.base import kept_on_disk
 
 REASON_LABELS: dict[str, str] = {
     "auto_release_disabled": "automatic release is off for this supplier or store",
@@ -118,11 +119,6 @@ def actor_label(actor: object) -> str:
 
 # What the e-mail channel appends to its reference when it only wrote the mail to disk (channels/email.py).
 _OUTBOX_NOTE = " (no SendGrid API key"
-
-
-def kept_on_disk(ref: str | None) -> bool:
-    """Whether a sent order's channel reference is an e-mail only written to the outbox folder (no SendGrid key)."""
-    return str(ref or "").startswith("eml:")
 
 
 def _file_name(ref: str) -> str | None:

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from replenish import clock, display_names
 from replenish.ids import parse_id
+from replenish.orders.channels.base import kept_on_disk
 from replenish.orders.order_tables import STATUSES
 from replenish.platform import order_actions, order_queries
 from replenish.platform.access import Principal
@@ -27,7 +28,7 @@ from replenish.platform.accounts import authenticate
 from replenish.platform.charts import sales_svg
 from replenish.platform.errors import FieldError, PlatformError, has_control_chars, not_found
 from replenish.platform.explain import why_steps
-from replenish.platform.labels import actor_label, event_words, kept_on_disk, reason_label, status_label
+from replenish.platform.labels import actor_label, event_words, reason_label, status_label
 from replenish.platform.ratelimit import account_key, account_wait, clear_failures, record_failure
 from replenish.platform.sessions import (
     LOGIN_CSRF_COOKIE,

@@ -19,6 +19,15 @@ from typing import Any, Protocol
 # Idempotency keys go into mail headers, file names and EDIFACT references: anything else is refused.
 SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
+# The reference the e-mail channel gives an order mail it only wrote to the outbox folder (no SendGrid key): the
+# dispatch counts it as sent, as the outbox goes, but no supplier has it, and every report must say so.
+OUTBOX_REF_PREFIX = "eml:"
+
+
+def kept_on_disk(ref: str | None) -> bool:
+    """Whether a sent order's channel reference is an e-mail only written to the outbox folder (no SendGrid key)."""
+    return str(ref or "").startswith(OUTBOX_REF_PREFIX)
+
 
 class ChannelError(RuntimeError):
     """A transmission failed (retryable unless the dispatcher runs out of attempts).

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.error import URLError
 
-from replenish.orders.channels.base import AMBIGUOUS_HTTP, ChannelError, checked_key, order_csv
+from replenish.orders.channels.base import AMBIGUOUS_HTTP, OUTBOX_REF_PREFIX, ChannelError, checked_key, order_csv
 
 ORDER_HEADER = "X-Replenish-Order-Id"
 KEY_HEADER = "X-Replenish-Key"
@@ -99,7 +99,7 @@ class EmailChannel:
     def already_sent(self, idempotency_key: str) -> str | None:
         if not self.api_key:
             p = self.outbox_dir / f"{idempotency_key}.eml"
-            return f"eml:{p}" if p.exists() else None
+            return f"{OUTBOX_REF_PREFIX}{p}" if p.exists() else None
         return None  # the dispatcher's send ledger answers for SendGrid
 
     def _recipient(self, payload):
@@ -234,4 +234,4 @@ class EmailChannel:
         tmp = target.with_suffix(".eml.tmp")
         tmp.write_bytes(bytes(m))
         tmp.replace(target)
-        return f"eml:{target} (no SendGrid API key: written to outbox_dir, not emailed)"
+        return f"{OUTBOX_REF_PREFIX}{target} (no SendGrid API key: written to outbox_dir, not emailed)"
