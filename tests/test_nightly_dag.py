@@ -145,6 +145,39 @@ def test_dispatch_dag_drains_without_sending_twice(first_run):
     first = run_dag("order_dispatch", BUSINESS_DATE)
     second = run_dag("order_dispatch", BUSINESS_DATE)
     assert "success" in first["state"] and "success" in second["state"]
+    # the data team opens the task in the Airflow UI: its log is there, read as the UI reads it
+    said = _task_log("order_dispatch", second["run_id"], "dispatch")
+    assert "task dispatch succeeded" in said and "dispatch at " in said, said
+
+
+def test_each_task_of_the_nightly_has_its_log_for_the_airflow_ui(first_run):
+    """``dag.test()`` writes no task logs; the run's listener does, where Airflow's file task handler reads them.
+    (Another test may have run the date again: a logical date keeps its last run.)"""
+    extract = _task_log("replenishment_nightly", None, "extract")
+    assert f"stage extract for business date {BUSINESS_DATE}: success" in extract, extract
+    assert "loaded {" in extract                                   # the loader's own INFO line
+    forecast = _task_log("replenishment_nightly", None, "forecast", map_index=0)
+    assert "task forecast succeeded" in forecast and "stage extract" not in forecast
+
+
+def _task_log(dag_id: str, run_id: str | None, task_id: str, map_index: int = -1) -> str:
+    """The events of the task's last attempt (in the DAG's latest run where ``run_id`` is None) as the Airflow UI
+    shows them (Airflow's own log reader)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.log.log_reader import TaskLogReader
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        if run_id is None:
+            run_id = session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id)
+                                     .order_by(DagRun.start_date.desc()).limit(1)).one()
+        ti = session.scalars(select(TaskInstance).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index)).one()
+        stream, _ = TaskLogReader().read_log_chunks(ti, ti.try_number, {})
+        return "\n".join(str(getattr(m, "event", m)) for m in stream)
 
 
 def test_run_is_monitored_with_its_figures_and_digested(first_run):

@@ -150,6 +150,7 @@ def run_dag(dag_id: str, business_date: dt.date) -> dict[str, Any]:
     from airflow.sdk.listener import get_listener_manager
 
     from replenish.interruption import Interrupted, trap_signals
+    from replenish.task_log_files import TaskLogFiles
 
     with trap_signals() as trap:
         bag = DagBag(dag_folder=str(get_settings().home / "dags"))
@@ -159,9 +160,10 @@ def run_dag(dag_id: str, business_date: dt.date) -> dict[str, Any]:
         if dag is None:
             raise KeyError(f"no DAG {dag_id}")
         started = dt.datetime.now(dt.UTC)
-        guard = _TaskSignalGuard(trap)
+        guard, log_files = _TaskSignalGuard(trap), TaskLogFiles()
         tasks_hooks = get_listener_manager()
         tasks_hooks.add_listener(guard)
+        tasks_hooks.add_listener(log_files)
         try:
             dr = dag.test(logical_date=logical_date_for(business_date))
             trap.check()
@@ -173,6 +175,8 @@ def run_dag(dag_id: str, business_date: dt.date) -> dict[str, Any]:
             raise
         finally:
             tasks_hooks.pm.unregister(guard)
+            tasks_hooks.pm.unregister(log_files)
+            log_files.close()
     _record_wall_start(dag_id, dr.run_id, started)
     tasks = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
     return {"dag_id": dag_id, "run_id": dr.run_id, "state": str(dr.state), "tasks": tasks}

@@ -27,12 +27,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 from sqlalchemy import text
 
 from replenish import migrations
 from replenish.database import begin
+
+log = logging.getLogger(__name__)
+# a stage's summary in its task's log (the Airflow UI), cut where a summary lists many stores or rows
+_LOGGED_CHARS = 4000
 
 
 def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[str, Any],
@@ -53,6 +58,9 @@ def record_stage(run_id: str, business_date: dt.date, stage: str, summary: dict[
             {"run_id": run_id, "d": business_date, "stage": stage, "status": status,
              "summary": json.dumps(summary, default=str)},
         )
+    said = json.dumps(summary, default=str)
+    log.info("stage %s for business date %s: %s, %s", stage, business_date, status,
+             said if len(said) <= _LOGGED_CHARS else said[:_LOGGED_CHARS] + " ...")
     return summary
 
 

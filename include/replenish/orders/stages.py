@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 import pandas as pd
@@ -24,6 +25,8 @@ from replenish.orders.order_tables import SYSTEM_ACTOR_RE, add_event, set_status
 from replenish.orders.outbox import approve
 from replenish.orders.proposals import compute_proposals
 from replenish.orders.release import CUTOFF_PASSED, Decision, RuleSet, decide, load_rules
+
+log = logging.getLogger(__name__)
 
 
 def _engine():
@@ -223,6 +226,7 @@ def dispatch(
     cutoffs = enforce_cutoffs(eng, now, business_today=now.date())
     c = drain(eng, channels or default_channels(), business_today=now.date(), run_id=run_id, limit=limit, cfg=cfg,
               hooks=hooks, order_ids=order_ids)
+    log.info("dispatch at %s: %s", now.isoformat(), {k: v for k, v in c.items() if v} or "nothing due")
     return {
         "sent": c["sent"],
         "failed": c["failed"],
