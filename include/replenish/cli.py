@@ -473,7 +473,8 @@ def airflow_ui(
     _setup_logging()
     env, password = airflow_ui_env(host=host, port=port)
     write_airflow_cfg(env)
-    err.print("starting the Airflow UI (api-server, dag-processor" + (", scheduler" if scheduler else "") + ")...")
+    slots = f", scheduler running up to {env['AIRFLOW__CORE__PARALLELISM']} tasks at once" if scheduler else ""
+    err.print(f"starting the Airflow UI (api-server, dag-processor{slots})...")
     procs = start_airflow_ui(env, scheduler=scheduler)
     url = env["AIRFLOW__API__BASE_URL"]
     try:
