@@ -12,11 +12,16 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy import create_engine, text
 from support.browser import free_port, wait_http
-from support.cli_process import signalled
+from support.cli_process import replenish, signalled
 
 from replenish.data.exports import day_complete
+
+BUSINESS_DATE = "2019-04-29"
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -69,6 +74,54 @@ def test_ctrl_c_stops_the_platform_as_a_normal_end(tmp_path: Path) -> None:
     assert code == 0, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == f"ordering platform on {base} stopped"
     assert "interrupted" not in stderr and "Traceback" not in stderr, stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_dbt_build_is_an_interruption_not_a_failed_build(tmp_path: Path) -> None:
+    """dbt cancels its queries on Ctrl-C and returned it as a failed result: `replenish build` printed a failed
+    build's summary and exited 1."""
+    from support.databases import scratch_database
+
+    from replenish.data.exports import write_exports
+    from replenish.data.retailer import generate_retailer
+    from replenish.database import sqlalchemy_url
+    from replenish.pg_server import drop_database
+    from replenish.settings import get_settings
+
+    url = scratch_database("replenish_ctrl_c_test")
+    day = dt.date.fromisoformat(BUSINESS_DATE)
+    write_exports(generate_retailer(get_settings()), tmp_path / "exports", start=day, end=day)
+    env = _env(REPLENISH_DATABASE_URL=url, REPLENISH_STATE_DIR=str(tmp_path / "state"),
+               REPLENISH_EXPORTS_ROOT=str(tmp_path / "exports"))
+    ingest = subprocess.run(replenish("ingest", "--date", BUSINESS_DATE), env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert ingest.returncode == 0, ingest.stderr[-3000:]
+    warehouse = create_engine(sqlalchemy_url(url))
+    try:
+        _, code, stderr = signalled(["build", "--date", BUSINESS_DATE], env,
+                                    lambda proc: _dbt_connected(warehouse, proc), signal.SIGINT)
+    finally:
+        warehouse.dispose()
+        drop_database(url.rsplit("/", 1)[0] + "/postgres", "replenish_ctrl_c_test")
+    assert code == 130, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "replenish build: interrupted by Ctrl-C; dbt replaces each model in one transaction, so each model is either "
+        f"as it was or rebuilt. `replenish build --date {BUSINESS_DATE}` runs it again.")
+    assert "Traceback" not in stderr, stderr[-3000:]
+
+
+def _dbt_connected(warehouse: Any, proc: subprocess.Popen) -> None:
+    """Wait until dbt has a connection to the warehouse (it is running its models and tests)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the build ended before dbt connected: {proc.stderr.read() if proc.stderr else ''}")
+        with warehouse.connect() as conn:
+            if conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND application_name = 'dbt'")).scalar_one():
+                return
+        time.sleep(0.1)
+    raise AssertionError("dbt never connected")
 
 
 def test_the_line_names_the_command_and_what_it_leaves() -> None:

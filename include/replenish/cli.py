@@ -422,6 +422,7 @@ def interrupted_message(exc: Any, again: str) -> str:
 # change in one database transaction (accounts, keys, the clock, schema migrations), which Ctrl-C rolls back.
 _AFTER_CTRL_C = {
     "ingest": "the day's load is one transaction, so the day is loaded whole or not at all",
+    "build": "dbt replaces each model in one transaction, so each model is either as it was or rebuilt",
     "run": "no DAG run was under way",
     "data import-bakery": "each day's exports are moved into place only once complete, and the days already "
                           "written are skipped next time",
