@@ -63,6 +63,7 @@ def test_ctrl_c_in_the_export_import_says_what_it_leaves(tmp_path: Path) -> None
     assert "Traceback" not in stderr and "Aborted" not in stderr, stderr[-3000:]
     days = _days(root)
     assert days and all(day_complete(day) for day in days)  # what the line says
+    assert sorted(p.name for p in root.iterdir()) == sorted(day.name for day in days)  # no half-written temp folder
     assert len(days) < 1000  # stopped well before the panel's 1,215 days
 
 
