@@ -19,6 +19,8 @@ from support.browser import CHROMIUM
 
 from replenish.orchestration import UI_ADMIN, write_airflow_cfg
 
+WORKERS = 8  # the LocalExecutor workers of the stop test's scheduler (AIRFLOW__CORE__PARALLELISM)
+
 
 def test_airflow_cfg_names_the_project_dags_plugin_and_database(tmp_path: Path) -> None:
     (tmp_path / "airflow.cfg").write_text(
@@ -50,6 +52,19 @@ def test_ui_environment_signs_in_the_demo_admin(tmp_path: Path, monkeypatch) -> 
         "AIRFLOW__API_AUTH__JWT_SECRET"]  # one secret for every process and restart
 
 
+def test_ui_scheduler_forks_one_worker_per_cpu_unless_told(tmp_path: Path, monkeypatch) -> None:
+    """LocalExecutor forks ``core.parallelism`` workers when the scheduler starts: Airflow's default was 32 processes
+    on a 2-core machine. The bound is the CPUs this process may use (at least 2); an explicit setting wins."""
+    from replenish import orchestration
+
+    monkeypatch.setattr(orchestration, "airflow_env", lambda settings=None: {"AIRFLOW_HOME": str(tmp_path)})
+    monkeypatch.delenv("AIRFLOW__CORE__PARALLELISM", raising=False)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    assert orchestration.airflow_ui_env()[0]["AIRFLOW__CORE__PARALLELISM"] == str(max(2, cpus))
+    monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "7")
+    assert orchestration.airflow_ui_env()[0]["AIRFLOW__CORE__PARALLELISM"] == "7"
+
+
 @pytest.mark.slow
 def test_sigterm_to_the_process_group_ends_every_airflow_process() -> None:
     """`replenish airflow-ui` stopped as a container or a CI job stops it (SIGTERM to its process group): nothing it
@@ -61,6 +76,9 @@ def test_sigterm_to_the_process_group_ends_every_airflow_process() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    # more workers than the machine's bound (a 2-core CI machine would get 2): a scheduler that waits for many
+    # workers to end is what outlasted the stop's wait; and the running scheduler forks exactly what it is told
+    env["AIRFLOW__CORE__PARALLELISM"] = str(WORKERS)
     proc = subprocess.Popen([sys.executable, "-c", "from replenish.cli import app; app()", "airflow-ui", "--port",
                              str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             start_new_session=True)
@@ -71,14 +89,15 @@ def test_sigterm_to_the_process_group_ends_every_airflow_process() -> None:
         tree: list[psutil.Process] = []
         while time.monotonic() < deadline:
             tree = psutil.Process(proc.pid).children(recursive=True)
-            # Airflow's default of 32 workers, forked at once: the scheduler's shutdown outlasted the stop's wait
-            if sum("LocalExecutor" in " ".join(p.cmdline()) for p in tree if p.is_running()) >= 8:
+            # forked at once when the scheduler starts
+            if _local_executor_workers(tree) >= WORKERS:
                 time.sleep(1)
                 tree = psutil.Process(proc.pid).children(recursive=True)
                 break
             time.sleep(1)
         else:
             raise AssertionError(f"no LocalExecutor workers: {[p.cmdline() for p in tree]}")
+        assert _local_executor_workers(tree) == WORKERS
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         _, alive = psutil.wait_procs(tree, timeout=10)
@@ -87,6 +106,10 @@ def test_sigterm_to_the_process_group_ends_every_airflow_process() -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _local_executor_workers(procs: list) -> int:
+    return sum("LocalExecutor" in " ".join(p.cmdline()) for p in procs if p.is_running())
 
 
 # ---------------------------------------------------------------------------------------------

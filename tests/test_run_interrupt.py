@@ -16,24 +16,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from support.cli_process import replenish, signalled
 
 BUSINESS_DATE = dt.date(2019, 4, 29)
 WINDOW_START = dt.date(2019, 4, 20)
 DATABASE = "replenish_interrupt_test"
 
 pytestmark = pytest.mark.slow
-
-# A terminal's foreground job receives Ctrl-C; a process a non-interactive shell starts in the background (as the
-# test runner may be) inherits SIGINT ignored, which `replenish run` respects: the child is given a terminal's.
-LAUNCH = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-          "from replenish.cli import app; app()")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +48,7 @@ def night() -> Iterator[dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(REPLENISH_DATABASE_URL=url, REPLENISH_STATE_DIR=str(settings.state / "test-interrupt"),
                REPLENISH_EXPORTS_ROOT=str(exports))
-    clock = subprocess.run([sys.executable, "-c", LAUNCH, "clock", "set", "2019-04-30T01:00", "--frozen"], env=env,
+    clock = subprocess.run(replenish("clock", "set", "2019-04-30T01:00", "--frozen"), env=env,
                            capture_output=True, text=True, timeout=120)
     assert clock.returncode == 0, clock.stderr
     warehouse = create_engine(sqlalchemy_url(url))
@@ -68,18 +63,9 @@ def night() -> Iterator[dict[str, Any]]:
 def _interrupted_run(night: dict[str, Any], task: str, signum: int) -> dict[str, Any]:
     """`replenish run --date D` sent ``signum`` while ``task`` runs: exit code, stderr and the run id."""
     since = dt.datetime.now(dt.UTC)
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "run", "--date", BUSINESS_DATE.isoformat()],
-                            env=night["env"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        run_id = _wait_running(night, task, since, proc)
-        proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return {"code": proc.returncode, "stderr": stderr, "run_id": run_id}
+    run_id, code, stderr = signalled(["run", "--date", BUSINESS_DATE.isoformat()], night["env"],
+                                     lambda proc: _wait_running(night, task, since, proc), signum)
+    return {"code": code, "stderr": stderr, "run_id": run_id}
 
 
 def _wait_running(night: dict[str, Any], task: str, since: dt.datetime, proc: subprocess.Popen) -> str:
@@ -145,7 +131,7 @@ def test_ctrl_c_in_the_dbt_build_fails_the_run_and_a_rerun_completes_it(night: d
     res = _interrupted_run(night, "transform", signal.SIGINT)
     _assert_marked(night, res, "transform", "SIGINT", 130)
 
-    again = subprocess.run([sys.executable, "-c", LAUNCH, "run", "--date", BUSINESS_DATE.isoformat(), "--json"],
+    again = subprocess.run(replenish("run", "--date", BUSINESS_DATE.isoformat(), "--json"),
                            env=night["env"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     doc = json.loads(again.stdout)

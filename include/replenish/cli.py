@@ -86,6 +86,23 @@ class _OneLineErrors(TyperGroup):
             again = shlex.join(["replenish", *sys.argv[1:]])
             typer.echo(f"replenish: {interrupted_message(exc, again)}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            # Ctrl-C in any other command: typer would exit 130 without a word, click with a bare "Aborted!"
+            words = self._command_words(ctx, sys.argv[1:])
+            typer.echo(ctrl_c_message(words, shlex.join(["replenish", *sys.argv[1:]])), err=True)
+            raise typer.Exit(130) from None
+
+    def _command_words(self, ctx: Any, argv: list[str]) -> list[str]:
+        """The command's words in ``argv`` (``["db", "stop"]``): the leading words that name a group's command."""
+        words: list[str] = []
+        group: Any = self
+        for word in argv:
+            command = group.get_command(ctx, word) if isinstance(group, TyperGroup) else None
+            if command is None:
+                break
+            words.append(word)
+            group = command
+        return words
 
 
 def one_line(message: str) -> str:
@@ -401,6 +418,34 @@ def interrupted_message(exc: Any, again: str) -> str:
             "its own rows, and orders and mails already sent are not sent again.")
 
 
+# What a command stopped by Ctrl-C leaves, as its last line says; other commands change nothing, or make each
+# change in one database transaction (accounts, keys, the clock, schema migrations), which Ctrl-C rolls back.
+_AFTER_CTRL_C = {
+    "ingest": "the day's load is one transaction, so the day is loaded whole or not at all",
+    "build": "dbt replaces each model in one transaction, so each model is either as it was or rebuilt",
+    "run": "no DAG run was under way",
+    "data import-bakery": "each day's exports are moved into place only once complete, and the days already "
+                          "written are skipped next time",
+    "simulate": "it writes nothing but its HTML report, at its end, so nothing was written",
+    "bench": "a benchmark prints its figures only at its end and never changes the warehouse's data",
+    "demo": "the exports it wrote and the days it loaded are kept and not done again",
+    "db start": "`replenish db status` tells whether the embedded server started",
+    "db url": "`replenish db status` tells whether the embedded server started",
+    "db stop": "`replenish db status` tells whether the embedded server stopped",
+    "serve": "the platform had not started serving, and nothing is left half-done",
+    "airflow-ui": "the Airflow processes it had started are stopped",
+}
+_NOTHING_HALF_DONE = "nothing is left half-done"
+
+
+def ctrl_c_message(words: list[str], again: str) -> str:
+    """The one line on stderr of a command stopped by Ctrl-C (``replenish run`` has its own,
+    :func:`interrupted_message`): the command, what it leaves, and how to run it again."""
+    name = " ".join(words)
+    left = _AFTER_CTRL_C.get(name) or _AFTER_CTRL_C.get(words[0] if words else "", _NOTHING_HALF_DONE)
+    return f"{shlex.join(['replenish', *words])}: interrupted by Ctrl-C; {left}. `{again}` runs it again."
+
+
 # ----------------------------------------------------------------------- status
 @app.command("status")
 def status(
@@ -473,7 +518,8 @@ def airflow_ui(
     _setup_logging()
     env, password = airflow_ui_env(host=host, port=port)
     write_airflow_cfg(env)
-    err.print("starting the Airflow UI (api-server, dag-processor" + (", scheduler" if scheduler else "") + ")...")
+    slots = f", scheduler running up to {env['AIRFLOW__CORE__PARALLELISM']} tasks at once" if scheduler else ""
+    err.print(f"starting the Airflow UI (api-server, dag-processor{slots})...")
     procs = start_airflow_ui(env, scheduler=scheduler)
     url = env["AIRFLOW__API__BASE_URL"]
     try:
@@ -493,6 +539,7 @@ def airflow_ui(
         signal.sigwait(stop)
     finally:
         stop_airflow_ui(procs)
+    err.print(f"Airflow UI on {url} stopped (api-server, dag-processor{', scheduler' if scheduler else ''})")
 
 
 # ------------------------------------------------------------------------ clock

@@ -308,6 +308,8 @@ def airflow_ui_env(settings: Settings | None = None, *, host: str = "127.0.0.1",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_ADMIN}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # the LocalExecutor's worker processes, all forked at start; an explicit setting of the caller's wins
+        "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM") or str(ui_parallelism()),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # looking around never starts a nightly by itself
         "AIRFLOW__API__HOST": host,
         "AIRFLOW__API__PORT": str(port),
@@ -319,6 +321,17 @@ def airflow_ui_env(settings: Settings | None = None, *, host: str = "127.0.0.1",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     })
     return env, password
+
+
+def ui_parallelism() -> int:
+    """Task slots of the UI's scheduler: one per CPU this process may use, at least 2 (a run's extract and the
+    dispatch DAG side by side). LocalExecutor forks ``core.parallelism`` workers at once when it starts, and
+    Airflow's default of 32 was 32 idle processes (and a slow stop) on a laptop or a 2-core CI machine."""
+    try:
+        cpus = len(os.sched_getaffinity(0))  # what a container's or taskset's CPU set allows, not the host's
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(2, cpus)
 
 
 def start_airflow_ui(env: dict[str, str], *, scheduler: bool = True) -> list[subprocess.Popen]:

@@ -223,6 +223,10 @@ def run_dbt_build(business_date: dt.date, full_refresh: bool = False, select: st
     log.info("dbt %s", " ".join(args))
     started = time.monotonic()
     res = dbtRunner().invoke(args)
+    if isinstance(res.exception, KeyboardInterrupt):
+        # Ctrl-C (or SIGTERM as replenish.interruption's Interrupted): dbt cancelled its queries and returned it as
+        # a failed result, which `replenish build` then showed as a failed build; an interruption goes on up
+        raise res.exception
     summary = summarize(res, business_date, full_refresh, select, time.monotonic() - started)
     if res.exception is not None and not summary.failed_nodes:
         # dbt could not even run (parse error, no connection, ...).

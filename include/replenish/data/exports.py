@@ -214,10 +214,15 @@ def _write_day(root: Path, day: dt.date, files: dict[str, str]) -> None:
     tmp = root / f".tmp-{day.isoformat()}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    for name, text in files.items():
-        path = tmp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    try:
+        for name, text in files.items():
+            path = tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except BaseException:
+        # Ctrl-C or a full disk: the temp folder is named after this process, so no later run would remove it
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():
         old = root / f".old-{day.isoformat()}-{os.getpid()}"
         final.rename(old)

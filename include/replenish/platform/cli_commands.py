@@ -276,6 +276,8 @@ def serve(
     # proxy_headers=False: uvicorn's own handling trusts X-Forwarded-For from 127.0.0.1; the app believes
     # only REPLENISH_TRUSTED_PROXIES (create_app).
     uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="info")
+    # uvicorn returns after a graceful stop (Ctrl-C): the normal end of a server, not an interruption
+    cli.err.print(f"ordering platform on {base} stopped")
 
 
 def register(app: typer.Typer) -> None:
