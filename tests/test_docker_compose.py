@@ -68,3 +68,14 @@ def test_the_airflow_ui_links_to_the_published_platform_on_the_same_host() -> No
     # one host on two ports is one site: the framed tabs get the platform's SameSite=Lax sign-in cookie
     origin = urlsplit(Settings(airflow_ui_origin=_env(platform)["REPLENISH_AIRFLOW_UI_ORIGIN"]).airflow_ui_origin)
     assert base.hostname == origin.hostname
+
+
+def test_the_airflow_ui_sends_browsers_to_its_published_address_and_workers_to_the_service() -> None:
+    """Airflow's sign-in redirects to ``api.base_url``: a compose service name there is a host no browser on the
+    docker host can resolve. The workers reach the api-server by that name, through the execution API URL."""
+    api_name, ui = _service_running("airflow api-server")
+    env = _env(ui)
+    base = urlsplit(env["AIRFLOW__API__BASE_URL"])
+    assert (base.hostname, base.port or 80) == _published(ui, 8080), base.geturl()
+    execution = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    assert (execution.hostname, execution.port, execution.path) == (api_name, 8080, "/execution/")
