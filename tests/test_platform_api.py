@@ -226,6 +226,7 @@ def test_send_now_repeat_returns_the_answer_given_first(sending_world) -> None:
     first = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True}, headers=h)
     assert first.status_code == 200 and first.json()["status"] == "sent", first.text
     assert first.json()["outbox"]["status"] == "sent" and supplier.sent == [oid]
+    assert first.json()["outbox"]["kept_on_disk"] is False  # its supplier's system has it
     again = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True}, headers=h)
     assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json() and supplier.sent == [oid]

@@ -389,6 +389,10 @@ def test_send_now_by_mail_without_a_sendgrid_key_says_the_supplier_has_not_got_i
         page = c.get(r.headers["location"]).text
         assert "Not e-mailed: no SendGrid key is configured" in page and "Sent to the supplier." not in page
         assert 'data-status="sent"' in page and [p.name for p in tmp_path.glob("*.eml")] == [f"{oid}.eml"]
+        # a till reading the order through the API is told the same
+        till = {"Authorization": f"Bearer {world['api_keys'][world['stores'][1]]}"}
+        box = TestClient(app).get(f"/api/v1/orders/{oid}", headers=till).json()["outbox"]
+        assert box["status"] == "sent" and box["kept_on_disk"] is True
     finally:
         retire(world)
 

@@ -140,6 +140,9 @@ class OutboxOut(BaseModel):
     attempts: int
     last_error: str | None = None
     sent_at: dt.datetime | None = None
+    kept_on_disk: bool = Field(
+        False, description="sent, but as an e-mail only written to the server's outbox folder (no SendGrid key is "
+                           "configured): the supplier has not got it")
 
 
 def _outbox_out(box: dict[str, Any]) -> OutboxOut:

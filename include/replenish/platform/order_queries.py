@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import text
 
+from replenish.orders.channels.base import kept_on_disk
 from replenish.orders.order_tables import OPEN_STATUSES, STATUSES, explanation_of
 from replenish.platform.access import Principal, scope_sql
 from replenish.platform.errors import has_control_chars
@@ -236,15 +237,20 @@ def outbox_state(conn: Connection, order_id: str) -> dict[str, Any] | None:
 
 
 def outbox_by_order(conn: Connection, order_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The latest outbox message of each order that has one."""
+    """The latest outbox message of each order that has one; ``kept_on_disk`` where it was sent as an e-mail only
+    written to the outbox folder (no SendGrid key): sent as far as the outbox goes, but no supplier has it."""
     rows = conn.execute(
         text(
-            "SELECT DISTINCT ON (order_id) order_id, message_id, channel, status, attempts, last_error, "
-            "next_attempt_at, sent_at FROM orders.outbox WHERE order_id = ANY(:o) ORDER BY order_id, message_id DESC"
+            """SELECT DISTINCT ON (o.order_id) o.order_id, o.message_id, o.channel, o.status, o.attempts,
+                      o.last_error, o.next_attempt_at, o.sent_at,
+                      (SELECT e.to_value FROM orders.order_events e WHERE e.order_id = o.order_id
+                          AND e.event = 'sent_ref' ORDER BY e.at DESC, e.event_id DESC LIMIT 1) AS sent_ref
+               FROM orders.outbox o WHERE o.order_id = ANY(:o) ORDER BY o.order_id, o.message_id DESC"""
         ),
         {"o": list(order_ids)},
     ).mappings()
-    return {r["order_id"]: dict(r) for r in rows}
+    return {r["order_id"]: {**r, "kept_on_disk": r["status"] == "sent" and kept_on_disk(r["sent_ref"])}
+            for r in rows}
 
 
 DISPATCH_DAG = "order_dispatch"

@@ -20,7 +20,6 @@ from sqlalchemy import text
 
 from replenish import clock, display_names
 from replenish.ids import parse_id
-from replenish.orders.channels.base import kept_on_disk
 from replenish.orders.order_tables import STATUSES
 from replenish.platform import order_actions, order_queries
 from replenish.platform.access import Principal
@@ -846,11 +845,10 @@ def _after_send(request: Request, order_id: str) -> Response:
     with ctx.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"),
                               {"o": order_id}).scalar()
-        ref = conn.execute(text("SELECT to_value FROM orders.order_events WHERE order_id = :o AND event = 'sent_ref' "
-                                "ORDER BY at DESC, event_id DESC LIMIT 1"), {"o": order_id}).scalar()
+        box = order_queries.outbox_state(conn, order_id)
     done = {"sent": "sent", "acknowledged": "sent", "retry": "send_retry", "dead_letter": "send_failed",
             "cancelled": "send_expired"}.get(
         str(status), "queued")
-    if done == "sent" and kept_on_disk(ref):
+    if done == "sent" and box is not None and box["kept_on_disk"]:
         done = "kept_on_disk"   # the offline default: "sent" as far as the outbox goes, but no supplier has it
     return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done={done}", status_code=303)
