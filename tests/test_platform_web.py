@@ -481,6 +481,69 @@ def test_order_form_saves_changed_lines_only_and_needs_a_reason(app, world) -> N
     assert not any(e[1] == f"line_edited:{I1}" for e in _events(oid))
 
 
+def _page_form(c: TestClient, oid: str, page: str | None = None) -> dict[str, Any]:
+    """The order form's fields as a browser would send them from ``page`` (default: the order page now)."""
+    page = page if page is not None else c.get(f"/orders/{oid}").text
+    items = re.findall(r'name="item" value="([^"]+)"', page)
+    return {"csrf_token": CSRF_RE.search(page).group(1),
+            "version": re.search(r'name="version" value="(\d+)"', page).group(1), "item": items,
+            "shown": re.findall(r'name="shown" value="([^"]*)"', page),
+            "qty": [re.search(rf'data-item-id="{i}".*?name="qty"[^>]*value="([^"]*)"', page, re.S).group(1)
+                    for i in items],
+            "reason": [""] * len(items)}
+
+
+def _typed(form: dict[str, Any], item: int, qty: str, reason: str, action: str = "save") -> dict[str, Any]:
+    at = form["item"].index(str(item))
+    qtys, reasons = list(form["qty"]), list(form["reason"])
+    qtys[at], reasons[at] = qty, reason
+    return {**form, "qty": qtys, "reason": reasons, "action": action}
+
+
+def test_two_people_on_one_order_the_second_is_told_what_changed_and_undoes_nothing(app) -> None:
+    """A store manager and a buyer have the order open; the manager saves a change first. The buyer's save of
+    another line is refused (409) with the manager's change in words, the buyer's own change still typed, and the
+    manager's line showing the manager's quantity: saving again keeps both changes, it does not put the old quantity
+    back. Approved in between: the second one is told it was approved, by whom, and that it cannot change."""
+    world = seeded_world()
+    try:
+        oid = _order(world, 0, 0)
+        manager, buyer = _client(app, world, "manager1"), _client(app, world, "admin")
+        seen_by_buyer = _page_form(buyer, oid)
+        r = manager.post(f"/orders/{oid}", data=_typed(_page_form(manager, oid), I1, "24", "promotion"),
+                         follow_redirects=False)
+        assert r.status_code == 303
+        r = buyer.post(f"/orders/{oid}", data=_typed(seen_by_buyer, I2, "9", "weather"), follow_redirects=False)
+        assert r.status_code == 409 and 'data-error-code="version_conflict"' in r.text
+        told = re.search(r'data-testid="conflict-changes">(.*?)</ul>', r.text, re.S)
+        manager_name = world["users"]["manager1"]["username"]
+        assert told and f"Quantity of Item {I1} changed from 12 to 24 by {manager_name} (promotion / display)" \
+            in told.group(1), r.text
+        assert "your changes are still in the fields below" in r.text
+        again = _page_form(buyer, oid, r.text)
+        assert again["qty"][again["item"].index(str(I1))] == "24"  # the manager's quantity, not the 12 first shown
+        assert again["qty"][again["item"].index(str(I2))] == "9"   # the buyer's own change, still typed
+        r = buyer.post(f"/orders/{oid}", data={**again, "reason": ["weather" if i == str(I2) else ""
+                                                                   for i in again["item"]], "action": "save"},
+                       follow_redirects=False)
+        assert r.status_code == 303, r.text
+        page = buyer.get(f"/orders/{oid}").text
+        assert re.search(rf'data-item-id="{I1}".*?final-qty">24<', page, re.S)
+        assert re.search(rf'data-item-id="{I2}".*?final-qty">9<', page, re.S)
+        # approved by the manager while the buyer still had the order open
+        stale = _page_form(buyer, oid)
+        r = manager.post(f"/orders/{oid}", data={**_page_form(manager, oid), "action": "approve"},
+                         follow_redirects=False)
+        assert r.status_code == 303
+        r = buyer.post(f"/orders/{oid}", data=_typed(stale, I3, "12", "weather"), follow_redirects=False)
+        assert r.status_code == 409
+        told = re.search(r'data-testid="conflict-changes">(.*?)</ul>', r.text, re.S)
+        assert told and f"Status: queued for sending (by {manager_name})" in told.group(1), r.text
+        assert "it can no longer be changed" in r.text
+    finally:
+        retire(world)
+
+
 def test_order_form_approve_and_send_include_the_change(app, world) -> None:
     c = _client(app, world, "admin")
     oid = _order(world, 0, 0, 2)

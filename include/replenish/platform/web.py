@@ -28,7 +28,7 @@ from replenish.platform.accounts import authenticate
 from replenish.platform.charts import sales_svg
 from replenish.platform.errors import FieldError, PlatformError, has_control_chars, not_found
 from replenish.platform.explain import why_steps
-from replenish.platform.labels import actor_label, event_words, reason_label, status_label
+from replenish.platform.labels import EDIT_REASON_LABELS, actor_label, event_words, reason_label, status_label
 from replenish.platform.ratelimit import account_key, account_wait, clear_failures, record_failure
 from replenish.platform.sessions import (
     LOGIN_CSRF_COOKIE,
@@ -550,6 +550,8 @@ def _order_page(
         ln["why_summary"], ln["why_steps"] = why_steps(
             ln["explanation"], proposed_qty=int(ln["proposed_qty"]), final_qty=int(ln["final_qty"]),
             edited_by=ln["edited_by"], edit_reason=ln["edit_reason"])
+    conflict = (_conflict_changes(head["status"], lines, audit, form, nm["item"])
+                if error is not None and error.code == "version_conflict" and form is not None else None)
     field_errors: dict[str, list[str]] = {}
     general_errors: list[str] = []
     if error is not None:
@@ -591,6 +593,7 @@ def _order_page(
         cutoff_text=_cutoff_text(head["cutoff_at"], ctx.now()) if open_ else "",
         cutoff_local=head["cutoff_at"].astimezone(tz) if head["cutoff_at"] else None,
         error=error,
+        conflict=conflict,
         field_errors=field_errors,
         general_errors=general_errors,
         form=form or {},
@@ -599,6 +602,39 @@ def _order_page(
         last_covered=last_covered,
         tz_name=ctx.settings.timezone,
     )
+
+
+def _conflict_changes(status: str, lines: list[dict], audit: list[dict], form: dict,
+                      item_names: dict) -> dict[str, Any]:
+    """After a version conflict: what the other person changed since this page was shown, in words, and whether this
+    person's own changes are still in the fields. The form keeps only the quantities this person changed: a field
+    left as it was shown would otherwise hold the old quantity and, saved again, undo the other person's change."""
+    shown = {k: v for k, v in (form.get("line_shown") or {}).items() if isinstance(order_actions.parse_qty(v), int)}
+    typed_qty, typed_reason = form.get("line_qty", {}), form.get("line_reason", {})
+    mine = {k for k, v in typed_qty.items()
+            if k not in shown or order_actions.parse_qty(v) != order_actions.parse_qty(shown[k])}
+    if shown:
+        form["line_qty"] = {k: v for k, v in typed_qty.items() if k in mine}
+        form["line_reason"] = {k: v for k, v in typed_reason.items() if k in mine}
+    words: list[str] = []
+    current = {str(ln["item_id"]): ln for ln in lines}
+    for iid, ln in current.items():
+        if not shown:
+            break  # a form without the shown quantities (one line's own form): nothing to compare with
+        by = f" by {actor_label(ln['edited_by'])}" if ln["edited_by"] else ""
+        why = EDIT_REASON_LABELS.get(ln["edit_reason"] or "")
+        why_words = f" ({why})" if why else ""
+        if iid not in shown:
+            words.append(f"{ln['name']} added: {ln['final_qty']}{by}{why_words}")
+        elif int(shown[iid]) != int(ln["final_qty"]):
+            words.append(f"Quantity of {ln['name']} changed from {shown[iid]} to {ln['final_qty']}{by}{why_words}")
+    for iid in shown:
+        if iid not in current:
+            words.append(f"{item_names.get(parse_id(iid), f'Item {iid}')} removed (was {shown[iid]})")
+    if status not in ("proposed", "in_review"):  # the form was shown on an open order: someone closed it since
+        last = next((e for e in reversed(audit) if e["event"] == "status"), None)
+        words.append(f"Status: {status_label(status)}" + (f" (by {actor_label(last['actor'])})" if last else ""))
+    return {"changes": words, "kept": bool(mine & set(current))}
 
 
 @router.get("/orders/{order_id}.csv")
@@ -631,9 +667,12 @@ def order_form(
     item: Annotated[list[str] | None, Form()] = None,
     qty: Annotated[list[str] | None, Form()] = None,
     reason: Annotated[list[str] | None, Form()] = None,
+    shown: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """The order page's one form: the quantities of every line (a reason for each one changed), then save,
-    approve or send now - one transaction, so an approval never goes out without the change it was made with."""
+    approve or send now - one transaction, so an approval never goes out without the change it was made with.
+    ``shown`` is each line's saved quantity as the page showed it: after a version conflict it tells this person's
+    changes from the other person's (see _conflict_changes)."""
     if action not in ("save", "approve", "send"):
         raise PlatformError(422, "validation_error", "action: save, approve or send")
     items, qtys, reasons = item or [], qty or [], reason or []
@@ -641,6 +680,8 @@ def order_form(
         raise PlatformError(422, "validation_error", "the form is incomplete: reload the page")
     form: dict[str, Any] = {"line_qty": dict(zip(items, qtys, strict=True)),
                             "line_reason": dict(zip(items, reasons, strict=True)), "field_items": {}}
+    if shown is not None and len(shown) == len(items):
+        form["line_shown"] = dict(zip(items, shown, strict=True))
     changes: list[order_actions.LineChange] = []
 
     def run(conn: Any) -> None:
