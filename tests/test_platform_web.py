@@ -115,6 +115,34 @@ def test_sign_in_returns_to_the_page_it_interrupted_and_nowhere_else() -> None:
         assert _safe_next(other) == "/queue", other
 
 
+def test_a_change_sent_after_the_session_ended_leads_back_to_the_order_and_says_it_was_not_saved(app, world) -> None:
+    """A store manager types a quantity, leaves the phone for an hour, presses Save: the session has ended. The
+    sign-in says so and leads back to that order (not to the queue), which says the change was not saved."""
+    from replenish.database import engine
+
+    c = _client(app, world, "manager1")
+    oid = _order(world, 0, 0)
+    form = _typed(_page_form(c, oid), I1, "24", "promotion")
+    with engine().begin() as conn:  # unused for longer than the idle limit
+        conn.execute(text("UPDATE platform.sessions SET last_seen_at = now() - interval '1 day' WHERE user_id = "
+                          "(SELECT user_id FROM platform.users WHERE username = :u)"),
+                     {"u": world["users"]["manager1"]["username"]})
+    r = c.post(f"/orders/{oid}", data=form, follow_redirects=False)
+    assert r.status_code == 303
+    sign_in = c.get(r.headers["location"])
+    assert "Your session ended" in sign_in.text
+    assert re.search(r'name="next" value="/orders/([^"?]+)\?done=not_saved"', sign_in.text).group(1) == oid
+    u = world["users"]["manager1"]
+    r = c.post("/login", data={"username": u["username"], "password": u["password"],
+                               "csrf_token": CSRF_RE.search(sign_in.text).group(1),
+                               "next": re.search(r'name="next" value="([^"]+)"', sign_in.text).group(1)},
+               follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/orders/{oid}?done=not_saved"
+    page = c.get(r.headers["location"]).text
+    assert "Not saved: your session had ended" in page
+    assert re.search(rf'data-item-id="{I1}".*?name="qty"[^>]*value="12"', page, re.S)  # nothing was saved
+
+
 def test_secure_cookie_flag_behind_tls(world) -> None:
     from replenish.settings import get_settings
 

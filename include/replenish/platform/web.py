@@ -58,8 +58,10 @@ NOTICES = {
     "send_failed": "Sending failed: see the error below, then use Retry.",
     "send_expired": "Not sent: its delivery date has passed, so the order was cancelled.",
     "signed_out": "You are signed out.",
+    "session_ended": "Your session ended (unused for a while, or signed out on another device): sign in again.",
+    "not_saved": "Not saved: your session had ended before your change arrived. Enter it again.",
 }
-BAD_NOTICES = {"send_retry", "send_failed", "send_expired", "kept_on_disk"}
+BAD_NOTICES = {"send_retry", "send_failed", "send_expired", "kept_on_disk", "session_ended", "not_saved"}
 DISPATCH_IDLE_AFTER = dt.timedelta(minutes=15)   # three of the dispatch's 5-minute runs missed
 
 
@@ -86,9 +88,27 @@ def current(request: Request) -> WebSession:
     raise PlatformError(303, "login_required", "sign in first", headers={"Location": _login_url(request)})
 
 
+_ORDER_ACTION = re.compile(r"/orders/([^/]+)(?:/.*)?")
+
+
 def _login_url(request: Request) -> str:
-    nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return "/login?" + urlencode({"next": nxt}) if request.method == "GET" else "/login"
+    """The sign-in page, then back to the page the person was on. A form sent after the session ended (idle,
+    signed out elsewhere) was not saved: the sign-in page says the session ended, and the order page it leads back
+    to that the change must be entered again (what was typed cannot be kept: nothing of it is trusted unsigned)."""
+    ended = bool(request.cookies.get(SESSION_COOKIE))
+    path = request.url.path
+    if request.method == "GET":
+        nxt = path + (f"?{request.url.query}" if request.url.query else "")
+    elif path == "/logout":
+        return "/login?done=signed_out"
+    elif (m := _ORDER_ACTION.fullmatch(path)) and not path.endswith(".csv"):
+        nxt = f"/orders/{quote(m.group(1), safe='')}?done=not_saved"
+    else:
+        nxt = "/queue?done=not_saved" if path.startswith("/queue/") else ""
+    params = {"next": nxt} if nxt else {}
+    if ended:
+        params["done"] = "session_ended"
+    return "/login" + (f"?{urlencode(params)}" if params else "")
 
 
 def checked(
