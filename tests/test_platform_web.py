@@ -509,6 +509,26 @@ def test_order_form_saves_changed_lines_only_and_needs_a_reason(app, world) -> N
     assert not any(e[1] == f"line_edited:{I1}" for e in _events(oid))
 
 
+def test_each_lines_fields_are_named_by_their_item(app) -> None:
+    """A screen reader going from field to field hears "Order quantity of <item>", not the same "Order quantity" on
+    every line; a reason missing marks the reason field itself, described by the message."""
+    world = seeded_world()  # its own open order: the module's are approved and sent by the tests around it
+    try:
+        c = _client(app, world, "manager1")
+        oid = _order(world, 0, 1)
+        page = c.get(f"/orders/{oid}").text
+        labels = dict(re.findall(r'<label for="((?:qty|reason)-\d+)">(.*?)</label>', page, re.S))
+        for n, item in enumerate((I1, I2, I3), start=1):
+            for field, words in (("qty", "Order quantity"), ("reason", "Reason for a change")):
+                assert re.sub(r"<[^>]+>", "", labels[f"{field}-{n}"]) == f"{words} of Item {item}", labels
+        r = _form(c, oid, {I2: "9"}, {}, "save")
+        assert r.status_code == 422
+        select = re.search(r'<select id="reason-2"[^>]*>', r.text).group(0)
+        assert 'aria-invalid="true"' in select and 'aria-describedby="err-2"' in select
+    finally:
+        retire(world)
+
+
 def _page_form(c: TestClient, oid: str, page: str | None = None) -> dict[str, Any]:
     """The order form's fields as a browser would send them from ``page`` (default: the order page now)."""
     page = page if page is not None else c.get(f"/orders/{oid}").text
