@@ -333,6 +333,44 @@ def test_queue_and_order_are_accessible_on_both_viewports(playwright, world, bas
 
 
 @pytest.mark.slow
+def test_after_a_save_the_focus_is_on_what_happened(playwright, base_url) -> None:
+    """Keyboard only: Save on the order page swaps the page (htmx). The focus lands on the error when nothing was
+    saved, on "Change saved." when it was: a screen reader reads it, and Tab goes on from there, not from the top."""
+    from support.platform_app import retire, seeded_world
+
+    world = seeded_world()  # an open order of its own
+    try:
+        oid = world["orders"][f"{world['stores'][0]}/{world['suppliers'][1]}/1"]
+        with chromium_context(playwright, LAPTOP) as ctx:
+            page = ctx.new_page()
+            _sign_in(page, base_url, world["users"]["manager1"])
+            page.goto(f"{base_url}/orders/{oid}")
+            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            line.get_by_test_id("qty-input").fill("18")
+            page.get_by_test_id("save").focus()
+            page.keyboard.press("Enter")  # no reason chosen
+            line.get_by_test_id("line-error").first.wait_for()
+            # the focus moves once the swap has settled (htmx's settle delay): wait for it, then say where it is
+            def focus_on(testid: str) -> str | None:
+                focused = "() => document.activeElement && document.activeElement.getAttribute('data-testid')"
+                try:
+                    page.wait_for_function(f"() => ({focused})() === {testid!r}", timeout=5_000)
+                except Exception:  # noqa: BLE001 - the assertion below names where the focus is instead
+                    pass
+                return page.evaluate(focused)
+
+            assert focus_on("error") == "error"
+            line.get_by_test_id("reason-select").select_option("weather")
+            page.get_by_test_id("save").focus()
+            page.keyboard.press("Enter")
+            page.get_by_test_id("notice").wait_for()
+            assert page.get_by_test_id("notice").inner_text() == "Change saved."
+            assert focus_on("notice") == "notice"
+    finally:
+        retire(world)
+
+
+@pytest.mark.slow
 def test_a_long_reference_in_the_history_wraps_on_a_phone(playwright, world, base_url) -> None:
     """A supplier's system may answer with a reference of any length and no space in it: the history breaks it, and
     the order page stays as wide as a Pixel 7."""

@@ -4,6 +4,7 @@
    - "select all" in the queue and the count of what is ticked;
    - the filters open on a laptop (closed on a phone, where the orders come first);
    - one confirmation open at a time;
+   - after a boosted form, the focus on what happened (the error, or the notice);
    - the confirmations of an order count the quantities typed but not yet saved (they are saved first);
    - the veto of any htmx request that is not a boosted link or form of ours. */
 (function () {
@@ -106,8 +107,21 @@
     var box = document.getElementById("filters-box");
     if (box && window.matchMedia && window.matchMedia("(min-width: 48rem)").matches) { box.open = true; }
   }
+  function focusOutcome() {
+    // a boosted form swaps the whole body: the button pressed is gone and the focus would fall to the top of the
+    // page, far from what happened. It goes to the error ("nothing was saved: ...") or else the notice ("Change
+    // saved."), so that a screen reader reads it and a keyboard user goes on from there.
+    var target = document.querySelector("main [role=alert][data-testid=error]") ||
+                 document.querySelector("main [data-testid=notice]");
+    if (!target) { return; }
+    if (!target.hasAttribute("tabindex")) { target.setAttribute("tabindex", "-1"); }
+    target.focus();
+  }
   function settle() { tick(); localTimes(); selection(); filtersOnLaptop(); pendingTotals(); }
-  document.addEventListener("htmx:afterSettle", settle);
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    settle();
+    if (evt.detail && evt.detail.boosted) { focusOutcome(); }
+  });
   // Every request these pages make through htmx comes from a boosted link or form (hx-boost on <body>).
   // Anything else (an hx-get/hx-post/hx-trigger that got into the page) would carry the session's CSRF
   // header: refuse it before it is sent.
