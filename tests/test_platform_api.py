@@ -109,6 +109,13 @@ def test_patch_lines_validation_and_locking(client, world) -> None:
                      headers={**_h(world), "Content-Type": "application/json"})
     err = r.json()["error"]["fields"]
     assert r.status_code == 422 and len(err) == 1 and err[0]["field"] == "" and "not valid JSON" in err[0]["message"]
+    # JSON sent without its Content-Type (curl -d sends a form's): the header is named, not "a valid dictionary"
+    for media in ("application/x-www-form-urlencoded", "text/plain"):
+        r = client.patch(f"/api/v1/orders/{oid}/lines", content=json.dumps({"version": v, "lines": ok_lines}),
+                         headers={**_h(world), "Content-Type": media})
+        assert r.status_code == 422 and r.json()["error"]["fields"] == [
+            {"field": "", "in": "body",
+             "message": "the body must be JSON, sent with the header Content-Type: application/json"}], r.text
     ok = {"version": v, "lines": [{"item_id": str(I1), "qty": 18, "reason": "promotion"}]}  # numeric text: read
     r = client.patch(f"/api/v1/orders/{oid}/lines", json=ok, headers=_h(world))
     assert r.status_code == 200 and r.json()["version"] == v + 1

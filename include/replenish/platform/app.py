@@ -246,6 +246,12 @@ def _error_response(request: Request, err: PlatformError) -> Response:
     return render_error(request, err)
 
 
+def _json_media_type(request: Request) -> bool:
+    """Whether the request's body is JSON by its Content-Type (none given: FastAPI reads it as JSON too)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return not media or media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PlatformError)
     async def platform_error(request: Request, exc: PlatformError) -> Response:
@@ -267,6 +273,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             msg = str(e.get("msg", "invalid value"))
             if e.get("type") == "missing":
                 msg = "required"
+            elif where == "body" and not rest and is_api(request) and not _json_media_type(request):
+                # FastAPI reads a body of another media type (curl -d sends a form's) as text, and pydantic says
+                # "Input should be a valid dictionary": the till's developer needs the header named
+                msg = "the body must be JSON, sent with the header Content-Type: application/json"
             fields.append(FieldError(pointer(*rest), msg, where))
         msg = "invalid input: " + "; ".join(f"{f.field or f.location}: {f.message}" for f in fields[:5])
         return _error_response(request, PlatformError(422, "validation_error", msg, fields))
