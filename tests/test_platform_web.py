@@ -143,6 +143,22 @@ def test_a_change_sent_after_the_session_ended_leads_back_to_the_order_and_says_
     assert re.search(rf'data-item-id="{I1}".*?name="qty"[^>]*value="12"', page, re.S)  # nothing was saved
 
 
+def test_a_forms_address_opened_again_leads_to_its_page_and_errors_read_in_words(app, world) -> None:
+    """The bulk confirmation stays at /queue/approve in the address bar; reloaded (or from the history) it is a GET,
+    which showed "Something went wrong: Method Not Allowed". It leads to the queue now, an order's form address to
+    the order; an address that is no page says so in words."""
+    c = _client(app, world, "manager1")
+    oid = _order(world, 0, 0)
+    for path, page in (("/queue/approve", "/queue"), (f"/orders/{oid}/reject", f"/orders/{oid}"),
+                       (f"/orders/{oid}/lines/{I1}", f"/orders/{oid}")):
+        r = c.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == page, (path, r.status_code)
+    r = c.get("/no-such-page")
+    assert r.status_code == 404 and "There is no page at this address." in r.text and "Not Found" not in r.text
+    api = c.get("/api/v1/no-such-thing")  # a program still gets the standard phrase, in the API's format
+    assert api.status_code == 404 and api.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+
+
 def test_secure_cookie_flag_behind_tls(world) -> None:
     from replenish.settings import get_settings
 

@@ -91,6 +91,15 @@ def current(request: Request) -> WebSession:
 _ORDER_ACTION = re.compile(r"/orders/([^/]+)(?:/.*)?")
 
 
+def page_of(path: str) -> str | None:
+    """The page a form's address belongs to: an order's actions to the order, the bulk approval to the queue. The
+    address bar keeps a form's address (the bulk confirmation's, a failed change's without htmx); opened again
+    from there or the history, it is a GET the form's route does not take."""
+    if (m := _ORDER_ACTION.fullmatch(path)) and not path.endswith(".csv"):
+        return f"/orders/{quote(m.group(1), safe='')}"
+    return "/queue" if path.startswith("/queue/") else None
+
+
 def _login_url(request: Request) -> str:
     """The sign-in page, then back to the page the person was on. A form sent after the session ended (idle,
     signed out elsewhere) was not saved: the sign-in page says the session ended, and the order page it leads back
@@ -101,10 +110,9 @@ def _login_url(request: Request) -> str:
         nxt = path + (f"?{request.url.query}" if request.url.query else "")
     elif path == "/logout":
         return "/login?done=signed_out"
-    elif (m := _ORDER_ACTION.fullmatch(path)) and not path.endswith(".csv"):
-        nxt = f"/orders/{quote(m.group(1), safe='')}?done=not_saved"
     else:
-        nxt = "/queue?done=not_saved" if path.startswith("/queue/") else ""
+        page = page_of(path)
+        nxt = f"{page}?done=not_saved" if page else ""
     params = {"next": nxt} if nxt else {}
     if ended:
         params["done"] = "session_ended"
