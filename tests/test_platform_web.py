@@ -303,6 +303,21 @@ def test_csrf_required_for_changes(app, world) -> None:
     assert r.status_code == 303
 
 
+def test_a_page_opened_before_the_last_sign_in_says_not_saved_and_leads_back_to_its_order(app, world) -> None:
+    """The order was open in one tab; the person signed in again in another (a new session, a new form token). Saving
+    in the first tab is refused (403), in words that say nothing was saved and why, with a way back to the order:
+    not "Not allowed" and the queue, as if the order were someone else's."""
+    c = _client(app, world, "manager1")
+    oid = _order(world, 0, 1)
+    old_tab = _typed(_page_form(c, oid), I2, "7", "weather")
+    login(c, world["users"]["manager1"])  # the other tab
+    r = c.post(f"/orders/{oid}", data=old_tab)
+    assert r.status_code == 403 and 'data-error-code="csrf_failed"' in r.text
+    assert "<h1>Not saved</h1>" in r.text and "Nothing was saved: this page was opened before your last sign-in" \
+        in r.text
+    assert re.search(rf'<a href="/orders/{oid}" data-testid="error-back">Back to the order</a>', r.text), r.text
+
+
 def test_edit_two_devices_add_remove_and_audit(app, world) -> None:
     oid = _order(world, 0, 0, 2)
     phone, laptop = _client(app, world, "manager1"), _client(app, world, "admin")

@@ -127,7 +127,10 @@ def checked(
     """The session of a state-changing request whose CSRF token (form field or header) matches."""
     s = current(request)
     if not (same_token(s.csrf, csrf_token) or same_token(s.csrf, x_csrf_token)):
-        raise PlatformError(403, "csrf_failed", "the form expired or did not come from this site: reload the page")
+        # in practice a page opened before the last sign-in (each sign-in has a new token): nothing is lost but what
+        # was typed, and the error page leads back to that page (a forged form from another site gets the same)
+        raise PlatformError(403, "csrf_failed", "Nothing was saved: this page was opened before your last sign-in. "
+                                                "Open it again and enter your change again.")
     return s
 
 
@@ -165,7 +168,9 @@ def render_error(request: Request, err: PlatformError) -> Response:
         session = current(request)
     except PlatformError:
         pass
-    return render(request, "error.html.j2", err.status, error=err, session=session)
+    # back to the order a failed action was for (a 404 would only repeat itself there)
+    back = (page_of(request.url.path) if err.status != 404 else None) or "/queue"
+    return render(request, "error.html.j2", err.status, error=err, session=session, back=back)
 
 
 def _safe_next(nxt: str | None) -> str:
