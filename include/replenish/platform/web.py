@@ -463,6 +463,10 @@ def queue_csv(request: Request, s: Session, q: Queue) -> Response:
     return _csv_response(out, "review-queue.csv")
 
 
+BULK_CONFLICT = ("changed by someone else after the queue was shown, so not approved unseen: open it, check the "
+                 "change and approve it there")
+
+
 def _selected(request: Request, s: WebSession, order: list[str] | None) -> list[dict]:
     """The ticked orders (``order`` = "<order_id>@<version>") as the person may see them, in words."""
     ctx = _ctx(request)
@@ -513,7 +517,8 @@ def bulk_approve(
                 order_actions.approve(conn, s.principal, p["order_id"], int(p["version"]))
             done.append(p)
         except PlatformError as e:
-            failed.append((p, e.message))
+            # "apply your change again" is the order page's advice: here nobody changed anything, they ticked it
+            failed.append((p, BULK_CONFLICT if e.code == "version_conflict" else e.message))
     status = 200 if not failed else 409
     return render(request, "bulk_result.html.j2", status, session=s, done=done, failed=failed)
 
