@@ -674,6 +674,10 @@ def test_csv_cells_never_start_a_formula() -> None:
 
     assert csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert csv_cell("+1") == "'+1" and csv_cell("@SUM(A1)") == "'@SUM(A1)" and csv_cell("Store 2") == "Store 2"
+    # a master name with blanks before the formula (a spreadsheet that trims them evaluates it)
+    for name in (" -2+3 Landsberg", "  =HYPERLINK(\"http://x\")", "\n@SUM(1)", "\u00a0+1"):
+        assert csv_cell(name) == "'" + name, name
+    assert csv_cell(" Store 2") == " Store 2" and csv_cell("") == ""
 
 
 def test_reports_and_data_docs_over_http_behind_sign_in(app, world) -> None:

@@ -428,9 +428,10 @@ _CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value: object) -> str:
-    """A cell a spreadsheet shows as text: names from the exports could start a formula (=HYPERLINK...)."""
+    """A cell a spreadsheet shows as text: names from the exports could start a formula (=HYPERLINK...). Blanks
+    before it count too: LibreOffice's CSV import trims them when asked to, and then evaluates what follows."""
     text_ = "" if value is None else str(value)
-    return "'" + text_ if text_.startswith(_CSV_RISKY) else text_
+    return "'" + text_ if text_.startswith(_CSV_RISKY) or text_.lstrip().startswith(_CSV_RISKY) else text_
 
 
 def _csv_response(rows: list[list[object]], filename: str) -> Response:
