@@ -418,6 +418,27 @@ def test_bulk_approve_reports_each_order(app, world, monkeypatch) -> None:
     _queued_order_says_when_the_dispatch_sends_it(c, a, monkeypatch)
 
 
+def test_send_now_whose_dispatch_breaks_says_the_order_is_approved_and_goes_out_later() -> None:
+    """Send now approves (committed), then runs the dispatcher. When that raises, the person saw "Something went
+    wrong: internal error" and could not tell that the order was approved and queued (and approve or phone it in
+    again): the order page says what happened, with nothing of the error's text."""
+
+    def broken(order_ids: list[str] | None = None) -> dict:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    world = seeded_world()
+    try:
+        c = login(TestClient(make_app(broken), raise_server_exceptions=False), world["users"]["manager1"])
+        oid = _order(world, 0, 0)
+        r = c.post(f"/orders/{oid}", data={**_page_form(c, oid), "action": "send"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == f"/orders/{oid}?done=send_error", r.status_code
+        page = c.get(r.headers["location"]).text
+        assert "Approved, but sending it now failed" in page and "passwd" not in page
+        assert 'data-status="queued"' in page
+    finally:
+        retire(world)
+
+
 def test_send_now_by_mail_without_a_sendgrid_key_says_the_supplier_has_not_got_it(tmp_path) -> None:
     """Without a SendGrid key an order mail is only written to the outbox folder (the offline default); the order
     page said "Sent to the supplier." all the same, and a store manager took the order as placed."""

@@ -57,11 +57,14 @@ NOTICES = {
     "send_retry": "The supplier could not be reached: it is retried automatically (see the status below).",
     "send_failed": "Sending failed: see the error below, then use Retry.",
     "send_expired": "Not sent: its delivery date has passed, so the order was cancelled.",
+    "send_error": "Approved, but sending it now failed (the error is logged on the server): it goes out with the "
+                  "next dispatch run, or try Send now again.",
     "signed_out": "You are signed out.",
     "session_ended": "Your session ended (unused for a while, or signed out on another device): sign in again.",
     "not_saved": "Not saved: your session had ended before your change arrived. Enter it again.",
 }
-BAD_NOTICES = {"send_retry", "send_failed", "send_expired", "kept_on_disk", "session_ended", "not_saved"}
+BAD_NOTICES = {"send_retry", "send_failed", "send_expired", "send_error", "kept_on_disk", "session_ended",
+               "not_saved"}
 DISPATCH_IDLE_AFTER = dt.timedelta(minutes=15)   # three of the dispatch's 5-minute runs missed
 
 
@@ -922,7 +925,11 @@ def retry_send(
 def _after_send(request: Request, order_id: str) -> Response:
     """Run the dispatcher for this order only, then tell what really happened (sent, will retry, failed)."""
     ctx = _ctx(request)
-    ctx.dispatch([order_id])
+    try:
+        ctx.dispatch([order_id])
+    except Exception:  # noqa: BLE001 - the approval is committed: the page must say so, not "Something went wrong"
+        log.exception("send now of order %r failed after its approval", order_id)
+        return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done=send_error", status_code=303)
     with ctx.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"),
                               {"o": order_id}).scalar()
