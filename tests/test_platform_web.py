@@ -306,16 +306,18 @@ def test_csrf_required_for_changes(app, world) -> None:
 def test_a_page_opened_before_the_last_sign_in_says_not_saved_and_leads_back_to_its_order(app, world) -> None:
     """The order was open in one tab; the person signed in again in another (a new session, a new form token). Saving
     in the first tab is refused (403), in words that say nothing was saved and why, with a way back to the order:
-    not "Not allowed" and the queue, as if the order were someone else's."""
+    not "Not allowed" and the queue, as if the order were someone else's. Its Sign out says it did not sign out."""
     c = _client(app, world, "manager1")
     oid = _order(world, 0, 1)
     old_tab = _typed(_page_form(c, oid), I2, "7", "weather")
     login(c, world["users"]["manager1"])  # the other tab
     r = c.post(f"/orders/{oid}", data=old_tab)
     assert r.status_code == 403 and 'data-error-code="csrf_failed"' in r.text
-    assert "<h1>Not saved</h1>" in r.text and "Nothing was saved: this page was opened before your last sign-in" \
-        in r.text
+    assert "<h1>Page out of date</h1>" in r.text
+    assert "Nothing was saved: this page was opened before your last sign-in" in r.text
     assert re.search(rf'<a href="/orders/{oid}" data-testid="error-back">Back to the order</a>', r.text), r.text
+    r = c.post("/logout", data={"csrf_token": old_tab["csrf_token"]})  # Sign out on that old page: said so
+    assert r.status_code == 403 and "You are still signed in" in r.text
 
 
 def test_edit_two_devices_add_remove_and_audit(app, world) -> None:

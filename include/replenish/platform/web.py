@@ -132,6 +132,9 @@ def checked(
     if not (same_token(s.csrf, csrf_token) or same_token(s.csrf, x_csrf_token)):
         # in practice a page opened before the last sign-in (each sign-in has a new token): nothing is lost but what
         # was typed, and the error page leads back to that page (a forged form from another site gets the same)
+        if request.url.path == "/logout":
+            raise PlatformError(403, "csrf_failed", "You are still signed in: this page was opened before your last "
+                                                    "sign-in. Reload it and sign out again.")
         raise PlatformError(403, "csrf_failed", "Nothing was saved: this page was opened before your last sign-in. "
                                                 "Open it again and enter your change again.")
     return s
