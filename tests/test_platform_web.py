@@ -635,6 +635,15 @@ def test_two_people_on_one_order_the_second_is_told_what_changed_and_undoes_noth
         page = buyer.get(f"/orders/{oid}").text
         assert re.search(rf'data-item-id="{I1}".*?final-qty">24<', page, re.S)
         assert re.search(rf'data-item-id="{I2}".*?final-qty">9<', page, re.S)
+        # an item being added on a page gone stale: the manager's change named, the typed item kept in its form
+        stale = _page_form(buyer, oid)
+        r = manager.post(f"/orders/{oid}", data=_typed(_page_form(manager, oid), I1, "30", "promotion"),
+                         follow_redirects=False)
+        assert r.status_code == 303
+        r = buyer.post(f"/orders/{oid}/lines", data={"item_id": str(I9), "qty": "3", "reason": "local_event",
+                                                     "version": stale["version"], "csrf_token": stale["csrf_token"]})
+        assert r.status_code == 409 and "your changes are still in the fields below" in r.text
+        assert re.search(r'id="add-item"[^>]*value="990009"', r.text)
         # approved by the manager while the buyer still had the order open
         stale = _page_form(buyer, oid)
         r = manager.post(f"/orders/{oid}", data={**_page_form(manager, oid), "action": "approve"},

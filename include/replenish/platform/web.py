@@ -679,7 +679,8 @@ def _conflict_changes(status: str, lines: list[dict], audit: list[dict], form: d
     if status not in ("proposed", "in_review"):  # the form was shown on an open order: someone closed it since
         last = next((e for e in reversed(audit) if e["event"] == "status"), None)
         words.append(f"Status: {status_label(status)}" + (f" (by {actor_label(last['actor'])})" if last else ""))
-    return {"changes": words, "kept": bool(mine & set(current))}
+    # an item being added stays typed in its form too
+    return {"changes": words, "kept": bool(mine & set(current)) or bool(form.get("add"))}
 
 
 @router.get("/orders/{order_id}.csv")
