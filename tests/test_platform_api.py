@@ -347,6 +347,20 @@ def test_rate_limit_per_key(world) -> None:
     assert c.get("/api/v1/proposals", headers=_h(world, 1)).status_code == 200  # other key, own bucket
 
 
+def test_a_key_sent_the_wrong_way_is_told_how_to_send_it(client, world) -> None:
+    """A till that sends its key as "Authorization: rk_..." (no "Bearer ") heard "API key required", as if it had sent
+    none."""
+    key = world["api_keys"][world["stores"][0]]
+    for header in (key, f"Token {key}"):
+        r = client.get("/api/v1/proposals", headers={"Authorization": header})
+        assert r.status_code == 401 and r.json()["error"]["message"] == (
+            "the Authorization header must read 'Bearer <API key>': send 'Authorization: Bearer <API key>' or "
+            "'X-API-Key: <API key>'"), r.text
+    r = client.get("/api/v1/proposals")
+    assert r.status_code == 401 and r.json()["error"]["message"].startswith("API key required: send 'Authorization")
+    assert client.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 200
+
+
 def test_errors_are_json_without_trace(world) -> None:
     def broken(order_ids: list[str] | None = None) -> dict:
         raise RuntimeError("secret internals /etc/passwd")

@@ -252,7 +252,12 @@ def terminal(
     ctx = request.app.state.ctx
     raw = cred.credentials if cred else header_key
     if not raw:
-        raise PlatformError(401, "unauthorized", "API key required", headers={"WWW-Authenticate": "Bearer"})
+        # a key sent without "Bearer " (or as "Token ...") is not read at all: say how it is read, not only that
+        # none came
+        sent = "the Authorization header must read 'Bearer <API key>'" if request.headers.get("authorization") \
+            else "API key required"
+        raise PlatformError(401, "unauthorized", f"{sent}: send 'Authorization: Bearer <API key>' or 'X-API-Key: "
+                                                 "<API key>'", headers={"WWW-Authenticate": "Bearer"})
     with ctx.engine.begin() as conn:
         key = api_keys.lookup(conn, raw)
     if key is None:
