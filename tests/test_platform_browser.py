@@ -408,7 +408,7 @@ def test_a_change_saved_after_the_session_ended_is_typed_again_after_the_sign_in
             page.wait_for_function("() => sessionStorage.getItem('replenish:unsaved') === null", timeout=5_000)
             assert line.get_by_test_id("qty-input").input_value() == "18"
             assert line.get_by_test_id("reason-select").input_value() == "weather"
-            assert "What you typed is back in the fields below" in page.get_by_test_id("notice").inner_text()
+            assert "what you typed before is back in the fields below" in page.get_by_test_id("notice").inner_text()
             assert line.get_by_test_id("final-qty").inner_text() == "12"  # not saved by itself
             page.get_by_test_id("save").click()
             page.wait_for_url("**done=saved")
@@ -427,6 +427,21 @@ def test_a_change_saved_after_the_session_ended_is_typed_again_after_the_sign_in
             line.get_by_test_id("proposed-qty").wait_for()
             page.wait_for_function("() => sessionStorage.getItem('replenish:unsaved') === null", timeout=5_000)
             assert line.get_by_test_id("qty-input").input_value() == "18"
+            # a page opened before the last sign-in (signed in again in another tab): "Page out of date", and the
+            # way back to the order brings what was typed back too
+            line.get_by_test_id("qty-input").fill("30")
+            line.get_by_test_id("reason-select").select_option("promotion")
+            other_tab = ctx.new_page()
+            other_tab.goto(base_url + "/login")
+            sign_in_here(other_tab, world["users"]["admin"])
+            other_tab.wait_for_url("**/queue")
+            page.get_by_test_id("save").click()
+            page.get_by_test_id("error-back").click()
+            page.wait_for_url(f"**/orders/{oid}")
+            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            page.wait_for_function("() => sessionStorage.getItem('replenish:unsaved') === null", timeout=5_000)
+            assert line.get_by_test_id("qty-input").input_value() == "30"
+            assert "back in the fields below" in page.get_by_test_id("notice").inner_text()
     finally:
         retire(world)
 

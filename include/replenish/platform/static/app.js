@@ -118,7 +118,8 @@
     if (!target.hasAttribute("tabindex")) { target.setAttribute("tabindex", "-1"); }
     target.focus();
   }
-  // A change saved after the session ended reaches the sign-in, not the order: what was typed is kept in this tab
+  // A change saved after the session ended reaches the sign-in, not the order (or, from a page older than the last
+  // sign-in, "Page out of date"): what was typed is kept in this tab
   // (sessionStorage: this tab only, gone with it) and put back once the same person is on that order again. Only
   // the lines changed, by item number, quantity and reason code; an hour at most; another person never gets it.
   var UNSAVED = "replenish:unsaved";
@@ -164,17 +165,25 @@
       if (reason) { reason.value = String(kept.lines[item].reason); }
       back += 1;
     });
-    var notice = document.querySelector("main [data-testid=notice]");
+    var notice = document.querySelector("main [data-testid=notice]"), main = document.querySelector("main");
+    if (back && !notice && main) {
+      notice = document.createElement("p");
+      notice.className = "notice error";
+      notice.setAttribute("role", "status");
+      notice.setAttribute("data-testid", "notice");
+      main.insertBefore(notice, main.firstChild);
+    }
     if (back && notice) {
-      notice.textContent = "Not saved yet: your session had ended. What you typed is back in the fields below: " +
-        "check it and save.";
+      notice.textContent = "Not saved yet: what you typed before is back in the fields below. Check it and save.";
     }
     pendingTotals();
   }
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var d = evt.detail || {}, elt = d.requestConfig && d.requestConfig.elt;
     var to = (d.pathInfo && d.pathInfo.responsePath) || "";
-    if (elt && elt.id === "order-form" && to.indexOf("/login") === 0) { keepUnsaved(elt); }
+    // refused for an ended session (sent to the sign-in) or for a page older than the last sign-in (403)
+    var stale = d.xhr && d.xhr.status === 403 && /data-error-code="csrf_failed"/.test(d.xhr.responseText || "");
+    if (elt && elt.id === "order-form" && (to.indexOf("/login") === 0 || stale)) { keepUnsaved(elt); }
   });
   document.addEventListener("submit", function (evt) {
     if (evt.target && evt.target.id === "logout-form") {
