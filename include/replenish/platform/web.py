@@ -136,7 +136,7 @@ def checked(
             raise PlatformError(403, "csrf_failed", "You are still signed in: this page was opened before your last "
                                                     "sign-in. Reload it and sign out again.")
         raise PlatformError(403, "csrf_failed", "Nothing was saved: this page was opened before your last sign-in. "
-                                                "Open it again and enter your change again.")
+                                                "Open it again from the link below and repeat your change.")
     return s
 
 
