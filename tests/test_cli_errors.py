@@ -272,6 +272,28 @@ def test_users_disable_then_enable(cli_db) -> None:
     assert_refused(invoke("users", "enable", "nobody-here"), "no user 'nobody-here'")
 
 
+def test_users_reset_password_gives_a_new_one_and_ends_the_old_sessions(cli_db) -> None:
+    """A store manager forgot the password: the admin had no command for it (``users add`` says the user exists)."""
+    from replenish.platform.accounts import authenticate, get_user
+    from replenish.platform.sessions import create_session, session_user
+
+    r = invoke("users", "add", "cli-forgetful", "--role", "store_manager", "--store", "1")
+    assert r.exit_code == 0, r.output
+    old = r.stdout.split()[-1]
+    with cli_db.begin() as conn:
+        token, _ = create_session(conn, get_user(conn, "cli-forgetful"), 8)
+    r = invoke("users", "reset-password", "cli-forgetful")
+    assert r.exit_code == 0, r.output
+    name, new = r.stdout.split()  # as `users add`: the name and the password on stdout, what it is on stderr
+    assert name == "cli-forgetful" and new != old and "1 open session(s) ended" in r.stderr
+    with cli_db.begin() as conn:
+        assert authenticate(conn, "cli-forgetful", old) is None
+        assert authenticate(conn, "cli-forgetful", new) is not None
+        assert session_user(conn, token) is None
+    assert invoke("users", "reset-password", "cli-forgetful", "--json").exit_code == 0
+    assert_refused(invoke("users", "reset-password", "nobody-here"), "no user 'nobody-here'")
+
+
 def test_api_keys_create_refuses_unknown_stores(cli_db) -> None:
     assert_refused(invoke("api-keys", "create", "till-x", "--store", "999"), "unknown store id 999 ")
     assert_refused(invoke("api-keys", "create", "till-x", "--store", "S1"), "Invalid value for '--store'", "got 'S1'")

@@ -109,6 +109,13 @@ def test_patch_lines_validation_and_locking(client, world) -> None:
                      headers={**_h(world), "Content-Type": "application/json"})
     err = r.json()["error"]["fields"]
     assert r.status_code == 422 and len(err) == 1 and err[0]["field"] == "" and "not valid JSON" in err[0]["message"]
+    # JSON sent without its Content-Type (curl -d sends a form's): the header is named, not "a valid dictionary"
+    for media in ("application/x-www-form-urlencoded", "text/plain"):
+        r = client.patch(f"/api/v1/orders/{oid}/lines", content=json.dumps({"version": v, "lines": ok_lines}),
+                         headers={**_h(world), "Content-Type": media})
+        assert r.status_code == 422 and r.json()["error"]["fields"] == [
+            {"field": "", "in": "body",
+             "message": "the body must be JSON, sent with the header Content-Type: application/json"}], r.text
     ok = {"version": v, "lines": [{"item_id": str(I1), "qty": 18, "reason": "promotion"}]}  # numeric text: read
     r = client.patch(f"/api/v1/orders/{oid}/lines", json=ok, headers=_h(world))
     assert r.status_code == 200 and r.json()["version"] == v + 1
@@ -193,6 +200,10 @@ class _Supplier:
         return f"ref-{len(self.sent)}"
 
 
+class _Killed(BaseException):
+    """The process killed (SIGKILL, OOM): not an error the request could catch, as a dispatcher's exception is."""
+
+
 def _sending_client(supplier: _Supplier, *, dies_after_send: bool = False) -> TestClient:
     from replenish import clock
     from replenish.orders.dispatcher import drain
@@ -202,7 +213,7 @@ def _sending_client(supplier: _Supplier, *, dies_after_send: bool = False) -> Te
             today = clock.today(c)
         counts = drain(_db(), {"edifact": supplier}, business_today=today, order_ids=order_ids)
         if dies_after_send:  # the process dies once the order is sent, before the API stores its answer
-            raise RuntimeError("killed after the send")
+            raise _Killed("killed after the send")
         return counts
 
     return TestClient(make_app(dispatch), raise_server_exceptions=False)
@@ -337,24 +348,50 @@ def test_rate_limit_per_key(world) -> None:
     assert c.get("/api/v1/proposals", headers=_h(world, 1)).status_code == 200  # other key, own bucket
 
 
+def test_a_key_sent_the_wrong_way_is_told_how_to_send_it(client, world) -> None:
+    """A till that sends its key as "Authorization: rk_..." (no "Bearer ") heard "API key required", as if it had sent
+    none."""
+    key = world["api_keys"][world["stores"][0]]
+    for header in (key, f"Token {key}"):
+        r = client.get("/api/v1/proposals", headers={"Authorization": header})
+        assert r.status_code == 401 and r.json()["error"]["message"] == (
+            "the Authorization header must read 'Bearer <API key>': send 'Authorization: Bearer <API key>' or "
+            "'X-API-Key: <API key>'"), r.text
+    r = client.get("/api/v1/proposals")
+    assert r.status_code == 401 and r.json()["error"]["message"].startswith("API key required: send 'Authorization")
+    assert client.get("/api/v1/proposals", headers={"X-API-Key": key}).status_code == 200
+
+
 def test_errors_are_json_without_trace(world) -> None:
-    def broken() -> dict:
+    def broken(order_ids: list[str] | None = None) -> dict:
         raise RuntimeError("secret internals /etc/passwd")
 
-    c = TestClient(make_app(broken), raise_server_exceptions=False)
+    app = make_app(broken)
+
+    @app.get("/api/v1/broken-for-test", include_in_schema=False)
+    def broken_route() -> dict:
+        return broken()
+
+    c = TestClient(app, raise_server_exceptions=False)
     r = c.get("/api/v1/nope", headers=_h(world))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = c.delete("/api/v1/proposals", headers=_h(world))
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     r = c.post("/api/v1/receipts", content=b"{not json", headers={**_h(world), "Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
-    oid = _order(world, 1, 0)
-    v = c.get(f"/api/v1/orders/{oid}", headers=_h(world, 1)).json()["version"]
-    r = c.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True},
-               headers={**_h(world, 1), "Idempotency-Key": world["tag"] + "-boom"})
+    r = c.get("/api/v1/broken-for-test", headers=_h(world))
     assert r.status_code == 500 and r.json() == {"error": {"code": "internal_error",
                                                            "message": "internal error (logged on the server)"}}
     assert "Traceback" not in r.text and "passwd" not in r.text
+    # "send now" whose dispatcher breaks after the approval committed: the till is told the order as it is (approved,
+    # queued for the next dispatch run), not a 500 that reads as "not approved"; a repeat gets the same answer
+    oid = _order(world, 1, 0)
+    v = c.get(f"/api/v1/orders/{oid}", headers=_h(world, 1)).json()["version"]
+    for _ in range(2):
+        r = c.post(f"/api/v1/orders/{oid}/approve", json={"version": v, "send_now": True},
+                   headers={**_h(world, 1), "Idempotency-Key": world["tag"] + "-boom"})
+        assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+        assert r.json()["outbox"]["status"] == "pending" and "passwd" not in r.text
 
 
 def test_openapi_and_local_docs(client) -> None:

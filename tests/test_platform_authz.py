@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -155,7 +156,9 @@ def test_unauthenticated_and_cross_channel(app, clients, world) -> None:
     for name, (call, _) in WEB.items():
         if name != "view":
             r = call(anon, oid, 1, True)
-            assert r.status_code == 303 and r.headers["location"] == "/login", name
+            # to the sign-in, which leads back to the order and says the change was not saved
+            assert r.status_code == 303 and r.headers["location"] == "/login?" + urlencode(
+                {"next": f"/orders/{oid}?done=not_saved"}), name
     for _name, (call, _) in API.items():
         assert call(anon, oid, 1, True).status_code == 401
     # a browser session does not open the API, an API key does not open the web pages

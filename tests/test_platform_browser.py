@@ -333,6 +333,120 @@ def test_queue_and_order_are_accessible_on_both_viewports(playwright, world, bas
 
 
 @pytest.mark.slow
+def test_after_a_save_the_focus_is_on_what_happened(playwright, base_url) -> None:
+    """Keyboard only: Save on the order page swaps the page (htmx). The focus lands on the error when nothing was
+    saved, on "Change saved." when it was: a screen reader reads it, and Tab goes on from there, not from the top."""
+    from support.platform_app import retire, seeded_world
+
+    world = seeded_world()  # an open order of its own
+    try:
+        oid = world["orders"][f"{world['stores'][0]}/{world['suppliers'][1]}/1"]
+        with chromium_context(playwright, LAPTOP) as ctx:
+            page = ctx.new_page()
+            _sign_in(page, base_url, world["users"]["manager1"])
+            page.goto(f"{base_url}/orders/{oid}")
+            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            line.get_by_test_id("qty-input").fill("18")
+            page.get_by_test_id("save").focus()
+            page.keyboard.press("Enter")  # no reason chosen
+            line.get_by_test_id("line-error").first.wait_for()
+            # the focus moves once the swap has settled (htmx's settle delay): wait for it, then say where it is
+            def focus_on(testid: str) -> str | None:
+                focused = "() => document.activeElement && document.activeElement.getAttribute('data-testid')"
+                try:
+                    page.wait_for_function(f"() => ({focused})() === {testid!r}", timeout=5_000)
+                except Exception:  # noqa: BLE001 - the assertion below names where the focus is instead
+                    pass
+                return page.evaluate(focused)
+
+            assert focus_on("error") == "error"
+            line.get_by_test_id("reason-select").select_option("weather")
+            page.get_by_test_id("save").focus()
+            page.keyboard.press("Enter")
+            page.get_by_test_id("notice").wait_for()
+            assert page.get_by_test_id("notice").inner_text() == "Change saved."
+            assert focus_on("notice") == "notice"
+    finally:
+        retire(world)
+
+
+@pytest.mark.slow
+def test_a_change_saved_after_the_session_ended_is_typed_again_after_the_sign_in(playwright, base_url) -> None:
+    """A store manager types a quantity and a reason, leaves the phone, comes back and taps Save: the session has
+    ended. After the sign-in the order is back with what was typed in its fields, not saved yet; saving saves it.
+    Someone else signing in on that tab does not get it."""
+    from sqlalchemy import text
+    from support.platform_app import retire, seeded_world
+
+    from replenish.database import engine
+
+    def session_ends() -> None:
+        with engine().begin() as conn:
+            conn.execute(text("UPDATE platform.sessions SET last_seen_at = now() - interval '1 day'"))
+
+    def sign_in_here(page: Any, user: dict[str, str]) -> None:
+        page.get_by_label("Username").fill(user["username"])
+        page.get_by_label("Password").fill(user["password"])
+        page.get_by_test_id("login-submit").click()
+
+    world = seeded_world()
+    try:
+        oid = world["orders"][f"{world['stores'][0]}/{world['suppliers'][1]}/1"]
+        with chromium_context(playwright, PHONE, is_mobile=True, has_touch=True) as ctx:
+            page = ctx.new_page()
+            _sign_in(page, base_url, world["users"]["manager1"])
+            page.goto(f"{base_url}/orders/{oid}")
+            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            line.get_by_test_id("qty-input").fill("18")
+            line.get_by_test_id("reason-select").select_option("weather")
+            session_ends()
+            page.get_by_test_id("save").click()
+            page.get_by_test_id("login-form").wait_for()
+            sign_in_here(page, world["users"]["manager1"])
+            page.wait_for_url(f"**/orders/{oid}?done=not_saved")
+            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            page.wait_for_function("() => sessionStorage.getItem('replenish:unsaved') === null", timeout=5_000)
+            assert line.get_by_test_id("qty-input").input_value() == "18"
+            assert line.get_by_test_id("reason-select").input_value() == "weather"
+            assert "what you typed before is back in the fields below" in page.get_by_test_id("notice").inner_text()
+            assert line.get_by_test_id("final-qty").inner_text() == "12"  # not saved by itself
+            page.get_by_test_id("save").click()
+            page.wait_for_url("**done=saved")
+            assert page.locator(f'[data-testid=line][data-item-id="{I1}"]').get_by_test_id(
+                "final-qty").inner_text() == "18"
+            # typed, session ended, but another person signs in on this tab: nothing of it for them
+            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            line.get_by_test_id("qty-input").fill("24")
+            line.get_by_test_id("reason-select").select_option("promotion")
+            session_ends()
+            page.get_by_test_id("save").click()
+            page.get_by_test_id("login-form").wait_for()
+            sign_in_here(page, world["users"]["admin"])
+            page.wait_for_url(f"**/orders/{oid}?done=not_saved")
+            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            line.get_by_test_id("proposed-qty").wait_for()
+            page.wait_for_function("() => sessionStorage.getItem('replenish:unsaved') === null", timeout=5_000)
+            assert line.get_by_test_id("qty-input").input_value() == "18"
+            # a page opened before the last sign-in (signed in again in another tab): "Page out of date", and the
+            # way back to the order brings what was typed back too
+            line.get_by_test_id("qty-input").fill("30")
+            line.get_by_test_id("reason-select").select_option("promotion")
+            other_tab = ctx.new_page()
+            other_tab.goto(base_url + "/login")
+            sign_in_here(other_tab, world["users"]["admin"])
+            other_tab.wait_for_url("**/queue")
+            page.get_by_test_id("save").click()
+            page.get_by_test_id("error-back").click()
+            page.wait_for_url(f"**/orders/{oid}")
+            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            page.wait_for_function("() => sessionStorage.getItem('replenish:unsaved') === null", timeout=5_000)
+            assert line.get_by_test_id("qty-input").input_value() == "30"
+            assert "back in the fields below" in page.get_by_test_id("notice").inner_text()
+    finally:
+        retire(world)
+
+
+@pytest.mark.slow
 def test_a_long_reference_in_the_history_wraps_on_a_phone(playwright, world, base_url) -> None:
     """A supplier's system may answer with a reference of any length and no space in it: the history breaks it, and
     the order page stays as wide as a Pixel 7."""

@@ -148,6 +148,10 @@ def test_hostile_receipt_is_422_with_field_paths(client, world, today, name: str
         assert r.status_code == 422 and err["code"] == "validation_error", (r.status_code, r.text[:500])
         got = {f["field"] for f in err["fields"]}
         assert got and fields <= got, got
+        # the message names what is wrong too, whichever check found it (it read a bare "invalid input" when the
+        # business date or the key's store refused the receipt)
+        first = err["fields"][0]
+        assert err["message"].startswith(f"invalid input: {first['field'] or first['in']}: {first['message']}"), err
     assert "Traceback" not in r.text and "psycopg" not in r.text
     with client.app.state.ctx.engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM raw.pos_receipts WHERE receipt_id = :r"), {"r": rid}).scalar() == 0

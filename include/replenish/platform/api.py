@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
     from replenish.platform.context import PlatformContext
 
+log = logging.getLogger(__name__)
 bearer = HTTPBearer(auto_error=False, description="POS terminal API key")
 key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="POS terminal API key (alternative)")
 
@@ -253,7 +255,12 @@ def terminal(
     ctx = request.app.state.ctx
     raw = cred.credentials if cred else header_key
     if not raw:
-        raise PlatformError(401, "unauthorized", "API key required", headers={"WWW-Authenticate": "Bearer"})
+        # a key sent without "Bearer " (or as "Token ...") is not read at all: say how it is read, not only that
+        # none came
+        sent = "the Authorization header must read 'Bearer <API key>'" if request.headers.get("authorization") \
+            else "API key required"
+        raise PlatformError(401, "unauthorized", f"{sent}: send 'Authorization: Bearer <API key>' or 'X-API-Key: "
+                                                 "<API key>'", headers={"WWW-Authenticate": "Bearer"})
     with ctx.engine.begin() as conn:
         key = api_keys.lookup(conn, raw)
     if key is None:
@@ -429,7 +436,10 @@ def approve_order(
         # while sending, the answer is not known yet: no response stored (NULL) until it is
         _store_answer(conn, p, idempotency_key, status, None if sending else doc)
     if sending:
-        ctx.dispatch([order_id])
+        try:
+            ctx.dispatch([order_id])
+        except Exception:  # noqa: BLE001 - the approval is committed: the till gets the order as it is (queued)
+            log.exception("send now of order %r (API key %r) failed after its approval", order_id, p.name)
         with ctx.engine.begin() as conn:
             head2 = get_order(conn, p, order_id)
             if head2 is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -17,7 +18,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -246,6 +247,18 @@ def _error_response(request: Request, err: PlatformError) -> Response:
     return render_error(request, err)
 
 
+_PAGE_WORDS = {
+    404: "There is no page at this address. The review queue lists the orders you may see.",
+    405: "This address is not a page to open: go back to the page before.",
+}
+
+
+def _json_media_type(request: Request) -> bool:
+    """Whether the request's body is JSON by its Content-Type (none given: FastAPI reads it as JSON too)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return not media or media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PlatformError)
     async def platform_error(request: Request, exc: PlatformError) -> Response:
@@ -267,6 +280,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             msg = str(e.get("msg", "invalid value"))
             if e.get("type") == "missing":
                 msg = "required"
+            elif where == "body" and not rest and is_api(request) and not _json_media_type(request):
+                # FastAPI reads a body of another media type (curl -d sends a form's) as text, and pydantic says
+                # "Input should be a valid dictionary": the till's developer needs the header named
+                msg = "the body must be JSON, sent with the header Content-Type: application/json"
             fields.append(FieldError(pointer(*rest), msg, where))
         msg = "invalid input: " + "; ".join(f"{f.field or f.location}: {f.message}" for f in fields[:5])
         return _error_response(request, PlatformError(422, "validation_error", msg, fields))
@@ -275,6 +292,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if not is_api(request):
+            from replenish.platform.web import page_of
+
+            page = page_of(request.url.path)
+            if exc.status_code == 405 and request.method == "GET" and page:
+                return RedirectResponse(page, status_code=303)  # a form's address opened again: its page
+            if message == HTTPStatus(exc.status_code).phrase:
+                # Starlette's own "Not Found" / "Method Not Allowed" are for programs; a person reads what to do
+                message = _PAGE_WORDS.get(exc.status_code, message)
         return _error_response(request, PlatformError(exc.status_code, code, message, headers=dict(exc.headers or {})))
 
     @app.exception_handler(Exception)

@@ -177,6 +177,32 @@ def users_enable(
         cli.emit({"username": username, "enabled": True}, as_json)
 
 
+@users_app.command("reset-password")
+def users_reset_password(
+    username: str = typer.Argument(..., help="The user who needs a new password", metavar="USERNAME"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Give a user a new generated password (printed once): for a forgotten or leaked one. Their open sessions end
+    and a sign-in backoff from wrong guesses is lifted."""
+    from replenish.platform import accounts
+    from replenish.platform.ratelimit import account_key, clear_failures
+    from replenish.platform.sessions import end_user_sessions
+
+    with cli.stdout_for_json(as_json):
+        with _begin() as conn:
+            if accounts.get_user(conn, username) is None:
+                fail(f"no user {username!r}", "username")
+            password = accounts.generate_password()
+            accounts.set_password(conn, username, password)
+            ended = end_user_sessions(conn, username)  # a leaked password's sessions too
+            clear_failures(conn, account_key(username))
+        if as_json:
+            cli.emit({"username": username, "password": password, "sessions_ended": ended}, True)
+        else:
+            cli.err.print(f"user {username}: new password (shown once); {ended} open session(s) ended:")
+            typer.echo(f"{username} {password}")
+
+
 @users_app.command("demo")
 def users_demo(as_json: JsonFlag = False) -> None:
     """(Re)create the demo users over the orders in the database, with new generated passwords."""

@@ -43,7 +43,10 @@ def not_found(what: str = "order") -> PlatformError:
     return PlatformError(404, "not_found", f"{what} not found")
 
 
-def invalid(fields: list[FieldError], message: str = "invalid input") -> PlatformError:
+def invalid(fields: list[FieldError], message: str | None = None) -> PlatformError:
+    """422 with field errors; the message names them as the request validation's do ("invalid input: /f: ...")."""
+    if message is None:
+        message = "invalid input: " + "; ".join(f"{f.field or f.location}: {f.message}" for f in fields[:5])
     return PlatformError(422, "validation_error", message, fields)
 
 

@@ -27,7 +27,7 @@ from replenish.platform.accounts import authenticate
 from replenish.platform.charts import sales_svg
 from replenish.platform.errors import FieldError, PlatformError, has_control_chars, not_found
 from replenish.platform.explain import why_steps
-from replenish.platform.labels import actor_label, event_words, reason_label, status_label
+from replenish.platform.labels import EDIT_REASON_LABELS, actor_label, event_words, reason_label, status_label
 from replenish.platform.ratelimit import account_key, account_wait, clear_failures, record_failure
 from replenish.platform.sessions import (
     LOGIN_CSRF_COOKIE,
@@ -56,9 +56,14 @@ NOTICES = {
     "send_retry": "The supplier could not be reached: it is retried automatically (see the status below).",
     "send_failed": "Sending failed: see the error below, then use Retry.",
     "send_expired": "Not sent: its delivery date has passed, so the order was cancelled.",
+    "send_error": "Approved, but sending it now failed (the error is logged on the server): it goes out with the "
+                  "next dispatch run, or try Send now again.",
     "signed_out": "You are signed out.",
+    "session_ended": "Your session ended (unused for a while, or signed out on another device): sign in again.",
+    "not_saved": "Not saved: your session had ended before your change arrived. Enter it again.",
 }
-BAD_NOTICES = {"send_retry", "send_failed", "send_expired", "kept_on_disk"}
+BAD_NOTICES = {"send_retry", "send_failed", "send_expired", "send_error", "kept_on_disk", "session_ended",
+               "not_saved"}
 DISPATCH_IDLE_AFTER = dt.timedelta(minutes=15)   # three of the dispatch's 5-minute runs missed
 
 
@@ -85,9 +90,35 @@ def current(request: Request) -> WebSession:
     raise PlatformError(303, "login_required", "sign in first", headers={"Location": _login_url(request)})
 
 
+_ORDER_ACTION = re.compile(r"/orders/([^/]+)(?:/.*)?")
+
+
+def page_of(path: str) -> str | None:
+    """The page a form's address belongs to: an order's actions to the order, the bulk approval to the queue. The
+    address bar keeps a form's address (the bulk confirmation's, a failed change's without htmx); opened again
+    from there or the history, it is a GET the form's route does not take."""
+    if (m := _ORDER_ACTION.fullmatch(path)) and not path.endswith(".csv"):
+        return f"/orders/{quote(m.group(1), safe='')}"
+    return "/queue" if path.startswith("/queue/") else None
+
+
 def _login_url(request: Request) -> str:
-    nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return "/login?" + urlencode({"next": nxt}) if request.method == "GET" else "/login"
+    """The sign-in page, then back to the page the person was on. A form sent after the session ended (idle,
+    signed out elsewhere) was not saved: the sign-in page says the session ended, and the order page it leads back
+    to that the change must be entered again (what was typed cannot be kept: nothing of it is trusted unsigned)."""
+    ended = bool(request.cookies.get(SESSION_COOKIE))
+    path = request.url.path
+    if request.method == "GET":
+        nxt = path + (f"?{request.url.query}" if request.url.query else "")
+    elif path == "/logout":
+        return "/login?done=signed_out"
+    else:
+        page = page_of(path)
+        nxt = f"{page}?done=not_saved" if page else ""
+    params = {"next": nxt} if nxt else {}
+    if ended:
+        params["done"] = "session_ended"
+    return "/login" + (f"?{urlencode(params)}" if params else "")
 
 
 def checked(
@@ -98,7 +129,13 @@ def checked(
     """The session of a state-changing request whose CSRF token (form field or header) matches."""
     s = current(request)
     if not (same_token(s.csrf, csrf_token) or same_token(s.csrf, x_csrf_token)):
-        raise PlatformError(403, "csrf_failed", "the form expired or did not come from this site: reload the page")
+        # in practice a page opened before the last sign-in (each sign-in has a new token): nothing is lost but what
+        # was typed, and the error page leads back to that page (a forged form from another site gets the same)
+        if request.url.path == "/logout":
+            raise PlatformError(403, "csrf_failed", "You are still signed in: this page was opened before your last "
+                                                    "sign-in. Reload it and sign out again.")
+        raise PlatformError(403, "csrf_failed", "Nothing was saved: this page was opened before your last sign-in. "
+                                                "Open it again from the link below and repeat your change.")
     return s
 
 
@@ -136,7 +173,9 @@ def render_error(request: Request, err: PlatformError) -> Response:
         session = current(request)
     except PlatformError:
         pass
-    return render(request, "error.html.j2", err.status, error=err, session=session)
+    # back to the order a failed action was for (a 404 would only repeat itself there)
+    back = (page_of(request.url.path) if err.status != 404 else None) or "/queue"
+    return render(request, "error.html.j2", err.status, error=err, session=session, back=back)
 
 
 def _safe_next(nxt: str | None) -> str:
@@ -394,9 +433,10 @@ _CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value: object) -> str:
-    """A cell a spreadsheet shows as text: names from the exports could start a formula (=HYPERLINK...)."""
+    """A cell a spreadsheet shows as text: names from the exports could start a formula (=HYPERLINK...). Blanks
+    before it count too: LibreOffice's CSV import trims them when asked to, and then evaluates what follows."""
     text_ = "" if value is None else str(value)
-    return "'" + text_ if text_.startswith(_CSV_RISKY) else text_
+    return "'" + text_ if text_.startswith(_CSV_RISKY) or text_.lstrip().startswith(_CSV_RISKY) else text_
 
 
 def _csv_response(rows: list[list[object]], filename: str) -> Response:
@@ -427,6 +467,10 @@ def queue_csv(request: Request, s: Session, q: Queue) -> Response:
                     r["cutoff_at"].astimezone(tz).strftime("%Y-%m-%d %H:%M") if r["cutoff_at"] else "",
                     "; ".join(r["reason_words"]), " ".join(r["reasons"] or [])])
     return _csv_response(out, "review-queue.csv")
+
+
+BULK_CONFLICT = ("changed by someone else after the queue was shown, so not approved unseen: open it, check the "
+                 "change and approve it there")
 
 
 def _selected(request: Request, s: WebSession, order: list[str] | None) -> list[dict]:
@@ -479,7 +523,8 @@ def bulk_approve(
                 order_actions.approve(conn, s.principal, p["order_id"], int(p["version"]))
             done.append(p)
         except PlatformError as e:
-            failed.append((p, e.message))
+            # "apply your change again" is the order page's advice: here nobody changed anything, they ticked it
+            failed.append((p, BULK_CONFLICT if e.code == "version_conflict" else e.message))
     status = 200 if not failed else 409
     return render(request, "bulk_result.html.j2", status, session=s, done=done, failed=failed)
 
@@ -549,6 +594,8 @@ def _order_page(
         ln["why_summary"], ln["why_steps"] = why_steps(
             ln["explanation"], proposed_qty=int(ln["proposed_qty"]), final_qty=int(ln["final_qty"]),
             edited_by=ln["edited_by"], edit_reason=ln["edit_reason"])
+    conflict = (_conflict_changes(head["status"], lines, audit, form, nm["item"])
+                if error is not None and error.code == "version_conflict" and form is not None else None)
     field_errors: dict[str, list[str]] = {}
     general_errors: list[str] = []
     if error is not None:
@@ -590,6 +637,7 @@ def _order_page(
         cutoff_text=_cutoff_text(head["cutoff_at"], ctx.now()) if open_ else "",
         cutoff_local=head["cutoff_at"].astimezone(tz) if head["cutoff_at"] else None,
         error=error,
+        conflict=conflict,
         field_errors=field_errors,
         general_errors=general_errors,
         form=form or {},
@@ -598,6 +646,40 @@ def _order_page(
         last_covered=last_covered,
         tz_name=ctx.settings.timezone,
     )
+
+
+def _conflict_changes(status: str, lines: list[dict], audit: list[dict], form: dict,
+                      item_names: dict) -> dict[str, Any]:
+    """After a version conflict: what the other person changed since this page was shown, in words, and whether this
+    person's own changes are still in the fields. The form keeps only the quantities this person changed: a field
+    left as it was shown would otherwise hold the old quantity and, saved again, undo the other person's change."""
+    shown = {k: v for k, v in (form.get("line_shown") or {}).items() if isinstance(order_actions.parse_qty(v), int)}
+    typed_qty, typed_reason = form.get("line_qty", {}), form.get("line_reason", {})
+    mine = {k for k, v in typed_qty.items()
+            if k not in shown or order_actions.parse_qty(v) != order_actions.parse_qty(shown[k])}
+    if shown:
+        form["line_qty"] = {k: v for k, v in typed_qty.items() if k in mine}
+        form["line_reason"] = {k: v for k, v in typed_reason.items() if k in mine}
+    words: list[str] = []
+    current = {str(ln["item_id"]): ln for ln in lines}
+    for iid, ln in current.items():
+        if not shown:
+            break  # a form without the shown quantities (one line's own form): nothing to compare with
+        by = f" by {actor_label(ln['edited_by'])}" if ln["edited_by"] else ""
+        why = EDIT_REASON_LABELS.get(ln["edit_reason"] or "")
+        why_words = f" ({why})" if why else ""
+        if iid not in shown:
+            words.append(f"{ln['name']} added: {ln['final_qty']}{by}{why_words}")
+        elif int(shown[iid]) != int(ln["final_qty"]):
+            words.append(f"Quantity of {ln['name']} changed from {shown[iid]} to {ln['final_qty']}{by}{why_words}")
+    for iid in shown:
+        if iid not in current:
+            words.append(f"{item_names.get(parse_id(iid), f'Item {iid}')} removed (was {shown[iid]})")
+    if status not in ("proposed", "in_review"):  # the form was shown on an open order: someone closed it since
+        last = next((e for e in reversed(audit) if e["event"] == "status"), None)
+        words.append(f"Status: {status_label(status)}" + (f" (by {actor_label(last['actor'])})" if last else ""))
+    # an item being added stays typed in its form too
+    return {"changes": words, "kept": bool(mine & set(current)) or bool(form.get("add"))}
 
 
 @router.get("/orders/{order_id}.csv")
@@ -630,9 +712,12 @@ def order_form(
     item: Annotated[list[str] | None, Form()] = None,
     qty: Annotated[list[str] | None, Form()] = None,
     reason: Annotated[list[str] | None, Form()] = None,
+    shown: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """The order page's one form: the quantities of every line (a reason for each one changed), then save,
-    approve or send now - one transaction, so an approval never goes out without the change it was made with."""
+    approve or send now - one transaction, so an approval never goes out without the change it was made with.
+    ``shown`` is each line's saved quantity as the page showed it: after a version conflict it tells this person's
+    changes from the other person's (see _conflict_changes)."""
     if action not in ("save", "approve", "send"):
         raise PlatformError(422, "validation_error", "action: save, approve or send")
     items, qtys, reasons = item or [], qty or [], reason or []
@@ -640,6 +725,8 @@ def order_form(
         raise PlatformError(422, "validation_error", "the form is incomplete: reload the page")
     form: dict[str, Any] = {"line_qty": dict(zip(items, qtys, strict=True)),
                             "line_reason": dict(zip(items, reasons, strict=True)), "field_items": {}}
+    if shown is not None and len(shown) == len(items):
+        form["line_shown"] = dict(zip(items, shown, strict=True))
     changes: list[order_actions.LineChange] = []
 
     def run(conn: Any) -> None:
@@ -841,7 +928,11 @@ def retry_send(
 def _after_send(request: Request, order_id: str) -> Response:
     """Run the dispatcher for this order only, then tell what really happened (sent, will retry, failed)."""
     ctx = _ctx(request)
-    ctx.dispatch([order_id])
+    try:
+        ctx.dispatch([order_id])
+    except Exception:  # noqa: BLE001 - the approval is committed: the page must say so, not "Something went wrong"
+        log.exception("send now of order %r failed after its approval", order_id)
+        return RedirectResponse(f"/orders/{quote(order_id, safe='')}?done=send_error", status_code=303)
     with ctx.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM orders.purchase_orders WHERE order_id = :o"),
                               {"o": order_id}).scalar()

@@ -4,6 +4,8 @@
    - "select all" in the queue and the count of what is ticked;
    - the filters open on a laptop (closed on a phone, where the orders come first);
    - one confirmation open at a time;
+   - after a boosted form, the focus on what happened (the error, or the notice);
+   - a change sent after the session ended is typed again for the person once they are back on the order;
    - the confirmations of an order count the quantities typed but not yet saved (they are saved first);
    - the veto of any htmx request that is not a boosted link or form of ours. */
 (function () {
@@ -106,8 +108,93 @@
     var box = document.getElementById("filters-box");
     if (box && window.matchMedia && window.matchMedia("(min-width: 48rem)").matches) { box.open = true; }
   }
-  function settle() { tick(); localTimes(); selection(); filtersOnLaptop(); pendingTotals(); }
-  document.addEventListener("htmx:afterSettle", settle);
+  function focusOutcome() {
+    // a boosted form swaps the whole body: the button pressed is gone and the focus would fall to the top of the
+    // page, far from what happened. It goes to the error ("nothing was saved: ...") or else the notice ("Change
+    // saved."), so that a screen reader reads it and a keyboard user goes on from there.
+    var target = document.querySelector("main [role=alert][data-testid=error]") ||
+                 document.querySelector("main [data-testid=notice]");
+    if (!target) { return; }
+    if (!target.hasAttribute("tabindex")) { target.setAttribute("tabindex", "-1"); }
+    target.focus();
+  }
+  // A change saved after the session ended reaches the sign-in, not the order (or, from a page older than the last
+  // sign-in, "Page out of date"): what was typed is kept in this tab
+  // (sessionStorage: this tab only, gone with it) and put back once the same person is on that order again. Only
+  // the lines changed, by item number, quantity and reason code; an hour at most; another person never gets it.
+  var UNSAVED = "replenish:unsaved";
+  function currentUser() {
+    var who = document.querySelector("[data-testid=user-name][data-user]");
+    return who ? who.getAttribute("data-user") : "";
+  }
+  function keepUnsaved(form) {
+    var head = document.querySelector("[data-testid=order-head][data-order-id]"), lines = {}, any = false;
+    if (!head) { return; }
+    form.querySelectorAll("[data-testid=line]").forEach(function (line) {
+      var qty = line.querySelector("input[name=qty]"), shown = line.querySelector("input[name=shown]");
+      var reason = line.querySelector("select[name=reason]");
+      if (qty && shown && qty.value !== shown.value) {
+        lines[line.getAttribute("data-item-id")] = { qty: qty.value, reason: reason ? reason.value : "" };
+        any = true;
+      }
+    });
+    if (!any) { return; }
+    try {
+      sessionStorage.setItem(UNSAVED, JSON.stringify({ order: head.getAttribute("data-order-id"), user: currentUser(),
+                                                        at: Date.now(), lines: lines }));
+    } catch (e) { /* storage off: the page says the change was not saved */ }
+  }
+  function restoreUnsaved() {
+    var kept = null, user = currentUser();
+    try { kept = JSON.parse(sessionStorage.getItem(UNSAVED) || "null"); } catch (e) { kept = null; }
+    if (!kept || !user) { return; }
+    if (kept.user !== user || Date.now() - kept.at > 3600 * 1000) { sessionStorage.removeItem(UNSAVED); return; }
+    var head = document.querySelector("[data-testid=order-head][data-order-id]");
+    if (!head || head.getAttribute("data-order-id") !== kept.order || !document.getElementById("order-form")) {
+      return;  // signed in, not yet back on that order
+    }
+    sessionStorage.removeItem(UNSAVED);
+    var back = 0;
+    Object.keys(kept.lines || {}).forEach(function (item) {
+      var line = Array.prototype.find.call(document.querySelectorAll("[data-testid=line]"), function (l) {
+        return l.getAttribute("data-item-id") === item;
+      });
+      var qty = line && line.querySelector("input[name=qty]"), reason = line && line.querySelector("select[name=reason]");
+      if (!qty) { return; }
+      qty.value = String(kept.lines[item].qty);
+      if (reason) { reason.value = String(kept.lines[item].reason); }
+      back += 1;
+    });
+    var notice = document.querySelector("main [data-testid=notice]"), main = document.querySelector("main");
+    if (back && !notice && main) {
+      notice = document.createElement("p");
+      notice.className = "notice error";
+      notice.setAttribute("role", "status");
+      notice.setAttribute("data-testid", "notice");
+      main.insertBefore(notice, main.firstChild);
+    }
+    if (back && notice) {
+      notice.textContent = "Not saved yet: what you typed before is back in the fields below. Check it and save.";
+    }
+    pendingTotals();
+  }
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var d = evt.detail || {}, elt = d.requestConfig && d.requestConfig.elt;
+    var to = (d.pathInfo && d.pathInfo.responsePath) || "";
+    // refused for an ended session (sent to the sign-in) or for a page older than the last sign-in (403)
+    var stale = d.xhr && d.xhr.status === 403 && /data-error-code="csrf_failed"/.test(d.xhr.responseText || "");
+    if (elt && elt.id === "order-form" && (to.indexOf("/login") === 0 || stale)) { keepUnsaved(elt); }
+  });
+  document.addEventListener("submit", function (evt) {
+    if (evt.target && evt.target.id === "logout-form") {
+      try { sessionStorage.removeItem(UNSAVED); } catch (e) { /* nothing kept */ }
+    }
+  }, true);
+  function settle() { tick(); localTimes(); selection(); filtersOnLaptop(); pendingTotals(); restoreUnsaved(); }
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    settle();
+    if (evt.detail && evt.detail.boosted) { focusOutcome(); }
+  });
   // Every request these pages make through htmx comes from a boosted link or form (hx-boost on <body>).
   // Anything else (an hx-get/hx-post/hx-trigger that got into the page) would carry the session's CSRF
   // header: refuse it before it is sent.
