@@ -389,6 +389,18 @@ def test_a_change_saved_after_the_session_ended_is_typed_again_after_the_sign_in
         page.get_by_label("Password").fill(user["password"])
         page.get_by_test_id("login-submit").click()
 
+    def typed_then_signed_in_again(page: Any, qty: str, reason: str, who: dict[str, str]) -> Any:
+        """Type a change on the order, let the session end, save (refused), sign in as ``who``: the order's line."""
+        line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+        line.get_by_test_id("qty-input").fill(qty)
+        line.get_by_test_id("reason-select").select_option(reason)
+        session_ends()
+        page.get_by_test_id("save").click()
+        page.get_by_test_id("login-form").wait_for()
+        sign_in_here(page, who)
+        page.wait_for_url(f"**/orders/{oid}?done=not_saved")
+        return page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+
     world = seeded_world()
     try:
         oid = world["orders"][f"{world['stores'][0]}/{world['suppliers'][1]}/1"]
@@ -396,15 +408,7 @@ def test_a_change_saved_after_the_session_ended_is_typed_again_after_the_sign_in
             page = ctx.new_page()
             _sign_in(page, base_url, world["users"]["manager1"])
             page.goto(f"{base_url}/orders/{oid}")
-            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
-            line.get_by_test_id("qty-input").fill("18")
-            line.get_by_test_id("reason-select").select_option("weather")
-            session_ends()
-            page.get_by_test_id("save").click()
-            page.get_by_test_id("login-form").wait_for()
-            sign_in_here(page, world["users"]["manager1"])
-            page.wait_for_url(f"**/orders/{oid}?done=not_saved")
-            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            line = typed_then_signed_in_again(page, "18", "weather", world["users"]["manager1"])
             page.wait_for_function("() => sessionStorage.getItem('replenish:unsaved') === null", timeout=5_000)
             assert line.get_by_test_id("qty-input").input_value() == "18"
             assert line.get_by_test_id("reason-select").input_value() == "weather"
@@ -415,15 +419,7 @@ def test_a_change_saved_after_the_session_ended_is_typed_again_after_the_sign_in
             assert page.locator(f'[data-testid=line][data-item-id="{I1}"]').get_by_test_id(
                 "final-qty").inner_text() == "18"
             # typed, session ended, but another person signs in on this tab: nothing of it for them
-            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
-            line.get_by_test_id("qty-input").fill("24")
-            line.get_by_test_id("reason-select").select_option("promotion")
-            session_ends()
-            page.get_by_test_id("save").click()
-            page.get_by_test_id("login-form").wait_for()
-            sign_in_here(page, world["users"]["admin"])
-            page.wait_for_url(f"**/orders/{oid}?done=not_saved")
-            line = page.locator(f'[data-testid=line][data-item-id="{I1}"]')
+            line = typed_then_signed_in_again(page, "24", "promotion", world["users"]["admin"])
             line.get_by_test_id("proposed-qty").wait_for()
             page.wait_for_function("() => sessionStorage.getItem('replenish:unsaved') === null", timeout=5_000)
             assert line.get_by_test_id("qty-input").input_value() == "18"
