@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from replenish import migrations
 from replenish.database import begin
-from replenish.orders.channels.base import OUTBOX_REF_PREFIX
+from replenish.orders.channels.base import KEPT_ON_DISK_SQL
 
 WAREHOUSE_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ops", "forecast", "orders")
 
@@ -101,11 +101,9 @@ def night_outcome(business_date: Any) -> dict[str, Any]:
             WHERE order_date = :d AND status IN ('proposed', 'in_review') GROUP BY 1 ORDER BY 2 DESC, 1"""),
             {"d": order_date}).all())
         # sent as far as the outbox goes, but only written to the outbox folder (no SendGrid key): no supplier has them
-        kept = conn.execute(text("""SELECT count(*) FROM orders.purchase_orders p
-            WHERE p.order_date = :d AND p.status IN ('sent', 'acknowledged')
-              AND EXISTS (SELECT 1 FROM orders.order_events e WHERE e.order_id = p.order_id AND e.event = 'sent_ref'
-                          AND left(e.to_value, :n) = :prefix)"""),
-            {"d": order_date, "n": len(OUTBOX_REF_PREFIX), "prefix": OUTBOX_REF_PREFIX}).scalar()
+        kept = conn.execute(text(f"""SELECT count(*) FROM orders.purchase_orders p
+            WHERE p.order_date = :d AND p.status IN ('sent', 'acknowledged') AND {KEPT_ON_DISK_SQL}"""),
+            {"d": order_date}).scalar()
         alerts = conn.execute(text("""SELECT count(*) FROM orders.alerts a JOIN orders.purchase_orders p
             USING (order_id) WHERE p.order_date = :d"""), {"d": order_date}).scalar()
         capped = conn.execute(text("""SELECT count(*) FROM orders.order_lines l JOIN orders.purchase_orders p

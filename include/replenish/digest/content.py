@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from replenish.orders.channels.base import OUTBOX_REF_PREFIX
+from replenish.orders.channels.base import KEPT_ON_DISK_SQL
 from replenish.orders.outbox import DELIVERY_PASSED
 
 if TYPE_CHECKING:
@@ -131,13 +131,11 @@ def buyer_digest(conn: Connection, user: User, business_date: dt.date, th: Thres
                         count(*) FILTER (WHERE p.status IN ('sent', 'acknowledged')) AS sent,
                         coalesce(sum(p.order_value) FILTER (WHERE p.status IN ('sent', 'acknowledged')), 0)
                             AS sent_value,
-                        count(*) FILTER (WHERE p.status IN ('sent', 'acknowledged') AND EXISTS (
-                            SELECT 1 FROM orders.order_events e WHERE e.order_id = p.order_id
-                               AND e.event = 'sent_ref' AND left(e.to_value, :n_prefix) = :prefix))
+                        count(*) FILTER (WHERE p.status IN ('sent', 'acknowledged') AND {KEPT_ON_DISK_SQL})
                             AS kept_on_disk
                  FROM orders.purchase_orders p
                  WHERE p.order_date = :od AND left(p.released_by, 8) = 'release:' AND {where}"""),
-        {**p, "n_prefix": len(OUTBOX_REF_PREFIX), "prefix": OUTBOX_REF_PREFIX},
+        p,
     ).mappings().one()
     d.auto = {k: _num(v) for k, v in auto.items()}
     dead = conn.execute(

@@ -29,6 +29,12 @@ def kept_on_disk(ref: str | None) -> bool:
     return str(ref or "").startswith(OUTBOX_REF_PREFIX)
 
 
+# :func:`kept_on_disk` for SQL, of the orders.purchase_orders row aliased ``p`` (its events keep the reference)
+KEPT_ON_DISK_SQL = (f"EXISTS (SELECT 1 FROM orders.order_events e WHERE e.order_id = p.order_id "
+                    f"AND e.event = 'sent_ref' AND left(e.to_value, {len(OUTBOX_REF_PREFIX)}) = "
+                    f"'{OUTBOX_REF_PREFIX}')")
+
+
 class ChannelError(RuntimeError):
     """A transmission failed (retryable unless the dispatcher runs out of attempts).
 
