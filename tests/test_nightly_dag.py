@@ -9,6 +9,7 @@ row count unchanged.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -158,6 +159,7 @@ def test_each_task_of_the_nightly_has_its_log_for_the_airflow_ui(first_run):
     assert "loaded {" in extract                                   # the loader's own INFO line
     forecast = _task_log("replenishment_nightly", None, "forecast", map_index=0)
     assert "task forecast succeeded" in forecast and "stage extract" not in forecast
+    assert re.search(rf"forecasts for {BUSINESS_DATE}: \d+ rows for stores \d", forecast), forecast
 
 
 def _task_log(dag_id: str, run_id: str | None, task_id: str, map_index: int = -1) -> str:

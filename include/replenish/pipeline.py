@@ -163,7 +163,14 @@ def forecast_partition(business_date: dt.date, run_id: str, store_ids: list[int]
 
     blocked = _automation_blocked(business_date, run_id)
     rows = predict_for_date(engine(), business_date, run_id, automation_blocked=blocked, store_ids=store_ids)
+    # the mapped task's own line in its log (the stage's record is written once, by forecast_summary)
+    log.info("forecasts for %s: %d rows for stores %s", business_date, rows, _store_list(store_ids))
     return {"rows": rows, "stores": len(store_ids)}
+
+
+def _store_list(store_ids: list[int], shown: int = 20) -> str:
+    head = ", ".join(map(str, store_ids[:shown]))
+    return head + (f" and {len(store_ids) - shown} more" if len(store_ids) > shown else "")
 
 
 def forecast_summary(business_date: dt.date, run_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -228,7 +235,10 @@ def propose_partition(business_date: dt.date, run_id: str, store_ids: list[int])
     """Proposals of one store partition (orders are per store and supplier: partitions never share an order)."""
     from replenish.orders import stages
 
-    return stages.propose(business_date, run_id, store_ids=store_ids)
+    out = stages.propose(business_date, run_id, store_ids=store_ids)
+    log.info("proposals for %s, stores %s: %s", business_date, _store_list(store_ids),
+             {k: v for k, v in out.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    return out
 
 
 def propose_summary(business_date: dt.date, run_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
