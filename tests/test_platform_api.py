@@ -122,6 +122,14 @@ def test_patch_lines_validation_and_locking(client, world) -> None:
     assert [ln for ln in r.json()["lines"] if ln["item_id"] == I1][0]["final_qty"] == 18
     r = client.patch(f"/api/v1/orders/{oid}/lines", json=ok, headers=_h(world))  # stale version: another till
     assert r.status_code == 409 and r.json()["error"]["code"] == "version_conflict"
+    till = f"{world['tag']}-till-{world['stores'][0]}"
+    assert f"was changed by till {till} after you read it" in r.json()["error"]["message"]
+    assert r.json()["error"]["message"].endswith("read it again and repeat your change")
+    # an approval of what was read: the till must read the order again, not "apply its change again"
+    stale = client.post(f"/api/v1/orders/{oid}/approve", json={"version": v},
+                        headers={**_h(world), "Idempotency-Key": f"{world['tag']}-stale-approve"})
+    assert stale.status_code == 409 and stale.json()["error"]["message"].endswith(
+        "read it again and approve it if it is still right"), stale.text
     with _db().connect() as c:
         actor = c.execute(
             text("SELECT actor FROM orders.order_events WHERE order_id = :o AND event = :e"),

@@ -19,6 +19,7 @@ from replenish.orders import outbox
 from replenish.orders.order_tables import OPEN_STATUSES, add_event, edit_line
 from replenish.platform.access import Principal
 from replenish.platform.errors import FieldError, PlatformError, conflict, invalid, not_found
+from replenish.platform.labels import actor_label
 from replenish.platform.order_queries import ItemRule, get_order, item_rules, order_lines, supplier_items
 
 if TYPE_CHECKING:
@@ -91,16 +92,30 @@ def parse_qty(raw: str | None) -> int | str:
     return int(s) if WHOLE_NUMBER.fullmatch(s) else s
 
 
-def lock_order(conn: Connection, p: Principal, order_id: str, expected_version: int | None) -> dict:
+# what to do after a version conflict, by what the request was doing: a change is typed again, an approval is a
+# judgement on the order as it was read, so the order must be read again before it is given
+_AFTER_CONFLICT = {
+    "change": "read it again and repeat your change",
+    "approve": "read it again and approve it if it is still right",
+    "reject": "read it again and reject it if you still want to",
+    "retry": "read it again and retry it if it still failed",
+}
+
+
+def lock_order(conn: Connection, p: Principal, order_id: str, expected_version: int | None,
+               doing: str = "change") -> dict:
     head = get_order(conn, p, order_id, for_update=True)
     if head is None:
         raise not_found()
     if expected_version is not None and int(expected_version) != int(head["version"]):
+        last = conn.execute(text("SELECT actor FROM orders.order_events WHERE order_id = :o "
+                                 "ORDER BY at DESC, event_id DESC LIMIT 1"), {"o": order_id}).scalar()
+        by = f" by {actor_label(last)}" if last else ""
         raise PlatformError(
             409,
             "version_conflict",
-            f"order {order_id} was changed on another device (now version {head['version']}, you had "
-            f"{expected_version}): reload it and apply your change again",
+            f"order {order_id} was changed{by} after you read it (now version {head['version']}, you had "
+            f"{expected_version}): {_AFTER_CONFLICT[doing]}",
         )
     return head
 
@@ -226,7 +241,7 @@ def _refresh_value(conn: Connection, order_id: str) -> None:
 
 def approve(conn: Connection, p: Principal, order_id: str, expected_version: int | None) -> dict:
     """Approve and enqueue in the outbox (one transaction: the caller's)."""
-    head = lock_order(conn, p, order_id, expected_version)
+    head = lock_order(conn, p, order_id, expected_version, "approve")
     _require_open(head)
     _require_future_delivery(conn, head)
     n = conn.execute(
@@ -243,7 +258,7 @@ def approve(conn: Connection, p: Principal, order_id: str, expected_version: int
 
 def retry(conn: Connection, p: Principal, order_id: str, expected_version: int | None) -> dict:
     """Send a dead-lettered order again (its channel failed for good before)."""
-    head = lock_order(conn, p, order_id, expected_version)
+    head = lock_order(conn, p, order_id, expected_version, "retry")
     if head["status"] != "dead_letter":
         raise conflict("not_dead_letter", f"order {order_id} is {head['status']}: only a failed send can be retried")
     _require_future_delivery(conn, head)
@@ -258,7 +273,7 @@ def reject(conn: Connection, p: Principal, order_id: str, expected_version: int 
     if reason not in REJECT_REASONS:
         raise invalid([FieldError("/reason", "choose why the order is rejected: " + reason_choices(REJECT_REASONS))],
                       "choose why the order is rejected: " + reason_choices(REJECT_REASONS))
-    head = lock_order(conn, p, order_id, expected_version)
+    head = lock_order(conn, p, order_id, expected_version, "reject")
     _require_open(head)
     outbox.cancel(conn, order_id, actor=p.actor, reason=reason)
     _bump(conn, order_id)

@@ -901,7 +901,7 @@ def send_now(
     """Approve if still open (one transaction with the outbox message), then run the dispatcher now."""
 
     def run(conn) -> None:
-        head = order_actions.lock_order(conn, s.principal, order_id, _version(version))
+        head = order_actions.lock_order(conn, s.principal, order_id, _version(version), "approve")
         if head["status"] in ("proposed", "in_review"):
             order_actions.approve(conn, s.principal, order_id, None)
         elif head["status"] not in ("approved", "auto_approved", "queued", "retry"):
