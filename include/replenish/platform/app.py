@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from replenish import migrations
 from replenish.platform.context import PlatformContext
-from replenish.platform.errors import FieldError, PlatformError, pointer
+from replenish.platform.errors import FieldError, PlatformError, invalid, pointer
 from replenish.platform.labels import actor_label, channel_label, reason_label, status_label, without_paths
 from replenish.platform.ratelimit import TokenBucket
 from replenish.settings import Settings, get_settings
@@ -285,8 +285,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                 # "Input should be a valid dictionary": the till's developer needs the header named
                 msg = "the body must be JSON, sent with the header Content-Type: application/json"
             fields.append(FieldError(pointer(*rest), msg, where))
-        msg = "invalid input: " + "; ".join(f"{f.field or f.location}: {f.message}" for f in fields[:5])
-        return _error_response(request, PlatformError(422, "validation_error", msg, fields))
+        return _error_response(request, invalid(fields))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
